@@ -1,0 +1,1 @@
+"""Implementations of the ports: PostgreSQL, DynamoDB, and in-memory ones for test harnesses."""

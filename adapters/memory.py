@@ -1,0 +1,94 @@
+"""In-memory adapters: the public test harness's source, target and state.
+
+They keep the ports' contracts (the same contract suites run against them and the real
+adapters) and add a few knobs for tests, such as making the target refuse some users.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from collections.abc import Collection, Iterable, Sequence
+
+from domain.model import Item, MigrationProgress, User, UserItem, WriteOutcome
+from ports.migration_state import MigrationState
+from ports.user_source import UserSource
+from ports.user_target import UserTarget
+
+
+class InMemoryUserSource(UserSource):
+    """A source holding the given users, read in id order like the keyset query."""
+
+    def __init__(self, users: Iterable[User] = ()) -> None:
+        self._users: dict[int, User] = {}
+        self._ids: list[int] = []
+        for user in users:
+            self.put(user)
+
+    def put(self, user: User) -> None:
+        """Add or replace a user (e.g. to fix a row before retrying it)."""
+        if user.id not in self._users:
+            bisect.insort(self._ids, user.id)
+        self._users[user.id] = user
+
+    async def read_page(self, start_user_id: int, limit: int) -> Sequence[User]:
+        first = bisect.bisect_left(self._ids, start_user_id)
+        return [self._users[user_id] for user_id in self._ids[first : first + limit]]
+
+    async def read_user(self, user_id: int) -> User | None:
+        return self._users.get(user_id)
+
+    async def count_users(self) -> int:
+        return len(self._users)
+
+
+class InMemoryUserTarget(UserTarget):
+    """A target keeping items in a dict.
+
+    `refuse` maps user ids to a reason: writes of those users fail with it, as DynamoDB's
+    unprocessed items would after the retries ran out.
+    """
+
+    def __init__(self, items: Iterable[Item] = ()) -> None:
+        self.items: dict[int, Item] = {int(item["user_id"]["N"]): item for item in items}
+        self.refuse: dict[int, str] = {}
+        self.write_calls = 0
+
+    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+        return {user_id for user_id in user_ids if user_id in self.items}
+
+    async def write_users(self, items: Sequence[UserItem]) -> WriteOutcome:
+        self.write_calls += 1
+        written: list[int] = []
+        failed: dict[int, str] = {}
+        for item in items:
+            if item.user_id in self.refuse:
+                failed[item.user_id] = self.refuse[item.user_id]
+                continue
+            self.items[item.user_id] = copy.deepcopy(item.attributes)
+            written.append(item.user_id)
+        return WriteOutcome(tuple(written), failed)
+
+    async def read_item(self, user_id: int) -> Item | None:
+        item = self.items.get(user_id)
+        return copy.deepcopy(item) if item is not None else None
+
+    async def count_users(self) -> int:
+        return len(self.items)
+
+
+class InMemoryMigrationState(MigrationState):
+    """Counters held in memory."""
+
+    def __init__(self) -> None:
+        self._progress = MigrationProgress()
+
+    async def record_written(self, count: int, highest_user_id: int) -> None:
+        last = self._progress.last_migrated_user_id
+        self._progress = MigrationProgress(
+            migrated_users=self._progress.migrated_users + count,
+            last_migrated_user_id=highest_user_id if last is None else max(last, highest_user_id),
+        )
+
+    async def read_progress(self) -> MigrationProgress:
+        return self._progress

@@ -1,0 +1,106 @@
+"""Batch planning: the query parameters of a migration request, checked and typed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import attrs
+
+from domain.errors import InvalidParameter
+
+DEFAULT_BATCH_SIZE = 100
+MAX_BATCH_SIZE = 1000
+MAX_USER_ID = 2**63 - 1
+PARAMETERS = ("batch_size", "start_user_id", "user_id", "dry_run")
+_DIGITS = re.compile(r"[0-9]{1,30}")
+_TRUE = ("true", "1")
+_FALSE = ("false", "0")
+
+
+def _check_range(parameter: str, value: int, lowest: int, highest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        raise InvalidParameter(parameter, f"{parameter} must be an integer between {lowest} and {highest}")
+    return value
+
+
+def _batch_size(_: object, __: object, value: int) -> None:
+    _check_range("batch_size", value, 1, MAX_BATCH_SIZE)
+
+
+def _start_user_id(_: object, __: object, value: int) -> None:
+    _check_range("start_user_id", value, 0, MAX_USER_ID)
+
+
+def _user_id(_: object, __: object, value: int) -> None:
+    _check_range("user_id", value, 1, MAX_USER_ID)
+
+
+def _dry_run(_: object, __: object, value: bool) -> None:
+    if not isinstance(value, bool):
+        raise InvalidParameter("dry_run", "dry_run must be true or false")
+
+
+@attrs.frozen
+class BatchRequest:
+    """Migrate up to `batch_size` users with ids from `start_user_id` upwards."""
+
+    start_user_id: int = attrs.field(default=0, validator=_start_user_id)
+    batch_size: int = attrs.field(default=DEFAULT_BATCH_SIZE, validator=_batch_size)
+    dry_run: bool = attrs.field(default=False, validator=_dry_run)
+
+
+@attrs.frozen
+class SingleUserRequest:
+    """Migrate exactly one user, e.g. to retry a failure after its row was fixed."""
+
+    user_id: int = attrs.field(validator=_user_id)
+    dry_run: bool = attrs.field(default=False, validator=_dry_run)
+
+
+MigrationRequest = BatchRequest | SingleUserRequest
+
+
+def _integer(parameter: str, text: str, lowest: int, highest: int) -> int:
+    if not _DIGITS.fullmatch(text):
+        raise InvalidParameter(parameter, f"{parameter} must be an integer between {lowest} and {highest}")
+    return _check_range(parameter, int(text), lowest, highest)
+
+
+def _boolean(parameter: str, text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InvalidParameter(parameter, f"{parameter} must be one of true, false, 1, 0")
+
+
+def plan_batch(query: Iterable[tuple[str, str]]) -> MigrationRequest:
+    """Turn query parameters (name, value pairs, repeats kept) into a request.
+
+    A repeated or unknown parameter is an error, so that a mistyped `dryrun=true` never runs a
+    real migration. `user_id` overrides the batch parameters, which are still checked.
+    """
+    given: dict[str, str] = {}
+    for name, value in query:
+        if name not in PARAMETERS:
+            shown = name if len(name) <= 40 else name[:40] + "…"
+            raise InvalidParameter(
+                shown, f"unknown parameter {shown!r} (expected one of {', '.join(PARAMETERS)})"
+            )
+        if name in given:
+            raise InvalidParameter(name, f"parameter {name!r} is given more than once")
+        given[name] = value
+    dry_run = _boolean("dry_run", given["dry_run"]) if "dry_run" in given else False
+    batch_size = (
+        _integer("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE)
+        if "batch_size" in given
+        else DEFAULT_BATCH_SIZE
+    )
+    start_user_id = (
+        _integer("start_user_id", given["start_user_id"], 0, MAX_USER_ID) if "start_user_id" in given else 0
+    )
+    if "user_id" in given:
+        return SingleUserRequest(_integer("user_id", given["user_id"], 1, MAX_USER_ID), dry_run)
+    return BatchRequest(start_user_id, batch_size, dry_run)

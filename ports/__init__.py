@@ -1,0 +1,7 @@
+"""The interfaces the migration needs from the outside world, in the migration's own words."""
+
+from ports.migration_state import MigrationState
+from ports.user_source import UserSource
+from ports.user_target import UserTarget
+
+__all__ = ["MigrationState", "UserSource", "UserTarget"]

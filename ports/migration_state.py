@@ -1,0 +1,19 @@
+"""The migration's own bookkeeping, kept beside the target."""
+
+from __future__ import annotations
+
+import abc
+
+from domain.model import MigrationProgress
+
+
+class MigrationState(abc.ABC):
+    """Counters and the highest migrated id, updated atomically and read in one go."""
+
+    @abc.abstractmethod
+    async def record_written(self, count: int, highest_user_id: int) -> None:
+        """Add `count` newly written users and raise the highest migrated id to at least this one."""
+
+    @abc.abstractmethod
+    async def read_progress(self) -> MigrationProgress:
+        """The counters as they stand."""

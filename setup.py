@@ -1,0 +1,45 @@
+"""Packaging for user-migration: PostgreSQL users into DynamoDB, safely and resumably."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="user-migration",
+    version="0.1.0",
+    description="Moves users from PostgreSQL into Amazon DynamoDB: HTTP service, CLI and library.",
+    python_requires=">=3.11",
+    packages=find_packages(
+        include=[
+            "domain",
+            "domain.*",
+            "ports",
+            "ports.*",
+            "adapters",
+            "adapters.*",
+            "entrypoints",
+            "entrypoints.*",
+        ]
+    ),
+    py_modules=["container"],
+    package_data={"adapters": ["sql/*.sql"], "entrypoints": ["*.json"]},
+    install_requires=[
+        "aiohttp>=3.9,<4",
+        "aiopg>=1.4,<2",
+        "psycopg2-binary>=2.9,<3",
+        "aioboto3>=13,<16",
+        "attrs>=23.1",
+        "cattrs>=23.2",
+        "dependency-injector>=4.41,<5",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-aiohttp>=1.0.5,<2",
+            "moto[server,dynamodb]>=5.0,<6",
+            "hypothesis>=6.100,<7",
+            "pgserver>=0.1.4,<0.2",
+            "ruff>=0.5",
+            "mypy>=1.10",
+        ],
+    },
+    entry_points={"console_scripts": ["user-migration=entrypoints.cli:main"]},
+)

@@ -1,0 +1,49 @@
+"""The UserSource contract, for every adapter in tests/contract/conftest.py."""
+
+from __future__ import annotations
+
+from domain.model import User
+from tests.factories import valid_user
+
+IDS = [3, 5, 8, 13, 21, 34, 55]
+
+
+async def test_pages_are_keyset_pages_in_id_order(make_source):
+    source = await make_source([valid_user(i) for i in reversed(IDS)])
+    assert [u.id for u in await source.read_page(0, 3)] == [3, 5, 8]
+    assert [u.id for u in await source.read_page(8, 3)] == [8, 13, 21]
+    assert [u.id for u in await source.read_page(9, 100)] == [13, 21, 34, 55]
+    assert [u.id for u in await source.read_page(55, 1)] == [55]
+    assert list(await source.read_page(56, 10)) == []
+
+
+async def test_users_come_back_as_they_were_stored(make_source):
+    users = [valid_user(i) for i in IDS]
+    source = await make_source(users)
+    assert list(await source.read_page(0, 100)) == users
+
+
+async def test_missing_values_arrive_as_none_for_the_domain_to_judge(make_source):
+    bare = User(
+        id=4,
+        username=None,
+        email=None,
+        display_name=None,
+        status="active",
+        created_at=None,
+        updated_at=None,
+        profile=None,
+    )
+    source = await make_source([bare, valid_user(5)])
+    assert list(await source.read_page(0, 10)) == [bare, valid_user(5)]
+
+
+async def test_single_user_by_id(make_source):
+    source = await make_source([valid_user(i) for i in IDS])
+    assert await source.read_user(13) == valid_user(13)
+    assert await source.read_user(14) is None
+
+
+async def test_count(make_source):
+    assert await (await make_source([])).count_users() == 0
+    assert await (await make_source([valid_user(i) for i in IDS])).count_users() == len(IDS)

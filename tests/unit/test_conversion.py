@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.conversion import (
+    Rejection,
+    format_timestamp,
+    from_item,
+    prepare_user,
+    stored_user_from_item,
+    to_item,
+)
+from domain.dynamodb_rules import significant_digits
+from domain.model import User, UserItem
+from domain.validation import user_problems
+from tests.factories import valid_user
+
+MIGRATED_AT = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_item_has_every_attribute_in_attribute_value_format():
+    item = to_item(valid_user(42), MIGRATED_AT)
+    assert item == {
+        "user_id": {"N": "42"},
+        "username": {"S": "user_42"},
+        "email": {"S": "user42@example.com"},
+        "display_name": {"S": "User 42"},
+        "status": {"S": "active"},
+        "created_at": {"S": "2021-03-04T05:06:07.890123Z"},
+        "updated_at": {"S": "2024-01-02T03:04:05.000006Z"},
+        "migrated_at": {"S": "2026-11-25T09:00:00.123456Z"},
+        "profile": {
+            "M": {
+                "plan": {"S": "pro"},
+                "score": {"N": "12.50"},
+                "tags": {"L": [{"S": "a"}, {"S": "b"}]},
+                "nested": {"M": {"x": {"N": "1"}}},
+            }
+        },
+    }
+
+
+def test_null_optional_attributes_are_omitted():
+    item = to_item(valid_user(1, display_name=None, updated_at=None, profile=None), MIGRATED_AT)
+    assert set(item) == {"user_id", "username", "email", "status", "created_at", "migrated_at"}
+
+
+def test_empty_display_name_is_kept_as_an_empty_string():
+    assert to_item(valid_user(1, display_name=""), MIGRATED_AT)["display_name"] == {"S": ""}
+
+
+def test_profile_json_types_map_to_dynamodb_types():
+    profile = {"s": "", "t": True, "f": False, "n": None, "l": [1, "x", None], "m": {}}
+    assert to_item(valid_user(profile=profile), MIGRATED_AT)["profile"] == {
+        "M": {
+            "s": {"S": ""},
+            "t": {"BOOL": True},
+            "f": {"BOOL": False},
+            "n": {"NULL": True},
+            "l": {"L": [{"N": "1"}, {"S": "x"}, {"NULL": True}]},
+            "m": {"M": {}},
+        }
+    }
+
+
+def test_numbers_keep_their_exact_decimal_text():
+    profile = {
+        "big": Decimal("12345678901234567890123456789012345678"),
+        "precise": Decimal("0.1000000000000000000000000000000000001"),
+        "int": 10**37,
+        "exp": Decimal("1E+125"),
+    }
+    converted = to_item(valid_user(profile=profile), MIGRATED_AT)["profile"]["M"]
+    assert converted["big"] == {"N": "12345678901234567890123456789012345678"}
+    assert converted["precise"] == {"N": "0.1000000000000000000000000000000000001"}
+    assert converted["int"] == {"N": "1" + "0" * 37}
+    assert converted["exp"] == {"N": "1E+125"}
+
+
+def test_a_float_given_in_process_is_written_as_its_shortest_text():
+    assert to_item(valid_user(profile={"f": 0.1}), MIGRATED_AT)["profile"] == {"M": {"f": {"N": "0.1"}}}
+
+
+def test_timestamps_are_utc_with_microseconds_and_z():
+    plus_five = timezone(timedelta(hours=5, minutes=30))
+    assert format_timestamp(datetime(2020, 6, 1, 12, 0, tzinfo=plus_five)) == "2020-06-01T06:30:00.000000Z"
+    assert format_timestamp(datetime(5, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "0005-01-02T03:04:05.000006Z"
+    assert format_timestamp(datetime(2020, 6, 1, 12, 0)) == "2020-06-01T12:00:00.000000Z"
+
+
+def test_reverse_conversion_gives_back_the_user_and_migrated_at():
+    user = valid_user(9)
+    item = to_item(user, MIGRATED_AT)
+    assert from_item(item) == user
+    assert stored_user_from_item(item).migrated_at == MIGRATED_AT
+
+
+def test_prepare_user_rejects_with_every_reason():
+    prepared = prepare_user(valid_user(5, username=None, status="x"), MIGRATED_AT)
+    assert prepared == Rejection(5, ("Missing required field 'username'", "Invalid status 'x'"))
+
+
+def test_prepare_user_converts_a_valid_user():
+    prepared = prepare_user(valid_user(5), MIGRATED_AT)
+    assert isinstance(prepared, UserItem)
+    assert prepared.user_id == 5
+    assert prepared.attributes == to_item(valid_user(5), MIGRATED_AT)
+
+
+# --- the round trip: every valid user survives item conversion unchanged -----------------------
+
+json_numbers = st.one_of(
+    st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1),
+    st.decimals(allow_nan=False, allow_infinity=False, places=None)
+    .filter(lambda d: d.is_zero() or (Decimal("1E-130") <= abs(d) < Decimal("1E+126")))
+    .filter(lambda d: significant_digits(d) <= 38),
+)
+json_scalars = st.one_of(st.none(), st.booleans(), json_numbers, st.text())
+json_keys = st.text(min_size=1, max_size=20)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(json_keys, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+aware_datetimes = st.datetimes(
+    min_value=datetime(1, 1, 2),
+    max_value=datetime(9999, 12, 30),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-8)), timezone(timedelta(hours=5, minutes=45))]),
+)
+valid_users = st.builds(
+    User,
+    id=st.integers(min_value=1, max_value=2**63 - 1),
+    username=st.from_regex(r"[A-Za-z0-9_.-]{3,32}", fullmatch=True),
+    email=st.from_regex(r"[a-z0-9._+-]{1,20}@[a-z0-9-]{1,20}\.[a-z]{2,6}", fullmatch=True),
+    display_name=st.none() | st.text(),
+    status=st.sampled_from(["active", "suspended", "deleted"]),
+    created_at=aware_datetimes,
+    updated_at=st.none() | aware_datetimes,
+    profile=st.none() | st.dictionaries(json_keys, json_values, max_size=5),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=valid_users)
+def test_every_valid_user_survives_the_round_trip(user):
+    assert user_problems(user) == []
+    assert from_item(to_item(user, MIGRATED_AT)) == user
