@@ -123,9 +123,7 @@ json_scalars = st.one_of(st.none(), st.booleans(), json_numbers, st.text())
 json_keys = st.text(min_size=1, max_size=20)
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4), st.dictionaries(json_keys, children, max_size=4)
-    ),
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(json_keys, children, max_size=4)),
     max_leaves=20,
 )
 aware_datetimes = st.datetimes(

@@ -71,9 +71,7 @@ async def test_a_full_last_page_points_past_it_and_the_next_page_is_empty(migrat
 async def test_a_page_holding_the_highest_possible_id_has_no_next_page(target, state):
     top = 2**63 - 1
     source = InMemoryUserSource([valid_user(top)])
-    report = await Migration(source, target, state).migrate_batch(
-        BatchRequest(start_user_id=top, batch_size=1)
-    )
+    report = await Migration(source, target, state).migrate_batch(BatchRequest(start_user_id=top, batch_size=1))
     assert report.migrated_count == 1
     assert report.next_start_user_id is None
 
@@ -182,10 +180,7 @@ async def test_overlapping_concurrent_batches_write_each_user_once(source, state
     target = SlowTarget()
     migration = Migration(source, target, state)
     reports = await asyncio.gather(
-        *(
-            migration.migrate_batch(BatchRequest(start_user_id=start, batch_size=5))
-            for start in (1, 3, 1, 4, 6)
-        )
+        *(migration.migrate_batch(BatchRequest(start_user_id=start, batch_size=5)) for start in (1, 3, 1, 4, 6))
     )
     assert sorted(target.written_ids) == list(range(1, 11))
     assert sum(report.migrated_count for report in reports) == 10

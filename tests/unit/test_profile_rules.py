@@ -49,9 +49,7 @@ def test_big_integers_are_judged_by_their_digits():
     ]
 
 
-@pytest.mark.parametrize(
-    "number", [Decimal("1E+126"), Decimal("-1E+126"), Decimal("1E-131"), Decimal("-9.9E-131")]
-)
+@pytest.mark.parametrize("number", [Decimal("1E+126"), Decimal("-1E+126"), Decimal("1E-131"), Decimal("-9.9E-131")])
 def test_numbers_outside_dynamodb_range(number):
     assert profile_problems({"x": [number]}) == [
         "Invalid profile: number is out of DynamoDB's range (1E-130..9.99E+125) at profile.x[0]"

@@ -1,0 +1,183 @@
+"""The user target on DynamoDB: BatchGetItem existence checks and BatchWriteItem writes.
+
+Existence checks ask for at most 100 keys a call (key projection only, consistent reads); writes
+send at most 25 items a call, never the same key twice in one request. Chunks run concurrently
+under a bound. Unprocessed keys and items are retried with exponential backoff and full jitter a
+bounded number of times; what is still unprocessed is reported per user, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import attrs
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
+from adapters.retry import Backoff
+from domain.errors import DependencyUnavailable, TargetThrottled, TargetUnavailable
+from domain.model import Item, UserItem, WriteOutcome
+from ports.user_target import UserTarget
+
+GET_CHUNK = 100
+WRITE_CHUNK = 25
+
+
+def _key(user_id: int) -> dict[str, Any]:
+    return {"user_id": {"N": str(user_id)}}
+
+
+def _chunks(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [values[start : start + size] for start in range(0, len(values), size)]
+
+
+@attrs.define
+class _ChunkResult:
+    written: list[int] = attrs.Factory(list)
+    failed: dict[int, str] = attrs.Factory(dict)
+    # Set when the chunk failed because DynamoDB could not be used at all (not a per-item problem).
+    unavailable: DependencyUnavailable | None = None
+
+
+class DynamoDbUserTarget(UserTarget):
+    """Users in one DynamoDB table with partition key `user_id` (N)."""
+
+    def __init__(self, client: Any, table: str = "users", backoff: Backoff | None = None, concurrency: int = 8) -> None:
+        self._client = client
+        self._table = table
+        self._backoff = backoff if backoff is not None else Backoff()
+        self._in_flight = asyncio.Semaphore(concurrency)
+
+    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+        unique = sorted(set(user_ids))
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._existing_in(chunk)) for chunk in _chunks(unique, GET_CHUNK)]
+        return set().union(*(task.result() for task in tasks))
+
+    async def _existing_in(self, user_ids: Sequence[int]) -> set[int]:
+        keys = [_key(user_id) for user_id in user_ids]
+        found: set[int] = set()
+        attempt = 0
+        while keys:
+            request = {
+                self._table: {
+                    "Keys": keys,
+                    "ProjectionExpression": "#k",
+                    "ExpressionAttributeNames": {"#k": "user_id"},
+                    "ConsistentRead": True,
+                }
+            }
+            try:
+                async with self._in_flight, target_errors("the existence check"):
+                    response = await self._client.batch_get_item(RequestItems=request)
+            except TargetThrottled:
+                attempt += 1
+                if attempt >= self._backoff.attempts:
+                    raise
+                await self._backoff.pause(attempt)
+                continue
+            found.update(int(item["user_id"]["N"]) for item in response.get("Responses", {}).get(self._table, []))
+            keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            if keys:
+                attempt += 1
+                if attempt >= self._backoff.attempts:
+                    raise TargetThrottled(
+                        f"DynamoDB left {len(keys)} keys unprocessed after {attempt} attempts of the existence check"
+                    )
+                await self._backoff.pause(attempt)
+        return found
+
+    async def write_users(self, items: Sequence[UserItem]) -> WriteOutcome:
+        latest = {item.user_id: item for item in items}
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self._write_chunk(chunk)) for chunk in _chunks(list(latest.values()), WRITE_CHUNK)
+            ]
+        results = [task.result() for task in tasks]
+        written = [user_id for result in results for user_id in result.written]
+        failed = {user_id: reason for result in results for user_id, reason in result.failed.items()}
+        unavailable = [result.unavailable for result in results if result.unavailable is not None]
+        if results and not written and len(unavailable) == len(results):
+            # Nothing could be written at all: a dependency failure, not a per-user one.
+            raise unavailable[0]
+        return WriteOutcome(tuple(written), failed)
+
+    async def _write_chunk(self, chunk: Sequence[UserItem]) -> _ChunkResult:
+        result = _ChunkResult()
+        pending = {item.user_id: item for item in chunk}
+        attempt = 0
+        while pending:
+            request = {self._table: [{"PutRequest": {"Item": item.attributes}} for item in pending.values()]}
+            try:
+                async with self._in_flight:
+                    response = await self._client.batch_write_item(RequestItems=request)
+            except ClientError as error:
+                if is_throttling(error):
+                    attempt += 1
+                    if attempt < self._backoff.attempts:
+                        await self._backoff.pause(attempt)
+                        continue
+                    reason = f"throttled by DynamoDB after {attempt} attempts ({describe(error)})"
+                    return self._give_up(result, pending, reason, TargetThrottled(reason))
+                if error_code(error) == "ValidationException" and len(pending) > 1:
+                    # One item DynamoDB refuses must not fail its neighbours: write each alone.
+                    return await self._write_one_by_one(result, list(pending.values()))
+                if error_code(error) == "ValidationException":
+                    result.failed.update({user_id: f"rejected by DynamoDB ({describe(error)})" for user_id in pending})
+                    return result
+                reason = f"DynamoDB refused the write ({describe(error)})"
+                return self._give_up(result, pending, reason, TargetUnavailable(reason))
+            except (TimeoutError, BotoCoreError, OSError) as error:
+                reason = f"DynamoDB is unavailable ({describe(error)})"
+                return self._give_up(result, pending, reason, TargetUnavailable(reason))
+            unprocessed = {
+                int(request["PutRequest"]["Item"]["user_id"]["N"])
+                for request in response.get("UnprocessedItems", {}).get(self._table, [])
+            }
+            result.written.extend(user_id for user_id in pending if user_id not in unprocessed)
+            pending = {user_id: item for user_id, item in pending.items() if user_id in unprocessed}
+            if pending:
+                attempt += 1
+                if attempt >= self._backoff.attempts:
+                    reason = f"still unprocessed by DynamoDB after {attempt} attempts"
+                    result.failed.update(dict.fromkeys(pending, reason))
+                    return result
+                await self._backoff.pause(attempt)
+        return result
+
+    @staticmethod
+    def _give_up(
+        result: _ChunkResult, pending: dict[int, UserItem], reason: str, error: DependencyUnavailable
+    ) -> _ChunkResult:
+        result.failed.update(dict.fromkeys(pending, reason))
+        if not result.written:
+            result.unavailable = error
+        return result
+
+    async def _write_one_by_one(self, result: _ChunkResult, items: list[UserItem]) -> _ChunkResult:
+        singles = await asyncio.gather(*(self._write_chunk([item]) for item in items))
+        for single in singles:
+            result.written.extend(single.written)
+            result.failed.update(single.failed)
+        if not result.written and all(single.unavailable is not None for single in singles):
+            result.unavailable = singles[0].unavailable
+        return result
+
+    async def read_item(self, user_id: int) -> Item | None:
+        async with target_errors("reading an item"):
+            response = await self._client.get_item(TableName=self._table, Key=_key(user_id), ConsistentRead=True)
+        item: Item | None = response.get("Item")
+        return item
+
+    async def count_users(self) -> int:
+        total = 0
+        arguments: dict[str, Any] = {"TableName": self._table, "Select": "COUNT", "ConsistentRead": True}
+        async with target_errors("counting items"):
+            while True:
+                response = await self._client.scan(**arguments)
+                total += int(response["Count"])
+                if "LastEvaluatedKey" not in response:
+                    return total
+                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -1,0 +1,114 @@
+"""Local PostgreSQL and DynamoDB servers started by the project itself, for tests and the demo.
+
+PostgreSQL comes from the `pgserver` package (PostgreSQL inside a wheel); DynamoDB is moto in
+server mode, in its own process, spoken to over HTTP. Both packages are imported only here, and
+only when a server is started, so the service itself never needs them.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+class EmbeddedServerError(RuntimeError):
+    """An embedded server could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmbeddedServerError(f"moto server exited with code {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise EmbeddedServerError(f"moto server did not listen on port {port} within {timeout:.0f}s")
+
+
+@attrs.define
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives in `data_dir`."""
+
+    data_dir: Path
+    _server: Any = None
+
+    @property
+    def dsn(self) -> str:
+        """A `postgresql://` URL for this server."""
+        assert self._server is not None, "server not started"
+        return str(self._server.get_uri())
+
+    def start(self) -> EmbeddedPostgres:
+        """Start (or reuse) the server on `data_dir`."""
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (as on CI machines); harmless here.
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            except Exception as error:
+                raise EmbeddedServerError(f"could not start PostgreSQL in {self.data_dir}: {error}") from error
+        return self
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+@attrs.define
+class EmbeddedDynamoDb:
+    """moto's DynamoDB in server mode, in a child process on a loopback port."""
+
+    port: int = attrs.Factory(free_port)
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """The HTTP endpoint to give to a DynamoDB client."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> EmbeddedDynamoDb:
+        """Start the server and wait until it accepts connections."""
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for_port(self.port, self._process, timeout)
+        except EmbeddedServerError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and reap its process."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None

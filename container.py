@@ -1,0 +1,89 @@
+"""The one place where configuration, clients, adapters and use cases are wired.
+
+Ports are `Dependency` providers with the real adapter as default, so any adapter implementing a
+port can be swapped in with `container.user_source.override(...)`, and one that does not
+implement it is refused.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiopg
+from dependency_injector import containers, providers
+
+from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_state import DynamoDbMigrationState
+from adapters.dynamodb_target import DynamoDbUserTarget
+from adapters.postgres import PostgresUserSource, create_pool
+from domain.migration import Migration
+from domain.range_locks import UserRangeLocks
+from ports import MigrationState, UserSource, UserTarget
+
+
+async def postgres_pool(database_url: str, query_timeout: float) -> AsyncIterator[aiopg.Pool]:
+    """The process's PostgreSQL pool, closed on shutdown."""
+    pool = await create_pool(database_url, query_timeout=query_timeout)
+    try:
+        yield pool
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
+async def dynamodb(endpoint_url: str | None, region_name: str | None) -> AsyncIterator[Any]:
+    """The process's DynamoDB client, closed on shutdown."""
+    async with dynamodb_client(endpoint_url=endpoint_url, region_name=region_name) as client:
+        yield client
+
+
+class Container(containers.DeclarativeContainer):
+    """Wiring of the migration."""
+
+    config = providers.Configuration()
+
+    postgres_pool = providers.Resource(
+        postgres_pool, database_url=config.database_url, query_timeout=config.source_query_timeout
+    )
+    dynamodb_client = providers.Resource(
+        dynamodb, endpoint_url=config.dynamodb_endpoint_url, region_name=config.aws_region
+    )
+
+    user_source = providers.Dependency(
+        instance_of=UserSource,
+        default=providers.Singleton(PostgresUserSource, pool=postgres_pool, table=config.source_table),
+    )
+    user_target = providers.Dependency(
+        instance_of=UserTarget,
+        default=providers.Singleton(
+            DynamoDbUserTarget,
+            client=dynamodb_client,
+            table=config.dynamodb_table,
+            concurrency=config.dynamodb_concurrency,
+        ),
+    )
+    migration_state = providers.Dependency(
+        instance_of=MigrationState,
+        default=providers.Singleton(DynamoDbMigrationState, client=dynamodb_client, table=config.dynamodb_state_table),
+    )
+
+    range_locks = providers.Singleton(UserRangeLocks)
+    migration = providers.Factory(
+        Migration, source=user_source, target=user_target, state=migration_state, locks=range_locks
+    )
+
+
+async def resolve(provided: Any) -> Any:
+    """The value of a provider call: providers that depend on async resources return awaitables."""
+    if inspect.isawaitable(provided):
+        return await provided
+    return provided
+
+
+def build_container(config: dict[str, object]) -> Container:
+    """A container configured with these values (see `Settings.container_config`)."""
+    container = Container()
+    container.config.from_dict(config)
+    return container

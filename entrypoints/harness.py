@@ -1,0 +1,59 @@
+"""A fully wired migration on in-memory adapters, for other services' tests.
+
+    harness = InMemoryHarness.with_users([User(id=1, username="alice", ...)])
+    async with harness.library() as migration: ...        # the in-process library
+    client = await aiohttp_client(await harness.app())     # the HTTP API (token: harness.token)
+
+The same container, use cases and HTTP app as production; only the three ports are swapped for
+in-memory adapters, which the test can inspect (`harness.target.items`) or steer
+(`harness.target.refuse[7] = "reason"`, `harness.source.put(fixed_user)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+from aiohttp import web
+
+from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from container import Container
+from domain.model import Item, User
+from entrypoints.library import UserMigration
+from entrypoints.settings import Settings
+from entrypoints.web_app import init_app
+
+HARNESS_TOKEN = "harness-token"
+
+
+@attrs.define
+class InMemoryHarness:
+    """In-memory source, target and state, and a container whose ports are overridden with them."""
+
+    source: InMemoryUserSource
+    target: InMemoryUserTarget
+    state: InMemoryMigrationState
+    token: str = HARNESS_TOKEN
+
+    @classmethod
+    def with_users(
+        cls, users: Iterable[User] = (), existing_items: Iterable[Item] = (), token: str = HARNESS_TOKEN
+    ) -> InMemoryHarness:
+        """A harness whose source holds `users` and whose target already holds `existing_items`."""
+        return cls(InMemoryUserSource(users), InMemoryUserTarget(existing_items), InMemoryMigrationState(), token)
+
+    def container(self) -> Container:
+        """A container wired to this harness's adapters."""
+        container = Container()
+        container.user_source.override(self.source)
+        container.user_target.override(self.target)
+        container.migration_state.override(self.state)
+        return container
+
+    def library(self) -> UserMigration:
+        """The in-process library on the in-memory adapters (use with `async with`)."""
+        return UserMigration(self.container())
+
+    async def app(self) -> web.Application:
+        """The HTTP app on the in-memory adapters; authenticate with `Bearer <harness.token>`."""
+        return await init_app(Settings(api_tokens=(self.token,)), self.container())

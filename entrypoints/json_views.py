@@ -1,0 +1,16 @@
+"""The JSON shapes of reports and statistics, made by one cattrs converter at the edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cattrs.preconf.json import make_converter
+
+from domain.report import MigrationReport, MigrationStats
+
+_json = make_converter()
+
+
+def report_json(report: MigrationReport | MigrationStats) -> dict[str, Any]:
+    """A report or the statistics as a JSON-ready dict, fields in the API document's order."""
+    return dict(_json.unstructure(report))

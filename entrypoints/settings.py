@@ -1,0 +1,134 @@
+"""Configuration, read from the environment in this one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlparse
+
+import attrs
+
+from adapters.postgres import quote_table_name
+
+Purpose = Literal["serve", "library", "tables"]
+
+
+class ConfigurationError(Exception):
+    """Something required is missing or malformed; `problems` lists every one of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems))
+        self.problems = problems
+
+
+@attrs.frozen
+class Settings:
+    """Everything the service needs to know; secrets are kept out of `repr`."""
+
+    database_url: str | None = attrs.field(default=None, repr=False)
+    source_table: str = "users"
+    dynamodb_table: str = "users"
+    dynamodb_state_table: str = "user_migration_state"
+    dynamodb_endpoint_url: str | None = None
+    aws_region: str | None = None
+    api_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
+    host: str = "0.0.0.0"
+    port: int = 3000
+    source_query_timeout: float = 30.0
+    dynamodb_concurrency: int = 8
+
+    def container_config(self) -> dict[str, object]:
+        """The values the DI container is configured with."""
+        return {
+            "database_url": self.database_url,
+            "source_table": self.source_table,
+            "source_query_timeout": self.source_query_timeout,
+            "dynamodb_table": self.dynamodb_table,
+            "dynamodb_state_table": self.dynamodb_state_table,
+            "dynamodb_endpoint_url": self.dynamodb_endpoint_url,
+            "aws_region": self.aws_region,
+            "dynamodb_concurrency": self.dynamodb_concurrency,
+        }
+
+
+def _number(
+    environ: Mapping[str, str], name: str, default: float, lowest: float, highest: float, problems: list[str]
+) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not lowest <= value <= highest:
+        problems.append(f"{name} must be a number between {lowest:g} and {highest:g} (got {text!r})")
+        return default
+    return value
+
+
+def _integer(
+    environ: Mapping[str, str], name: str, default: int, lowest: int, highest: int, problems: list[str]
+) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isascii() or not text.isdigit() or not lowest <= int(text) <= highest:
+        problems.append(f"{name} must be an integer between {lowest} and {highest} (got {text!r})")
+        return default
+    return int(text)
+
+
+def _table(environ: Mapping[str, str], name: str, default: str, problems: list[str]) -> str:
+    value = environ.get(name, "").strip() or default
+    try:
+        quote_table_name(value)
+    except ValueError:
+        problems.append(f"{name} is not a valid table name (got {value!r})")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "serve") -> Settings:
+    """Read and check the configuration; raises `ConfigurationError` listing every problem.
+
+    `serve` needs the database and the API tokens; `library` the database; `tables` only DynamoDB.
+    """
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+
+    database_url = environ.get("DATABASE_URL", "").strip() or None
+    if purpose in ("serve", "library"):
+        if database_url is None:
+            problems.append("DATABASE_URL is required (a postgresql:// URL)")
+        elif urlparse(database_url).scheme not in ("postgresql", "postgres"):
+            problems.append("DATABASE_URL must be a postgresql:// URL")
+
+    tokens = tuple(token.strip() for token in environ.get("MIGRATION_API_TOKENS", "").split(",") if token.strip())
+    if purpose == "serve" and not tokens:
+        problems.append("MIGRATION_API_TOKENS is required (comma-separated bearer tokens)")
+
+    endpoint = environ.get("DYNAMODB_ENDPOINT_URL", "").strip() or None
+    if endpoint is not None:
+        parsed = urlparse(endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            problems.append(f"DYNAMODB_ENDPOINT_URL must be an http:// or https:// URL (got {endpoint!r})")
+
+    region = (environ.get("AWS_REGION", "").strip() or environ.get("AWS_DEFAULT_REGION", "").strip()) or None
+
+    settings = Settings(
+        database_url=database_url,
+        source_table=_table(environ, "SOURCE_TABLE", "users", problems),
+        dynamodb_table=_table(environ, "DYNAMODB_TABLE", "users", problems),
+        dynamodb_state_table=_table(environ, "DYNAMODB_STATE_TABLE", "user_migration_state", problems),
+        dynamodb_endpoint_url=endpoint,
+        aws_region=region,
+        api_tokens=tokens,
+        host=environ.get("HOST", "").strip() or "0.0.0.0",
+        port=_integer(environ, "PORT", 3000, 1, 65535, problems),
+        source_query_timeout=_number(environ, "SOURCE_QUERY_TIMEOUT", 30.0, 0.1, 3600, problems),
+        dynamodb_concurrency=_integer(environ, "DYNAMODB_CONCURRENCY", 8, 1, 256, problems),
+    )
+    if problems:
+        raise ConfigurationError(problems)
+    return settings

@@ -1,0 +1,60 @@
+"""Real servers for the integration and end-to-end tiers, started by the tests themselves.
+
+PostgreSQL: `TEST_DATABASE_URL` when set, otherwise an embedded server (pgserver) in a temporary
+folder. DynamoDB: `TEST_DYNAMODB_ENDPOINT_URL` when set, otherwise moto in server mode in a child
+process. If a server cannot start, the tests that need it fail loudly; none are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from adapters.dynamodb_client import dynamodb_client
+from adapters.embedded import EmbeddedDynamoDb, EmbeddedPostgres
+
+# Never let a test reach real AWS with someone's real credentials.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for the whole test session."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pgdata")).start()
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    """A DynamoDB endpoint (moto server over HTTP) for the whole test session."""
+    if os.environ.get("TEST_DYNAMODB_ENDPOINT_URL"):
+        yield os.environ["TEST_DYNAMODB_ENDPOINT_URL"]
+        return
+    server = EmbeddedDynamoDb().start()
+    try:
+        yield server.endpoint_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def dynamodb(dynamodb_endpoint: str) -> AsyncIterator[Any]:
+    """A DynamoDB client on the test endpoint."""
+    async with dynamodb_client(endpoint_url=dynamodb_endpoint, region_name="us-east-1") as client:
+        yield client

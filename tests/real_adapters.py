@@ -1,0 +1,89 @@
+"""Helpers to stand real adapters up on the test servers: tables with unique names, seeded rows."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+import psycopg2
+import psycopg2.extras
+
+from adapters.dynamodb_tables import ensure_tables
+from adapters.postgres import quote_table_name
+from domain.model import JsonValue, User
+
+
+def unique_name(prefix: str) -> str:
+    """A table name no other test uses."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def json_text(value: JsonValue) -> str:
+    """JSON text with Decimals written as their exact digits (json.dumps would refuse them)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(key)}:{json_text(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(json_text(item) for item in value) + "]"
+    return json.dumps(value)
+
+
+def create_source_table(dsn: str, table: str) -> None:
+    """The documented source table, under another name."""
+    ddl = resources.files("adapters").joinpath("sql/schema.sql").read_text()
+    ddl = ddl.replace("CREATE TABLE IF NOT EXISTS users", f"CREATE TABLE {quote_table_name(table)}")
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(ddl)
+    connection.close()
+
+
+def insert_users(dsn: str, table: str, users: Iterable[User]) -> None:
+    """Insert users as rows (profiles as JSONB, exact numbers kept)."""
+    rows: list[tuple[Any, ...]] = []
+    for user in users:
+        assert not isinstance(user.created_at, str)
+        rows.append(
+            (
+                user.id,
+                user.username,
+                user.email,
+                user.display_name,
+                user.status,
+                user.created_at,
+                user.updated_at,
+                None if user.profile is None else json_text(user.profile),  # type: ignore[arg-type]
+            )
+        )
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        psycopg2.extras.execute_values(
+            cursor,
+            f"INSERT INTO {quote_table_name(table)} "
+            "(id, username, email, display_name, status, created_at, updated_at, profile) VALUES %s",
+            rows,
+        )
+    connection.close()
+
+
+def execute(dsn: str, sql: str, parameters: tuple[Any, ...] = ()) -> None:
+    """Run one statement (e.g. to fix a row, or to insert raw values)."""
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(sql, parameters)
+    connection.close()
+
+
+async def create_dynamodb_tables(client: Any) -> tuple[str, str]:
+    """A fresh users table and state table; returns their names."""
+    users_table, state_table = unique_name("users"), unique_name("state")
+    await ensure_tables(client, users_table, state_table)
+    return users_table, state_table
+
+
+def aware(moment: datetime) -> datetime:
+    assert moment.tzinfo is not None
+    return moment
