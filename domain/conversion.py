@@ -139,9 +139,7 @@ def stored_user_of(user: User, migrated_at: datetime) -> StoredUser:
 def to_item(user: User, migrated_at: datetime) -> Item:
     """The DynamoDB item of a valid user; optional attributes that are null are omitted."""
     plain = _item_converter.unstructure(stored_user_of(user, migrated_at))
-    return {
-        field: _plain_to_attribute_value(field, value) for field, value in plain.items() if value is not None
-    }
+    return {field: _plain_to_attribute_value(field, value) for field, value in plain.items() if value is not None}
 
 
 def stored_user_from_item(item: Item) -> StoredUser:

@@ -116,9 +116,7 @@ class Migration:
                 failures[user_id] = failure_text(user_id, [f"Write failed: {reason}"])
         return _Outcome(len(written.written) if written else 0, len(existing), failures)
 
-    def _report(
-        self, outcome: _Outcome, next_start: int | None, dry_run: bool, started: float
-    ) -> MigrationReport:
+    def _report(self, outcome: _Outcome, next_start: int | None, dry_run: bool, started: float) -> MigrationReport:
         failed_ids = sorted(outcome.failures)
         return MigrationReport(
             migrated_count=outcome.migrated,

@@ -86,21 +86,15 @@ def plan_batch(query: Iterable[tuple[str, str]]) -> MigrationRequest:
     for name, value in query:
         if name not in PARAMETERS:
             shown = name if len(name) <= 40 else name[:40] + "…"
-            raise InvalidParameter(
-                shown, f"unknown parameter {shown!r} (expected one of {', '.join(PARAMETERS)})"
-            )
+            raise InvalidParameter(shown, f"unknown parameter {shown!r} (expected one of {', '.join(PARAMETERS)})")
         if name in given:
             raise InvalidParameter(name, f"parameter {name!r} is given more than once")
         given[name] = value
     dry_run = _boolean("dry_run", given["dry_run"]) if "dry_run" in given else False
     batch_size = (
-        _integer("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE)
-        if "batch_size" in given
-        else DEFAULT_BATCH_SIZE
+        _integer("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE) if "batch_size" in given else DEFAULT_BATCH_SIZE
     )
-    start_user_id = (
-        _integer("start_user_id", given["start_user_id"], 0, MAX_USER_ID) if "start_user_id" in given else 0
-    )
+    start_user_id = _integer("start_user_id", given["start_user_id"], 0, MAX_USER_ID) if "start_user_id" in given else 0
     if "user_id" in given:
         return SingleUserRequest(_integer("user_id", given["user_id"], 1, MAX_USER_ID), dry_run)
     return BatchRequest(start_user_id, batch_size, dry_run)
