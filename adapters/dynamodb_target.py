@@ -9,8 +9,8 @@ bounded number of times; what is still unprocessed is reported per user, never d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Collection, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,10 +23,25 @@ from ports.user_target import UserTarget
 
 GET_CHUNK = 100
 WRITE_CHUNK = 25
+T = TypeVar("T")
 
 
 def _key(user_id: int) -> dict[str, Any]:
     return {"user_id": {"N": str(user_id)}}
+
+
+async def _run_all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run side by side; on the first failure cancel the rest and raise that failure itself
+    (not the ExceptionGroup a TaskGroup raises), so callers see the domain error."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as failures:
+        first: BaseException = failures
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from failures
+    return [task.result() for task in tasks]
 
 
 def _chunks(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -52,9 +67,8 @@ class DynamoDbUserTarget(UserTarget):
 
     async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
         unique = sorted(set(user_ids))
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._existing_in(chunk)) for chunk in _chunks(unique, GET_CHUNK)]
-        return set().union(*(task.result() for task in tasks))
+        found = await _run_all(self._existing_in(chunk) for chunk in _chunks(unique, GET_CHUNK))
+        return set().union(*found)
 
     async def _existing_in(self, user_ids: Sequence[int]) -> set[int]:
         keys = [_key(user_id) for user_id in user_ids]
@@ -91,11 +105,7 @@ class DynamoDbUserTarget(UserTarget):
 
     async def write_users(self, items: Sequence[UserItem]) -> WriteOutcome:
         latest = {item.user_id: item for item in items}
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(self._write_chunk(chunk)) for chunk in _chunks(list(latest.values()), WRITE_CHUNK)
-            ]
-        results = [task.result() for task in tasks]
+        results = await _run_all(self._write_chunk(chunk) for chunk in _chunks(list(latest.values()), WRITE_CHUNK))
         written = [user_id for result in results for user_id in result.written]
         failed = {user_id: reason for result in results for user_id, reason in result.failed.items()}
         unavailable = [result.unavailable for result in results if result.unavailable is not None]

@@ -64,7 +64,7 @@ class EmbeddedPostgres:
 
             self.data_dir.mkdir(parents=True, exist_ok=True)
             try:
-                self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+                self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
             except Exception as error:
                 raise EmbeddedServerError(f"could not start PostgreSQL in {self.data_dir}: {error}") from error
         return self

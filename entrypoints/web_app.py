@@ -34,7 +34,9 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
     """
     if container is None:
         container = build_container(settings.container_config())
-    app = web.Application(client_max_size=64 * 1024)
+    # Headers up to 64 KiB reach the auth middleware and get its JSON 401, instead of the
+    # parser's plain 400 (which would also log the start of the header: a token, perhaps).
+    app = web.Application(client_max_size=64 * 1024, handler_args={"max_field_size": 64 * 1024})
     app[CONTAINER] = container
     setup_middlewares(app, settings.api_tokens)
     setup_routes(app)

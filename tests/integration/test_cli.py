@@ -1,0 +1,127 @@
+"""The `user-migration` command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from adapters.dynamodb_tables import ensure_tables
+
+
+def run_cli(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {
+        key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "MIGRATION_", "DYNAMODB_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "entrypoints.cli", *arguments],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_init_tables_creates_both_tables_and_is_idempotent(dynamodb_endpoint, dynamodb):
+    env = {
+        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
+        "DYNAMODB_TABLE": "cli_users",
+        "DYNAMODB_STATE_TABLE": "cli_state",
+        "AWS_REGION": "us-east-1",
+    }
+    first = run_cli("init-tables", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["cli_users: created", "cli_state: created"]
+    second = run_cli("init-tables", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines() == ["cli_users: already exists", "cli_state: already exists"]
+    description = await dynamodb.describe_table(TableName="cli_users")
+    assert description["Table"]["KeySchema"] == [{"AttributeName": "user_id", "KeyType": "HASH"}]
+    assert description["Table"]["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert await ensure_tables(dynamodb, "cli_users", "cli_state") == []
+
+
+def test_init_tables_with_dynamodb_unreachable_exits_3():
+    result = run_cli("init-tables", env={"DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"})
+    assert result.returncode == 3
+    assert "DynamoDB is unavailable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_bad_configuration_lists_every_problem_and_starts_nothing():
+    result = run_cli("serve", env={"PORT": "http", "DATABASE_URL": "mysql://x"})
+    assert result.returncode == 2
+    assert "DATABASE_URL must be a postgresql:// URL" in result.stderr
+    assert "MIGRATION_API_TOKENS is required" in result.stderr
+    assert "PORT must be an integer between 1 and 65535" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2():
+    result = run_cli("frobnicate", env={})
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+
+
+def test_serve_answers_both_endpoints_and_stops_on_sigterm(postgres_dsn, dynamodb_endpoint):
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    from adapters.embedded import free_port
+    from tests.factories import valid_user
+    from tests.real_adapters import create_source_table, insert_users, unique_name
+
+    table = unique_name("users")
+    create_source_table(postgres_dsn, table)
+    insert_users(postgres_dsn, table, [valid_user(i) for i in range(1, 6)])
+    port = free_port()
+    env = {
+        "DATABASE_URL": postgres_dsn,
+        "SOURCE_TABLE": table,
+        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
+        "DYNAMODB_TABLE": unique_name("users"),
+        "DYNAMODB_STATE_TABLE": unique_name("state"),
+        "AWS_REGION": "us-east-1",
+        "MIGRATION_API_TOKENS": "serve-token",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+    }
+    assert run_cli("init-tables", env=env).returncode == 0
+    base = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "MIGRATION_"))}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli", "serve"],
+        env={**base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def get(path: str) -> dict:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}", headers={"Authorization": "Bearer serve-token"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                stats = get("/m2/migration/stats")
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "serve did not answer within 30 s"
+                time.sleep(0.2)
+        assert stats["total_postgres_users"] == 5
+        report = get("/m2/migration/users?batch_size=10")
+        assert report["migrated_count"] == 5
+        assert get("/m2/migration/stats")["total_dynamo_users"] == 5
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
+    assert "serve-token" not in output

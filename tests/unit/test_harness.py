@@ -1,0 +1,67 @@
+"""The public test harness: the production wiring with the ports swapped for in-memory adapters."""
+
+from __future__ import annotations
+
+import pytest
+from dependency_injector.errors import Error as InjectionError
+
+from adapters.memory import InMemoryUserSource
+from container import Container
+from domain.conversion import from_item
+from domain.errors import UserNotFound
+from entrypoints.harness import InMemoryHarness
+from tests.factories import valid_user
+
+
+async def test_library_on_in_memory_adapters():
+    harness = InMemoryHarness.with_users([valid_user(i) for i in range(1, 8)] + [valid_user(8, email=None)])
+    async with harness.library() as migration:
+        first = await migration.migrate_batch(batch_size=5)
+        second = await migration.migrate_batch(batch_size=5, start_user_id=first.next_start_user_id)
+        assert (first.migrated_count, second.migrated_count, second.failed_user_ids) == (5, 2, [8])
+        stats = await migration.stats()
+        assert (stats.total_postgres_users, stats.total_dynamo_users, stats.pending_migration) == (8, 7, 1)
+        with pytest.raises(UserNotFound):
+            await migration.migrate_user(99)
+    assert from_item(harness.target.items[3]) == valid_user(3)
+
+
+async def test_library_must_be_entered_first():
+    with pytest.raises(RuntimeError, match="async with"):
+        await InMemoryHarness.with_users().library().stats()
+
+
+async def test_http_app_on_in_memory_adapters(aiohttp_client):
+    harness = InMemoryHarness.with_users([valid_user(1), valid_user(2)])
+    harness.target.refuse[2] = "refused by the test"
+    client = await aiohttp_client(await harness.app())
+    response = await client.get("/m2/migration/users", headers={"Authorization": f"Bearer {harness.token}"})
+    assert response.status == 200
+    body = await response.json()
+    assert body == {
+        "migrated_count": 1,
+        "skipped_count": 0,
+        "failed_count": 1,
+        "failed_user_ids": [2],
+        "errors": ["User 2: Write failed: refused by the test"],
+        "next_start_user_id": None,
+        "dry_run": False,
+        "processing_time_ms": body["processing_time_ms"],
+    }
+    assert list(harness.target.items) == [1]
+    anonymous = await client.get("/m2/migration/stats")
+    assert anonymous.status == 401
+
+
+def test_the_container_refuses_an_adapter_that_is_not_the_port():
+    container = Container()
+    container.user_source.override(object())
+    with pytest.raises(InjectionError, match="is not an instance of"):
+        container.user_source()
+
+
+def test_the_container_accepts_any_adapter_of_the_port():
+    container = Container()
+    source = InMemoryUserSource()
+    container.user_source.override(source)
+    assert container.user_source() is source
