@@ -81,6 +81,9 @@ class EmbeddedDynamoDb:
     """moto's DynamoDB in server mode, in a child process on a loopback port."""
 
     port: int = attrs.Factory(free_port)
+    # One request at a time: moto's UpdateItem is a read-modify-write without a lock, so a
+    # threaded server loses concurrent ADDs to one item, which real DynamoDB applies atomically.
+    serial: bool = True
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -90,8 +93,13 @@ class EmbeddedDynamoDb:
 
     def start(self, timeout: float = 60.0) -> EmbeddedDynamoDb:
         """Start the server and wait until it accepts connections."""
+        command = (
+            [sys.executable, "-m", "adapters.embedded", str(self.port)]
+            if self.serial
+            else [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        )
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -112,3 +120,16 @@ class EmbeddedDynamoDb:
                 self._process.kill()
                 self._process.wait()
             self._process = None
+
+
+def serve_moto_serially(port: int) -> None:
+    """moto's DynamoDB on loopback, handling one request at a time (see `EmbeddedDynamoDb.serial`)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple
+
+    application = DomainDispatcherApplication(create_backend_app)
+    run_simple("127.0.0.1", port, application, threaded=False, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    serve_moto_serially(int(sys.argv[1]))

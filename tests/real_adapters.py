@@ -14,7 +14,7 @@ import psycopg2
 import psycopg2.extras
 
 from adapters.dynamodb_tables import ensure_tables
-from adapters.postgres import quote_table_name  # noqa: F401  (re-exported for tests)
+from adapters.postgres import quote_table_name
 from domain.model import JsonValue, User
 
 
