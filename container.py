@@ -19,6 +19,7 @@ from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
 from domain.migration import Migration
+from domain.migration_run import MigrationRun
 from domain.range_locks import UserRangeLocks
 from ports import MigrationState, UserSource, UserTarget
 
@@ -73,6 +74,7 @@ class Container(containers.DeclarativeContainer):
     migration = providers.Factory(
         Migration, source=user_source, target=user_target, state=migration_state, locks=range_locks
     )
+    migration_run = providers.Factory(MigrationRun, source=user_source, state=migration_state, migration=migration)
 
 
 async def resolve(provided: Any) -> Any:

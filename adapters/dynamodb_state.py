@@ -42,12 +42,23 @@ class DynamoDbMigrationState(MigrationState):
                 if error_code(error) != "ConditionalCheckFailedException":
                     raise
 
+    async def record_checkpoint(self, resume_from_user_id: int) -> None:
+        async with target_errors("recording the checkpoint"):
+            await self._client.update_item(
+                TableName=self._table,
+                Key=_PROGRESS_KEY,
+                UpdateExpression="SET resume_from_user_id = :id",
+                ExpressionAttributeValues={":id": {"N": str(resume_from_user_id)}},
+            )
+
     async def read_progress(self) -> MigrationProgress:
         async with target_errors("reading progress"):
             response = await self._client.get_item(TableName=self._table, Key=_PROGRESS_KEY, ConsistentRead=True)
         item = response.get("Item", {})
         last = item.get("last_migrated_user_id")
+        resume = item.get("resume_from_user_id")
         return MigrationProgress(
             migrated_users=int(item.get("migrated_users", {"N": "0"})["N"]),
             last_migrated_user_id=int(last["N"]) if last is not None else None,
+            resume_from_user_id=int(resume["N"]) if resume is not None else None,
         )

@@ -10,6 +10,8 @@ import bisect
 import copy
 from collections.abc import Collection, Iterable, Sequence
 
+import attrs
+
 from domain.model import Item, MigrationProgress, User, UserItem, WriteOutcome
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
@@ -38,8 +40,11 @@ class InMemoryUserSource(UserSource):
     async def read_user(self, user_id: int) -> User | None:
         return self._users.get(user_id)
 
-    async def count_users(self) -> int:
-        return len(self._users)
+    async def read_users(self, user_ids: Collection[int]) -> Sequence[User]:
+        return [self._users[user_id] for user_id in sorted(set(user_ids)) if user_id in self._users]
+
+    async def count_users(self, start_user_id: int = 0) -> int:
+        return len(self._ids) - bisect.bisect_left(self._ids, start_user_id)
 
 
 class InMemoryUserTarget(UserTarget):
@@ -85,10 +90,14 @@ class InMemoryMigrationState(MigrationState):
 
     async def record_written(self, count: int, highest_user_id: int) -> None:
         last = self._progress.last_migrated_user_id
-        self._progress = MigrationProgress(
+        self._progress = attrs.evolve(
+            self._progress,
             migrated_users=self._progress.migrated_users + count,
             last_migrated_user_id=highest_user_id if last is None else max(last, highest_user_id),
         )
+
+    async def record_checkpoint(self, resume_from_user_id: int) -> None:
+        self._progress = attrs.evolve(self._progress, resume_from_user_id=resume_from_user_id)
 
     async def read_progress(self) -> MigrationProgress:
         return self._progress

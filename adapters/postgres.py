@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -113,7 +113,9 @@ async def create_pool(dsn: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT, ma
         maxsize=maxsize,
         timeout=query_timeout,
         on_connect=_register_casters,
-        options=f"-c statement_timeout={server_timeout_ms}",
+        # Timestamps are rendered in the session's zone before psycopg2 parses them: in UTC, every
+        # instant of years 1..9999 stays inside Python's range.
+        options=f"-c statement_timeout={server_timeout_ms} -c timezone=UTC",
     )
 
 
@@ -158,8 +160,17 @@ class PostgresUserSource(UserSource):
             row = await cursor.fetchone()
         return _user_of(row) if row is not None else None
 
-    async def count_users(self) -> int:
+    async def read_users(self, user_ids: Collection[int]) -> Sequence[User]:
         async with self._cursor() as cursor:
-            await cursor.execute(f"SELECT count(*) FROM {self._table}")
+            await cursor.execute(
+                f"SELECT {_COLUMNS} FROM {self._table} WHERE id = ANY(%s::bigint[]) ORDER BY id",
+                (sorted(set(user_ids)),),
+            )
+            rows = await cursor.fetchall()
+        return [_user_of(row) for row in rows]
+
+    async def count_users(self, start_user_id: int = 0) -> int:
+        async with self._cursor() as cursor:
+            await cursor.execute(f"SELECT count(*) FROM {self._table} WHERE id >= %s", (start_user_id,))
             row = await cursor.fetchone()
         return int(row[0])

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-import attrs
-
 from domain.conversion import Rejection, prepare_user
 from domain.errors import UserNotFound
-from domain.model import User, UserItem
+from domain.model import User, UserItem, WriteOutcome
 from domain.range_locks import UserRangeLocks
-from domain.report import MigrationReport, MigrationStats
+from domain.report import BatchOutcome, MigrationReport, MigrationStats
 from domain.request import MAX_USER_ID, BatchRequest, MigrationRequest, SingleUserRequest
-from domain.validation import failure_text
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
@@ -24,11 +22,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@attrs.frozen
-class _Outcome:
-    migrated: int
-    skipped: int
-    failures: dict[int, str]
+def next_start_after(page: Sequence[User], batch_size: int) -> int | None:
+    """Where the next keyset page starts: after the last id of a full page; None when the source is exhausted."""
+    if len(page) < batch_size or page[-1].id >= MAX_USER_ID:
+        return None
+    return page[-1].id + 1
 
 
 class Migration:
@@ -63,11 +61,8 @@ class Migration:
         """Migrate one keyset page: `id >= start_user_id ORDER BY id LIMIT batch_size`."""
         started = time.perf_counter()
         users = await self._source.read_page(request.start_user_id, request.batch_size)
-        outcome = await self._migrate(users, request.dry_run)
-        next_start = None
-        if len(users) == request.batch_size and users[-1].id < MAX_USER_ID:
-            next_start = users[-1].id + 1
-        return self._report(outcome, next_start, request.dry_run, started)
+        outcome = await self.migrate_users(users, request.dry_run)
+        return self._report(outcome, next_start_after(users, request.batch_size), request.dry_run, started)
 
     async def migrate_user(self, request: SingleUserRequest) -> MigrationReport:
         """Migrate one user by id; raises `UserNotFound` when the source has no such user."""
@@ -75,7 +70,7 @@ class Migration:
         user = await self._source.read_user(request.user_id)
         if user is None:
             raise UserNotFound(request.user_id)
-        outcome = await self._migrate([user], request.dry_run)
+        outcome = await self.migrate_users([user], request.dry_run)
         return self._report(outcome, None, request.dry_run, started)
 
     async def statistics(self) -> MigrationStats:
@@ -89,41 +84,50 @@ class Migration:
             last_migrated_user_id=progress.last_migrated_user_id,
         )
 
-    async def _migrate(self, users: Sequence[User], dry_run: bool) -> _Outcome:
+    async def migrate_users(self, users: Sequence[User], dry_run: bool) -> BatchOutcome:
+        """Validate, convert, check existence and write (unless `dry_run`) the given users."""
         migrated_at = self._clock()
-        failures: dict[int, str] = {}
+        failures: dict[int, tuple[str, ...]] = {}
         items: list[UserItem] = []
         for user in users:
             prepared = prepare_user(user, migrated_at)
             if isinstance(prepared, Rejection):
-                failures[user.id] = failure_text(user.id, list(prepared.reasons))
+                failures[user.id] = prepared.reasons
             else:
                 items.append(prepared)
         if not items:
-            return _Outcome(0, 0, failures)
-        if dry_run:
-            existing = await self._target.existing_user_ids([item.user_id for item in items])
-            return _Outcome(len(items) - len(existing), len(existing), failures)
+            return BatchOutcome(read=len(users), failures=failures)
         user_ids = [item.user_id for item in items]
+        if dry_run:
+            existing = await self._target.existing_user_ids(user_ids)
+            return BatchOutcome(len(users), len(items) - len(existing), len(existing), failures)
         async with self._locks.hold(min(user_ids), max(user_ids)):
             existing = await self._target.existing_user_ids(user_ids)
             to_write = [item for item in items if item.user_id not in existing]
-            written = await self._target.write_users(to_write) if to_write else None
-            if written is not None and written.written:
-                await self._state.record_written(len(written.written), max(written.written))
-        if written is not None:
-            for user_id, reason in written.failed.items():
-                failures[user_id] = failure_text(user_id, [f"Write failed: {reason}"])
-        return _Outcome(len(written.written) if written else 0, len(existing), failures)
+            # Once writing starts, the counters must follow the items: a caller that goes away
+            # (a cancelled request) does not stop this step half-way.
+            written = await asyncio.shield(self._write_and_record(to_write))
+        for user_id, reason in written.failed.items():
+            failures[user_id] = (f"Write failed: {reason}",)
+        return BatchOutcome(len(users), len(written.written), len(existing), failures, frozenset(written.failed))
 
-    def _report(self, outcome: _Outcome, next_start: int | None, dry_run: bool, started: float) -> MigrationReport:
+    async def _write_and_record(self, items: list[UserItem]) -> WriteOutcome:
+        if not items:
+            return WriteOutcome()
+        written = await self._target.write_users(items)
+        if written.written:
+            await self._state.record_written(len(written.written), max(written.written))
+        return written
+
+    @staticmethod
+    def _report(outcome: BatchOutcome, next_start: int | None, dry_run: bool, started: float) -> MigrationReport:
         failed_ids = sorted(outcome.failures)
         return MigrationReport(
             migrated_count=outcome.migrated,
             skipped_count=outcome.skipped,
             failed_count=len(failed_ids),
             failed_user_ids=failed_ids,
-            errors=[outcome.failures[user_id] for user_id in failed_ids],
+            errors=outcome.error_texts(),
             next_start_user_id=next_start,
             dry_run=dry_run,
             processing_time_ms=round((time.perf_counter() - started) * 1000),

@@ -62,7 +62,9 @@ class WriteOutcome:
 
 @attrs.frozen
 class MigrationProgress:
-    """The migration's own bookkeeping: how many users it wrote and the highest id it wrote."""
+    """The migration's own bookkeeping: how many users it wrote, the highest id it wrote, and
+    where a whole run may resume (every user below that id was written, skipped or reported)."""
 
     migrated_users: int = 0
     last_migrated_user_id: int | None = None
+    resume_from_user_id: int | None = None

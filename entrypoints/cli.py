@@ -1,20 +1,26 @@
-"""The `user-migration` command: `serve` the API, `init-tables` in DynamoDB.
+"""The `user-migration` command.
 
-Exit codes: 0 all good, 2 usage or configuration error, 3 a dependency was unreachable.
+Exit codes: 0 all good, 1 some users failed validation or writing, 2 usage or configuration
+error, 3 a dependency (PostgreSQL, DynamoDB) was unreachable.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
-from domain.errors import DependencyUnavailable
+from domain.errors import DependencyUnavailable, InvalidParameter
+from entrypoints import cli_migrate
+from entrypoints.library import UserMigration
 from entrypoints.settings import ConfigurationError, Settings, load_settings
 from entrypoints.web_app import init_app
 
@@ -28,7 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="user-migration", description="Move users from PostgreSQL to DynamoDB.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="serve the HTTP API (configuration from the environment; see README)")
-    commands.add_parser("init-tables", help="create the DynamoDB users and state tables if they do not exist")
+    tables = commands.add_parser("init-tables", help="create the DynamoDB users and state tables if missing")
+    tables.add_argument("--json", action="store_true", help="print the result as JSON")
+    migrate = commands.add_parser("migrate", help="migrate the whole source, one user, or earlier failures")
+    cli_migrate.add_migrate_arguments(migrate)
+    stats = commands.add_parser("stats", help="print the migration statistics")
+    stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    demo = commands.add_parser("demo", help="run the service on an embedded PostgreSQL and DynamoDB with demo data")
+    demo.add_argument("--users", type=int, default=10_000, help="demo users to create (default 10,000)")
+    demo.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    demo.add_argument("--data-dir", type=Path, default=Path(".demo-data"), help="where the demo keeps its data")
     return parser
 
 
@@ -37,35 +53,90 @@ async def _init_tables(settings: Settings) -> list[str]:
         return await ensure_tables(client, settings.dynamodb_table, settings.dynamodb_state_table)
 
 
-def init_tables(settings: Settings) -> int:
+def init_tables(arguments: argparse.Namespace) -> int:
     """Create both tables; says which were created and which were there already."""
+    settings = load_settings(purpose="tables")
     created = asyncio.run(_init_tables(settings))
-    for table in (settings.dynamodb_table, settings.dynamodb_state_table):
-        print(f"{table}: {'created' if table in created else 'already exists'}")
+    tables = {
+        table: ("created" if table in created else "already exists")
+        for table in (settings.dynamodb_table, settings.dynamodb_state_table)
+    }
+    if arguments.json:
+        print(json.dumps({"tables": tables}))
+    else:
+        for table, what in tables.items():
+            print(f"{table}: {what}")
     return EXIT_OK
 
 
-def serve(settings: Settings) -> int:
+def serve(arguments: argparse.Namespace) -> int:
     """Serve the API until SIGINT/SIGTERM."""
+    settings = load_settings(purpose="serve")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger(__name__).info("starting with %r", settings)
     web.run_app(init_app(settings), host=settings.host, port=settings.port, print=None)
     return EXIT_OK
 
 
+def _with_library(
+    command: Callable[[UserMigration, argparse.Namespace], Awaitable[int]],
+) -> Callable[[argparse.Namespace], int]:
+    def run(arguments: argparse.Namespace) -> int:
+        library = UserMigration.from_env()
+
+        async def main() -> int:
+            async with library as migration:
+                return await command(migration, arguments)
+
+        return asyncio.run(main())
+
+    return run
+
+
+def _migrate(arguments: argparse.Namespace) -> int:
+    problem = cli_migrate.check_migrate_arguments(arguments)
+    if problem is not None:
+        raise InvalidParameter("arguments", problem)
+    return _with_library(cli_migrate.migrate)(arguments)
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    from entrypoints.demo import run_demo  # the demo's extra packages load only for the demo
+
+    return run_demo(users=arguments.users, host=arguments.host, port=arguments.port, data_dir=arguments.data_dir)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": serve,
+    "init-tables": init_tables,
+    "migrate": _migrate,
+    "stats": _with_library(cli_migrate.stats),
+    "demo": _demo,
+}
+
+
+def _fail(arguments: argparse.Namespace, code: str, message: str, exit_code: int) -> int:
+    print(f"user-migration {arguments.command}: {message}", file=sys.stderr)
+    if getattr(arguments, "json", False):
+        print(json.dumps({"error": code, "message": message}))
+    return exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     arguments = build_parser().parse_args(argv)
     try:
-        if arguments.command == "serve":
-            return serve(load_settings(purpose="serve"))
-        return init_tables(load_settings(purpose="tables"))
+        return COMMANDS[arguments.command](arguments)
     except ConfigurationError as error:
-        print(f"user-migration {arguments.command}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(arguments, "configuration_error", str(error), EXIT_USAGE)
+    except InvalidParameter as error:
+        return _fail(arguments, error.code, error.message, EXIT_USAGE)
+    except ValueError as error:  # e.g. an unreadable --retry-failed file
+        return _fail(arguments, "invalid_input", str(error), EXIT_USAGE)
     except DependencyUnavailable as error:
-        print(f"user-migration {arguments.command}: {error}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return _fail(arguments, error.code, str(error), EXIT_UNAVAILABLE)
+    except KeyboardInterrupt:
+        return _fail(arguments, "interrupted", "interrupted; progress so far is recorded (use --resume)", 130)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,16 @@ It returns the same typed reports the API serializes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Collection, Mapping
 from types import TracebackType
 
 from container import Container, build_container, resolve
+from domain.errors import InvalidParameter
 from domain.migration import Migration
+from domain.migration_run import MigrationRun, ProgressCallback, RunSummary
 from domain.report import MigrationReport, MigrationStats
-from domain.request import DEFAULT_BATCH_SIZE, BatchRequest, SingleUserRequest
+from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
 from entrypoints.settings import load_settings
 
 
@@ -24,6 +27,7 @@ class UserMigration:
     def __init__(self, container: Container) -> None:
         self.container = container
         self._migration: Migration | None = None
+        self._run: MigrationRun | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> UserMigration:
@@ -33,12 +37,13 @@ class UserMigration:
 
     async def __aenter__(self) -> UserMigration:
         self._migration = await resolve(self.container.migration())
+        self._run = await resolve(self.container.migration_run())
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._migration = None
+        self._migration = self._run = None
         await resolve(self.container.shutdown_resources())
 
     @property
@@ -46,6 +51,12 @@ class UserMigration:
         if self._migration is None:
             raise RuntimeError("use `async with UserMigration...` before calling it")
         return self._migration
+
+    @property
+    def _whole_run(self) -> MigrationRun:
+        if self._run is None:
+            raise RuntimeError("use `async with UserMigration...` before calling it")
+        return self._run
 
     async def migrate_batch(
         self, batch_size: int = DEFAULT_BATCH_SIZE, start_user_id: int = 0, dry_run: bool = False
@@ -60,3 +71,36 @@ class UserMigration:
     async def stats(self) -> MigrationStats:
         """The migration statistics."""
         return await self._use_case.statistics()
+
+    async def migrate_all(
+        self,
+        batch_size: int = MAX_BATCH_SIZE,
+        start_user_id: int | None = None,
+        dry_run: bool = False,
+        resume: bool = False,
+        on_progress: ProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> RunSummary:
+        """Migrate the whole source page by page (the next page is read while one is written).
+
+        `resume=True` starts at the checkpoint the last run recorded instead of `start_user_id`;
+        setting `stop` ends the run cleanly after the page in hand.
+        """
+        if resume and start_user_id is not None:
+            raise InvalidParameter("start_user_id", "start_user_id and resume cannot be combined")
+        start = await self._whole_run.resume_point() if resume else (start_user_id or 0)
+        return await self._whole_run.migrate_all(start, batch_size, dry_run, on_progress, stop)
+
+    async def users_to_migrate(self, start_user_id: int = 0) -> int:
+        """How many source users have `id >= start_user_id` (the total of a progress display)."""
+        return await self._whole_run.total_from(start_user_id)
+
+    async def resume_point(self) -> int:
+        """Where `migrate_all(resume=True)` would start."""
+        return await self._whole_run.resume_point()
+
+    async def retry_users(
+        self, user_ids: Collection[int], dry_run: bool = False, on_progress: ProgressCallback | None = None
+    ) -> RunSummary:
+        """Migrate exactly these users (e.g. an earlier run's failures, after fixing their rows)."""
+        return await self._whole_run.retry(user_ids, dry_run, on_progress=on_progress)

@@ -15,5 +15,9 @@ class MigrationState(abc.ABC):
         """Add `count` newly written users and raise the highest migrated id to at least this one."""
 
     @abc.abstractmethod
+    async def record_checkpoint(self, resume_from_user_id: int) -> None:
+        """Remember where a whole run may resume: every user below this id was handled."""
+
+    @abc.abstractmethod
     async def read_progress(self) -> MigrationProgress:
         """The counters as they stand."""

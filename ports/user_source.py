@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from domain.model import User
 
@@ -20,5 +20,9 @@ class UserSource(abc.ABC):
         """The user with this id, or None when there is none."""
 
     @abc.abstractmethod
-    async def count_users(self) -> int:
-        """How many users the source holds."""
+    async def read_users(self, user_ids: Collection[int]) -> Sequence[User]:
+        """The users with these ids that exist, in ascending id order."""
+
+    @abc.abstractmethod
+    async def count_users(self, start_user_id: int = 0) -> int:
+        """How many users the source holds with `id >= start_user_id`."""

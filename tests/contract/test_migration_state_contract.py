@@ -25,3 +25,12 @@ async def test_concurrent_updates_are_exact(make_state):
     state = await make_state()
     await asyncio.gather(*(state.record_written(1, i) for i in range(1, 31)))
     assert await state.read_progress() == MigrationProgress(30, 30)
+
+
+async def test_checkpoint_is_kept_beside_the_counters(make_state):
+    state = await make_state()
+    await state.record_written(4, 9)
+    await state.record_checkpoint(10)
+    assert await state.read_progress() == MigrationProgress(4, 9, 10)
+    await state.record_checkpoint(7)
+    assert (await state.read_progress()).resume_from_user_id == 7

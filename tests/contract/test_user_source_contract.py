@@ -47,3 +47,16 @@ async def test_single_user_by_id(make_source):
 async def test_count(make_source):
     assert await (await make_source([])).count_users() == 0
     assert await (await make_source([valid_user(i) for i in IDS])).count_users() == len(IDS)
+
+
+async def test_users_by_ids_in_id_order_missing_ones_left_out(make_source):
+    source = await make_source([valid_user(i) for i in IDS])
+    assert [u.id for u in await source.read_users([21, 3, 4, 21, 55])] == [3, 21, 55]
+    assert list(await source.read_users([])) == []
+
+
+async def test_count_from_an_id(make_source):
+    source = await make_source([valid_user(i) for i in IDS])
+    assert await source.count_users(13) == 4
+    assert await source.count_users(14) == 3
+    assert await source.count_users(56) == 0

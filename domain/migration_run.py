@@ -1,0 +1,179 @@
+"""A whole migration run: every page of the source, one after the other, resumable.
+
+The next page is read from the source while the current one is being written, and at most
+`prefetch_pages` pages wait in memory, so memory stays flat however large the table is. After
+each page the run records a checkpoint: the id a later run may resume from. The checkpoint never
+moves past a valid user that could not be written, so resuming retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Collection, Sequence
+
+import attrs
+
+from domain.migration import Migration, next_start_after
+from domain.model import User
+from domain.report import BatchOutcome
+from domain.request import MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
+from ports.migration_state import MigrationState
+from ports.user_source import UserSource
+
+NOT_IN_SOURCE = "Not found in the source database"
+
+
+@attrs.frozen
+class RunProgress:
+    """Where a run stands, after each page: the counts so far."""
+
+    users_read: int
+    migrated: int
+    skipped: int
+    failed: int
+    elapsed_seconds: float
+
+
+@attrs.frozen
+class RunSummary:
+    """The outcome of a whole run, with every failed user and its reasons."""
+
+    users_read: int
+    migrated: int
+    skipped: int
+    failures: dict[int, tuple[str, ...]]
+    dry_run: bool
+    elapsed_seconds: float
+    resume_from_user_id: int | None
+    stopped_early: bool = False
+
+    @property
+    def failed(self) -> int:
+        """How many users could not be migrated."""
+        return len(self.failures)
+
+
+@attrs.define
+class _Tally:
+    started: float = attrs.Factory(time.perf_counter)
+    users_read: int = 0
+    migrated: int = 0
+    skipped: int = 0
+    failures: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+
+    def add(self, outcome: BatchOutcome) -> RunProgress:
+        self.users_read += outcome.read
+        self.migrated += outcome.migrated
+        self.skipped += outcome.skipped
+        self.failures.update(outcome.failures)
+        return RunProgress(self.users_read, self.migrated, self.skipped, len(self.failures), self.elapsed())
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def summary(self, dry_run: bool, resume_from: int | None, stopped_early: bool = False) -> RunSummary:
+        failures = {user_id: self.failures[user_id] for user_id in sorted(self.failures)}
+        return RunSummary(
+            self.users_read, self.migrated, self.skipped, failures, dry_run, self.elapsed(), resume_from, stopped_early
+        )
+
+
+ProgressCallback = Callable[[RunProgress], None]
+_END = object()
+
+
+class MigrationRun:
+    """Runs the migration over the whole source, or over a list of user ids to retry."""
+
+    def __init__(
+        self, source: UserSource, state: MigrationState, migration: Migration, prefetch_pages: int = 2
+    ) -> None:
+        self._source = source
+        self._state = state
+        self._migration = migration
+        self._prefetch_pages = prefetch_pages
+
+    async def total_from(self, start_user_id: int) -> int:
+        """How many users a run from `start_user_id` will read."""
+        return await self._source.count_users(start_user_id)
+
+    async def resume_point(self) -> int:
+        """Where `--resume` starts: the recorded checkpoint, or the beginning."""
+        progress = await self._state.read_progress()
+        return progress.resume_from_user_id or 0
+
+    async def migrate_all(
+        self,
+        start_user_id: int = 0,
+        batch_size: int = MAX_BATCH_SIZE,
+        dry_run: bool = False,
+        on_progress: ProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> RunSummary:
+        """Migrate every user with `id >= start_user_id`, page after page.
+
+        Setting `stop` ends the run cleanly after the page in hand, its checkpoint recorded.
+        """
+        BatchRequest(start_user_id, batch_size, dry_run)  # checks the parameters
+        tally = _Tally()
+        pages: asyncio.Queue[object] = asyncio.Queue(maxsize=self._prefetch_pages)
+        reader = asyncio.create_task(self._read_pages(start_user_id, batch_size, pages))
+        checkpoint: int | None = None
+        first_unwritten: int | None = None
+        try:
+            while (page := await pages.get()) is not _END:
+                if isinstance(page, BaseException):
+                    raise page
+                assert isinstance(page, list)
+                outcome = await self._migration.migrate_users(page, dry_run)
+                if not dry_run and page:
+                    if outcome.write_failed:
+                        lowest = min(outcome.write_failed)
+                        first_unwritten = lowest if first_unwritten is None else min(first_unwritten, lowest)
+                    checkpoint = first_unwritten if first_unwritten is not None else min(page[-1].id + 1, MAX_USER_ID)
+                    await self._state.record_checkpoint(checkpoint)
+                progress = tally.add(outcome)
+                if on_progress is not None:
+                    on_progress(progress)
+                if stop is not None and stop.is_set():
+                    return tally.summary(dry_run, checkpoint, stopped_early=True)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        return tally.summary(dry_run, checkpoint)
+
+    async def _read_pages(self, start_user_id: int, batch_size: int, pages: asyncio.Queue[object]) -> None:
+        start: int | None = start_user_id
+        try:
+            while start is not None:
+                page: Sequence[User] = await self._source.read_page(start, batch_size)
+                await pages.put(list(page))
+                start = next_start_after(page, batch_size)
+        except Exception as error:  # handed to the consumer, which raises it
+            await pages.put(error)
+            return
+        await pages.put(_END)
+
+    async def retry(
+        self,
+        user_ids: Collection[int],
+        dry_run: bool = False,
+        batch_size: int = MAX_BATCH_SIZE,
+        on_progress: ProgressCallback | None = None,
+    ) -> RunSummary:
+        """Migrate exactly these users again (e.g. the failures of an earlier run, after fixing them)."""
+        tally = _Tally()
+        wanted = sorted(set(user_ids))
+        for first in range(0, len(wanted), batch_size):
+            chunk = wanted[first : first + batch_size]
+            users = await self._source.read_users(chunk)
+            outcome = await self._migration.migrate_users(users, dry_run)
+            found = {user.id for user in users}
+            missing = {user_id: (NOT_IN_SOURCE,) for user_id in chunk if user_id not in found}
+            progress = tally.add(attrs.evolve(outcome, failures={**outcome.failures, **missing}))
+            if on_progress is not None:
+                on_progress(progress)
+        return tally.summary(dry_run, None)

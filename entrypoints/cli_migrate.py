@@ -1,0 +1,199 @@
+"""The `migrate` and `stats` commands: the library's use cases, printed for people or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from domain.errors import UserNotFound
+from domain.migration_run import RunSummary
+from domain.validation import failure_text
+from entrypoints.json_views import report_json
+from entrypoints.library import UserMigration
+from entrypoints.progress_display import ProgressBar
+
+EXIT_OK = 0
+EXIT_USERS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+SHOWN_FAILURES = 20
+
+
+def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `user-migration migrate`."""
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--all", action="store_true", help="walk the whole source in batches")
+    what.add_argument("--user-id", type=int, metavar="N", help="migrate one user")
+    what.add_argument("--retry-failed", type=Path, metavar="FILE", help="retry the users listed in a --failed-out file")
+    parser.add_argument("--batch-size", type=int, default=1000, help="users per batch (1..1000, default 1000)")
+    parser.add_argument("--start-user-id", type=int, help="first user id of --all (default: the beginning)")
+    parser.add_argument("--resume", action="store_true", help="--all from where the last run stopped")
+    parser.add_argument("--dry-run", action="store_true", help="read, validate and check, write nothing")
+    parser.add_argument("--failed-out", type=Path, metavar="FILE", help="write failed users as JSON lines to FILE")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _failed_ids_from(path: Path) -> list[int]:
+    ids = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            ids.append(int(record["user_id"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}:{number}: not a failed-user line ({error})") from None
+    return ids
+
+
+def _write_failures(path: Path, summary: RunSummary) -> None:
+    with path.open("w") as out:
+        for user_id, reasons in summary.failures.items():
+            out.write(json.dumps({"user_id": user_id, "reasons": list(reasons)}) + "\n")
+
+
+def _summary_json(summary: RunSummary) -> dict[str, Any]:
+    return {
+        "users_read": summary.users_read,
+        "migrated_count": summary.migrated,
+        "skipped_count": summary.skipped,
+        "failed_count": summary.failed,
+        "failed_user_ids": list(summary.failures),
+        "errors": [failure_text(user_id, list(reasons)) for user_id, reasons in summary.failures.items()],
+        "dry_run": summary.dry_run,
+        "processing_time_ms": round(summary.elapsed_seconds * 1000),
+        "resume_from_user_id": summary.resume_from_user_id,
+        "stopped_early": summary.stopped_early,
+    }
+
+
+def _print_summary(summary: RunSummary, arguments: argparse.Namespace) -> None:
+    if arguments.json:
+        print(json.dumps(_summary_json(summary)))
+        return
+    rate = summary.users_read / summary.elapsed_seconds if summary.elapsed_seconds > 0 else 0
+    verb = "Would migrate" if summary.dry_run else "Migrated"
+    print(
+        f"{verb} {summary.migrated:,} users, skipped {summary.skipped:,} already in DynamoDB, "
+        f"failed {summary.failed:,} (read {summary.users_read:,} in {summary.elapsed_seconds:.1f} s, "
+        f"{rate:,.0f} users/s)."
+    )
+    for user_id, reasons in list(summary.failures.items())[:SHOWN_FAILURES]:
+        print(f"  {failure_text(user_id, list(reasons))}", file=sys.stderr)
+    if summary.failed > SHOWN_FAILURES:
+        print(f"  ... and {summary.failed - SHOWN_FAILURES:,} more", file=sys.stderr)
+    if summary.failed and arguments.failed_out:
+        print(
+            f"Failed users are in {arguments.failed_out}; after fixing them: "
+            f"user-migration migrate --retry-failed {arguments.failed_out}"
+        )
+    if summary.stopped_early:
+        print("Stopped early on request.")
+    if summary.resume_from_user_id is not None:
+        print(f"Checkpoint: a later run with --resume starts at user id {summary.resume_from_user_id}.")
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[asyncio.Event]:
+    """The first SIGINT/SIGTERM asks the run to stop after the page in hand; a second one
+    interrupts at once (the checkpoint of the last finished page still holds)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and main_task is not None:
+            main_task.cancel()
+            return
+        print("\nStopping after the current batch (press Ctrl-C again to stop at once)...", file=sys.stderr)
+        stop.set()
+
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, on_signal)
+    try:
+        yield stop
+    finally:
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signal_number)
+
+
+def check_migrate_arguments(arguments: argparse.Namespace) -> str | None:
+    """A usage problem of the migrate options, or None."""
+    if not 1 <= arguments.batch_size <= 1000:
+        return "--batch-size must be between 1 and 1000"
+    if arguments.resume and arguments.start_user_id is not None:
+        return "--resume and --start-user-id cannot be combined"
+    if (arguments.resume or arguments.start_user_id is not None) and not arguments.all:
+        return "--resume and --start-user-id go with --all"
+    if arguments.retry_failed is not None and not arguments.retry_failed.is_file():
+        return f"{arguments.retry_failed}: no such file"
+    return None
+
+
+async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> int:
+    """Run `migrate` with its options; returns the exit code."""
+    if arguments.user_id is not None:
+        try:
+            report = await migration.migrate_user(arguments.user_id, arguments.dry_run)
+        except UserNotFound as error:
+            print(json.dumps({"error": error.code, "message": str(error)}) if arguments.json else str(error))
+            return EXIT_USERS_FAILED
+        if arguments.json:
+            print(json.dumps(report_json(report)))
+        else:
+            print(
+                f"{'Would migrate' if report.dry_run else 'Migrated'} {report.migrated_count}, "
+                f"skipped {report.skipped_count}, failed {report.failed_count}."
+            )
+            for error_text in report.errors:
+                print(f"  {error_text}", file=sys.stderr)
+        return EXIT_USERS_FAILED if report.failed_count else EXIT_OK
+
+    if arguments.retry_failed is not None:
+        user_ids = _failed_ids_from(arguments.retry_failed)
+        total = len(set(user_ids))
+        bar = ProgressBar(sys.stderr, total)
+        try:
+            summary = await migration.retry_users(user_ids, arguments.dry_run, on_progress=bar)
+        finally:
+            bar.close()
+    else:
+        start = await migration.resume_point() if arguments.resume else (arguments.start_user_id or 0)
+        bar = ProgressBar(sys.stderr, await migration.users_to_migrate(start))
+        try:
+            with stop_on_signals() as stop:
+                summary = await migration.migrate_all(
+                    batch_size=arguments.batch_size,
+                    start_user_id=start,
+                    dry_run=arguments.dry_run,
+                    on_progress=bar,
+                    stop=stop,
+                )
+        finally:
+            bar.close()
+    if arguments.failed_out is not None:
+        _write_failures(arguments.failed_out, summary)
+    _print_summary(summary, arguments)
+    if summary.stopped_early:
+        return EXIT_INTERRUPTED
+    return EXIT_USERS_FAILED if summary.failed else EXIT_OK
+
+
+async def stats(migration: UserMigration, arguments: argparse.Namespace) -> int:
+    """Print the statistics as a table or JSON."""
+    current = await migration.stats()
+    if arguments.json:
+        print(json.dumps(report_json(current)))
+        return EXIT_OK
+    for name, value in attrs.asdict(current).items():
+        print(f"{name:<24}{'-' if value is None else f'{value:,}'}")
+    return EXIT_OK
