@@ -168,7 +168,9 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
             bar.close()
     else:
         start = await migration.resume_point() if arguments.resume else (arguments.start_user_id or 0)
-        bar = ProgressBar(sys.stderr, await migration.users_to_migrate(start))
+        # The total is only for the bar; counting a huge table is not free, so only when it shows.
+        total = await migration.users_to_migrate(start) if sys.stderr.isatty() else 0
+        bar = ProgressBar(sys.stderr, total)
         try:
             with stop_on_signals() as stop:
                 summary = await migration.migrate_all(

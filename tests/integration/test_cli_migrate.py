@@ -1,0 +1,231 @@
+"""`user-migration migrate` and `stats`, run as real processes against the real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_state import DynamoDbMigrationState
+from adapters.dynamodb_target import DynamoDbUserTarget
+from adapters.embedded import free_port
+from domain.conversion import from_item
+from tests.factories import valid_user
+from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
+from tests.real_adapters import quote_table_name as quoted
+
+INVALID = {17: {"email": "nope"}, 120: {"username": None}, 233: {"status": "archived"}}
+
+
+def users(count: int) -> list:
+    return [valid_user(i, **INVALID.get(i, {})) for i in range(1, count + 1)]
+
+
+@pytest.fixture
+async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
+    table = unique_name("users")
+    create_source_table(postgres_dsn, table)
+    users_table, state_table = await create_dynamodb_tables(dynamodb)
+    return {
+        "DATABASE_URL": postgres_dsn,
+        "SOURCE_TABLE": table,
+        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
+        "DYNAMODB_TABLE": users_table,
+        "DYNAMODB_STATE_TABLE": state_table,
+        "AWS_REGION": "us-east-1",
+    }
+
+
+def command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "entrypoints.cli", *arguments]
+
+
+def cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
+    return subprocess.run(
+        command(*arguments), env={**base, **env}, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+async def stored(env: dict[str, str]) -> tuple[int, int]:
+    """(items in the users table, the migrated_users counter)."""
+    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+        count = await DynamoDbUserTarget(client, env["DYNAMODB_TABLE"]).count_users()
+        progress = await DynamoDbMigrationState(client, env["DYNAMODB_STATE_TABLE"]).read_progress()
+    return count, progress.migrated_users
+
+
+async def test_migrate_all_reports_failures_to_a_file_and_retry_fixes_them(env, tmp_path: Path):
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(250))
+    failed_file = tmp_path / "failed.jsonl"
+
+    result = cli(env, "migrate", "--all", "--batch-size", "100", "--failed-out", str(failed_file))
+    assert result.returncode == 1, result.stderr
+    assert "Migrated 247 users, skipped 0 already in DynamoDB, failed 3" in result.stdout
+    assert "User 17: Invalid email format" in result.stderr
+    lines = [json.loads(line) for line in failed_file.read_text().splitlines()]
+    assert lines == [
+        {"user_id": 17, "reasons": ["Invalid email format"]},
+        {"user_id": 120, "reasons": ["Missing required field 'username'"]},
+        {"user_id": 233, "reasons": ["Invalid status 'archived'"]},
+    ]
+    assert await stored(env) == (247, 247)
+
+    execute(env["DATABASE_URL"], f"UPDATE {quoted(env['SOURCE_TABLE'])} SET email = 'ok17@example.com' WHERE id = 17")
+    retry = cli(env, "migrate", "--retry-failed", str(failed_file), "--json")
+    assert retry.returncode == 1  # 120 and 233 are still broken
+    summary = json.loads(retry.stdout)
+    assert (summary["migrated_count"], summary["failed_user_ids"]) == (1, [120, 233])
+    assert await stored(env) == (248, 248)
+
+    stats = cli(env, "stats", "--json")
+    assert stats.returncode == 0
+    assert json.loads(stats.stdout) == {
+        "total_postgres_users": 250,
+        "total_dynamo_users": 248,
+        "pending_migration": 2,
+        "last_migrated_user_id": 250,
+    }
+    table = cli(env, "stats")
+    assert "total_dynamo_users      248" in table.stdout
+
+
+async def test_dry_run_writes_nothing_and_a_clean_source_exits_0(env):
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 31)])
+    dry = cli(env, "migrate", "--all", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout)
+    assert (report["migrated_count"], report["dry_run"], report["resume_from_user_id"]) == (30, True, None)
+    assert await stored(env) == (0, 0)
+    real = cli(env, "migrate", "--all", "--batch-size", "7")
+    assert real.returncode == 0, real.stderr
+    again = cli(env, "migrate", "--all", "--json")
+    assert json.loads(again.stdout)["skipped_count"] == 30
+    assert await stored(env) == (30, 30)
+
+
+async def test_single_user(env):
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(20))
+    assert cli(env, "migrate", "--user-id", "5").returncode == 0
+    failed = cli(env, "migrate", "--user-id", "17")
+    assert failed.returncode == 1
+    assert "User 17: Invalid email format" in failed.stderr
+    missing = cli(env, "migrate", "--user-id", "999", "--json")
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["error"] == "user_not_found"
+    assert await stored(env) == (1, 1)
+
+
+def start_migrating(env: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
+    return subprocess.Popen(
+        command("migrate", "--all", *arguments),
+        env={**base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def wait_for_a_checkpoint(env: dict[str, str], process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+        state = DynamoDbMigrationState(client, env["DYNAMODB_STATE_TABLE"])
+        while (await state.read_progress()).resume_from_user_id is None:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint within 60 s"
+            await asyncio.sleep(0.05)
+
+
+async def test_resume_after_the_source_went_away_mid_run(env):
+    """The source table vanishes during a run (exit 3); once it is back, --resume finishes the job."""
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 3001)])
+    table, hidden = quoted(env["SOURCE_TABLE"]), quoted(env["SOURCE_TABLE"] + "_away")
+    process = start_migrating(env, "--batch-size", "25")
+    await wait_for_a_checkpoint(env, process)
+    execute(env["DATABASE_URL"], f"ALTER TABLE {table} RENAME TO {hidden}")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 3, err
+    assert "does not exist" in err
+    count, counter = await stored(env)
+    assert 0 < count < 3000
+    assert counter == count
+
+    execute(env["DATABASE_URL"], f"ALTER TABLE {hidden} RENAME TO {table}")
+    resumed = cli(env, "migrate", "--all", "--resume", "--batch-size", "500", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    # The checkpoint is the first id of the page that was not finished: nothing is read twice
+    # except, at most, that page.
+    assert summary["skipped_count"] < 25
+    assert summary["migrated_count"] == 3000 - count
+    assert await stored(env) == (3000, 3000)
+
+
+async def test_sigint_stops_after_the_current_batch_and_resume_finishes(env):
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 3001)])
+    process = start_migrating(env, "--batch-size", "25")
+    await wait_for_a_checkpoint(env, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Stopping after the current batch" in err
+    assert "Stopped early on request." in out
+    assert "Traceback" not in err
+    count, counter = await stored(env)
+    assert 0 < count < 3000
+    assert counter == count
+
+    resumed = cli(env, "migrate", "--all", "--resume", "--batch-size", "500", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["skipped_count"] == 0  # the checkpoint was exact
+    assert await stored(env) == (3000, 3000)
+    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+        item = await DynamoDbUserTarget(client, env["DYNAMODB_TABLE"]).read_item(2999)
+    assert item is not None
+    assert from_item(item) == valid_user(2999)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("migrate", "--all", "--batch-size", "0"), "--batch-size must be between 1 and 1000"),
+        (("migrate", "--all", "--resume", "--start-user-id", "5"), "cannot be combined"),
+        (("migrate", "--user-id", "3", "--resume"), "go with --all"),
+        (("migrate", "--retry-failed", "/nonexistent/file"), "no such file"),
+        (("migrate",), "one of the arguments --all --user-id --retry-failed is required"),
+    ],
+)
+def test_usage_errors_exit_2(env, arguments, message):
+    result = cli(env, *arguments)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_postgres_exits_3(env):
+    result = cli({**env, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"}, "stats")
+    assert result.returncode == 3
+    assert "PostgreSQL is unavailable" in result.stderr
+
+
+def test_missing_configuration_exits_2(env):
+    result = cli({**env, "DATABASE_URL": ""}, "migrate", "--all")
+    assert result.returncode == 2
+    assert "DATABASE_URL is required" in result.stderr
+
+
+def test_a_malformed_failed_file_exits_2(env, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"user_id": 1}\nnot json\n')
+    result = cli(env, "migrate", "--retry-failed", str(bad))
+    assert result.returncode == 2
+    assert "bad.jsonl:2" in result.stderr
