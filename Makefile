@@ -33,10 +33,7 @@ lint: install
 	$(BIN)/mypy domain ports adapters entrypoints $(wildcard container.py)
 
 run: install
-	@echo "make run: the embedded demo (local PostgreSQL + local DynamoDB + demo data) is not built yet." >&2
-	@echo "It is tracked as the 'make run on an embedded default' issue. Until then, see README for" >&2
-	@echo "running 'user-migration serve' against your own PostgreSQL and DynamoDB." >&2
-	@exit 1
+	$(BIN)/user-migration demo $(DEMO_ARGS)
 
 bench: install
 	@echo "make bench: the benchmark is not built yet (tracked as the performance issue)." >&2
