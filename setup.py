@@ -29,6 +29,7 @@ setup(
         "attrs>=23.1",
         "cattrs>=23.2",
         "dependency-injector>=4.41,<5",
+        "prometheus-client>=0.20,<1",
     ],
     extras_require={
         "dev": [

@@ -7,10 +7,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_errors import error_code, target_errors
+from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE, ensure_table_active
 from domain.model import MigrationProgress
 from ports.migration_state import MigrationState
 
-STATE_KEY_ATTRIBUTE = "state_id"
 _PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
 
 
@@ -50,6 +50,9 @@ class DynamoDbMigrationState(MigrationState):
                 UpdateExpression="SET resume_from_user_id = :id",
                 ExpressionAttributeValues={":id": {"N": str(resume_from_user_id)}},
             )
+
+    async def check_ready(self) -> None:
+        await ensure_table_active(self._client, self._table)
 
     async def read_progress(self) -> MigrationProgress:
         async with target_errors("reading progress"):

@@ -7,8 +7,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_errors import error_code, target_errors
-from adapters.dynamodb_state import STATE_KEY_ATTRIBUTE
 from domain.errors import TargetUnavailable
+
+STATE_KEY_ATTRIBUTE = "state_id"
 
 
 async def _ensure_table(client: Any, table: str, key: str, key_type: str) -> bool:
@@ -46,3 +47,17 @@ async def ensure_tables(client: Any, users_table: str, state_table: str) -> list
         if await _ensure_table(client, state_table, STATE_KEY_ATTRIBUTE, "S"):
             created.append(state_table)
     return created
+
+
+async def ensure_table_active(client: Any, table: str) -> None:
+    """Raise `TargetUnavailable` unless `table` exists and is ACTIVE."""
+    async with target_errors(f"describing table {table!r}"):
+        try:
+            description = await client.describe_table(TableName=table)
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                raise TargetUnavailable(f"DynamoDB table {table!r} does not exist") from error
+            raise
+    status = description["Table"].get("TableStatus", "ACTIVE")
+    if status not in ("ACTIVE", "UPDATING"):
+        raise TargetUnavailable(f"DynamoDB table {table!r} is {status}")

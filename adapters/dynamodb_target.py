@@ -16,6 +16,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
+from adapters.dynamodb_tables import ensure_table_active
 from adapters.retry import Backoff
 from domain.errors import DependencyUnavailable, TargetThrottled, TargetUnavailable
 from domain.model import Item, UserItem, WriteOutcome
@@ -49,6 +50,16 @@ def _chunks(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 
 @attrs.define
+class TargetCounters:
+    """What DynamoDB made this target do, since it was created (read by the metrics)."""
+
+    retries: int = 0
+    throttles: int = 0
+    unprocessed_items: int = 0
+    unprocessed_keys: int = 0
+
+
+@attrs.define
 class _ChunkResult:
     written: list[int] = attrs.Factory(list)
     failed: dict[int, str] = attrs.Factory(dict)
@@ -64,6 +75,7 @@ class DynamoDbUserTarget(UserTarget):
         self._table = table
         self._backoff = backoff if backoff is not None else Backoff()
         self._in_flight = asyncio.Semaphore(concurrency)
+        self.counters = TargetCounters()
 
     async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
         unique = sorted(set(user_ids))
@@ -87,19 +99,23 @@ class DynamoDbUserTarget(UserTarget):
                 async with self._in_flight, target_errors("the existence check"):
                     response = await self._client.batch_get_item(RequestItems=request)
             except TargetThrottled:
+                self.counters.throttles += 1
                 attempt += 1
                 if attempt >= self._backoff.attempts:
                     raise
+                self.counters.retries += 1
                 await self._backoff.pause(attempt)
                 continue
             found.update(int(item["user_id"]["N"]) for item in response.get("Responses", {}).get(self._table, []))
             keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
             if keys:
+                self.counters.unprocessed_keys += len(keys)
                 attempt += 1
                 if attempt >= self._backoff.attempts:
                     raise TargetThrottled(
                         f"DynamoDB left {len(keys)} keys unprocessed after {attempt} attempts of the existence check"
                     )
+                self.counters.retries += 1
                 await self._backoff.pause(attempt)
         return found
 
@@ -125,8 +141,10 @@ class DynamoDbUserTarget(UserTarget):
                     response = await self._client.batch_write_item(RequestItems=request)
             except ClientError as error:
                 if is_throttling(error):
+                    self.counters.throttles += 1
                     attempt += 1
                     if attempt < self._backoff.attempts:
+                        self.counters.retries += 1
                         await self._backoff.pause(attempt)
                         continue
                     reason = f"throttled by DynamoDB after {attempt} attempts ({describe(error)})"
@@ -140,6 +158,13 @@ class DynamoDbUserTarget(UserTarget):
                 reason = f"DynamoDB refused the write ({describe(error)})"
                 return self._give_up(result, pending, reason, TargetUnavailable(reason))
             except (TimeoutError, BotoCoreError, OSError) as error:
+                # The request may have landed before the connection failed (a lost response):
+                # ask which items are there, so that they are counted as written.
+                landed = await self._landed(list(pending))
+                result.written.extend(user_id for user_id in pending if user_id in landed)
+                pending = {user_id: item for user_id, item in pending.items() if user_id not in landed}
+                if not pending:
+                    return result
                 reason = f"DynamoDB is unavailable ({describe(error)})"
                 return self._give_up(result, pending, reason, TargetUnavailable(reason))
             unprocessed = {
@@ -149,13 +174,21 @@ class DynamoDbUserTarget(UserTarget):
             result.written.extend(user_id for user_id in pending if user_id not in unprocessed)
             pending = {user_id: item for user_id, item in pending.items() if user_id in unprocessed}
             if pending:
+                self.counters.unprocessed_items += len(pending)
                 attempt += 1
                 if attempt >= self._backoff.attempts:
                     reason = f"still unprocessed by DynamoDB after {attempt} attempts"
                     result.failed.update(dict.fromkeys(pending, reason))
                     return result
+                self.counters.retries += 1
                 await self._backoff.pause(attempt)
         return result
+
+    async def _landed(self, user_ids: list[int]) -> set[int]:
+        try:
+            return await self.existing_user_ids(user_ids)
+        except DependencyUnavailable:
+            return set()
 
     @staticmethod
     def _give_up(
@@ -174,6 +207,9 @@ class DynamoDbUserTarget(UserTarget):
         if not result.written and all(single.unavailable is not None for single in singles):
             result.unavailable = singles[0].unavailable
         return result
+
+    async def check_ready(self) -> None:
+        await ensure_table_active(self._client, self._table)
 
     async def read_item(self, user_id: int) -> Item | None:
         async with target_errors("reading an item"):

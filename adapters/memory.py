@@ -46,6 +46,9 @@ class InMemoryUserSource(UserSource):
     async def count_users(self, start_user_id: int = 0) -> int:
         return len(self._ids) - bisect.bisect_left(self._ids, start_user_id)
 
+    async def check_ready(self) -> None:
+        return None
+
 
 class InMemoryUserTarget(UserTarget):
     """A target keeping items in a dict.
@@ -81,6 +84,9 @@ class InMemoryUserTarget(UserTarget):
     async def count_users(self) -> int:
         return len(self.items)
 
+    async def check_ready(self) -> None:
+        return None
+
 
 class InMemoryMigrationState(MigrationState):
     """Counters held in memory."""
@@ -101,3 +107,6 @@ class InMemoryMigrationState(MigrationState):
 
     async def read_progress(self) -> MigrationProgress:
         return self._progress
+
+    async def check_ready(self) -> None:
+        return None

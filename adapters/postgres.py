@@ -169,6 +169,10 @@ class PostgresUserSource(UserSource):
             rows = await cursor.fetchall()
         return [_user_of(row) for row in rows]
 
+    async def check_ready(self) -> None:
+        async with self._cursor() as cursor:
+            await cursor.execute(f"SELECT {_COLUMNS} FROM {self._table} LIMIT 0")
+
     async def count_users(self, start_user_id: int = 0) -> int:
         async with self._cursor() as cursor:
             await cursor.execute(f"SELECT count(*) FROM {self._table} WHERE id >= %s", (start_user_id,))

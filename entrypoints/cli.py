@@ -9,20 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-from aiohttp import web
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
 from domain.errors import DependencyUnavailable, InvalidParameter
 from entrypoints import cli_migrate
 from entrypoints.library import UserMigration
+from entrypoints.serve import serve as serve_api
 from entrypoints.settings import ConfigurationError, Settings, load_settings
-from entrypoints.web_app import init_app
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -70,11 +67,8 @@ def init_tables(arguments: argparse.Namespace) -> int:
 
 
 def serve(arguments: argparse.Namespace) -> int:
-    """Serve the API until SIGINT/SIGTERM."""
-    settings = load_settings(purpose="serve")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger(__name__).info("starting with %r", settings)
-    web.run_app(init_app(settings), host=settings.host, port=settings.port, print=None)
+    """Serve the API until SIGINT/SIGTERM, then shut down gracefully."""
+    serve_api(load_settings(purpose="serve"))
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import attrs
 
 from adapters.postgres import quote_table_name
+from entrypoints.logs import LogFormat
 
 Purpose = Literal["serve", "library", "tables"]
 
@@ -37,6 +38,22 @@ class Settings:
     port: int = 3000
     source_query_timeout: float = 30.0
     dynamodb_concurrency: int = 8
+    log_level: str = "INFO"
+    log_format: LogFormat = "json"
+    metrics_public: bool = False
+    shutdown_drain_seconds: float = 0.0
+    shutdown_grace_seconds: float = 30.0
+
+    def redacted(self) -> dict[str, object]:
+        """The effective configuration for logs: the database password and the tokens hidden."""
+        values = attrs.asdict(self)
+        if self.database_url is not None:
+            parsed = urlparse(self.database_url)
+            if parsed.password is not None:
+                netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+                values["database_url"] = parsed._replace(netloc=netloc).geturl()
+        values["api_tokens"] = f"{len(self.api_tokens)} token(s)"
+        return values
 
     def container_config(self) -> dict[str, object]:
         """The values the DI container is configured with."""
@@ -78,6 +95,17 @@ def _integer(
         problems.append(f"{name} must be an integer between {lowest} and {highest} (got {text!r})")
         return default
     return int(text)
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], problems: list[str]) -> str:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    for choice in allowed:
+        if text.lower() == choice.lower():
+            return choice
+    problems.append(f"{name} must be one of {', '.join(allowed)} (got {text!r})")
+    return default
 
 
 def _table(environ: Mapping[str, str], name: str, default: str, problems: list[str]) -> str:
@@ -128,6 +156,11 @@ def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "
         port=_integer(environ, "PORT", 3000, 1, 65535, problems),
         source_query_timeout=_number(environ, "SOURCE_QUERY_TIMEOUT", 30.0, 0.1, 3600, problems),
         dynamodb_concurrency=_integer(environ, "DYNAMODB_CONCURRENCY", 8, 1, 256, problems),
+        log_level=_choice(environ, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), problems),
+        log_format="text" if _choice(environ, "LOG_FORMAT", "json", ("json", "text"), problems) == "text" else "json",
+        metrics_public=_choice(environ, "METRICS_PUBLIC", "false", ("true", "false"), problems) == "true",
+        shutdown_drain_seconds=_number(environ, "SHUTDOWN_DRAIN_SECONDS", 0.0, 0, 300, problems),
+        shutdown_grace_seconds=_number(environ, "SHUTDOWN_GRACE_SECONDS", 30.0, 0, 3600, problems),
     )
     if problems:
         raise ConfigurationError(problems)

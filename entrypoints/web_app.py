@@ -6,11 +6,16 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from adapters.dynamodb_target import DynamoDbUserTarget, TargetCounters
 from container import Container, build_container, resolve
+from entrypoints.metrics import MigrationMetrics
 from entrypoints.settings import Settings
 from entrypoints.web_handlers import setup_routes
-from entrypoints.web_keys import CONTAINER, MIGRATION
+from entrypoints.web_keys import CONTAINER, DEPENDENCIES, METRICS, MIGRATION, READINESS, Dependencies, Readiness
 from entrypoints.web_middlewares import setup_middlewares
+from entrypoints.web_probes import setup_probe_routes
+
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def _lifecycle(container: Container) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -18,9 +23,15 @@ def _lifecycle(container: Container) -> Callable[[web.Application], AsyncIterato
         # Resolving the use case creates the pool and the DynamoDB client (lazily initialised
         # resources); shutting the container down closes them.
         app[MIGRATION] = await resolve(container.migration())
+        app[DEPENDENCIES] = Dependencies(
+            await resolve(container.user_source()),
+            await resolve(container.user_target()),
+            await resolve(container.migration_state()),
+        )
         try:
             yield
         finally:
+            app[READINESS].draining = True
             await resolve(container.shutdown_resources())
 
     return migration_lifecycle
@@ -38,7 +49,17 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
     # parser's plain 400 (which would also log the start of the header: a token, perhaps).
     app = web.Application(client_max_size=64 * 1024, handler_args={"max_field_size": 64 * 1024})
     app[CONTAINER] = container
-    setup_middlewares(app, settings.api_tokens)
+    app[READINESS] = Readiness()
+
+    def target_counters() -> TargetCounters | None:
+        dependencies = app.get(DEPENDENCIES)
+        target = dependencies.target if dependencies is not None else None
+        return target.counters if isinstance(target, DynamoDbUserTarget) else None
+
+    app[METRICS] = MigrationMetrics(target_counters)
+    public = PROBE_PATHS | ({"/metrics"} if settings.metrics_public else set())
+    setup_middlewares(app, settings.api_tokens, app[METRICS], public)
     setup_routes(app)
+    setup_probe_routes(app)
     app.cleanup_ctx.append(_lifecycle(container))
     return app

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
-from domain.request import plan_batch
+from domain.request import SingleUserRequest, plan_batch
 from entrypoints.json_views import report_json
-from entrypoints.web_keys import MIGRATION
+from entrypoints.logs import fields
+from entrypoints.web_keys import METRICS, MIGRATION
+
+log = logging.getLogger("user_migration.batch")
 
 
 async def migrate_users(request: web.Request) -> web.Response:
     """GET /m2/migration/users: a batch, a single user (`user_id`), or a dry run."""
     planned = plan_batch(request.query.items())
     report = await request.app[MIGRATION].run(planned)
+    mode = "single_user" if isinstance(planned, SingleUserRequest) else "batch"
+    request.app[METRICS].record_batch(report, mode)
+    log.info(
+        "batch",
+        extra=fields(
+            mode=mode,
+            dry_run=report.dry_run,
+            migrated=report.migrated_count,
+            skipped=report.skipped_count,
+            failed=report.failed_count,
+            failed_user_ids=report.failed_user_ids[:100],
+            next_start_user_id=report.next_start_user_id,
+            duration_ms=report.processing_time_ms,
+        ),
+    )
     return web.json_response(report_json(report))
 
 

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import attrs
 from aiohttp import web
 
 from container import Container
 from domain.migration import Migration
+from entrypoints.metrics import MigrationMetrics
+from ports import MigrationState, UserSource, UserTarget
+
+
+@attrs.define
+class Readiness:
+    """Whether the app should get traffic: it stops as soon as shutdown begins."""
+
+    draining: bool = False
+
+
+@attrs.frozen
+class Dependencies:
+    """The adapters behind the ports, for the readiness probe."""
+
+    source: UserSource
+    target: UserTarget
+    state: MigrationState
+
 
 CONTAINER = web.AppKey("container", Container)
 MIGRATION = web.AppKey("migration", Migration)
+DEPENDENCIES = web.AppKey("dependencies", Dependencies)
+METRICS = web.AppKey("metrics", MigrationMetrics)
+READINESS = web.AppKey("readiness", Readiness)

@@ -1,20 +1,68 @@
-"""Middlewares: errors as JSON, and bearer-token authentication."""
+"""Middlewares: request ids and access logs, errors as JSON, bearer-token authentication."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterable
+import re
+import time
+import uuid
+from collections.abc import Collection, Iterable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from domain.errors import MigrationError
+from domain.errors import DependencyUnavailable, MigrationError
+from entrypoints.logs import fields, request_id
+from entrypoints.metrics import MigrationMetrics
 from entrypoints.web_errors import domain_error_response, error_response, http_error_response
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("user_migration.access")
 
-PUBLIC_PATHS: frozenset[str] = frozenset()
+_ACCEPTABLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _route_of(request: web.Request) -> str:
+    route = request.match_info.route
+    return route.resource.canonical if route.resource is not None else "unmatched"
+
+
+def observe_requests(metrics: MigrationMetrics) -> Middleware:
+    """Give every request an id (the caller's `X-Request-ID` when sensible), echo it, log one
+    access line and count the request by route and status."""
+
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("X-Request-ID", "")
+        current = given if _ACCEPTABLE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = request_id.set(current)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers["X-Request-ID"] = current
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_of(request)
+            metrics.http_requests.labels(route, request.method, str(status)).inc()
+            metrics.http_seconds.labels(route).observe(elapsed)
+            access_log.info(
+                "request",
+                extra=fields(
+                    method=request.method,
+                    path=request.path,
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 1),
+                    remote=request.remote,
+                ),
+            )
+            request_id.reset(token)
+
+    return observe
 
 
 @web.middleware
@@ -23,19 +71,19 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except MigrationError as error:
-        if error.code.endswith("unavailable") or error.code.endswith("throttled"):
-            log.warning("dependency unavailable: %s", error)
+        if isinstance(error, DependencyUnavailable):
+            log.warning("dependency unavailable", extra=fields(error=error.code, detail=str(error)))
         return domain_error_response(error)
     except web.HTTPException as error:
         if error.status < 400:
             raise
         return http_error_response(error)
     except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.exception("unexpected error", extra=fields(method=request.method, path=request.path))
         return error_response(500, "internal_error", "the server failed to handle the request")
 
 
-def bearer_auth(tokens: Iterable[str]) -> Middleware:
+def bearer_auth(tokens: Iterable[str], public_paths: Collection[str] = ()) -> Middleware:
     """Accept only `Authorization: Bearer <token>` with one of `tokens`, compared in constant time."""
     accepted = [token.encode() for token in tokens]
 
@@ -48,7 +96,7 @@ def bearer_auth(tokens: Iterable[str]) -> Middleware:
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if request.path in public_paths:
             return await handler(request)
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not presented.strip() or not is_accepted(presented.strip().encode()):
@@ -63,7 +111,10 @@ def bearer_auth(tokens: Iterable[str]) -> Middleware:
     return authenticate
 
 
-def setup_middlewares(app: web.Application, tokens: Iterable[str]) -> None:
-    """JSON errors outermost, so that everything inside, auth included, answers in JSON; auth
-    before routing, so that unknown paths do not tell an anonymous caller what exists."""
-    app.middlewares.extend([json_errors, bearer_auth(tokens)])
+def setup_middlewares(
+    app: web.Application, tokens: Iterable[str], metrics: MigrationMetrics, public_paths: Collection[str]
+) -> None:
+    """Observation outermost, so that the access log and the metrics see every final status;
+    then JSON errors, so that everything inside, auth included, answers in JSON; auth before
+    routing, so that unknown paths do not tell an anonymous caller what exists."""
+    app.middlewares.extend([observe_requests(metrics), json_errors, bearer_auth(tokens, public_paths)])

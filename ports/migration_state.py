@@ -21,3 +21,7 @@ class MigrationState(abc.ABC):
     @abc.abstractmethod
     async def read_progress(self) -> MigrationProgress:
         """The counters as they stand."""
+
+    @abc.abstractmethod
+    async def check_ready(self) -> None:
+        """Raise a `DependencyUnavailable` error naming what is missing when this cannot be used now."""

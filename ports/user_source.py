@@ -26,3 +26,7 @@ class UserSource(abc.ABC):
     @abc.abstractmethod
     async def count_users(self, start_user_id: int = 0) -> int:
         """How many users the source holds with `id >= start_user_id`."""
+
+    @abc.abstractmethod
+    async def check_ready(self) -> None:
+        """Raise a `DependencyUnavailable` error naming what is missing when this cannot be used now."""

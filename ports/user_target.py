@@ -26,3 +26,7 @@ class UserTarget(abc.ABC):
     @abc.abstractmethod
     async def count_users(self) -> int:
         """Exact number of stored users. May read the whole table: for checks, not for statistics."""
+
+    @abc.abstractmethod
+    async def check_ready(self) -> None:
+        """Raise a `DependencyUnavailable` error naming what is missing when this cannot be used now."""

@@ -1,0 +1,109 @@
+"""Prometheus metrics of one app: users by outcome, batches, DynamoDB retries, HTTP requests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from adapters.dynamodb_target import TargetCounters
+from domain.report import MigrationReport
+
+_ERROR_REASONS = re.compile(r"^User \d+: (.*)$", re.DOTALL)
+_MISSING = re.compile(r"^Missing required field '(\w+)'")
+_INVALID = re.compile(r"^Invalid (\w+)")
+
+
+def reason_class(reason: str) -> str:
+    """A short, stable class of a failure reason: `missing_email`, `invalid_profile`, `write_failed`..."""
+    if match := _MISSING.match(reason):
+        return f"missing_{match.group(1)}"
+    if match := _INVALID.match(reason):
+        return f"invalid_{match.group(1)}"
+    if reason.startswith("Item too large"):
+        return "item_too_large"
+    if reason.startswith("Write failed"):
+        return "write_failed"
+    return "other"
+
+
+def failure_classes(error_text: str) -> list[str]:
+    """The reason classes of one `User <id>: <reason>; <reason>` line."""
+    match = _ERROR_REASONS.match(error_text)
+    reasons = match.group(1).split("; ") if match else [error_text]
+    return sorted({reason_class(reason) for reason in reasons})
+
+
+class _TargetCollector(Collector):
+    def __init__(self, counters: Callable[[], TargetCounters | None]) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        counters = self._counters() or TargetCounters()
+        for name, help_text, value in (
+            ("user_migration_dynamodb_retries", "DynamoDB requests retried", counters.retries),
+            ("user_migration_dynamodb_throttles", "DynamoDB throttling errors", counters.throttles),
+            (
+                "user_migration_dynamodb_unprocessed_items",
+                "items DynamoDB left unprocessed",
+                counters.unprocessed_items,
+            ),
+            ("user_migration_dynamodb_unprocessed_keys", "keys DynamoDB left unprocessed", counters.unprocessed_keys),
+        ):
+            yield CounterMetricFamily(name, help_text, value=value)
+
+
+class MigrationMetrics:
+    """The app's metrics, in a registry of their own (no process-wide state)."""
+
+    def __init__(self, target_counters: Callable[[], TargetCounters | None] = lambda: None) -> None:
+        self.registry = CollectorRegistry()
+        self.users = Counter(
+            "user_migration_users",
+            "users by outcome (migrated, skipped)",
+            ["outcome", "dry_run"],
+            registry=self.registry,
+        )
+        self.failed = Counter(
+            "user_migration_users_failed",
+            "users that failed, by reason class",
+            ["reason", "dry_run"],
+            registry=self.registry,
+        )
+        self.batches = Counter(
+            "user_migration_batches", "migration requests handled", ["mode", "dry_run"], registry=self.registry
+        )
+        self.batch_seconds = Histogram(
+            "user_migration_batch_duration_seconds",
+            "time to handle one migration request",
+            ["mode"],
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "user_migration_http_requests",
+            "HTTP requests by route and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "user_migration_http_request_duration_seconds", "HTTP request duration", ["route"], registry=self.registry
+        )
+        self.registry.register(_TargetCollector(target_counters))
+
+    def record_batch(self, report: MigrationReport, mode: str) -> None:
+        """Count one migration request and its users."""
+        dry_run = "true" if report.dry_run else "false"
+        self.batches.labels(mode, dry_run).inc()
+        self.batch_seconds.labels(mode).observe(report.processing_time_ms / 1000)
+        self.users.labels("migrated", dry_run).inc(report.migrated_count)
+        self.users.labels("skipped", dry_run).inc(report.skipped_count)
+        for error_text in report.errors:
+            for reason in failure_classes(error_text):
+                self.failed.labels(reason, dry_run).inc()
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,52 @@
+"""`user-migration serve`: the API until SIGTERM/SIGINT, then a graceful shutdown.
+
+On a signal, readiness turns 503 first; after `SHUTDOWN_DRAIN_SECONDS` (time for a load
+balancer to notice) the server stops accepting connections, lets requests in flight finish for
+up to `SHUTDOWN_GRACE_SECONDS`, and only then closes the database pool and the DynamoDB client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from entrypoints.logs import configure_logging, fields
+from entrypoints.settings import Settings
+from entrypoints.web_app import init_app
+from entrypoints.web_keys import READINESS
+
+log = logging.getLogger("user_migration.serve")
+
+
+async def serve_until_stopped(settings: Settings) -> None:
+    """Serve, then shut down gracefully on the first SIGTERM or SIGINT."""
+    app = await init_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info("listening", extra=fields(host=settings.host, port=settings.port))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stop.set)
+        await stop.wait()
+        app[READINESS].draining = True
+        log.info(
+            "shutting down",
+            extra=fields(drain_seconds=settings.shutdown_drain_seconds, grace_seconds=settings.shutdown_grace_seconds),
+        )
+        await asyncio.sleep(settings.shutdown_drain_seconds)
+    finally:
+        await runner.cleanup()
+        log.info("stopped")
+
+
+def serve(settings: Settings) -> None:
+    """Configure logging, log the effective configuration (secrets redacted) and serve."""
+    configure_logging(settings.log_level, settings.log_format)
+    log.info("starting", extra=fields(configuration=settings.redacted()))
+    asyncio.run(serve_until_stopped(settings))

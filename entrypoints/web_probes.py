@@ -1,0 +1,56 @@
+"""Liveness, readiness and metrics endpoints for operators."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from domain.errors import DependencyUnavailable
+from entrypoints.web_keys import DEPENDENCIES, METRICS, READINESS
+
+READINESS_TIMEOUT_SECONDS = 5.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is alive. No dependency is called."""
+    return web.json_response({"status": "ok"})
+
+
+async def _check(name: str, probe: asyncio.Future[None] | asyncio.Task[None]) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(probe, READINESS_TIMEOUT_SECONDS)
+    except DependencyUnavailable as error:
+        return name, str(error)
+    except TimeoutError:
+        return name, f"no answer within {READINESS_TIMEOUT_SECONDS:g}s"
+    return name, "ok"
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: PostgreSQL and DynamoDB reachable, all tables present; 503 naming what failed."""
+    if request.app[READINESS].draining:
+        return web.json_response({"status": "shutting_down", "checks": {}}, status=503)
+    dependencies = request.app[DEPENDENCIES]
+    results = await asyncio.gather(
+        _check("postgres", asyncio.ensure_future(dependencies.source.check_ready())),
+        _check("dynamodb_users_table", asyncio.ensure_future(dependencies.target.check_ready())),
+        _check("dynamodb_state_table", asyncio.ensure_future(dependencies.state.check_ready())),
+    )
+    checks = dict(results)
+    ready = all(outcome == "ok" for outcome in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text format."""
+    return web.Response(body=request.app[METRICS].exposition(), content_type="text/plain", charset="utf-8")
+
+
+def setup_probe_routes(app: web.Application) -> None:
+    """The operator endpoints."""
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
