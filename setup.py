@@ -30,6 +30,7 @@ setup(
         "cattrs>=23.2",
         "dependency-injector>=4.41,<5",
         "prometheus-client>=0.20,<1",
+        "pyjwt[crypto]>=2.8,<3",
     ],
     extras_require={
         "dev": [

@@ -10,6 +10,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 LogFormat = Literal["json", "text"]
@@ -48,6 +50,27 @@ class PlainText(logging.Formatter):
         current = request_id.get()
         pairs = ([f"request_id={current}"] if current else []) + [f"{key}={value}" for key, value in extra.items()]
         return f"{text} {' '.join(pairs)}" if pairs else text
+
+
+class HideRefusedRequests(logging.Filter):
+    """aiohttp logs a request it cannot parse (an oversized header, say) with a trace that quotes
+    the raw bytes: perhaps an `Authorization` header. Keep the event, drop the bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "refused a request that could not be parsed (%s, status %s)"
+            record.args = (type(error).__name__, error.code)
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def hide_refused_requests() -> None:
+    """Install `HideRefusedRequests` on aiohttp's server logger (once)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(existing, HideRefusedRequests) for existing in server_log.filters):
+        server_log.addFilter(HideRefusedRequests())
 
 
 def configure_logging(level: str = "INFO", log_format: LogFormat = "json") -> None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
 import attrs
+from cryptography.hazmat.primitives import serialization
 
 from adapters.postgres import quote_table_name
+from entrypoints.auth import HASH_PREFIX, JwtRules
 from entrypoints.logs import LogFormat
+
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 Purpose = Literal["serve", "library", "tables"]
 
@@ -34,6 +40,7 @@ class Settings:
     dynamodb_endpoint_url: str | None = None
     aws_region: str | None = None
     api_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
+    jwt_rules: JwtRules | None = attrs.field(default=None, repr=False)
     host: str = "0.0.0.0"
     port: int = 3000
     source_query_timeout: float = 30.0
@@ -53,6 +60,15 @@ class Settings:
                 netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
                 values["database_url"] = parsed._replace(netloc=netloc).geturl()
         values["api_tokens"] = f"{len(self.api_tokens)} token(s)"
+        values["jwt_rules"] = (
+            None
+            if self.jwt_rules is None
+            else {
+                "algorithm": self.jwt_rules.algorithm,
+                "issuer": self.jwt_rules.issuer,
+                "audience": self.jwt_rules.audience,
+            }
+        )
         return values
 
     def container_config(self) -> dict[str, object]:
@@ -108,6 +124,36 @@ def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[
     return default
 
 
+def _jwt_rules(environ: Mapping[str, str], problems: list[str]) -> JwtRules | None:
+    secret = environ.get("JWT_HS256_SECRET", "")
+    public_key = environ.get("JWT_RS256_PUBLIC_KEY", "").strip()
+    key_file = environ.get("JWT_RS256_PUBLIC_KEY_FILE", "").strip()
+    if key_file:
+        try:
+            public_key = Path(key_file).read_text()
+        except OSError as error:
+            problems.append(f"JWT_RS256_PUBLIC_KEY_FILE cannot be read ({error.strerror})")
+            return None
+    if secret and public_key:
+        problems.append("configure either JWT_HS256_SECRET or an RS256 public key, not both")
+        return None
+    issuer = environ.get("JWT_ISSUER", "").strip() or None
+    audience = environ.get("JWT_AUDIENCE", "").strip() or None
+    if secret:
+        if len(secret.encode()) < 32:
+            problems.append("JWT_HS256_SECRET must be at least 32 bytes long")
+            return None
+        return JwtRules("HS256", secret, issuer, audience)
+    if public_key:
+        try:
+            serialization.load_pem_public_key(public_key.encode())
+        except (ValueError, TypeError):
+            problems.append("the RS256 public key is not a PEM public key")
+            return None
+        return JwtRules("RS256", public_key, issuer, audience)
+    return None
+
+
 def _table(environ: Mapping[str, str], name: str, default: str, problems: list[str]) -> str:
     value = environ.get(name, "").strip() or default
     try:
@@ -133,8 +179,15 @@ def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "
             problems.append("DATABASE_URL must be a postgresql:// URL")
 
     tokens = tuple(token.strip() for token in environ.get("MIGRATION_API_TOKENS", "").split(",") if token.strip())
-    if purpose == "serve" and not tokens:
-        problems.append("MIGRATION_API_TOKENS is required (comma-separated bearer tokens)")
+    for token in tokens:
+        if token.startswith(HASH_PREFIX) and not _SHA256_HEX.fullmatch(token[len(HASH_PREFIX) :]):
+            problems.append("MIGRATION_API_TOKENS: a sha256: entry must be followed by 64 hex digits")
+    jwt_rules = _jwt_rules(environ, problems)
+    if purpose == "serve" and not tokens and jwt_rules is None:
+        problems.append(
+            "MIGRATION_API_TOKENS is required (comma-separated bearer tokens), "
+            "unless JWTs are configured (JWT_HS256_SECRET or JWT_RS256_PUBLIC_KEY[_FILE])"
+        )
 
     endpoint = environ.get("DYNAMODB_ENDPOINT_URL", "").strip() or None
     if endpoint is not None:
@@ -152,6 +205,7 @@ def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "
         dynamodb_endpoint_url=endpoint,
         aws_region=region,
         api_tokens=tokens,
+        jwt_rules=jwt_rules,
         host=environ.get("HOST", "").strip() or "0.0.0.0",
         port=_integer(environ, "PORT", 3000, 1, 65535, problems),
         source_query_timeout=_number(environ, "SOURCE_QUERY_TIMEOUT", 30.0, 0.1, 3600, problems),

@@ -8,6 +8,8 @@ from aiohttp import web
 
 from adapters.dynamodb_target import DynamoDbUserTarget, TargetCounters
 from container import Container, build_container, resolve
+from entrypoints.auth import Authenticator
+from entrypoints.logs import hide_refused_requests
 from entrypoints.metrics import MigrationMetrics
 from entrypoints.settings import Settings
 from entrypoints.web_handlers import setup_routes
@@ -48,6 +50,7 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
     # Headers up to 64 KiB reach the auth middleware and get its JSON 401, instead of the
     # parser's plain 400 (which would also log the start of the header: a token, perhaps).
     app = web.Application(client_max_size=64 * 1024, handler_args={"max_field_size": 64 * 1024})
+    hide_refused_requests()
     app[CONTAINER] = container
     app[READINESS] = Readiness()
 
@@ -58,7 +61,7 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
 
     app[METRICS] = MigrationMetrics(target_counters)
     public = PROBE_PATHS | ({"/metrics"} if settings.metrics_public else set())
-    setup_middlewares(app, settings.api_tokens, app[METRICS], public)
+    setup_middlewares(app, Authenticator(settings.api_tokens, settings.jwt_rules), app[METRICS], public)
     setup_routes(app)
     setup_probe_routes(app)
     app.cleanup_ctx.append(_lifecycle(container))

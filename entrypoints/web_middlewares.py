@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from domain.errors import DependencyUnavailable, MigrationError
+from entrypoints.auth import READ_SCOPE, WRITE_SCOPE, Authenticator
 from entrypoints.logs import fields, request_id
 from entrypoints.metrics import MigrationMetrics
 from entrypoints.web_errors import domain_error_response, error_response, http_error_response
@@ -83,28 +83,39 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(500, "internal_error", "the server failed to handle the request")
 
 
-def bearer_auth(tokens: Iterable[str], public_paths: Collection[str] = ()) -> Middleware:
-    """Accept only `Authorization: Bearer <token>` with one of `tokens`, compared in constant time."""
-    accepted = [token.encode() for token in tokens]
+# The scope each route needs; anything else (unknown paths included) needs read access, so
+# that an anonymous caller learns nothing about which paths exist.
+WRITE_PATHS = frozenset({"/m2/migration/users"})
 
-    def is_accepted(presented: bytes) -> bool:
-        # Compare against every token, so the time taken does not tell which one nearly matched.
-        matched = False
-        for token in accepted:
-            matched |= hmac.compare_digest(presented, token)
-        return matched
+
+def bearer_auth(authenticator: Authenticator, public_paths: Collection[str] = ()) -> Middleware:
+    """Accept only `Authorization: Bearer <token>` that the authenticator accepts (401 otherwise),
+    holding the scope the route needs (403 otherwise)."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in public_paths:
             return await handler(request)
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip() or not is_accepted(presented.strip().encode()):
+        caller = (
+            authenticator.authenticate(presented.strip()) if scheme.lower() == "bearer" and presented.strip() else None
+        )
+        if caller is None:
             return error_response(
                 401,
                 "unauthorized",
                 "a valid bearer token is required (Authorization: Bearer <token>)",
                 headers={"WWW-Authenticate": 'Bearer realm="user-migration"'},
+            )
+        needed = WRITE_SCOPE if request.path in WRITE_PATHS else READ_SCOPE
+        if not caller.may(needed):
+            return error_response(
+                403,
+                "forbidden",
+                f"the token does not grant the scope {needed}",
+                headers={
+                    "WWW-Authenticate": f'Bearer realm="user-migration", error="insufficient_scope", scope="{needed}"'
+                },
             )
         return await handler(request)
 
@@ -112,9 +123,9 @@ def bearer_auth(tokens: Iterable[str], public_paths: Collection[str] = ()) -> Mi
 
 
 def setup_middlewares(
-    app: web.Application, tokens: Iterable[str], metrics: MigrationMetrics, public_paths: Collection[str]
+    app: web.Application, authenticator: Authenticator, metrics: MigrationMetrics, public_paths: Collection[str]
 ) -> None:
     """Observation outermost, so that the access log and the metrics see every final status;
     then JSON errors, so that everything inside, auth included, answers in JSON; auth before
     routing, so that unknown paths do not tell an anonymous caller what exists."""
-    app.middlewares.extend([observe_requests(metrics), json_errors, bearer_auth(tokens, public_paths)])
+    app.middlewares.extend([observe_requests(metrics), json_errors, bearer_auth(authenticator, public_paths)])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from entrypoints.settings import ConfigurationError, Settings, load_settings
@@ -57,7 +59,8 @@ def test_every_problem_is_listed_at_once():
     problems = raised.value.problems
     assert problems == [
         "DATABASE_URL is required (a postgresql:// URL)",
-        "MIGRATION_API_TOKENS is required (comma-separated bearer tokens)",
+        "MIGRATION_API_TOKENS is required (comma-separated bearer tokens), "
+        "unless JWTs are configured (JWT_HS256_SECRET or JWT_RS256_PUBLIC_KEY[_FILE])",
         "DYNAMODB_ENDPOINT_URL must be an http:// or https:// URL (got 'localhost:8000')",
         "SOURCE_TABLE is not a valid table name (got 'a.')",
         "PORT must be an integer between 1 and 65535 (got 'http')",
@@ -93,3 +96,36 @@ def test_secrets_stay_out_of_repr():
     text = repr(load_settings(GOOD))
     assert "secret" not in text
     assert "token-one" not in text
+
+
+SECRET = "s" * 32
+
+
+def test_jwt_settings():
+    settings = load_settings(
+        {"DATABASE_URL": GOOD["DATABASE_URL"], "JWT_HS256_SECRET": SECRET, "JWT_ISSUER": "idp", "JWT_AUDIENCE": "mig"}
+    )
+    assert settings.api_tokens == ()
+    assert settings.jwt_rules is not None
+    assert (settings.jwt_rules.algorithm, settings.jwt_rules.issuer, settings.jwt_rules.audience) == (
+        "HS256",
+        "idp",
+        "mig",
+    )
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings.redacted())
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"JWT_HS256_SECRET": "short"}, "JWT_HS256_SECRET must be at least 32 bytes long"),
+        ({"JWT_RS256_PUBLIC_KEY": "not a key"}, "the RS256 public key is not a PEM public key"),
+        ({"JWT_RS256_PUBLIC_KEY_FILE": "/nonexistent.pem"}, "JWT_RS256_PUBLIC_KEY_FILE cannot be read"),
+        ({"JWT_HS256_SECRET": SECRET, "JWT_RS256_PUBLIC_KEY": "x"}, "not both"),
+        ({"MIGRATION_API_TOKENS": "sha256:abc"}, "a sha256: entry must be followed by 64 hex digits"),
+    ],
+)
+def test_bad_auth_settings(environ, problem):
+    with pytest.raises(ConfigurationError, match=re.escape(problem)):
+        load_settings({"DATABASE_URL": GOOD["DATABASE_URL"], **environ})
