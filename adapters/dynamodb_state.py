@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_errors import error_code, target_errors
+from adapters.dynamodb_holds import BucketLeases
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE, ensure_table_active
 from domain.model import MigrationProgress
 from ports.migration_state import MigrationState
@@ -20,6 +23,10 @@ class DynamoDbMigrationState(MigrationState):
     def __init__(self, client: Any, table: str = "user_migration_state") -> None:
         self._client = client
         self._table = table
+        self._leases = BucketLeases(client, table)
+
+    def hold_users(self, user_ids: Collection[int]) -> AbstractAsyncContextManager[None]:
+        return self._leases.hold(user_ids)
 
     async def record_written(self, count: int, highest_user_id: int) -> None:
         async with target_errors("recording progress"):

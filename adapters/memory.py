@@ -9,10 +9,12 @@ from __future__ import annotations
 import bisect
 import copy
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 import attrs
 
 from domain.model import Item, MigrationProgress, User, UserItem, WriteOutcome
+from domain.range_locks import UserRangeLocks
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
@@ -89,10 +91,14 @@ class InMemoryUserTarget(UserTarget):
 
 
 class InMemoryMigrationState(MigrationState):
-    """Counters held in memory."""
+    """Counters held in memory; holds are range locks within this process."""
 
     def __init__(self) -> None:
         self._progress = MigrationProgress()
+        self._holds = UserRangeLocks()
+
+    def hold_users(self, user_ids: Collection[int]) -> AbstractAsyncContextManager[None]:
+        return self._holds.hold(min(user_ids), max(user_ids))
 
     async def record_written(self, count: int, highest_user_id: int) -> None:
         last = self._progress.last_migrated_user_id

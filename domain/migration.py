@@ -101,7 +101,8 @@ class Migration:
         if dry_run:
             existing = await self._target.existing_user_ids(user_ids)
             return BatchOutcome(len(users), len(items) - len(existing), len(existing), failures)
-        async with self._locks.hold(min(user_ids), max(user_ids)):
+        # In-process range locks first (cheap), then holds that other processes respect too.
+        async with self._locks.hold(min(user_ids), max(user_ids)), self._state.hold_users(user_ids):
             existing = await self._target.existing_user_ids(user_ids)
             to_write = [item for item in items if item.user_id not in existing]
             # Once writing starts, the counters must follow the items: a caller that goes away

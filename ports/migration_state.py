@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager
 
 from domain.model import MigrationProgress
 
 
 class MigrationState(abc.ABC):
-    """Counters and the highest migrated id, updated atomically and read in one go."""
+    """Counters and the highest migrated id, updated atomically and read in one go; and holds on
+    users, so that processes sharing the same tables never write or count a user twice."""
+
+    @abc.abstractmethod
+    def hold_users(self, user_ids: Collection[int]) -> AbstractAsyncContextManager[None]:
+        """Hold these users against every other holder (other processes included) until exit;
+        waits while another holder has any of them. Raises `DependencyUnavailable` when the
+        hold cannot be had in reasonable time."""
 
     @abc.abstractmethod
     async def record_written(self, count: int, highest_user_id: int) -> None:

@@ -8,7 +8,10 @@ process. If a server cannot start, the tests that need it fail loudly; none are 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,16 +31,20 @@ os.environ.pop("AWS_PROFILE", None)
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_dsn() -> Iterator[str]:
     """A PostgreSQL server for the whole test session."""
     if os.environ.get("TEST_DATABASE_URL"):
         yield os.environ["TEST_DATABASE_URL"]
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pgdata")).start()
+    # A folder of its own, not under pytest's basetemp: pytest prunes old basetemp folders, and
+    # a second pytest session running meanwhile would delete this one's data under it.
+    data_dir = Path(tempfile.mkdtemp(prefix="user-migration-pgdata-"))
+    server = EmbeddedPostgres(data_dir).start()
     try:
         yield server.dsn
     finally:
         server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from domain.model import MigrationProgress
 
@@ -34,3 +35,40 @@ async def test_checkpoint_is_kept_beside_the_counters(make_state):
     assert await state.read_progress() == MigrationProgress(4, 9, 10)
     await state.record_checkpoint(7)
     assert (await state.read_progress()).resume_from_user_id == 7
+
+
+async def test_holds_on_the_same_users_exclude_each_other(make_state):
+    state = await make_state()
+    events: list[str] = []
+
+    async def hold(name: str, user_ids: list[int]) -> None:
+        async with state.hold_users(user_ids):
+            events.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            events.append(f"{name} out")
+
+    await asyncio.gather(hold("a", [1, 2, 3]), hold("b", [3, 4]))
+    assert events in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+
+
+async def test_holds_on_far_apart_users_run_side_by_side(make_state):
+    state = await make_state()
+    events: list[str] = []
+
+    async def hold(name: str, user_ids: list[int]) -> None:
+        async with state.hold_users(user_ids):
+            events.append(f"{name} in")
+            await asyncio.sleep(0.05)
+            events.append(f"{name} out")
+
+    await asyncio.gather(hold("a", [1, 2]), hold("b", [2**40, 2**40 + 1]))
+    assert events[:2] in (["a in", "b in"], ["b in", "a in"])
+
+
+async def test_a_hold_is_released_when_the_work_fails(make_state):
+    state = await make_state()
+    with contextlib.suppress(RuntimeError):
+        async with state.hold_users([7]):
+            raise RuntimeError("the work failed")
+    async with asyncio.timeout(5), state.hold_users([7]):
+        pass

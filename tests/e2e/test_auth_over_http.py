@@ -18,7 +18,7 @@ from tests.real_adapters import create_dynamodb_tables, create_source_table, ins
 SECRET = "an-hs256-secret-for-the-tests-0123456789"
 RULES = JwtRules("HS256", SECRET, issuer="https://idp.example", audience="user-migration")
 NOW = int(time.time())
-CLAIMS = {"exp": NOW + 600, "iss": "https://idp.example", "aud": "user-migration"}
+CLAIMS = {"exp": NOW + 86_400, "iss": "https://idp.example", "aud": "user-migration"}
 HASHED_TOKEN = "only-its-hash-is-configured"
 
 
@@ -82,7 +82,7 @@ BAD = {
     "empty token": "Bearer ",
     "wrong token": "Bearer not-a-configured-token",
     "expired": f"Bearer {token(scope='migration:write', exp=NOW - 3600)}",
-    "not yet valid": f"Bearer {token(scope='migration:write', nbf=NOW + 3600)}",
+    "not yet valid": f"Bearer {token(scope='migration:write', nbf=NOW + 86_400)}",
     "wrong issuer": f"Bearer {token(scope='migration:write', iss='https://evil.example')}",
     "wrong audience": f"Bearer {token(scope='migration:write', aud='another-service')}",
     "alg none": f"Bearer {jwt.encode({**CLAIMS, 'scope': 'migration:write'}, None, algorithm='none')}",

@@ -62,7 +62,7 @@ def test_no_configured_token_lets_nobody_in():
 
 
 RULES = JwtRules("HS256", SECRET, issuer="https://idp.example", audience="user-migration")
-GOOD = {"exp": NOW + 600, "iss": "https://idp.example", "aud": "user-migration", "scope": "migration:read"}
+GOOD = {"exp": NOW + 86_400, "iss": "https://idp.example", "aud": "user-migration", "scope": "migration:read"}
 
 
 def test_a_valid_jwt_carries_its_scopes():
@@ -81,7 +81,7 @@ def test_a_valid_jwt_carries_its_scopes():
     "token",
     [
         pytest.param(hs256({**GOOD, "exp": NOW - 120}), id="expired"),
-        pytest.param(hs256({**GOOD, "nbf": NOW + 600}), id="not-yet-valid"),
+        pytest.param(hs256({**GOOD, "nbf": NOW + 86_400}), id="not-yet-valid"),
         pytest.param(hs256({key: value for key, value in GOOD.items() if key != "exp"}), id="no-exp"),
         pytest.param(hs256({**GOOD, "iss": "https://evil.example"}), id="wrong-issuer"),
         pytest.param(hs256({**GOOD, "aud": "someone-else"}), id="wrong-audience"),
@@ -99,11 +99,11 @@ def test_bad_jwts_are_refused(token):
 def test_rs256(rsa_keys):
     private, public = rsa_keys
     authenticator = Authenticator([], JwtRules("RS256", public))
-    token = jwt.encode({"exp": NOW + 60, "scope": "migration:write"}, private, algorithm="RS256")
+    token = jwt.encode({"exp": int(time.time()) + 600, "scope": "migration:write"}, private, algorithm="RS256")
     caller = authenticator.authenticate(token)
     assert caller is not None
     assert caller.may(WRITE_SCOPE)
     # Algorithm confusion: an HS256 token signed with the public key as the secret is refused.
-    confused = forge_hs256({"exp": NOW + 60, "scope": "migration:write"}, public.encode())
+    confused = forge_hs256({"exp": int(time.time()) + 600, "scope": "migration:write"}, public.encode())
     assert authenticator.authenticate(confused) is None
-    assert authenticator.authenticate(hs256({"exp": NOW + 60})) is None
+    assert authenticator.authenticate(hs256({"exp": int(time.time()) + 600})) is None

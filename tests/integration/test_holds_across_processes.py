@@ -1,0 +1,89 @@
+"""Holds taken through DynamoDB keep two migrating processes from writing or counting a user twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_holds import BucketLeases
+from adapters.dynamodb_state import DynamoDbMigrationState
+from adapters.dynamodb_target import DynamoDbUserTarget
+from adapters.postgres import PostgresUserSource, create_pool
+from domain.migration import Migration
+from domain.request import BatchRequest
+from tests.factories import valid_user
+from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+
+
+async def test_two_processes_holding_the_same_users_take_turns(dynamodb_endpoint):
+    async with (
+        dynamodb_client(dynamodb_endpoint, "us-east-1") as first_client,
+        dynamodb_client(dynamodb_endpoint, "us-east-1") as second_client,
+    ):
+        _, state_table = await create_dynamodb_tables(first_client)
+        first = DynamoDbMigrationState(first_client, state_table)
+        second = DynamoDbMigrationState(second_client, state_table)
+        spans: list[tuple[str, float, float]] = []
+
+        async def hold(name: str, state: DynamoDbMigrationState, user_ids: list[int]) -> None:
+            async with state.hold_users(user_ids):
+                entered = time.monotonic()
+                await asyncio.sleep(0.2)
+                spans.append((name, entered, time.monotonic()))
+
+        await asyncio.gather(hold("first", first, [10, 20]), hold("second", second, [20, 30]))
+        (_, _, first_out), (_, second_in, _) = sorted(spans, key=lambda span: span[1])
+        assert second_in >= first_out  # never both inside
+
+
+async def test_an_expired_hold_is_taken_over(dynamodb):
+    _, state_table = await create_dynamodb_tables(dynamodb)
+    crashed = BucketLeases(dynamodb, state_table, lease_seconds=0.5)
+    survivor = BucketLeases(dynamodb, state_table, lease_seconds=60, wait_seconds=10)
+    holding = crashed.hold([5])
+    await holding.__aenter__()  # a process that took the hold and died without releasing it
+    started = time.monotonic()
+    async with survivor.hold([5]):
+        waited = time.monotonic() - started
+    assert 0.3 < waited < 5
+
+
+async def test_two_processes_migrating_overlapping_pages_write_and_count_each_user_once(
+    postgres_dsn, dynamodb_endpoint
+):
+    table = unique_name("users")
+    create_source_table(postgres_dsn, table)
+    insert_users(postgres_dsn, table, [valid_user(i) for i in range(1, 301)])
+    pools = [await create_pool(postgres_dsn), await create_pool(postgres_dsn)]
+    try:
+        async with (
+            dynamodb_client(dynamodb_endpoint, "us-east-1") as first_client,
+            dynamodb_client(dynamodb_endpoint, "us-east-1") as second_client,
+        ):
+            users_table, state_table = await create_dynamodb_tables(first_client)
+            # Two fully separate stacks: no shared range locks, clients, or pools — like two processes.
+            processes = [
+                Migration(
+                    PostgresUserSource(pool, table),
+                    DynamoDbUserTarget(client, users_table),
+                    DynamoDbMigrationState(client, state_table),
+                )
+                for pool, client in zip(pools, (first_client, second_client), strict=True)
+            ]
+            requests = [
+                processes[index % 2].migrate_batch(BatchRequest(start_user_id=start, batch_size=100))
+                for index, start in enumerate([1, 1, 50, 51, 100, 120, 150, 200, 201, 1, 250, 260])
+            ]
+            reports = await asyncio.gather(*requests)
+            target = DynamoDbUserTarget(first_client, users_table)
+            stored = await target.count_users()
+            progress = await DynamoDbMigrationState(first_client, state_table).read_progress()
+        assert stored == 300
+        assert sum(report.migrated_count for report in reports) == 300
+        assert progress.migrated_users == 300
+        assert progress.last_migrated_user_id == 300
+    finally:
+        for pool in pools:
+            pool.close()
+            await pool.wait_closed()
