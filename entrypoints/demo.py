@@ -36,6 +36,7 @@ from domain.conversion import Rejection, prepare_user
 from domain.errors import DependencyUnavailable
 from entrypoints.demo_data import demo_users, seed_source
 from entrypoints.demo_instructions import DEMO_SOURCE_TABLE, instructions
+from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings
 from entrypoints.web_app import init_app
 
@@ -154,7 +155,7 @@ def run_demo(users: int, host: str, port: int, data_dir: Path) -> int:
         )
         return EXIT_USAGE
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("INFO", "text")
     for noisy in ("pgserver", "botocore", "aiobotocore", "aioboto3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _use_local_aws_credentials()
@@ -194,7 +195,9 @@ def run_demo(users: int, host: str, port: int, data_dir: Path) -> int:
         for line in instructions(demo, rejections, tokens[0], base_url, postgres.dsn, dynamodb.endpoint_url, data_dir):
             _say(line)
         # While it serves, run_app handles SIGINT and SIGTERM itself (GracefulExit, then cleanup).
-        web.run_app(init_app(settings), host=host, port=port, print=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+        web.run_app(
+            init_app(settings), host=host, port=port, print=None, shutdown_timeout=_SHUTDOWN_TIMEOUT, access_log=None
+        )
     except (KeyboardInterrupt, web.GracefulExit):
         pass
     except (EmbeddedServerError, DependencyUnavailable, psycopg2.Error, OSError) as error:
