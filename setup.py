@@ -38,6 +38,7 @@ setup(
             "pytest-aiohttp>=1.0.5,<2",
             "moto[server,dynamodb]>=5.0,<6",
             "hypothesis>=6.100,<7",
+            "schemathesis>=4.32,<5",
             "pgserver>=0.1.4,<0.2",
             "ruff>=0.5",
             "mypy>=1.10",

@@ -15,9 +15,10 @@ from entrypoints.settings import Settings
 from entrypoints.web_handlers import setup_routes
 from entrypoints.web_keys import CONTAINER, DEPENDENCIES, METRICS, MIGRATION, READINESS, Dependencies, Readiness
 from entrypoints.web_middlewares import setup_middlewares
+from entrypoints.web_openapi import OPENAPI_PATH, setup_openapi_route
 from entrypoints.web_probes import setup_probe_routes
 
-PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", OPENAPI_PATH})
 
 
 def _lifecycle(container: Container) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -60,9 +61,10 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
         return target.counters if isinstance(target, DynamoDbUserTarget) else None
 
     app[METRICS] = MigrationMetrics(target_counters)
-    public = PROBE_PATHS | ({"/metrics"} if settings.metrics_public else set())
+    public = PUBLIC_PATHS | ({"/metrics"} if settings.metrics_public else set())
     setup_middlewares(app, Authenticator(settings.api_tokens, settings.jwt_rules), app[METRICS], public)
     setup_routes(app)
     setup_probe_routes(app)
+    setup_openapi_route(app)
     app.cleanup_ctx.append(_lifecycle(container))
     return app
