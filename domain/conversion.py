@@ -14,8 +14,9 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
-from domain.dynamodb_rules import MAX_ITEM_BYTES, item_bytes
+from domain.dynamodb_rules import MAX_ITEM_BYTES, number_bytes, text_bytes
 from domain.model import AttributeValue, Item, JsonValue, UnreadableValue, User, UserItem
 from domain.validation import user_problems
 
@@ -37,13 +38,10 @@ class StoredUser:
 
 def format_timestamp(moment: datetime) -> str:
     """ISO-8601 in UTC with microseconds and a `Z`; a naive datetime is taken to be UTC."""
+    # isoformat() pads the year to four digits and, with timespec, always shows microseconds.
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z"
-    )
+        return moment.isoformat(timespec="microseconds") + "Z"
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -54,6 +52,10 @@ def parse_timestamp(text: str) -> datetime:
 _item_converter = cattrs.Converter()
 _item_converter.register_unstructure_hook(datetime, format_timestamp)
 _item_converter.register_structure_hook(datetime, lambda text, _: parse_timestamp(text))
+# The profile is already plain JSON: hand it over as it is, without walking it.
+_item_converter.register_unstructure_hook(
+    StoredUser, make_dict_unstructure_fn(StoredUser, _item_converter, profile=override(unstruct_hook=lambda v: v))
+)
 
 
 def _number_text(number: int | float | Decimal) -> str:
@@ -65,21 +67,39 @@ def _number_text(number: int | float | Decimal) -> str:
     return str(number)
 
 
+def sized_attribute_value(value: JsonValue) -> tuple[AttributeValue, int]:
+    """One JSON value in DynamoDB's attribute-value format, and its size by DynamoDB's rules
+    (the same as `attribute_value_bytes` of it, computed on the way instead of by a second walk)."""
+    if isinstance(value, str):
+        return {"S": value}, text_bytes(value)
+    if value is None:
+        return {"NULL": True}, 1
+    if isinstance(value, bool):
+        return {"BOOL": value}, 1
+    if isinstance(value, (int, float, Decimal)):
+        text = _number_text(value)
+        return {"N": text}, number_bytes(text)
+    if isinstance(value, dict):
+        members = {}
+        size = 3  # the map itself; then per member 1 byte, its key and its value
+        for key, element in value.items():
+            members[key], element_size = sized_attribute_value(element)
+            size += 1 + text_bytes(key) + element_size
+        return {"M": members}, size
+    if isinstance(value, (list, tuple)):
+        elements = []
+        size = 3
+        for element in value:
+            converted, element_size = sized_attribute_value(element)
+            elements.append(converted)
+            size += 1 + element_size
+        return {"L": elements}, size
+    raise TypeError(f"unsupported value of type {type(value).__name__}")
+
+
 def to_attribute_value(value: JsonValue) -> AttributeValue:
     """One JSON value in DynamoDB's attribute-value format."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, (int, float, Decimal)):
-        return {"N": _number_text(value)}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, (list, tuple)):
-        return {"L": [to_attribute_value(element) for element in value]}
-    if isinstance(value, dict):
-        return {"M": {key: to_attribute_value(element) for key, element in value.items()}}
-    raise TypeError(f"unsupported value of type {type(value).__name__}")
+    return sized_attribute_value(value)[0]
 
 
 def _number_from_text(text: str) -> int | Decimal:
@@ -107,12 +127,13 @@ def from_attribute_value(value: AttributeValue) -> JsonValue:
     raise ValueError(f"unsupported attribute type {kind!r}")
 
 
-def _plain_to_attribute_value(field: str, value: Any) -> AttributeValue:
+def _sized_field(field: str, value: Any) -> tuple[AttributeValue, int]:
     if field == "user_id":
-        return {"N": str(value)}
+        text = str(value)
+        return {"N": text}, number_bytes(text)
     if field == "profile":
-        return to_attribute_value(value)
-    return {"S": value}
+        return sized_attribute_value(value)
+    return {"S": value}, text_bytes(value)
 
 
 def stored_user_of(user: User, migrated_at: datetime) -> StoredUser:
@@ -136,10 +157,21 @@ def stored_user_of(user: User, migrated_at: datetime) -> StoredUser:
     )
 
 
+def sized_item(user: User, migrated_at: datetime) -> tuple[Item, int]:
+    """The DynamoDB item of a valid user and its size; optional attributes that are null are omitted."""
+    plain = _item_converter.unstructure(stored_user_of(user, migrated_at))
+    item: Item = {}
+    size = 0
+    for field, value in plain.items():
+        if value is not None:
+            item[field], value_size = _sized_field(field, value)
+            size += len(field) + value_size  # attribute names here are ASCII
+    return item, size
+
+
 def to_item(user: User, migrated_at: datetime) -> Item:
     """The DynamoDB item of a valid user; optional attributes that are null are omitted."""
-    plain = _item_converter.unstructure(stored_user_of(user, migrated_at))
-    return {field: _plain_to_attribute_value(field, value) for field, value in plain.items() if value is not None}
+    return sized_item(user, migrated_at)[0]
 
 
 def stored_user_from_item(item: Item) -> StoredUser:
@@ -183,8 +215,7 @@ def prepare_user(user: User, migrated_at: datetime) -> UserItem | Rejection:
     problems = user_problems(user)
     if problems:
         return Rejection(user.id, tuple(problems))
-    attributes = to_item(user, migrated_at)
-    size = item_bytes(attributes)
+    attributes, size = sized_item(user, migrated_at)
     if size > MAX_ITEM_BYTES:
         return Rejection(user.id, (f"Item too large: {size} bytes (limit {MAX_ITEM_BYTES})",))
     return UserItem(user.id, attributes)

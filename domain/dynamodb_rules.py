@@ -6,6 +6,7 @@ See the DynamoDB developer guide, "Supported data types and naming rules" and "I
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_NESTING_LEVELS = 32
@@ -16,11 +17,19 @@ SMALLEST_MAGNITUDE = Decimal("1E-130")
 MAGNITUDE_CEILING = Decimal("1E+126")
 
 
+# Exponents (of the leading digit) of the smallest and largest magnitudes DynamoDB stores.
+SMALLEST_EXPONENT = SMALLEST_MAGNITUDE.adjusted()
+LARGEST_EXPONENT = MAGNITUDE_CEILING.adjusted() - 1
+
+
 def significant_digits(number: Decimal) -> int:
     """Digits DynamoDB keeps for a finite number: leading and trailing zeros are trimmed."""
     # Decimal.normalize() would round to the context's precision: count the digits by hand.
-    digits = "".join(map(str, number.as_tuple().digits)).strip("0")
-    return max(len(digits), 1)
+    digits = number.as_tuple().digits
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0:
+        end -= 1
+    return end
 
 
 def number_problem(number: Decimal) -> str | None:
@@ -32,40 +41,49 @@ def number_problem(number: Decimal) -> str | None:
     digits = significant_digits(number)
     if digits > MAX_SIGNIFICANT_DIGITS:
         return f"number has {digits} significant digits (max {MAX_SIGNIFICANT_DIGITS})"
-    magnitude = number.copy_abs()  # abs() would round to the context's precision
-    if not number.is_zero() and (magnitude < SMALLEST_MAGNITUDE or magnitude >= MAGNITUDE_CEILING):
+    # adjusted() is the exponent of the leading digit, exact (no rounding to the context).
+    if not number.is_zero() and not SMALLEST_EXPONENT <= number.adjusted() <= LARGEST_EXPONENT:
         return "number is out of DynamoDB's range (1E-130..9.99E+125)"
     return None
 
 
 def number_bytes(text: str) -> int:
     """Size of an N value: about one byte per two significant digits, plus one."""
-    return (significant_digits(Decimal(text)) + 1) // 2 + 1
+    mantissa = text.lstrip("+-").partition("e")[0].partition("E")[0]
+    digits = len(mantissa.replace(".", "").strip("0")) or 1
+    return (digits + 1) // 2 + 1
 
 
-def attribute_value_bytes(value: dict[str, object]) -> int:
+def text_bytes(text: str) -> int:
+    """UTF-8 length of a string (the size of an S value or of a name)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def attribute_value_bytes(value: dict[str, Any]) -> int:
     """Size of one attribute value by DynamoDB's item-size rules (name not included)."""
-    ((kind, payload),) = value.items()
-    if kind == "S":
-        assert isinstance(payload, str)
-        return len(payload.encode("utf-8"))
-    if kind == "N":
-        assert isinstance(payload, str)
-        return number_bytes(payload)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "L":
-        assert isinstance(payload, list)
-        # 3 bytes for the list itself, 1 byte of overhead per element.
-        return 3 + sum(1 + attribute_value_bytes(element) for element in payload)
-    if kind == "M":
-        assert isinstance(payload, dict)
-        return 3 + sum(
-            1 + len(key.encode("utf-8")) + attribute_value_bytes(element) for key, element in payload.items()
-        )
-    raise ValueError(f"unsupported attribute type {kind!r}")
+    # Plain loops, no generators: this runs for every value of every item.
+    for kind, payload in value.items():
+        if kind == "S":
+            return text_bytes(payload)
+        if kind == "N":
+            return number_bytes(payload)
+        if kind == "M":
+            # 3 bytes for the map itself; per element 1 byte of overhead, its key and its value.
+            total = 3
+            for key, element in payload.items():
+                total += 1 + text_bytes(key) + attribute_value_bytes(element)
+            return total
+        if kind == "L":
+            total = 3
+            for element in payload:
+                total += 1 + attribute_value_bytes(element)
+            return total
+        if kind in ("BOOL", "NULL"):
+            return 1
+        raise ValueError(f"unsupported attribute type {kind!r}")
+    raise ValueError("an attribute value needs a type")
 
 
-def item_bytes(item: dict[str, dict[str, object]]) -> int:
+def item_bytes(item: dict[str, dict[str, Any]]) -> int:
     """Size of a whole item: attribute names plus their values."""
     return sum(len(name.encode("utf-8")) + attribute_value_bytes(value) for name, value in item.items())

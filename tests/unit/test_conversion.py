@@ -11,10 +11,11 @@ from domain.conversion import (
     format_timestamp,
     from_item,
     prepare_user,
+    sized_item,
     stored_user_from_item,
     to_item,
 )
-from domain.dynamodb_rules import significant_digits
+from domain.dynamodb_rules import item_bytes, significant_digits
 from domain.model import User, UserItem
 from domain.validation import user_problems
 from tests.factories import valid_user
@@ -149,3 +150,11 @@ valid_users = st.builds(
 def test_every_valid_user_survives_the_round_trip(user):
     assert user_problems(user) == []
     assert from_item(to_item(user, MIGRATED_AT)) == user
+
+
+@settings(max_examples=200, deadline=None)
+@given(user=valid_users)
+def test_the_size_computed_on_the_way_is_dynamodbs_item_size(user):
+    item, size = sized_item(user, MIGRATED_AT)
+    assert item == to_item(user, MIGRATED_AT)
+    assert size == item_bytes(item)
