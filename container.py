@@ -21,6 +21,7 @@ from adapters.postgres import PostgresUserSource, create_pool
 from domain.migration import Migration
 from domain.migration_run import MigrationRun
 from domain.range_locks import UserRangeLocks
+from domain.writes_in_flight import WritesInFlight
 from ports import MigrationState, UserSource, UserTarget
 
 
@@ -71,8 +72,14 @@ class Container(containers.DeclarativeContainer):
     )
 
     range_locks = providers.Singleton(UserRangeLocks)
+    writes_in_flight = providers.Singleton(WritesInFlight)
     migration = providers.Factory(
-        Migration, source=user_source, target=user_target, state=migration_state, locks=range_locks
+        Migration,
+        source=user_source,
+        target=user_target,
+        state=migration_state,
+        locks=range_locks,
+        in_flight=writes_in_flight,
     )
     migration_run = providers.Factory(MigrationRun, source=user_source, state=migration_state, migration=migration)
 

@@ -1,10 +1,16 @@
-"""Holds on users across processes: leases on id buckets, kept in the state table.
+"""Holds on id ranges across processes, and the exact accounting of what is written under them.
 
-Each user id falls in a bucket of 2**20 consecutive ids; holding users means holding their
-buckets (usually one or two per page). A bucket is taken with one conditional UpdateItem (free,
-expired, or ours), released with another, and taken in ascending order so two holders never wait
-on each other in a circle. A lease expires on its own after `lease_seconds`, so a process that
-died never blocks the others for long.
+Everything lives in the state table's `progress` item, changed only by conditional writes on its
+`version` (optimistic concurrency), so every step is either applied once or not at all:
+
+- take: add `holds.<id> = {lo, hi, expires, writing}` if no live hold overlaps lo..hi. Holds
+  that expired (their process died) are dropped, and the ids they were writing — with the
+  `unsettled` ids — pass to the new hold as `inherited`, for it to look at and count.
+- intend: append the ids about to be written to `holds.<id>.writing` (and renew the lease).
+- settle: add what landed to `migrated_users`, raise `last_migrated_user_id`, put unsure ids in
+  `unsettled`, and remove the hold, in one conditional write. If botocore re-sends it after a
+  lost response, the re-sent one fails its condition, the item is read again, and the hold is
+  gone: it was applied, and nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -14,94 +20,208 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from domain.errors import TargetUnavailable
+from ports.migration_state import UsersHold
 
-BUCKET_BITS = 20
-
-
-def buckets_of(user_ids: Collection[int]) -> list[int]:
-    """The buckets these users fall in, ascending."""
-    return sorted({user_id >> BUCKET_BITS for user_id in user_ids})
+PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
+T = TypeVar("T")
 
 
-class BucketLeases:
-    """Leases on id buckets in one DynamoDB table."""
+def _numbers(value: dict[str, Any] | None) -> set[int]:
+    return {int(element["N"]) for element in (value or {}).get("L", [])}
+
+
+def _number_list(user_ids: Collection[int]) -> dict[str, Any]:
+    return {"L": [{"N": str(user_id)} for user_id in sorted(user_ids)]}
+
+
+class _Conflict(Exception):
+    """The item changed since it was read: read it again."""
+
+
+class _DynamoDbHold(UsersHold):
+    def __init__(self, ledger: ProgressLedger, hold_id: str, inherited: frozenset[int]) -> None:
+        self._ledger = ledger
+        self.hold_id = hold_id
+        self.inherited = inherited
+        self.settled = False
+
+    async def intend(self, user_ids: Collection[int]) -> None:
+        await self._ledger.intend(self.hold_id, user_ids)
+
+    async def settle(self, landed: Collection[int], unsure: Collection[int] = ()) -> None:
+        await self._ledger.settle(self.hold_id, set(landed), set(unsure))
+        self.settled = True
+
+
+class ProgressLedger:
+    """The `progress` item: counters, checkpoint, and the holds on id ranges."""
 
     def __init__(self, client: Any, table: str, lease_seconds: float = 60.0, wait_seconds: float = 90.0) -> None:
         self._client = client
         self._table = table
         self._lease_seconds = lease_seconds
         self._wait_seconds = wait_seconds
+        # One read-modify-write at a time from this process: the item is then contended only by
+        # other processes, and conflicts (retries) stay rare.
+        self._one_at_a_time = asyncio.Lock()
 
-    def _key(self, bucket: int) -> dict[str, Any]:
-        return {STATE_KEY_ATTRIBUTE: {"S": f"hold#{bucket}"}}
+    async def read(self) -> tuple[dict[str, Any], int]:
+        """The item (empty when there is none yet) and its version."""
+        async with target_errors("reading progress"):
+            response = await self._client.get_item(TableName=self._table, Key=PROGRESS_KEY, ConsistentRead=True)
+        item: dict[str, Any] = response.get("Item", {})
+        return item, int(item["version"]["N"]) if "version" in item else 0
 
-    async def _try_take(self, bucket: int, holder: str) -> bool:
-        now = time.time()
-        async with target_errors("taking a hold on users"):
+    async def _write(
+        self, version: int, update: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> None:
+        """Apply `update` only if the item is still at `version`; raise `_Conflict` otherwise."""
+        condition = "attribute_not_exists(version)" if version == 0 else "version = :version"
+        values = {**values, ":next": {"N": str(version + 1)}}
+        if version:
+            values[":version"] = {"N": str(version)}
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": PROGRESS_KEY,
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            arguments["ExpressionAttributeNames"] = names
+        async with target_errors("recording progress"):
             try:
-                await self._client.update_item(
-                    TableName=self._table,
-                    Key=self._key(bucket),
-                    UpdateExpression="SET holder = :holder, expires_at = :expires",
-                    ConditionExpression="attribute_not_exists(holder) OR expires_at < :now",
-                    ExpressionAttributeValues={
-                        ":holder": {"S": holder},
-                        ":expires": {"N": f"{now + self._lease_seconds:.3f}"},
-                        ":now": {"N": f"{now:.3f}"},
-                    },
-                )
+                await self._client.update_item(**arguments)
             except ClientError as error:
                 if error_code(error) == "ConditionalCheckFailedException":
-                    return False
+                    raise _Conflict from error
                 raise
-        return True
 
-    async def _take(self, bucket: int, holder: str) -> None:
+    async def _change(self, step: Callable[[dict[str, Any], int], Awaitable[T]]) -> T:
+        """Read the item and apply `step` to it, again and again until no other process changed
+        the item in between."""
+        while True:
+            try:
+                async with self._one_at_a_time:
+                    item, version = await self.read()
+                    return await step(item, version)
+            except _Conflict:
+                await asyncio.sleep(random.uniform(0.005, 0.05))
+
+    def _entry(self, item: dict[str, Any], hold_id: str) -> dict[str, Any] | None:
+        entry: dict[str, Any] | None = item.get("holds", {}).get("M", {}).get(hold_id)
+        return entry
+
+    async def take(self, lowest: int, highest: int) -> _DynamoDbHold:
+        """Wait until no live hold overlaps lowest..highest, then hold it."""
+        hold_id = uuid.uuid4().hex
+
+        async def try_take(item: dict[str, Any], version: int) -> frozenset[int] | None:
+            now = time.time()
+            inherited = _numbers(item.get("unsettled"))
+            live: dict[str, Any] = {}
+            for other, entry in item.get("holds", {}).get("M", {}).items():
+                fields = entry["M"]
+                if float(fields["expires"]["N"]) < now:
+                    inherited |= _numbers(fields.get("writing"))  # its holder died: now ours to settle
+                    continue
+                if lowest <= int(fields["hi"]["N"]) and int(fields["lo"]["N"]) <= highest:
+                    return None
+                live[other] = entry
+            live[hold_id] = {
+                "M": {
+                    "lo": {"N": str(lowest)},
+                    "hi": {"N": str(highest)},
+                    "expires": {"N": f"{now + self._lease_seconds:.3f}"},
+                    "writing": _number_list(inherited),
+                }
+            }
+            await self._write(version, "SET holds = :holds, version = :next REMOVE unsettled", {":holds": {"M": live}})
+            return frozenset(inherited)
+
         deadline = time.monotonic() + self._wait_seconds
         pause = 0.02
-        while not await self._try_take(bucket, holder):
+        while (inherited := await self._change(try_take)) is None:
             if time.monotonic() > deadline:
                 raise TargetUnavailable(
-                    f"users of id bucket {bucket} stayed held by another process for {self._wait_seconds:.0f}s"
+                    f"users {lowest}..{highest} stayed held by another process for {self._wait_seconds:.0f}s"
                 )
             await asyncio.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 2, 1.0)
+        return _DynamoDbHold(self, hold_id, inherited)
 
-    async def _release(self, bucket: int, holder: str) -> None:
-        try:
-            await self._client.update_item(
-                TableName=self._table,
-                Key=self._key(bucket),
-                UpdateExpression="REMOVE holder, expires_at",
-                ConditionExpression="holder = :holder",
-                ExpressionAttributeValues={":holder": {"S": holder}},
+    async def intend(self, hold_id: str, user_ids: Collection[int]) -> None:
+        """Record the ids about to be written, and renew the lease."""
+
+        async def try_intend(item: dict[str, Any], version: int) -> None:
+            if self._entry(item, hold_id) is None:
+                raise TargetUnavailable("the hold on these users expired before writing; nothing was written")
+            await self._write(
+                version,
+                "SET holds.#hold.writing = list_append(holds.#hold.writing, :ids), "
+                "holds.#hold.expires = :expires, version = :next",
+                {":ids": _number_list(user_ids), ":expires": {"N": f"{time.time() + self._lease_seconds:.3f}"}},
+                {"#hold": hold_id},
             )
-        except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":  # expired and taken: not ours
-                raise
+
+        await self._change(try_intend)
+
+    async def settle(self, hold_id: str, landed: set[int], unsure: set[int]) -> None:
+        """Count what landed and release the hold, exactly once."""
+
+        async def try_settle(item: dict[str, Any], version: int) -> None:
+            if self._entry(item, hold_id) is None:
+                # Either this settle was applied already (a re-sent request), or the lease expired
+                # and the next holder inherited these ids: in both cases they are counted once.
+                return
+            last = item.get("last_migrated_user_id")
+            highest = max([*landed, *([int(last["N"])] if last else [])], default=None)
+            values: dict[str, Any] = {
+                ":count": {"N": str(int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed))},
+                ":unsettled": _number_list(_numbers(item.get("unsettled")) | unsure),
+            }
+            update = "SET migrated_users = :count, unsettled = :unsettled, version = :next"
+            if highest is not None:
+                values[":last"] = {"N": str(highest)}
+                update += ", last_migrated_user_id = :last"
+            await self._write(version, update + " REMOVE holds.#hold", values, {"#hold": hold_id})
+
+        await self._change(try_settle)
+
+    async def abandon(self, hold_id: str) -> None:
+        """Release a hold that did not settle: what it meant to write becomes `unsettled`."""
+
+        async def try_abandon(item: dict[str, Any], version: int) -> None:
+            entry = self._entry(item, hold_id)
+            if entry is None:
+                return
+            unsettled = _numbers(item.get("unsettled")) | _numbers(entry["M"].get("writing"))
+            await self._write(
+                version,
+                "SET unsettled = :unsettled, version = :next REMOVE holds.#hold",
+                {":unsettled": _number_list(unsettled)},
+                {"#hold": hold_id},
+            )
+
+        await self._change(try_abandon)
 
     @asynccontextmanager
-    async def hold(self, user_ids: Collection[int]) -> AsyncIterator[None]:
-        """Hold the buckets of these users until exit."""
-        holder = uuid.uuid4().hex  # one per hold: two holds of one process exclude each other too
-        taken: list[int] = []
+    async def hold(self, lowest: int, highest: int) -> AsyncIterator[UsersHold]:
+        """Hold lowest..highest until exit; without a settle, hand the intent on."""
+        hold = await self.take(lowest, highest)
         try:
-            for bucket in buckets_of(user_ids):
-                await self._take(bucket, holder)
-                taken.append(bucket)
-            yield
+            yield hold
         finally:
-            # Released even when the work failed; a release that cannot reach DynamoDB leaves
-            # the lease to expire.
-            for bucket in reversed(taken):
+            if not hold.settled:
+                # If DynamoDB cannot be reached now, the lease expires and the next holder inherits.
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._release(bucket, holder))
+                    await asyncio.shield(self.abandon(hold.hold_id))

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import bisect
 import copy
-from collections.abc import Collection, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 
 from domain.model import Item, MigrationProgress, User, UserItem, WriteOutcome
 from domain.range_locks import UserRangeLocks
-from ports.migration_state import MigrationState
+from ports.migration_state import MigrationState, UsersHold
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
 
@@ -90,23 +90,57 @@ class InMemoryUserTarget(UserTarget):
         return None
 
 
+class _InMemoryHold(UsersHold):
+    def __init__(self, state: InMemoryMigrationState, inherited: frozenset[int]) -> None:
+        self._state = state
+        self.inherited = inherited
+        self.intended: set[int] = set(inherited)
+        self.settled = False
+
+    async def intend(self, user_ids: Collection[int]) -> None:
+        self.intended.update(user_ids)
+
+    async def settle(self, landed: Collection[int], unsure: Collection[int] = ()) -> None:
+        self._state.count(landed)
+        self._state.unsettled.update(unsure)
+        self.settled = True
+
+
 class InMemoryMigrationState(MigrationState):
     """Counters held in memory; holds are range locks within this process."""
 
     def __init__(self) -> None:
         self._progress = MigrationProgress()
         self._holds = UserRangeLocks()
+        # Ids whose writes were never settled (their holder failed): the next holder looks.
+        self.unsettled: set[int] = set()
 
-    def hold_users(self, user_ids: Collection[int]) -> AbstractAsyncContextManager[None]:
-        return self._holds.hold(min(user_ids), max(user_ids))
-
-    async def record_written(self, count: int, highest_user_id: int) -> None:
+    def count(self, user_ids: Collection[int]) -> None:
+        """Count these users as migrated (used by holds when they settle)."""
+        if not user_ids:
+            return
         last = self._progress.last_migrated_user_id
+        highest = max(user_ids)
         self._progress = attrs.evolve(
             self._progress,
-            migrated_users=self._progress.migrated_users + count,
-            last_migrated_user_id=highest_user_id if last is None else max(last, highest_user_id),
+            migrated_users=self._progress.migrated_users + len(user_ids),
+            last_migrated_user_id=highest if last is None else max(last, highest),
         )
+
+    @asynccontextmanager
+    async def _hold(self, lowest: int, highest: int) -> AsyncIterator[UsersHold]:
+        async with self._holds.hold(lowest, highest):
+            inherited = frozenset(self.unsettled)
+            self.unsettled.clear()
+            hold = _InMemoryHold(self, inherited)
+            try:
+                yield hold
+            finally:
+                if not hold.settled:
+                    self.unsettled.update(hold.intended)
+
+    def hold_users(self, lowest: int, highest: int) -> AbstractAsyncContextManager[UsersHold]:
+        return self._hold(lowest, highest)
 
     async def record_checkpoint(self, resume_from_user_id: int) -> None:
         self._progress = attrs.evolve(self._progress, resume_from_user_id=resume_from_user_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -13,7 +12,8 @@ from domain.model import User, UserItem, WriteOutcome
 from domain.range_locks import UserRangeLocks
 from domain.report import BatchOutcome, MigrationReport, MigrationStats
 from domain.request import MAX_USER_ID, BatchRequest, MigrationRequest, SingleUserRequest
-from ports.migration_state import MigrationState
+from domain.writes_in_flight import WritesInFlight
+from ports.migration_state import MigrationState, UsersHold
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
 
@@ -44,12 +44,14 @@ class Migration:
         state: MigrationState,
         locks: UserRangeLocks | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        in_flight: WritesInFlight | None = None,
     ) -> None:
         self._source = source
         self._target = target
         self._state = state
         self._locks = locks if locks is not None else UserRangeLocks()
         self._clock = clock
+        self._in_flight = in_flight if in_flight is not None else WritesInFlight()
 
     async def run(self, request: MigrationRequest) -> MigrationReport:
         """Carry out a planned request of either kind."""
@@ -101,23 +103,26 @@ class Migration:
         if dry_run:
             existing = await self._target.existing_user_ids(user_ids)
             return BatchOutcome(len(users), len(items) - len(existing), len(existing), failures)
+        lowest, highest = min(user_ids), max(user_ids)
         # In-process range locks first (cheap), then holds that other processes respect too.
-        async with self._locks.hold(min(user_ids), max(user_ids)), self._state.hold_users(user_ids):
+        async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
+            # Writes of an earlier holder that died before settling: count the ones that landed.
+            landed_before = await self._target.existing_user_ids(hold.inherited) if hold.inherited else set()
             existing = await self._target.existing_user_ids(user_ids)
             to_write = [item for item in items if item.user_id not in existing]
             # Once writing starts, the counters must follow the items: a caller that goes away
-            # (a cancelled request) does not stop this step half-way.
-            written = await asyncio.shield(self._write_and_record(to_write))
+            # (a cancelled request, a shutdown) does not stop this step half-way.
+            written = await self._in_flight.run(self._write_and_settle(hold, to_write, landed_before))
         for user_id, reason in written.failed.items():
             failures[user_id] = (f"Write failed: {reason}",)
         return BatchOutcome(len(users), len(written.written), len(existing), failures, frozenset(written.failed))
 
-    async def _write_and_record(self, items: list[UserItem]) -> WriteOutcome:
-        if not items:
-            return WriteOutcome()
-        written = await self._target.write_users(items)
-        if written.written:
-            await self._state.record_written(len(written.written), max(written.written))
+    async def _write_and_settle(self, hold: UsersHold, items: list[UserItem], landed_before: set[int]) -> WriteOutcome:
+        written = WriteOutcome()
+        if items:
+            await hold.intend([item.user_id for item in items])
+            written = await self._target.write_users(items)
+        await hold.settle(landed_before | set(written.written), unsure=written.failed.keys())
         return written
 
     @staticmethod

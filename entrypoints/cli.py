@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(arguments, "invalid_input", str(error), EXIT_USAGE)
     except DependencyUnavailable as error:
         return _fail(arguments, error.code, str(error), EXIT_UNAVAILABLE)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return _fail(arguments, "interrupted", "interrupted; progress so far is recorded (use --resume)", 130)
 
 

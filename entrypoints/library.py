@@ -20,6 +20,8 @@ from domain.report import MigrationReport, MigrationStats
 from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
 from entrypoints.settings import load_settings
 
+WRITE_GRACE_SECONDS = 60.0
+
 
 class UserMigration:
     """A wired migration; use it as an async context manager so its connections are closed."""
@@ -44,6 +46,8 @@ class UserMigration:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._migration = self._run = None
+        # A write already started (shielded from cancellation) finishes and settles first.
+        await self.container.writes_in_flight().wait(within_seconds=WRITE_GRACE_SECONDS)
         await resolve(self.container.shutdown_resources())
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -18,10 +19,11 @@ from entrypoints.web_middlewares import setup_middlewares
 from entrypoints.web_openapi import OPENAPI_PATH, setup_openapi_route
 from entrypoints.web_probes import setup_probe_routes
 
+log = logging.getLogger("user_migration.serve")
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", OPENAPI_PATH})
 
 
-def _lifecycle(container: Container) -> Callable[[web.Application], AsyncIterator[None]]:
+def _lifecycle(container: Container, grace_seconds: float) -> Callable[[web.Application], AsyncIterator[None]]:
     async def migration_lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Resolving the use case creates the pool and the DynamoDB client (lazily initialised
         # resources); shutting the container down closes them.
@@ -35,6 +37,10 @@ def _lifecycle(container: Container) -> Callable[[web.Application], AsyncIterato
             yield
         finally:
             app[READINESS].draining = True
+            # Requests cut short by the shutdown may have left a write running (shielded from
+            # them): let it finish and settle before the clients it uses are closed.
+            if not await container.writes_in_flight().wait(within_seconds=grace_seconds):
+                log.warning("writes still running at shutdown were abandoned; the next holder settles them")
             await resolve(container.shutdown_resources())
 
     return migration_lifecycle
@@ -66,5 +72,5 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
     setup_routes(app)
     setup_probe_routes(app)
     setup_openapi_route(app)
-    app.cleanup_ctx.append(_lifecycle(container))
+    app.cleanup_ctx.append(_lifecycle(container, settings.shutdown_grace_seconds))
     return app

@@ -9,19 +9,38 @@ from contextlib import AbstractAsyncContextManager
 from domain.model import MigrationProgress
 
 
+class UsersHold(abc.ABC):
+    """Exclusive hold on a range of user ids, and the exact accounting of what is written in it.
+
+    Writing goes: `intend` (the ids about to be written are recorded first), the write itself,
+    then `settle` (the ids that landed are counted, the intent cleared, in one idempotent step).
+    A holder that dies between the two leaves its intent behind; the next holder inherits those
+    ids (`inherited`), looks which of them landed, and settles them with its own.
+    """
+
+    inherited: frozenset[int]
+
+    @abc.abstractmethod
+    async def intend(self, user_ids: Collection[int]) -> None:
+        """Record that these users are about to be written."""
+
+    @abc.abstractmethod
+    async def settle(self, landed: Collection[int], unsure: Collection[int] = ()) -> None:
+        """Count `landed` (written now, or inherited and found stored) exactly once, clear the
+        intent, and leave `unsure` (writes that failed and may or may not have landed) for a
+        later holder to look at."""
+
+
 class MigrationState(abc.ABC):
-    """Counters and the highest migrated id, updated atomically and read in one go; and holds on
-    users, so that processes sharing the same tables never write or count a user twice."""
+    """Counters, the highest migrated id and the resume checkpoint, read in one go; and holds on
+    id ranges, so that processes sharing the same tables never write or count a user twice."""
 
     @abc.abstractmethod
-    def hold_users(self, user_ids: Collection[int]) -> AbstractAsyncContextManager[None]:
-        """Hold these users against every other holder (other processes included) until exit;
-        waits while another holder has any of them. Raises `DependencyUnavailable` when the
-        hold cannot be had in reasonable time."""
-
-    @abc.abstractmethod
-    async def record_written(self, count: int, highest_user_id: int) -> None:
-        """Add `count` newly written users and raise the highest migrated id to at least this one."""
+    def hold_users(self, lowest: int, highest: int) -> AbstractAsyncContextManager[UsersHold]:
+        """Hold ids lowest..highest against every other holder (other processes included) until
+        exit; waits while another holder has any of them. Raises `DependencyUnavailable` when the
+        hold cannot be had in reasonable time. Leaving without `settle` (an error) hands what was
+        intended to the next holder."""
 
     @abc.abstractmethod
     async def record_checkpoint(self, resume_from_user_id: int) -> None:

@@ -8,67 +8,103 @@ import contextlib
 from domain.model import MigrationProgress
 
 
+async def settle(state, lowest, highest, landed, unsure=()):
+    async with state.hold_users(lowest, highest) as hold:
+        await hold.intend([*landed, *unsure])
+        await hold.settle(landed, unsure)
+        return hold.inherited
+
+
 async def test_fresh_state(make_state):
     state = await make_state()
     assert await state.read_progress() == MigrationProgress(0, None)
 
 
-async def test_counts_add_up_and_the_highest_id_only_rises(make_state):
+async def test_what_settles_is_counted_and_the_highest_id_only_rises(make_state):
     state = await make_state()
-    await state.record_written(3, 10)
-    await state.record_written(2, 5)
+    await settle(state, 1, 10, [3, 7, 10])
+    await settle(state, 1, 5, [1, 5])
     assert await state.read_progress() == MigrationProgress(5, 10)
-    await state.record_written(1, 11)
+    await settle(state, 11, 20, [11])
+    assert await state.read_progress() == MigrationProgress(6, 11)
+    await settle(state, 30, 40, [])
     assert await state.read_progress() == MigrationProgress(6, 11)
 
 
-async def test_concurrent_updates_are_exact(make_state):
+async def test_concurrent_holds_count_exactly(make_state):
     state = await make_state()
-    await asyncio.gather(*(state.record_written(1, i) for i in range(1, 31)))
+    await asyncio.gather(*(settle(state, i, i, [i]) for i in range(1, 31)))
     assert await state.read_progress() == MigrationProgress(30, 30)
+
+
+async def test_a_hold_left_without_settling_hands_its_intent_to_the_next_holder(make_state):
+    state = await make_state()
+    with contextlib.suppress(RuntimeError):
+        async with state.hold_users(1, 100) as hold:
+            assert hold.inherited == frozenset()
+            await hold.intend([4, 5, 6])
+            raise RuntimeError("the write failed half-way")
+    async with asyncio.timeout(5), state.hold_users(50, 60) as hold:
+        assert hold.inherited == frozenset({4, 5, 6})
+        await hold.settle([4, 6])  # of those, 4 and 6 turned out to be stored
+    async with state.hold_users(1, 100) as hold:
+        assert hold.inherited == frozenset()
+        await hold.settle([])
+    assert await state.read_progress() == MigrationProgress(2, 6)
+
+
+async def test_unsure_writes_are_handed_on_and_not_counted(make_state):
+    state = await make_state()
+    await settle(state, 1, 10, [1, 2], unsure=[3])
+    assert (await state.read_progress()).migrated_users == 2
+    inherited = await settle(state, 1, 10, [3])
+    assert inherited == frozenset({3})
+    assert await state.read_progress() == MigrationProgress(3, 3)
 
 
 async def test_checkpoint_is_kept_beside_the_counters(make_state):
     state = await make_state()
-    await state.record_written(4, 9)
+    await settle(state, 1, 9, [9, 8, 7, 6])
     await state.record_checkpoint(10)
     assert await state.read_progress() == MigrationProgress(4, 9, 10)
     await state.record_checkpoint(7)
     assert (await state.read_progress()).resume_from_user_id == 7
 
 
-async def test_holds_on_the_same_users_exclude_each_other(make_state):
+async def test_holds_on_overlapping_ranges_exclude_each_other(make_state):
     state = await make_state()
     events: list[str] = []
 
-    async def hold(name: str, user_ids: list[int]) -> None:
-        async with state.hold_users(user_ids):
+    async def hold(name: str, lowest: int, highest: int) -> None:
+        async with state.hold_users(lowest, highest) as held:
             events.append(f"{name} in")
             await asyncio.sleep(0.05)
             events.append(f"{name} out")
+            await held.settle([])
 
-    await asyncio.gather(hold("a", [1, 2, 3]), hold("b", [3, 4]))
+    await asyncio.gather(hold("a", 1, 3), hold("b", 3, 4))
     assert events in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
 
 
-async def test_holds_on_far_apart_users_run_side_by_side(make_state):
+async def test_holds_on_disjoint_ranges_run_side_by_side(make_state):
     state = await make_state()
     events: list[str] = []
 
-    async def hold(name: str, user_ids: list[int]) -> None:
-        async with state.hold_users(user_ids):
+    async def hold(name: str, lowest: int, highest: int) -> None:
+        async with state.hold_users(lowest, highest) as held:
             events.append(f"{name} in")
             await asyncio.sleep(0.05)
             events.append(f"{name} out")
+            await held.settle([])
 
-    await asyncio.gather(hold("a", [1, 2]), hold("b", [2**40, 2**40 + 1]))
+    await asyncio.gather(hold("a", 1, 2), hold("b", 2**40, 2**40 + 1))
     assert events[:2] in (["a in", "b in"], ["b in", "a in"])
 
 
 async def test_a_hold_is_released_when_the_work_fails(make_state):
     state = await make_state()
     with contextlib.suppress(RuntimeError):
-        async with state.hold_users([7]):
+        async with state.hold_users(7, 7):
             raise RuntimeError("the work failed")
-    async with asyncio.timeout(5), state.hold_users([7]):
-        pass
+    async with asyncio.timeout(5), state.hold_users(7, 7) as hold:
+        await hold.settle([])

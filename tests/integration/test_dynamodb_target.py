@@ -388,14 +388,20 @@ async def test_ensure_tables_refuses_a_table_with_another_key_schema(dynamodb):
         await ensure_tables(dynamodb, with_range_key, state_table)
 
 
-async def test_state_counts_stay_exact_under_concurrent_updates(dynamodb_endpoint):
+async def settle(state: DynamoDbMigrationState, user_ids: list[int]) -> None:
+    async with state.hold_users(min(user_ids), max(user_ids)) as hold:
+        await hold.intend(user_ids)
+        await hold.settle(user_ids)
+
+
+async def test_state_counts_stay_exact_under_concurrent_holds(dynamodb_endpoint):
     async with dynamodb_client(endpoint_url=dynamodb_endpoint, region_name="us-east-1") as client:
         _, state_table = await create_dynamodb_tables(client)
         state = DynamoDbMigrationState(client, state_table)
 
-        await asyncio.gather(*(state.record_written(3, user_id) for user_id in range(20, 0, -1)))
+        await asyncio.gather(*(settle(state, [3 * user_id, 3 * user_id + 1]) for user_id in range(20, 0, -1)))
 
-        assert await state.read_progress() == MigrationProgress(60, 20)
+        assert await state.read_progress() == MigrationProgress(40, 61)
 
 
 async def test_two_state_instances_on_one_table_act_like_two_processes(dynamodb_endpoint):
@@ -407,13 +413,13 @@ async def test_two_state_instances_on_one_table_act_like_two_processes(dynamodb_
         _, state_table = await create_dynamodb_tables(first_client)
         first = DynamoDbMigrationState(first_client, state_table)
         second = DynamoDbMigrationState(second_client, state_table)
-        # Interleaved: each process writes every other id, highest ids arriving out of order.
+        # Interleaved: each process settles every other id, highest ids arriving out of order;
+        # the two only meet on the item, so their conditional writes conflict and are retried.
         updates = [
-            (first if user_id % 2 else second).record_written(2, user_id)
-            for user_id in [*range(40, 20, -1), *range(1, 21)]
+            settle(first if user_id % 2 else second, [user_id]) for user_id in [*range(40, 20, -1), *range(1, 21)]
         ]
 
         await asyncio.gather(*updates)
 
-        assert await first.read_progress() == MigrationProgress(80, 40)
-        assert await second.read_progress() == MigrationProgress(80, 40)
+        assert await first.read_progress() == MigrationProgress(40, 40)
+        assert await second.read_progress() == MigrationProgress(40, 40)

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_holds import BucketLeases
+from adapters.dynamodb_holds import ProgressLedger
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
@@ -26,27 +26,32 @@ async def test_two_processes_holding_the_same_users_take_turns(dynamodb_endpoint
         second = DynamoDbMigrationState(second_client, state_table)
         spans: list[tuple[str, float, float]] = []
 
-        async def hold(name: str, state: DynamoDbMigrationState, user_ids: list[int]) -> None:
-            async with state.hold_users(user_ids):
+        async def hold(name: str, state: DynamoDbMigrationState, lowest: int, highest: int) -> None:
+            async with state.hold_users(lowest, highest) as held:
                 entered = time.monotonic()
                 await asyncio.sleep(0.2)
                 spans.append((name, entered, time.monotonic()))
+                await held.settle([])
 
-        await asyncio.gather(hold("first", first, [10, 20]), hold("second", second, [20, 30]))
+        await asyncio.gather(hold("first", first, 10, 20), hold("second", second, 20, 30))
         (_, _, first_out), (_, second_in, _) = sorted(spans, key=lambda span: span[1])
         assert second_in >= first_out  # never both inside
 
 
-async def test_an_expired_hold_is_taken_over(dynamodb):
+async def test_the_writes_of_a_process_that_died_are_counted_by_the_next_one(dynamodb):
     _, state_table = await create_dynamodb_tables(dynamodb)
-    crashed = BucketLeases(dynamodb, state_table, lease_seconds=0.5)
-    survivor = BucketLeases(dynamodb, state_table, lease_seconds=60, wait_seconds=10)
-    holding = crashed.hold([5])
-    await holding.__aenter__()  # a process that took the hold and died without releasing it
+    crashed = ProgressLedger(dynamodb, state_table, lease_seconds=0.5)
+    survivor = DynamoDbMigrationState(dynamodb, state_table)
+    dead = await crashed.take(1, 100)  # a process that took the hold, announced its writes, and died
+    await dead.intend([5, 6, 7])
     started = time.monotonic()
-    async with survivor.hold([5]):
+    async with survivor.hold_users(50, 150) as hold:
         waited = time.monotonic() - started
+        assert hold.inherited == frozenset({5, 6, 7})
+        await hold.settle([5, 7])  # what the survivor found stored of them
     assert 0.3 < waited < 5
+    progress = await survivor.read_progress()
+    assert (progress.migrated_users, progress.last_migrated_user_id) == (2, 7)
 
 
 async def test_two_processes_migrating_overlapping_pages_write_and_count_each_user_once(
