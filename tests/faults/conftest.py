@@ -1,0 +1,320 @@
+"""Fault tests: the real servers of the session (PostgreSQL, moto) behind fault-injecting proxies.
+
+Every test gets its own proxies (so a fault never leaks into another test), its own source table
+and DynamoDB tables, and direct (unproxied) access to all of them for the checks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import aioboto3
+import attrs
+import pytest
+from aiobotocore.config import AioConfig
+from aiohttp.test_utils import TestClient
+from dependency_injector import providers
+
+from adapters.dynamodb_state import DynamoDbMigrationState
+from adapters.dynamodb_target import DynamoDbUserTarget
+from adapters.embedded import free_port
+from adapters.postgres import PostgresUserSource, create_pool
+from container import build_container
+from domain.conversion import Rejection, prepare_user
+from domain.model import Item, MigrationProgress, User
+from entrypoints.settings import Settings
+from entrypoints.web_app import init_app
+from tests.faults.fault_proxy import FaultProxy
+from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+
+TOKEN = "fault-token-2718281828"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+USERS = "/m2/migration/users"
+STATS = "/m2/migration/stats"
+
+
+def postgres_target(dsn: str) -> tuple[tuple[str, int] | str, dict[str, Any]]:
+    """Where a PostgreSQL DSN points (a TCP address or pgserver's Unix socket file) and the parts
+    of the DSN a proxied one keeps (user, password, database, other query parameters)."""
+    url = urlparse(dsn)
+    query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+    host = query.pop("host", None) or url.hostname or "/tmp"
+    port = int(query.pop("port", None) or url.port or 5432)
+    target: tuple[str, int] | str = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+    return target, {"user": url.username or "postgres", "password": url.password, "path": url.path, "query": query}
+
+
+def proxied_dsn(dsn: str, proxy: FaultProxy) -> str:
+    """The same database, reached over TCP through `proxy`."""
+    _, parts = postgres_target(dsn)
+    credentials = parts["user"] + (f":{parts['password']}" if parts["password"] else "")
+    query = f"?{urlencode(parts['query'])}" if parts["query"] else ""
+    return f"postgresql://{credentials}@127.0.0.1:{proxy.port}{parts['path']}{query}"
+
+
+@pytest.fixture
+def dynamodb_proxy(dynamodb_endpoint: str) -> Iterator[FaultProxy]:
+    """An HTTP-aware proxy in front of the session's moto server."""
+    url = urlparse(dynamodb_endpoint)
+    with FaultProxy((url.hostname or "127.0.0.1", url.port or 80), http=True, name="dynamodb-proxy") as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def postgres_proxy(postgres_dsn: str) -> Iterator[FaultProxy]:
+    """A byte-level proxy in front of the session's PostgreSQL (TCP or Unix socket)."""
+    target, _ = postgres_target(postgres_dsn)
+    with FaultProxy(target, name="postgres-proxy") as proxy:
+        yield proxy
+
+
+def is_valid(user: User) -> bool:
+    return not isinstance(prepare_user(user, datetime.now(UTC)), Rejection)
+
+
+@attrs.define
+class World:
+    """Fresh tables on the real servers, proxies in front of them, and direct access for checks."""
+
+    dsn: str  # direct
+    source_table: str
+    users_table: str
+    state_table: str
+    dynamodb: Any  # a direct DynamoDB client
+    dynamodb_proxy: FaultProxy
+    postgres_proxy: FaultProxy
+
+    @property
+    def target(self) -> DynamoDbUserTarget:
+        return DynamoDbUserTarget(self.dynamodb, self.users_table)
+
+    @property
+    def state(self) -> DynamoDbMigrationState:
+        return DynamoDbMigrationState(self.dynamodb, self.state_table)
+
+    @property
+    def proxied_dsn(self) -> str:
+        return proxied_dsn(self.dsn, self.postgres_proxy)
+
+    def settings(self, **changes: Any) -> Settings:
+        """Settings of an app that reaches both servers through the proxies."""
+        settings = Settings(
+            database_url=self.proxied_dsn,
+            source_table=self.source_table,
+            dynamodb_table=self.users_table,
+            dynamodb_state_table=self.state_table,
+            dynamodb_endpoint_url=self.dynamodb_proxy.url,
+            aws_region="us-east-1",
+            api_tokens=(TOKEN,),
+        )
+        return attrs.evolve(settings, **changes)
+
+    def environment(self, **changes: str) -> dict[str, str]:
+        """The same, as the environment of a `user-migration` process."""
+        env = {
+            "DATABASE_URL": self.proxied_dsn,
+            "SOURCE_TABLE": self.source_table,
+            "DYNAMODB_ENDPOINT_URL": self.dynamodb_proxy.url,
+            "DYNAMODB_TABLE": self.users_table,
+            "DYNAMODB_STATE_TABLE": self.state_table,
+            "AWS_REGION": "us-east-1",
+            "MIGRATION_API_TOKENS": TOKEN,
+            "LOG_FORMAT": "json",
+        }
+        return {**env, **changes}
+
+    def seed(self, users: list[User]) -> list[User]:
+        insert_users(self.dsn, self.source_table, users)
+        return users
+
+    async def source_users(self) -> dict[int, User]:
+        """Every source row as the real PostgreSQL adapter reads it."""
+        pool = await create_pool(self.dsn)
+        try:
+            users = await PostgresUserSource(pool, self.source_table).read_page(0, 100_000)
+        finally:
+            pool.close()
+            await pool.wait_closed()
+        return {user.id: user for user in users}
+
+    async def items(self) -> dict[int, Item]:
+        """Every item of the users table (a consistent scan, straight to moto)."""
+        items: dict[int, Item] = {}
+        arguments: dict[str, Any] = {"TableName": self.users_table, "ConsistentRead": True}
+        while True:
+            response = await self.dynamodb.scan(**arguments)
+            for item in response["Items"]:
+                user_id = int(item["user_id"]["N"])
+                assert user_id not in items, f"user {user_id} stored twice"
+                items[user_id] = item
+            if "LastEvaluatedKey" not in response:
+                return items
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    async def progress(self) -> MigrationProgress:
+        return await self.state.read_progress()
+
+    async def count_and_counter(self) -> tuple[int, int]:
+        return await self.target.count_users(), (await self.progress()).migrated_users
+
+
+@pytest.fixture
+async def world(postgres_dsn, dynamodb, dynamodb_proxy, postgres_proxy) -> World:
+    source_table = unique_name("users")
+    create_source_table(postgres_dsn, source_table)
+    users_table, state_table = await create_dynamodb_tables(dynamodb)
+    return World(postgres_dsn, source_table, users_table, state_table, dynamodb, dynamodb_proxy, postgres_proxy)
+
+
+@pytest.fixture
+def app_client(aiohttp_client, world: World):
+    """`await app_client(**settings_changes)`: an HTTP client on an app behind the proxies."""
+
+    async def make(**changes: Any) -> TestClient:
+        return await aiohttp_client(await init_app(world.settings(**changes)))
+
+    return make
+
+
+async def impatient_dynamodb(endpoint_url: str | None, region_name: str | None) -> AsyncIterator[Any]:
+    """A DynamoDB client that gives up fast: one attempt per SDK call, 2 s read timeout."""
+    config = AioConfig(
+        max_pool_connections=32,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=1,
+        read_timeout=2,
+    )
+    session = aioboto3.Session()
+    async with session.client("dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config) as client:
+        yield client
+
+
+@pytest.fixture
+def impatient_app_client(aiohttp_client, world: World):
+    """Like `app_client`, but the container's DynamoDB client is `impatient_dynamodb`: everything
+    else (adapters, their own retries and backoff, use case, HTTP) is the production wiring.
+
+    With the production client (botocore: 4 attempts per call, backoff up to 1+2+4 s) a request
+    throttled on every attempt takes ~35 s before the adapter's 8 attempts are used up."""
+
+    async def make(**changes: Any) -> TestClient:
+        settings = world.settings(**changes)
+        container = build_container(settings.container_config())
+        container.dynamodb_client.override(
+            providers.Resource(
+                impatient_dynamodb, endpoint_url=settings.dynamodb_endpoint_url, region_name=settings.aws_region
+            )
+        )
+        return await aiohttp_client(await init_app(settings, container))
+
+    return make
+
+
+async def get(client: TestClient, path: str = USERS, **params: Any) -> tuple[int, Any]:
+    response = await client.get(path, params={k: str(v) for k, v in params.items()}, headers=AUTH)
+    return response.status, await response.json()
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+
+def cli_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "entrypoints.cli", *arguments]
+
+
+def process_environment(env: dict[str, str]) -> dict[str, str]:
+    prefixes = ("DATABASE_", "DYNAMODB_", "SOURCE_", "MIGRATION_", "LOG_", "SHUTDOWN_", "HOST", "PORT")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    return {**base, **env}
+
+
+def run_cli(env: dict[str, str], *arguments: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_command(*arguments),
+        env=process_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class ServeProcess:
+    """`user-migration serve` in a child process, its stderr collected by a thread."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            cli_command("serve"),
+            env=process_environment({**env, "HOST": "127.0.0.1", "PORT": str(self.port)}),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_until_listening(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                assert self.process.poll() is None, "".join(self.lines)
+                assert time.monotonic() < deadline, "serve did not listen in time"
+                time.sleep(0.05)
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self._reader.join(timeout=5)
+
+    def close(self) -> None:
+        """Make sure the process is gone and its pipe closed (no ResourceWarning)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._reader.join(timeout=5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Any]:
+    """`serve_process(env)` starts a `user-migration serve`; all are stopped after the test."""
+    started: list[ServeProcess] = []
+
+    def start(env: dict[str, str]) -> ServeProcess:
+        server = ServeProcess(env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

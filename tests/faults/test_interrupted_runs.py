@@ -1,0 +1,205 @@
+"""Whole runs (`user-migration migrate --all`) interrupted by faults, then resumed.
+
+A run cut off at a random moment (DynamoDB or PostgreSQL going away in the middle of any
+request), or refused part of its batches, and then resumed, ends with DynamoDB holding exactly
+the valid source users, each once, each equal to its source row, with counters equal to the
+item count; the checkpoint never passes a valid user that is not in DynamoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import signal
+from typing import Any
+
+import attrs
+
+from domain.conversion import from_item
+from tests.factories import valid_user
+from tests.faults.conftest import World, cli_command, is_valid, process_environment, run_cli
+from tests.faults.fault_proxy import FaultProxy
+from tests.real_adapters import create_dynamodb_tables
+
+USERS = 400
+BATCH = "40"
+INVALID: dict[int, dict[str, Any]] = {
+    17: {"email": "nope"},
+    120: {"username": None},
+    233: {"status": "archived"},
+    399: {"email": None},
+}
+
+
+def source() -> list:
+    return [valid_user(i, **INVALID.get(i, {})) for i in range(1, USERS + 1)]
+
+
+async def assert_exactly_the_valid_users(world: World) -> None:
+    """DynamoDB holds every valid source user once, equal to its row; nothing else; counters exact."""
+    rows = await world.source_users()
+    valid = {user_id for user_id, user in rows.items() if is_valid(user)}
+    items = await world.items()  # fails on a user stored twice
+    assert set(items) == valid, (sorted(valid - set(items))[:10], sorted(set(items) - valid)[:10])
+    for user_id, item in items.items():
+        assert from_item(item) == rows[user_id], user_id
+    progress = await world.progress()
+    assert progress.migrated_users == len(items), f"counter {progress.migrated_users} for {len(items)} items"
+
+
+async def assert_checkpoint_is_not_past_an_unwritten_user(world: World) -> None:
+    resume_from = (await world.progress()).resume_from_user_id
+    if resume_from is None:
+        return
+    rows = await world.source_users()
+    items = await world.items()
+    unwritten = [user_id for user_id, user in rows.items() if is_valid(user) and user_id not in items]
+    passed = [user_id for user_id in unwritten if user_id < resume_from]
+    assert not passed, f"checkpoint {resume_from} is past unwritten users {passed[:10]}"
+
+
+def summary_of(result) -> dict:
+    assert result.stdout.strip(), result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def cli(env: dict[str, str], *arguments: str):
+    return await asyncio.to_thread(run_cli, env, *arguments)
+
+
+async def fresh_world(world: World, stack: contextlib.ExitStack) -> World:
+    """The same source table, with DynamoDB tables and proxies of its own."""
+    users_table, state_table = await create_dynamodb_tables(world.dynamodb)
+    dynamodb_proxy = stack.enter_context(FaultProxy(world.dynamodb_proxy.target, http=True))
+    postgres_proxy = stack.enter_context(FaultProxy(world.postgres_proxy.target))
+    return attrs.evolve(
+        world,
+        users_table=users_table,
+        state_table=state_table,
+        dynamodb_proxy=dynamodb_proxy,
+        postgres_proxy=postgres_proxy,
+    )
+
+
+async def cut_and_resume(world: World, server: str, cut_at: int) -> None:
+    """One interrupted run, its resumption and a plain re-run, with every check."""
+    proxy = world.dynamodb_proxy if server == "dynamodb" else world.postgres_proxy
+    proxy.cut_after(cut_at)
+    interrupted = await cli(world.environment(), "migrate", "--all", "--batch-size", BATCH, "--json")
+    assert proxy.cuts == 1, f"the cut at byte {cut_at} never happened"
+    assert interrupted.returncode in (1, 3), interrupted.stderr
+    assert "Traceback" not in interrupted.stderr, interrupted.stderr
+    await assert_checkpoint_is_not_past_an_unwritten_user(world)
+    proxy.heal()
+
+    resumed = await cli(world.environment(), "migrate", "--all", "--resume", "--batch-size", BATCH, "--json")
+    assert resumed.returncode == 1, resumed.stderr  # only the invalid users remain failed
+    assert set(summary_of(resumed)["failed_user_ids"]) <= set(INVALID)
+    await assert_exactly_the_valid_users(world)
+
+    again = await cli(world.environment(), "migrate", "--all", "--batch-size", BATCH, "--json")
+    summary = summary_of(again)
+    assert (summary["migrated_count"], summary["skipped_count"]) == (0, USERS - len(INVALID)), summary
+    assert summary["failed_user_ids"] == sorted(INVALID)
+    await assert_exactly_the_valid_users(world)
+
+
+async def test_runs_cut_at_random_moments_and_resumed_hold_exactly_the_valid_users(world: World):
+    """Several runs, each cut at a random byte of its DynamoDB or PostgreSQL traffic (seeded).
+
+    They run side by side, each on tables and proxies of its own: a run cut inside a hold leaves
+    its lease to expire (60 s) before the resumed run can take it, and waiting for those one after
+    the other would take minutes.
+    """
+    world.seed(source())
+    with contextlib.ExitStack() as stack:
+        # A clean run first: how many bytes a whole run moves through each proxy.
+        clean = await fresh_world(world, stack)
+        result = await cli(clean.environment(), "migrate", "--all", "--batch-size", BATCH, "--json")
+        assert result.returncode == 1, result.stderr
+        await assert_exactly_the_valid_users(clean)
+        total = {"dynamodb": clean.dynamodb_proxy.bytes_forwarded, "postgres": clean.postgres_proxy.bytes_forwarded}
+
+        cases = [("dynamodb", 1), ("dynamodb", 2), ("dynamodb", 3), ("postgres", 4)]
+        worlds = [await fresh_world(world, stack) for _ in cases]
+        cuts = [random.Random(seed).randrange(1, total[server]) for server, seed in cases]
+        async with asyncio.timeout(150):
+            outcomes = await asyncio.gather(
+                *(
+                    cut_and_resume(each, server, cut)
+                    for each, (server, _), cut in zip(worlds, cases, cuts, strict=True)
+                ),
+                return_exceptions=True,
+            )
+    failures = [
+        f"{server} cut at byte {cut} of {total[server]}: {type(outcome).__name__}: {outcome}"
+        for (server, _), cut, outcome in zip(cases, cuts, outcomes, strict=True)
+        if isinstance(outcome, BaseException)
+    ]
+    assert not failures, "\n".join(failures)
+
+
+async def test_a_run_with_unprocessed_items_keeps_its_checkpoint_before_them_and_resume_writes_exactly_them(
+    world: World,
+):
+    world.seed([valid_user(i, email="nope") if i == 17 else valid_user(i) for i in range(1, 31)])
+    stuck = {7, 26}
+    world.dynamodb_proxy.unprocessed(stuck)  # on every attempt
+    first = run_cli(world.environment(), "migrate", "--all", "--batch-size", "10", "--json")
+    assert first.returncode == 1, first.stderr
+    summary = summary_of(first)
+    assert summary["failed_user_ids"] == [7, 17, 26]
+    assert summary["migrated_count"] == 27
+    assert summary["resume_from_user_id"] == 7
+    assert (await world.progress()).resume_from_user_id == 7
+    assert set(await world.items()) == set(range(1, 31)) - stuck - {17}
+    assert await world.count_and_counter() == (27, 27)
+
+    world.dynamodb_proxy.heal()
+    resumed = run_cli(world.environment(), "migrate", "--all", "--resume", "--batch-size", "10", "--json")
+    summary = summary_of(resumed)
+    assert summary["migrated_count"] == 2, summary
+    assert summary["failed_user_ids"] == [17]
+    assert summary["skipped_count"] == len([i for i in range(7, 31) if i not in stuck and i != 17])
+    await assert_exactly_the_valid_users(world)
+    assert (world.dynamodb_proxy.puts[7], world.dynamodb_proxy.puts[26]) == (1, 1)
+
+
+async def test_a_run_stopped_at_once_mid_write_by_a_second_sigterm_resumes_to_exactly_the_valid_users(world: World):
+    """The first SIGTERM asks the run to stop after the page in hand; a second one stops it at
+    once — here while a page is being written to a slow DynamoDB."""
+    world.seed(source())
+    world.dynamodb_proxy.slow("BatchWriteItem", seconds=2.0)  # the writes land at once, answered 2 s later
+    process = await asyncio.create_subprocess_exec(
+        *cli_command("migrate", "--all", "--batch-size", BATCH, "--json"),
+        env=process_environment(world.environment()),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            while world.dynamodb_proxy.operations["BatchWriteItem"] == 0:
+                assert process.returncode is None, await process.communicate()
+                await asyncio.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            _, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.communicate()
+    world.dynamodb_proxy.heal()
+    await assert_checkpoint_is_not_past_an_unwritten_user(world)
+    items = await world.items()
+    counter = (await world.progress()).migrated_users
+    assert counter == len(items), f"counter {counter} for {len(items)} items after the second SIGTERM: {err.decode()}"
+    # The documented exit for an interrupted run (cli.py): 130, a message, no traceback.
+    assert (process.returncode, b"Traceback" in err) == (130, False), err.decode()
+
+    resumed = await cli(world.environment(), "migrate", "--all", "--resume", "--batch-size", BATCH, "--json")
+    assert resumed.returncode == 1, resumed.stderr
+    await assert_exactly_the_valid_users(world)
