@@ -35,9 +35,12 @@ async def postgres_pool(database_url: str, query_timeout: float) -> AsyncIterato
         await pool.wait_closed()
 
 
-async def dynamodb(endpoint_url: str | None, region_name: str | None) -> AsyncIterator[Any]:
-    """The process's DynamoDB client, closed on shutdown."""
-    async with dynamodb_client(endpoint_url=endpoint_url, region_name=region_name) as client:
+async def dynamodb(endpoint_url: str | None, region_name: str | None, concurrency: int) -> AsyncIterator[Any]:
+    """The process's DynamoDB client, closed on shutdown; enough connections for the batch
+    requests in flight plus the state table's."""
+    async with dynamodb_client(
+        endpoint_url=endpoint_url, region_name=region_name, max_pool_connections=concurrency + 8
+    ) as client:
         yield client
 
 
@@ -50,7 +53,10 @@ class Container(containers.DeclarativeContainer):
         postgres_pool, database_url=config.database_url, query_timeout=config.source_query_timeout
     )
     dynamodb_client = providers.Resource(
-        dynamodb, endpoint_url=config.dynamodb_endpoint_url, region_name=config.aws_region
+        dynamodb,
+        endpoint_url=config.dynamodb_endpoint_url,
+        region_name=config.aws_region,
+        concurrency=config.dynamodb_concurrency,
     )
 
     user_source = providers.Dependency(

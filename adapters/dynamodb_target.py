@@ -70,7 +70,9 @@ class _ChunkResult:
 class DynamoDbUserTarget(UserTarget):
     """Users in one DynamoDB table with partition key `user_id` (N)."""
 
-    def __init__(self, client: Any, table: str = "users", backoff: Backoff | None = None, concurrency: int = 8) -> None:
+    def __init__(
+        self, client: Any, table: str = "users", backoff: Backoff | None = None, concurrency: int = 32
+    ) -> None:
         self._client = client
         self._table = table
         self._backoff = backoff if backoff is not None else Backoff()

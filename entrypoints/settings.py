@@ -44,7 +44,7 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 3000
     source_query_timeout: float = 30.0
-    dynamodb_concurrency: int = 8
+    dynamodb_concurrency: int = 32
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     metrics_public: bool = False
@@ -209,7 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "
         host=environ.get("HOST", "").strip() or "0.0.0.0",
         port=_integer(environ, "PORT", 3000, 1, 65535, problems),
         source_query_timeout=_number(environ, "SOURCE_QUERY_TIMEOUT", 30.0, 0.1, 3600, problems),
-        dynamodb_concurrency=_integer(environ, "DYNAMODB_CONCURRENCY", 8, 1, 256, problems),
+        dynamodb_concurrency=_integer(environ, "DYNAMODB_CONCURRENCY", 32, 1, 256, problems),
         log_level=_choice(environ, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), problems),
         log_format="text" if _choice(environ, "LOG_FORMAT", "json", ("json", "text"), problems) == "text" else "json",
         metrics_public=_choice(environ, "METRICS_PUBLIC", "false", ("true", "false"), problems) == "true",
