@@ -1,0 +1,1 @@
+"""The side-by-side benchmark behind `make bench` (see bench/run.py)."""
