@@ -18,7 +18,7 @@ async def dynamodb_client(
 ) -> AsyncIterator[Any]:
     """A DynamoDB client; region and credentials come from the standard AWS chain unless given.
 
-    botocore's own retries are kept short (standard mode, 3 attempts): the adapters retry
+    botocore's own retries are kept short (standard mode, max_attempts=3: up to 4 tries): the adapters retry
     unprocessed items and throttling themselves, per chunk, with jittered backoff.
     """
     config = AioConfig(
