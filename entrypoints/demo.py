@@ -37,7 +37,7 @@ from domain.errors import DependencyUnavailable
 from entrypoints.demo_data import demo_users, seed_source
 from entrypoints.demo_instructions import DEMO_SOURCE_TABLE, instructions
 from entrypoints.logs import configure_logging
-from entrypoints.settings import Settings
+from entrypoints.settings import Settings, parse_tokens
 from entrypoints.web_app import init_app
 
 EXIT_OK = 0
@@ -121,10 +121,6 @@ def _restore(previous: dict[int, _Handler]) -> None:
         signal.signal(number, handler)
 
 
-def _configured_tokens() -> tuple[str, ...]:
-    return tuple(token.strip() for token in os.environ.get("MIGRATION_API_TOKENS", "").split(",") if token.strip())
-
-
 def run_demo(users: int, host: str, port: int, data_dir: Path) -> int:
     """Run the demo until SIGINT or SIGTERM; returns the exit code (0 after a clean stop)."""
     missing = _missing_packages()
@@ -159,7 +155,7 @@ def run_demo(users: int, host: str, port: int, data_dir: Path) -> int:
     for noisy in ("pgserver", "botocore", "aiobotocore", "aioboto3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _use_local_aws_credentials()
-    tokens = _configured_tokens() or (secrets.token_urlsafe(32),)
+    tokens = parse_tokens(os.environ.get("MIGRATION_API_TOKENS", "")) or (secrets.token_urlsafe(32),)
 
     postgres: EmbeddedPostgres | None = None
     postmaster: Any = None  # psutil.Process of the server we started

@@ -113,6 +113,11 @@ def _integer(
     return int(text)
 
 
+def parse_tokens(text: str) -> tuple[str, ...]:
+    """The tokens of a comma-separated list (as in MIGRATION_API_TOKENS), blanks dropped."""
+    return tuple(token.strip() for token in text.split(",") if token.strip())
+
+
 def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], problems: list[str]) -> str:
     text = environ.get(name, "").strip()
     if not text:
@@ -178,7 +183,7 @@ def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "
         elif urlparse(database_url).scheme not in ("postgresql", "postgres"):
             problems.append("DATABASE_URL must be a postgresql:// URL")
 
-    tokens = tuple(token.strip() for token in environ.get("MIGRATION_API_TOKENS", "").split(",") if token.strip())
+    tokens = parse_tokens(environ.get("MIGRATION_API_TOKENS", ""))
     for token in tokens:
         if token.startswith(HASH_PREFIX) and not _SHA256_HEX.fullmatch(token[len(HASH_PREFIX) :]):
             problems.append("MIGRATION_API_TOKENS: a sha256: entry must be followed by 64 hex digits")
