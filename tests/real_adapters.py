@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -84,6 +83,16 @@ async def create_dynamodb_tables(client: Any) -> tuple[str, str]:
     return users_table, state_table
 
 
-def aware(moment: datetime) -> datetime:
-    assert moment.tzinfo is not None
-    return moment
+async def fresh_environment(postgres_dsn: str, dynamodb_endpoint: str, client: Any) -> dict[str, str]:
+    """Environment for a `user-migration` process on a new source table and new DynamoDB tables."""
+    source_table = unique_name("users")
+    create_source_table(postgres_dsn, source_table)
+    users_table, state_table = await create_dynamodb_tables(client)
+    return {
+        "DATABASE_URL": postgres_dsn,
+        "SOURCE_TABLE": source_table,
+        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
+        "DYNAMODB_TABLE": users_table,
+        "DYNAMODB_STATE_TABLE": state_table,
+        "AWS_REGION": "us-east-1",
+    }

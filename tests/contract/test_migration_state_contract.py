@@ -15,6 +15,15 @@ async def settle(state, lowest, highest, landed, unsure=()):
         return hold.inherited
 
 
+async def hold_a_while(state, events: list[str], name: str, lowest: int, highest: int) -> None:
+    """Hold lowest..highest for 50 ms, noting when the hold starts and ends."""
+    async with state.hold_users(lowest, highest) as held:
+        events.append(f"{name} in")
+        await asyncio.sleep(0.05)
+        events.append(f"{name} out")
+        await held.settle([])
+
+
 async def test_fresh_state(make_state):
     state = await make_state()
     assert await state.read_progress() == MigrationProgress(0, None)
@@ -75,12 +84,8 @@ async def test_holds_on_overlapping_ranges_exclude_each_other(make_state):
     state = await make_state()
     events: list[str] = []
 
-    async def hold(name: str, lowest: int, highest: int) -> None:
-        async with state.hold_users(lowest, highest) as held:
-            events.append(f"{name} in")
-            await asyncio.sleep(0.05)
-            events.append(f"{name} out")
-            await held.settle([])
+    def hold(name: str, lowest: int, highest: int):
+        return hold_a_while(state, events, name, lowest, highest)
 
     await asyncio.gather(hold("a", 1, 3), hold("b", 3, 4))
     assert events in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
@@ -90,12 +95,8 @@ async def test_holds_on_disjoint_ranges_run_side_by_side(make_state):
     state = await make_state()
     events: list[str] = []
 
-    async def hold(name: str, lowest: int, highest: int) -> None:
-        async with state.hold_users(lowest, highest) as held:
-            events.append(f"{name} in")
-            await asyncio.sleep(0.05)
-            events.append(f"{name} out")
-            await held.settle([])
+    def hold(name: str, lowest: int, highest: int):
+        return hold_a_while(state, events, name, lowest, highest)
 
     await asyncio.gather(hold("a", 1, 2), hold("b", 2**40, 2**40 + 1))
     assert events[:2] in (["a in", "b in"], ["b in", "a in"])

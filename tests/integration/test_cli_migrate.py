@@ -19,7 +19,11 @@ from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.embedded import free_port
 from domain.conversion import from_item
 from tests.factories import valid_user
-from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
+from tests.real_adapters import (
+    execute,
+    fresh_environment,
+    insert_users,
+)
 from tests.real_adapters import quote_table_name as quoted
 
 INVALID = {17: {"email": "nope"}, 120: {"username": None}, 233: {"status": "archived"}}
@@ -31,17 +35,7 @@ def users(count: int) -> list:
 
 @pytest.fixture
 async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
-    table = unique_name("users")
-    create_source_table(postgres_dsn, table)
-    users_table, state_table = await create_dynamodb_tables(dynamodb)
-    return {
-        "DATABASE_URL": postgres_dsn,
-        "SOURCE_TABLE": table,
-        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
-        "DYNAMODB_TABLE": users_table,
-        "DYNAMODB_STATE_TABLE": state_table,
-        "AWS_REGION": "us-east-1",
-    }
+    return await fresh_environment(postgres_dsn, dynamodb_endpoint, dynamodb)
 
 
 def command(*arguments: str) -> list[str]:

@@ -16,7 +16,12 @@ import pytest
 
 from adapters.embedded import free_port
 from tests.factories import valid_user
-from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
+from tests.real_adapters import (
+    execute,
+    fresh_environment,
+    insert_users,
+    unique_name,
+)
 from tests.real_adapters import quote_table_name as quoted
 
 TOKEN = "lifecycle-token-3141592653"
@@ -76,16 +81,8 @@ class Server:
 
 @pytest.fixture
 async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
-    table = unique_name("users")
-    create_source_table(postgres_dsn, table)
-    users_table, state_table = await create_dynamodb_tables(dynamodb)
     return {
-        "DATABASE_URL": postgres_dsn,
-        "SOURCE_TABLE": table,
-        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
-        "DYNAMODB_TABLE": users_table,
-        "DYNAMODB_STATE_TABLE": state_table,
-        "AWS_REGION": "us-east-1",
+        **await fresh_environment(postgres_dsn, dynamodb_endpoint, dynamodb),
         "MIGRATION_API_TOKENS": f"{TOKEN},another-token",
         "HOST": "127.0.0.1",
         "PORT": str(free_port()),
