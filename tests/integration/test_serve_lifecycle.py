@@ -39,6 +39,7 @@ class Server:
             text=True,
         )
         self.lines: list[str] = []
+        self.terminated = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -69,9 +70,14 @@ class Server:
     def records(self) -> list[dict]:
         return [json.loads(line) for line in self.lines if line.startswith("{")]
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM, once: a second one while the process is exiting would kill it."""
+        if not self.terminated and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+            self.terminated = True
+
+    def stop(self) -> int:
+        self.terminate()
         code = self.process.wait(timeout=60)
         self._reader.join(timeout=5)
         if self.process.stderr is not None:
@@ -163,7 +169,7 @@ def test_sigterm_turns_readiness_503_first_and_lets_requests_in_flight_finish(en
     request = threading.Thread(target=migrate)
     request.start()
     time.sleep(0.3)  # the request is now waiting on PostgreSQL (5 rows x 0.4 s)
-    server.process.send_signal(signal.SIGTERM)
+    server.terminate()
     time.sleep(0.3)
     status, _, body = server.get("/readyz")
     assert (status, body["status"]) == (503, "shutting_down")
