@@ -1,7 +1,8 @@
 """A whole migration run: every page of the source, one after the other, resumable.
 
-The next page is read from the source while the current one is being written, and at most
-`prefetch_pages` pages wait in memory, so memory stays flat however large the table is. After
+The next pages are read from the source while the current ones are being written: at most
+`prefetch_pages` pages wait and `pages_in_flight` are migrated at once, so memory stays flat
+however large the table is. After
 each page the run records a checkpoint: the id a later run may resume from. The checkpoint never
 moves past a valid user that could not be written, so resuming retries it.
 """
@@ -9,8 +10,8 @@ moves past a valid user that could not be written, so resuming retries it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 
 import attrs
@@ -80,6 +81,22 @@ class _Tally:
         )
 
 
+@attrs.define
+class _Checkpoints:
+    """Where a run may resume, page after page: past the page, but never past a valid user
+    whose write failed."""
+
+    latest: int | None = None
+    first_unwritten: int | None = None
+
+    def after(self, page: Sequence[User], outcome: BatchOutcome) -> int:
+        if outcome.write_failed:
+            lowest = min(outcome.write_failed)
+            self.first_unwritten = lowest if self.first_unwritten is None else min(self.first_unwritten, lowest)
+        self.latest = self.first_unwritten if self.first_unwritten is not None else min(page[-1].id + 1, MAX_USER_ID)
+        return self.latest
+
+
 ProgressCallback = Callable[[RunProgress], None]
 _END = object()
 
@@ -88,12 +105,18 @@ class MigrationRun:
     """Runs the migration over the whole source, or over a list of user ids to retry."""
 
     def __init__(
-        self, source: UserSource, state: MigrationState, migration: Migration, prefetch_pages: int = 2
+        self,
+        source: UserSource,
+        state: MigrationState,
+        migration: Migration,
+        prefetch_pages: int = 2,
+        pages_in_flight: int = 2,
     ) -> None:
         self._source = source
         self._state = state
         self._migration = migration
         self._prefetch_pages = prefetch_pages
+        self._pages_in_flight = pages_in_flight
 
     async def total_from(self, start_user_id: int) -> int:
         """How many users a run from `start_user_id` will read."""
@@ -114,36 +137,51 @@ class MigrationRun:
     ) -> RunSummary:
         """Migrate every user with `id >= start_user_id`, page after page.
 
-        Setting `stop` ends the run cleanly after the page in hand, its checkpoint recorded.
+        Up to `pages_in_flight` pages are migrated side by side (their id ranges never overlap),
+        so that DynamoDB is kept busy while a page is checked, accounted or read; their outcomes
+        are taken in page order, so progress and checkpoints advance as in a page-by-page run.
+        Setting `stop` ends the run cleanly after the pages in hand, their checkpoints recorded.
         """
         BatchRequest(start_user_id, batch_size, dry_run)  # checks the parameters
         tally = _Tally()
+        checkpoints = _Checkpoints()
         pages: asyncio.Queue[object] = asyncio.Queue(maxsize=self._prefetch_pages)
         reader = asyncio.create_task(self._read_pages(start_user_id, batch_size, pages))
-        checkpoint: int | None = None
-        first_unwritten: int | None = None
+        in_flight: deque[tuple[list[User], asyncio.Task[BatchOutcome]]] = deque()
+        source_failure: BaseException | None = None
+        more = True  # the source may have further pages
+
+        def stopping() -> bool:
+            return stop is not None and stop.is_set()
+
         try:
-            while (page := await pages.get()) is not _END:
-                if isinstance(page, BaseException):
-                    raise page
-                assert isinstance(page, list)
-                outcome = await self._migration.migrate_users(page, dry_run)
+            while True:
+                while more and len(in_flight) < self._pages_in_flight and not stopping():
+                    page = await pages.get()
+                    if page is _END or isinstance(page, BaseException):
+                        # The pages in hand are finished (and their checkpoints recorded) first.
+                        source_failure = page if isinstance(page, BaseException) else None
+                        more = False
+                        break
+                    assert isinstance(page, list)
+                    in_flight.append((page, asyncio.create_task(self._migration.migrate_users(page, dry_run))))
+                if not in_flight:
+                    break
+                page, migrating = in_flight.popleft()
+                outcome = await migrating
                 if not dry_run and page:
-                    if outcome.write_failed:
-                        lowest = min(outcome.write_failed)
-                        first_unwritten = lowest if first_unwritten is None else min(first_unwritten, lowest)
-                    checkpoint = first_unwritten if first_unwritten is not None else min(page[-1].id + 1, MAX_USER_ID)
-                    await self._state.record_checkpoint(checkpoint)
+                    await self._state.record_checkpoint(checkpoints.after(page, outcome))
                 progress = tally.add(outcome)
                 if on_progress is not None:
                     on_progress(progress)
-                if stop is not None and stop.is_set():
-                    return tally.summary(dry_run, checkpoint, stopped_early=True)
         finally:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        return tally.summary(dry_run, checkpoint)
+            for _, migrating in in_flight:  # left only after a failure: the pages behind it stop
+                migrating.cancel()
+            await asyncio.gather(reader, *(migrating for _, migrating in in_flight), return_exceptions=True)
+        if source_failure is not None:
+            raise source_failure
+        return tally.summary(dry_run, checkpoints.latest, stopped_early=more and stopping())
 
     async def _read_pages(self, start_user_id: int, batch_size: int, pages: asyncio.Queue[object]) -> None:
         start: int | None = start_user_id

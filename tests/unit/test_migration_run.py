@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from domain.errors import InvalidParameter, SourceUnavailable
+from domain.errors import InvalidParameter, SourceUnavailable, TargetUnavailable
 from domain.migration import Migration
 from domain.migration_run import NOT_IN_SOURCE, MigrationRun
 from tests.factories import valid_user
@@ -95,11 +95,12 @@ async def test_pages_are_read_ahead_but_only_a_bounded_number():
     source = CountingSource([valid_user(i) for i in range(1, 101)])
     state = InMemoryMigrationState()
     target = SlowTarget()
-    run = MigrationRun(source, state, Migration(source, target, state), prefetch_pages=2)
+    run = MigrationRun(source, state, Migration(source, target, state), prefetch_pages=2, pages_in_flight=2)
     reads_when_page_done = []
     await run.migrate_all(batch_size=10, on_progress=lambda _: reads_when_page_done.append(source.reads))
-    # While page n is written, the reader is ahead by at most prefetch (2) + the one being read.
-    assert all(reads - done <= 3 for done, reads in enumerate(reads_when_page_done, start=1))
+    # When page n is done, the reader is ahead by at most the other page in flight (1), the
+    # pages waiting (prefetch, 2) and the one being read (1).
+    assert all(reads - done <= 4 for done, reads in enumerate(reads_when_page_done, start=1))
     assert max(reads - done for done, reads in enumerate(reads_when_page_done, start=1)) >= 1
 
 
@@ -126,3 +127,72 @@ async def test_bad_run_parameters_are_refused():
     run, *_ = wired([])
     with pytest.raises(InvalidParameter, match="batch_size"):
         await run.migrate_all(batch_size=0)
+
+
+class _PacedTarget(InMemoryUserTarget):
+    """Writes that take a while (the first page's longest), noting how many run at once."""
+
+    def __init__(self, fail_page_of: int | None = None) -> None:
+        super().__init__()
+        self.running = 0
+        self.most_at_once = 0
+        self.fail_page_of = fail_page_of
+
+    async def write_users(self, items):
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            first = min(item.user_id for item in items)
+            await asyncio.sleep(0.05 if first == 1 else 0.01)
+            if self.fail_page_of is not None and any(item.user_id == self.fail_page_of for item in items):
+                raise TargetUnavailable("DynamoDB is unavailable")
+            return await super().write_users(items)
+        finally:
+            self.running -= 1
+
+
+async def test_pages_are_migrated_side_by_side_and_taken_in_page_order():
+    target = _PacedTarget()
+    source = InMemoryUserSource([valid_user(i) for i in range(1, 36)])
+    state = InMemoryMigrationState()
+    run = MigrationRun(source, state, Migration(source, target, state), pages_in_flight=3)
+    seen = []
+    checkpoints = []
+    original = state.record_checkpoint
+
+    async def record(resume_from_user_id):
+        checkpoints.append(resume_from_user_id)
+        await original(resume_from_user_id)
+
+    state.record_checkpoint = record
+    summary = await run.migrate_all(batch_size=10, on_progress=lambda progress: seen.append(progress.users_read))
+    assert target.most_at_once == 3
+    assert seen == [10, 20, 30, 35]  # the slow first page is reported first all the same
+    assert checkpoints == [11, 21, 31, 36]
+    assert (summary.migrated, summary.resume_from_user_id) == (35, 36)
+
+
+async def test_a_page_that_fails_stops_the_run_and_the_checkpoint_stays_before_it():
+    target = _PacedTarget(fail_page_of=25)
+    run, _, _, state = wired([valid_user(i) for i in range(1, 61)], target=target)
+    with pytest.raises(TargetUnavailable):
+        await run.migrate_all(batch_size=10)
+    assert await run.resume_point() == 21
+    assert set(range(1, 21)) <= set(target.items)
+    assert not set(range(21, 31)) & set(target.items)
+    target.fail_page_of = None
+    resumed = await run.migrate_all(start_user_id=await run.resume_point(), batch_size=10)
+    assert sorted(target.items) == list(range(1, 61))
+    assert resumed.migrated + resumed.skipped == 40
+    assert (await state.read_progress()).migrated_users == 60  # pages written past the failure counted once
+
+
+async def test_a_stop_finishes_the_pages_in_hand_and_starts_no_more():
+    target = _PacedTarget()
+    run, *_ = wired([valid_user(i) for i in range(1, 101)], target=target)
+    stop = asyncio.Event()
+    summary = await run.migrate_all(batch_size=10, stop=stop, on_progress=lambda _: stop.set())
+    assert summary.stopped_early
+    assert summary.users_read == 20  # the page that set it, and the one beside it
+    assert sorted(target.items) == list(range(1, 21))
+    assert summary.resume_from_user_id == 21 == await run.resume_point()
