@@ -19,7 +19,7 @@ from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
 from domain.migration import Migration
-from domain.migration_run import MigrationRun
+from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT, MigrationRun
 from domain.range_locks import UserRangeLocks
 from domain.writes_in_flight import WritesInFlight
 from ports import MigrationState, UserSource, UserTarget
@@ -47,7 +47,8 @@ async def dynamodb(endpoint_url: str | None, region_name: str | None, concurrenc
 class Container(containers.DeclarativeContainer):
     """Wiring of the migration."""
 
-    config = providers.Configuration()
+    # Defaults for what a container used without settings (the test harness) still needs.
+    config = providers.Configuration(default={"pages_in_flight": DEFAULT_PAGES_IN_FLIGHT})
 
     postgres_pool = providers.Resource(
         postgres_pool, database_url=config.database_url, query_timeout=config.source_query_timeout
@@ -87,7 +88,13 @@ class Container(containers.DeclarativeContainer):
         locks=range_locks,
         in_flight=writes_in_flight,
     )
-    migration_run = providers.Factory(MigrationRun, source=user_source, state=migration_state, migration=migration)
+    migration_run = providers.Factory(
+        MigrationRun,
+        source=user_source,
+        state=migration_state,
+        migration=migration,
+        pages_in_flight=config.pages_in_flight.as_int(),
+    )
 
 
 async def resolve(provided: Any) -> Any:

@@ -24,6 +24,8 @@ from ports.migration_state import MigrationState
 from ports.user_source import UserSource
 
 NOT_IN_SOURCE = "Not found in the source database"
+# Enough to keep DynamoDB busy while a page is read, checked or accounted (see `make bench`).
+DEFAULT_PAGES_IN_FLIGHT = 2
 
 
 @attrs.frozen
@@ -110,7 +112,7 @@ class MigrationRun:
         state: MigrationState,
         migration: Migration,
         prefetch_pages: int = 2,
-        pages_in_flight: int = 2,
+        pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT,
     ) -> None:
         self._source = source
         self._state = state

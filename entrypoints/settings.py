@@ -13,6 +13,7 @@ import attrs
 from cryptography.hazmat.primitives import serialization
 
 from adapters.postgres import quote_table_name
+from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
 from entrypoints.auth import HASH_PREFIX, JwtRules
 from entrypoints.logs import LogFormat
 
@@ -45,6 +46,7 @@ class Settings:
     port: int = 3000
     source_query_timeout: float = 30.0
     dynamodb_concurrency: int = 32
+    pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     metrics_public: bool = False
@@ -82,6 +84,7 @@ class Settings:
             "dynamodb_endpoint_url": self.dynamodb_endpoint_url,
             "aws_region": self.aws_region,
             "dynamodb_concurrency": self.dynamodb_concurrency,
+            "pages_in_flight": self.pages_in_flight,
         }
 
 
@@ -215,6 +218,7 @@ def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "
         port=_integer(environ, "PORT", 3000, 1, 65535, problems),
         source_query_timeout=_number(environ, "SOURCE_QUERY_TIMEOUT", 30.0, 0.1, 3600, problems),
         dynamodb_concurrency=_integer(environ, "DYNAMODB_CONCURRENCY", 32, 1, 256, problems),
+        pages_in_flight=_integer(environ, "PAGES_IN_FLIGHT", DEFAULT_PAGES_IN_FLIGHT, 1, 16, problems),
         log_level=_choice(environ, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), problems),
         log_format="text" if _choice(environ, "LOG_FORMAT", "json", ("json", "text"), problems) == "text" else "json",
         metrics_public=_choice(environ, "METRICS_PUBLIC", "false", ("true", "false"), problems) == "true",

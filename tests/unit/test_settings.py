@@ -43,6 +43,7 @@ def test_everything_can_be_set():
             "PORT": "8080",
             "SOURCE_QUERY_TIMEOUT": "2.5",
             "DYNAMODB_CONCURRENCY": "16",
+            "PAGES_IN_FLIGHT": "4",
         }
     )
     assert settings.source_table == "app.users"
@@ -50,7 +51,7 @@ def test_everything_can_be_set():
     assert settings.dynamodb_endpoint_url == "http://localhost:8000"
     assert settings.aws_region == "us-west-2"
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
-    assert (settings.source_query_timeout, settings.dynamodb_concurrency) == (2.5, 16)
+    assert (settings.source_query_timeout, settings.dynamodb_concurrency, settings.pages_in_flight) == (2.5, 16, 4)
 
 
 def test_every_problem_is_listed_at_once():
@@ -75,7 +76,8 @@ def test_database_url_must_be_postgresql(url):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("PORT", "0"), ("PORT", "70000"), ("PORT", "-1"), ("SOURCE_QUERY_TIMEOUT", "x")]
+    ("name", "value"),
+    [("PORT", "0"), ("PORT", "70000"), ("PORT", "-1"), ("SOURCE_QUERY_TIMEOUT", "x"), ("PAGES_IN_FLIGHT", "0")],
 )
 def test_numbers_out_of_range(name, value):
     with pytest.raises(ConfigurationError, match=name):
