@@ -153,24 +153,24 @@ class MigrationRun:
         source_failure: BaseException | None = None
         more = True  # the source may have further pages
 
-        def stopping() -> bool:
-            return stop is not None and stop.is_set()
+        async def start_pages() -> None:
+            nonlocal source_failure, more
+            while more and len(in_flight) < self._pages_in_flight and not (stop is not None and stop.is_set()):
+                page = await pages.get()
+                if page is _END or isinstance(page, BaseException):
+                    # The pages in hand are finished (and their checkpoints recorded) first.
+                    source_failure = page if isinstance(page, BaseException) else None
+                    more = False
+                    return
+                assert isinstance(page, list)
+                in_flight.append((page, asyncio.create_task(self._migration.migrate_users(page, dry_run))))
 
         try:
-            while True:
-                while more and len(in_flight) < self._pages_in_flight and not stopping():
-                    page = await pages.get()
-                    if page is _END or isinstance(page, BaseException):
-                        # The pages in hand are finished (and their checkpoints recorded) first.
-                        source_failure = page if isinstance(page, BaseException) else None
-                        more = False
-                        break
-                    assert isinstance(page, list)
-                    in_flight.append((page, asyncio.create_task(self._migration.migrate_users(page, dry_run))))
-                if not in_flight:
-                    break
+            await start_pages()
+            while in_flight:
                 page, migrating = in_flight.popleft()
                 outcome = await migrating
+                await start_pages()  # the next page starts before this one's bookkeeping
                 if not dry_run and page:
                     await self._state.record_checkpoint(checkpoints.after(page, outcome))
                 progress = tally.add(outcome)
@@ -183,7 +183,7 @@ class MigrationRun:
             await asyncio.gather(reader, *(migrating for _, migrating in in_flight), return_exceptions=True)
         if source_failure is not None:
             raise source_failure
-        return tally.summary(dry_run, checkpoints.latest, stopped_early=more and stopping())
+        return tally.summary(dry_run, checkpoints.latest, stopped_early=more and stop is not None and stop.is_set())
 
     async def _read_pages(self, start_user_id: int, batch_size: int, pages: asyncio.Queue[object]) -> None:
         start: int | None = start_user_id

@@ -193,6 +193,7 @@ async def test_a_stop_finishes_the_pages_in_hand_and_starts_no_more():
     stop = asyncio.Event()
     summary = await run.migrate_all(batch_size=10, stop=stop, on_progress=lambda _: stop.set())
     assert summary.stopped_early
-    assert summary.users_read == 20  # the page that set it, and the one beside it
-    assert sorted(target.items) == list(range(1, 21))
-    assert summary.resume_from_user_id == 21 == await run.resume_point()
+    # Set when page 1 was reported: pages 2 and 3 had started by then (two in flight), no more.
+    assert summary.users_read == 30
+    assert sorted(target.items) == list(range(1, 31))
+    assert summary.resume_from_user_id == 31 == await run.resume_point()
