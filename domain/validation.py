@@ -72,9 +72,8 @@ def _display_name_problems(display_name: str | None) -> list[str]:
     return []
 
 
-def user_problems(user: User) -> list[str]:
-    """Every rule the user breaks, in a stable order; empty when the user can be converted."""
-    profile = user.profile
+def field_problems(user: User) -> list[str]:
+    """Every rule the user breaks but the profile's, in a stable order."""
     return [
         *_username_problems(user.username),
         *_email_problems(user.email),
@@ -82,12 +81,12 @@ def user_problems(user: User) -> list[str]:
         *_timestamp_problems("created_at", user.created_at, required=True),
         *_timestamp_problems("updated_at", user.updated_at, required=False),
         *_status_problems(user.status),
-        *(
-            [f"Invalid profile: {profile.reason}"]
-            if isinstance(profile, UnreadableValue)
-            else profile_problems(profile)
-        ),
     ]
+
+
+def user_problems(user: User) -> list[str]:
+    """Every rule the user breaks, in a stable order; empty when the user can be converted."""
+    return field_problems(user) + profile_problems(user.profile)
 
 
 def failure_text(user_id: int, reasons: list[str]) -> str:

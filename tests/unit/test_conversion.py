@@ -13,12 +13,14 @@ from domain.conversion import (
     prepare_user,
     sized_item,
     stored_user_from_item,
+    to_attribute_value,
     to_item,
 )
 from domain.dynamodb_rules import item_bytes, significant_digits
-from domain.model import User, UserItem
+from domain.model import UnreadableValue, User, UserItem
 from domain.validation import user_problems
 from tests.factories import valid_user
+from tests.unit.test_profile_rules import mostly, odd_profiles
 
 MIGRATED_AT = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -158,3 +160,52 @@ def test_the_size_computed_on_the_way_is_dynamodbs_item_size(user):
     item, size = sized_item(user, MIGRATED_AT)
     assert item == to_item(user, MIGRATED_AT)
     assert size == item_bytes(item)
+
+
+# --- the write path against a plain reference ---------------------------------------------------
+
+
+def _reference_item(user: User, migrated_at: datetime) -> dict:
+    """The item as the general conversion makes it, attribute by attribute, in the written order."""
+    item = {
+        "user_id": {"N": str(user.id)},
+        "username": {"S": user.username},
+        "email": {"S": user.email},
+        "status": {"S": user.status},
+        "created_at": {"S": format_timestamp(user.created_at)},
+        "migrated_at": {"S": format_timestamp(migrated_at)},
+        "display_name": None if user.display_name is None else {"S": user.display_name},
+        "updated_at": None if user.updated_at is None else {"S": format_timestamp(user.updated_at)},
+        "profile": None if user.profile is None else to_attribute_value(user.profile),
+    }
+    return {name: value for name, value in item.items() if value is not None}
+
+
+unreadable = st.just(UnreadableValue("infinity", "'infinity' is not a point in time"))
+any_users = st.builds(
+    User,
+    id=st.integers(min_value=1, max_value=2**63 - 1),
+    username=mostly(st.from_regex(r"[a-z0-9_]{3,12}", fullmatch=True), st.sampled_from([None, "", "ab", "é"])),
+    email=mostly(st.from_regex(r"[a-z]{1,8}@[a-z]{1,8}\.[a-z]{2}", fullmatch=True), st.sampled_from([None, "x@y"])),
+    display_name=st.none() | st.text(max_size=8) | st.just("bad \ud800"),
+    status=mostly(st.sampled_from(["active", "suspended", "deleted"]), st.sampled_from(["gone", None])),
+    created_at=mostly(aware_datetimes, st.none() | unreadable),
+    updated_at=st.one_of(st.none(), aware_datetimes, unreadable),
+    profile=mostly(odd_profiles, st.just(UnreadableValue("{bad", "not valid JSON (x)"))),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(user=any_users)
+def test_prepare_user_rejects_with_every_reason_or_writes_the_reference_item(user):
+    prepared = prepare_user(user, MIGRATED_AT)
+    problems = user_problems(user)
+    if problems:
+        assert prepared == Rejection(user.id, tuple(problems))
+        return
+    expected = _reference_item(user, MIGRATED_AT)
+    assert isinstance(prepared, UserItem)
+    assert list(prepared.attributes.items()) == list(expected.items())  # the same order too
+    item, size = sized_item(user, MIGRATED_AT)
+    assert item == expected
+    assert size == item_bytes(expected)

@@ -3,9 +3,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from domain.conversion import sized_attribute_value, to_attribute_value
+from domain.dynamodb_rules import attribute_value_bytes
 from domain.model import UnreadableValue
-from domain.profile_rules import profile_problems
+from domain.profile_rules import LookCloser, _problems, profile_problems, storable_profile
 from domain.validation import user_problems
 from tests.factories import valid_user
 
@@ -109,3 +113,145 @@ def test_unsupported_python_values_are_reported():
 def test_unreadable_profile_is_reported_through_user_validation():
     user = valid_user(profile=UnreadableValue("{bad", "not valid JSON"))
     assert user_problems(user) == ["Invalid profile: not valid JSON"]
+
+
+def test_unreadable_profile_is_reported_with_its_reason():
+    assert profile_problems(UnreadableValue("{bad", "not valid JSON")) == ["Invalid profile: not valid JSON"]
+
+
+# --- the quick pass and the slow walk agree ----------------------------------------------------
+
+
+class Text(str):
+    """A str subclass: storable, but only the slow walk vouches for it."""
+
+
+class Count(int):
+    """An int subclass (bool is one too)."""
+
+
+odd_numbers = st.one_of(
+    st.integers(min_value=-(10**130), max_value=10**130),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.floats(),
+    st.builds(Count, st.integers(-5, 5)),
+    st.sampled_from(
+        [
+            10**38 - 1,
+            10**38,
+            -(10**38),
+            10**40,
+            10**38 + 1,
+            Decimal("1" * 39),
+            Decimal("-0"),
+            Decimal("sNaN"),
+            Decimal("1E+126"),
+            Decimal("1E-131"),
+            Decimal("1E-130"),
+            Decimal("9.9999999999999999999999999999999999999E+125"),
+            Decimal("12345678901234567890123456789012345678"),
+            Decimal("-12345678901234567890123456789012345678"),
+            Decimal("0.00000001"),
+        ]
+    ),
+)
+odd_texts = st.one_of(
+    st.text(max_size=8),
+    st.text(alphabet=st.characters(categories=["Cs", "Ll", "So"]), max_size=4),  # Cs: lone surrogates
+    st.builds(Text, st.text(max_size=4)),
+)
+odd_keys = st.one_of(odd_texts, st.integers(0, 3), st.none())
+odd_scalars = st.one_of(
+    st.none(), st.booleans(), odd_numbers, odd_texts, st.sampled_from([(1, 2), frozenset([1]), b"x"])
+)
+plain_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.decimals(places=3, min_value=-(10**6), max_value=10**6),
+    st.text(max_size=8),
+)
+plain_keys = st.text(min_size=1, max_size=6)
+
+
+def mostly(plain: st.SearchStrategy, odd: st.SearchStrategy) -> st.SearchStrategy:
+    """Nine draws in ten from `plain`, the others from `odd`."""
+    return st.sampled_from([True] * 9 + [False]).flatmap(lambda is_plain: plain if is_plain else odd)
+
+
+# Mostly plain JSON, so that the quick pass often vouches, with now and then an odd value or key.
+scalars = mostly(plain_scalars, odd_scalars)
+keys = mostly(plain_keys, odd_keys)
+
+
+def _nest(value: object, shape: list[bool]) -> object:
+    for in_a_list in shape:
+        value = [value] if in_a_list else {"n": value}
+    return value
+
+
+values = st.recursive(
+    scalars,
+    lambda children: mostly(
+        st.one_of(st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=4)),
+        st.one_of(
+            st.lists(children, max_size=2).map(tuple),
+            st.builds(_nest, children, st.lists(st.booleans(), min_size=29, max_size=34)),  # near the limit
+        ),
+    ),
+    max_leaves=12,
+)
+odd_profiles = mostly(st.dictionaries(keys, values, max_size=6), st.one_of(st.none(), values))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(profile=odd_profiles)
+def test_the_quick_pass_vouches_only_for_profiles_the_slow_walk_finds_fine(profile):
+    try:
+        quick = storable_profile(profile)
+    except LookCloser:
+        problems = profile_problems(profile)
+        if not problems and profile is not None:
+            # Fine after all (a float, a str subclass, a huge round int): the general walk converts it.
+            converted, size = sized_attribute_value(profile)
+            assert size == attribute_value_bytes(converted)
+        return
+    slow_walk = list(_problems(profile, "profile", 1))  # the walk that says why, run on its own
+    assert slow_walk == []
+    assert profile_problems(profile) == []
+    if profile is None:
+        assert quick is None
+        return
+    assert quick == sized_attribute_value(profile)
+    assert quick[1] == attribute_value_bytes(quick[0])
+
+
+def test_a_usual_profile_is_vouched_for_by_the_quick_pass():
+    profile = {
+        "locale": "pt-BR",
+        "newsletter": False,
+        "login_count": 3157,
+        "tags": ["beta", "vip"],
+        "balance": Decimal("1234.50"),
+        "address": {"city": "Kraków", "geo": {"lat": Decimal("50.064651"), "lon": Decimal("-19.944981")}},
+        "note": None,
+    }
+    quick = storable_profile(profile)
+    assert quick is not None
+    converted, size = quick
+    assert converted == to_attribute_value(profile)
+    assert size == attribute_value_bytes(converted)
+
+
+@pytest.mark.parametrize("text", ["1" * 39, "-" + "1" * 39, "1" * 38 + ".1", "0." + "1" * 39])
+def test_39_digits_in_a_short_text_are_still_too_many(text):
+    assert profile_problems({"n": Decimal(text)}) == [
+        "Invalid profile: number has 39 significant digits (max 38) at profile.n"
+    ]
+
+
+@pytest.mark.parametrize("number", [10**38, 10**40, Count(3), 0.5])
+def test_numbers_the_quick_pass_leaves_to_the_slow_walk_are_still_storable(number):
+    with pytest.raises(LookCloser):
+        storable_profile({"n": number})
+    assert profile_problems({"n": number}) == []
