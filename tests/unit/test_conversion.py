@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -209,3 +210,10 @@ def test_prepare_user_rejects_with_every_reason_or_writes_the_reference_item(use
     item, size = sized_item(user, MIGRATED_AT)
     assert item == expected
     assert size == item_bytes(expected)
+
+
+def test_every_migrated_at_gets_its_own_text():
+    earlier = datetime(2021, 11, 7, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    later = earlier.replace(fold=1)  # equal to `earlier` by ==, yet an hour later
+    texts = [to_item(valid_user(1), moment)["migrated_at"]["S"] for moment in (earlier, later, earlier)]
+    assert texts == ["2021-11-07T05:30:00.000000Z", "2021-11-07T06:30:00.000000Z", "2021-11-07T05:30:00.000000Z"]
