@@ -212,6 +212,13 @@ def test_prepare_user_rejects_with_every_reason_or_writes_the_reference_item(use
     assert size == item_bytes(expected)
 
 
+@settings(max_examples=300, deadline=None)
+@given(moment=aware_datetimes | st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_timestamps_are_written_as_isoformat_would(moment):
+    utc = moment if moment.tzinfo is None else moment.astimezone(UTC)
+    assert format_timestamp(moment) == utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
 def test_every_migrated_at_gets_its_own_text():
     earlier = datetime(2021, 11, 7, 1, 30, tzinfo=ZoneInfo("America/New_York"))
     later = earlier.replace(fold=1)  # equal to `earlier` by ==, yet an hour later
