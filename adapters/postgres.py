@@ -3,7 +3,7 @@
 Keyset pages on the primary key, parameters always bound, the table name quoted as an identifier.
 Odd values (timestamps out of Python's range, profiles that are not JSON) arrive as
 `UnreadableValue`s for validation to report, so one bad row never breaks a page. JSON numbers are
-parsed as `Decimal`, never through float.
+parsed exactly, as `int` or `Decimal`, never through float.
 """
 
 from __future__ import annotations
@@ -74,12 +74,18 @@ def _as_utc(value: datetime | UnreadableValue | None) -> datetime | UnreadableVa
     return value
 
 
+def _exact_int(text: str) -> int | Decimal:
+    # Short ints are cheap to check and convert as int; long ones stay Decimal, so that a huge one
+    # is still judged by its digits (int() refuses texts over 4300 digits), and "-0" keeps its sign.
+    return int(text) if len(text) < 39 and text != "-0" else Decimal(text)
+
+
 def parse_profile(text: str | None) -> JsonValue | UnreadableValue:
     """The profile column's JSON text, with exact numbers; unreadable JSON is kept as such."""
     if text is None:
         return None
     try:
-        value: JsonValue = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+        value: JsonValue = json.loads(text, parse_float=Decimal, parse_int=_exact_int)
     except RecursionError:
         return UnreadableValue(text[:80], "nested too deeply to read")
     except ValueError as error:

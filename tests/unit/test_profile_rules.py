@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.postgres import parse_profile
 from domain.conversion import sized_attribute_value, to_attribute_value
 from domain.dynamodb_rules import attribute_value_bytes
 from domain.model import UnreadableValue
@@ -255,3 +257,45 @@ def test_numbers_the_quick_pass_leaves_to_the_slow_walk_are_still_storable(numbe
     with pytest.raises(LookCloser):
         storable_profile({"n": number})
     assert profile_problems({"n": number}) == []
+
+
+# --- profiles as the PostgreSQL adapter parses them --------------------------------------------
+
+
+def test_the_source_parses_short_ints_as_int_and_keeps_the_rest_exact():
+    profile = parse_profile('{"n": 42, "neg": -7, "minus_zero": -0, "long": ' + "9" * 39 + ', "price": 12.50}')
+    assert profile == {"n": 42, "neg": -7, "minus_zero": 0, "long": int("9" * 39), "price": Decimal("12.50")}
+    assert [type(profile[key]) for key in ("n", "neg", "minus_zero", "long")] == [int, int, Decimal, Decimal]
+    assert str(profile["minus_zero"]) == "-0"
+
+
+def test_a_huge_int_in_the_source_is_judged_by_its_digits():
+    assert profile_problems(parse_profile('{"n": ' + "1" * 5000 + "}")) == [
+        "Invalid profile: number has 5000 significant digits (max 38) at profile.n"
+    ]
+
+
+json_documents = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**45), max_value=10**45),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=6),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=st.dictionaries(st.text(max_size=4), json_documents, max_size=5))
+def test_parsing_short_ints_as_int_changes_no_item_and_no_reason(document):
+    text = json.dumps(document)
+    parsed = parse_profile(text)
+    all_decimal = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    assert profile_problems(parsed) == profile_problems(all_decimal)
+    if not profile_problems(parsed):
+        assert sized_attribute_value(parsed) == sized_attribute_value(all_decimal)
