@@ -65,8 +65,8 @@ def _int_value(value: int) -> tuple[AttributeValue, int]:
 def _decimal_value(value: Decimal) -> tuple[AttributeValue, int]:
     text = str(value)
     # A text without exponent of at most 38 characters has at most 38 digits and a magnitude
-    # DynamoDB stores: only other texts need the exact rule.
-    plain = len(text) <= MAX_SIGNIFICANT_DIGITS and "E" not in text and value.is_finite()
+    # DynamoDB stores: only other texts need the exact rule. (A context may write a small "e".)
+    plain = len(text) <= MAX_SIGNIFICANT_DIGITS and "E" not in text and "e" not in text and value.is_finite()
     if not plain and number_problem(value) is not None:
         raise LookCloser
     return {"N": text}, number_bytes(text)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given, settings
@@ -250,6 +250,14 @@ def test_39_digits_in_a_short_text_are_still_too_many(text):
     assert profile_problems({"n": Decimal(text)}) == [
         "Invalid profile: number has 39 significant digits (max 38) at profile.n"
     ]
+
+
+def test_an_exponent_written_in_lower_case_is_still_an_exponent():
+    with localcontext() as context:
+        context.capitals = 0  # str(Decimal("1E+200")) is then "1e+200"
+        assert profile_problems({"n": Decimal("1E+200")}) == [
+            "Invalid profile: number is out of DynamoDB's range (1E-130..9.99E+125) at profile.n"
+        ]
 
 
 @pytest.mark.parametrize("number", [10**38, 10**40, Count(3), 0.5])
