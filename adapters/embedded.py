@@ -124,10 +124,21 @@ class EmbeddedDynamoDb:
 
 def serve_moto_serially(port: int) -> None:
     """moto's DynamoDB on loopback, handling one request at a time (see `EmbeddedDynamoDb.serial`)."""
+    from moto.core.model_instances import reset_model_data
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
-    application = DomainDispatcherApplication(create_backend_app)
+    dispatcher = DomainDispatcherApplication(create_backend_app)
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return dispatcher(environ, start_response)
+        finally:
+            # moto keeps every model object it ever made (every item written, deleted tables'
+            # included) for its dashboard, which is never used here: without this, a long run
+            # grows by ~3.7 KB per item written and slows down as its heap grows.
+            reset_model_data()
+
     run_simple("127.0.0.1", port, application, threaded=False, request_handler=MotoRequestHandler)
 
 
