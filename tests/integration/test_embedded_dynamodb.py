@@ -21,7 +21,7 @@ async def test_items_written_are_not_kept_by_moto_beyond_their_table():
             stored = await client.scan(TableName=users_table, Select="COUNT")
         assert stored["Count"] == 25
         async with aiohttp.ClientSession() as http, http.get(f"{server.endpoint_url}/moto-api/data.json") as answer:
-            tracked = (await answer.json())["dynamodb"]
+            tracked = (await answer.json(content_type=None))["dynamodb"]
     finally:
         server.stop()
     assert tracked["Item"] == []
