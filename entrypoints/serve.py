@@ -13,6 +13,7 @@ import signal
 
 from aiohttp import web
 
+from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.logs import configure_logging, fields
 from entrypoints.settings import Settings
 from entrypoints.web_app import init_app
@@ -26,6 +27,7 @@ async def serve_until_stopped(settings: Settings) -> None:
     app = await init_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds)
     await runner.setup()
+    freeze_long_lived_objects()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         log.info("listening", extra=fields(host=settings.host, port=settings.port))
