@@ -80,12 +80,16 @@ def _exact_int(text: str) -> int | Decimal:
     return int(text) if len(text) < 39 and text != "-0" else Decimal(text)
 
 
+# One decoder for every row: json.loads with hooks builds a new one per call (~2 µs a profile).
+_PROFILE_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_exact_int)
+
+
 def parse_profile(text: str | None) -> JsonValue | UnreadableValue:
     """The profile column's JSON text, with exact numbers; unreadable JSON is kept as such."""
     if text is None:
         return None
     try:
-        value: JsonValue = json.loads(text, parse_float=Decimal, parse_int=_exact_int)
+        value: JsonValue = _PROFILE_DECODER.decode(text)
     except RecursionError:
         return UnreadableValue(text[:80], "nested too deeply to read")
     except ValueError as error:
