@@ -87,7 +87,9 @@ def markdown(results: dict[str, Any]) -> str:
         "## How it was measured",
         "",
         f"- DynamoDB is moto {setup['moto_version']} in server mode in its own process, "
-        f"{setup['moto_mode']}; every contender talks to the same server, each into a table of its own "
+        f"{setup['moto_mode']}, and dropping after each request the copies of every object it made that moto "
+        "keeps for its dashboard (which would otherwise grow it by ~3.7 KB per item written and slow it down "
+        "as the run goes on); every contender talks to the same server, each into a table of its own "
         "created empty just before it runs (the project also gets a fresh state table).",
         f"- `latency_5ms`: every request to DynamoDB goes through a proxy in its own process "
         f"(`bench/latency_proxy.py`) that holds it {setup['delay_ms']:g} ms before forwarding it; answers come "
@@ -100,7 +102,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['ceiling_concurrency']['latency_5ms']} latency_5ms). No PostgreSQL, no checks.",
         "- `project`: `user-migration migrate --all --json` (the CLI's `entrypoints.cli.main`, started by "
         "`python -m bench.peak_rss_cli`) in a child process "
-        f"(batches of 1,000, DYNAMODB_CONCURRENCY={setup['project_concurrency']}), with its existence "
+        f"(batches of 1,000, {setup['project_pages_in_flight']} pages in flight as by default, "
+        f"DYNAMODB_CONCURRENCY {setup['project_concurrency']['local']} local and "
+        f"{setup['project_concurrency']['latency_5ms']} latency_5ms: the ceiling's), with its existence "
         "checks, validation, checkpoints and counters. Users/s is from the run's own processing_time_ms; "
         "counting the whole command (interpreter start and imports) it is "
         f"{results['project_wall_users_per_second']['local']:,.0f} users/s local and "

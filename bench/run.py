@@ -10,9 +10,11 @@ Writes bench/results/latest.json, latest.md and latest.png.
 Environment: BENCH_USERS (20000), BENCH_REPEATS (3: rounds of every contender; medians are
 reported), BENCH_NAIVE_USERS (500: the naive script moves only the first users), BENCH_MEMORY_FACTOR
 (10: the users of the memory run, as a multiple of BENCH_USERS), BENCH_PROJECT_CONCURRENCY (the
-project's default, 8), BENCH_MOTO_SERIAL (1: moto serves one request at a time, as the project runs
-it), BENCH_BUDGET_SECONDS (540: after the first round, a further round is run only if it still fits
-in this time, so that `make bench` stays within 10 minutes on a busy machine).
+project's DYNAMODB_CONCURRENCY; by default the concurrency the ceiling sweep found best for the
+scenario, so that both drive the target alike), BENCH_MOTO_SERIAL (1: moto serves one request at
+a time, as the project runs it), BENCH_BUDGET_SECONDS (540: after the first round, a further
+round is run only if it still fits in this time, so that `make bench` stays within 10 minutes on a
+busy machine).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from adapters.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 from bench import contenders, data, report
 from bench.project import ProjectRun, run_project
 from domain.conversion import Rejection, prepare_user
+from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
 from domain.model import Item
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,8 +50,7 @@ SOURCE_TABLE = "bench_users"
 MEMORY_TABLE = "bench_users_memory"
 DELAY_MS = 5.0
 CEILING_SWEEP = (2, 4, 8, 16, 32)
-SWEEP_USERS = 1500
-DEFAULT_PROJECT_CONCURRENCY = 8
+SWEEP_USERS = 4000
 
 _STARTED = time.perf_counter()
 
@@ -161,7 +163,9 @@ def ready_items(count: int) -> list[Item]:
 class Bench:
     """One benchmark session: the servers, the seeded source and the measurements."""
 
-    def __init__(self, dsn: str, endpoints: dict[str, str], users: int, naive_users: int, concurrency: int) -> None:
+    def __init__(
+        self, dsn: str, endpoints: dict[str, str], users: int, naive_users: int, concurrency: int | None
+    ) -> None:
         self.dsn = dsn
         self.endpoints = endpoints
         self.users = users
@@ -187,6 +191,10 @@ class Bench:
         shown = ", ".join(f"{concurrency}: {rate:,.0f}/s" for concurrency, rate in rates.items())
         _log(f"{scenario}: ceiling sweep {shown} -> concurrency {self.best_concurrency[scenario]}")
 
+    def concurrency_of(self, scenario: str) -> int:
+        """The project's DYNAMODB_CONCURRENCY in this scenario."""
+        return self.project_concurrency or self.best_concurrency[scenario]
+
     def _record(self, scenario: str, name: str, moved: int, seconds: float) -> None:
         self.samples[scenario][name].append(moved / seconds)
         _log(f"{scenario}: {name:<12} {moved:>7,} users in {seconds:6.2f} s = {moved / seconds:8,.0f} users/s")
@@ -196,7 +204,7 @@ class Bench:
             state_table = self.tables.create("state", key="state_id", key_type="S")
             try:
                 run = run_project(
-                    self.dsn, source_table, self.endpoints[scenario], table, state_table, self.project_concurrency
+                    self.dsn, source_table, self.endpoints[scenario], table, state_table, self.concurrency_of(scenario)
                 )
             finally:
                 self.tables.drop(state_table)
@@ -281,7 +289,7 @@ def main() -> int:
     repeats = _setting("BENCH_REPEATS", 3)
     naive_users = min(_setting("BENCH_NAIVE_USERS", 500), users)
     memory_users = users * _setting("BENCH_MEMORY_FACTOR", 10)
-    concurrency = _setting("BENCH_PROJECT_CONCURRENCY", DEFAULT_PROJECT_CONCURRENCY)
+    concurrency = _setting("BENCH_PROJECT_CONCURRENCY", 0) or None
     serial = _setting("BENCH_MOTO_SERIAL", 1) == 1
     budget = _setting("BENCH_BUDGET_SECONDS", 540)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -301,7 +309,9 @@ def main() -> int:
                 bench = Bench(postgres.dsn, endpoints, users, naive_users, concurrency)
                 gc.collect()
                 gc.freeze()  # the ready items stay alive all along: keep them out of every collection
-                # The memory run first: its length decides how many rounds fit in the budget.
+                for scenario in report.SCENARIOS:
+                    bench.sweep_ceiling(scenario)
+                # The memory run before the rounds: its length decides how many rounds fit in the budget.
                 _log(f"memory: the project migrating {memory_users:,} users (local)")
                 memory_run = bench.run_project("local", MEMORY_TABLE, memory_users)
                 _log(
@@ -309,8 +319,6 @@ def main() -> int:
                     f"({memory_users / memory_run.processing_seconds:,.0f} users/s), "
                     f"peak RSS {memory_run.peak_rss_mb:.1f} MB"
                 )
-                for scenario in report.SCENARIOS:
-                    bench.sweep_ceiling(scenario)
                 rounds, longest = 0, 0.0
                 while rounds < repeats:
                     if rounds and time.perf_counter() - _STARTED + longest > budget:
@@ -331,7 +339,8 @@ def main() -> int:
         "repeats": rounds,
         "naive_users": naive_users,
         "delay_ms": DELAY_MS,
-        "project_concurrency": concurrency,
+        "project_concurrency": {scenario: bench.concurrency_of(scenario) for scenario in report.SCENARIOS},
+        "project_pages_in_flight": DEFAULT_PAGES_IN_FLIGHT,
         "ceiling_sweep": list(CEILING_SWEEP),
         "ceiling_sweep_users": min(SWEEP_USERS, users),
         "moto_mode": "serving one request at a time (the project's EmbeddedDynamoDb default)"
