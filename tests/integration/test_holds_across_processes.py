@@ -92,3 +92,38 @@ async def test_two_processes_migrating_overlapping_pages_write_and_count_each_us
         for pool in pools:
             pool.close()
             await pool.wait_closed()
+
+
+async def test_a_step_from_a_stale_snapshot_is_refused_and_redone_on_the_item_as_it_stands(dynamodb):
+    _, state_table = await create_dynamodb_tables(dynamodb)
+    first, second = ProgressLedger(dynamodb, state_table), ProgressLedger(dynamodb, state_table)
+    mine = await first.take(1, 10)  # first now holds a snapshot of the item with its hold in it
+    theirs = await second.take(11, 20)  # the item moves on behind first's back
+    await theirs.intend([11, 12])
+    await theirs.settle([11, 12])
+    await mine.intend([1, 2, 3])
+    item, _ = await second.read()
+    assert item["holds"]["M"][mine.hold_id]["M"]["writing"] == {"S": "1..3"}  # ids as compact runs
+    await mine.settle([1, 2, 3])
+    progress = await DynamoDbMigrationState(dynamodb, state_table).read_progress()
+    assert (progress.migrated_users, progress.last_migrated_user_id) == (5, 12)
+    item, _ = await second.read()
+    assert item["holds"]["M"] == {}
+
+
+async def test_ids_left_unsettled_by_an_earlier_version_as_a_list_are_inherited(dynamodb):
+    _, state_table = await create_dynamodb_tables(dynamodb)
+    await dynamodb.put_item(
+        TableName=state_table,
+        Item={
+            "state_id": {"S": "progress"},
+            "version": {"N": "7"},
+            "migrated_users": {"N": "4"},
+            "unsettled": {"L": [{"N": "8"}, {"N": "9"}]},
+        },
+    )
+    state = DynamoDbMigrationState(dynamodb, state_table)
+    async with state.hold_users(1, 100) as hold:
+        assert hold.inherited == frozenset({8, 9})
+        await hold.settle([9])
+    assert (await state.read_progress()).migrated_users == 5
