@@ -51,6 +51,7 @@ MEMORY_TABLE = "bench_users_memory"
 DELAY_MS = 5.0
 CEILING_SWEEP = (2, 4, 8, 16, 32)
 SWEEP_USERS = 4000
+PAGE = 1000
 
 _STARTED = time.perf_counter()
 
@@ -137,15 +138,24 @@ def latency_proxy(target_port: int, delay_ms: float) -> Iterator[str]:
 
 
 def domain_cost(users_count: int, rounds: int = 5) -> float:
-    """Median µs per user of `prepare_user` (validation + conversion) over the benchmark's users."""
+    """Median µs per user of `prepare_user` (validation + conversion) over the benchmark's users,
+    a page of 1,000 at a time with the page's items kept until the next, as a migration does."""
     users = data.users(1, users_count)
     migrated_at = datetime.now(UTC)
+    # The 20,000 users stand for what the source adapter hands over a page at a time: keep them
+    # out of the collector, which would otherwise count their walk as the domain's cost.
+    gc.collect()
+    gc.freeze()
     timings = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for user in users:
-            prepare_user(user, migrated_at)
-        timings.append((time.perf_counter() - started) / len(users) * 1e6)
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for first in range(0, len(users), PAGE):
+                items = [prepare_user(user, migrated_at) for user in users[first : first + PAGE]]
+            timings.append((time.perf_counter() - started) / len(users) * 1e6)
+            del items
+    finally:
+        gc.unfreeze()
     return statistics.median(timings)
 
 
