@@ -37,9 +37,9 @@ async def postgres_pool(database_url: str, query_timeout: float) -> AsyncIterato
 
 async def dynamodb(endpoint_url: str | None, region_name: str | None, concurrency: int) -> AsyncIterator[Any]:
     """The process's DynamoDB client, closed on shutdown; enough connections for the batch
-    requests in flight plus the state table's."""
+    reads and writes in flight (each up to `concurrency`) plus the state table's."""
     async with dynamodb_client(
-        endpoint_url=endpoint_url, region_name=region_name, max_pool_connections=concurrency + 8
+        endpoint_url=endpoint_url, region_name=region_name, max_pool_connections=2 * concurrency + 8
     ) as client:
         yield client
 

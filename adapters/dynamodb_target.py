@@ -1,8 +1,8 @@
 """The user target on DynamoDB: BatchGetItem existence checks and BatchWriteItem writes.
 
 Existence checks ask for at most 100 keys a call (key projection only, consistent reads); writes
-send at most 25 items a call, never the same key twice in one request. Chunks run concurrently
-under a bound. Unprocessed keys and items are retried with exponential backoff and full jitter a
+send at most 25 items a call, never the same key twice in one request. Chunks run concurrently,
+reads and writes each under their own bound. Unprocessed keys and items are retried with exponential backoff and full jitter a
 bounded number of times; what is still unprocessed is reported per user, never dropped.
 """
 
@@ -76,7 +76,11 @@ class DynamoDbUserTarget(UserTarget):
         self._client = client
         self._table = table
         self._backoff = backoff if backoff is not None else Backoff()
-        self._in_flight = asyncio.Semaphore(concurrency)
+        # Reads and writes are bounded apart (DynamoDB meters them apart, too): the existence
+        # checks of the next page then go out while this page's writes still queue, instead of
+        # waiting behind all of them.
+        self._reads_in_flight = asyncio.Semaphore(concurrency)
+        self._writes_in_flight = asyncio.Semaphore(concurrency)
         self.counters = TargetCounters()
 
     async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
@@ -98,7 +102,7 @@ class DynamoDbUserTarget(UserTarget):
                 }
             }
             try:
-                async with self._in_flight, target_errors("the existence check"):
+                async with self._reads_in_flight, target_errors("the existence check"):
                     response = await self._client.batch_get_item(RequestItems=request)
             except TargetThrottled:
                 self.counters.throttles += 1
@@ -139,7 +143,7 @@ class DynamoDbUserTarget(UserTarget):
         while pending:
             request = {self._table: [{"PutRequest": {"Item": item.attributes}} for item in pending.values()]}
             try:
-                async with self._in_flight:
+                async with self._writes_in_flight:
                     response = await self._client.batch_write_item(RequestItems=request)
             except ClientError as error:
                 if is_throttling(error):

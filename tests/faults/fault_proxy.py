@@ -243,6 +243,9 @@ class FaultProxy:
         self._rules: list[Rule] = []
         # What the proxy saw.
         self.operations: Counter[str] = Counter()
+        self.arrivals: list[str] = []  # operations in the order their requests arrived
+        self.in_flight: Counter[str] = Counter()  # requests arrived and not answered yet
+        self.most_in_flight: Counter[str] = Counter()
         self.puts: Counter[int] = Counter()
         self.bytes_forwarded = 0
         self.connections = 0
@@ -495,37 +498,57 @@ class FaultProxy:
             operation = request.operation
             document = request.json()
             self.operations[operation] += 1
-            rule = self._rule_for(operation, document)
-            action = rule.action if rule is not None else "forward"
-            if action == "hangup":
-                return
-            if action == "stall":
-                await reader.read()  # never answered; wait for the client to give up
-                return
-            if action == "throttle":
-                response = dynamodb_response(
-                    400, {"__type": THROTTLING_TYPE, "message": "Rate of requests exceeds the allowed throughput."}
-                )
-            elif action == "unprocessed":
+            self.arrivals.append(operation)
+            self.in_flight[operation] += 1
+            self.most_in_flight[operation] = max(self.most_in_flight[operation], self.in_flight[operation])
+            try:
+                if not await self._answer(request, operation, document, reader, client, link):
+                    return
+            finally:
+                self.in_flight[operation] -= 1
+
+    async def _answer(
+        self,
+        request: HttpMessage,
+        operation: str,
+        document: dict[str, Any],
+        reader: asyncio.StreamReader,
+        client: asyncio.StreamWriter,
+        link: _Link,
+    ) -> bool:
+        """Apply the first matching rule to one request; False when the connection is done."""
+        rule = self._rule_for(operation, document)
+        action = rule.action if rule is not None else "forward"
+        if action == "hangup":
+            return False
+        if action == "stall":
+            await reader.read()  # never answered; wait for the client to give up
+            return False
+        if action == "throttle":
+            response = dynamodb_response(
+                400, {"__type": THROTTLING_TYPE, "message": "Rate of requests exceeds the allowed throughput."}
+            )
+        elif action == "unprocessed":
+            assert rule is not None
+            response = await self._unprocessed(request, document, rule.user_ids, link)
+        else:
+            if action == "inject":
                 assert rule is not None
-                response = await self._unprocessed(request, document, rule.user_ids, link)
-            else:
-                if action == "inject":
-                    assert rule is not None
-                    assert rule.make is not None
-                    extra = rule.make(request)
-                    if extra is not None:
-                        rule.injected.append(await self._exchange(extra, link))
-                response = await self._exchange(request, link)
-                if action == "lose_response":
-                    return
-                if action == "stall_forwarded":
-                    await reader.read()
-                    return
-                if action == "slow":
-                    assert rule is not None
-                    await asyncio.sleep(rule.seconds)
-            await self._send(client, response.encode("keep-alive"), True)
+                assert rule.make is not None
+                extra = rule.make(request)
+                if extra is not None:
+                    rule.injected.append(await self._exchange(extra, link))
+            response = await self._exchange(request, link)
+            if action == "lose_response":
+                return False
+            if action == "stall_forwarded":
+                await reader.read()
+                return False
+            if action == "slow":
+                assert rule is not None
+                await asyncio.sleep(rule.seconds)
+        await self._send(client, response.encode("keep-alive"), True)
+        return True
 
     async def _exchange(self, request: HttpMessage, link: _Link) -> HttpMessage:
         """Send one request upstream on a connection of its own; the whole response back."""

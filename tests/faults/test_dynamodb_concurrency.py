@@ -1,0 +1,36 @@
+"""How many requests the DynamoDB target keeps in flight, as a proxy in front of moto sees them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_target import DynamoDbUserTarget
+from domain.conversion import to_item
+from domain.model import UserItem
+from tests.factories import valid_user
+from tests.faults.conftest import World
+
+MIGRATED_AT = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+async def test_reads_and_writes_each_keep_to_the_bound_and_reads_do_not_queue_behind_writes(world: World):
+    proxy = world.dynamodb_proxy
+    proxy.slow("BatchWriteItem", seconds=0.2)
+    items = [UserItem(i, to_item(valid_user(i), MIGRATED_AT)) for i in range(1, 201)]  # 8 writes of 25
+    async with asyncio.timeout(30), dynamodb_client(proxy.url, "us-east-1") as client:
+        target = DynamoDbUserTarget(client, world.users_table, concurrency=2)
+        writing = asyncio.create_task(target.write_users(items))
+        await asyncio.sleep(0.05)  # the writes start: two go out, six wait for a slot
+        existing = await target.existing_user_ids(range(1001, 1301))  # 3 checks of 100 keys
+        outcome = await writing
+    assert existing == set()
+    assert sorted(outcome.written) == list(range(1, 201))
+    assert proxy.most_in_flight["BatchWriteItem"] == 2
+    assert proxy.most_in_flight["BatchGetItem"] <= 2
+    # The checks went out while writes still waited for their turn, not after all of them.
+    arrivals = proxy.arrivals
+    last_write = len(arrivals) - 1 - arrivals[::-1].index("BatchWriteItem")
+    assert arrivals.count("BatchGetItem") == 3
+    assert arrivals.index("BatchGetItem") < last_write
