@@ -2,8 +2,9 @@
 
 Existence checks ask for at most 100 keys a call (key projection only, consistent reads); writes
 send at most 25 items a call, never the same key twice in one request. Chunks run concurrently,
-reads and writes each under their own bound. Unprocessed keys and items are retried with exponential backoff and full jitter a
-bounded number of times; what is still unprocessed is reported per user, never dropped.
+reads and writes each under their own bound. Unprocessed keys and items are retried with
+exponential backoff and full jitter a bounded number of times; what is still unprocessed is
+reported per user, never dropped.
 """
 
 from __future__ import annotations
