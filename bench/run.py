@@ -12,7 +12,7 @@ reported), BENCH_NAIVE_USERS (500: the naive script moves only the first users),
 (10: the users of the memory run, as a multiple of BENCH_USERS), BENCH_PROJECT_CONCURRENCY (the
 project's DYNAMODB_CONCURRENCY; by default the concurrency the ceiling sweep found best for the
 scenario, so that both drive the target alike), BENCH_MOTO_SERIAL (1: moto serves one request at
-a time, as the project runs it), BENCH_BUDGET_SECONDS (540: after the first round, a further
+a time, as the project runs it), BENCH_BUDGET_SECONDS (480: after the first round, a further
 round is run only if it still fits in this time, so that `make bench` stays within 10 minutes on a
 busy machine).
 """
@@ -314,7 +314,7 @@ def main() -> int:
     memory_users = users * _setting("BENCH_MEMORY_FACTOR", 10)
     concurrency = _setting("BENCH_PROJECT_CONCURRENCY", 0) or None
     serial = _setting("BENCH_MOTO_SERIAL", 1) == 1
-    budget = _setting("BENCH_BUDGET_SECONDS", 540)
+    budget = _setting("BENCH_BUDGET_SECONDS", 480)
     RESULTS.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
 
