@@ -63,7 +63,10 @@ def _profile_json(rng: random.Random) -> str | None:
     return "{" + ", ".join(parts) + "}"
 
 
-def rows(first_id: int, count: int, seed: int = 6) -> Iterator[tuple[object, ...]]:
+Row = tuple[int, str, str, str | None, str, datetime, datetime | None, str | None]
+
+
+def rows(first_id: int, count: int, seed: int = 6) -> Iterator[Row]:
     """`count` source rows with ids `first_id`.. (the same ids always give the same rows)."""
     rng = random.Random(seed * 1_000_003 + first_id)
     for user_id in range(first_id, first_id + count):
@@ -97,7 +100,7 @@ def users(first_id: int, count: int) -> list[User]:
             profile=parse_profile(profile),
         )
         for user_id, username, email, display_name, status, created_at, updated_at, profile in rows(first_id, count)
-    ]  # type: ignore[arg-type]
+    ]
 
 
 def _copy_text(value: object) -> str:

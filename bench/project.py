@@ -7,6 +7,7 @@ resident memory (VmHWM) to a file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,8 +15,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
+
+from domain.report import MigrationStats
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +36,39 @@ class ProjectRun:
     peak_rss_mb: float
 
 
+def _environment(
+    database_url: str, source_table: str, endpoint_url: str, users_table: str, state_table: str
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SOURCE_TABLE": source_table,
+        "DYNAMODB_ENDPOINT_URL": endpoint_url,
+        "DYNAMODB_TABLE": users_table,
+        "DYNAMODB_STATE_TABLE": state_table,
+        "AWS_REGION": "us-east-1",
+    }
+
+
+def time_statistics(
+    database_url: str, source_table: str, endpoint_url: str, users_table: str, state_table: str
+) -> tuple[dict[str, Any], float]:
+    """The statistics (what `GET /m2/migration/stats` answers) through the library, and the
+    milliseconds the call took: the second of two, the first having opened the connections."""
+    from entrypoints.library import UserMigration
+
+    async def measure() -> tuple[MigrationStats, float]:
+        environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
+        async with UserMigration.from_env(environment) as migration:
+            await migration.stats()
+            started = time.perf_counter()
+            stats = await migration.stats()
+            return stats, time.perf_counter() - started
+
+    stats, seconds = asyncio.run(measure())
+    return attrs.asdict(stats), seconds * 1000
+
+
 def run_project(
     database_url: str,
     source_table: str,
@@ -41,15 +78,7 @@ def run_project(
     concurrency: int | None = None,
 ) -> ProjectRun:
     """Run the migration of the whole source table in a child process and wait for it."""
-    environment = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SOURCE_TABLE": source_table,
-        "DYNAMODB_ENDPOINT_URL": endpoint_url,
-        "DYNAMODB_TABLE": users_table,
-        "DYNAMODB_STATE_TABLE": state_table,
-        "AWS_REGION": "us-east-1",
-    }
+    environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
     if concurrency is not None:
         environment["DYNAMODB_CONCURRENCY"] = str(concurrency)
     command = [sys.executable, "-m", "bench.peak_rss_cli", "migrate", "--all", "--json"]

@@ -40,7 +40,7 @@ import boto3
 
 from adapters.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 from bench import contenders, data, report
-from bench.project import ProjectRun, run_project
+from bench.project import ProjectRun, run_project, time_statistics
 from domain.conversion import Rejection, prepare_user
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
 from domain.model import Item
@@ -189,6 +189,8 @@ class Bench:
             for scenario in endpoints
         }
         self.best_concurrency: dict[str, int] = {}
+        self.stats: dict[str, Any] = {}
+        self.stats_ms = 0.0
 
     def sweep_ceiling(self, scenario: str) -> None:
         """Find the concurrency at which the target takes the most writes from this client."""
@@ -210,13 +212,14 @@ class Bench:
         self.samples[scenario][name].append(moved / seconds)
         _log(f"{scenario}: {name:<12} {moved:>7,} users in {seconds:6.2f} s = {moved / seconds:8,.0f} users/s")
 
-    def run_project(self, scenario: str, source_table: str, users: int) -> ProjectRun:
+    def run_project(self, scenario: str, source_table: str, users: int, time_stats: bool = False) -> ProjectRun:
+        endpoint = self.endpoints[scenario]
         with self.tables.fresh("project", users) as table:
             state_table = self.tables.create("state", key="state_id", key_type="S")
             try:
-                run = run_project(
-                    self.dsn, source_table, self.endpoints[scenario], table, state_table, self.concurrency_of(scenario)
-                )
+                run = run_project(self.dsn, source_table, endpoint, table, state_table, self.concurrency_of(scenario))
+                if time_stats:
+                    self.stats, self.stats_ms = time_statistics(self.dsn, source_table, endpoint, table, state_table)
             finally:
                 self.tables.drop(state_table)
         if run.migrated != users or run.failed:
@@ -290,6 +293,7 @@ def _results(bench: Bench, memory_run: ProjectRun, domain_us: float, setup: dict
             "users_per_second_10x": round(memory_users / memory_run.processing_seconds, 1),
         },
         "domain_us_per_user": round(domain_us, 2),
+        "statistics": {"users": memory_run.users, "milliseconds": round(bench.stats_ms, 1), "answer": bench.stats},
         "ceiling_concurrency": bench.best_concurrency,
         "project_wall_users_per_second": {
             scenario: round(bench.median(scenario, "project_wall"), 1) for scenario in report.SCENARIOS
@@ -336,12 +340,14 @@ def main() -> int:
                     bench.sweep_ceiling(scenario)
                 # The memory run before the rounds: its length decides how many rounds fit in the budget.
                 _log(f"memory: the project migrating {memory_users:,} users (local)")
-                memory_run = bench.run_project("local", MEMORY_TABLE, memory_users)
+                memory_run = bench.run_project("local", MEMORY_TABLE, memory_users, time_stats=True)
                 _log(
                     f"memory: {memory_users:,} users in {memory_run.processing_seconds:.1f} s "
                     f"({memory_users / memory_run.processing_seconds:,.0f} users/s), "
-                    f"peak RSS {memory_run.peak_rss_mb:.1f} MB"
+                    f"peak RSS {memory_run.peak_rss_mb:.1f} MB; statistics then {bench.stats_ms:.1f} ms: {bench.stats}"
                 )
+                if bench.stats.get("total_dynamo_users") != memory_users:
+                    raise RuntimeError(f"statistics after the memory run are wrong: {bench.stats}")
                 rounds, longest = 0, 0.0
                 while rounds < repeats:
                     if rounds and time.perf_counter() - _STARTED + longest > budget:
