@@ -104,7 +104,7 @@ def _print_summary(summary: RunSummary, arguments: argparse.Namespace) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[asyncio.Event]:
-    """The first SIGINT/SIGTERM asks the run to stop after the page in hand; a second one
+    """The first SIGINT/SIGTERM asks the run to stop after the pages in hand; a second one
     interrupts at once (the checkpoint of the last finished page still holds)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -114,7 +114,7 @@ def stop_on_signals() -> Iterator[asyncio.Event]:
         if stop.is_set() and main_task is not None:
             main_task.cancel()
             return
-        print("\nStopping after the current batch (press Ctrl-C again to stop at once)...", file=sys.stderr)
+        print("\nStopping after the current batches (press Ctrl-C again to stop at once)...", file=sys.stderr)
         stop.set()
 
     for signal_number in (signal.SIGINT, signal.SIGTERM):

@@ -85,10 +85,11 @@ class UserMigration:
         on_progress: ProgressCallback | None = None,
         stop: asyncio.Event | None = None,
     ) -> RunSummary:
-        """Migrate the whole source page by page (the next page is read while one is written).
+        """Migrate the whole source, `PAGES_IN_FLIGHT` pages side by side (the next ones are read
+        while these are written), progress and checkpoints in page order.
 
         `resume=True` starts at the checkpoint the last run recorded instead of `start_user_id`;
-        setting `stop` ends the run cleanly after the page in hand.
+        setting `stop` ends the run cleanly after the pages in hand.
         """
         if resume and start_user_id is not None:
             raise InvalidParameter("start_user_id", "start_user_id and resume cannot be combined")

@@ -168,7 +168,7 @@ async def test_a_run_with_unprocessed_items_keeps_its_checkpoint_before_them_and
 
 
 async def test_a_run_stopped_at_once_mid_write_by_a_second_sigterm_resumes_to_exactly_the_valid_users(world: World):
-    """The first SIGTERM asks the run to stop after the page in hand; a second one stops it at
+    """The first SIGTERM asks the run to stop after the pages in hand; a second one stops it at
     once — here while a page is being written to a slow DynamoDB."""
     world.seed(source())
     world.dynamodb_proxy.slow("BatchWriteItem", seconds=2.0)  # the writes land at once, answered 2 s later

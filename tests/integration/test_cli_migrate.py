@@ -164,14 +164,14 @@ async def test_resume_after_the_source_went_away_mid_run(env):
     assert await stored(env) == (3000, 3000)
 
 
-async def test_sigint_stops_after_the_current_batch_and_resume_finishes(env):
+async def test_sigint_stops_after_the_current_batches_and_resume_finishes(env):
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 3001)])
     process = start_migrating(env, "--batch-size", "25")
     await wait_for_a_checkpoint(env, process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
-    assert "Stopping after the current batch" in err
+    assert "Stopping after the current batches" in err
     assert "Stopped early on request." in out
     assert "Traceback" not in err
     count, counter = await stored(env)
