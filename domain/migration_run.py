@@ -2,9 +2,9 @@
 
 The next pages are read from the source while the current ones are being written: at most
 `prefetch_pages` pages wait and `pages_in_flight` are migrated at once, so memory stays flat
-however large the table is. After
-each page the run records a checkpoint: the id a later run may resume from. The checkpoint never
-moves past a valid user that could not be written, so resuming retries it.
+however large the table is. After each page the run records a checkpoint: the id a later run may
+resume from. The checkpoint never moves past a valid user that could not be written, so resuming
+retries it.
 """
 
 from __future__ import annotations
