@@ -17,7 +17,6 @@ from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
 from domain.errors import DependencyUnavailable, InvalidParameter
 from entrypoints import cli_migrate
-from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.library import UserMigration
 from entrypoints.serve import serve as serve_api
 from entrypoints.settings import ConfigurationError, Settings, load_settings
@@ -81,7 +80,6 @@ def _with_library(
 
         async def main() -> int:
             async with library as migration:
-                freeze_long_lived_objects()
                 return await command(migration, arguments)
 
         return asyncio.run(main())
