@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal
 
-from domain.dynamodb_rules import MAX_NESTING_LEVELS, MAX_SIGNIFICANT_DIGITS, number_bytes, number_problem
+from domain.dynamodb_rules import MAX_NESTING_LEVELS, MAX_SIGNIFICANT_DIGITS, number_bytes, number_problem, text_bytes
 from domain.model import AttributeValue, JsonValue, UnreadableValue
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -39,10 +39,8 @@ class LookCloser(Exception):
 
 
 def _text_size(text: str) -> int:
-    if text.isascii():
-        return len(text)
     try:
-        return len(text.encode("utf-8"))
+        return text_bytes(text)
     except UnicodeEncodeError:  # a lone surrogate
         raise LookCloser from None
 
