@@ -153,9 +153,12 @@ class MigrationRun:
         source_failure: BaseException | None = None
         more = True  # the source may have further pages
 
+        def stopping() -> bool:
+            return stop is not None and stop.is_set()
+
         async def start_pages() -> None:
             nonlocal source_failure, more
-            while more and len(in_flight) < self._pages_in_flight and not (stop is not None and stop.is_set()):
+            while more and len(in_flight) < self._pages_in_flight and not stopping():
                 page = await pages.get()
                 if page is _END or isinstance(page, BaseException):
                     # The pages in hand are finished (and their checkpoints recorded) first.
@@ -183,7 +186,7 @@ class MigrationRun:
             await asyncio.gather(reader, *(migrating for _, migrating in in_flight), return_exceptions=True)
         if source_failure is not None:
             raise source_failure
-        return tally.summary(dry_run, checkpoints.latest, stopped_early=more and stop is not None and stop.is_set())
+        return tally.summary(dry_run, checkpoints.latest, stopped_early=more and stopping())
 
     async def _read_pages(self, start_user_id: int, batch_size: int, pages: asyncio.Queue[object]) -> None:
         start: int | None = start_user_id
