@@ -3,17 +3,42 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Pins of every package `pip install -e '.[dev]'` brings (and of the benchmark's extras): the versions CI
+# passed with. setup.py keeps its ranges for library users; `make constraints` re-pins.
+CONSTRAINTS := constraints.txt
 
-.PHONY: install test test-unit test-integration test-e2e lint run bench clean
+.PHONY: install constraints test test-unit test-integration test-e2e lint run bench clean
 
-$(STAMP): setup.py pyproject.toml
+$(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Regenerate constraints.txt: resolve setup.py's ranges (plus the benchmark's matplotlib boto3) afresh in a
+# throwaway venv, unconstrained, and pin what was installed. Takes upgrades: run `make clean test bench` after,
+# then commit constraints.txt. .venv is not touched (the next `make install` rebuilds it from the new pins).
+constraints:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet --upgrade pip; \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev]'; \
+	"$$tmp/venv/bin/python" -m pip freeze --exclude-editable > "$$tmp/dev.txt"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet -c "$$tmp/dev.txt" matplotlib boto3; \
+	"$$tmp/venv/bin/python" -m pip check; \
+	"$$tmp/venv/bin/python" -m pip freeze --exclude-editable > "$$tmp/all.txt"; \
+	{ echo "# Pins for \`make install\` (pip install -c constraints.txt -e '.[dev]'): the versions CI passed with."; \
+	  echo "# setup.py keeps its ranges for library users; this file only fixes what this repository's venv gets."; \
+	  echo "# Regenerate with \`make constraints\` (a fresh venv, the newest versions setup.py allows), then run the tests."; \
+	  cat "$$tmp/dev.txt"; echo; \
+	  echo "# For \`make bench\` (pip install -c constraints.txt matplotlib boto3); boto3 is pinned above, with botocore."; \
+	  grep -vxFf "$$tmp/dev.txt" "$$tmp/all.txt" || true; } > $(CONSTRAINTS).new; \
+	mv $(CONSTRAINTS).new $(CONSTRAINTS); \
+	echo "$(CONSTRAINTS): $$(grep -c '==' $(CONSTRAINTS)) pins"
 
 test: install
 	$(BIN)/pytest
@@ -37,7 +62,7 @@ run: install
 
 # The benchmark (not part of `make test`): see bench/run.py; BENCH_USERS=20000 by default.
 bench: install
-	$(BIN)/python -m pip install --quiet matplotlib boto3
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) matplotlib boto3
 	$(BIN)/python -m bench.run
 
 clean:

@@ -18,9 +18,11 @@ from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
+from domain.mapping import UserMapping, default_mapping
 from domain.migration import Migration
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT, MigrationRun
 from domain.range_locks import UserRangeLocks
+from domain.rules import UserPreparer
 from domain.writes_in_flight import WritesInFlight
 from ports import MigrationState, UserSource, UserTarget
 
@@ -44,11 +46,20 @@ async def dynamodb(endpoint_url: str | None, region_name: str | None, concurrenc
         yield client
 
 
+def mapping_or_default(mapping: UserMapping | None) -> UserMapping:
+    """The configured mapping, or the documented layout."""
+    return mapping if mapping is not None else default_mapping()
+
+
 class Container(containers.DeclarativeContainer):
     """Wiring of the migration."""
 
     # Defaults for what a container used without settings (the test harness) still needs.
     config = providers.Configuration(default={"pages_in_flight": DEFAULT_PAGES_IN_FLIGHT})
+
+    # What the source's rows mean: the mapping file's, or the documented layout.
+    mapping = providers.Singleton(mapping_or_default, config.mapping)
+    preparer = providers.Singleton(UserPreparer, mapping)
 
     postgres_pool = providers.Resource(
         postgres_pool, database_url=config.database_url, query_timeout=config.source_query_timeout
@@ -62,7 +73,7 @@ class Container(containers.DeclarativeContainer):
 
     user_source = providers.Dependency(
         instance_of=UserSource,
-        default=providers.Singleton(PostgresUserSource, pool=postgres_pool, table=config.source_table),
+        default=providers.Singleton(PostgresUserSource, pool=postgres_pool, mapping=mapping),
     )
     user_target = providers.Dependency(
         instance_of=UserTarget,
@@ -71,6 +82,7 @@ class Container(containers.DeclarativeContainer):
             client=dynamodb_client,
             table=config.dynamodb_table,
             concurrency=config.dynamodb_concurrency,
+            key_attribute=mapping.provided.key_attribute,
         ),
     )
     migration_state = providers.Dependency(
@@ -87,6 +99,7 @@ class Container(containers.DeclarativeContainer):
         state=migration_state,
         locks=range_locks,
         in_flight=writes_in_flight,
+        preparer=preparer,
     )
     migration_run = providers.Factory(
         MigrationRun,

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
-from domain.errors import TargetThrottled, TargetUnavailable
+from domain.errors import SetupError, TargetTableMissing, TargetThrottled, TargetUnavailable
 
 THROTTLING_CODES = frozenset(
     {
@@ -38,14 +45,56 @@ def describe(error: BaseException) -> str:
     return type(error).__name__
 
 
+AWS_SETUP_SUMMARY = "the AWS set-up is incomplete"
+
+
+def aws_setup_error(error: BaseException) -> SetupError | None:
+    """The `SetupError` naming what to set when botocore lacks a region or credentials; None for other errors.
+
+    These are the operator's set-up, not an outage: retrying cannot help (CLI exit 2, not 3).
+    """
+    if isinstance(error, NoRegionError):
+        problem = "no AWS region is set: set AWS_REGION to the region of the DynamoDB tables, e.g. AWS_REGION=eu-west-1"
+    elif isinstance(error, NoCredentialsError):
+        problem = (
+            "no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN "
+            "for temporary ones), or AWS_PROFILE, or run with an IAM role (ECS task role, EC2 instance profile)"
+        )
+    elif isinstance(error, PartialCredentialsError):
+        problem = f"the AWS credentials are incomplete ({error}): set the missing one as well, or unset the others"
+    elif isinstance(error, ProfileNotFound):
+        problem = f"{error}: set AWS_PROFILE to a profile of the AWS config file, or unset it"
+    else:
+        return None
+    return SetupError([problem], AWS_SETUP_SUMMARY)
+
+
 @asynccontextmanager
-async def target_errors(action: str) -> AsyncIterator[None]:
-    """Raise `TargetThrottled`/`TargetUnavailable` instead of botocore's exceptions."""
+async def target_errors(action: str, table: str | None = None) -> AsyncIterator[None]:
+    """Raise the migration's errors instead of botocore's exceptions.
+
+    `TargetTableMissing(table)` when the table does not exist (`table` names it; give it wherever the request
+    is about one table), `SetupError` when botocore has no region or credentials, `TargetThrottled` when
+    DynamoDB kept throttling, `TargetUnavailable` for everything else.
+    """
     try:
         yield
     except ClientError as error:
         if is_throttling(error):
             raise TargetThrottled(f"DynamoDB throttled {action}: {describe(error)}") from error
+        if error_code(error) == "ResourceNotFoundException":
+            if table is not None:
+                raise TargetTableMissing(table) from error
+            raise SetupError(
+                [
+                    f"DynamoDB has no such table ({action}: {describe(error)}): "
+                    "create the tables with `user-migration init-tables`"
+                ],
+                "a DynamoDB table is missing",
+            ) from error
         raise TargetUnavailable(f"DynamoDB refused {action}: {describe(error)}") from error
     except (TimeoutError, BotoCoreError, OSError) as error:
+        setup_error = aws_setup_error(error)
+        if setup_error is not None:
+            raise setup_error from error
         raise TargetUnavailable(f"DynamoDB is unavailable ({action}): {describe(error)}") from error

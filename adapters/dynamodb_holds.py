@@ -90,7 +90,7 @@ class ProgressLedger:
 
     async def read(self) -> tuple[dict[str, Any], int]:
         """The item (empty when there is none yet) and its version."""
-        async with target_errors("reading progress"):
+        async with target_errors("reading progress", table=self._table):
             response = await self._client.get_item(TableName=self._table, Key=PROGRESS_KEY, ConsistentRead=True)
         item: dict[str, Any] = response.get("Item", {})
         return item, int(item["version"]["N"]) if "version" in item else 0
@@ -113,7 +113,7 @@ class ProgressLedger:
         }
         if names:
             arguments["ExpressionAttributeNames"] = names
-        async with target_errors("recording progress"):
+        async with target_errors("recording progress", table=self._table):
             try:
                 response = await self._client.update_item(**arguments)
             except ClientError as error:

@@ -28,7 +28,7 @@ class DynamoDbMigrationState(MigrationState):
 
     async def record_checkpoint(self, resume_from_user_id: int) -> None:
         # Touches no attribute the holds use, so it needs no version check.
-        async with target_errors("recording the checkpoint"):
+        async with target_errors("recording the checkpoint", table=self._table):
             await self._client.update_item(
                 TableName=self._table,
                 Key=PROGRESS_KEY,

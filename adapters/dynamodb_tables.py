@@ -38,26 +38,24 @@ async def _ensure_table(client: Any, table: str, key: str, key_type: str) -> boo
     return True
 
 
-async def ensure_tables(client: Any, users_table: str, state_table: str) -> list[str]:
-    """Create both tables if they do not exist; returns the names of the tables created."""
+async def ensure_tables(client: Any, users_table: str, state_table: str, key_attribute: str = "user_id") -> list[str]:
+    """Create both tables if they do not exist (the users table's partition key is the mapping's
+    `key_attribute`); returns the names of the tables created."""
     created = []
-    async with target_errors("creating tables"):
-        if await _ensure_table(client, users_table, "user_id", "N"):
-            created.append(users_table)
-        if await _ensure_table(client, state_table, STATE_KEY_ATTRIBUTE, "S"):
-            created.append(state_table)
+    for table, key, key_type in ((users_table, key_attribute, "N"), (state_table, STATE_KEY_ATTRIBUTE, "S")):
+        async with target_errors(f"creating table {table!r}", table=table):
+            if await _ensure_table(client, table, key, key_type):
+                created.append(table)
     return created
 
 
 async def ensure_table_active(client: Any, table: str) -> None:
-    """Raise `TargetUnavailable` unless `table` exists and is ACTIVE."""
-    async with target_errors(f"describing table {table!r}"):
-        try:
-            description = await client.describe_table(TableName=table)
-        except ClientError as error:
-            if error_code(error) == "ResourceNotFoundException":
-                raise TargetUnavailable(f"DynamoDB table {table!r} does not exist") from error
-            raise
+    """Raise `TargetTableMissing` when `table` does not exist, `TargetUnavailable` unless it is ACTIVE.
+
+    A missing table is the operator's set-up (`user-migration init-tables` creates it), not an outage.
+    """
+    async with target_errors(f"describing table {table!r}", table=table):  # ResourceNotFound: TargetTableMissing
+        description = await client.describe_table(TableName=table)
     status = description["Table"].get("TableStatus", "ACTIVE")
     if status not in ("ACTIVE", "UPDATING"):
         raise TargetUnavailable(f"DynamoDB table {table!r} is {status}")

@@ -16,20 +16,19 @@ from typing import Any, TypeVar
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.dynamodb_codec import encode_user, key_of
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
+from adapters.dynamodb_rewrite import ItemRewriter
 from adapters.dynamodb_tables import ensure_table_active
 from adapters.retry import Backoff
-from domain.errors import DependencyUnavailable, TargetThrottled, TargetUnavailable
-from domain.model import Item, UserItem, WriteOutcome
+from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
+from domain.mapping import DEFAULT_KEY_ATTRIBUTE
+from domain.model import Item, PreparedUser, RewriteOutcome, WriteOutcome
 from ports.user_target import UserTarget
 
 GET_CHUNK = 100
 WRITE_CHUNK = 25
 T = TypeVar("T")
-
-
-def _key(user_id: int) -> dict[str, Any]:
-    return {"user_id": {"N": str(user_id)}}
 
 
 async def _run_all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
@@ -69,13 +68,19 @@ class _ChunkResult:
 
 
 class DynamoDbUserTarget(UserTarget):
-    """Users in one DynamoDB table with partition key `user_id` (N)."""
+    """Users in one DynamoDB table with partition key `key_attribute` (N, `user_id` by default)."""
 
     def __init__(
-        self, client: Any, table: str = "users", backoff: Backoff | None = None, concurrency: int = 32
+        self,
+        client: Any,
+        table: str = "users",
+        backoff: Backoff | None = None,
+        concurrency: int = 32,
+        key_attribute: str = DEFAULT_KEY_ATTRIBUTE,
     ) -> None:
         self._client = client
         self._table = table
+        self._key_attribute = key_attribute
         self._backoff = backoff if backoff is not None else Backoff()
         # Reads and writes are bounded apart (DynamoDB meters them apart, too): the existence
         # checks of the next page then go out while this page's writes still queue, instead of
@@ -83,6 +88,7 @@ class DynamoDbUserTarget(UserTarget):
         self._reads_in_flight = asyncio.Semaphore(concurrency)
         self._writes_in_flight = asyncio.Semaphore(concurrency)
         self.counters = TargetCounters()
+        self._rewriter = ItemRewriter(client, table, key_attribute, self._writes_in_flight)
 
     async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
         unique = sorted(set(user_ids))
@@ -90,7 +96,7 @@ class DynamoDbUserTarget(UserTarget):
         return set().union(*found)
 
     async def _existing_in(self, user_ids: Sequence[int]) -> set[int]:
-        keys = [_key(user_id) for user_id in user_ids]
+        keys = [key_of(user_id, self._key_attribute) for user_id in user_ids]
         found: set[int] = set()
         attempt = 0
         while keys:
@@ -98,12 +104,12 @@ class DynamoDbUserTarget(UserTarget):
                 self._table: {
                     "Keys": keys,
                     "ProjectionExpression": "#k",
-                    "ExpressionAttributeNames": {"#k": "user_id"},
+                    "ExpressionAttributeNames": {"#k": self._key_attribute},
                     "ConsistentRead": True,
                 }
             }
             try:
-                async with self._reads_in_flight, target_errors("the existence check"):
+                async with self._reads_in_flight, target_errors("the existence check", table=self._table):
                     response = await self._client.batch_get_item(RequestItems=request)
             except TargetThrottled:
                 self.counters.throttles += 1
@@ -113,7 +119,8 @@ class DynamoDbUserTarget(UserTarget):
                 self.counters.retries += 1
                 await self._backoff.pause(attempt)
                 continue
-            found.update(int(item["user_id"]["N"]) for item in response.get("Responses", {}).get(self._table, []))
+            key = self._key_attribute
+            found.update(int(item[key]["N"]) for item in response.get("Responses", {}).get(self._table, []))
             keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
             if keys:
                 self.counters.unprocessed_keys += len(keys)
@@ -126,9 +133,9 @@ class DynamoDbUserTarget(UserTarget):
                 await self._backoff.pause(attempt)
         return found
 
-    async def write_users(self, items: Sequence[UserItem]) -> WriteOutcome:
-        latest = {item.user_id: item for item in items}
-        results = await _run_all(self._write_chunk(chunk) for chunk in _chunks(list(latest.values()), WRITE_CHUNK))
+    async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
+        latest = {user.user_id: encode_user(user, self._key_attribute) for user in users}
+        results = await _run_all(self._write_chunk(chunk) for chunk in _chunks(list(latest.items()), WRITE_CHUNK))
         written = [user_id for result in results for user_id in result.written]
         failed = {user_id: reason for result in results for user_id, reason in result.failed.items()}
         unavailable = [result.unavailable for result in results if result.unavailable is not None]
@@ -137,12 +144,15 @@ class DynamoDbUserTarget(UserTarget):
             raise unavailable[0]
         return WriteOutcome(tuple(written), failed)
 
-    async def _write_chunk(self, chunk: Sequence[UserItem]) -> _ChunkResult:
+    async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
+        return await self._rewriter.rewrite(users)
+
+    async def _write_chunk(self, chunk: Sequence[tuple[int, Item]]) -> _ChunkResult:
         result = _ChunkResult()
-        pending = {item.user_id: item for item in chunk}
+        pending = dict(chunk)
         attempt = 0
         while pending:
-            request = {self._table: [{"PutRequest": {"Item": item.attributes}} for item in pending.values()]}
+            request = {self._table: [{"PutRequest": {"Item": item}} for item in pending.values()]}
             try:
                 async with self._writes_in_flight:
                     response = await self._client.batch_write_item(RequestItems=request)
@@ -158,10 +168,12 @@ class DynamoDbUserTarget(UserTarget):
                     return self._give_up(result, pending, reason, TargetThrottled(reason))
                 if error_code(error) == "ValidationException" and len(pending) > 1:
                     # One item DynamoDB refuses must not fail its neighbours: write each alone.
-                    return await self._write_one_by_one(result, list(pending.values()))
+                    return await self._write_one_by_one(result, list(pending.items()))
                 if error_code(error) == "ValidationException":
                     result.failed.update({user_id: f"rejected by DynamoDB ({describe(error)})" for user_id in pending})
                     return result
+                if error_code(error) == "ResourceNotFoundException":
+                    raise TargetTableMissing(self._table) from error
                 reason = f"DynamoDB refused the write ({describe(error)})"
                 return self._give_up(result, pending, reason, TargetUnavailable(reason))
             except (TimeoutError, BotoCoreError, OSError) as error:
@@ -175,7 +187,7 @@ class DynamoDbUserTarget(UserTarget):
                 reason = f"DynamoDB is unavailable ({describe(error)})"
                 return self._give_up(result, pending, reason, TargetUnavailable(reason))
             unprocessed = {
-                int(request["PutRequest"]["Item"]["user_id"]["N"])
+                int(request["PutRequest"]["Item"][self._key_attribute]["N"])
                 for request in response.get("UnprocessedItems", {}).get(self._table, [])
             }
             result.written.extend(user_id for user_id in pending if user_id not in unprocessed)
@@ -199,14 +211,14 @@ class DynamoDbUserTarget(UserTarget):
 
     @staticmethod
     def _give_up(
-        result: _ChunkResult, pending: dict[int, UserItem], reason: str, error: DependencyUnavailable
+        result: _ChunkResult, pending: dict[int, Item], reason: str, error: DependencyUnavailable
     ) -> _ChunkResult:
         result.failed.update(dict.fromkeys(pending, reason))
         if not result.written:
             result.unavailable = error
         return result
 
-    async def _write_one_by_one(self, result: _ChunkResult, items: list[UserItem]) -> _ChunkResult:
+    async def _write_one_by_one(self, result: _ChunkResult, items: list[tuple[int, Item]]) -> _ChunkResult:
         singles = await asyncio.gather(*(self._write_chunk([item]) for item in items))
         for single in singles:
             result.written.extend(single.written)
@@ -219,15 +231,17 @@ class DynamoDbUserTarget(UserTarget):
         await ensure_table_active(self._client, self._table)
 
     async def read_item(self, user_id: int) -> Item | None:
-        async with target_errors("reading an item"):
-            response = await self._client.get_item(TableName=self._table, Key=_key(user_id), ConsistentRead=True)
+        async with target_errors("reading an item", table=self._table):
+            response = await self._client.get_item(
+                TableName=self._table, Key=key_of(user_id, self._key_attribute), ConsistentRead=True
+            )
         item: Item | None = response.get("Item")
         return item
 
     async def count_users(self) -> int:
         total = 0
         arguments: dict[str, Any] = {"TableName": self._table, "Select": "COUNT", "ConsistentRead": True}
-        async with target_errors("counting items"):
+        async with target_errors("counting items", table=self._table):
             while True:
                 response = await self._client.scan(**arguments)
                 total += int(response["Count"])

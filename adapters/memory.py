@@ -13,7 +13,26 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 
-from domain.model import Item, MigrationProgress, User, UserItem, WriteOutcome
+from adapters.dynamodb_codec import (
+    CHANGED_SINCE_WRITTEN,
+    NO_LONGER_STORED,
+    NOT_WRITTEN_BY_MIGRATION,
+    encode_user,
+    item_digest,
+    unchanged_since_written,
+    written_by_migration,
+)
+from domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
+from domain.model import (
+    Item,
+    MigrationProgress,
+    PreparedUser,
+    RewriteOutcome,
+    SourceUser,
+    User,
+    WriteOutcome,
+    as_source_user,
+)
 from domain.range_locks import UserRangeLocks
 from ports.migration_state import MigrationState, UsersHold
 from ports.user_source import UserSource
@@ -21,29 +40,46 @@ from ports.user_target import UserTarget
 
 
 class InMemoryUserSource(UserSource):
-    """A source holding the given users, read in id order like the keyset query."""
+    """A source holding the given users, read in id order like the keyset query.
 
-    def __init__(self, users: Iterable[User] = ()) -> None:
-        self._users: dict[int, User] = {}
+    Users of the documented layout (`User`) arrive as the documented mapping reads them; a
+    `SourceUser` arrives with exactly its values (as a mapping of your own would give them).
+    """
+
+    def __init__(self, users: Iterable[User | SourceUser] = (), mapping: UserMapping | None = None) -> None:
+        self.mapping = mapping if mapping is not None else default_mapping()
+        self._users: dict[int, SourceUser] = {}
         self._ids: list[int] = []
         for user in users:
             self.put(user)
 
-    def put(self, user: User) -> None:
+    def put(self, user: User | SourceUser) -> None:
         """Add or replace a user (e.g. to fix a row before retrying it)."""
         if user.id not in self._users:
             bisect.insort(self._ids, user.id)
-        self._users[user.id] = user
+        self._users[user.id] = as_source_user(user)
 
-    async def read_page(self, start_user_id: int, limit: int) -> Sequence[User]:
+    def delete(self, user_id: int) -> None:
+        """Remove a user, as a DELETE of its row would."""
+        if self._users.pop(user_id, None) is not None:
+            self._ids.remove(user_id)
+
+    async def read_page(self, start_user_id: int, limit: int) -> Sequence[SourceUser]:
         first = bisect.bisect_left(self._ids, start_user_id)
         return [self._users[user_id] for user_id in self._ids[first : first + limit]]
 
-    async def read_user(self, user_id: int) -> User | None:
+    async def read_user(self, user_id: int) -> SourceUser | None:
         return self._users.get(user_id)
 
-    async def read_users(self, user_ids: Collection[int]) -> Sequence[User]:
+    async def read_users(self, user_ids: Collection[int]) -> Sequence[SourceUser]:
         return [self._users[user_id] for user_id in sorted(set(user_ids)) if user_id in self._users]
+
+    async def describe(self) -> SourcePlan:
+        columns = [PlannedColumn("key", self.mapping.key, "bigint", self.mapping.key_attribute, "N")]
+        for source in self.mapping.attributes:
+            role = "mapped" if source.column is not None else "expression"
+            columns.append(PlannedColumn(role, source.sql, "unknown (in memory)", source.name, None))
+        return SourcePlan(self.mapping.table, self.mapping.key, tuple(columns))
 
     async def count_users(self, start_user_id: int = 0) -> int:
         return len(self._ids) - bisect.bisect_left(self._ids, start_user_id)
@@ -59,25 +95,51 @@ class InMemoryUserTarget(UserTarget):
     unprocessed items would after the retries ran out.
     """
 
-    def __init__(self, items: Iterable[Item] = ()) -> None:
-        self.items: dict[int, Item] = {int(item["user_id"]["N"]): item for item in items}
+    def __init__(self, items: Iterable[Item] = (), key_attribute: str = DEFAULT_KEY_ATTRIBUTE) -> None:
+        self.key_attribute = key_attribute
+        self.items: dict[int, Item] = {int(item[key_attribute]["N"]): item for item in items}
         self.refuse: dict[int, str] = {}
         self.write_calls = 0
 
     async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
         return {user_id for user_id in user_ids if user_id in self.items}
 
-    async def write_users(self, items: Sequence[UserItem]) -> WriteOutcome:
+    async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
         self.write_calls += 1
         written: list[int] = []
         failed: dict[int, str] = {}
-        for item in items:
-            if item.user_id in self.refuse:
-                failed[item.user_id] = self.refuse[item.user_id]
+        for user in users:
+            if user.user_id in self.refuse:
+                failed[user.user_id] = self.refuse[user.user_id]
                 continue
-            self.items[item.user_id] = copy.deepcopy(item.attributes)
-            written.append(item.user_id)
+            self.items[user.user_id] = encode_user(user, self.key_attribute)
+            written.append(user.user_id)
         return WriteOutcome(tuple(written), failed)
+
+    async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
+        self.write_calls += 1
+        rewritten: list[int] = []
+        unchanged: list[int] = []
+        kept: dict[int, str] = {}
+        failed: dict[int, str] = {}
+        for user in users:
+            current = self.items.get(user.user_id)
+            if current is None:
+                kept[user.user_id] = NO_LONGER_STORED
+            elif not written_by_migration(current):
+                kept[user.user_id] = NOT_WRITTEN_BY_MIGRATION
+            elif not unchanged_since_written(current):
+                kept[user.user_id] = CHANGED_SINCE_WRITTEN
+            elif user.user_id in self.refuse:
+                failed[user.user_id] = self.refuse[user.user_id]
+            else:
+                item = encode_user(user, self.key_attribute)
+                if item_digest(item) == item_digest(current):
+                    unchanged.append(user.user_id)
+                else:
+                    self.items[user.user_id] = item
+                    rewritten.append(user.user_id)
+        return RewriteOutcome(tuple(rewritten), tuple(unchanged), kept, failed)
 
     async def read_item(self, user_id: int) -> Item | None:
         item = self.items.get(user_id)

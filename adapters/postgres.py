@@ -1,114 +1,36 @@
-"""The user source on PostgreSQL, through aiopg.
+"""The user source on PostgreSQL, through aiopg: any table, read through a mapping.
 
-Keyset pages on the primary key, parameters always bound, the table name quoted as an identifier.
-Odd values (timestamps out of Python's range, profiles that are not JSON) arrive as
-`UnreadableValue`s for validation to report, so one bad row never breaks a page. JSON numbers are
-parsed exactly, as `int` or `Decimal`, never through float.
+Keyset pages on the mapping's integer key, parameters always bound, identifiers always quoted,
+the mapping's expressions inserted as `(expr)` (they come from the operator, trusted like
+DATABASE_URL). The plan (`adapters.postgres_plan`) is checked against the table once, before the
+first read, and names every mismatch in one `MappingError`. Values are converted exactly, by
+PostgreSQL type (`adapters.postgres_types`); odd ones arrive as `UnreadableValue`s for validation
+to report, so one bad row never breaks a page.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+import re
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import aiopg
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
-from domain.errors import SourceUnavailable
-from domain.model import JsonValue, UnreadableValue, User
+from adapters.postgres_plan import QueryPlan, first_line, quote_table_name, resolve_plan
+from adapters.postgres_types import parse_profile
+from domain.errors import MappingError, SetupError, SourceUnavailable
+from domain.mapping import SourcePlan, UserMapping
+from domain.model import SourceUser
 from ports.user_source import UserSource
 
+__all__ = ["DEFAULT_QUERY_TIMEOUT", "PostgresUserSource", "create_pool", "parse_profile", "quote_table_name"]
+
 DEFAULT_QUERY_TIMEOUT = 30.0
-_COLUMNS = "id, username::text, email::text, display_name::text, status::text, created_at, updated_at, profile::text"
-
-
-def quote_table_name(name: str) -> str:
-    """`users` → `"users"`, `app.users` → `"app"."users"`; quotes inside names are doubled."""
-    parts = name.split(".", 1)
-    if not name or any(part == "" for part in parts):
-        raise ValueError(f"invalid table name {name!r}")
-    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
-
-
-def _timestamp_caster(default: Any) -> Callable[[str | None, Any], datetime | UnreadableValue | None]:
-    def cast(value: str | None, cursor: Any) -> datetime | UnreadableValue | None:
-        if value is None:
-            return None
-        if value in ("infinity", "-infinity"):
-            return UnreadableValue(value, f"{value!r} is not a point in time")
-        try:
-            return default(value, cursor)  # type: ignore[no-any-return]
-        except (ValueError, OverflowError, psycopg2.DataError):
-            return UnreadableValue(value, f"{value!r} is outside the supported years 1..9999")
-
-    return cast
-
-
-_TIMESTAMPTZ = psycopg2.extensions.new_type(
-    psycopg2.extensions.PYDATETIMETZ.values,
-    "TIMESTAMPTZ_OR_UNREADABLE",
-    _timestamp_caster(psycopg2.extensions.PYDATETIMETZ),
-)
-_TIMESTAMP = psycopg2.extensions.new_type(
-    psycopg2.extensions.PYDATETIME.values,
-    "TIMESTAMP_OR_UNREADABLE",
-    _timestamp_caster(psycopg2.extensions.PYDATETIME),
-)
-
-
-async def _register_casters(connection: aiopg.Connection) -> None:
-    for caster in (_TIMESTAMPTZ, _TIMESTAMP):
-        psycopg2.extensions.register_type(caster, connection.raw)
-
-
-def _as_utc(value: datetime | UnreadableValue | None) -> datetime | UnreadableValue | None:
-    # TIMESTAMP WITHOUT TIME ZONE carries no zone: the migration reads it as UTC.
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _exact_int(text: str) -> int | Decimal:
-    # Short ints are cheap to check and convert as int; long ones stay Decimal, so that a huge one
-    # is still judged by its digits (int() refuses texts over 4300 digits), and "-0" keeps its sign.
-    return int(text) if len(text) < 39 and text != "-0" else Decimal(text)
-
-
-# One decoder for every row: json.loads with hooks builds a new one per call (~2 µs a profile).
-_PROFILE_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_exact_int)
-
-
-def parse_profile(text: str | None) -> JsonValue | UnreadableValue:
-    """The profile column's JSON text, with exact numbers; unreadable JSON is kept as such."""
-    if text is None:
-        return None
-    try:
-        value: JsonValue = _PROFILE_DECODER.decode(text)
-    except RecursionError:
-        return UnreadableValue(text[:80], "nested too deeply to read")
-    except ValueError as error:
-        return UnreadableValue(text[:80], f"not valid JSON ({error})")
-    return value
-
-
-def _user_of(row: Sequence[Any]) -> User:
-    user_id, username, email, display_name, status, created_at, updated_at, profile = row
-    return User(
-        id=int(user_id),
-        username=username,
-        email=email,
-        display_name=display_name,
-        status=status,
-        created_at=_as_utc(created_at),
-        updated_at=_as_utc(updated_at),
-        profile=parse_profile(profile),
-    )
 
 
 async def create_pool(dsn: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT, maxsize: int = 10) -> aiopg.Pool:
@@ -122,20 +44,86 @@ async def create_pool(dsn: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT, ma
         minsize=0,
         maxsize=maxsize,
         timeout=query_timeout,
-        on_connect=_register_casters,
-        # Timestamps are rendered in the session's zone before psycopg2 parses them: in UTC, every
-        # instant of years 1..9999 stays inside Python's range.
-        options=f"-c statement_timeout={server_timeout_ms} -c timezone=UTC",
+        # The texts `adapters.postgres_types` parses: timestamps rendered in UTC (every instant
+        # of years 1..9999 then stays inside Python's range), dates as YYYY-MM-DD, intervals in
+        # PostgreSQL's own style, whatever the server's or the client's (PGTZ...) defaults.
+        options=(
+            f"-c statement_timeout={server_timeout_ms} -c timezone=UTC -c datestyle=ISO -c intervalstyle=postgres"
+        ),
     )
 
 
-class PostgresUserSource(UserSource):
-    """Reads users from one table of a PostgreSQL database."""
+# Connection failures that are the operator's set-up, not an outage: fixing them takes a person.
+_SETUP_FAILURES = re.compile(
+    r"password authentication failed|authentication failed|role \".*\" does not exist"
+    r"|database \".*\" does not exist|no pg_hba\.conf entry|pg_hba\.conf rejects"
+    r"|no password supplied|permission denied for database|does not have CONNECT privilege"
+    r"|invalid dsn|invalid connection option|invalid sslmode|invalid integer value",
+    re.IGNORECASE,
+)
+# libpq's "connection to server at "host" (address), port 5432 failed: reason".
+_SERVER_AT = re.compile(r'connection to server at "(?P<host>[^"]*)"(?: \([^)]*\))?, port (?P<port>\d+) failed: ')
+_SERVER_ON = re.compile(r'connection to server on socket "(?P<socket>[^"]*)" failed: ')
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_QUERY_CANCELED = "57014"
+# SQLSTATE classes of a query the mapping makes wrong: 42 (syntax error or access rule violation:
+# an undefined column, table or function), 22 (data exception: an expression failing on a row).
+_MAPPING_CLASSES = ("42", "22")
 
-    def __init__(self, pool: aiopg.Pool, table: str = "users") -> None:
+
+def _scrubbed(text: str) -> str:
+    """A text without any password in it (`password=...`, `user:secret@`)."""
+    return _URL_PASSWORD.sub(r"\1***@", _PASSWORD.sub(r"\1***", text))
+
+
+def _dsn_address(dsn: str | None) -> str:
+    """`host:port` of a DSN (the first of several), for a message."""
+    try:
+        parsed = psycopg2.extensions.parse_dsn(dsn or "")
+    except psycopg2.Error:
+        parsed = {}
+    host = (parsed.get("host") or parsed.get("hostaddr") or "localhost").split(",")[0]
+    port = (parsed.get("port") or "5432").split(",")[0]
+    return f"{host}:{port}"
+
+
+def _reason(text: str) -> str:
+    reason = text.removeprefix("FATAL:").strip()
+    return reason[:1].lower() + reason[1:] if reason[:1].isupper() and not reason[1:2].isupper() else reason
+
+
+def connection_failure(error: BaseException, dsn: str | None) -> SourceUnavailable | SetupError:
+    """The error to raise for a failed connection or query: where, and why, never a password."""
+    line = _scrubbed(first_line(error))
+    address = _dsn_address(dsn)
+    if match := _SERVER_AT.match(line):
+        address, line = f"{match['host']}:{match['port']}", line[match.end() :]
+    elif match := _SERVER_ON.match(line):
+        address, line = match["socket"], line[match.end() :]
+    reason = _reason(line)
+    if _SETUP_FAILURES.search(reason):
+        return SetupError(
+            [f"PostgreSQL at {address} refused the connection: {reason}"], "PostgreSQL refused the connection"
+        )
+    return SourceUnavailable(f"PostgreSQL is unavailable at {address}: {reason}")
+
+
+class PostgresUserSource(UserSource):
+    """Reads users from one table of a PostgreSQL database, through a mapping."""
+
+    def __init__(self, pool: aiopg.Pool, mapping: UserMapping) -> None:
+        if not isinstance(mapping, UserMapping):  # the former `table` argument
+            raise TypeError(f"PostgresUserSource takes a UserMapping (default_mapping(table)), not {mapping!r}")
         self._pool = pool
-        self._table = quote_table_name(table)
-        self._table_name = table
+        self._mapping = mapping
+        self._plan: QueryPlan | None = None
+        self._resolving = asyncio.Lock()
+
+    @property
+    def mapping(self) -> UserMapping:
+        """The mapping this source reads through."""
+        return self._mapping
 
     @asynccontextmanager
     async def _cursor(self) -> AsyncIterator[aiopg.Cursor]:
@@ -150,41 +138,68 @@ class PostgresUserSource(UserSource):
             raise SourceUnavailable("PostgreSQL query timed out") from None
         except TimeoutError as error:
             raise SourceUnavailable("PostgreSQL query timed out") from error
-        except psycopg2.errors.UndefinedTable as error:
-            raise SourceUnavailable(f"source table {self._table_name!r} does not exist") from error
-        except (psycopg2.Error, OSError) as error:
-            raise SourceUnavailable(f"PostgreSQL is unavailable: {type(error).__name__}") from error
+        except psycopg2.Error as error:
+            code = error.pgcode or ""
+            if code == _QUERY_CANCELED:
+                raise SourceUnavailable("PostgreSQL query timed out") from error
+            if code.startswith(_MAPPING_CLASSES):
+                # The table changed under a checked plan (a column dropped, a type changed), or
+                # an expression fails on some row: the mapping no longer fits, nothing is down.
+                self._plan = None
+                raise MappingError(
+                    [f"PostgreSQL refused the source query on {self._mapping.table}: {first_line(error)}"],
+                    self._mapping.origin,
+                ) from error
+            # No SQLSTATE: the connection failed (or a bad DSN); any other: the server's trouble.
+            raise connection_failure(error, getattr(self._pool, "_dsn", None)) from error
+        except OSError as error:
+            raise connection_failure(error, getattr(self._pool, "_dsn", None)) from error
 
-    async def read_page(self, start_user_id: int, limit: int) -> Sequence[User]:
+    async def _resolved(self) -> QueryPlan:
+        plan = self._plan
+        if plan is not None:
+            return plan
+        async with self._resolving:
+            if self._plan is None:
+                # Not kept when it fails: the next call asks again (PostgreSQL may be back, the
+                # table fixed).
+                async with self._cursor() as cursor:
+                    self._plan = await resolve_plan(cursor, self._mapping)
+            return self._plan
+
+    async def _rows(self, where: str, parameters: tuple[Any, ...]) -> list[SourceUser]:
+        plan = await self._resolved()
         async with self._cursor() as cursor:
-            await cursor.execute(
-                f"SELECT {_COLUMNS} FROM {self._table} WHERE id >= %s ORDER BY id LIMIT %s",
-                (start_user_id, limit),
-            )
+            await cursor.execute(f"SELECT {plan.select_list} FROM {plan.table} {where}", parameters)
             rows = await cursor.fetchall()
-        return [_user_of(row) for row in rows]
+        return [plan.user(row) for row in rows]
 
-    async def read_user(self, user_id: int) -> User | None:
-        async with self._cursor() as cursor:
-            await cursor.execute(f"SELECT {_COLUMNS} FROM {self._table} WHERE id = %s", (user_id,))
-            row = await cursor.fetchone()
-        return _user_of(row) if row is not None else None
+    async def read_page(self, start_user_id: int, limit: int) -> Sequence[SourceUser]:
+        key = (await self._resolved()).key
+        return await self._rows(f"WHERE {key} >= %s ORDER BY {key} LIMIT %s", (start_user_id, limit))
 
-    async def read_users(self, user_ids: Collection[int]) -> Sequence[User]:
-        async with self._cursor() as cursor:
-            await cursor.execute(
-                f"SELECT {_COLUMNS} FROM {self._table} WHERE id = ANY(%s::bigint[]) ORDER BY id",
-                (sorted(set(user_ids)),),
-            )
-            rows = await cursor.fetchall()
-        return [_user_of(row) for row in rows]
+    async def read_user(self, user_id: int) -> SourceUser | None:
+        key = (await self._resolved()).key
+        users = await self._rows(f"WHERE {key} = %s", (user_id,))
+        return users[0] if users else None
 
-    async def check_ready(self) -> None:
-        async with self._cursor() as cursor:
-            await cursor.execute(f"SELECT {_COLUMNS} FROM {self._table} LIMIT 0")
+    async def read_users(self, user_ids: Collection[int]) -> Sequence[SourceUser]:
+        if not user_ids:
+            return []
+        key = (await self._resolved()).key
+        return await self._rows(f"WHERE {key} = ANY(%s::bigint[]) ORDER BY {key}", (sorted(set(user_ids)),))
 
     async def count_users(self, start_user_id: int = 0) -> int:
+        plan = await self._resolved()
         async with self._cursor() as cursor:
-            await cursor.execute(f"SELECT count(*) FROM {self._table} WHERE id >= %s", (start_user_id,))
+            await cursor.execute(f"SELECT count(*) FROM {plan.table} WHERE {plan.key} >= %s", (start_user_id,))
             row = await cursor.fetchone()
         return int(row[0])
+
+    async def check_ready(self) -> None:
+        plan = await self._resolved()
+        async with self._cursor() as cursor:
+            await cursor.execute(f"SELECT {plan.select_list} FROM {plan.table} LIMIT %s", (0,))
+
+    async def describe(self) -> SourcePlan:
+        return (await self._resolved()).source_plan

@@ -5,7 +5,8 @@
 Starts a real PostgreSQL (pgserver) and moto's DynamoDB server in its own process, seeds
 BENCH_USERS users (default 20,000), and runs `ceiling`, `project`, `naive` and `batch_writer` in
 two scenarios: `local` (loopback) and `latency_5ms` (a proxy adds 5 ms to every DynamoDB request).
-Writes bench/results/latest.json, latest.md and latest.png.
+Writes bench/results/latest.json, latest.md and latest.png. First it measures the domain's own cost
+(`bench/domain.py`; alone, without servers and in seconds: `python -m bench.domain`).
 
 Environment: BENCH_USERS (20000), BENCH_REPEATS (3: rounds of every contender; medians are
 reported), BENCH_NAIVE_USERS (500: the naive script moves only the first users), BENCH_MEMORY_FACTOR
@@ -38,12 +39,14 @@ from typing import Any
 
 import boto3
 
+from adapters.dynamodb_codec import encode_user
 from adapters.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 from bench import contenders, data, report
+from bench import domain as domain_bench
 from bench.project import ProjectRun, run_project, time_statistics
-from domain.conversion import Rejection, prepare_user
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
 from domain.model import Item
+from domain.rules import Rejection, prepare_user
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SOURCE_TABLE = "bench_users"
@@ -51,7 +54,6 @@ MEMORY_TABLE = "bench_users_memory"
 DELAY_MS = 5.0
 CEILING_SWEEP = (2, 4, 8, 16, 32)
 SWEEP_USERS = 4000
-PAGE = 1000
 
 _STARTED = time.perf_counter()
 
@@ -137,37 +139,15 @@ def latency_proxy(target_port: int, delay_ms: float) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def domain_cost(users_count: int, rounds: int = 7) -> float:
-    """µs per user of `prepare_user` (validation + conversion) over the benchmark's users, a page
-    of 1,000 at a time with the page's items kept until the next, as a migration does; the best
-    of `rounds` (as timeit reports: whatever else the machine does only ever adds time)."""
-    users = data.users(1, users_count)
-    migrated_at = datetime.now(UTC)
-    # The 20,000 users stand for what the source adapter hands over a page at a time: keep them
-    # out of the collector, which would otherwise count their walk as the domain's cost.
-    gc.collect()
-    gc.freeze()
-    timings = []
-    try:
-        for _ in range(rounds):
-            started = time.perf_counter()
-            for first in range(0, len(users), PAGE):
-                items = [prepare_user(user, migrated_at) for user in users[first : first + PAGE]]
-            timings.append((time.perf_counter() - started) / len(users) * 1e6)
-            del items
-    finally:
-        gc.unfreeze()
-    return min(timings)
-
-
 def ready_items(count: int) -> list[Item]:
-    """The items of users 1..count, converted beforehand (the ceiling writes only)."""
+    """The items of users 1..count, prepared and encoded beforehand (the ceiling writes only): the
+    very items the project writes, its `migration_digest` included."""
     migrated_at = datetime.now(UTC)
     items = []
     for user in data.users(1, count):
         prepared = prepare_user(user, migrated_at)
         assert not isinstance(prepared, Rejection), prepared
-        items.append(prepared.attributes)
+        items.append(encode_user(prepared, domain_bench.KEY_ATTRIBUTE))
     return items
 
 
@@ -265,7 +245,7 @@ def _timed(what: str, action: Callable[[], Any]) -> Any:
     return result
 
 
-def _results(bench: Bench, memory_run: ProjectRun, domain_us: float, setup: dict[str, Any]) -> dict[str, Any]:
+def _results(bench: Bench, memory_run: ProjectRun, domain: dict[str, float], setup: dict[str, Any]) -> dict[str, Any]:
     scenarios: dict[str, dict[str, float]] = {}
     ratios: dict[str, dict[str, float]] = {}
     for scenario in report.SCENARIOS:
@@ -292,7 +272,15 @@ def _results(bench: Bench, memory_run: ProjectRun, domain_us: float, setup: dict
             "peak_rss_mb_10x": round(memory_run.peak_rss_mb, 1),
             "users_per_second_10x": round(memory_users / memory_run.processing_seconds, 1),
         },
-        "domain_us_per_user": round(domain_us, 2),
+        "domain_us_per_user": round(domain["prepare"], 2),
+        "encode_us_per_user": round(domain["encode"], 2),
+        "domain_plus_encode_us_per_user": round(domain["prepare_plus_encode"], 2),
+        "mapping_20_columns": {
+            "columns": domain_bench.wide_mapping.COLUMNS,
+            "users": domain["users"],
+            "us_per_user": round(domain["mapping_20_columns"], 2),
+            "target_us_per_user": domain_bench.WIDE_TARGET_US,
+        },
         "statistics": {"users": memory_run.users, "milliseconds": round(bench.stats_ms, 1), "answer": bench.stats},
         "ceiling_concurrency": bench.best_concurrency,
         "project_wall_users_per_second": {
@@ -322,8 +310,11 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
 
-    domain_us = _timed("domain cost", lambda: domain_cost(min(users, 20_000)))
-    _log(f"domain: prepare_user {domain_us:.1f} µs per user")
+    domain = _timed("domain cost", lambda: domain_bench.measure(min(users, 20_000)))
+    _log(
+        f"domain: prepare_user {domain['prepare']:.1f} µs per user, encode_user {domain['encode']:.1f}, "
+        f"together {domain['prepare_plus_encode']:.1f}; mapping_20_columns {domain['mapping_20_columns']:.1f}"
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-pg-") as data_dir:
         postgres = _timed("PostgreSQL started", lambda: EmbeddedPostgres(Path(data_dir)).start())
@@ -384,7 +375,7 @@ def main() -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "total_seconds": round(time.perf_counter() - _STARTED, 1),
     }
-    results = _results(bench, memory_run, domain_us, setup)
+    results = _results(bench, memory_run, domain, setup)
     report.write_json(results, RESULTS / "latest.json")
     (RESULTS / "latest.md").write_text(report.markdown(results))
     report.chart(results, RESULTS / "latest.png")

@@ -52,3 +52,39 @@ class TargetThrottled(TargetUnavailable):
     """DynamoDB kept throttling the requests after every retry."""
 
     code = "target_throttled"
+
+
+class SetupError(MigrationError):
+    """The operator's set-up does not fit what is there (a mapping that does not match the source,
+    a DynamoDB table that is missing): nothing is wrong with the request, nor is anything down.
+    The CLI exits 2; HTTP answers 409 naming what to fix."""
+
+    code = "setup_error"
+
+    def __init__(self, problems: list[str], summary: str = "the set-up does not fit") -> None:
+        super().__init__(f"{summary}:\n" + "\n".join(f"  - {problem}" for problem in problems))
+        self.problems = problems
+        self.summary = summary
+
+
+class MappingError(SetupError):
+    """A mapping that is malformed, or that does not match the source table; every problem named."""
+
+    code = "mapping_error"
+
+    def __init__(self, problems: list[str], origin: str) -> None:
+        super().__init__(problems, f"the mapping ({origin}) has {len(problems)} problem(s)")
+        self.origin = origin
+
+
+class TargetTableMissing(SetupError):
+    """A DynamoDB table the migration needs does not exist."""
+
+    code = "table_missing"
+
+    def __init__(self, table: str) -> None:
+        super().__init__(
+            [f"DynamoDB table {table!r} does not exist: create it with `user-migration init-tables`"],
+            "a DynamoDB table is missing",
+        )
+        self.table = table

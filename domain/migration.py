@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from domain.conversion import Rejection, prepare_user
 from domain.errors import UserNotFound
-from domain.model import User, UserItem, WriteOutcome
+from domain.model import PreparedUser, SourceUser, WriteOutcome
 from domain.range_locks import UserRangeLocks
 from domain.report import BatchOutcome, MigrationReport, MigrationStats
 from domain.request import MAX_USER_ID, BatchRequest, MigrationRequest, SingleUserRequest
+from domain.rules import Reason, Rejection, UserPreparer
 from domain.writes_in_flight import WritesInFlight
 from ports.migration_state import MigrationState, UsersHold
 from ports.user_source import UserSource
@@ -22,7 +22,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def next_start_after(page: Sequence[User], batch_size: int) -> int | None:
+def next_start_after(page: Sequence[SourceUser], batch_size: int) -> int | None:
     """Where the next keyset page starts: after the last id of a full page; None when the source is exhausted."""
     if len(page) < batch_size or page[-1].id >= MAX_USER_ID:
         return None
@@ -32,9 +32,11 @@ def next_start_after(page: Sequence[User], batch_size: int) -> int | None:
 class Migration:
     """Moves users from a source to a target: a batch, a single user, or the statistics.
 
-    Existing items are never overwritten: users already in the target are skipped. Work on
-    overlapping id ranges is serialized within the process, so no user is written twice and the
-    counters stay exact. A dry run reads, validates and checks existence, and writes nothing.
+    Existing items are never overwritten: users already in the target are skipped, unless a
+    rewrite is asked for, and then only items the migration wrote and nobody changed since are
+    replaced. Work on overlapping id ranges is serialized within the process, so no user is
+    written twice and the counters stay exact. A dry run reads, validates and checks existence,
+    and writes nothing. Users are validated and prepared by the mapping's rules (`preparer`).
     """
 
     def __init__(
@@ -45,7 +47,9 @@ class Migration:
         locks: UserRangeLocks | None = None,
         clock: Callable[[], datetime] = _utc_now,
         in_flight: WritesInFlight | None = None,
+        preparer: UserPreparer | None = None,
     ) -> None:
+        self._preparer = preparer if preparer is not None else UserPreparer()
         self._source = source
         self._target = target
         self._state = state
@@ -63,8 +67,8 @@ class Migration:
         """Migrate one keyset page: `id >= start_user_id ORDER BY id LIMIT batch_size`."""
         started = time.perf_counter()
         users = await self._source.read_page(request.start_user_id, request.batch_size)
-        outcome = await self.migrate_users(users, request.dry_run)
-        return self._report(outcome, next_start_after(users, request.batch_size), request.dry_run, started)
+        outcome = await self.migrate_users(users, request.dry_run, request.rewrite)
+        return self._report(outcome, next_start_after(users, request.batch_size), request, started)
 
     async def migrate_user(self, request: SingleUserRequest) -> MigrationReport:
         """Migrate one user by id; raises `UserNotFound` when the source has no such user."""
@@ -72,8 +76,8 @@ class Migration:
         user = await self._source.read_user(request.user_id)
         if user is None:
             raise UserNotFound(request.user_id)
-        outcome = await self.migrate_users([user], request.dry_run)
-        return self._report(outcome, None, request.dry_run, started)
+        outcome = await self.migrate_users([user], request.dry_run, request.rewrite)
+        return self._report(outcome, None, request, started)
 
     async def statistics(self) -> MigrationStats:
         """Totals on both sides, from one count on the source and one read of the counters."""
@@ -86,47 +90,69 @@ class Migration:
             last_migrated_user_id=progress.last_migrated_user_id,
         )
 
-    async def migrate_users(self, users: Sequence[User], dry_run: bool) -> BatchOutcome:
-        """Validate, convert, check existence and write (unless `dry_run`) the given users."""
+    async def migrate_users(self, users: Sequence[SourceUser], dry_run: bool, rewrite: bool = False) -> BatchOutcome:
+        """Validate, prepare, check existence and write (unless `dry_run`) the given users;
+        with `rewrite`, users already stored are rewritten where the migration may."""
         migrated_at = self._clock()
         failures: dict[int, tuple[str, ...]] = {}
-        items: list[UserItem] = []
+        prepared: list[PreparedUser] = []
         for user in users:
-            prepared = prepare_user(user, migrated_at)
-            if isinstance(prepared, Rejection):
-                failures[user.id] = prepared.reasons
+            outcome = self._preparer.prepare(user, migrated_at)
+            if isinstance(outcome, Rejection):
+                failures[user.id] = outcome.reasons
             else:
-                items.append(prepared)
-        if not items:
+                prepared.append(outcome)
+        if not prepared:
             return BatchOutcome(read=len(users), failures=failures)
-        user_ids = [item.user_id for item in items]
+        user_ids = [user.user_id for user in prepared]
         if dry_run:
             existing = await self._target.existing_user_ids(user_ids)
-            return BatchOutcome(len(users), len(items) - len(existing), len(existing), failures)
+            return BatchOutcome(len(users), len(prepared) - len(existing), len(existing), failures)
         lowest, highest = min(user_ids), max(user_ids)
         # In-process range locks first (cheap), then holds that other processes respect too.
         async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
             # Writes of an earlier holder that died before settling: count the ones that landed.
             landed_before = await self._target.existing_user_ids(hold.inherited) if hold.inherited else set()
             existing = await self._target.existing_user_ids(user_ids)
-            to_write = [item for item in items if item.user_id not in existing]
+            to_write = [user for user in prepared if user.user_id not in existing]
+            to_rewrite = [user for user in prepared if user.user_id in existing] if rewrite else []
             # Once writing starts, the counters must follow the items: a caller that goes away
             # (a cancelled request, a shutdown) does not stop this step half-way.
             written = await self._in_flight.run(self._write_and_settle(hold, to_write, landed_before))
+            # Rewritten items were counted when first written: they are never intended or settled.
+            rewritten = await self._in_flight.run(self._target.rewrite_users(to_rewrite)) if to_rewrite else None
         for user_id, reason in written.failed.items():
-            failures[user_id] = (f"Write failed: {reason}",)
-        return BatchOutcome(len(users), len(written.written), len(existing), failures, frozenset(written.failed))
+            failures[user_id] = (Reason("write_failed", f"Write failed: {reason}"),)
+        write_failed = set(written.failed)
+        if rewritten is None:
+            return BatchOutcome(len(users), len(written.written), len(existing), failures, frozenset(write_failed))
+        for user_id, reason in rewritten.failed.items():
+            failures[user_id] = (Reason("write_failed", f"Write failed: {reason}"),)
+        write_failed.update(rewritten.failed)
+        return BatchOutcome(
+            len(users),
+            len(written.written) + len(rewritten.rewritten),
+            len(existing) - len(rewritten.rewritten) - len(rewritten.failed),
+            failures,
+            frozenset(write_failed),
+            rewritten=len(rewritten.rewritten),
+            kept=dict(rewritten.kept),
+        )
 
-    async def _write_and_settle(self, hold: UsersHold, items: list[UserItem], landed_before: set[int]) -> WriteOutcome:
+    async def _write_and_settle(
+        self, hold: UsersHold, users: list[PreparedUser], landed_before: set[int]
+    ) -> WriteOutcome:
         written = WriteOutcome()
-        if items:
-            await hold.intend([item.user_id for item in items])
-            written = await self._target.write_users(items)
+        if users:
+            await hold.intend([user.user_id for user in users])
+            written = await self._target.write_users(users)
         await hold.settle(landed_before | set(written.written), unsure=written.failed.keys())
         return written
 
     @staticmethod
-    def _report(outcome: BatchOutcome, next_start: int | None, dry_run: bool, started: float) -> MigrationReport:
+    def _report(
+        outcome: BatchOutcome, next_start: int | None, request: BatchRequest | SingleUserRequest, started: float
+    ) -> MigrationReport:
         failed_ids = sorted(outcome.failures)
         return MigrationReport(
             migrated_count=outcome.migrated,
@@ -135,6 +161,8 @@ class Migration:
             failed_user_ids=failed_ids,
             errors=outcome.error_texts(),
             next_start_user_id=next_start,
-            dry_run=dry_run,
+            dry_run=request.dry_run,
             processing_time_ms=round((time.perf_counter() - started) * 1000),
+            rewrite=outcome.kept_report() if request.rewrite else None,
+            reason_codes=outcome.reason_codes(),
         )

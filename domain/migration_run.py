@@ -17,13 +17,14 @@ from collections.abc import Callable, Collection, Sequence
 import attrs
 
 from domain.migration import Migration, next_start_after
-from domain.model import User
+from domain.model import SourceUser
 from domain.report import BatchOutcome
 from domain.request import MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
+from domain.rules import Reason
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
 
-NOT_IN_SOURCE = "Not found in the source database"
+NOT_IN_SOURCE = Reason("not_in_source", "Not found in the source database")
 # Enough to keep DynamoDB busy while a page is read, checked or accounted (see `make bench`).
 DEFAULT_PAGES_IN_FLIGHT = 2
 
@@ -51,6 +52,10 @@ class RunSummary:
     elapsed_seconds: float
     resume_from_user_id: int | None
     stopped_early: bool = False
+    rewritten: int = 0
+    # With a rewrite: stored items left as they were (someone else's, or changed), with the reason.
+    kept: dict[int, str] = attrs.field(factory=dict)
+    rewrite: bool = False
 
     @property
     def failed(self) -> int:
@@ -65,21 +70,37 @@ class _Tally:
     migrated: int = 0
     skipped: int = 0
     failures: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+    rewritten: int = 0
+    kept: dict[int, str] = attrs.Factory(dict)
 
     def add(self, outcome: BatchOutcome) -> RunProgress:
         self.users_read += outcome.read
         self.migrated += outcome.migrated
         self.skipped += outcome.skipped
         self.failures.update(outcome.failures)
+        self.rewritten += outcome.rewritten
+        self.kept.update(outcome.kept)
         return RunProgress(self.users_read, self.migrated, self.skipped, len(self.failures), self.elapsed())
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def summary(self, dry_run: bool, resume_from: int | None, stopped_early: bool = False) -> RunSummary:
+    def summary(
+        self, dry_run: bool, resume_from: int | None, stopped_early: bool = False, rewrite: bool = False
+    ) -> RunSummary:
         failures = {user_id: self.failures[user_id] for user_id in sorted(self.failures)}
         return RunSummary(
-            self.users_read, self.migrated, self.skipped, failures, dry_run, self.elapsed(), resume_from, stopped_early
+            self.users_read,
+            self.migrated,
+            self.skipped,
+            failures,
+            dry_run,
+            self.elapsed(),
+            resume_from,
+            stopped_early,
+            self.rewritten,
+            {user_id: self.kept[user_id] for user_id in sorted(self.kept)},
+            rewrite,
         )
 
 
@@ -91,7 +112,7 @@ class _Checkpoints:
     latest: int | None = None
     first_unwritten: int | None = None
 
-    def after(self, page: Sequence[User], outcome: BatchOutcome) -> int:
+    def after(self, page: Sequence[SourceUser], outcome: BatchOutcome) -> int:
         if outcome.write_failed:
             lowest = min(outcome.write_failed)
             self.first_unwritten = lowest if self.first_unwritten is None else min(self.first_unwritten, lowest)
@@ -136,20 +157,22 @@ class MigrationRun:
         dry_run: bool = False,
         on_progress: ProgressCallback | None = None,
         stop: asyncio.Event | None = None,
+        rewrite: bool = False,
     ) -> RunSummary:
-        """Migrate every user with `id >= start_user_id`, page after page.
+        """Migrate every user with `id >= start_user_id`, page after page (with `rewrite`, the
+        items the migration wrote earlier are rewritten where nobody changed them).
 
         Up to `pages_in_flight` pages are migrated side by side (their id ranges never overlap),
         so that DynamoDB is kept busy while a page is checked, accounted or read; their outcomes
         are taken in page order, so progress and checkpoints advance as in a page-by-page run.
         Setting `stop` ends the run cleanly after the pages in hand, their checkpoints recorded.
         """
-        BatchRequest(start_user_id, batch_size, dry_run)  # checks the parameters
+        BatchRequest(start_user_id, batch_size, dry_run, rewrite)  # checks the parameters
         tally = _Tally()
         checkpoints = _Checkpoints()
         pages: asyncio.Queue[object] = asyncio.Queue(maxsize=self._prefetch_pages)
         reader = asyncio.create_task(self._read_pages(start_user_id, batch_size, pages))
-        in_flight: deque[tuple[list[User], asyncio.Task[BatchOutcome]]] = deque()
+        in_flight: deque[tuple[list[SourceUser], asyncio.Task[BatchOutcome]]] = deque()
         source_failure: BaseException | None = None
         more = True  # the source may have further pages
 
@@ -166,7 +189,7 @@ class MigrationRun:
                     more = False
                     return
                 assert isinstance(page, list)
-                in_flight.append((page, asyncio.create_task(self._migration.migrate_users(page, dry_run))))
+                in_flight.append((page, asyncio.create_task(self._migration.migrate_users(page, dry_run, rewrite))))
 
         try:
             await start_pages()
@@ -186,13 +209,13 @@ class MigrationRun:
             await asyncio.gather(reader, *(migrating for _, migrating in in_flight), return_exceptions=True)
         if source_failure is not None:
             raise source_failure
-        return tally.summary(dry_run, checkpoints.latest, stopped_early=more and stopping())
+        return tally.summary(dry_run, checkpoints.latest, stopped_early=more and stopping(), rewrite=rewrite)
 
     async def _read_pages(self, start_user_id: int, batch_size: int, pages: asyncio.Queue[object]) -> None:
         start: int | None = start_user_id
         try:
             while start is not None:
-                page: Sequence[User] = await self._source.read_page(start, batch_size)
+                page: Sequence[SourceUser] = await self._source.read_page(start, batch_size)
                 await pages.put(list(page))
                 start = next_start_after(page, batch_size)
         except Exception as error:  # handed to the consumer, which raises it
@@ -206,6 +229,7 @@ class MigrationRun:
         dry_run: bool = False,
         batch_size: int = MAX_BATCH_SIZE,
         on_progress: ProgressCallback | None = None,
+        rewrite: bool = False,
     ) -> RunSummary:
         """Migrate exactly these users again (e.g. the failures of an earlier run, after fixing them)."""
         tally = _Tally()
@@ -213,10 +237,10 @@ class MigrationRun:
         for first in range(0, len(wanted), batch_size):
             chunk = wanted[first : first + batch_size]
             users = await self._source.read_users(chunk)
-            outcome = await self._migration.migrate_users(users, dry_run)
+            outcome = await self._migration.migrate_users(users, dry_run, rewrite)
             found = {user.id for user in users}
             missing = {user_id: (NOT_IN_SOURCE,) for user_id in chunk if user_id not in found}
             progress = tally.add(attrs.evolve(outcome, failures={**outcome.failures, **missing}))
             if on_progress is not None:
                 on_progress(progress)
-        return tally.summary(dry_run, None)
+        return tally.summary(dry_run, None, rewrite=rewrite)

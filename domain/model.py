@@ -45,11 +45,62 @@ class User:
 
 
 @attrs.frozen
-class UserItem:
-    """A valid user converted into the DynamoDB item that will be written for it."""
+class Json:
+    """A value of a json/jsonb column, parsed with exact numbers: it converts as a JSON document
+    (a JSON `null` is kept as a null value, where an SQL NULL omits the attribute)."""
+
+    value: JsonValue
+
+
+# One source value as the source adapter hands it over, by PostgreSQL type: text forms as str,
+# integers and numeric as int/Decimal, real/double as float, boolean, bytea as bytes,
+# timestamps as datetime, json as `Json`, arrays as lists; None is SQL NULL.
+SourceValue: TypeAlias = Any
+
+
+@attrs.frozen
+class SourceUser:
+    """One source row through the mapping: its key, and its values by target attribute name
+    (mapped attributes first, in the mapping's order, then the carried columns)."""
+
+    id: int
+    values: Mapping[str, SourceValue] = attrs.field(repr=False)
+
+
+# A value ready for any target: str, bool, int or Decimal (exact numbers), bytes, None (a null
+# inside a list or map), list, dict with str keys. Valid, and sized by the target's limits.
+PreparedValue: TypeAlias = Any
+
+
+@attrs.frozen
+class PreparedUser:
+    """A valid user, its attributes ready to be written (target-neutral), and its size by the
+    target's item-size rules (the key attribute included)."""
 
     user_id: int
-    attributes: Item = attrs.field(eq=False, repr=False)
+    attributes: dict[str, PreparedValue] = attrs.field(eq=False, repr=False)
+    size: int = attrs.field(default=0, eq=False)
+
+
+def documented_values(user: User) -> dict[str, SourceValue]:
+    """A `User` of the documented layout as a source row's values."""
+    profile = user.profile
+    return {
+        "username": user.username,
+        "email": user.email,
+        "display_name": user.display_name,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "status": user.status,
+        "profile": profile if isinstance(profile, UnreadableValue) or profile is None else Json(profile),
+    }
+
+
+def as_source_user(user: User | SourceUser) -> SourceUser:
+    """Either kind of user as a `SourceUser`."""
+    if isinstance(user, SourceUser):
+        return user
+    return SourceUser(user.id, documented_values(user))
 
 
 @attrs.frozen
@@ -57,6 +108,17 @@ class WriteOutcome:
     """What a write to the target did: the ids it stored, and why the others were not stored."""
 
     written: tuple[int, ...] = ()
+    failed: Mapping[int, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class RewriteOutcome:
+    """What a rewrite did: items replaced, items already equal, items kept (someone else's, or
+    changed since the migration wrote them) and failures, each with its reason."""
+
+    rewritten: tuple[int, ...] = ()
+    unchanged: tuple[int, ...] = ()
+    kept: Mapping[int, str] = attrs.field(factory=dict)
     failed: Mapping[int, str] = attrs.field(factory=dict)
 
 

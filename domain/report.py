@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from domain.validation import failure_text
+from domain.rules import failure_text, reason_code
 
 
 @attrs.frozen
@@ -22,10 +22,31 @@ class BatchOutcome:
     skipped: int = 0
     failures: Mapping[int, tuple[str, ...]] = attrs.field(factory=dict)
     write_failed: frozenset[int] = frozenset()
+    rewritten: int = 0
+    kept: Mapping[int, str] = attrs.field(factory=dict)
 
     def error_texts(self) -> list[str]:
         """`User <id>: <reason>[; <reason>...]`, in id order."""
         return [failure_text(user_id, list(self.failures[user_id])) for user_id in sorted(self.failures)]
+
+    def reason_codes(self) -> list[str]:
+        """The code of every reason of every failed user (a user counts once per distinct code)."""
+        return [code for reasons in self.failures.values() for code in sorted({reason_code(r) for r in reasons})]
+
+    def kept_report(self) -> RewriteReport:
+        """What a rewrite did, as the report shows it."""
+        kept = sorted(self.kept)
+        return RewriteReport(self.rewritten, kept, [failure_text(user_id, [self.kept[user_id]]) for user_id in kept])
+
+
+@attrs.frozen
+class RewriteReport:
+    """With `rewrite`: how many stored items were rewritten, and the stored items left as they
+    were because someone else wrote or changed them (each with the reason)."""
+
+    rewritten_count: int
+    not_rewritten_user_ids: list[int]
+    not_rewritten: list[str]
 
 
 @attrs.frozen
@@ -44,6 +65,11 @@ class MigrationReport:
     next_start_user_id: int | None
     dry_run: bool
     processing_time_ms: int
+    # Only with `rewrite=true` (its fields are then part of the report); None otherwise.
+    rewrite: RewriteReport | None = None
+    # The codes of each failed user's reasons (`missing_email`, `write_failed`...), for metrics;
+    # not part of the API's report.
+    reason_codes: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ from domain.errors import InvalidParameter
 DEFAULT_BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000
 MAX_USER_ID = 2**63 - 1
-PARAMETERS = ("batch_size", "start_user_id", "user_id", "dry_run")
+PARAMETERS = ("batch_size", "start_user_id", "user_id", "dry_run", "rewrite")
 _DIGITS = re.compile(r"[0-9]{1,30}")
 _TRUE = ("true", "1")
 _FALSE = ("false", "0")
@@ -41,6 +41,11 @@ def _dry_run(_: object, __: object, value: bool) -> None:
         raise InvalidParameter("dry_run", "dry_run must be true or false")
 
 
+def _rewrite(_: object, __: object, value: bool) -> None:
+    if not isinstance(value, bool):
+        raise InvalidParameter("rewrite", "rewrite must be true or false")
+
+
 @attrs.frozen
 class BatchRequest:
     """Migrate up to `batch_size` users with ids from `start_user_id` upwards."""
@@ -48,6 +53,8 @@ class BatchRequest:
     start_user_id: int = attrs.field(default=0, validator=_start_user_id)
     batch_size: int = attrs.field(default=DEFAULT_BATCH_SIZE, validator=_batch_size)
     dry_run: bool = attrs.field(default=False, validator=_dry_run)
+    # Rewrite items the migration wrote earlier and nobody changed since (after a mapping fix).
+    rewrite: bool = attrs.field(default=False, validator=_rewrite)
 
 
 @attrs.frozen
@@ -56,6 +63,7 @@ class SingleUserRequest:
 
     user_id: int = attrs.field(validator=_user_id)
     dry_run: bool = attrs.field(default=False, validator=_dry_run)
+    rewrite: bool = attrs.field(default=False, validator=_rewrite)
 
 
 MigrationRequest = BatchRequest | SingleUserRequest
@@ -91,10 +99,11 @@ def plan_batch(query: Iterable[tuple[str, str]]) -> MigrationRequest:
             raise InvalidParameter(name, f"parameter {name!r} is given more than once")
         given[name] = value
     dry_run = _boolean("dry_run", given["dry_run"]) if "dry_run" in given else False
+    rewrite = _boolean("rewrite", given["rewrite"]) if "rewrite" in given else False
     batch_size = (
         _integer("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE) if "batch_size" in given else DEFAULT_BATCH_SIZE
     )
     start_user_id = _integer("start_user_id", given["start_user_id"], 0, MAX_USER_ID) if "start_user_id" in given else 0
     if "user_id" in given:
-        return SingleUserRequest(_integer("user_id", given["user_id"], 1, MAX_USER_ID), dry_run)
-    return BatchRequest(start_user_id, batch_size, dry_run)
+        return SingleUserRequest(_integer("user_id", given["user_id"], 1, MAX_USER_ID), dry_run, rewrite)
+    return BatchRequest(start_user_id, batch_size, dry_run, rewrite)

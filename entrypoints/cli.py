@@ -1,7 +1,8 @@
 """The `user-migration` command.
 
-Exit codes: 0 all good, 1 some users failed validation or writing, 2 usage or configuration
-error, 3 a dependency (PostgreSQL, DynamoDB) was unreachable.
+Exit codes (`entrypoints.exit_codes`): 0 all good, 1 some users failed validation or writing,
+2 the operator's to fix (usage, configuration, a mapping that does not fit the source, a missing
+table), 3 a dependency (PostgreSQL, DynamoDB) was unreachable, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,28 +16,31 @@ from pathlib import Path
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
-from domain.errors import DependencyUnavailable, InvalidParameter
-from entrypoints import cli_migrate
+from domain.errors import DependencyUnavailable, InvalidParameter, SetupError
+from entrypoints import cli_mapping, cli_migrate
+from entrypoints.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from entrypoints.library import UserMigration
 from entrypoints.serve import serve as serve_api
 from entrypoints.settings import ConfigurationError, Settings, load_settings
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
+MAPPING_HELP = "the mapping file (TOML) of your source table; default: MAPPING_FILE, else the documented layout"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface and its subcommands."""
     parser = argparse.ArgumentParser(prog="user-migration", description="Move users from PostgreSQL to DynamoDB.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("serve", help="serve the HTTP API (configuration from the environment; see README)")
+    serve = commands.add_parser("serve", help="serve the HTTP API (configuration from the environment; see README)")
     tables = commands.add_parser("init-tables", help="create the DynamoDB users and state tables if missing")
     tables.add_argument("--json", action="store_true", help="print the result as JSON")
+    mapping = commands.add_parser("mapping", help="show what the mapping makes of the source, and try it on a sample")
+    cli_mapping.add_mapping_arguments(mapping)
     migrate = commands.add_parser("migrate", help="migrate the whole source, one user, or earlier failures")
     cli_migrate.add_migrate_arguments(migrate)
     stats = commands.add_parser("stats", help="print the migration statistics")
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    for command in (serve, tables, mapping, migrate, stats):
+        command.add_argument("--mapping", metavar="FILE", help=MAPPING_HELP)
     demo = commands.add_parser("demo", help="run the service on an embedded PostgreSQL and DynamoDB with demo data")
     demo.add_argument("--users", type=int, default=10_000, help="demo users to create (default 10,000)")
     demo.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
@@ -47,12 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _init_tables(settings: Settings) -> list[str]:
     async with dynamodb_client(settings.dynamodb_endpoint_url, settings.aws_region) as client:
-        return await ensure_tables(client, settings.dynamodb_table, settings.dynamodb_state_table)
+        return await ensure_tables(
+            client, settings.dynamodb_table, settings.dynamodb_state_table, settings.effective_mapping.key_attribute
+        )
 
 
 def init_tables(arguments: argparse.Namespace) -> int:
     """Create both tables; says which were created and which were there already."""
-    settings = load_settings(purpose="tables")
+    settings = load_settings(purpose="tables", mapping_file=arguments.mapping)
     created = asyncio.run(_init_tables(settings))
     tables = {
         table: ("created" if table in created else "already exists")
@@ -68,15 +74,15 @@ def init_tables(arguments: argparse.Namespace) -> int:
 
 def serve(arguments: argparse.Namespace) -> int:
     """Serve the API until SIGINT/SIGTERM, then shut down gracefully."""
-    serve_api(load_settings(purpose="serve"))
+    serve_api(load_settings(purpose="serve", mapping_file=arguments.mapping))
     return EXIT_OK
 
 
 def _with_library(
-    command: Callable[[UserMigration, argparse.Namespace], Awaitable[int]],
+    command: Callable[[UserMigration, argparse.Namespace], Awaitable[int]], check_tables: bool = True
 ) -> Callable[[argparse.Namespace], int]:
     def run(arguments: argparse.Namespace) -> int:
-        library = UserMigration.from_env()
+        library = UserMigration.from_env(mapping_file=arguments.mapping, check_tables=check_tables)
 
         async def main() -> int:
             async with library as migration:
@@ -103,16 +109,22 @@ def _demo(arguments: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": serve,
     "init-tables": init_tables,
+    "mapping": _with_library(cli_mapping.show_mapping, check_tables=False),
     "migrate": _migrate,
     "stats": _with_library(cli_migrate.stats),
     "demo": _demo,
 }
 
 
-def _fail(arguments: argparse.Namespace, code: str, message: str, exit_code: int) -> int:
+def _fail(
+    arguments: argparse.Namespace, code: str, message: str, exit_code: int, problems: list[str] | None = None
+) -> int:
     print(f"user-migration {arguments.command}: {message}", file=sys.stderr)
     if getattr(arguments, "json", False):
-        print(json.dumps({"error": code, "message": message}))
+        body: dict[str, object] = {"error": code, "message": message}
+        if problems is not None:
+            body["problems"] = problems
+        print(json.dumps(body))
     return exit_code
 
 
@@ -122,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[arguments.command](arguments)
     except ConfigurationError as error:
-        return _fail(arguments, "configuration_error", str(error), EXIT_USAGE)
+        return _fail(arguments, "configuration_error", str(error), EXIT_USAGE, error.problems)
+    except SetupError as error:  # a mapping that does not fit the source, a missing table
+        return _fail(arguments, error.code, str(error), EXIT_USAGE, error.problems)
     except InvalidParameter as error:
         return _fail(arguments, error.code, error.message, EXIT_USAGE)
     except ValueError as error:  # e.g. an unreadable --retry-failed file
@@ -130,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     except DependencyUnavailable as error:
         return _fail(arguments, error.code, str(error), EXIT_UNAVAILABLE)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        return _fail(arguments, "interrupted", "interrupted; progress so far is recorded (use --resume)", 130)
+        message = "interrupted; progress so far is recorded (use --resume)"
+        return _fail(arguments, "interrupted", message, EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

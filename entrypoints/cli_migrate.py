@@ -16,16 +16,13 @@ import attrs
 
 from domain.errors import UserNotFound
 from domain.migration_run import RunSummary
-from domain.validation import failure_text
+from domain.rules import failure_text
+from entrypoints.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.json_views import report_json
 from entrypoints.library import UserMigration
 from entrypoints.progress_display import ProgressBar
 
-EXIT_OK = 0
-EXIT_USERS_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 SHOWN_FAILURES = 20
 
 
@@ -39,6 +36,12 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-user-id", type=int, help="first user id of --all (default: the beginning)")
     parser.add_argument("--resume", action="store_true", help="--all from where the last run stopped")
     parser.add_argument("--dry-run", action="store_true", help="read, validate and check, write nothing")
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="also rewrite items this tool wrote in an earlier run (after fixing the mapping); "
+        "items someone else wrote or changed are left as they are and listed",
+    )
     parser.add_argument("--failed-out", type=Path, metavar="FILE", help="write failed users as JSON lines to FILE")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -74,6 +77,17 @@ def _summary_json(summary: RunSummary) -> dict[str, Any]:
         "processing_time_ms": round(summary.elapsed_seconds * 1000),
         "resume_from_user_id": summary.resume_from_user_id,
         "stopped_early": summary.stopped_early,
+        **_rewrite_json(summary),
+    }
+
+
+def _rewrite_json(summary: RunSummary) -> dict[str, Any]:
+    if not summary.rewrite:
+        return {}
+    return {
+        "rewritten_count": summary.rewritten,
+        "not_rewritten_user_ids": list(summary.kept),
+        "not_rewritten": [failure_text(user_id, [why]) for user_id, why in summary.kept.items()],
     }
 
 
@@ -88,6 +102,10 @@ def _print_summary(summary: RunSummary, arguments: argparse.Namespace) -> None:
         f"failed {summary.failed:,} (read {summary.users_read:,} in {summary.elapsed_seconds:.1f} s, "
         f"{rate:,.0f} users/s)."
     )
+    if summary.rewrite:
+        print(f"Rewrote {summary.rewritten:,} items written earlier; left {len(summary.kept):,} as they are:")
+        for user_id, why in list(summary.kept.items())[:SHOWN_FAILURES]:
+            print(f"  {failure_text(user_id, [why])}", file=sys.stderr)
     for user_id, reasons in list(summary.failures.items())[:SHOWN_FAILURES]:
         print(f"  {failure_text(user_id, list(reasons))}", file=sys.stderr)
     if summary.failed > SHOWN_FAILURES:
@@ -144,7 +162,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
     """Run `migrate` with its options; returns the exit code."""
     if arguments.user_id is not None:
         try:
-            report = await migration.migrate_user(arguments.user_id, arguments.dry_run)
+            report = await migration.migrate_user(arguments.user_id, arguments.dry_run, arguments.rewrite)
         except UserNotFound as error:
             print(json.dumps({"error": error.code, "message": str(error)}) if arguments.json else str(error))
             return EXIT_USERS_FAILED
@@ -165,7 +183,9 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
         total = len(set(user_ids))
         bar = ProgressBar(sys.stderr, total)
         try:
-            summary = await migration.retry_users(user_ids, arguments.dry_run, on_progress=bar)
+            summary = await migration.retry_users(
+                user_ids, arguments.dry_run, on_progress=bar, rewrite=arguments.rewrite
+            )
         finally:
             bar.close()
     else:
@@ -181,6 +201,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
                     dry_run=arguments.dry_run,
                     on_progress=bar,
                     stop=stop,
+                    rewrite=arguments.rewrite,
                 )
         finally:
             bar.close()

@@ -32,8 +32,8 @@ from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
 from adapters.embedded import EmbeddedDynamoDb, EmbeddedPostgres, EmbeddedServerError
 from adapters.embedded_postgres_folder import live_process, other_users, postmaster_pid, start_postgres, stop_postgres
-from domain.conversion import Rejection, prepare_user
 from domain.errors import DependencyUnavailable
+from domain.rules import Rejection, prepare_user
 from entrypoints.demo_data import demo_users, seed_source
 from entrypoints.demo_instructions import DEMO_SOURCE_TABLE, instructions
 from entrypoints.logs import configure_logging

@@ -15,10 +15,12 @@ from collections.abc import Iterable
 
 import attrs
 from aiohttp import web
+from dependency_injector import providers
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from container import Container
-from domain.model import Item, User
+from domain.mapping import UserMapping
+from domain.model import Item, SourceUser, User
 from entrypoints.library import UserMigration
 from entrypoints.settings import Settings
 from entrypoints.web_app import init_app
@@ -37,14 +39,26 @@ class InMemoryHarness:
 
     @classmethod
     def with_users(
-        cls, users: Iterable[User] = (), existing_items: Iterable[Item] = (), token: str = HARNESS_TOKEN
+        cls,
+        users: Iterable[User | SourceUser] = (),
+        existing_items: Iterable[Item] = (),
+        token: str = HARNESS_TOKEN,
+        mapping: UserMapping | None = None,
     ) -> InMemoryHarness:
-        """A harness whose source holds `users` and whose target already holds `existing_items`."""
-        return cls(InMemoryUserSource(users), InMemoryUserTarget(existing_items), InMemoryMigrationState(), token)
+        """A harness whose source holds `users` and whose target already holds `existing_items`.
+
+        With a `mapping` (e.g. `entrypoints.mapping_file.read_mapping`'s), users are validated by
+        its rules and written under its key attribute; give them as `SourceUser`s with the
+        values the mapping would read (attribute name to value).
+        """
+        source = InMemoryUserSource(users, mapping)
+        target = InMemoryUserTarget(existing_items, key_attribute=source.mapping.key_attribute)
+        return cls(source, target, InMemoryMigrationState(), token)
 
     def container(self) -> Container:
         """A container wired to this harness's adapters."""
         container = Container()
+        container.mapping.override(providers.Object(self.source.mapping))
         container.user_source.override(self.source)
         container.user_target.override(self.target)
         container.migration_state.override(self.state)

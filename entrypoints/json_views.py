@@ -12,5 +12,15 @@ _json = make_converter()
 
 
 def report_json(report: MigrationReport | MigrationStats) -> dict[str, Any]:
-    """A report or the statistics as a JSON-ready dict, fields in the API document's order."""
-    return dict(_json.unstructure(report))
+    """A report or the statistics as a JSON-ready dict, fields in the API document's order.
+
+    A report's rewrite fields (`rewritten_count`, `not_rewritten_user_ids`, `not_rewritten`)
+    appear only when the request asked for a rewrite.
+    """
+    shown = dict(_json.unstructure(report))
+    if isinstance(report, MigrationReport):
+        shown.pop("reason_codes")
+        rewrite = shown.pop("rewrite")
+        if rewrite is not None:
+            shown.update(rewrite)
+    return shown

@@ -14,10 +14,12 @@ from types import TracebackType
 
 from container import Container, build_container, resolve
 from domain.errors import InvalidParameter
+from domain.mapping import SourcePlan, UserMapping
 from domain.migration import Migration
 from domain.migration_run import MigrationRun, ProgressCallback, RunSummary
 from domain.report import MigrationReport, MigrationStats
 from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
+from domain.rules import UserPreparer
 from entrypoints.settings import load_settings
 
 WRITE_GRACE_SECONDS = 60.0
@@ -26,21 +28,60 @@ WRITE_GRACE_SECONDS = 60.0
 class UserMigration:
     """A wired migration; use it as an async context manager so its connections are closed."""
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, check_tables: bool = True) -> None:
         self.container = container
+        self._check_tables = check_tables
         self._migration: Migration | None = None
         self._run: MigrationRun | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> UserMigration:
-        """Configured from the environment (see README); raises `ConfigurationError` listing every problem."""
-        settings = load_settings(environ, purpose="library")
-        return cls(build_container(settings.container_config()))
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, mapping_file: str | None = None, check_tables: bool = True
+    ) -> UserMigration:
+        """Configured from the environment (see README), with the mapping of `mapping_file`
+        (or `MAPPING_FILE`); raises `ConfigurationError` listing every problem. With
+        `check_tables=False` entering does not check the DynamoDB tables (only the source)."""
+        settings = load_settings(environ, purpose="library", mapping_file=mapping_file)
+        return cls(build_container(settings.container_config()), check_tables)
 
     async def __aenter__(self) -> UserMigration:
         self._migration = await resolve(self.container.migration())
         self._run = await resolve(self.container.migration_run())
+        try:
+            await self.check_setup()
+        except BaseException:
+            await resolve(self.container.shutdown_resources())
+            raise
         return self
+
+    async def check_setup(self) -> None:
+        """Check the mapping against the source and that both DynamoDB tables exist: a mismatch
+        raises `MappingError` / `TargetTableMissing` (the operator's to fix), an outage
+        `DependencyUnavailable`. Called on entering; call again to re-check."""
+        source = await resolve(self.container.user_source())
+        await source.check_ready()
+        if self._check_tables:
+            target = await resolve(self.container.user_target())
+            state = await resolve(self.container.migration_state())
+            await target.check_ready()
+            await state.check_ready()
+
+    async def describe_source(self) -> SourcePlan:
+        """Every source column with the attribute and type it becomes under the mapping."""
+        source = await resolve(self.container.user_source())
+        plan: SourcePlan = await source.describe()
+        return plan
+
+    @property
+    def mapping(self) -> UserMapping:
+        """The mapping in use."""
+        mapping: UserMapping = self.container.mapping()
+        return mapping
+
+    def preparer(self) -> UserPreparer:
+        """The rules of the mapping, compiled (validates and prepares source users)."""
+        preparer: UserPreparer = self.container.preparer()
+        return preparer
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
@@ -63,14 +104,14 @@ class UserMigration:
         return self._run
 
     async def migrate_batch(
-        self, batch_size: int = DEFAULT_BATCH_SIZE, start_user_id: int = 0, dry_run: bool = False
+        self, batch_size: int = DEFAULT_BATCH_SIZE, start_user_id: int = 0, dry_run: bool = False, rewrite: bool = False
     ) -> MigrationReport:
-        """Migrate one page of users with ids from `start_user_id` upwards."""
-        return await self._use_case.migrate_batch(BatchRequest(start_user_id, batch_size, dry_run))
+        """Migrate one page of users with ids from `start_user_id` upwards (`rewrite`: see `migrate_all`)."""
+        return await self._use_case.migrate_batch(BatchRequest(start_user_id, batch_size, dry_run, rewrite))
 
-    async def migrate_user(self, user_id: int, dry_run: bool = False) -> MigrationReport:
+    async def migrate_user(self, user_id: int, dry_run: bool = False, rewrite: bool = False) -> MigrationReport:
         """Migrate one user; raises `UserNotFound` when the source has no such user."""
-        return await self._use_case.migrate_user(SingleUserRequest(user_id, dry_run))
+        return await self._use_case.migrate_user(SingleUserRequest(user_id, dry_run, rewrite))
 
     async def stats(self) -> MigrationStats:
         """The migration statistics."""
@@ -84,17 +125,20 @@ class UserMigration:
         resume: bool = False,
         on_progress: ProgressCallback | None = None,
         stop: asyncio.Event | None = None,
+        rewrite: bool = False,
     ) -> RunSummary:
         """Migrate the whole source, `PAGES_IN_FLIGHT` pages side by side (the next ones are read
         while these are written), progress and checkpoints in page order.
 
         `resume=True` starts at the checkpoint the last run recorded instead of `start_user_id`;
-        setting `stop` ends the run cleanly after the pages in hand.
+        setting `stop` ends the run cleanly after the pages in hand. `rewrite=True` also rewrites
+        the items this tool wrote in an earlier run (so that a corrected mapping reaches them),
+        never an item someone else wrote or changed since: those are kept and listed.
         """
         if resume and start_user_id is not None:
             raise InvalidParameter("start_user_id", "start_user_id and resume cannot be combined")
         start = await self._whole_run.resume_point() if resume else (start_user_id or 0)
-        return await self._whole_run.migrate_all(start, batch_size, dry_run, on_progress, stop)
+        return await self._whole_run.migrate_all(start, batch_size, dry_run, on_progress, stop, rewrite)
 
     async def users_to_migrate(self, start_user_id: int = 0) -> int:
         """How many source users have `id >= start_user_id` (the total of a progress display)."""
@@ -105,7 +149,11 @@ class UserMigration:
         return await self._whole_run.resume_point()
 
     async def retry_users(
-        self, user_ids: Collection[int], dry_run: bool = False, on_progress: ProgressCallback | None = None
+        self,
+        user_ids: Collection[int],
+        dry_run: bool = False,
+        on_progress: ProgressCallback | None = None,
+        rewrite: bool = False,
     ) -> RunSummary:
         """Migrate exactly these users (e.g. an earlier run's failures, after fixing their rows)."""
-        return await self._whole_run.retry(user_ids, dry_run, on_progress=on_progress)
+        return await self._whole_run.retry(user_ids, dry_run, on_progress=on_progress, rewrite=rewrite)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -11,30 +10,6 @@ from prometheus_client.registry import Collector
 
 from adapters.dynamodb_target import TargetCounters
 from domain.report import MigrationReport
-
-_ERROR_REASONS = re.compile(r"^User \d+: (.*)$", re.DOTALL)
-_MISSING = re.compile(r"^Missing required field '(\w+)'")
-_INVALID = re.compile(r"^Invalid (\w+)")
-
-
-def reason_class(reason: str) -> str:
-    """A short, stable class of a failure reason: `missing_email`, `invalid_profile`, `write_failed`..."""
-    if match := _MISSING.match(reason):
-        return f"missing_{match.group(1)}"
-    if match := _INVALID.match(reason):
-        return f"invalid_{match.group(1)}"
-    if reason.startswith("Item too large"):
-        return "item_too_large"
-    if reason.startswith("Write failed"):
-        return "write_failed"
-    return "other"
-
-
-def failure_classes(error_text: str) -> list[str]:
-    """The reason classes of one `User <id>: <reason>; <reason>` line."""
-    match = _ERROR_REASONS.match(error_text)
-    reasons = match.group(1).split("; ") if match else [error_text]
-    return sorted({reason_class(reason) for reason in reasons})
 
 
 class _TargetCollector(Collector):
@@ -100,9 +75,10 @@ class MigrationMetrics:
         self.batch_seconds.labels(mode).observe(report.processing_time_ms / 1000)
         self.users.labels("migrated", dry_run).inc(report.migrated_count)
         self.users.labels("skipped", dry_run).inc(report.skipped_count)
-        for error_text in report.errors:
-            for reason in failure_classes(error_text):
-                self.failed.labels(reason, dry_run).inc()
+        # Reasons carry stable codes (`missing_email`, `invalid_profile`, `write_failed`...): a
+        # reworded message never changes a label.
+        for code in report.reason_codes:
+            self.failed.labels(code, dry_run).inc()
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

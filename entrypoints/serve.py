@@ -13,11 +13,12 @@ import signal
 
 from aiohttp import web
 
+from domain.errors import DependencyUnavailable
 from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.logs import configure_logging, fields
 from entrypoints.settings import Settings
 from entrypoints.web_app import init_app
-from entrypoints.web_keys import READINESS
+from entrypoints.web_keys import DEPENDENCIES, READINESS
 
 log = logging.getLogger("user_migration.serve")
 
@@ -29,6 +30,7 @@ async def serve_until_stopped(settings: Settings) -> None:
     await runner.setup()
     freeze_long_lived_objects()
     try:
+        await _check_setup(app)
         await web.TCPSite(runner, settings.host, settings.port).start()
         log.info("listening", extra=fields(host=settings.host, port=settings.port))
         stop = asyncio.Event()
@@ -45,6 +47,17 @@ async def serve_until_stopped(settings: Settings) -> None:
     finally:
         await runner.cleanup()
         log.info("stopped")
+
+
+async def _check_setup(app: web.Application) -> None:
+    """A mapping that does not fit the source, or a missing table, stops the start (`SetupError`,
+    exit 2). A dependency that is down does not: the service starts and answers 503 until it is back."""
+    dependencies = app[DEPENDENCIES]
+    for part in (dependencies.source, dependencies.target, dependencies.state):
+        try:
+            await part.check_ready()
+        except DependencyUnavailable as error:
+            log.warning("dependency unavailable at start", extra=fields(error=error.code, detail=str(error)))
 
 
 def serve(settings: Settings) -> None:

@@ -10,12 +10,16 @@ from typing import Literal
 from urllib.parse import urlparse
 
 import attrs
+import botocore.session
+from botocore.exceptions import BotoCoreError
 from cryptography.hazmat.primitives import serialization
 
 from adapters.postgres import quote_table_name
+from domain.mapping import UserMapping, default_mapping
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
 from entrypoints.auth import HASH_PREFIX, JwtRules
 from entrypoints.logs import LogFormat
+from entrypoints.mapping_file import read_mapping
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -52,10 +56,19 @@ class Settings:
     metrics_public: bool = False
     shutdown_drain_seconds: float = 0.0
     shutdown_grace_seconds: float = 30.0
+    mapping_file: str | None = None
+    # None: the documented layout on `source_table`.
+    mapping: UserMapping | None = attrs.field(default=None, repr=False)
+
+    @property
+    def effective_mapping(self) -> UserMapping:
+        """The mapping file's mapping, or the documented layout on `source_table`."""
+        return self.mapping if self.mapping is not None else default_mapping(self.source_table)
 
     def redacted(self) -> dict[str, object]:
         """The effective configuration for logs: the database password and the tokens hidden."""
         values = attrs.asdict(self)
+        values.pop("mapping")
         if self.database_url is not None:
             parsed = urlparse(self.database_url)
             if parsed.password is not None:
@@ -78,6 +91,7 @@ class Settings:
         return {
             "database_url": self.database_url,
             "source_table": self.source_table,
+            "mapping": self.effective_mapping,
             "source_query_timeout": self.source_query_timeout,
             "dynamodb_table": self.dynamodb_table,
             "dynamodb_state_table": self.dynamodb_state_table,
@@ -171,10 +185,66 @@ def _table(environ: Mapping[str, str], name: str, default: str, problems: list[s
     return value
 
 
-def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "serve") -> Settings:
+_AWS_CONFIG_VARIABLES = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
+def _aws_config_region(environ: Mapping[str, str], problems: list[str]) -> str | None:
+    """The region of the AWS config (and credentials) file for the profile `environ` selects, as botocore finds it.
+
+    Only what `environ` says is used: for a mapping other than `os.environ`, the files are read only when it
+    names them or a profile (so neither the process's environment nor a developer's ~/.aws leaks in).
+    """
+    if environ is not os.environ and not any(environ.get(name, "").strip() for name in _AWS_CONFIG_VARIABLES):
+        return None
+
+    def given(*names: str) -> str | None:
+        return next((environ[name].strip() for name in names if environ.get(name, "").strip()), None)
+
+    # botocore's own lookup (profile, config file, credentials file), fed from `environ` instead of os.environ.
+    session = botocore.session.Session(
+        session_vars={
+            "profile": (None, None, given("AWS_DEFAULT_PROFILE", "AWS_PROFILE"), None),
+            "config_file": (None, None, given("AWS_CONFIG_FILE") or "~/.aws/config", None),
+            "credentials_file": (None, None, given("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials", None),
+            "region": ("region", None, None, None),
+        }
+    )
+    try:
+        region = session.get_config_variable("region")
+    except BotoCoreError as error:  # ProfileNotFound, ConfigParseError
+        problems.append(f"the AWS config cannot be used: {error}")
+        return None
+    return (str(region).strip() or None) if region else None
+
+
+def _region(environ: Mapping[str, str], endpoint: str | None, problems: list[str]) -> str | None:
+    """AWS_REGION, else AWS_DEFAULT_REGION, else the AWS config's; a problem when there is none."""
+    region = environ.get("AWS_REGION", "").strip() or environ.get("AWS_DEFAULT_REGION", "").strip() or None
+    if region is not None:
+        return region
+    problems_before = len(problems)
+    region = _aws_config_region(environ, problems)
+    if region is None and len(problems) == problems_before:
+        missing = "AWS_REGION is not set (nor AWS_DEFAULT_REGION, nor a region in the AWS config)"
+        if endpoint is None:
+            problems.append(f"{missing}: set the region of the DynamoDB tables, e.g. AWS_REGION=eu-west-1")
+        else:
+            problems.append(
+                f"{missing}: botocore needs a region even with DYNAMODB_ENDPOINT_URL set; "
+                "set the region the endpoint keeps the tables under, e.g. AWS_REGION=us-east-1"
+            )
+    return region
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, purpose: Purpose = "serve", mapping_file: str | None = None
+) -> Settings:
     """Read and check the configuration; raises `ConfigurationError` listing every problem.
 
     `serve` needs the database and the API tokens; `library` the database; `tables` only DynamoDB.
+    Every purpose needs the AWS region: AWS_REGION, AWS_DEFAULT_REGION or the AWS config's (for a mapping other
+    than `os.environ`, the AWS config is read only when it names the file, AWS_CONFIG_FILE, or a profile).
+    `mapping_file` (the CLI's `--mapping`) overrides `MAPPING_FILE`.
     """
     environ = os.environ if environ is None else environ
     problems: list[str] = []
@@ -203,11 +273,25 @@ def load_settings(environ: Mapping[str, str] | None = None, purpose: Purpose = "
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             problems.append(f"DYNAMODB_ENDPOINT_URL must be an http:// or https:// URL (got {endpoint!r})")
 
-    region = (environ.get("AWS_REGION", "").strip() or environ.get("AWS_DEFAULT_REGION", "").strip()) or None
+    region = _region(environ, endpoint, problems)
+
+    source_table = _table(environ, "SOURCE_TABLE", "users", problems)
+    mapping_file = mapping_file or environ.get("MAPPING_FILE", "").strip() or None
+    mapping, mapping_problems = read_mapping(mapping_file, source_table)
+    problems.extend(mapping_problems)
+    if mapping_file is not None:
+        try:
+            quote_table_name(mapping.table)
+        except ValueError:
+            problems.append(
+                f"mapping file {mapping_file}: [source] table is not a valid table name (got {mapping.table!r})"
+            )
 
     settings = Settings(
         database_url=database_url,
-        source_table=_table(environ, "SOURCE_TABLE", "users", problems),
+        source_table=mapping.table,
+        mapping_file=mapping_file,
+        mapping=mapping,
         dynamodb_table=_table(environ, "DYNAMODB_TABLE", "users", problems),
         dynamodb_state_table=_table(environ, "DYNAMODB_STATE_TABLE", "user_migration_state", problems),
         dynamodb_endpoint_url=endpoint,

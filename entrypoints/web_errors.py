@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from domain.errors import DependencyUnavailable, InvalidParameter, MigrationError, UserNotFound
+from domain.errors import DependencyUnavailable, InvalidParameter, MigrationError, SetupError, UserNotFound
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -18,6 +18,8 @@ def domain_error_response(error: MigrationError) -> web.Response:
         return error_response(400, error.code, error.message)
     if isinstance(error, UserNotFound):
         return error_response(404, error.code, str(error))
+    if isinstance(error, SetupError):  # the operator's set-up (a missing table, a mapping): 409 naming what to fix
+        return error_response(409, error.code, str(error))
     if isinstance(error, DependencyUnavailable):
         return error_response(503, error.code, str(error), headers={"Retry-After": "5"})
     return error_response(500, "internal_error", "the migration failed unexpectedly")

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from domain.errors import DependencyUnavailable
+from domain.errors import DependencyUnavailable, SetupError
 from entrypoints.web_keys import DEPENDENCIES, METRICS, READINESS
 
 READINESS_TIMEOUT_SECONDS = 5.0
@@ -20,7 +20,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def _check(name: str, probe: asyncio.Future[None] | asyncio.Task[None]) -> tuple[str, str]:
     try:
         await asyncio.wait_for(probe, READINESS_TIMEOUT_SECONDS)
-    except DependencyUnavailable as error:
+    except (DependencyUnavailable, SetupError) as error:  # a setup error names the columns or the table
         return name, str(error)
     except TimeoutError:
         return name, f"no answer within {READINESS_TIMEOUT_SECONDS:g}s"

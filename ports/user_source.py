@@ -5,22 +5,27 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Sequence
 
-from domain.model import User
+from domain.mapping import SourcePlan
+from domain.model import SourceUser
 
 
 class UserSource(abc.ABC):
-    """Reads users by id; never loads the whole table."""
+    """Reads users by id through a mapping; never loads the whole table.
+
+    Every read returns `SourceUser`s whose values are keyed by target attribute name: the
+    mapping's attributes in its order, then the carried columns in the table's order.
+    """
 
     @abc.abstractmethod
-    async def read_page(self, start_user_id: int, limit: int) -> Sequence[User]:
+    async def read_page(self, start_user_id: int, limit: int) -> Sequence[SourceUser]:
         """Up to `limit` users with `id >= start_user_id`, in ascending id order (keyset page)."""
 
     @abc.abstractmethod
-    async def read_user(self, user_id: int) -> User | None:
+    async def read_user(self, user_id: int) -> SourceUser | None:
         """The user with this id, or None when there is none."""
 
     @abc.abstractmethod
-    async def read_users(self, user_ids: Collection[int]) -> Sequence[User]:
+    async def read_users(self, user_ids: Collection[int]) -> Sequence[SourceUser]:
         """The users with these ids that exist, in ascending id order."""
 
     @abc.abstractmethod
@@ -29,4 +34,10 @@ class UserSource(abc.ABC):
 
     @abc.abstractmethod
     async def check_ready(self) -> None:
-        """Raise a `DependencyUnavailable` error naming what is missing when this cannot be used now."""
+        """Raise a `DependencyUnavailable` error when the source cannot be reached now, and a
+        `MappingError` naming every problem when the mapping does not fit the source."""
+
+    @abc.abstractmethod
+    async def describe(self) -> SourcePlan:
+        """Every source column with the attribute and type it becomes (checks the mapping as
+        `check_ready` does)."""

@@ -27,3 +27,43 @@ def valid_user(user_id: int = 1, **changes: Any) -> User:
         profile={"plan": "pro", "score": Decimal("12.50"), "tags": ["a", "b"], "nested": {"x": 1}},
     )
     return attrs.evolve(user, **changes)
+
+
+def to_item(user: User, migrated_at: datetime, key_attribute: str = "user_id") -> dict[str, Any]:
+    """The DynamoDB item the migration writes for a valid user of the documented layout."""
+    from adapters.dynamodb_codec import encode_user
+    from domain.model import PreparedUser
+    from domain.rules import prepare_user
+
+    prepared = prepare_user(user, migrated_at)
+    assert isinstance(prepared, PreparedUser), prepared
+    return encode_user(prepared, key_attribute)
+
+
+def from_item(item: dict[str, Any]) -> User:
+    """The documented-layout user an item was written for (`migrated_at` and the digest dropped)."""
+    from adapters.dynamodb_codec import decode_item
+    from domain.timestamps import parse_timestamp
+
+    values = decode_item(item)
+    updated = values.get("updated_at")
+    return User(
+        id=int(values["user_id"]),
+        username=values["username"],
+        email=values["email"],
+        display_name=values.get("display_name"),
+        status=values["status"],
+        created_at=parse_timestamp(values["created_at"]),
+        updated_at=parse_timestamp(updated) if updated is not None else None,
+        profile=values.get("profile"),
+    )
+
+
+def prepared_user(user_id: int = 1, migrated_at: datetime = CREATED, **changes: Any) -> Any:
+    """`valid_user(user_id, **changes)` prepared for writing (a `PreparedUser`)."""
+    from domain.model import PreparedUser
+    from domain.rules import prepare_user
+
+    prepared = prepare_user(valid_user(user_id, **changes), migrated_at)
+    assert isinstance(prepared, PreparedUser), prepared
+    return prepared

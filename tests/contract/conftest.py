@@ -7,22 +7,29 @@ servers) run the same suites unchanged.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_state import DynamoDbMigrationState
+from adapters.dynamodb_tables import ensure_tables
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
+from domain.mapping import default_mapping
 from domain.model import User
 from ports import MigrationState, UserSource, UserTarget
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
 
 SourceFactory = Callable[[Iterable[User]], Awaitable[UserSource]]
-TargetFactory = Callable[[], Awaitable[UserTarget]]
+# A target on fresh storage; takes `key_attribute` (the partition key, "user_id" by default).
+TargetFactory = Callable[..., Awaitable[UserTarget]]
+# Puts an item straight into a target's storage, as an application (not the migration) would.
+ItemPutter = Callable[[UserTarget, dict[str, Any]], Awaitable[None]]
 StateFactory = Callable[[], Awaitable[MigrationState]]
 
 
@@ -44,7 +51,7 @@ async def make_source(request: pytest.FixtureRequest) -> AsyncIterator[SourceFac
         insert_users(dsn, table, users)
         pool = await create_pool(dsn)
         pools.append(pool)
-        return PostgresUserSource(pool, table)
+        return PostgresUserSource(pool, default_mapping(table))
 
     yield postgres
     for pool in pools:
@@ -56,8 +63,8 @@ async def make_source(request: pytest.FixtureRequest) -> AsyncIterator[SourceFac
 async def make_target(request: pytest.FixtureRequest) -> AsyncIterator[TargetFactory]:
     if request.param == "memory":
 
-        async def memory() -> UserTarget:
-            return InMemoryUserTarget()
+        async def memory(key_attribute: str = "user_id") -> UserTarget:
+            return InMemoryUserTarget(key_attribute=key_attribute)
 
         yield memory
         return
@@ -66,11 +73,32 @@ async def make_target(request: pytest.FixtureRequest) -> AsyncIterator[TargetFac
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(dynamodb_client(endpoint, "us-east-1"))
 
-        async def dynamodb() -> UserTarget:
-            users_table, _ = await create_dynamodb_tables(client)
-            return DynamoDbUserTarget(client, users_table)
+        async def dynamodb(key_attribute: str = "user_id") -> UserTarget:
+            users_table, state_table = unique_name("users"), unique_name("state")
+            await ensure_tables(client, users_table, state_table, key_attribute)
+            target = DynamoDbUserTarget(client, users_table, key_attribute=key_attribute)
+            _DYNAMODB_TABLES[target] = (client, users_table)
+            return target
 
         yield dynamodb
+
+
+# The client and table of each DynamoDB target `make_target` made, for `put_foreign_item`.
+_DYNAMODB_TABLES: weakref.WeakKeyDictionary[UserTarget, tuple[Any, str]] = weakref.WeakKeyDictionary()
+
+
+@pytest.fixture
+def put_foreign_item() -> ItemPutter:
+    """Put an item into a target made by `make_target` without the target's own writes."""
+
+    async def put(target: UserTarget, item: dict[str, Any]) -> None:
+        if isinstance(target, InMemoryUserTarget):
+            target.items[int(item[target.key_attribute]["N"])] = item
+            return
+        client, table = _DYNAMODB_TABLES[target]
+        await client.put_item(TableName=table, Item=item)
+
+    return put
 
 
 @pytest.fixture(params=["memory", "dynamodb"])

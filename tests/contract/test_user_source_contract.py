@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from domain.model import User
+from domain.model import SourceUser, User, as_source_user
 from tests.factories import valid_user
 
 IDS = [3, 5, 8, 13, 21, 34, 55]
+DOCUMENTED = ["username", "email", "display_name", "created_at", "updated_at", "status", "profile"]
+
+
+def stored(*users: User) -> list[SourceUser]:
+    """Users of the documented layout as every source hands them over: values by attribute name."""
+    return [as_source_user(user) for user in users]
 
 
 async def test_pages_are_keyset_pages_in_id_order(make_source):
@@ -20,7 +26,10 @@ async def test_pages_are_keyset_pages_in_id_order(make_source):
 async def test_users_come_back_as_they_were_stored(make_source):
     users = [valid_user(i) for i in IDS]
     source = await make_source(users)
-    assert list(await source.read_page(0, 100)) == users
+    page = list(await source.read_page(0, 100))
+    assert page == stored(*users)
+    assert all(type(user) is SourceUser for user in page)
+    assert all(list(user.values) == DOCUMENTED for user in page)
 
 
 async def test_missing_values_arrive_as_none_for_the_domain_to_judge(make_source):
@@ -35,12 +44,12 @@ async def test_missing_values_arrive_as_none_for_the_domain_to_judge(make_source
         profile=None,
     )
     source = await make_source([bare, valid_user(5)])
-    assert list(await source.read_page(0, 10)) == [bare, valid_user(5)]
+    assert list(await source.read_page(0, 10)) == stored(bare, valid_user(5))
 
 
 async def test_single_user_by_id(make_source):
     source = await make_source([valid_user(i) for i in IDS])
-    assert await source.read_user(13) == valid_user(13)
+    assert await source.read_user(13) == stored(valid_user(13))[0]
     assert await source.read_user(14) is None
 
 

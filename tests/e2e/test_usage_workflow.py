@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.conversion import from_item
+from tests.factories import from_item
 from tests.e2e.conftest import LiveService
 from tests.factories import valid_user
 from tests.real_adapters import execute, insert_users

@@ -30,8 +30,9 @@ from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.embedded import free_port
 from adapters.postgres import PostgresUserSource, create_pool
 from container import build_container
-from domain.conversion import Rejection, prepare_user
+from domain.mapping import default_mapping
 from domain.model import Item, MigrationProgress, User
+from domain.rules import Rejection, prepare_user
 from entrypoints.settings import Settings
 from entrypoints.web_app import init_app
 from tests.faults.fault_proxy import FaultProxy
@@ -141,7 +142,7 @@ class World:
         """Every source row as the real PostgreSQL adapter reads it."""
         pool = await create_pool(self.dsn)
         try:
-            users = await PostgresUserSource(pool, self.source_table).read_page(0, 100_000)
+            users = await PostgresUserSource(pool, default_mapping(self.source_table)).read_page(0, 100_000)
         finally:
             pool.close()
             await pool.wait_closed()

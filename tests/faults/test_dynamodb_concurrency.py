@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_target import DynamoDbUserTarget
-from domain.conversion import to_item
-from domain.model import UserItem
-from tests.factories import valid_user
+from tests.factories import prepared_user
 from tests.faults.conftest import World
 
 MIGRATED_AT = datetime(2026, 12, 1, tzinfo=UTC)
@@ -18,7 +16,7 @@ MIGRATED_AT = datetime(2026, 12, 1, tzinfo=UTC)
 async def test_reads_and_writes_each_keep_to_the_bound_and_reads_do_not_queue_behind_writes(world: World):
     proxy = world.dynamodb_proxy
     proxy.slow("BatchWriteItem", seconds=0.2)
-    items = [UserItem(i, to_item(valid_user(i), MIGRATED_AT)) for i in range(1, 201)]  # 8 writes of 25
+    items = [prepared_user(i, MIGRATED_AT) for i in range(1, 201)]  # 8 writes of 25
     async with asyncio.timeout(30), dynamodb_client(proxy.url, "us-east-1") as client:
         target = DynamoDbUserTarget(client, world.users_table, concurrency=2)
         writing = asyncio.create_task(target.write_users(items))

@@ -23,6 +23,7 @@ from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
 from domain.errors import TargetUnavailable
+from domain.mapping import default_mapping
 from domain.migration import Migration
 from domain.request import BatchRequest
 from tests.factories import valid_user
@@ -39,7 +40,7 @@ async def impatient_migration(world: World) -> AsyncIterator[Migration]:
             "dynamodb", endpoint_url=world.dynamodb_proxy.url, region_name="us-east-1", config=config
         ) as client:
             yield Migration(
-                PostgresUserSource(pool, world.source_table),
+                PostgresUserSource(pool, default_mapping(world.source_table)),
                 DynamoDbUserTarget(client, world.users_table),
                 DynamoDbMigrationState(client, world.state_table),
             )

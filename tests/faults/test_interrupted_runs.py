@@ -17,8 +17,7 @@ from typing import Any
 
 import attrs
 
-from domain.conversion import from_item
-from tests.factories import valid_user
+from tests.factories import from_item, valid_user
 from tests.faults.conftest import World, cli_command, is_valid, process_environment, run_cli
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables

@@ -17,8 +17,7 @@ from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.embedded import free_port
-from domain.conversion import from_item
-from tests.factories import valid_user
+from tests.factories import from_item, valid_user
 from tests.real_adapters import (
     execute,
     fresh_environment,

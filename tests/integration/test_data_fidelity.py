@@ -13,18 +13,18 @@ from typing import Any
 
 import attrs
 import pytest
+from domain.conversion import format_timestamp, from_item, parse_timestamp, to_item
+from domain.validation import user_problems
 
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
 from adapters.retry import Backoff
-from domain.conversion import format_timestamp, from_item, parse_timestamp, to_item
 from domain.dynamodb_rules import MAX_ITEM_BYTES, item_bytes
 from domain.migration import Migration
 from domain.model import JsonValue, User
 from domain.report import MigrationReport, MigrationStats
 from domain.request import BatchRequest
-from domain.validation import user_problems
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from domain.validation import user_problems
 
 from adapters.embedded import free_port
-from domain.conversion import Rejection, prepare_user
-from domain.validation import user_problems
+from domain.rules import Rejection, prepare_user
 from entrypoints.demo_data import demo_users
 
 USERS = 500

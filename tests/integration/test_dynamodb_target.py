@@ -23,10 +23,9 @@ from adapters.dynamodb_tables import ensure_tables
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.embedded import free_port
 from adapters.retry import Backoff
-from domain.conversion import from_item, to_item
 from domain.errors import TargetThrottled, TargetUnavailable
-from domain.model import MigrationProgress, UserItem
-from tests.factories import valid_user
+from domain.model import MigrationProgress, PreparedUser
+from tests.factories import from_item, prepared_user, valid_user
 from tests.real_adapters import create_dynamodb_tables, unique_name
 
 MIGRATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,8 +36,8 @@ def throttling_error(operation: str = "BatchWriteItem") -> ClientError:
     return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, operation)
 
 
-def user_item(user_id: int, **changes: Any) -> UserItem:
-    return UserItem(user_id, to_item(valid_user(user_id, **changes), MIGRATED_AT))
+def user_item(user_id: int, **changes: Any) -> PreparedUser:
+    return prepared_user(user_id, MIGRATED_AT, **changes)
 
 
 def _put_id(request: dict[str, Any]) -> int:
@@ -299,7 +298,7 @@ async def test_an_item_dynamodb_rejects_fails_only_its_own_user(dynamodb, tables
     target = DynamoDbUserTarget(dynamodb, users_table, backoff=FAST)
     # Built by hand: the domain would never let an item of this size through.
     huge = user_item(13)
-    huge.attributes["padding"] = {"S": "x" * 500_000}
+    huge.attributes["padding"] = "x" * 500_000
     items = [user_item(i) for i in range(1, 13)] + [huge] + [user_item(i) for i in range(14, 26)]
 
     outcome = await target.write_users(items)

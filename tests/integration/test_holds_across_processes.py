@@ -10,6 +10,7 @@ from adapters.dynamodb_holds import ProgressLedger
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
+from domain.mapping import default_mapping
 from domain.migration import Migration
 from domain.request import BatchRequest
 from tests.factories import valid_user
@@ -70,7 +71,7 @@ async def test_two_processes_migrating_overlapping_pages_write_and_count_each_us
             # Two fully separate stacks: no shared range locks, clients, or pools — like two processes.
             processes = [
                 Migration(
-                    PostgresUserSource(pool, table),
+                    PostgresUserSource(pool, default_mapping(table)),
                     DynamoDbUserTarget(client, users_table),
                     DynamoDbMigrationState(client, state_table),
                 )

@@ -1,4 +1,5 @@
-"""PostgresUserSource against a real PostgreSQL server: dirty rows, types, quoting, failures."""
+"""PostgresUserSource on the documented layout against a real PostgreSQL server: dirty rows, types,
+quoting, failures."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import pytest
 
 from adapters.embedded import free_port
 from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
-from domain.errors import SourceUnavailable
-from domain.model import UnreadableValue
-from domain.validation import user_problems
+from domain.errors import MappingError, SourceUnavailable
+from domain.mapping import default_mapping
+from domain.model import Json, SourceUser, UnreadableValue, as_source_user
+from domain.rules import user_problems
 from tests.factories import valid_user
 from tests.real_adapters import create_source_table, execute, insert_users, unique_name
 
@@ -26,16 +28,6 @@ INSERT = (
     "INSERT INTO {table} (id, username, email, display_name, status, created_at, updated_at, profile) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
-
-
-@pytest.fixture
-async def pool(postgres_dsn: str) -> AsyncIterator[aiopg.Pool]:
-    pool = await create_pool(postgres_dsn)
-    try:
-        yield pool
-    finally:
-        pool.close()
-        await pool.wait_closed()
 
 
 def create_table_variant(dsn: str, table: str, *, status: str, timestamp: str, profile: str) -> None:
@@ -76,6 +68,15 @@ def insert_row(dsn: str, table: str, user_id: int, **values: Any) -> None:
     )
 
 
+def source_of(pool: Any, table: str) -> PostgresUserSource:
+    return PostgresUserSource(pool, default_mapping(table))
+
+
+def stored(*users: Any) -> list[SourceUser]:
+    """Users of the documented layout as the source hands them over."""
+    return [as_source_user(user) for user in users]
+
+
 def unreadable(value: object) -> UnreadableValue:
     assert isinstance(value, UnreadableValue), repr(value)
     return value
@@ -92,16 +93,16 @@ async def test_dirty_rows_arrive_as_users_in_one_page_next_to_valid_ones(postgre
     insert_row(postgres_dsn, table, 5, created_at="10000-01-01 00:00:00+00")
     insert_row(postgres_dsn, table, 6)
 
-    users = await PostgresUserSource(pool, table).read_page(0, 100)
+    users = await source_of(pool, table).read_page(0, 100)
 
     assert [user.id for user in users] == [1, 2, 3, 4, 5, 6]
     by_id = {user.id: user for user in users}
     for valid_id in (1, 6):
-        assert by_id[valid_id].created_at == datetime(2021, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+        assert by_id[valid_id].values["created_at"] == datetime(2021, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
         assert user_problems(by_id[valid_id]) == []
 
     bare = by_id[2]
-    assert (bare.username, bare.email, bare.created_at, bare.status) == (None, None, None, None)
+    assert [bare.values[name] for name in ("username", "email", "created_at", "status")] == [None] * 4
     assert user_problems(bare) == [
         "Missing required field 'username'",
         "Missing required field 'email'",
@@ -109,8 +110,8 @@ async def test_dirty_rows_arrive_as_users_in_one_page_next_to_valid_ones(postgre
         "Missing required field 'status'",
     ]
 
-    infinite, minus_infinite, too_late = (unreadable(by_id[i].created_at) for i in (3, 4, 5))
-    infinite_update = unreadable(by_id[4].updated_at)
+    infinite, minus_infinite, too_late = (unreadable(by_id[i].values["created_at"]) for i in (3, 4, 5))
+    infinite_update = unreadable(by_id[4].values["updated_at"])
     assert infinite.raw == "infinity"
     assert minus_infinite.raw == "-infinity"
     assert infinite_update.raw == "infinity"
@@ -123,7 +124,7 @@ async def test_dirty_rows_arrive_as_users_in_one_page_next_to_valid_ones(postgre
     ]
     assert user_problems(by_id[5]) == [f"Invalid created_at: {too_late.reason}"]
     # The single-user read gives the same answer as the page.
-    assert await PostgresUserSource(pool, table).read_user(5) == by_id[5]
+    assert await source_of(pool, table).read_user(5) == by_id[5]
 
 
 async def test_timestamp_without_time_zone_is_read_as_utc(postgres_dsn, monkeypatch):
@@ -141,20 +142,20 @@ async def test_timestamp_without_time_zone_is_read_as_utc(postgres_dsn, monkeypa
     monkeypatch.setenv("PGTZ", "America/New_York")
     pool = await create_pool(postgres_dsn)
     try:
-        user, out_of_range = await PostgresUserSource(pool, table).read_page(0, 10)
+        user, out_of_range = await source_of(pool, table).read_page(0, 10)
     finally:
         pool.close()
         await pool.wait_closed()
 
     assert user is not None
-    assert user.created_at == datetime(2020, 2, 29, 23, 59, 58, 123456, tzinfo=UTC)
-    assert isinstance(user.created_at, datetime)
-    assert user.created_at.utcoffset() == timedelta(0)
-    assert user.created_at.replace(tzinfo=None) == datetime(2020, 2, 29, 23, 59, 58, 123456)
-    assert user.updated_at == datetime(1999, 12, 31, tzinfo=UTC)
+    assert user.values["created_at"] == datetime(2020, 2, 29, 23, 59, 58, 123456, tzinfo=UTC)
+    assert isinstance(user.values["created_at"], datetime)
+    assert user.values["created_at"].utcoffset() == timedelta(0)
+    assert user.values["created_at"].replace(tzinfo=None) == datetime(2020, 2, 29, 23, 59, 58, 123456)
+    assert user.values["updated_at"] == datetime(1999, 12, 31, tzinfo=UTC)
     assert user_problems(user) == []
-    assert unreadable(out_of_range.created_at).raw == "10000-01-01 00:00:00"
-    assert unreadable(out_of_range.updated_at).raw == "infinity"
+    assert unreadable(out_of_range.values["created_at"]).raw == "10000-01-01 00:00:00"
+    assert unreadable(out_of_range.values["updated_at"]).raw == "infinity"
 
 
 async def test_timestamptz_offsets_and_microseconds_come_back_as_the_same_instants(postgres_dsn, monkeypatch):
@@ -179,21 +180,22 @@ async def test_timestamptz_offsets_and_microseconds_come_back_as_the_same_instan
     monkeypatch.setenv("PGTZ", "Asia/Kathmandu")
     pool = await create_pool(postgres_dsn)
     try:
-        users = await PostgresUserSource(pool, table).read_page(0, 10)
+        users = await source_of(pool, table).read_page(0, 10)
     finally:
         pool.close()
         await pool.wait_closed()
 
     assert [user.id for user in users] == [1, 2, 3, 4]
     for user in users:
-        assert isinstance(user.created_at, datetime)
-        assert user.created_at.tzinfo is not None
-        assert user.created_at == expected[user.id]
-        assert user.updated_at == expected[user.id]
-        assert user.created_at.astimezone(UTC) == expected[user.id].astimezone(UTC)
-        assert user.created_at.microsecond == expected[user.id].astimezone(user.created_at.tzinfo).microsecond
+        assert isinstance(user.values["created_at"], datetime)
+        assert user.values["created_at"].tzinfo is not None
+        assert user.values["created_at"] == expected[user.id]
+        assert user.values["updated_at"] == expected[user.id]
+        assert user.values["created_at"].astimezone(UTC) == expected[user.id].astimezone(UTC)
+        created = user.values["created_at"]
+        assert created.microsecond == expected[user.id].astimezone(created.tzinfo).microsecond
     # +05:30 and Z written for the same instant compare equal.
-    assert users[0].created_at == users[3].created_at
+    assert users[0].values["created_at"] == users[3].values["created_at"]
 
 
 async def test_jsonb_numbers_keep_their_exact_decimal_values(postgres_dsn, pool):
@@ -204,10 +206,12 @@ async def test_jsonb_numbers_keep_their_exact_decimal_values(postgres_dsn, pool)
     profile = f'{{"big": {big}, "precise": {precise}, "price": 12.50, "nested": [{{"n": -{big}}}]}}'
     insert_row(postgres_dsn, table, 1, profile=profile)
 
-    user = await PostgresUserSource(pool, table).read_user(1)
+    user = await source_of(pool, table).read_user(1)
 
     assert user is not None
-    numbers: Any = user.profile
+    profile = user.values["profile"]
+    assert isinstance(profile, Json)
+    numbers: Any = profile.value
     assert isinstance(numbers, dict)
     for key in ("big", "precise", "price"):
         assert isinstance(numbers[key], (int, Decimal))
@@ -223,19 +227,31 @@ async def test_jsonb_numbers_keep_their_exact_decimal_values(postgres_dsn, pool)
     assert user_problems(user) == []
 
 
-async def test_a_text_profile_that_is_not_json_is_unreadable_and_spares_its_neighbour(postgres_dsn, pool):
+async def test_a_text_profile_arrives_as_its_text_for_the_rules_to_judge(postgres_dsn, pool):
+    # Values convert by their column's type: only a json/jsonb column is parsed as JSON.
     table = unique_name("textprofile")
     create_table_variant(postgres_dsn, table, status="TEXT", timestamp="TIMESTAMPTZ", profile="TEXT")
     insert_row(postgres_dsn, table, 1, profile="{not json")
     insert_row(postgres_dsn, table, 2, profile='{"plan": "pro", "score": 1.5}')
 
-    first, second = await PostgresUserSource(pool, table).read_page(0, 10)
+    first, second = await source_of(pool, table).read_page(0, 10)
 
-    assert isinstance(first.profile, UnreadableValue)
-    assert first.profile.raw == "{not json"
-    assert "not valid JSON" in first.profile.reason
-    assert user_problems(first) == [f"Invalid profile: {first.profile.reason}"]
-    assert second.profile == {"plan": "pro", "score": Decimal("1.5")}
+    assert first.values["profile"] == "{not json"
+    assert second.values["profile"] == '{"plan": "pro", "score": 1.5}'
+    assert user_problems(first) == ["Invalid profile: must be a JSON object"]
+
+
+async def test_a_json_profile_that_is_not_an_object_spares_its_neighbour(postgres_dsn, pool):
+    table = unique_name("jsonprofile")
+    create_table_variant(postgres_dsn, table, status="TEXT", timestamp="TIMESTAMPTZ", profile="JSON")
+    insert_row(postgres_dsn, table, 1, profile="[1, 2.50]")
+    insert_row(postgres_dsn, table, 2, profile='{"plan": "pro", "score": 1.5}')
+
+    first, second = await source_of(pool, table).read_page(0, 10)
+
+    assert first.values["profile"] == Json([1, Decimal("2.50")])
+    assert user_problems(first) == ["Invalid profile: must be a JSON object"]
+    assert second.values["profile"] == Json({"plan": "pro", "score": Decimal("1.5")})
     assert user_problems(second) == []
 
 
@@ -245,10 +261,10 @@ async def test_a_table_name_with_quotes_spaces_and_capitals_is_quoted(postgres_d
     users = [valid_user(i) for i in (1, 2, 3)]
     insert_users(postgres_dsn, table, users)
 
-    source = PostgresUserSource(pool, table)
+    source = source_of(pool, table)
 
-    assert list(await source.read_page(0, 10)) == users
-    assert await source.read_user(2) == users[1]
+    assert list(await source.read_page(0, 10)) == stored(*users)
+    assert await source.read_user(2) == stored(users[1])[0]
     assert await source.count_users() == 3
 
 
@@ -262,10 +278,10 @@ async def test_the_exact_table_name_weird_name_works(postgres_dsn, pool):
     insert_users(postgres_dsn, table, [valid_user(7)])
     insert_users(postgres_dsn, lower, [valid_user(8), valid_user(9)])
 
-    source = PostgresUserSource(pool, table)
+    source = source_of(pool, table)
 
     try:
-        assert list(await source.read_page(0, 10)) == [valid_user(7)]
+        assert list(await source.read_page(0, 10)) == stored(valid_user(7))
         assert await source.read_user(8) is None
         assert await source.count_users() == 1
     finally:
@@ -283,10 +299,10 @@ async def test_a_schema_qualified_table_name(postgres_dsn, pool):
     insert_users(postgres_dsn, other, [valid_user(99)])
     insert_users(postgres_dsn, f"{schema}.users", [valid_user(1), valid_user(2)])
 
-    source = PostgresUserSource(pool, f"{schema}.users")
+    source = source_of(pool, f"{schema}.users")
 
-    assert list(await source.read_page(0, 10)) == [valid_user(1), valid_user(2)]
-    assert await source.read_user(2) == valid_user(2)
+    assert list(await source.read_page(0, 10)) == stored(valid_user(1), valid_user(2))
+    assert await source.read_user(2) == stored(valid_user(2))[0]
     assert await source.count_users() == 2
 
 
@@ -338,7 +354,9 @@ async def test_pages_are_keyset_pages_on_the_primary_key_index(postgres_dsn, poo
     )
     execute(postgres_dsn, f"ANALYZE {quote_table_name(table)}")
     recording = _RecordingPool(pool)
-    source = PostgresUserSource(recording, table)  # type: ignore[arg-type]
+    source = source_of(recording, table)
+    await source.check_ready()  # the mapping is checked once, before the first read
+    recording.queries.clear()
 
     page = await source.read_page(4000, 10)
 
@@ -352,11 +370,14 @@ async def test_pages_are_keyset_pages_on_the_primary_key_index(postgres_dsn, poo
     assert "Index Scan" in plan, plan
     assert f"{table}_pkey" in plan, plan
     assert "Sort" not in plan, plan
+    # Later reads do not check the mapping again.
+    await source.read_page(4010, 10)
+    assert len(recording.queries) == 2
 
 
 async def test_a_closed_port_makes_every_read_source_unavailable():
     pool = await create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", query_timeout=3)
-    source = PostgresUserSource(pool)
+    source = PostgresUserSource(pool, default_mapping())
     try:
         started = time.monotonic()
         with pytest.raises(SourceUnavailable):
@@ -371,12 +392,13 @@ async def test_a_closed_port_makes_every_read_source_unavailable():
         await pool.wait_closed()
 
 
-async def test_a_missing_table_is_source_unavailable_naming_the_table(pool):
+async def test_a_missing_table_is_a_mapping_error_naming_the_table(pool):
     table = unique_name("missing")
-    source = PostgresUserSource(pool, table)
+    source = source_of(pool, table)
     for read in (source.read_page(0, 10), source.read_user(1), source.count_users()):
-        with pytest.raises(SourceUnavailable, match=table):
+        with pytest.raises(MappingError, match=table) as raised:
             await read
+        assert not isinstance(raised.value, SourceUnavailable)
 
 
 async def test_a_slow_query_is_source_unavailable_and_the_pool_stays_usable(postgres_dsn):
@@ -391,8 +413,8 @@ async def test_a_slow_query_is_source_unavailable_and_the_pool_stays_usable(post
     )
     pool = await create_pool(postgres_dsn, query_timeout=0.5, maxsize=1)
     try:
-        slow_source = PostgresUserSource(pool, slow)
-        fast_source = PostgresUserSource(pool, table)
+        slow_source = source_of(pool, slow)
+        fast_source = source_of(pool, table)
         for read in (slow_source.read_page(0, 10), slow_source.read_user(1), slow_source.count_users()):
             started = time.monotonic()
             with pytest.raises(SourceUnavailable):
@@ -418,7 +440,7 @@ async def test_a_timeout_does_not_swallow_a_real_cancellation(postgres_dsn):
     insert_users(postgres_dsn, table, [valid_user(1)])
     pool = await create_pool(postgres_dsn, query_timeout=5)
     try:
-        task = asyncio.create_task(PostgresUserSource(pool, slow).read_page(0, 10))
+        task = asyncio.create_task(source_of(pool, slow).read_page(0, 10))
         await asyncio.sleep(0.3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -1,3 +1,5 @@
+"""A user of the documented layout, prepared (`domain.rules`) and encoded (`adapters.dynamodb_codec`)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
@@ -7,21 +9,14 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.conversion import (
-    Rejection,
-    format_timestamp,
-    from_item,
-    prepare_user,
-    sized_item,
-    stored_user_from_item,
-    to_attribute_value,
-    to_item,
-)
+from adapters.dynamodb_codec import encode_user, encode_value, item_digest
 from domain.dynamodb_rules import item_bytes, significant_digits
-from domain.model import UnreadableValue, User, UserItem
-from domain.validation import user_problems
-from tests.factories import valid_user
-from tests.unit.test_profile_rules import mostly, odd_profiles
+from domain.model import Json, PreparedUser, UnreadableValue, User
+from domain.rules import Rejection, prepare_user, user_problems
+from domain.timestamps import format_timestamp, parse_timestamp
+from domain.values import checked_value
+from tests.factories import from_item, to_item, valid_user
+from tests.unit.test_profile_rules import mostly, odd_profiles, sizable
 
 MIGRATED_AT = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -45,12 +40,14 @@ def test_item_has_every_attribute_in_attribute_value_format():
                 "nested": {"M": {"x": {"N": "1"}}},
             }
         },
+        "migration_digest": {"S": item_digest(item)},
     }
+    assert len(item["migration_digest"]["S"]) == 32
 
 
 def test_null_optional_attributes_are_omitted():
     item = to_item(valid_user(1, display_name=None, updated_at=None, profile=None), MIGRATED_AT)
-    assert set(item) == {"user_id", "username", "email", "status", "created_at", "migrated_at"}
+    assert set(item) == {"user_id", "username", "email", "status", "created_at", "migrated_at", "migration_digest"}
 
 
 def test_empty_display_name_is_kept_as_an_empty_string():
@@ -100,7 +97,7 @@ def test_reverse_conversion_gives_back_the_user_and_migrated_at():
     user = valid_user(9)
     item = to_item(user, MIGRATED_AT)
     assert from_item(item) == user
-    assert stored_user_from_item(item).migrated_at == MIGRATED_AT
+    assert parse_timestamp(item["migrated_at"]["S"]) == MIGRATED_AT
 
 
 def test_prepare_user_rejects_with_every_reason():
@@ -108,11 +105,34 @@ def test_prepare_user_rejects_with_every_reason():
     assert prepared == Rejection(5, ("Missing required field 'username'", "Invalid status 'x'"))
 
 
-def test_prepare_user_converts_a_valid_user():
+def test_prepare_user_prepares_a_valid_user():
     prepared = prepare_user(valid_user(5), MIGRATED_AT)
-    assert isinstance(prepared, UserItem)
+    assert isinstance(prepared, PreparedUser)
     assert prepared.user_id == 5
-    assert prepared.attributes == to_item(valid_user(5), MIGRATED_AT)
+    assert encode_user(prepared, "user_id") == to_item(valid_user(5), MIGRATED_AT)
+    assert prepared.size == item_bytes(to_item(valid_user(5), MIGRATED_AT))
+
+
+def test_prepared_attributes_are_target_neutral_and_in_the_rows_order():
+    prepared = prepare_user(valid_user(5), MIGRATED_AT)
+    assert isinstance(prepared, PreparedUser)
+    assert list(prepared.attributes) == [
+        "username",
+        "email",
+        "display_name",
+        "created_at",
+        "updated_at",
+        "status",
+        "profile",
+        "migrated_at",
+    ]
+    assert prepared.attributes["created_at"] == "2021-03-04T05:06:07.890123Z"
+    assert prepared.attributes["profile"] == {
+        "plan": "pro",
+        "score": Decimal("12.50"),
+        "tags": ["a", "b"],
+        "nested": {"x": 1},
+    }
 
 
 # --- the round trip: every valid user survives item conversion unchanged -----------------------
@@ -158,28 +178,29 @@ def test_every_valid_user_survives_the_round_trip(user):
 @settings(max_examples=200, deadline=None)
 @given(user=valid_users)
 def test_the_size_computed_on_the_way_is_dynamodbs_item_size(user):
-    item, size = sized_item(user, MIGRATED_AT)
+    prepared = prepare_user(user, MIGRATED_AT)
+    assert isinstance(prepared, PreparedUser)
+    item = encode_user(prepared, "user_id")
     assert item == to_item(user, MIGRATED_AT)
-    assert size == item_bytes(item)
+    assert prepared.size == item_bytes(item)
 
 
 # --- the write path against a plain reference ---------------------------------------------------
 
 
-def _reference_item(user: User, migrated_at: datetime) -> dict:
-    """The item as the general conversion makes it, attribute by attribute, in the written order."""
-    item = {
-        "user_id": {"N": str(user.id)},
-        "username": {"S": user.username},
-        "email": {"S": user.email},
-        "status": {"S": user.status},
-        "created_at": {"S": format_timestamp(user.created_at)},
-        "migrated_at": {"S": format_timestamp(migrated_at)},
-        "display_name": None if user.display_name is None else {"S": user.display_name},
-        "updated_at": None if user.updated_at is None else {"S": format_timestamp(user.updated_at)},
-        "profile": None if user.profile is None else to_attribute_value(user.profile),
+def _reference_attributes(user: User, migrated_at: datetime) -> dict:
+    """The prepared attributes as the slow walk makes them, attribute by attribute, in the row's order."""
+    attributes = {
+        "username": user.username,
+        "email": user.email,
+        "display_name": user.display_name,
+        "created_at": format_timestamp(user.created_at),
+        "updated_at": None if user.updated_at is None else format_timestamp(user.updated_at),
+        "status": user.status,
+        "profile": None if user.profile is None else checked_value(Json(user.profile), "profile")[0],
+        "migrated_at": format_timestamp(migrated_at),
     }
-    return {name: value for name, value in item.items() if value is not None}
+    return {name: value for name, value in attributes.items() if value is not None}
 
 
 unreadable = st.just(UnreadableValue("infinity", "'infinity' is not a point in time"))
@@ -189,7 +210,7 @@ any_users = st.builds(
     username=mostly(st.from_regex(r"[a-z0-9_]{3,12}", fullmatch=True), st.sampled_from([None, "", "ab", "é"])),
     email=mostly(st.from_regex(r"[a-z]{1,8}@[a-z]{1,8}\.[a-z]{2}", fullmatch=True), st.sampled_from([None, "x@y"])),
     display_name=st.none() | st.text(max_size=8) | st.just("bad \ud800"),
-    status=mostly(st.sampled_from(["active", "suspended", "deleted"]), st.sampled_from(["gone", None])),
+    status=mostly(st.sampled_from(["active", "suspended", "deleted"]), st.sampled_from(["gone", None, ""])),
     created_at=mostly(aware_datetimes, st.none() | unreadable),
     updated_at=st.one_of(st.none(), aware_datetimes, unreadable),
     profile=mostly(odd_profiles, st.just(UnreadableValue("{bad", "not valid JSON (x)"))),
@@ -198,18 +219,20 @@ any_users = st.builds(
 
 @settings(max_examples=500, deadline=None)
 @given(user=any_users)
-def test_prepare_user_rejects_with_every_reason_or_writes_the_reference_item(user):
+def test_prepare_user_rejects_with_every_reason_or_prepares_the_reference_attributes(user):
     prepared = prepare_user(user, MIGRATED_AT)
     problems = user_problems(user)
     if problems:
         assert prepared == Rejection(user.id, tuple(problems))
         return
-    expected = _reference_item(user, MIGRATED_AT)
-    assert isinstance(prepared, UserItem)
+    expected = _reference_attributes(user, MIGRATED_AT)
+    assert isinstance(prepared, PreparedUser)
     assert list(prepared.attributes.items()) == list(expected.items())  # the same order too
-    item, size = sized_item(user, MIGRATED_AT)
-    assert item == expected
-    assert size == item_bytes(expected)
+    item = encode_user(prepared, "user_id")
+    assert {name: value for name, value in item.items() if name not in ("user_id", "migration_digest")} == {
+        name: encode_value(value) for name, value in expected.items()
+    }
+    assert prepared.size == item_bytes(sizable(item))
 
 
 @settings(max_examples=300, deadline=None)
@@ -217,6 +240,7 @@ def test_prepare_user_rejects_with_every_reason_or_writes_the_reference_item(use
 def test_timestamps_are_written_as_isoformat_would(moment):
     utc = moment if moment.tzinfo is None else moment.astimezone(UTC)
     assert format_timestamp(moment) == utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    assert parse_timestamp(format_timestamp(moment)) == utc.replace(tzinfo=UTC)
 
 
 def test_every_migrated_at_gets_its_own_text():

@@ -7,7 +7,7 @@ from dependency_injector.errors import Error as InjectionError
 
 from adapters.memory import InMemoryUserSource
 from container import Container
-from domain.conversion import from_item
+from tests.factories import from_item
 from domain.errors import UserNotFound
 from entrypoints.harness import InMemoryHarness
 from tests.factories import valid_user

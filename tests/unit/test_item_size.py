@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from domain.conversion import Rejection, prepare_user, to_item
 from domain.dynamodb_rules import MAX_ITEM_BYTES, attribute_value_bytes, item_bytes
-from domain.model import UserItem
-from tests.factories import valid_user
+from domain.mapping import DIGEST_BYTES
+from domain.model import PreparedUser
+from domain.rules import Rejection, prepare_user
+from tests.factories import to_item, valid_user
 
 MIGRATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -34,9 +35,20 @@ def _user_of_size(target_bytes: int):
 def test_item_of_exactly_the_limit_is_accepted():
     user = _user_of_size(MAX_ITEM_BYTES)
     assert item_bytes(to_item(user, MIGRATED_AT)) == MAX_ITEM_BYTES
-    assert isinstance(prepare_user(user, MIGRATED_AT), UserItem)
+    prepared = prepare_user(user, MIGRATED_AT)
+    assert isinstance(prepared, PreparedUser)
+    assert prepared.size == MAX_ITEM_BYTES
 
 
 def test_item_one_byte_over_the_limit_is_rejected_with_its_size():
     user = _user_of_size(MAX_ITEM_BYTES + 1)
     assert prepare_user(user, MIGRATED_AT) == Rejection(1, ("Item too large: 409601 bytes (limit 409600)",))
+
+
+def test_the_size_includes_the_migration_digest():
+    item = to_item(valid_user(1), MIGRATED_AT)
+    assert DIGEST_BYTES == 48
+    assert item_bytes({"migration_digest": item["migration_digest"]}) == DIGEST_BYTES
+    prepared = prepare_user(valid_user(1), MIGRATED_AT)
+    assert isinstance(prepared, PreparedUser)
+    assert prepared.size == item_bytes(item)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from domain.conversion import from_item, to_item
+from tests.factories import from_item, to_item
 from domain.errors import UserNotFound
 from domain.migration import Migration
 from domain.report import MigrationStats

@@ -118,7 +118,7 @@ async def test_retry_migrates_exactly_the_given_users():
 
 
 def from_item_ok(target, user_id):
-    from domain.conversion import from_item
+    from tests.factories import from_item
 
     return from_item(target.items[user_id]) == valid_user(user_id)
 

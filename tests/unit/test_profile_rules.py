@@ -1,19 +1,50 @@
+"""The rules of a profile (a JSON object) and the one walker of values behind them (`domain.values`)."""
+
 from __future__ import annotations
 
 import json
 from decimal import Decimal, localcontext
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.postgres import parse_profile
-from domain.conversion import sized_attribute_value, to_attribute_value
+from adapters.dynamodb_codec import encode_value
+from adapters.postgres_types import parse_profile
 from domain.dynamodb_rules import attribute_value_bytes
 from domain.model import UnreadableValue
-from domain.profile_rules import LookCloser, _problems, profile_problems, storable_profile
-from domain.validation import user_problems
+from domain.rules import Reason, user_problems
+from domain.values import LookCloser, checked_value, quick_value
 from tests.factories import valid_user
+
+
+def profile_problems(profile: Any) -> list[Reason]:
+    """Every reason a user of the documented layout with this profile is rejected for."""
+    return user_problems(valid_user(profile=profile))
+
+
+def sizable_value(value: dict[str, Any]) -> dict[str, Any]:
+    """An attribute value `domain.dynamodb_rules` can size: a B value (which it does not know)
+    becomes an S of as many ASCII characters, the same size by DynamoDB's rules."""
+    ((kind, payload),) = value.items()
+    if kind == "B":
+        return {"S": "x" * len(payload)}
+    if kind == "M":
+        return {"M": {key: sizable_value(element) for key, element in payload.items()}}
+    if kind == "L":
+        return {"L": [sizable_value(element) for element in payload]}
+    return value
+
+
+def sizable(item: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A whole item, every value made `sizable_value`."""
+    return {name: sizable_value(value) for name, value in item.items()}
+
+
+def value_bytes(prepared: Any) -> int:
+    """DynamoDB's size of a prepared value, computed on its encoded form."""
+    return attribute_value_bytes(sizable_value(encode_value(prepared)))
 
 
 def nested(levels: int) -> dict:
@@ -27,6 +58,7 @@ def nested(levels: int) -> dict:
 @pytest.mark.parametrize("profile", [None, {}, {"a": None, "b": True, "c": "", "d": [], "e": {}}])
 def test_acceptable_profiles(profile):
     assert profile_problems(profile) == []
+    assert checked_value(profile, "profile")[2] == []
 
 
 @pytest.mark.parametrize("profile", [[], [1], "text", 3, Decimal("1.5"), True])
@@ -112,13 +144,14 @@ def test_unsupported_python_values_are_reported():
     assert profile_problems({"s": {1, 2}}) == ["Invalid profile: unsupported value of type set at profile.s"]
 
 
-def test_unreadable_profile_is_reported_through_user_validation():
-    user = valid_user(profile=UnreadableValue("{bad", "not valid JSON"))
-    assert user_problems(user) == ["Invalid profile: not valid JSON"]
-
-
 def test_unreadable_profile_is_reported_with_its_reason():
     assert profile_problems(UnreadableValue("{bad", "not valid JSON")) == ["Invalid profile: not valid JSON"]
+    assert profile_problems(UnreadableValue("{bad", "not valid JSON"))[0].code == "invalid_profile"
+
+
+def test_an_unreadable_value_inside_a_value_is_reported_with_its_path():
+    problems = checked_value({"a": [UnreadableValue("x", "not a point in time")]}, "profile")[2]
+    assert problems == ["not a point in time at profile.a[0]"]
 
 
 # --- the quick pass and the slow walk agree ----------------------------------------------------
@@ -208,24 +241,21 @@ odd_profiles = mostly(st.dictionaries(keys, values, max_size=6), st.one_of(st.no
 
 @settings(max_examples=1000, deadline=None)
 @given(profile=odd_profiles)
-def test_the_quick_pass_vouches_only_for_profiles_the_slow_walk_finds_fine(profile):
+def test_the_quick_pass_vouches_only_for_values_the_slow_walk_finds_fine(profile):
     try:
-        quick = storable_profile(profile)
+        quick = quick_value(profile)
     except LookCloser:
-        problems = profile_problems(profile)
-        if not problems and profile is not None:
-            # Fine after all (a float, a str subclass, a huge round int): the general walk converts it.
-            converted, size = sized_attribute_value(profile)
-            assert size == attribute_value_bytes(converted)
+        prepared, size, problems = checked_value(profile, "profile")
+        if not problems:
+            # Fine after all (a float, a str subclass, a huge round int): the slow walk converts it.
+            assert size == value_bytes(prepared)
         return
-    slow_walk = list(_problems(profile, "profile", 1))  # the walk that says why, run on its own
-    assert slow_walk == []
-    assert profile_problems(profile) == []
-    if profile is None:
-        assert quick is None
-        return
-    assert quick == sized_attribute_value(profile)
-    assert quick[1] == attribute_value_bytes(quick[0])
+    prepared, size, problems = checked_value(profile, "profile")  # the walk that says why, run on its own
+    assert problems == []
+    if type(profile) is dict:
+        assert profile_problems(profile) == []
+    assert quick == (prepared, size)
+    assert quick[1] == value_bytes(quick[0])
 
 
 def test_a_usual_profile_is_vouched_for_by_the_quick_pass():
@@ -238,11 +268,10 @@ def test_a_usual_profile_is_vouched_for_by_the_quick_pass():
         "address": {"city": "Kraków", "geo": {"lat": Decimal("50.064651"), "lon": Decimal("-19.944981")}},
         "note": None,
     }
-    quick = storable_profile(profile)
-    assert quick is not None
-    converted, size = quick
-    assert converted == to_attribute_value(profile)
-    assert size == attribute_value_bytes(converted)
+    prepared, size = quick_value(profile)
+    assert prepared is profile  # nothing to convert: the very same dict
+    assert (prepared, size, []) == checked_value(profile, "profile")
+    assert size == value_bytes(prepared)
 
 
 @pytest.mark.parametrize("text", ["1" * 39, "-" + "1" * 39, "1" * 38 + ".1", "0." + "1" * 39])
@@ -263,8 +292,12 @@ def test_an_exponent_written_in_lower_case_is_still_an_exponent():
 @pytest.mark.parametrize("number", [10**38, 10**40, Count(3), 0.5])
 def test_numbers_the_quick_pass_leaves_to_the_slow_walk_are_still_storable(number):
     with pytest.raises(LookCloser):
-        storable_profile({"n": number})
+        quick_value({"n": number})
     assert profile_problems({"n": number}) == []
+    prepared, size, problems = checked_value({"n": number}, "profile")
+    assert problems == []
+    assert prepared == {"n": number}
+    assert size == value_bytes(prepared)
 
 
 # --- profiles as the PostgreSQL adapter parses them --------------------------------------------
@@ -306,4 +339,7 @@ def test_parsing_short_ints_as_int_changes_no_item_and_no_reason(document):
     all_decimal = json.loads(text, parse_float=Decimal, parse_int=Decimal)
     assert profile_problems(parsed) == profile_problems(all_decimal)
     if not profile_problems(parsed):
-        assert sized_attribute_value(parsed) == sized_attribute_value(all_decimal)
+        prepared, size, _ = checked_value(parsed, "profile")
+        prepared_decimal, size_decimal, _ = checked_value(all_decimal, "profile")
+        assert encode_value(prepared) == encode_value(prepared_decimal)
+        assert size == size_decimal

@@ -20,6 +20,13 @@ def test_batch_parameters():
     assert plan(batch_size="1", start_user_id="0") == BatchRequest(0, 1, False)
 
 
+def test_rewrite_is_false_unless_asked_for():
+    assert plan().rewrite is False
+    assert plan(rewrite="true") == BatchRequest(0, 100, False, True)
+    assert plan(user_id="7", rewrite="1") == SingleUserRequest(7, False, True)
+    assert plan(user_id="7", rewrite="0").rewrite is False
+
+
 def test_user_id_overrides_batch_mode():
     assert plan(user_id="12345") == SingleUserRequest(12345, False)
     assert plan(user_id="7", batch_size="10", start_user_id="3", dry_run="1") == SingleUserRequest(7, True)
@@ -63,6 +70,8 @@ def test_dry_run_values(text, expected):
         ("dry_run", "yes"),
         ("dry_run", ""),
         ("dry_run", "2"),
+        ("rewrite", "yes"),
+        ("rewrite", ""),
     ],
 )
 def test_bad_values_name_the_parameter(parameter, value):
@@ -83,7 +92,7 @@ def test_unknown_parameter_is_refused():
         plan(dryrun="true")
     assert raised.value.parameter == "dryrun"
     assert raised.value.message == (
-        "unknown parameter 'dryrun' (expected one of batch_size, start_user_id, user_id, dry_run)"
+        "unknown parameter 'dryrun' (expected one of batch_size, start_user_id, user_id, dry_run, rewrite)"
     )
 
 
@@ -105,3 +114,5 @@ def test_typed_requests_check_their_ranges_too():
         BatchRequest(dry_run="yes")  # type: ignore[arg-type]
     with pytest.raises(InvalidParameter, match="batch_size"):
         BatchRequest(batch_size=True)
+    with pytest.raises(InvalidParameter, match="rewrite"):
+        SingleUserRequest(user_id=1, rewrite="yes")  # type: ignore[arg-type]

@@ -13,6 +13,22 @@ GOOD = {
 }
 
 
+# No AWS config file: a developer's ~/.aws/config must not lend these tests a region.
+NO_AWS_CONFIG = {
+    "AWS_CONFIG_FILE": "/nonexistent/user-migration-tests/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/user-migration-tests/aws-credentials",
+}
+NO_REGION = (
+    "AWS_REGION is not set (nor AWS_DEFAULT_REGION, nor a region in the AWS config): "
+    "set the region of the DynamoDB tables, e.g. AWS_REGION=eu-west-1"
+)
+NO_REGION_WITH_ENDPOINT = (
+    "AWS_REGION is not set (nor AWS_DEFAULT_REGION, nor a region in the AWS config): "
+    "botocore needs a region even with DYNAMODB_ENDPOINT_URL set; "
+    "set the region the endpoint keeps the tables under, e.g. AWS_REGION=us-east-1"
+)
+
+
 def test_defaults_and_token_list():
     settings = load_settings(GOOD)
     assert settings == Settings(
@@ -56,13 +72,16 @@ def test_everything_can_be_set():
 
 def test_every_problem_is_listed_at_once():
     with pytest.raises(ConfigurationError) as raised:
-        load_settings({"PORT": "http", "DYNAMODB_ENDPOINT_URL": "localhost:8000", "SOURCE_TABLE": "a."})
+        load_settings(
+            {"PORT": "http", "DYNAMODB_ENDPOINT_URL": "localhost:8000", "SOURCE_TABLE": "a.", **NO_AWS_CONFIG}
+        )
     problems = raised.value.problems
     assert problems == [
         "DATABASE_URL is required (a postgresql:// URL)",
         "MIGRATION_API_TOKENS is required (comma-separated bearer tokens), "
         "unless JWTs are configured (JWT_HS256_SECRET or JWT_RS256_PUBLIC_KEY[_FILE])",
         "DYNAMODB_ENDPOINT_URL must be an http:// or https:// URL (got 'localhost:8000')",
+        NO_REGION_WITH_ENDPOINT,
         "SOURCE_TABLE is not a valid table name (got 'a.')",
         "PORT must be an integer between 1 and 65535 (got 'http')",
     ]
@@ -85,11 +104,12 @@ def test_numbers_out_of_range(name, value):
 
 
 def test_tables_need_no_database_or_tokens():
-    assert load_settings({}, purpose="tables").dynamodb_table == "users"
+    assert load_settings({"AWS_REGION": "eu-west-1"}, purpose="tables").dynamodb_table == "users"
 
 
 def test_library_needs_the_database_but_no_tokens():
-    assert load_settings({"DATABASE_URL": GOOD["DATABASE_URL"]}, purpose="library").api_tokens == ()
+    environ = {"DATABASE_URL": GOOD["DATABASE_URL"], "AWS_REGION": "eu-west-1"}
+    assert load_settings(environ, purpose="library").api_tokens == ()
     with pytest.raises(ConfigurationError, match="DATABASE_URL"):
         load_settings({}, purpose="library")
 
@@ -105,7 +125,13 @@ SECRET = "s" * 32
 
 def test_jwt_settings():
     settings = load_settings(
-        {"DATABASE_URL": GOOD["DATABASE_URL"], "JWT_HS256_SECRET": SECRET, "JWT_ISSUER": "idp", "JWT_AUDIENCE": "mig"}
+        {
+            "DATABASE_URL": GOOD["DATABASE_URL"],
+            "AWS_REGION": "eu-west-1",
+            "JWT_HS256_SECRET": SECRET,
+            "JWT_ISSUER": "idp",
+            "JWT_AUDIENCE": "mig",
+        }
     )
     assert settings.api_tokens == ()
     assert settings.jwt_rules is not None
@@ -131,3 +157,93 @@ def test_jwt_settings():
 def test_bad_auth_settings(environ, problem):
     with pytest.raises(ConfigurationError, match=re.escape(problem)):
         load_settings({"DATABASE_URL": GOOD["DATABASE_URL"], **environ})
+
+
+WITHOUT_REGION = {key: value for key, value in GOOD.items() if key != "AWS_REGION"}
+
+
+@pytest.mark.parametrize("purpose", ["serve", "library", "tables"])
+def test_every_purpose_needs_a_region(purpose):
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({**WITHOUT_REGION, **NO_AWS_CONFIG}, purpose=purpose)
+    assert raised.value.problems == [NO_REGION]
+
+
+@pytest.mark.parametrize("purpose", ["serve", "library", "tables"])
+def test_a_local_endpoint_needs_a_region_too(purpose):
+    environ = {**WITHOUT_REGION, **NO_AWS_CONFIG, "DYNAMODB_ENDPOINT_URL": "http://localhost:8000"}
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(environ, purpose=purpose)
+    assert raised.value.problems == [NO_REGION_WITH_ENDPOINT]
+
+
+def test_blank_regions_do_not_count():
+    with pytest.raises(ConfigurationError, match=re.escape(NO_REGION)):
+        load_settings({**GOOD, **NO_AWS_CONFIG, "AWS_REGION": " ", "AWS_DEFAULT_REGION": ""})
+
+
+def test_aws_region_wins_over_aws_default_region():
+    assert load_settings({**GOOD, "AWS_DEFAULT_REGION": "us-west-2"}).aws_region == "eu-west-1"
+    assert load_settings({**WITHOUT_REGION, "AWS_DEFAULT_REGION": "us-west-2"}).aws_region == "us-west-2"
+
+
+@pytest.fixture
+def aws_config(tmp_path):
+    path = tmp_path / "aws-config"
+    path.write_text("[default]\nregion = ap-south-1\n\n[profile other]\nregion = sa-east-1\n\n[profile bare]\n")
+    return str(path)
+
+
+def test_the_region_of_the_aws_config_file(aws_config):
+    environ = {**WITHOUT_REGION, **NO_AWS_CONFIG, "AWS_CONFIG_FILE": aws_config}
+    assert load_settings(environ).aws_region == "ap-south-1"
+    assert load_settings({**environ, "AWS_PROFILE": "other"}).aws_region == "sa-east-1"
+    assert load_settings({**environ, "AWS_PROFILE": "other", "AWS_REGION": "eu-west-1"}).aws_region == "eu-west-1"
+
+
+def test_a_profile_without_a_region(aws_config):
+    environ = {**WITHOUT_REGION, **NO_AWS_CONFIG, "AWS_CONFIG_FILE": aws_config, "AWS_PROFILE": "bare"}
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(environ)
+    assert raised.value.problems == [NO_REGION]
+
+
+def test_an_unknown_profile_is_named(aws_config):
+    environ = {**WITHOUT_REGION, **NO_AWS_CONFIG, "AWS_CONFIG_FILE": aws_config, "AWS_PROFILE": "nope"}
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(environ)
+    assert raised.value.problems == ["the AWS config cannot be used: The config profile (nope) could not be found"]
+
+
+def test_a_given_environ_does_not_read_the_process_environment_nor_home(monkeypatch, tmp_path, aws_config):
+    """Neither os.environ's region, profile or config file, nor ~/.aws/config, lends a mapping a region."""
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "config").write_text("[default]\nregion = eu-north-1\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", aws_config)
+    monkeypatch.setenv("AWS_PROFILE", "other")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(WITHOUT_REGION)
+    assert raised.value.problems == [NO_REGION]
+    # Naming a profile (and no file) in the mapping reads ~/.aws/config, as botocore would, for that profile.
+    with pytest.raises(ConfigurationError, match=re.escape("The config profile (other) could not be found")):
+        load_settings({**WITHOUT_REGION, "AWS_PROFILE": "other"})
+    assert load_settings({**WITHOUT_REGION, "AWS_PROFILE": "default"}).aws_region == "eu-north-1"
+
+
+def test_the_process_environment_reads_the_aws_config(monkeypatch, aws_config):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", aws_config)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", NO_AWS_CONFIG["AWS_SHARED_CREDENTIALS_FILE"])
+    assert load_settings(purpose="tables").aws_region == "ap-south-1"
+    monkeypatch.setenv("AWS_PROFILE", "other")
+    assert load_settings(purpose="tables").aws_region == "sa-east-1"
+    monkeypatch.setenv("AWS_CONFIG_FILE", NO_AWS_CONFIG["AWS_CONFIG_FILE"])
+    monkeypatch.delenv("AWS_PROFILE")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(purpose="tables")
+    assert raised.value.problems == [NO_REGION]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.model import UnreadableValue
-from domain.validation import failure_text, is_valid_email, user_problems
+from domain.rules import failure_text, is_valid_email, user_problems
 from tests.factories import valid_user
 
 
@@ -73,7 +73,7 @@ def test_unreadable_timestamps_are_reported_with_their_reason():
     ]
 
 
-@pytest.mark.parametrize("status", ["pending", "ACTIVE", "", " active"])
+@pytest.mark.parametrize("status", ["pending", "ACTIVE", " active"])
 def test_invalid_status_names_the_value(status):
     assert user_problems(valid_user(status=status)) == [f"Invalid status '{status}'"]
 
@@ -83,8 +83,20 @@ def test_allowed_statuses(status):
     assert user_problems(valid_user(status=status)) == []
 
 
-def test_missing_status():
-    assert user_problems(valid_user(status=None)) == ["Missing required field 'status'"]
+@pytest.mark.parametrize("status", [None, ""])
+def test_missing_status(status):
+    # An empty string counts as absent for every rule, the status's too.
+    assert user_problems(valid_user(status=status)) == ["Missing required field 'status'"]
+
+
+def test_reasons_carry_a_stable_code():
+    user = valid_user(username="x", email=None, status="gone", profile=[1])
+    assert [reason.code for reason in user_problems(user)] == [
+        "invalid_username",
+        "missing_email",
+        "invalid_status",
+        "invalid_profile",
+    ]
 
 
 def test_display_name_with_a_lone_surrogate_cannot_be_stored():

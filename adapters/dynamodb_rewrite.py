@@ -1,0 +1,101 @@
+"""Rewriting items the migration wrote earlier, after a mapping was fixed, without ever replacing
+an item that someone else wrote or changed.
+
+An item is the migration's own when it carries `migration_digest`, and unchanged when that digest
+still fits its content (`adapters.dynamodb_codec`). The replacing PutItem is conditional on every
+attribute still being what was read (DynamoDB checks it atomically with the write), so a change
+that lands between the read and the write keeps the item as it is, too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from adapters.dynamodb_codec import (
+    CHANGED_SINCE_WRITTEN,
+    NO_LONGER_STORED,
+    NOT_WRITTEN_BY_MIGRATION,
+    encode_user,
+    key_of,
+    unchanged_since_written,
+    written_by_migration,
+)
+from adapters.dynamodb_errors import error_code, target_errors
+from domain.errors import DependencyUnavailable
+from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
+from domain.model import Item, PreparedUser, RewriteOutcome
+
+CHANGED_WHILE_REWRITING = "changed in DynamoDB while it was being rewritten: left as it is"
+# DynamoDB's limit on an expression's length; past it the condition names the digest and migrated_at only.
+MAX_EXPRESSION_CHARS = 4096
+
+
+def unchanged_condition(current: Item) -> dict[str, Any]:
+    """A ConditionExpression (with its names and values) that holds only while the item is `current`."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    parts: list[str] = []
+    for index, (name, value) in enumerate(sorted(current.items())):
+        names[f"#a{index}"] = name
+        if "NULL" in value:  # a NULL compares with nothing: its presence is what can be checked
+            parts.append(f"attribute_exists(#a{index})")
+            continue
+        values[f":v{index}"] = value
+        parts.append(f"#a{index} = :v{index}")
+    expression = " AND ".join(parts)
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        names = {"#d": MIGRATION_DIGEST, "#m": MIGRATED_AT}
+        values = {":d": current[MIGRATION_DIGEST], ":m": current.get(MIGRATED_AT, {"S": ""})}
+        expression = "#d = :d AND #m = :m"
+    return {"ConditionExpression": expression, "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+
+
+class ItemRewriter:
+    """Rewrites users' items one conditional PutItem each, bounded by the target's write bound."""
+
+    def __init__(self, client: Any, table: str, key_attribute: str, writes_in_flight: asyncio.Semaphore) -> None:
+        self._client = client
+        self._table = table
+        self._key_attribute = key_attribute
+        self._writes_in_flight = writes_in_flight
+
+    async def rewrite(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
+        """Rewrite each user's item where the migration may; see the module's docstring."""
+        outcomes = await asyncio.gather(*(self._rewrite_one(user) for user in users))
+        rewritten = tuple(user.user_id for user, (what, _) in zip(users, outcomes, strict=True) if what == "rewritten")
+        unchanged = tuple(user.user_id for user, (what, _) in zip(users, outcomes, strict=True) if what == "unchanged")
+        kept = {user.user_id: why for user, (what, why) in zip(users, outcomes, strict=True) if what == "kept"}
+        failed = {user.user_id: why for user, (what, why) in zip(users, outcomes, strict=True) if what == "failed"}
+        return RewriteOutcome(rewritten, unchanged, kept, failed)
+
+    async def _rewrite_one(self, user: PreparedUser) -> tuple[str, str]:
+        key = key_of(user.user_id, self._key_attribute)
+        try:
+            async with self._writes_in_flight:
+                async with target_errors("reading an item to rewrite", table=self._table):
+                    response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+                current: Item | None = response.get("Item")
+                if current is None:
+                    return "kept", NO_LONGER_STORED
+                if not written_by_migration(current):
+                    return "kept", NOT_WRITTEN_BY_MIGRATION
+                if not unchanged_since_written(current):
+                    return "kept", CHANGED_SINCE_WRITTEN
+                item = encode_user(user, self._key_attribute)
+                if item[MIGRATION_DIGEST] == current[MIGRATION_DIGEST]:
+                    return "unchanged", ""
+                try:
+                    async with target_errors("rewriting an item", table=self._table):
+                        await self._client.put_item(TableName=self._table, Item=item, **unchanged_condition(current))
+                except DependencyUnavailable as error:
+                    cause = error.__cause__
+                    if isinstance(cause, ClientError) and error_code(cause) == "ConditionalCheckFailedException":
+                        return "kept", CHANGED_WHILE_REWRITING
+                    raise
+        except DependencyUnavailable as error:
+            return "failed", str(error)
+        return "rewritten", ""

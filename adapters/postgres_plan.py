@@ -1,0 +1,279 @@
+"""The source query a mapping makes, checked against the table itself before any row is read.
+
+`resolve_plan` asks PostgreSQL for the table's columns and types, then has it check every
+expression (`SELECT ... LIMIT 0`), and names every problem at once in one `MappingError`: a
+missing table or column (with "did you mean" for a case-only difference), a key that is not an
+integer, an expression PostgreSQL refuses, attribute names that clash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import psycopg2
+import psycopg2.errors
+
+from adapters.postgres_types import (
+    INTEGER_TYPES,
+    TYPES_QUERY,
+    Conversion,
+    PgType,
+    base_type,
+    conversion_for,
+    needed_oids,
+    type_rows,
+)
+from domain.errors import MappingError
+from domain.mapping import RESERVED_ATTRIBUTES, PlannedColumn, SourcePlan, UserMapping
+from domain.model import SourceUser
+
+KEY_ALIAS = '"__user_migration_key"'
+_SHOWN_COLUMNS = 30
+
+
+def quote_identifier(name: str) -> str:
+    """Any name as one SQL identifier: in double quotes, a double quote inside it doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_table_name(name: str) -> str:
+    """`users` → `"users"`, `app.users` → `"app"."users"`; quotes inside names are doubled."""
+    parts = name.split(".", 1)
+    if not name or any(part == "" for part in parts):
+        raise ValueError(f"invalid table name {name!r}")
+    return ".".join(quote_identifier(part) for part in parts)
+
+
+def sql_text(sql: str) -> str:
+    """SQL text for a statement run with bound parameters: `%` doubled, so that psycopg2 leaves
+    an expression's `%` (modulo, LIKE patterns) and a name's `%` alone."""
+    return sql.replace("%", "%%")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (psycopg2's add hints and positions below)."""
+    text = str(error).strip()
+    return text.splitlines()[0].strip() if text else type(error).__name__
+
+
+@attrs.frozen
+class Output:
+    """One value of every row: the attribute it arrives under, and where it comes from."""
+
+    attribute: str
+    role: str  # mapped, expression or carried
+    source: str  # the column name or the expression
+    sql: str  # the column quoted, or the expression in parentheses
+
+    @property
+    def where(self) -> str:
+        """How a problem of this output is introduced."""
+        return (
+            f"[other_columns] carry: column {self.source!r}"
+            if self.role == "carried"
+            else f"[attributes] {self.attribute}"
+        )
+
+
+@attrs.frozen
+class QueryPlan:
+    """A checked mapping, as SQL: the select list (`%` escaped) and how each row becomes a user."""
+
+    table: str  # quoted, `%` escaped
+    key: str  # quoted, `%` escaped
+    select_list: str
+    names: tuple[str, ...]
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position in names, converter)
+    source_plan: SourcePlan
+
+    def user(self, row: Sequence[Any]) -> SourceUser:
+        """One row (the key first, then the values in `names` order) as a source user."""
+        values = list(row[1:])
+        for index, convert in self.conversions:
+            values[index] = convert(values[index])
+        return SourceUser(int(row[0]), dict(zip(self.names, values, strict=True)))
+
+
+def _column_list(columns: Sequence[str]) -> str:
+    shown = ", ".join(columns[:_SHOWN_COLUMNS])
+    return shown + (f", … ({len(columns)} in all)" if len(columns) > _SHOWN_COLUMNS else "")
+
+
+def _missing_column(where: str, column: str, table: str, columns: Sequence[str]) -> str:
+    text = f"{where}: no column {column!r} in {table} (columns: {_column_list(columns)})"
+    close = [name for name in columns if name.lower() == column.lower()]
+    if close:
+        text += f"; did you mean {close[0]!r}?"
+    return text
+
+
+def _outputs(mapping: UserMapping, columns: Sequence[str]) -> list[Output]:
+    outputs = []
+    for source in mapping.attributes:
+        if source.column is not None:
+            outputs.append(Output(source.name, "mapped", source.column, quote_identifier(source.column)))
+        else:
+            outputs.append(Output(source.name, "expression", source.sql, f"({source.sql})"))
+    for column in mapping.carried_columns(list(columns)):
+        outputs.append(Output(column, "carried", column, quote_identifier(column)))
+    return outputs
+
+
+def _name_problems(mapping: UserMapping, columns: Sequence[str], outputs: Sequence[Output]) -> list[str]:
+    problems = []
+    present = set(columns)
+    table = mapping.table
+
+    def check(where: str, column: str | None) -> None:
+        if column is not None and column not in present:
+            problems.append(_missing_column(where, column, table, columns))
+
+    check("[source] key", mapping.key)
+    check("[source] version", mapping.version)
+    for source in mapping.attributes:
+        check(f"[attributes] {source.name}", source.column)
+    for column in sorted(mapping.exclude):
+        check("[other_columns] exclude", column)
+
+    mapped = {source.name for source in mapping.attributes}
+    carried = [output.attribute for output in outputs if output.role == "carried"]
+    for column in carried:
+        where = f"[other_columns] carry: column {column!r}"
+        if column in mapped:
+            problems.append(
+                f"{where} would arrive as attribute {column!r}, which [attributes] maps already; "
+                "exclude the column or rename the attribute"
+            )
+        if column == mapping.key_attribute:
+            problems.append(
+                f"{where} would arrive as attribute {column!r}, the key attribute; "
+                "exclude the column or choose another [target] key_attribute"
+            )
+        if column in RESERVED_ATTRIBUTES:
+            problems.append(f"{where}: the migration writes {column!r} itself; exclude the column")
+    known = mapped | set(carried)
+    for attribute in mapping.rules:
+        if attribute not in known:
+            problems.append(f"[rules.{attribute}]: no attribute {attribute!r} in [attributes] or the carried columns")
+    return problems
+
+
+async def _types(cursor: Any, oids: set[int]) -> dict[int, PgType]:
+    types: dict[int, PgType] = {}
+    wanted = set(oids)
+    while needed := needed_oids(wanted | set(types), types) - set(types):
+        await cursor.execute(TYPES_QUERY, (sorted(needed),))
+        found = type_rows(await cursor.fetchall())
+        if not found:
+            break
+        types.update(found)
+    return types
+
+
+async def _column_types(cursor: Any, table: str) -> dict[str, str]:
+    # With their modifiers (`character varying(150)`) and domain names, unlike a result's types.
+    await cursor.execute(
+        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (table,),
+    )
+    return {str(name): str(type_name) for name, type_name in await cursor.fetchall()}
+
+
+async def _refused(cursor: Any, table: str, outputs: Sequence[Output]) -> list[str] | None:
+    """The problems of the expressions PostgreSQL refuses, or None when it accepts them all."""
+    select_list = ", ".join(output.sql for output in outputs) or "NULL"
+    try:
+        await cursor.execute(f"SELECT {sql_text(select_list)} FROM {table} LIMIT %s", (0,))
+    except (psycopg2.ProgrammingError, psycopg2.DataError, psycopg2.IntegrityError) as combined:
+        problems = []
+        for output in outputs:
+            if output.role != "expression":
+                continue
+            try:
+                await cursor.execute(f"SELECT {sql_text(output.sql)} FROM {table} LIMIT %s", (0,))
+            except (psycopg2.ProgrammingError, psycopg2.DataError, psycopg2.IntegrityError) as error:
+                problems.append(
+                    f"{output.where}: PostgreSQL refused the expression {output.source!r}: {first_line(error)}"
+                )
+        return problems or [f"PostgreSQL refused the source query: {first_line(combined)}"]
+    return None
+
+
+async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
+    """The checked plan of `mapping` on its table; `MappingError` naming every problem otherwise.
+
+    Connection failures and timeouts propagate as psycopg2 raised them.
+    """
+    table = quote_table_name(mapping.table)
+    try:
+        await cursor.execute(f"SELECT * FROM {sql_text(table)} LIMIT %s", (0,))
+    except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName):
+        raise MappingError([f"source table {mapping.table!r} does not exist"], mapping.origin) from None
+    except psycopg2.ProgrammingError as error:
+        raise MappingError(
+            [f"source table {mapping.table!r} cannot be read: {first_line(error)}"], mapping.origin
+        ) from None
+    columns = [str(column.name) for column in cursor.description]
+    column_oids = {str(column.name): int(column.type_code) for column in cursor.description}
+    outputs = _outputs(mapping, columns)
+    problems = _name_problems(mapping, columns, outputs)
+    present = set(columns)
+    # Only what exists goes into the probe: each missing column is reported already.
+    probed = [output for output in outputs if output.role == "expression" or output.source in present]
+    refused = await _refused(cursor, sql_text(table), probed)
+    if refused is not None:
+        problems.extend(refused)
+        raise MappingError(problems, mapping.origin)
+    output_oids = [int(column.type_code) for column in cursor.description] if probed else []
+    types = await _types(cursor, set(output_oids) | set(column_oids.values()))
+    key_oid = column_oids.get(mapping.key)
+    if key_oid is not None and base_type(key_oid, types) not in INTEGER_TYPES:
+        type_name = types[key_oid].name if key_oid in types else f"oid {key_oid}"
+        problems.append(
+            f"[source] key: column {mapping.key!r} is of type {type_name}; "
+            "the key must be an integer column (smallint, integer or bigint)"
+        )
+    if problems:
+        raise MappingError(problems, mapping.origin)
+
+    column_types = await _column_types(cursor, table)
+    conversions: list[Conversion] = [conversion_for(oid, types) for oid in output_oids]
+    key = quote_identifier(mapping.key)
+    select_list = ", ".join(
+        [f"{key} AS {KEY_ALIAS}"]
+        + [conversion.select(output.sql) for output, conversion in zip(outputs, conversions, strict=True)]
+    )
+
+    def type_of(output: Output, oid: int) -> str:
+        if output.role != "expression" and output.source in column_types:
+            return column_types[output.source]
+        return types[oid].name if oid in types else f"oid {oid}"
+
+    planned = [PlannedColumn("key", mapping.key, column_types.get(mapping.key, ""), mapping.key_attribute, "N")]
+    planned += [
+        PlannedColumn(output.role, output.source, type_of(output, oid), output.attribute, conversion.target_type)
+        for output, oid, conversion in zip(outputs, output_oids, conversions, strict=True)
+    ]
+    excluded = [column for column in columns if column in mapping.exclude]
+    planned += [PlannedColumn("excluded", column, column_types.get(column, "")) for column in excluded]
+    plan = QueryPlan(
+        table=sql_text(table),
+        key=sql_text(key),
+        select_list=sql_text(select_list),
+        names=tuple(output.attribute for output in outputs),
+        conversions=tuple(
+            (index, convert)
+            for index, conversion in enumerate(conversions)
+            if (convert := conversion.convert) is not None
+        ),
+        source_plan=SourcePlan(mapping.table, mapping.key, tuple(planned)),
+    )
+    # The whole query once, as every read will run it (its casts included).
+    try:
+        await cursor.execute(f"SELECT {plan.select_list} FROM {sql_text(table)} LIMIT %s", (0,))
+    except (psycopg2.ProgrammingError, psycopg2.DataError) as error:
+        raise MappingError([f"PostgreSQL refused the source query: {first_line(error)}"], mapping.origin) from None
+    return plan
