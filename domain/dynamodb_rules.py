@@ -78,6 +78,8 @@ def attribute_value_bytes(value: dict[str, Any]) -> int:
             for element in payload:
                 total += 1 + attribute_value_bytes(element)
             return total
+        if kind == "B":
+            return len(payload)
         if kind in ("BOOL", "NULL"):
             return 1
         raise ValueError(f"unsupported attribute type {kind!r}")

@@ -166,7 +166,10 @@ class UserPreparer:
             except LookCloser:
                 prepared, value_size, found = checked_value(value, name)
                 if found:
-                    problems.extend(invalid(name, f": {_detail(text, name)}") for text in found)
+                    # A problem of a plain value reads without its path ("Invalid score: NaN"); one
+                    # inside a document keeps it ("Invalid profile: empty key at profile").
+                    plain = not isinstance(value, (dict, list, Json))
+                    problems.extend(invalid(name, f": {_detail(text, name) if plain else text}") for text in found)
                     continue
             attributes[name] = prepared
             size += rules.name_bytes + value_size

@@ -291,7 +291,7 @@ def load_settings(
         database_url=database_url,
         source_table=mapping.table,
         mapping_file=mapping_file,
-        mapping=mapping,
+        mapping=mapping if mapping_file is not None else None,
         dynamodb_table=_table(environ, "DYNAMODB_TABLE", "users", problems),
         dynamodb_state_table=_table(environ, "DYNAMODB_STATE_TABLE", "user_migration_state", problems),
         dynamodb_endpoint_url=endpoint,

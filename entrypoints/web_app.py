@@ -13,14 +13,11 @@ from entrypoints.auth import Authenticator
 from entrypoints.logs import hide_refused_requests
 from entrypoints.metrics import MigrationMetrics
 from entrypoints.settings import Settings
-from entrypoints.web_handlers import setup_routes
 from entrypoints.web_keys import CONTAINER, DEPENDENCIES, METRICS, MIGRATION, READINESS, Dependencies, Readiness
 from entrypoints.web_middlewares import setup_middlewares
-from entrypoints.web_openapi import OPENAPI_PATH, setup_openapi_route
-from entrypoints.web_probes import setup_probe_routes
+from entrypoints.web_routes import scopes, setup_routes
 
 log = logging.getLogger("user_migration.serve")
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", OPENAPI_PATH})
 
 
 def _lifecycle(container: Container, grace_seconds: float) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -67,10 +64,8 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
         return target.counters if isinstance(target, DynamoDbUserTarget) else None
 
     app[METRICS] = MigrationMetrics(target_counters)
-    public = PUBLIC_PATHS | ({"/metrics"} if settings.metrics_public else set())
-    setup_middlewares(app, Authenticator(settings.api_tokens, settings.jwt_rules), app[METRICS], public)
+    authenticator = Authenticator(settings.api_tokens, settings.jwt_rules)
+    setup_middlewares(app, authenticator, app[METRICS], scopes(settings.metrics_public))
     setup_routes(app)
-    setup_probe_routes(app)
-    setup_openapi_route(app)
     app.cleanup_ctx.append(_lifecycle(container, settings.shutdown_grace_seconds))
     return app

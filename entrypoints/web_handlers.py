@@ -40,9 +40,3 @@ async def migration_stats(request: web.Request) -> web.Response:
     """GET /m2/migration/stats: how far the migration has come."""
     stats = await request.app[MIGRATION].statistics()
     return web.json_response(report_json(stats))
-
-
-def setup_routes(app: web.Application) -> None:
-    """The API's routes."""
-    app.router.add_get("/m2/migration/users", migrate_users)
-    app.router.add_get("/m2/migration/stats", migration_stats)

@@ -6,13 +6,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from domain.errors import DependencyUnavailable, MigrationError
-from entrypoints.auth import READ_SCOPE, WRITE_SCOPE, Authenticator
+from entrypoints.auth import READ_SCOPE, Authenticator
 from entrypoints.logs import fields, request_id
 from entrypoints.metrics import MigrationMetrics
 from entrypoints.web_errors import domain_error_response, error_response, http_error_response
@@ -83,18 +83,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(500, "internal_error", "the server failed to handle the request")
 
 
-# The scope each route needs; anything else (unknown paths included) needs read access, so
-# that an anonymous caller learns nothing about which paths exist.
-WRITE_PATHS = frozenset({"/m2/migration/users"})
-
-
-def bearer_auth(authenticator: Authenticator, public_paths: Collection[str] = ()) -> Middleware:
+def bearer_auth(authenticator: Authenticator, scopes: Mapping[str, str | None]) -> Middleware:
     """Accept only `Authorization: Bearer <token>` that the authenticator accepts (401 otherwise),
-    holding the scope the route needs (403 otherwise)."""
+    holding the scope the route needs (403 otherwise). `scopes` maps each path to its scope, None
+    for a public one; any other path (unknown ones included) needs read access, so that an
+    anonymous caller learns nothing about which paths exist."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in public_paths:
+        needed = scopes.get(request.path, READ_SCOPE)
+        if needed is None:
             return await handler(request)
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
         caller = (
@@ -107,7 +105,6 @@ def bearer_auth(authenticator: Authenticator, public_paths: Collection[str] = ()
                 "a valid bearer token is required (Authorization: Bearer <token>)",
                 headers={"WWW-Authenticate": 'Bearer realm="user-migration"'},
             )
-        needed = WRITE_SCOPE if request.path in WRITE_PATHS else READ_SCOPE
         if not caller.may(needed):
             return error_response(
                 403,
@@ -123,9 +120,9 @@ def bearer_auth(authenticator: Authenticator, public_paths: Collection[str] = ()
 
 
 def setup_middlewares(
-    app: web.Application, authenticator: Authenticator, metrics: MigrationMetrics, public_paths: Collection[str]
+    app: web.Application, authenticator: Authenticator, metrics: MigrationMetrics, scopes: Mapping[str, str | None]
 ) -> None:
     """Observation outermost, so that the access log and the metrics see every final status;
     then JSON errors, so that everything inside, auth included, answers in JSON; auth before
     routing, so that unknown paths do not tell an anonymous caller what exists."""
-    app.middlewares.extend([observe_requests(metrics), json_errors, bearer_auth(authenticator, public_paths)])
+    app.middlewares.extend([observe_requests(metrics), json_errors, bearer_auth(authenticator, scopes)])

@@ -20,9 +20,3 @@ def openapi_document() -> bytes:
 async def openapi(request: web.Request) -> web.Response:
     """GET /m2/migration/openapi.json: the OpenAPI 3 document of this API."""
     return web.Response(body=openapi_document(), content_type="application/json", charset="utf-8")
-
-
-def setup_openapi_route(app: web.Application) -> None:
-    """Add GET /m2/migration/openapi.json; the document is read now, so a missing file fails at startup."""
-    openapi_document()
-    app.router.add_get(OPENAPI_PATH, openapi)

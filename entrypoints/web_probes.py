@@ -47,10 +47,3 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text format."""
     return web.Response(body=request.app[METRICS].exposition(), content_type="text/plain", charset="utf-8")
-
-
-def setup_probe_routes(app: web.Application) -> None:
-    """The operator endpoints."""
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)

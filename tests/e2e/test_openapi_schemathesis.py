@@ -31,7 +31,7 @@ from adapters.embedded import free_port
 from entrypoints.auth import JwtRules
 from entrypoints.settings import Settings
 from entrypoints.web_app import init_app
-from entrypoints.web_openapi import OPENAPI_PATH, setup_openapi_route
+from entrypoints.web_openapi import OPENAPI_PATH
 from tests.e2e.conftest import AUTH, TOKEN
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
@@ -70,9 +70,6 @@ class LiveServer:
 
     async def _serve(self, settings: Settings, port: int) -> None:
         app = await init_app(settings)
-        # Until init_app adds the route itself.
-        if not any(resource.canonical == OPENAPI_PATH for resource in app.router.resources()):
-            setup_openapi_route(app)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.factories import from_item
 from tests.e2e.conftest import LiveService
-from tests.factories import valid_user
+from tests.factories import from_item, valid_user
 from tests.real_adapters import execute, insert_users
 from tests.real_adapters import quote_table_name as quoted
 

@@ -31,7 +31,7 @@ from adapters.embedded import free_port
 from adapters.postgres import PostgresUserSource, create_pool
 from container import build_container
 from domain.mapping import default_mapping
-from domain.model import Item, MigrationProgress, User
+from domain.model import Item, MigrationProgress, SourceUser, User
 from domain.rules import Rejection, prepare_user
 from entrypoints.settings import Settings
 from entrypoints.web_app import init_app
@@ -138,7 +138,7 @@ class World:
         insert_users(self.dsn, self.source_table, users)
         return users
 
-    async def source_users(self) -> dict[int, User]:
+    async def source_users(self) -> dict[int, SourceUser]:
         """Every source row as the real PostgreSQL adapter reads it."""
         pool = await create_pool(self.dsn)
         try:

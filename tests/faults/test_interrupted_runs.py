@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from domain.model import as_source_user
 from tests.factories import from_item, valid_user
 from tests.faults.conftest import World, cli_command, is_valid, process_environment, run_cli
 from tests.faults.fault_proxy import FaultProxy
@@ -43,7 +44,7 @@ async def assert_exactly_the_valid_users(world: World) -> None:
     items = await world.items()  # fails on a user stored twice
     assert set(items) == valid, (sorted(valid - set(items))[:10], sorted(set(items) - valid)[:10])
     for user_id, item in items.items():
-        assert from_item(item) == rows[user_id], user_id
+        assert as_source_user(from_item(item)) == rows[user_id], user_id
     progress = await world.progress()
     assert progress.migrated_users == len(items), f"counter {progress.migrated_users} for {len(items)} items"
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from domain.validation import user_problems
 
 from adapters.embedded import free_port
-from domain.rules import Rejection, prepare_user
+from domain.rules import Rejection, prepare_user, user_problems
 from entrypoints.demo_data import demo_users
 
 USERS = 500

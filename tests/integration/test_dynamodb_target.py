@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING, unchanged_condition
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_tables import ensure_tables
 from adapters.dynamodb_target import DynamoDbUserTarget
@@ -422,3 +423,57 @@ async def test_two_state_instances_on_one_table_act_like_two_processes(dynamodb_
 
         assert await first.read_progress() == MigrationProgress(40, 40)
         assert await second.read_progress() == MigrationProgress(40, 40)
+
+
+class RacingClient:
+    """The real client, where someone else changes an item right after the rewrite read it."""
+
+    def __init__(self, client: Any, change: dict[str, Any]) -> None:
+        self._client = client
+        self._change = change
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        response = await self._client.get_item(**kwargs)
+        if "Item" in response:
+            await self._client.put_item(TableName=kwargs["TableName"], Item={**response["Item"], **self._change})
+        return response
+
+
+async def test_an_item_changed_between_the_rewrites_read_and_its_write_is_kept(dynamodb, tables):
+    users_table, _ = tables
+    await DynamoDbUserTarget(dynamodb, users_table, backoff=FAST).write_users([user_item(1)])
+    racing = RacingClient(dynamodb, {"email": {"S": "changed.meanwhile@example.com"}})
+    target = DynamoDbUserTarget(racing, users_table, backoff=FAST)
+
+    outcome = await target.rewrite_users([user_item(1, display_name="Fixed")])
+
+    assert outcome.rewritten == ()
+    assert dict(outcome.kept) == {1: CHANGED_WHILE_REWRITING}
+    stored = await target.read_item(1)
+    assert stored is not None
+    assert from_item(stored) == valid_user(1, email="changed.meanwhile@example.com")
+
+
+async def test_a_rewrite_of_a_large_item_conditions_on_the_digest(dynamodb, tables):
+    users_table, _ = tables
+    # Enough attributes that a condition on every one would pass DynamoDB's expression limit.
+    wide = user_item(1)
+    wide.attributes.update({f"extra_{index}": index for index in range(400)})
+    target = DynamoDbUserTarget(dynamodb, users_table, backoff=FAST)
+    await target.write_users([wide])
+    current = await target.read_item(1)
+    assert current is not None
+    assert unchanged_condition(current)["ConditionExpression"] == "#d = :d AND #m = :m"
+    fixed = user_item(1, display_name="Fixed")
+    fixed.attributes.update({f"extra_{index}": index for index in range(400)})
+
+    outcome = await target.rewrite_users([fixed])
+
+    assert outcome.rewritten == (1,)
+    stored = await target.read_item(1)
+    assert stored is not None
+    assert stored["display_name"] == {"S": "Fixed"}
+    assert stored["extra_399"] == {"N": "399"}

@@ -7,10 +7,9 @@ from dependency_injector.errors import Error as InjectionError
 
 from adapters.memory import InMemoryUserSource
 from container import Container
-from tests.factories import from_item
 from domain.errors import UserNotFound
 from entrypoints.harness import InMemoryHarness
-from tests.factories import valid_user
+from tests.factories import from_item, valid_user
 
 
 async def test_library_on_in_memory_adapters():

@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from tests.factories import from_item, to_item
 from domain.errors import UserNotFound
 from domain.migration import Migration
 from domain.report import MigrationStats
 from domain.request import BatchRequest, SingleUserRequest
-from tests.factories import valid_user
+from tests.factories import from_item, to_item, valid_user
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -158,7 +158,9 @@ def test_codes_are_missing_invalid_and_item_too_large():
     assert isinstance(rejected, Rejection)
     assert [reason.code for reason in rejected.reasons] == ["invalid_nickname", "missing_tier"]
     assert all(isinstance(reason, Reason) for reason in rejected.reasons)
-    assert failure_text(3, rejected.reasons) == "User 3: Invalid nickname: longer than 5 characters; Missing required field 'tier'"
+    assert failure_text(3, rejected.reasons) == (
+        "User 3: Invalid nickname: longer than 5 characters; Missing required field 'tier'"
+    )
     too_large = prepare(ruled(anything="x" * MAX_ITEM_BYTES), RULED_PREPARER)
     assert isinstance(too_large, Rejection)
     assert [reason.code for reason in too_large.reasons] == ["item_too_large"]
@@ -238,11 +240,11 @@ def test_a_float_becomes_the_decimal_of_its_shortest_text():
         (10**40 + 1, "Invalid anything: number has 41 significant digits (max 38)"),
         (Decimal("1E+126"), "Invalid anything: number is out of DynamoDB's range (1E-130..9.99E+125)"),
         ("bad \ud800", "Invalid anything: not valid Unicode"),
-        (UnreadableValue("infinity", "'infinity' is not a point in time"), "Invalid anything: 'infinity' is not a point in time"),
+        (UnreadableValue("infinity", "'infinity' is not a point"), "Invalid anything: 'infinity' is not a point"),
         ([1, float("nan")], "Invalid anything: NaN at anything[1]"),
         (Json({"x": float("inf")}), "Invalid anything: Infinity at anything.x"),
         # A problem of the value itself reads without its path.
-        ({1: "a"}, "Invalid anything: key 1 is not a string"),
+        ({1: "a"}, "Invalid anything: key 1 is not a string at anything"),
         ({1, 2}, "Invalid anything: unsupported value of type set"),
     ],
 )

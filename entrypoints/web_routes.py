@@ -1,0 +1,53 @@
+"""Every route of the API in one table: path, handler, and the scope it needs (None: public).
+
+A new endpoint is one line here: the router, the auth middleware and the public paths all read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import attrs
+from aiohttp import web
+
+from entrypoints.auth import READ_SCOPE, WRITE_SCOPE
+from entrypoints.web_handlers import migrate_users, migration_stats
+from entrypoints.web_openapi import OPENAPI_PATH, openapi, openapi_document
+from entrypoints.web_probes import healthz, metrics, readyz
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+METRICS_PATH = "/metrics"
+
+
+@attrs.frozen
+class Route:
+    """One GET route and the scope a caller needs for it (None: anyone, no token)."""
+
+    path: str
+    handler: Handler
+    scope: str | None
+
+
+ROUTES = (
+    Route("/m2/migration/users", migrate_users, WRITE_SCOPE),
+    Route("/m2/migration/stats", migration_stats, READ_SCOPE),
+    Route(OPENAPI_PATH, openapi, None),
+    Route("/healthz", healthz, None),
+    Route("/readyz", readyz, None),
+    Route(METRICS_PATH, metrics, READ_SCOPE),  # public with METRICS_PUBLIC=true
+)
+
+
+def scopes(metrics_public: bool) -> dict[str, str | None]:
+    """The scope each path needs (None: public)."""
+    needed = {route.path: route.scope for route in ROUTES}
+    if metrics_public:
+        needed[METRICS_PATH] = None
+    return needed
+
+
+def setup_routes(app: web.Application) -> None:
+    """Add every route; the OpenAPI document is read now, so a missing file fails at startup."""
+    openapi_document()
+    for route in ROUTES:
+        app.router.add_get(route.path, route.handler)
