@@ -31,13 +31,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     memory = results["memory"]
     growth = memory["peak_rss_mb_10x"] / memory["peak_rss_mb"] - 1
     checks.append((f"peak RSS at {memory['users_10x']:,} users within 15%", f"{growth:+.1%}", abs(growth) <= 0.15))
-    # The old domain cost (`domain.conversion.prepare_user`) made the DynamoDB item itself: what
-    # compares with it is preparing and encoding together.
+    # The domain's cost (validation and preparation) must stay within 20% of the last figure of
+    # the old code, 16.6 µs. The old `prepare_user` also built the DynamoDB item, which the
+    # adapter's codec does now, with the digest that `--rewrite` needs besides: that sum is shown
+    # against the old 20 µs target too, like for like.
     domain = results["domain_us_per_user"]
     together = results.get("domain_plus_encode_us_per_user", domain)
+    checks.append(("domain cost (prepare) within 20% of 16.6 µs", f"{domain:.1f} µs", domain <= 16.6 * 1.2))
     checks.append(
         (
-            "domain cost ≤ 20 µs/user (prepare + encode)",
+            "prepare + encode (digest included) ≤ 20 µs/user",
             f"{domain:.1f} + {together - domain:.1f} = {together:.1f} µs",
             together <= 20,
         )
