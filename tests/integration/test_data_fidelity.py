@@ -287,8 +287,8 @@ async def test_statistics_after_a_run_count_what_was_written(stack):
 
     assert first.migrated_count == 4
     assert first.failed_user_ids == [5, 7]
-    # A problem of the profile itself (one of its keys) reads without a path.
-    assert first.errors == ["User 5: Invalid email format", "User 7: Invalid profile: empty key"]
+    # A problem inside a document keeps its path, as the documented texts have it.
+    assert first.errors == ["User 5: Invalid email format", "User 7: Invalid profile: empty key at profile"]
     assert await stack.migration.statistics() == MigrationStats(
         total_postgres_users=6, total_dynamo_users=4, pending_migration=2, last_migrated_user_id=8
     )
