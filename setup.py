@@ -20,7 +20,7 @@ setup(
         ]
     ),
     py_modules=["container"],
-    package_data={"adapters": ["sql/*.sql"], "entrypoints": ["*.json"]},
+    package_data={"adapters": ["sql/*.sql"], "entrypoints.http": ["*.json"]},
     install_requires=[
         "aiohttp>=3.9,<4",
         "aiopg>=1.4,<2",
@@ -44,5 +44,5 @@ setup(
             "mypy>=1.10",
         ],
     },
-    entry_points={"console_scripts": ["user-migration=entrypoints.cli:main"]},
+    entry_points={"console_scripts": ["user-migration=entrypoints.cli.main:main"]},
 )

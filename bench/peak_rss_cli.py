@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from entrypoints.cli import main
+from entrypoints.cli.main import main
 
 
 def peak_rss_kb() -> int:

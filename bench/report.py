@@ -135,7 +135,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- DynamoDB is moto {setup['moto_version']} in server mode in its own process, "
         f"{setup['moto_mode']}. Like that, it drops after each request the copies of every object it made that "
         "moto keeps for its dashboard (which would otherwise grow it by ~3.7 KB per item written and slow it "
-        "down as the run goes on), and its garbage collector runs less often (`adapters/embedded.py`). Every "
+        "down as the run goes on), and its garbage collector runs less often (`entrypoints/demo/embedded.py`). Every "
         "contender talks to the same server, each into a table of its own created empty just before it runs "
         "(the project also gets a fresh state table).",
         f"- `latency_5ms`: every request to DynamoDB goes through a proxy in its own process "

@@ -40,13 +40,13 @@ from typing import Any
 import boto3
 
 from adapters.dynamodb_codec import encode_user
-from adapters.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 from bench import contenders, data, report
 from bench import domain as domain_bench
 from bench.project import ProjectRun, run_project, time_statistics
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
 from domain.model import Item
 from domain.rules import Rejection, prepare_user
+from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SOURCE_TABLE = "bench_users"

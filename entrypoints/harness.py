@@ -21,9 +21,9 @@ from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemory
 from container import Container
 from domain.mapping import UserMapping
 from domain.model import Item, SourceUser, User
+from entrypoints.http.app import init_app
 from entrypoints.library import UserMigration
 from entrypoints.settings import Settings
-from entrypoints.web_app import init_app
 
 HARNESS_TOKEN = "harness-token"
 

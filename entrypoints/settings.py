@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from adapters.postgres import quote_table_name
 from domain.mapping import UserMapping, default_mapping
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
-from entrypoints.auth import HASH_PREFIX, JwtRules
+from entrypoints.http.auth import HASH_PREFIX, JwtRules
 from entrypoints.logs import LogFormat
 from entrypoints.mapping_file import read_mapping
 

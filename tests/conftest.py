@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
-from adapters.embedded import EmbeddedDynamoDb, EmbeddedPostgres
+from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 # Never let a test reach real AWS with someone's real credentials.
 os.environ.update(

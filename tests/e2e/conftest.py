@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
+from entrypoints.http.app import init_app
 from entrypoints.settings import Settings
-from entrypoints.web_app import init_app
 from tests.real_adapters import create_dynamodb_tables, create_source_table, unique_name
 
 TOKEN = "e2e-token-0123456789"

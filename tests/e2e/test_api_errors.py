@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.embedded import free_port
-from entrypoints.web_app import init_app
+from entrypoints.demo.embedded import free_port
+from entrypoints.http.app import init_app
 from tests.e2e.conftest import AUTH, TOKEN, LiveService
 from tests.factories import valid_user
 from tests.real_adapters import insert_users

@@ -10,8 +10,8 @@ import time
 import jwt
 import pytest
 
-from entrypoints.auth import JwtRules
-from entrypoints.web_app import init_app
+from entrypoints.http.app import init_app
+from entrypoints.http.auth import JwtRules
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
 

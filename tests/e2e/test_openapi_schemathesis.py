@@ -27,11 +27,11 @@ from aiohttp import web
 from schemathesis.core.result import Ok
 
 from adapters.dynamodb_client import dynamodb_client
-from adapters.embedded import free_port
-from entrypoints.auth import JwtRules
+from entrypoints.demo.embedded import free_port
+from entrypoints.http.app import init_app
+from entrypoints.http.auth import JwtRules
+from entrypoints.http.openapi import OPENAPI_PATH
 from entrypoints.settings import Settings
-from entrypoints.web_app import init_app
-from entrypoints.web_openapi import OPENAPI_PATH
 from tests.e2e.conftest import AUTH, TOKEN
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name

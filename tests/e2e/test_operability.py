@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from adapters.embedded import EmbeddedDynamoDb
-from entrypoints.web_app import init_app
+from entrypoints.demo.embedded import EmbeddedDynamoDb
+from entrypoints.http.app import init_app
 from tests.e2e.conftest import AUTH, LiveService
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name

@@ -27,14 +27,14 @@ from dependency_injector import providers
 
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.embedded import free_port
 from adapters.postgres import PostgresUserSource, create_pool
 from container import build_container
 from domain.mapping import default_mapping
 from domain.model import Item, MigrationProgress, SourceUser, User
 from domain.rules import Rejection, prepare_user
+from entrypoints.demo.embedded import free_port
+from entrypoints.http.app import init_app
 from entrypoints.settings import Settings
-from entrypoints.web_app import init_app
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
 

@@ -70,7 +70,7 @@ def test_serve_answers_both_endpoints_and_stops_on_sigterm(postgres_dsn, dynamod
     import time
     import urllib.request
 
-    from adapters.embedded import free_port
+    from entrypoints.demo.embedded import free_port
     from tests.factories import valid_user
     from tests.real_adapters import create_source_table, insert_users, unique_name
 

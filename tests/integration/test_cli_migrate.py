@@ -16,7 +16,7 @@ import pytest
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.embedded import free_port
+from entrypoints.demo.embedded import free_port
 from tests.factories import from_item, valid_user
 from tests.real_adapters import (
     execute,

@@ -17,9 +17,9 @@ from typing import Any
 
 import psutil
 
-from adapters.embedded import free_port
 from domain.rules import Rejection, prepare_user, user_problems
-from entrypoints.demo_data import demo_users
+from entrypoints.demo.data import demo_users
+from entrypoints.demo.embedded import free_port
 
 USERS = 500
 TOKEN_LINE = "Bearer token: "

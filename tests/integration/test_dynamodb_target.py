@@ -22,10 +22,10 @@ from adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING, unchanged_conditi
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_tables import ensure_tables
 from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.embedded import free_port
 from adapters.retry import Backoff
 from domain.errors import TargetThrottled, TargetUnavailable
 from domain.model import MigrationProgress, PreparedUser
+from entrypoints.demo.embedded import free_port
 from tests.factories import from_item, prepared_user, valid_user
 from tests.real_adapters import create_dynamodb_tables, unique_name
 

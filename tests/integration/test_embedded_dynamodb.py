@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from adapters.dynamodb_client import dynamodb_client
-from adapters.embedded import EmbeddedDynamoDb
+from entrypoints.demo.embedded import EmbeddedDynamoDb
 from tests.real_adapters import create_dynamodb_tables
 
 

@@ -17,7 +17,7 @@ from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_errors import target_errors
 from adapters.dynamodb_tables import ensure_table_active, ensure_tables
 from domain.errors import DependencyUnavailable, SetupError, TargetTableMissing
-from entrypoints.web_errors import domain_error_response
+from entrypoints.http.errors import domain_error_response
 
 
 def unique_name(prefix: str) -> str:

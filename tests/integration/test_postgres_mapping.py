@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import psycopg2.extensions
 import pytest
 
-from adapters.embedded import free_port
 from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
 from domain.errors import MappingError, SetupError, SourceUnavailable
 from domain.mapping import UserMapping, default_mapping, parse_mapping
+from entrypoints.demo.embedded import free_port
 from tests.django_mapping import DJANGO_MAPPING as DJANGO_MAPPING_TEXT
 from tests.real_adapters import execute, unique_name
 

@@ -15,12 +15,12 @@ import aiopg
 import psycopg2
 import pytest
 
-from adapters.embedded import free_port
 from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
 from domain.errors import MappingError, SourceUnavailable
 from domain.mapping import default_mapping
 from domain.model import Json, SourceUser, UnreadableValue, as_source_user
 from domain.rules import user_problems
+from entrypoints.demo.embedded import free_port
 from tests.factories import valid_user
 from tests.real_adapters import create_source_table, execute, insert_users, unique_name
 

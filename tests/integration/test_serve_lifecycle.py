@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from adapters.embedded import free_port
+from entrypoints.demo.embedded import free_port
 from tests.factories import valid_user
 from tests.real_adapters import (
     execute,

@@ -7,9 +7,9 @@ import logging
 from aiohttp import web
 
 from domain.request import SingleUserRequest, plan_batch
+from entrypoints.http.keys import METRICS, MIGRATION
 from entrypoints.json_views import report_json
 from entrypoints.logs import fields
-from entrypoints.web_keys import METRICS, MIGRATION
 
 log = logging.getLogger("user_migration.batch")
 

@@ -9,13 +9,13 @@ from aiohttp import web
 
 from adapters.dynamodb_target import DynamoDbUserTarget, TargetCounters
 from container import Container, build_container, resolve
-from entrypoints.auth import Authenticator
+from entrypoints.http.auth import Authenticator
+from entrypoints.http.keys import CONTAINER, DEPENDENCIES, METRICS, MIGRATION, READINESS, Dependencies, Readiness
+from entrypoints.http.metrics import MigrationMetrics
+from entrypoints.http.middlewares import setup_middlewares
+from entrypoints.http.routes import scopes, setup_routes
 from entrypoints.logs import hide_refused_requests
-from entrypoints.metrics import MigrationMetrics
 from entrypoints.settings import Settings
-from entrypoints.web_keys import CONTAINER, DEPENDENCIES, METRICS, MIGRATION, READINESS, Dependencies, Readiness
-from entrypoints.web_middlewares import setup_middlewares
-from entrypoints.web_routes import scopes, setup_routes
 
 log = logging.getLogger("user_migration.serve")
 

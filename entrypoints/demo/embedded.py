@@ -95,7 +95,7 @@ class EmbeddedDynamoDb:
     def start(self, timeout: float = 60.0) -> EmbeddedDynamoDb:
         """Start the server and wait until it accepts connections."""
         command = (
-            [sys.executable, "-m", "adapters.embedded", str(self.port)]
+            [sys.executable, "-m", "entrypoints.demo.embedded", str(self.port)]
             if self.serial
             else [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         )

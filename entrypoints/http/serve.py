@@ -15,10 +15,10 @@ from aiohttp import web
 
 from domain.errors import DependencyUnavailable
 from entrypoints.heap import freeze_long_lived_objects
+from entrypoints.http.app import init_app
+from entrypoints.http.keys import DEPENDENCIES, READINESS
 from entrypoints.logs import configure_logging, fields
 from entrypoints.settings import Settings
-from entrypoints.web_app import init_app
-from entrypoints.web_keys import DEPENDENCIES, READINESS
 
 log = logging.getLogger("user_migration.serve")
 

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from container import Container
 from domain.migration import Migration
-from entrypoints.metrics import MigrationMetrics
+from entrypoints.http.metrics import MigrationMetrics
 from ports import MigrationState, UserSource, UserTarget
 
 

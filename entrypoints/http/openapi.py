@@ -14,7 +14,7 @@ _DOCUMENT = "openapi.json"
 @cache
 def openapi_document() -> bytes:
     """The OpenAPI document (`entrypoints/openapi.json`), read from the package once."""
-    return resources.files("entrypoints").joinpath(_DOCUMENT).read_bytes()
+    return resources.files("entrypoints.http").joinpath(_DOCUMENT).read_bytes()
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -12,10 +12,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from domain.errors import DependencyUnavailable, MigrationError
-from entrypoints.auth import READ_SCOPE, Authenticator
+from entrypoints.http.auth import READ_SCOPE, Authenticator
+from entrypoints.http.errors import domain_error_response, error_response, http_error_response
+from entrypoints.http.metrics import MigrationMetrics
 from entrypoints.logs import fields, request_id
-from entrypoints.metrics import MigrationMetrics
-from entrypoints.web_errors import domain_error_response, error_response, http_error_response
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("user_migration.access")

@@ -30,15 +30,15 @@ from aiohttp import web
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
-from adapters.embedded import EmbeddedDynamoDb, EmbeddedPostgres, EmbeddedServerError
-from adapters.embedded_postgres_folder import live_process, other_users, postmaster_pid, start_postgres, stop_postgres
 from domain.errors import DependencyUnavailable
 from domain.rules import Rejection, prepare_user
-from entrypoints.demo_data import demo_users, seed_source
-from entrypoints.demo_instructions import DEMO_SOURCE_TABLE, instructions
+from entrypoints.demo.data import demo_users, seed_source
+from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, EmbeddedServerError
+from entrypoints.demo.instructions import DEMO_SOURCE_TABLE, instructions
+from entrypoints.demo.postgres_folder import live_process, other_users, postmaster_pid, start_postgres, stop_postgres
+from entrypoints.http.app import init_app
 from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings, parse_tokens
-from entrypoints.web_app import init_app
 
 EXIT_OK = 0
 EXIT_USAGE = 2

@@ -17,7 +17,7 @@ from typing import Any
 from container import resolve
 from domain.mapping import SourcePlan, UserMapping
 from domain.rules import Rejection, UserPreparer, failure_text, reason_code
-from entrypoints.exit_codes import EXIT_OK
+from entrypoints.cli.exit_codes import EXIT_OK
 from entrypoints.library import UserMigration
 
 SHOWN_REJECTIONS = 20

@@ -17,11 +17,11 @@ import attrs
 from domain.errors import UserNotFound
 from domain.migration_run import RunSummary
 from domain.rules import failure_text
-from entrypoints.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
+from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
+from entrypoints.cli.progress import ProgressBar
 from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.json_views import report_json
 from entrypoints.library import UserMigration
-from entrypoints.progress_display import ProgressBar
 
 SHOWN_FAILURES = 20
 

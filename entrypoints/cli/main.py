@@ -1,6 +1,6 @@
 """The `user-migration` command.
 
-Exit codes (`entrypoints.exit_codes`): 0 all good, 1 some users failed validation or writing,
+Exit codes (`entrypoints.cli.exit_codes`): 0 all good, 1 some users failed validation or writing,
 2 the operator's to fix (usage, configuration, a mapping that does not fit the source, a missing
 table), 3 a dependency (PostgreSQL, DynamoDB) was unreachable, 130 interrupted.
 """
@@ -17,10 +17,11 @@ from pathlib import Path
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
 from domain.errors import DependencyUnavailable, InvalidParameter, SetupError
-from entrypoints import cli_mapping, cli_migrate
-from entrypoints.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from entrypoints.cli import mapping as cli_mapping
+from entrypoints.cli import migrate as cli_migrate
+from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from entrypoints.http.serve import serve as serve_api
 from entrypoints.library import UserMigration
-from entrypoints.serve import serve as serve_api
 from entrypoints.settings import ConfigurationError, Settings, load_settings
 
 MAPPING_HELP = "the mapping file (TOML) of your source table; default: MAPPING_FILE, else the documented layout"
@@ -101,7 +102,7 @@ def _migrate(arguments: argparse.Namespace) -> int:
 
 
 def _demo(arguments: argparse.Namespace) -> int:
-    from entrypoints.demo import run_demo  # the demo's extra packages load only for the demo
+    from entrypoints.demo.run import run_demo  # the demo's extra packages load only for the demo
 
     return run_demo(users=arguments.users, host=arguments.host, port=arguments.port, data_dir=arguments.data_dir)
 

@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 import attrs
 from aiohttp import web
 
-from entrypoints.auth import READ_SCOPE, WRITE_SCOPE
-from entrypoints.web_handlers import migrate_users, migration_stats
-from entrypoints.web_openapi import OPENAPI_PATH, openapi, openapi_document
-from entrypoints.web_probes import healthz, metrics, readyz
+from entrypoints.http.auth import READ_SCOPE, WRITE_SCOPE
+from entrypoints.http.handlers import migrate_users, migration_stats
+from entrypoints.http.openapi import OPENAPI_PATH, openapi, openapi_document
+from entrypoints.http.probes import healthz, metrics, readyz
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 METRICS_PATH = "/metrics"

@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from domain.errors import DependencyUnavailable, SetupError
-from entrypoints.web_keys import DEPENDENCIES, METRICS, READINESS
+from entrypoints.http.keys import DEPENDENCIES, METRICS, READINESS
 
 READINESS_TIMEOUT_SECONDS = 5.0
 

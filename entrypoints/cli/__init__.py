@@ -1,0 +1,1 @@
+"""The command line: `user-migration` (parser and dispatch in `main`, exit codes in `exit_codes`)."""
