@@ -13,7 +13,7 @@ _DOCUMENT = "openapi.json"
 
 @cache
 def openapi_document() -> bytes:
-    """The OpenAPI document (`entrypoints/openapi.json`), read from the package once."""
+    """The OpenAPI document (`entrypoints/http/openapi.json`), read from the package once."""
     return resources.files("entrypoints.http").joinpath(_DOCUMENT).read_bytes()
 
 

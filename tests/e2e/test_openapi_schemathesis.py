@@ -132,8 +132,8 @@ def live_server(postgres_dsn: str, dynamodb_endpoint: str) -> Iterator[LiveServe
 
 
 def packaged_document() -> dict[str, Any]:
-    """The document as packaged with the service (`entrypoints/openapi.json`)."""
-    document: dict[str, Any] = json.loads(resources.files("entrypoints").joinpath("openapi.json").read_text())
+    """The document as packaged with the service (`entrypoints/http/openapi.json`)."""
+    document: dict[str, Any] = json.loads(resources.files("entrypoints.http").joinpath("openapi.json").read_text())
     return document
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from dependency_injector.errors import Error as InjectionError
 
 from adapters.memory import InMemoryUserSource
 from container import Container
 from domain.errors import UserNotFound
+from domain.mapping import parse_mapping
+from domain.model import SourceUser
 from entrypoints.harness import InMemoryHarness
 from tests.factories import from_item, valid_user
 
@@ -64,3 +68,30 @@ def test_the_container_accepts_any_adapter_of_the_port():
     source = InMemoryUserSource()
     container.user_source.override(source)
     assert container.user_source() is source
+
+
+async def test_the_harness_takes_a_mapping_of_ones_own(aiohttp_client):
+    mapping = parse_mapping(
+        {
+            "source": {"table": "accounts", "key": "account_id"},
+            "target": {"key_attribute": "uid"},
+            "attributes": {"handle": "login"},
+            "rules": {"handle": {"required": True, "max_length": 8}, "tier": {"allowed": ["free", "pro"]}},
+        },
+        origin="test",
+    )
+    rows = [
+        SourceUser(1, {"handle": "ann", "tier": "pro", "credits": Decimal("1.50")}),
+        SourceUser(2, {"handle": "a-very-long-handle", "tier": "gold"}),  # breaks both rules
+    ]
+    harness = InMemoryHarness.with_users(rows, mapping=mapping)
+    client = await aiohttp_client(await harness.app())
+    response = await client.get("/m2/migration/users", headers={"Authorization": f"Bearer {harness.token}"})
+    report = await response.json()
+    assert (report["migrated_count"], report["failed_user_ids"]) == (1, [2])
+    assert report["errors"] == ["User 2: Invalid handle: longer than 8 characters; Invalid tier 'gold'"]
+    item = harness.target.items[1]
+    assert item["uid"] == {"N": "1"}
+    assert (item["handle"], item["tier"], item["credits"]) == ({"S": "ann"}, {"S": "pro"}, {"N": "1.50"})
+    async with harness.library() as migration:
+        assert migration.mapping.key_attribute == "uid"
