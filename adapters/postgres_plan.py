@@ -202,6 +202,44 @@ async def _refused(cursor: Any, table: str, outputs: Sequence[Output]) -> list[s
     return None
 
 
+# Of a table (plain, partitioned or a materialized view): whether the key column may be NULL and
+# whether a unique index (the primary key among them) covers exactly that column. Views are not
+# checked: PostgreSQL keeps no such promise for them.
+_KEY_QUERY = """
+SELECT c.relkind::text,
+       a.attnotnull,
+       EXISTS (
+           SELECT 1 FROM pg_index i
+           WHERE i.indrelid = c.oid AND i.indisunique AND i.indpred IS NULL
+             AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum
+       )
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+WHERE c.oid = %s::regclass AND a.attname = %s AND NOT a.attisdropped
+"""
+
+
+async def _key_problems(cursor: Any, table: str, key: str) -> list[str]:
+    """Why paging by `key` could lose users: a key that repeats (a page boundary inside a run of
+    equal keys skips rows) or that is NULL (such rows are never read)."""
+    await cursor.execute(_KEY_QUERY, (table, key))
+    row = await cursor.fetchone()
+    if row is None or row[0] not in ("r", "p", "m"):
+        return []
+    _, not_null, unique = row
+    problems = []
+    if not unique:
+        problems.append(
+            f"[source] key: column {key!r} has no primary key or unique index; paging by a key that "
+            "repeats would skip users: make it unique (or map a view whose key is)"
+        )
+    if not not_null:
+        problems.append(
+            f"[source] key: column {key!r} may be NULL; a user with a NULL key would never be read: "
+            "make it NOT NULL (or map a view that leaves such rows out)"
+        )
+    return problems
+
+
 async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
     """The checked plan of `mapping` on its table; `MappingError` naming every problem otherwise.
 
@@ -236,6 +274,8 @@ async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
             f"[source] key: column {mapping.key!r} is of type {type_name}; "
             "the key must be an integer column (smallint, integer or bigint)"
         )
+    elif key_oid is not None:
+        problems.extend(await _key_problems(cursor, table, mapping.key))
     if problems:
         raise MappingError(problems, mapping.origin)
 

@@ -259,6 +259,25 @@ async def test_the_key_must_be_an_integer_column(postgres_dsn, pool):
         assert [(user.id, dict(user.values)) for user in users] == [(5, {"v": "x"})]
 
 
+async def test_a_table_key_that_may_repeat_or_be_null_is_refused_and_a_views_is_trusted(postgres_dsn, pool):
+    loose = unique_name("loosekey")
+    execute(postgres_dsn, f"CREATE TABLE {quote_table_name(loose)} (k bigint, v text)")
+    with pytest.raises(MappingError) as raised:
+        await PostgresUserSource(pool, UserMapping(table=loose, key="k", carry=True)).check_ready()
+    assert raised.value.problems == [
+        "[source] key: column 'k' has no primary key or unique index; paging by a key that repeats would skip "
+        "users: make it unique (or map a view whose key is)",
+        "[source] key: column 'k' may be NULL; a user with a NULL key would never be read: make it NOT NULL "
+        "(or map a view that leaves such rows out)",
+    ]
+    unique = unique_name("uniquekey")
+    execute(postgres_dsn, f"CREATE TABLE {quote_table_name(unique)} (k bigint NOT NULL UNIQUE, v text)")
+    await PostgresUserSource(pool, UserMapping(table=unique, key="k", carry=True)).check_ready()
+    view = unique_name("keyview")
+    execute(postgres_dsn, f"CREATE VIEW {quote_table_name(view)} AS SELECT * FROM {quote_table_name(loose)}")
+    await PostgresUserSource(pool, UserMapping(table=view, key="k", carry=True)).check_ready()
+
+
 async def test_a_column_dropped_under_a_checked_mapping_is_a_mapping_error(postgres_dsn, pool):
     table = create_auth_user(postgres_dsn)
     source = PostgresUserSource(pool, mapping_of(DJANGO_MAPPING.format(table=table)))
