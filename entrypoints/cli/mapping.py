@@ -60,10 +60,11 @@ def _print_text(result: dict[str, Any]) -> None:
     print(f"Source: {result['table']}, key column {result['key']!r} -> {result['key_attribute']} (N)")
     print()
     width = max([len(column["source"]) for column in result["columns"]] + [6])
-    print(f"{'source':<{width}}  {'PostgreSQL type':<28}  {'role':<10}  attribute (DynamoDB type)")
+    types = max([len(column["source_type"]) for column in result["columns"]] + [15])
+    print(f"{'source':<{width}}  {'PostgreSQL type':<{types}}  {'role':<10}  attribute (DynamoDB type)")
     for column in result["columns"]:
         target = "-" if column["attribute"] is None else f"{column['attribute']} ({column['target_type'] or '?'})"
-        print(f"{column['source']:<{width}}  {column['source_type']:<28}  {column['role']:<10}  {target}")
+        print(f"{column['source']:<{width}}  {column['source_type']:<{types}}  {column['role']:<10}  {target}")
     if result["excluded"]:
         print(f"\nExcluded (never read): {', '.join(result['excluded'])}")
     print("\nRules:")
