@@ -125,3 +125,27 @@ def test_serve_answers_both_endpoints_and_stops_on_sigterm(postgres_dsn, dynamod
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert "serve-token" not in output
+
+
+def test_serve_refuses_to_start_on_a_mapping_that_does_not_fit(postgres_dsn, dynamodb_endpoint, tmp_path):
+    from entrypoints.demo.embedded import free_port
+    from tests.real_adapters import unique_name
+
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(f'[source]\ntable = "{unique_name("no_such_table")}"\n')
+    env = {
+        "DATABASE_URL": postgres_dsn,
+        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
+        "DYNAMODB_TABLE": unique_name("users"),
+        "DYNAMODB_STATE_TABLE": unique_name("state"),
+        "AWS_REGION": "us-east-1",
+        "MIGRATION_API_TOKENS": "serve-token",
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+    }
+    assert run_cli("init-tables", env=env).returncode == 0
+    result = run_cli("serve", "--mapping", str(mapping), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "no_such_table" in result.stderr
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
