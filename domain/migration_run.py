@@ -1,8 +1,8 @@
 """A whole migration run: every page of the source, one after the other, resumable.
 
-The next pages are read from the source while the current ones are being written: at most
-`prefetch_pages` pages wait and `pages_in_flight` are migrated at once, so memory stays flat
-however large the table is. After each page the run records a checkpoint: the id a later run may
+The page engine (`domain.engine.pump`) reads the next pages while the current ones are being
+written: at most `prefetch_pages` pages wait and `pages_in_flight` are migrated at once, so memory
+stays flat however large the table is. After each page the run records a checkpoint: the id a later run may
 resume from. The checkpoint never moves past a valid user that could not be written, so resuming
 retries it.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Sequence
 
 import attrs
 
+from domain.engine.pump import PagePump
 from domain.migration import Migration, next_start_after
 from domain.model import SourceUser
 from domain.report import BatchOutcome
@@ -121,7 +121,6 @@ class _Checkpoints:
 
 
 ProgressCallback = Callable[[RunProgress], None]
-_END = object()
 
 
 class MigrationRun:
@@ -170,58 +169,24 @@ class MigrationRun:
         BatchRequest(start_user_id, batch_size, dry_run, rewrite)  # checks the parameters
         tally = _Tally()
         checkpoints = _Checkpoints()
-        pages: asyncio.Queue[object] = asyncio.Queue(maxsize=self._prefetch_pages)
-        reader = asyncio.create_task(self._read_pages(start_user_id, batch_size, pages))
-        in_flight: deque[tuple[list[SourceUser], asyncio.Task[BatchOutcome]]] = deque()
-        source_failure: BaseException | None = None
-        more = True  # the source may have further pages
 
-        def stopping() -> bool:
-            return stop is not None and stop.is_set()
+        async def read_page(start: int) -> tuple[list[SourceUser], int | None]:
+            page = list(await self._source.read_page(start, batch_size))
+            return page, next_start_after(page, batch_size)
 
-        async def start_pages() -> None:
-            nonlocal source_failure, more
-            while more and len(in_flight) < self._pages_in_flight and not stopping():
-                page = await pages.get()
-                if page is _END or isinstance(page, BaseException):
-                    # The pages in hand are finished (and their checkpoints recorded) first.
-                    source_failure = page if isinstance(page, BaseException) else None
-                    more = False
-                    return
-                assert isinstance(page, list)
-                in_flight.append((page, asyncio.create_task(self._migration.migrate_users(page, dry_run, rewrite))))
+        async def migrate_page(page: list[SourceUser]) -> BatchOutcome:
+            return await self._migration.migrate_users(page, dry_run, rewrite)
 
-        try:
-            await start_pages()
-            while in_flight:
-                page, migrating = in_flight.popleft()
-                outcome = await migrating
-                await start_pages()  # the next page starts before this one's bookkeeping
-                if not dry_run and page:
-                    await self._state.record_checkpoint(checkpoints.after(page, outcome))
-                progress = tally.add(outcome)
-                if on_progress is not None:
-                    on_progress(progress)
-        finally:
-            reader.cancel()
-            for _, migrating in in_flight:  # left only after a failure: the pages behind it stop
-                migrating.cancel()
-            await asyncio.gather(reader, *(migrating for _, migrating in in_flight), return_exceptions=True)
-        if source_failure is not None:
-            raise source_failure
-        return tally.summary(dry_run, checkpoints.latest, stopped_early=more and stopping(), rewrite=rewrite)
+        async def finish(page: list[SourceUser], outcome: BatchOutcome) -> None:
+            if not dry_run and page:
+                await self._state.record_checkpoint(checkpoints.after(page, outcome))
+            progress = tally.add(outcome)
+            if on_progress is not None:
+                on_progress(progress)
 
-    async def _read_pages(self, start_user_id: int, batch_size: int, pages: asyncio.Queue[object]) -> None:
-        start: int | None = start_user_id
-        try:
-            while start is not None:
-                page: Sequence[SourceUser] = await self._source.read_page(start, batch_size)
-                await pages.put(list(page))
-                start = next_start_after(page, batch_size)
-        except Exception as error:  # handed to the consumer, which raises it
-            await pages.put(error)
-            return
-        await pages.put(_END)
+        pump = PagePump(read_page, migrate_page, finish, self._prefetch_pages, self._pages_in_flight)
+        ended = await pump.run(start_user_id, stop)
+        return tally.summary(dry_run, checkpoints.latest, stopped_early=ended.stopped_early, rewrite=rewrite)
 
     async def retry(
         self,
