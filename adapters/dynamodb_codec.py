@@ -134,6 +134,22 @@ def unchanged_since_written(item: Item) -> bool:
     return digest is not None and digest == item_digest(item)
 
 
+def why_not_rewritten(current: Item | None) -> str | None:
+    """Why a rewrite must leave the stored item as it is; None when the migration may replace it."""
+    if current is None:
+        return NO_LONGER_STORED
+    if not written_by_migration(current):
+        return NOT_WRITTEN_BY_MIGRATION
+    if not unchanged_since_written(current):
+        return CHANGED_SINCE_WRITTEN
+    return None
+
+
+def same_content(item: Item, current: Item) -> bool:
+    """Whether a new item would store what `current` (the migration's own, unchanged) holds."""
+    return item[MIGRATION_DIGEST] == current[MIGRATION_DIGEST]
+
+
 def key_of(user_id: int, key_attribute: str) -> dict[str, Any]:
     """The key of one user's item."""
     return {key_attribute: {"N": str(user_id)}}

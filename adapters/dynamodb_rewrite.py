@@ -15,15 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_codec import (
-    CHANGED_SINCE_WRITTEN,
-    NO_LONGER_STORED,
-    NOT_WRITTEN_BY_MIGRATION,
-    encode_user,
-    key_of,
-    unchanged_since_written,
-    written_by_migration,
-)
+from adapters.dynamodb_codec import encode_user, key_of, same_content, why_not_rewritten
 from adapters.dynamodb_errors import error_code, target_errors
 from domain.errors import DependencyUnavailable
 from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
@@ -66,11 +58,14 @@ class ItemRewriter:
     async def rewrite(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         """Rewrite each user's item where the migration may; see the module's docstring."""
         outcomes = await asyncio.gather(*(self._rewrite_one(user) for user in users))
-        rewritten = tuple(user.user_id for user, (what, _) in zip(users, outcomes, strict=True) if what == "rewritten")
-        unchanged = tuple(user.user_id for user, (what, _) in zip(users, outcomes, strict=True) if what == "unchanged")
-        kept = {user.user_id: why for user, (what, why) in zip(users, outcomes, strict=True) if what == "kept"}
-        failed = {user.user_id: why for user, (what, why) in zip(users, outcomes, strict=True) if what == "failed"}
-        return RewriteOutcome(rewritten, unchanged, kept, failed)
+        done: dict[str, list[int]] = {"rewritten": [], "unchanged": []}
+        reasons: dict[str, dict[int, str]] = {"kept": {}, "failed": {}}
+        for user, (what, why) in zip(users, outcomes, strict=True):
+            if what in done:
+                done[what].append(user.user_id)
+            else:
+                reasons[what][user.user_id] = why
+        return RewriteOutcome(tuple(done["rewritten"]), tuple(done["unchanged"]), reasons["kept"], reasons["failed"])
 
     async def _rewrite_one(self, user: PreparedUser) -> tuple[str, str]:
         key = key_of(user.user_id, self._key_attribute)
@@ -79,14 +74,11 @@ class ItemRewriter:
                 async with target_errors("reading an item to rewrite", table=self._table):
                     response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
                 current: Item | None = response.get("Item")
-                if current is None:
-                    return "kept", NO_LONGER_STORED
-                if not written_by_migration(current):
-                    return "kept", NOT_WRITTEN_BY_MIGRATION
-                if not unchanged_since_written(current):
-                    return "kept", CHANGED_SINCE_WRITTEN
+                if (why := why_not_rewritten(current)) is not None:
+                    return "kept", why
+                assert current is not None
                 item = encode_user(user, self._key_attribute)
-                if item[MIGRATION_DIGEST] == current[MIGRATION_DIGEST]:
+                if same_content(item, current):
                     return "unchanged", ""
                 try:
                     async with target_errors("rewriting an item", table=self._table):

@@ -13,15 +13,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 
-from adapters.dynamodb_codec import (
-    CHANGED_SINCE_WRITTEN,
-    NO_LONGER_STORED,
-    NOT_WRITTEN_BY_MIGRATION,
-    encode_user,
-    item_digest,
-    unchanged_since_written,
-    written_by_migration,
-)
+from adapters.dynamodb_codec import encode_user, same_content, why_not_rewritten
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
 from domain.model import (
     Item,
@@ -124,17 +116,14 @@ class InMemoryUserTarget(UserTarget):
         failed: dict[int, str] = {}
         for user in users:
             current = self.items.get(user.user_id)
-            if current is None:
-                kept[user.user_id] = NO_LONGER_STORED
-            elif not written_by_migration(current):
-                kept[user.user_id] = NOT_WRITTEN_BY_MIGRATION
-            elif not unchanged_since_written(current):
-                kept[user.user_id] = CHANGED_SINCE_WRITTEN
+            if (why := why_not_rewritten(current)) is not None:
+                kept[user.user_id] = why
             elif user.user_id in self.refuse:
                 failed[user.user_id] = self.refuse[user.user_id]
             else:
+                assert current is not None
                 item = encode_user(user, self.key_attribute)
-                if item_digest(item) == item_digest(current):
+                if same_content(item, current):
                     unchanged.append(user.user_id)
                 else:
                     self.items[user.user_id] = item
