@@ -102,8 +102,13 @@ class UserMapping:
     origin: str = "the documented layout"
 
     def rules_for(self, attribute: str) -> Rules:
-        """The rules of one attribute: the file's, over the documented defaults of its name."""
-        return self.rules.get(attribute, DOCUMENTED_RULES.get(attribute, NO_RULES))
+        """The rules of one attribute: the file's, over the documented defaults of its name when
+        it is an [attributes] entry (a carried column has only the rules the file gives it)."""
+        if attribute in self.rules:
+            return self.rules[attribute]
+        if any(source.name == attribute for source in self.attributes):
+            return DOCUMENTED_RULES.get(attribute, NO_RULES)
+        return NO_RULES
 
     @property
     def mapped_columns(self) -> frozenset[str]:
@@ -207,21 +212,23 @@ def _rule_problems(where: str, given: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _rules(problems: list[str], given: Mapping[str, Any], attribute_names: set[str]) -> dict[str, Rules]:
+def _rules(problems: list[str], given: Mapping[str, Any], mapped: set[str], carry: bool) -> dict[str, Rules]:
     rules: dict[str, Rules] = {}
     for attribute, changes in given.items():
         where = f"[rules.{attribute}]"
         if not isinstance(changes, Mapping):
             problems.append(f"{where} must be a table of rules")
             continue
-        if attribute not in attribute_names:
+        # Rules of carried columns can only be checked against the source: accept names for now.
+        if attribute not in mapped and not carry:
             problems.append(f"{where}: no attribute {attribute!r} in [attributes] or the carried columns")
         _unknown_keys(problems, where, changes, _RULE_KEYS)
         found = _rule_problems(where, changes)
         problems.extend(found)
         if not found:
             known = {key: value for key, value in changes.items() if key in _RULE_KEYS}
-            rules[attribute] = DOCUMENTED_RULES.get(attribute, NO_RULES).merged(known)
+            base = DOCUMENTED_RULES.get(attribute, NO_RULES) if attribute in mapped else NO_RULES
+            rules[attribute] = base.merged(known)
     return rules
 
 
@@ -272,10 +279,7 @@ def parse_mapping(document: Mapping[str, Any], origin: str, default_table: str =
         if column == key:
             problems.append(f"[other_columns] exclude: {column!r} is the key column, which is always migrated")
 
-    rules_given = _table(problems, "[rules]", document.get("rules"))
-    # Rules of carried columns can only be checked against the source: accept names for now.
-    known_names = set(names) | (set(rules_given) if carry else set())
-    rules = _rules(problems, rules_given, known_names)
+    rules = _rules(problems, _table(problems, "[rules]", document.get("rules")), set(names), carry)
     if problems:
         raise MappingError(problems, origin)
     return UserMapping(

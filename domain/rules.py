@@ -14,7 +14,7 @@ from datetime import datetime
 import attrs
 
 from domain.dynamodb_rules import MAX_ITEM_BYTES, number_bytes, text_bytes
-from domain.mapping import DIGEST_BYTES, MIGRATED_AT, NO_RULES, Rules, UserMapping, default_mapping
+from domain.mapping import DIGEST_BYTES, MIGRATED_AT, Rules, UserMapping, default_mapping
 from domain.model import Json, PreparedUser, SourceUser, UnreadableValue, User, as_source_user
 from domain.timestamps import format_timestamp
 from domain.values import LookCloser, checked_value, quick_value
@@ -124,7 +124,7 @@ class UserPreparer:
     def _rules_of(self, name: str) -> _AttributeRules:
         rules = self._rules.get(name)
         if rules is None:  # a carried column: rules of its own name, if the mapping gives any
-            rules = self._rules[name] = _compiled(name, self.mapping.rules.get(name, NO_RULES))
+            rules = self._rules[name] = _compiled(name, self.mapping.rules_for(name))
         return rules
 
     def _moment_text(self, moment: datetime) -> str:
@@ -186,10 +186,6 @@ class UserPreparer:
                 user.id, (Reason("item_too_large", f"Item too large: {size} bytes (limit {MAX_ITEM_BYTES})"),)
             )
         return PreparedUser(user.id, attributes, size)
-
-    def prepare_all(self, users: Iterable[SourceUser | User], migrated_at: datetime) -> list[PreparedUser | Rejection]:
-        """`prepare` of each user, in order."""
-        return [self.prepare(user, migrated_at) for user in users]
 
 
 def _detail(problem: str, name: str) -> str:

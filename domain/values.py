@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -208,8 +207,3 @@ def checked_value(value: SourceValue, path: str) -> tuple[PreparedValue, int, li
     walk = _Walk()
     prepared, size = walk.value(value, path, 1)
     return prepared, size, walk.problems
-
-
-def value_problems(value: SourceValue, path: str) -> Iterator[str]:
-    """Every reason the value cannot be stored exactly, each with its path."""
-    yield from checked_value(value, path)[2]

@@ -34,9 +34,8 @@ def _rules(mapping: UserMapping, plan: SourcePlan) -> dict[str, dict[str, Any]]:
     for column in plan.columns:
         if column.attribute is None or column.role == "key":
             continue
-        rules = mapping.rules_for(column.attribute) if column.role != "carried" else mapping.rules.get(column.attribute)
-        if rules is not None and rules.as_dict():
-            shown[column.attribute] = rules.as_dict()
+        if rules := mapping.rules_for(column.attribute).as_dict():
+            shown[column.attribute] = rules
     return shown
 
 

@@ -307,8 +307,3 @@ def test_a_preparer_without_a_mapping_is_the_documented_layout():
     assert ours.attributes == documented.attributes
     assert ours.size == documented.size
     assert isinstance(UserPreparer().mapping, UserMapping)
-
-
-def test_prepare_all_keeps_the_order():
-    results = RULED_PREPARER.prepare_all([ruled(), ruled(tier="x"), ruled()], MIGRATED_AT)
-    assert [type(result).__name__ for result in results] == ["PreparedUser", "Rejection", "PreparedUser"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from domain.dynamodb_rules import number_problem
 from domain.model import Json, UnreadableValue
-from domain.values import LookCloser, checked_value, quick_value, value_problems
+from domain.values import LookCloser, checked_value, quick_value
 from tests.unit.test_profile_rules import value_bytes
 from tests.unit.test_profile_rules import values as odd_values
 
@@ -71,7 +71,6 @@ def test_a_prepared_value_is_prepared_again_as_itself_by_both_passes(value):
 def test_the_slow_walk_prepares_what_the_quick_pass_vouches_for_unchanged(value):
     slow, slow_size, problems = checked_value(value, "v")
     if problems:
-        assert list(value_problems(value, "v")) == problems
         with pytest.raises(LookCloser):
             quick_value(value)
         return
