@@ -58,6 +58,23 @@ def test_serve_with_bad_configuration_lists_every_problem_and_starts_nothing():
     assert "Traceback" not in result.stderr
 
 
+def serve_environment(postgres_dsn: str, dynamodb_endpoint: str) -> dict[str, str]:
+    """What `serve` needs, on fresh DynamoDB table names and a free port of its own."""
+    from entrypoints.demo.embedded import free_port
+    from tests.real_adapters import unique_name
+
+    return {
+        "DATABASE_URL": postgres_dsn,
+        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
+        "DYNAMODB_TABLE": unique_name("users"),
+        "DYNAMODB_STATE_TABLE": unique_name("state"),
+        "AWS_REGION": "us-east-1",
+        "MIGRATION_API_TOKENS": "serve-token",
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+    }
+
+
 def test_usage_errors_exit_2():
     result = run_cli("frobnicate", env={})
     assert result.returncode == 2
@@ -70,25 +87,14 @@ def test_serve_answers_both_endpoints_and_stops_on_sigterm(postgres_dsn, dynamod
     import time
     import urllib.request
 
-    from entrypoints.demo.embedded import free_port
     from tests.factories import valid_user
     from tests.real_adapters import create_source_table, insert_users, unique_name
 
     table = unique_name("users")
     create_source_table(postgres_dsn, table)
     insert_users(postgres_dsn, table, [valid_user(i) for i in range(1, 6)])
-    port = free_port()
-    env = {
-        "DATABASE_URL": postgres_dsn,
-        "SOURCE_TABLE": table,
-        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
-        "DYNAMODB_TABLE": unique_name("users"),
-        "DYNAMODB_STATE_TABLE": unique_name("state"),
-        "AWS_REGION": "us-east-1",
-        "MIGRATION_API_TOKENS": "serve-token",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-    }
+    env = {**serve_environment(postgres_dsn, dynamodb_endpoint), "SOURCE_TABLE": table}
+    port = int(env["PORT"])
     assert run_cli("init-tables", env=env).returncode == 0
     base = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "MIGRATION_"))}
     server = subprocess.Popen(
@@ -128,21 +134,11 @@ def test_serve_answers_both_endpoints_and_stops_on_sigterm(postgres_dsn, dynamod
 
 
 def test_serve_refuses_to_start_on_a_mapping_that_does_not_fit(postgres_dsn, dynamodb_endpoint, tmp_path):
-    from entrypoints.demo.embedded import free_port
     from tests.real_adapters import unique_name
 
     mapping = tmp_path / "mapping.toml"
     mapping.write_text(f'[source]\ntable = "{unique_name("no_such_table")}"\n')
-    env = {
-        "DATABASE_URL": postgres_dsn,
-        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
-        "DYNAMODB_TABLE": unique_name("users"),
-        "DYNAMODB_STATE_TABLE": unique_name("state"),
-        "AWS_REGION": "us-east-1",
-        "MIGRATION_API_TOKENS": "serve-token",
-        "HOST": "127.0.0.1",
-        "PORT": str(free_port()),
-    }
+    env = serve_environment(postgres_dsn, dynamodb_endpoint)
     assert run_cli("init-tables", env=env).returncode == 0
     result = run_cli("serve", "--mapping", str(mapping), env=env)
     assert result.returncode == 2, result.stderr

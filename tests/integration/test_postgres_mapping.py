@@ -14,10 +14,8 @@ from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
 from domain.errors import MappingError, SetupError, SourceUnavailable
 from domain.mapping import UserMapping, default_mapping, parse_mapping
 from entrypoints.demo.embedded import free_port
-from tests.django_mapping import DJANGO_MAPPING as DJANGO_MAPPING_TEXT
+from tests.django_mapping import django_mapping
 from tests.real_adapters import execute, unique_name
-
-DJANGO_MAPPING = DJANGO_MAPPING_TEXT.replace('table = "{table}"', 'table = "public.{table}"')
 
 
 def mapping_of(text: str, origin: str = "mapping.toml") -> UserMapping:
@@ -72,7 +70,7 @@ def create_auth_user(dsn: str) -> str:
 
 async def test_a_django_auth_user_table_through_a_mapping_file(postgres_dsn, pool):
     table = create_auth_user(postgres_dsn)
-    mapping = mapping_of(DJANGO_MAPPING.format(table=table))
+    mapping = mapping_of(django_mapping(f"public.{table}"))
     source = PostgresUserSource(pool, mapping)
 
     await source.check_ready()
@@ -280,7 +278,7 @@ async def test_a_table_key_that_may_repeat_or_be_null_is_refused_and_a_views_is_
 
 async def test_a_column_dropped_under_a_checked_mapping_is_a_mapping_error(postgres_dsn, pool):
     table = create_auth_user(postgres_dsn)
-    source = PostgresUserSource(pool, mapping_of(DJANGO_MAPPING.format(table=table)))
+    source = PostgresUserSource(pool, mapping_of(django_mapping(f"public.{table}")))
     await source.check_ready()
     execute(postgres_dsn, f"ALTER TABLE {quote_table_name(table)} DROP COLUMN last_name")
 

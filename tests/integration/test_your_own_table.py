@@ -11,12 +11,10 @@ import psycopg2
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
-from tests.django_mapping import DJANGO_MAPPING
+from tests.django_mapping import django_mapping
 from tests.integration.test_cli_migrate import cli
 from tests.real_adapters import create_dynamodb_tables, unique_name
 from tests.real_adapters import quote_table_name as quoted
-
-MAPPING = DJANGO_MAPPING
 
 AUTH_USER = """
 CREATE TABLE {table} (
@@ -73,7 +71,7 @@ async def own_table(postgres_dsn, dynamodb_endpoint, dynamodb, tmp_path: Path) -
     seed(postgres_dsn, table)
     users_table, state_table = await create_dynamodb_tables(dynamodb)
     mapping = tmp_path / "auth_user.toml"
-    mapping.write_text(MAPPING.format(table=table))
+    mapping.write_text(django_mapping(table))
     return {
         "DATABASE_URL": postgres_dsn,
         "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
@@ -146,7 +144,7 @@ async def test_the_mapping_command_shows_every_column_and_a_sample(own_table):
 async def test_mapping_mistakes_are_named_all_at_once_with_exit_2(own_table, tmp_path: Path):
     broken = tmp_path / "broken.toml"
     broken.write_text(
-        MAPPING.format(table=own_table["SOURCE_TABLE"]).replace('email = "email"', 'email = "e_mail"')
+        django_mapping(own_table["SOURCE_TABLE"]).replace('email = "email"', 'email = "e_mail"')
         + '\n[rules.status]\npattern = "(unclosed"\n'
     )
     result = cli(own_table, "mapping", "--mapping", str(broken))
@@ -156,7 +154,7 @@ async def test_mapping_mistakes_are_named_all_at_once_with_exit_2(own_table, tmp
 
     misspelt = tmp_path / "misspelt.toml"
     misspelt.write_text(
-        MAPPING.format(table=own_table["SOURCE_TABLE"])
+        django_mapping(own_table["SOURCE_TABLE"])
         .replace('email = "email"', 'email = "e_mail"')
         .replace("CASE WHEN is_active", "CASE WHEN is_activ")
     )
@@ -184,7 +182,7 @@ async def test_rewrite_reaches_the_tools_items_but_never_foreign_or_changed_ones
         await client.put_item(TableName=table, Item={"user_id": {"N": "3"}, "username": {"S": "written-by-the-app"}})
     # A corrected mapping: the display name gets a comma.
     fixed = tmp_path / "fixed.toml"
-    fixed.write_text(MAPPING.format(table=own_table["SOURCE_TABLE"]).replace("|| ' ' ||", "|| ', ' ||"))
+    fixed.write_text(django_mapping(own_table["SOURCE_TABLE"]).replace("|| ' ' ||", "|| ', ' ||"))
     plain = cli(own_table, "migrate", "--all", "--mapping", str(fixed), "--json")
     assert json.loads(plain.stdout)["skipped_count"] == len(DJANGO_USERNAMES)  # without --rewrite: untouched
 

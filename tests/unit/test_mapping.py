@@ -16,26 +16,9 @@ from domain.mapping import (
     default_mapping,
     parse_mapping,
 )
+from tests.django_mapping import django_mapping
 
-DJANGO = """
-[source]
-table = "public.auth_user"
-key = "id"
-[attributes]
-username = "username"
-email = "email"
-display_name = "first_name || ' ' || last_name"
-status = "CASE WHEN is_active THEN 'active' ELSE 'suspended' END"
-created_at = "date_joined"
-[rules.username]
-pattern = '^[\\w.@+-]{1,150}$'
-[rules.email]
-required = false
-email = true
-[other_columns]
-carry = true
-exclude = ["password"]
-"""
+DJANGO = django_mapping("public.auth_user")
 
 AUTH_USER_COLUMNS = [
     "id",
