@@ -55,7 +55,7 @@ class Container(containers.DeclarativeContainer):
     """Wiring of the migration."""
 
     # Defaults for what a container used without settings (the test harness) still needs.
-    config = providers.Configuration(default={"pages_in_flight": DEFAULT_PAGES_IN_FLIGHT})
+    config = providers.Configuration(default={"pages_in_flight": DEFAULT_PAGES_IN_FLIGHT, "offline_writes": False})
 
     # What the source's rows mean: the mapping file's, or the documented layout.
     mapping = providers.Singleton(mapping_or_default, config.mapping)
@@ -100,6 +100,7 @@ class Container(containers.DeclarativeContainer):
         locks=range_locks,
         in_flight=writes_in_flight,
         preparer=preparer,
+        offline=config.offline_writes.as_(bool),
     )
     migration_run = providers.Factory(
         MigrationRun,

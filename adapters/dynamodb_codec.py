@@ -15,14 +15,17 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
+from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
 from domain.model import AttributeValue, Item, PreparedUser, PreparedValue
 
-_NOT_DIGESTED = frozenset({MIGRATED_AT, MIGRATION_DIGEST})
+# The migration's own bookkeeping: not content, so neither digested nor compared by `verify`.
+BOOKKEEPING = frozenset({MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION})
+_NOT_DIGESTED = BOOKKEEPING
 # Why a rewrite kept an item as it is.
 NOT_WRITTEN_BY_MIGRATION = "not written by the migration (no migration_digest): left as it is"
 CHANGED_SINCE_WRITTEN = "changed in DynamoDB since the migration wrote it: left as it is"
 NO_LONGER_STORED = "no longer in DynamoDB: not written again by a rewrite"
+NEWER_IN_DYNAMODB = "newer in DynamoDB than the source row: left as it is"
 
 
 def encode_value(value: PreparedValue) -> AttributeValue:
@@ -108,7 +111,7 @@ def _content_digest(values: dict[str, PreparedValue]) -> str:
 
 
 def item_digest(item: Item) -> str:
-    """The digest of an item's content: every attribute but `migrated_at` and the digest itself."""
+    """The digest of an item's content: every attribute but the migration's bookkeeping."""
     return _content_digest({name: decode_value(value) for name, value in item.items() if name not in _NOT_DIGESTED})
 
 
@@ -120,7 +123,22 @@ def encode_user(user: PreparedUser, key_attribute: str) -> Item:
     # The digest of what is sent, from the prepared values (one C-speed json.dumps, not a walk
     # of the item); `item_digest` of the item DynamoDB gives back reads the same.
     item[MIGRATION_DIGEST] = {"S": _content_digest({key_attribute: user.user_id, **user.attributes})}
+    if user.version is not None:
+        item[MIGRATION_VERSION] = {"N": str(user.version)}
     return item
+
+
+def stored_version(item: Item | None) -> int | None:
+    """The source version an item was written from (`migration_version`); None when it has none."""
+    if item is None:
+        return None
+    value = item.get(MIGRATION_VERSION)
+    if value is None or "N" not in value:
+        return None
+    try:
+        return int(value["N"])
+    except ValueError:
+        return None
 
 
 def written_by_migration(item: Item) -> bool:
@@ -134,14 +152,18 @@ def unchanged_since_written(item: Item) -> bool:
     return digest is not None and digest == item_digest(item)
 
 
-def why_not_rewritten(current: Item | None) -> str | None:
-    """Why a rewrite must leave the stored item as it is; None when the migration may replace it."""
+def why_not_rewritten(current: Item | None, version: int | None = None) -> str | None:
+    """Why a rewrite (from a row of `version`) must leave the stored item as it is; None when the
+    migration may replace it."""
     if current is None:
         return NO_LONGER_STORED
     if not written_by_migration(current):
         return NOT_WRITTEN_BY_MIGRATION
     if not unchanged_since_written(current):
         return CHANGED_SINCE_WRITTEN
+    stored = stored_version(current)
+    if stored is not None and version is not None and stored > version:
+        return NEWER_IN_DYNAMODB
     return None
 
 

@@ -74,7 +74,7 @@ class ItemRewriter:
                 async with target_errors("reading an item to rewrite", table=self._table):
                     response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
                 current: Item | None = response.get("Item")
-                if (why := why_not_rewritten(current)) is not None:
+                if (why := why_not_rewritten(current, user.version)) is not None:
                     return "kept", why
                 assert current is not None
                 item = encode_user(user, self._key_attribute)

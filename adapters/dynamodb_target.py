@@ -10,20 +10,29 @@ reported per user, never dropped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.dynamodb_codec import encode_user, key_of
+from adapters.dynamodb_conditional import ConditionalWriter
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
 from adapters.dynamodb_rewrite import ItemRewriter
 from adapters.dynamodb_tables import ensure_table_active
 from adapters.retry import Backoff
 from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE
-from domain.model import Item, PreparedUser, RewriteOutcome, WriteOutcome
+from domain.model import (
+    ConditionalWriteOutcome,
+    DeleteOutcome,
+    Item,
+    PreparedUser,
+    RewriteOutcome,
+    WriteOutcome,
+    WriteRule,
+)
 from ports.user_target import UserTarget
 
 GET_CHUNK = 100
@@ -89,6 +98,9 @@ class DynamoDbUserTarget(UserTarget):
         self._writes_in_flight = asyncio.Semaphore(concurrency)
         self.counters = TargetCounters()
         self._rewriter = ItemRewriter(client, table, key_attribute, self._writes_in_flight)
+        self._conditional = ConditionalWriter(
+            client, table, key_attribute, self._writes_in_flight, self._backoff, self.counters
+        )
 
     async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
         unique = sorted(set(user_ids))
@@ -96,18 +108,23 @@ class DynamoDbUserTarget(UserTarget):
         return set().union(*found)
 
     async def _existing_in(self, user_ids: Sequence[int]) -> set[int]:
+        return set(await self._items_in(user_ids, keys_only=True))
+
+    async def read_items(self, user_ids: Collection[int]) -> dict[int, Item]:
+        unique = sorted(set(user_ids))
+        found = await _run_all(self._items_in(chunk, keys_only=False) for chunk in _chunks(unique, GET_CHUNK))
+        return {user_id: item for chunk in found for user_id, item in chunk.items()}
+
+    async def _items_in(self, user_ids: Sequence[int], keys_only: bool) -> dict[int, Item]:
         keys = [key_of(user_id, self._key_attribute) for user_id in user_ids]
-        found: set[int] = set()
+        found: dict[int, Item] = {}
         attempt = 0
         while keys:
-            request = {
-                self._table: {
-                    "Keys": keys,
-                    "ProjectionExpression": "#k",
-                    "ExpressionAttributeNames": {"#k": self._key_attribute},
-                    "ConsistentRead": True,
-                }
-            }
+            wanted: dict[str, Any] = {"Keys": keys, "ConsistentRead": True}
+            if keys_only:
+                wanted["ProjectionExpression"] = "#k"
+                wanted["ExpressionAttributeNames"] = {"#k": self._key_attribute}
+            request = {self._table: wanted}
             try:
                 async with self._reads_in_flight, target_errors("the existence check", table=self._table):
                     response = await self._client.batch_get_item(RequestItems=request)
@@ -120,7 +137,7 @@ class DynamoDbUserTarget(UserTarget):
                 await self._backoff.pause(attempt)
                 continue
             key = self._key_attribute
-            found.update(int(item[key]["N"]) for item in response.get("Responses", {}).get(self._table, []))
+            found.update((int(item[key]["N"]), item) for item in response.get("Responses", {}).get(self._table, []))
             keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
             if keys:
                 self.counters.unprocessed_keys += len(keys)
@@ -146,6 +163,32 @@ class DynamoDbUserTarget(UserTarget):
 
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         return await self._rewriter.rewrite(users)
+
+    async def write_users_if(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
+        return await self._conditional.write(users, rule)
+
+    async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
+        return await self._conditional.delete_unchanged(user_ids)
+
+    async def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "ProjectionExpression": "#k",
+            "FilterExpression": "#k BETWEEN :lowest AND :highest",
+            "ExpressionAttributeNames": {"#k": self._key_attribute},
+            "ExpressionAttributeValues": {":lowest": {"N": str(lowest)}, ":highest": {"N": str(highest)}},
+            "ConsistentRead": True,
+            "Limit": page_size,
+        }
+        while True:
+            async with self._reads_in_flight, target_errors("scanning the user ids", table=self._table):
+                response = await self._client.scan(**arguments)
+            user_ids = [int(item[self._key_attribute]["N"]) for item in response.get("Items", [])]
+            if user_ids:
+                yield user_ids
+            if "LastEvaluatedKey" not in response:
+                return
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     async def _write_chunk(self, chunk: Sequence[tuple[int, Item]]) -> _ChunkResult:
         result = _ChunkResult()

@@ -13,9 +13,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 
-from adapters.dynamodb_codec import encode_user, same_content, why_not_rewritten
+from adapters.dynamodb_codec import encode_user, same_content, stored_version, why_not_rewritten
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
 from domain.model import (
+    ConditionalWriteOutcome,
+    DeleteOutcome,
     Item,
     MigrationProgress,
     PreparedUser,
@@ -23,9 +25,11 @@ from domain.model import (
     SourceUser,
     User,
     WriteOutcome,
+    WriteRule,
     as_source_user,
 )
 from domain.range_locks import UserRangeLocks
+from domain.versions import may_replace, version_of
 from ports.migration_state import MigrationState, UsersHold
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
@@ -46,10 +50,15 @@ class InMemoryUserSource(UserSource):
             self.put(user)
 
     def put(self, user: User | SourceUser) -> None:
-        """Add or replace a user (e.g. to fix a row before retrying it)."""
+        """Add or replace a user (e.g. to fix a row before retrying it). A `SourceUser` without a
+        version takes it from the mapping's version attribute, as the real source reads it."""
         if user.id not in self._users:
             bisect.insort(self._ids, user.id)
-        self._users[user.id] = as_source_user(user)
+        source_user = as_source_user(user)
+        version_column = self.mapping.version
+        if source_user.version is None and version_column is not None and version_column in source_user.values:
+            source_user = attrs.evolve(source_user, version=version_of(source_user.values[version_column]))
+        self._users[user.id] = source_user
 
     def delete(self, user_id: int) -> None:
         """Remove a user, as a DELETE of its row would."""
@@ -108,6 +117,54 @@ class InMemoryUserTarget(UserTarget):
             written.append(user.user_id)
         return WriteOutcome(tuple(written), failed)
 
+    async def write_users_if(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
+        self.write_calls += 1
+        written: list[int] = []
+        created: set[int] = set()
+        refused: set[int] = set()
+        failed: dict[int, str] = {}
+        for user in {user.user_id: user for user in users}.values():
+            current = self.items.get(user.user_id)
+            if user.user_id in self.refuse:
+                failed[user.user_id] = self.refuse[user.user_id]
+            elif current is None:
+                self.items[user.user_id] = encode_user(user, self.key_attribute)
+                written.append(user.user_id)
+                created.add(user.user_id)
+            elif rule is not WriteRule.ABSENT and may_replace(
+                stored_version(current), user.version, equal=rule is WriteRule.NOT_NEWER
+            ):
+                self.items[user.user_id] = encode_user(user, self.key_attribute)
+                written.append(user.user_id)
+            else:
+                refused.add(user.user_id)
+        return ConditionalWriteOutcome(tuple(written), frozenset(created), frozenset(refused), failed)
+
+    async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
+        deleted: list[int] = []
+        kept: dict[int, str] = {}
+        failed: dict[int, str] = {}
+        for user_id in sorted(set(user_ids)):
+            current = self.items.get(user_id)
+            if current is None:
+                continue
+            if (why := why_not_rewritten(current)) is not None:
+                kept[user_id] = why
+            elif user_id in self.refuse:
+                failed[user_id] = self.refuse[user_id]
+            else:
+                del self.items[user_id]
+                deleted.append(user_id)
+        return DeleteOutcome(tuple(deleted), kept, failed)
+
+    async def read_items(self, user_ids: Collection[int]) -> dict[int, Item]:
+        return {user_id: copy.deepcopy(self.items[user_id]) for user_id in set(user_ids) if user_id in self.items}
+
+    async def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
+        inside = [user_id for user_id in list(self.items) if lowest <= user_id <= highest]
+        for first in range(0, len(inside), page_size):
+            yield inside[first : first + page_size]
+
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         self.write_calls += 1
         rewritten: list[int] = []
@@ -116,7 +173,7 @@ class InMemoryUserTarget(UserTarget):
         failed: dict[int, str] = {}
         for user in users:
             current = self.items.get(user.user_id)
-            if (why := why_not_rewritten(current)) is not None:
+            if (why := why_not_rewritten(current, user.version)) is not None:
                 kept[user.user_id] = why
             elif user.user_id in self.refuse:
                 failed[user.user_id] = self.refuse[user.user_id]

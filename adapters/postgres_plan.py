@@ -16,7 +16,10 @@ import psycopg2
 import psycopg2.errors
 
 from adapters.postgres_types import (
+    DATE,
     INTEGER_TYPES,
+    TIMESTAMP,
+    TIMESTAMPTZ,
     TYPES_QUERY,
     Conversion,
     PgType,
@@ -30,6 +33,7 @@ from domain.mapping import RESERVED_ATTRIBUTES, PlannedColumn, SourcePlan, UserM
 from domain.model import SourceUser
 
 KEY_ALIAS = '"__user_migration_key"'
+VERSION_ALIAS = '"__user_migration_version"'
 _SHOWN_COLUMNS = 30
 
 
@@ -87,13 +91,19 @@ class QueryPlan:
     names: tuple[str, ...]
     conversions: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position in names, converter)
     source_plan: SourcePlan
+    # The mapping's version column, quoted and `%` escaped (selected last, as a number); None without one.
+    version: str | None = None
 
     def user(self, row: Sequence[Any]) -> SourceUser:
-        """One row (the key first, then the values in `names` order) as a source user."""
-        values = list(row[1:])
+        """One row (the key first, then the values in `names` order, then the version when the
+        mapping names one) as a source user."""
+        if self.version is None:
+            values, version = list(row[1:]), None
+        else:
+            values, version = list(row[1:-1]), row[-1]
         for index, convert in self.conversions:
             values[index] = convert(values[index])
-        return SourceUser(int(row[0]), dict(zip(self.names, values, strict=True)))
+        return SourceUser(int(row[0]), dict(zip(self.names, values, strict=True)), version)
 
 
 def _column_list(columns: Sequence[str]) -> str:
@@ -240,6 +250,24 @@ async def _key_problems(cursor: Any, table: str, key: str) -> list[str]:
     return problems
 
 
+def _version_select(column: str, base_oid: int) -> str | None:
+    """The select of the version column as a number (`domain.versions`); None for a type that
+    cannot be one. A timestamp is microseconds since the epoch (one without time zone as UTC),
+    an infinite one no version at all."""
+    quoted = quote_identifier(column)
+    if base_oid in INTEGER_TYPES:
+        return f"{quoted}::bigint AS {VERSION_ALIAS}"
+    if base_oid == TIMESTAMPTZ:
+        moment = quoted
+    elif base_oid == TIMESTAMP:
+        moment = f"({quoted} AT TIME ZONE 'UTC')"
+    elif base_oid == DATE:
+        moment = f"({quoted}::timestamp AT TIME ZONE 'UTC')"
+    else:
+        return None
+    return f"CASE WHEN isfinite({quoted}) THEN (extract(epoch FROM {moment}) * 1000000)::bigint END AS {VERSION_ALIAS}"
+
+
 async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
     """The checked plan of `mapping` on its table; `MappingError` naming every problem otherwise.
 
@@ -276,6 +304,16 @@ async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
         )
     elif key_oid is not None:
         problems.extend(await _key_problems(cursor, table, mapping.key))
+    version_sql = None
+    if mapping.version is not None and mapping.version in column_oids:
+        version_sql = _version_select(mapping.version, base_type(column_oids[mapping.version], types))
+        if version_sql is None:
+            oid = column_oids[mapping.version]
+            type_name = types[oid].name if oid in types else f"oid {oid}"
+            problems.append(
+                f"[source] version: column {mapping.version!r} is of type {type_name}; the version must be "
+                "a timestamp, timestamptz, date or integer column that grows whenever the row changes"
+            )
     if problems:
         raise MappingError(problems, mapping.origin)
 
@@ -285,6 +323,7 @@ async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
     select_list = ", ".join(
         [f"{key} AS {KEY_ALIAS}"]
         + [conversion.select(output.sql) for output, conversion in zip(outputs, conversions, strict=True)]
+        + ([version_sql] if version_sql is not None else [])
     )
 
     def type_of(output: Output, oid: int) -> str:
@@ -310,6 +349,7 @@ async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
             if (convert := conversion.convert) is not None
         ),
         source_plan=SourcePlan(mapping.table, mapping.key, tuple(planned)),
+        version=sql_text(quote_identifier(mapping.version)) if version_sql is not None and mapping.version else None,
     )
     # The whole query once, as every read will run it (its casts included).
     try:

@@ -22,7 +22,10 @@ DEFAULT_KEY_ATTRIBUTE = "user_id"
 MIGRATED_AT = "migrated_at"
 # Kept by the DynamoDB adapter in every item it writes, to recognise its own items (`--rewrite`).
 MIGRATION_DIGEST = "migration_digest"
-RESERVED_ATTRIBUTES = frozenset({MIGRATED_AT, MIGRATION_DIGEST})
+# The source row's version (`[source] version`) as a number, kept in every item the migration
+# writes: a write that must not overwrite newer data compares against it.
+MIGRATION_VERSION = "migration_version"
+RESERVED_ATTRIBUTES = frozenset({MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION})
 # What the digest adds to every item: its name and 32 hex digits.
 DIGEST_BYTES = len(MIGRATION_DIGEST) + 32
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from domain.errors import UserNotFound
-from domain.model import PreparedUser, SourceUser, WriteOutcome
+from domain.model import PreparedUser, SourceUser, WriteOutcome, WriteRule
 from domain.range_locks import UserRangeLocks
 from domain.report import BatchOutcome, MigrationReport, MigrationStats
 from domain.request import MAX_USER_ID, BatchRequest, MigrationRequest, SingleUserRequest
@@ -32,10 +32,13 @@ def next_start_after(page: Sequence[SourceUser], batch_size: int) -> int | None:
 class Migration:
     """Moves users from a source to a target: a batch, a single user, or the statistics.
 
-    Existing items are never overwritten: users already in the target are skipped, unless a
-    rewrite is asked for, and then only items the migration wrote and nobody changed since are
-    replaced. Work on overlapping id ranges is serialized within the process, so no user is
-    written twice and the counters stay exact. A dry run reads, validates and checks existence,
+    Existing items are never overwritten: each item is written only where none exists, a rule
+    the target checks atomically with the write (so an application writing the same users
+    meanwhile keeps its items); users already in the target are skipped, unless a rewrite is asked
+    for, and then only items the migration wrote, nobody changed since and no newer than the row
+    are replaced. `offline` trades that guarantee for speed (see `__init__`). Work on
+    overlapping id ranges is serialized within the process, so no user is written twice and the
+    counters stay exact. A dry run reads, validates and checks existence,
     and writes nothing. Users are validated and prepared by the mapping's rules (`preparer`).
     """
 
@@ -48,7 +51,11 @@ class Migration:
         clock: Callable[[], datetime] = _utc_now,
         in_flight: WritesInFlight | None = None,
         preparer: UserPreparer | None = None,
+        offline: bool = False,
     ) -> None:
+        # The offline mode: an existence check, then unconditional batch writes. Faster where
+        # every request costs, but safe only while nothing else writes the table.
+        self._offline = offline
         self._preparer = preparer if preparer is not None else UserPreparer()
         self._source = source
         self._target = target
@@ -113,12 +120,15 @@ class Migration:
         async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
             # Writes of an earlier holder that died before settling: count the ones that landed.
             landed_before = await self._target.existing_user_ids(hold.inherited) if hold.inherited else set()
-            existing = await self._target.existing_user_ids(user_ids)
-            to_write = [user for user in prepared if user.user_id not in existing]
-            to_rewrite = [user for user in prepared if user.user_id in existing] if rewrite else []
             # Once writing starts, the counters must follow the items: a caller that goes away
             # (a cancelled request, a shutdown) does not stop this step half-way.
-            written = await self._in_flight.run(self._write_and_settle(hold, to_write, landed_before))
+            if self._offline:
+                existing = await self._target.existing_user_ids(user_ids)
+                to_write = [user for user in prepared if user.user_id not in existing]
+                written = await self._in_flight.run(self._write_and_settle(hold, to_write, landed_before))
+            else:
+                written, existing = await self._in_flight.run(self._write_new_and_settle(hold, prepared, landed_before))
+            to_rewrite = [user for user in prepared if user.user_id in existing] if rewrite else []
             # Rewritten items were counted when first written: they are never intended or settled.
             rewritten = await self._in_flight.run(self._target.rewrite_users(to_rewrite)) if to_rewrite else None
         for user_id, reason in written.failed.items():
@@ -148,6 +158,17 @@ class Migration:
             written = await self._target.write_users(users)
         await hold.settle(landed_before | set(written.written), unsure=written.failed.keys())
         return written
+
+    async def _write_new_and_settle(
+        self, hold: UsersHold, users: list[PreparedUser], landed_before: set[int]
+    ) -> tuple[WriteOutcome, set[int]]:
+        """The live-safe write: each item only where none exists, decided by the target itself, so
+        an item an application writes meanwhile is never replaced. Returns what was written and
+        the users found stored already."""
+        await hold.intend([user.user_id for user in users])
+        outcome = await self._target.write_users_if(users, WriteRule.ABSENT)
+        await hold.settle(landed_before | set(outcome.written), unsure=outcome.failed.keys())
+        return WriteOutcome(outcome.written, outcome.failed), set(outcome.refused)
 
     @staticmethod
     def _report(

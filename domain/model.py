@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
 
 import attrs
+
+from domain.versions import version_of
 
 # A JSON document as the migration holds it: numbers stay exact (int or Decimal, never float
 # on the way in from the source), objects are dicts with string keys.
@@ -65,6 +68,9 @@ class SourceUser:
 
     id: int
     values: Mapping[str, SourceValue] = attrs.field(repr=False)
+    # The row's version (`[source] version`) as a number (`domain.versions`); None when the
+    # mapping names no version or the row has none.
+    version: int | None = None
 
 
 # A value ready for any target: str, bool, int or Decimal (exact numbers), bytes, None (a null
@@ -80,6 +86,8 @@ class PreparedUser:
     user_id: int
     attributes: dict[str, PreparedValue] = attrs.field(eq=False, repr=False)
     size: int = attrs.field(default=0, eq=False)
+    # The source row's version (see `SourceUser.version`), stored beside the attributes.
+    version: int | None = attrs.field(default=None, eq=False)
 
 
 def documented_values(user: User) -> dict[str, SourceValue]:
@@ -100,7 +108,8 @@ def as_source_user(user: User | SourceUser) -> SourceUser:
     """Either kind of user as a `SourceUser`."""
     if isinstance(user, SourceUser):
         return user
-    return SourceUser(user.id, documented_values(user))
+    updated = user.updated_at
+    return SourceUser(user.id, documented_values(user), version_of(updated))
 
 
 @attrs.frozen
@@ -108,6 +117,38 @@ class WriteOutcome:
     """What a write to the target did: the ids it stored, and why the others were not stored."""
 
     written: tuple[int, ...] = ()
+    failed: Mapping[int, str] = attrs.field(factory=dict)
+
+
+class WriteRule(enum.Enum):
+    """When the migration may write a user's item (the rule that never overwrites newer data)."""
+
+    # Only where no item exists: the backfill (batch, single user, `migrate --all`, retries).
+    ABSENT = "absent"
+    # Also over the migration's item of an older version of the row: `sync`.
+    OLDER = "older"
+    # Also over the migration's item of the same version: `verify --repair` of a `different` item.
+    NOT_NEWER = "not_newer"
+
+
+@attrs.frozen
+class ConditionalWriteOutcome:
+    """What a conditional write did: the ids it stored (`created`: those that had no item before),
+    the ids whose stored item the rule kept (present, newer, or someone else's), and failures."""
+
+    written: tuple[int, ...] = ()
+    created: frozenset[int] = frozenset()
+    refused: frozenset[int] = frozenset()
+    failed: Mapping[int, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class DeleteOutcome:
+    """What deleting items did: the ids deleted, the items kept (with the reason: someone else's,
+    changed since written) and failures."""
+
+    deleted: tuple[int, ...] = ()
+    kept: Mapping[int, str] = attrs.field(factory=dict)
     failed: Mapping[int, str] = attrs.field(factory=dict)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 import attrs
 
 from domain.dynamodb_rules import MAX_ITEM_BYTES, number_bytes, text_bytes
-from domain.mapping import DIGEST_BYTES, MIGRATED_AT, Rules, UserMapping, default_mapping
+from domain.mapping import DIGEST_BYTES, MIGRATED_AT, MIGRATION_VERSION, Rules, UserMapping, default_mapping
 from domain.model import Json, PreparedUser, SourceUser, UnreadableValue, User, as_source_user
 from domain.timestamps import format_timestamp
 from domain.values import LookCloser, checked_value, quick_value
@@ -181,11 +181,13 @@ class UserPreparer:
         moment = self._moment_text(migrated_at)
         attributes[MIGRATED_AT] = moment
         size += len(moment)
+        if user.version is not None:
+            size += len(MIGRATION_VERSION) + number_bytes(str(user.version))
         if size > MAX_ITEM_BYTES:
             return Rejection(
                 user.id, (Reason("item_too_large", f"Item too large: {size} bytes (limit {MAX_ITEM_BYTES})"),)
             )
-        return PreparedUser(user.id, attributes, size)
+        return PreparedUser(user.id, attributes, size, user.version)
 
 
 def _detail(problem: str, name: str) -> str:

@@ -54,6 +54,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     metrics_public: bool = False
+    # The offline mode: unconditional batch writes, safe only while nothing else writes the table.
+    offline_writes: bool = False
     shutdown_drain_seconds: float = 0.0
     shutdown_grace_seconds: float = 30.0
     mapping_file: str | None = None
@@ -99,6 +101,7 @@ class Settings:
             "aws_region": self.aws_region,
             "dynamodb_concurrency": self.dynamodb_concurrency,
             "pages_in_flight": self.pages_in_flight,
+            "offline_writes": self.offline_writes,
         }
 
 
@@ -306,6 +309,7 @@ def load_settings(
         log_level=_choice(environ, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), problems),
         log_format="text" if _choice(environ, "LOG_FORMAT", "json", ("json", "text"), problems) == "text" else "json",
         metrics_public=_choice(environ, "METRICS_PUBLIC", "false", ("true", "false"), problems) == "true",
+        offline_writes=_choice(environ, "OFFLINE_WRITES", "false", ("true", "false"), problems) == "true",
         shutdown_drain_seconds=_number(environ, "SHUTDOWN_DRAIN_SECONDS", 0.0, 0, 300, problems),
         shutdown_grace_seconds=_number(environ, "SHUTDOWN_GRACE_SECONDS", 30.0, 0, 3600, problems),
     )

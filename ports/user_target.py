@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 
-from domain.model import Item, PreparedUser, RewriteOutcome, WriteOutcome
+from domain.model import (
+    ConditionalWriteOutcome,
+    DeleteOutcome,
+    Item,
+    PreparedUser,
+    RewriteOutcome,
+    WriteOutcome,
+    WriteRule,
+)
 
 
 class UserTarget(abc.ABC):
@@ -22,7 +30,27 @@ class UserTarget(abc.ABC):
 
     @abc.abstractmethod
     async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
-        """Store the users; every user ends up either in `written` or in `failed` with a reason."""
+        """Store the users whatever is stored (the offline mode: nobody else may write the table);
+        every user ends up either in `written` or in `failed` with a reason."""
+
+    @abc.abstractmethod
+    async def write_users_if(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
+        """Store each user only where `rule` allows it, decided by the target atomically with the
+        write; every user ends up in `written`, `refused` or `failed`."""
+
+    @abc.abstractmethod
+    async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
+        """Delete the items of these users that the migration wrote and nobody changed since
+        (checked again by the delete itself); keep the others, with the reason."""
+
+    @abc.abstractmethod
+    async def read_items(self, user_ids: Collection[int]) -> dict[int, Item]:
+        """The stored items of these users (consistent reads), by id; absent ones are left out."""
+
+    @abc.abstractmethod
+    def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
+        """Every stored user id in lowest..highest, a page at a time (in no particular order);
+        memory stays flat at any table size."""
 
     @abc.abstractmethod
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:

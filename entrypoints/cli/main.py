@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -83,7 +84,10 @@ def _with_library(
     command: Callable[[UserMigration, argparse.Namespace], Awaitable[int]], check_tables: bool = True
 ) -> Callable[[argparse.Namespace], int]:
     def run(arguments: argparse.Namespace) -> int:
-        library = UserMigration.from_env(mapping_file=arguments.mapping, check_tables=check_tables)
+        environ = dict(os.environ)
+        if getattr(arguments, "offline", False):
+            environ["OFFLINE_WRITES"] = "true"
+        library = UserMigration.from_env(environ, mapping_file=arguments.mapping, check_tables=check_tables)
 
         async def main() -> int:
             async with library as migration:

@@ -42,6 +42,12 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
         help="also rewrite items this tool wrote in an earlier run (after fixing the mapping); "
         "items someone else wrote or changed are left as they are and listed",
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="unconditional batch writes (faster where every request costs): only while nothing else writes "
+        "the DynamoDB table, since an item written meanwhile would be replaced (also OFFLINE_WRITES=true)",
+    )
     parser.add_argument("--failed-out", type=Path, metavar="FILE", help="write failed users as JSON lines to FILE")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 

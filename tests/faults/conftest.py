@@ -117,6 +117,9 @@ class World:
             dynamodb_endpoint_url=self.dynamodb_proxy.url,
             aws_region="us-east-1",
             api_tokens=(TOKEN,),
+            # The proxy injects its faults into BatchWriteItem: these tests prove the offline
+            # (batch) write path; the live-safe path's per-item puts are not faulted yet.
+            offline_writes=True,
         )
         return attrs.evolve(settings, **changes)
 
@@ -131,6 +134,7 @@ class World:
             "AWS_REGION": "us-east-1",
             "MIGRATION_API_TOKENS": TOKEN,
             "LOG_FORMAT": "json",
+            "OFFLINE_WRITES": "true",  # see `settings`
         }
         return {**env, **changes}
 

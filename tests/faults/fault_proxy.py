@@ -186,6 +186,12 @@ class Rule:
         return self.when is None or self.when(document)
 
 
+def put_item_user_ids(document: dict[str, Any]) -> list[int]:
+    """The user id of a PutItem body, as a list (empty when it has none)."""
+    item = document.get("Item", {})
+    return [int(item["user_id"]["N"])] if "user_id" in item else []
+
+
 def put_user_ids(document: dict[str, Any]) -> list[int]:
     """The user ids of the PutRequests of a BatchWriteItem body, in order."""
     ids: list[int] = []
@@ -565,6 +571,9 @@ class FaultProxy:
             response = await read_message(up_reader, response=True)
             if response is None:
                 raise ConnectionError("the server closed the connection without answering")
+            if request.operation == "PutItem" and response.start_line.split(" ")[1:2] == ["200"]:
+                # A conditional put counts where it wrote (a refused condition answers 400).
+                self.puts.update(put_item_user_ids(request.json()))
             # HTTP/1.0 from a single-threaded werkzeug: the client connection stays HTTP/1.1.
             response.start_line = "HTTP/1.1 " + response.start_line.split(" ", 1)[1]
             return response

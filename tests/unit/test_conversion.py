@@ -15,6 +15,7 @@ from domain.model import Json, PreparedUser, UnreadableValue, User
 from domain.rules import Rejection, prepare_user, user_problems
 from domain.timestamps import format_timestamp, parse_timestamp
 from domain.values import checked_value
+from domain.versions import version_of
 from tests.factories import from_item, to_item, valid_user
 from tests.unit.test_profile_rules import mostly, odd_profiles, sizable
 
@@ -41,7 +42,10 @@ def test_item_has_every_attribute_in_attribute_value_format():
             }
         },
         "migration_digest": {"S": item_digest(item)},
+        # updated_at as microseconds since the epoch: the version "newer" is decided by.
+        "migration_version": {"N": str(version_of(valid_user(42).updated_at))},
     }
+    assert item["migration_version"] == {"N": "1704164645000006"}
     assert len(item["migration_digest"]["S"]) == 32
 
 
@@ -229,9 +233,9 @@ def test_prepare_user_rejects_with_every_reason_or_prepares_the_reference_attrib
     assert isinstance(prepared, PreparedUser)
     assert list(prepared.attributes.items()) == list(expected.items())  # the same order too
     item = encode_user(prepared, "user_id")
-    assert {name: value for name, value in item.items() if name not in ("user_id", "migration_digest")} == {
-        name: encode_value(value) for name, value in expected.items()
-    }
+    assert {
+        name: value for name, value in item.items() if name not in ("user_id", "migration_digest", "migration_version")
+    } == {name: encode_value(value) for name, value in expected.items()}
     assert prepared.size == item_bytes(sizable(item))
 
 

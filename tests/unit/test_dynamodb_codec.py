@@ -96,7 +96,7 @@ def test_a_prepared_user_encodes_with_its_size():
     item = encode_user(user, "user_id")
     assert user.size == item_bytes(item)
     assert next(iter(item)) == "user_id"
-    assert list(item)[-1] == "migration_digest"
+    assert list(item)[-2:] == ["migration_digest", "migration_version"]
 
 
 # --- the digest -------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ class _PacedTarget(InMemoryUserTarget):
         self.most_at_once = 0
         self.fail_page_of = fail_page_of
 
-    async def write_users(self, items):
+    async def write_users_if(self, items, rule):
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -146,7 +146,7 @@ class _PacedTarget(InMemoryUserTarget):
             await asyncio.sleep(0.05 if first == 1 else 0.01)
             if self.fail_page_of is not None and any(item.user_id == self.fail_page_of for item in items):
                 raise TargetUnavailable("DynamoDB is unavailable")
-            return await super().write_users(items)
+            return await super().write_users_if(items, rule)
         finally:
             self.running -= 1
 

@@ -1,0 +1,89 @@
+"""The live-safe part of the UserTarget contract: writes the target itself checks, so that an item
+written by someone else, or from a newer row, is never replaced; deletes of its own unchanged
+items only; reads of items and ids for `verify` and `sync`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from adapters.dynamodb_codec import stored_version
+from domain.model import WriteRule
+from tests.factories import prepared_user, to_item, valid_user
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def row(user_id: int, updated: datetime = T0, **changes: object):
+    return prepared_user(user_id, NOW, updated_at=updated, **changes)
+
+
+async def test_absent_writes_only_where_no_item_exists(make_target):
+    target = await make_target()
+    await target.write_users_if([row(1)], WriteRule.ABSENT)
+    outcome = await target.write_users_if([row(1, T0 + timedelta(days=1)), row(2)], WriteRule.ABSENT)
+    assert outcome.written == (2,)
+    assert outcome.created == {2}
+    assert outcome.refused == {1}
+    assert stored_version(await target.read_item(1)) == stored_version(to_item(valid_user(1, updated_at=T0), NOW))
+
+
+async def test_older_replaces_only_an_older_item_of_the_migration(make_target):
+    target = await make_target()
+    await target.write_users_if([row(1), row(2, T0 + timedelta(days=2))], WriteRule.ABSENT)
+    newer, older, same = row(1, T0 + timedelta(days=1)), row(2, T0 + timedelta(days=1)), row(3)
+    await target.write_users_if([same], WriteRule.ABSENT)
+    outcome = await target.write_users_if([newer, older, same, row(4)], WriteRule.OLDER)
+    assert sorted(outcome.written) == [1, 4]
+    assert outcome.created == {4}
+    assert outcome.refused == {2, 3}
+    assert stored_version(await target.read_item(1)) == newer.version
+    assert stored_version(await target.read_item(2)) == older.version + 86_400_000_000
+
+
+async def test_not_newer_also_replaces_an_item_of_the_same_version(make_target):
+    target = await make_target()
+    await target.write_users_if([row(1)], WriteRule.ABSENT)
+    changed = row(1, email="changed@example.com")
+    outcome = await target.write_users_if([changed], WriteRule.NOT_NEWER)
+    assert outcome.written == (1,)
+    assert (await target.read_item(1))["email"] == {"S": "changed@example.com"}
+
+
+async def test_an_item_without_a_version_is_never_replaced(make_target):
+    target = await make_target()
+    await target.write_users([attrs.evolve(row(1), version=None)])  # an item with no migration_version
+    for rule in WriteRule:
+        outcome = await target.write_users_if([row(1, T0 + timedelta(days=9))], rule)
+        assert outcome.refused == {1}, rule
+
+
+async def test_a_row_without_a_version_is_written_only_where_absent(make_target):
+    target = await make_target()
+    await target.write_users_if([row(1)], WriteRule.ABSENT)
+    unversioned = attrs.evolve(row(1, email="x@example.com"), version=None)
+    outcome = await target.write_users_if([unversioned, attrs.evolve(row(2), version=None)], WriteRule.NOT_NEWER)
+    assert outcome.written == (2,)
+    assert outcome.refused == {1}
+
+
+async def test_delete_unchanged_deletes_its_own_unchanged_items(make_target):
+    target = await make_target()
+    await target.write_users_if([row(1), row(2)], WriteRule.ABSENT)
+    outcome = await target.delete_unchanged([1, 4])
+    assert outcome.deleted == (1,)  # 4 has no item: neither deleted nor kept
+    assert (dict(outcome.kept), dict(outcome.failed)) == ({}, {})
+    assert await target.read_item(1) is None
+    assert await target.existing_user_ids([2]) == {2}
+
+
+async def test_read_items_and_scan_user_ids(make_target):
+    target = await make_target()
+    await target.write_users_if([row(i) for i in range(1, 251)], WriteRule.ABSENT)
+    items = await target.read_items([5, 7, 999])
+    assert sorted(items) == [5, 7]
+    assert items[5]["user_id"] == {"N": "5"}
+    seen = [user_id async for page in target.scan_user_ids(10, 200, page_size=40) for user_id in page]
+    assert sorted(seen) == list(range(10, 201))
