@@ -43,6 +43,7 @@ async def impatient_migration(world: World) -> AsyncIterator[Migration]:
                 PostgresUserSource(pool, default_mapping(world.source_table)),
                 DynamoDbUserTarget(client, world.users_table),
                 DynamoDbMigrationState(client, world.state_table),
+                offline=True,  # the proxy faults BatchWriteItem (see tests/faults/conftest.py)
             )
     finally:
         pool.close()
