@@ -185,8 +185,6 @@ class ConditionalWriter:
                     if isinstance(cause, ClientError) and error_code(cause) == CONDITION_FAILED:
                         return "kept", CHANGED_WHILE_DELETING
                     raise
-        except TargetTableMissing:
-            raise
-        except DependencyUnavailable as error:
+        except DependencyUnavailable as error:  # a missing table (a SetupError) propagates
             return "failed", str(error)
         return "deleted", ""
