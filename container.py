@@ -18,11 +18,14 @@ from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
+from domain.differences import LatestVerification
 from domain.mapping import UserMapping, default_mapping
 from domain.migration import Migration
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT, MigrationRun
 from domain.range_locks import UserRangeLocks
 from domain.rules import UserPreparer
+from domain.sync import ChangeSync
+from domain.verification import Verification
 from domain.writes_in_flight import WritesInFlight
 from ports import MigrationState, UserSource, UserTarget
 
@@ -51,11 +54,18 @@ def mapping_or_default(mapping: UserMapping | None) -> UserMapping:
     return mapping if mapping is not None else default_mapping()
 
 
+def has_version(mapping: UserMapping) -> bool:
+    """Whether the mapping names a `[source] version` (what `sync` needs)."""
+    return mapping.version is not None
+
+
 class Container(containers.DeclarativeContainer):
     """Wiring of the migration."""
 
     # Defaults for what a container used without settings (the test harness) still needs.
-    config = providers.Configuration(default={"pages_in_flight": DEFAULT_PAGES_IN_FLIGHT, "offline_writes": False})
+    config = providers.Configuration(
+        default={"pages_in_flight": DEFAULT_PAGES_IN_FLIGHT, "offline_writes": False, "hold_lease_seconds": 60.0}
+    )
 
     # What the source's rows mean: the mapping file's, or the documented layout.
     mapping = providers.Singleton(mapping_or_default, config.mapping)
@@ -87,7 +97,12 @@ class Container(containers.DeclarativeContainer):
     )
     migration_state = providers.Dependency(
         instance_of=MigrationState,
-        default=providers.Singleton(DynamoDbMigrationState, client=dynamodb_client, table=config.dynamodb_state_table),
+        default=providers.Singleton(
+            DynamoDbMigrationState,
+            client=dynamodb_client,
+            table=config.dynamodb_state_table,
+            lease_seconds=config.hold_lease_seconds.as_float(),
+        ),
     )
 
     range_locks = providers.Singleton(UserRangeLocks)
@@ -107,6 +122,27 @@ class Container(containers.DeclarativeContainer):
         source=user_source,
         state=migration_state,
         migration=migration,
+        pages_in_flight=config.pages_in_flight.as_int(),
+    )
+    # The counts of the last verify in this process (run or HTTP page), read by the metrics.
+    latest_verification = providers.Singleton(LatestVerification)
+    verification = providers.Factory(
+        Verification,
+        source=user_source,
+        target=user_target,
+        state=migration_state,
+        migration=migration,
+        preparer=preparer,
+        pages_in_flight=config.pages_in_flight.as_int(),
+        latest=latest_verification,
+    )
+    change_sync = providers.Factory(
+        ChangeSync,
+        source=user_source,
+        target=user_target,
+        state=migration_state,
+        migration=migration,
+        versioned=providers.Callable(has_version, mapping),
         pages_in_flight=config.pages_in_flight.as_int(),
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
 from domain.model import AttributeValue, Item, PreparedUser, PreparedValue
+from domain.versions import stored_version
 
 # The migration's own bookkeeping: not content, so neither digested nor compared by `verify`.
 BOOKKEEPING = frozenset({MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION})
@@ -126,19 +127,6 @@ def encode_user(user: PreparedUser, key_attribute: str) -> Item:
     if user.version is not None:
         item[MIGRATION_VERSION] = {"N": str(user.version)}
     return item
-
-
-def stored_version(item: Item | None) -> int | None:
-    """The source version an item was written from (`migration_version`); None when it has none."""
-    if item is None:
-        return None
-    value = item.get(MIGRATION_VERSION)
-    if value is None or "N" not in value:
-        return None
-    try:
-        return int(value["N"])
-    except ValueError:
-        return None
 
 
 def written_by_migration(item: Item) -> bool:

@@ -7,8 +7,11 @@ Everything lives in the state table's `progress` item, changed only by condition
   that expired (their process died) are dropped, and the ids they were writing — with the
   `unsettled` ids — pass to the new hold as `inherited`, for it to look at and count.
 - intend: append the ids about to be written to `holds.<id>.writing` (and renew the lease).
-- settle: add what landed to `migrated_users`, raise `last_migrated_user_id`, put unsure ids in
-  `unsettled`, and remove the hold, in one conditional write. If botocore re-sends it after a
+- intend a removal: append the ids whose items are about to be deleted to `holds.<id>.removing`;
+  they pass on like `writing` (as `unsettled_removals`, inherited as `inherited_removals`).
+- settle: add what landed to `migrated_users` and take off what was removed, raise
+  `last_migrated_user_id`, put unsure ids in `unsettled` (`unsettled_removals`), and remove the
+  hold, in one conditional write. If botocore re-sends it after a
   lost response, the re-sent one fails its condition, the item is read again, and the hold is
   gone: it was applied, and nothing is counted twice.
 
@@ -58,17 +61,29 @@ class _Conflict(Exception):
 
 
 class _DynamoDbHold(UsersHold):
-    def __init__(self, ledger: ProgressLedger, hold_id: str, inherited: frozenset[int]) -> None:
+    def __init__(
+        self, ledger: ProgressLedger, hold_id: str, inherited: frozenset[int], inherited_removals: frozenset[int]
+    ) -> None:
         self._ledger = ledger
         self.hold_id = hold_id
         self.inherited = inherited
+        self.inherited_removals = inherited_removals
         self.settled = False
 
     async def intend(self, user_ids: Collection[int]) -> None:
         await self._ledger.intend(self.hold_id, user_ids)
 
-    async def settle(self, landed: Collection[int], unsure: Collection[int] = ()) -> None:
-        await self._ledger.settle(self.hold_id, set(landed), set(unsure))
+    async def intend_removal(self, user_ids: Collection[int]) -> None:
+        await self._ledger.intend(self.hold_id, user_ids, field="removing")
+
+    async def settle(
+        self,
+        landed: Collection[int],
+        unsure: Collection[int] = (),
+        removed: Collection[int] = (),
+        unsure_removed: Collection[int] = (),
+    ) -> None:
+        await self._ledger.settle(self.hold_id, set(landed), set(unsure), set(removed), set(unsure_removed))
         self.settled = True
 
 
@@ -143,14 +158,16 @@ class ProgressLedger:
         """Wait until no live hold overlaps lowest..highest, then hold it."""
         hold_id = uuid.uuid4().hex
 
-        async def try_take(item: dict[str, Any], version: int) -> frozenset[int] | None:
+        async def try_take(item: dict[str, Any], version: int) -> tuple[frozenset[int], frozenset[int]] | None:
             now = time.time()
             inherited = _numbers(item.get("unsettled"))
+            inherited_removals = _numbers(item.get("unsettled_removals"))
             live: dict[str, Any] = {}
             for other, entry in item.get("holds", {}).get("M", {}).items():
                 fields = entry["M"]
                 if float(fields["expires"]["N"]) < now:
                     inherited |= _numbers(fields.get("writing"))  # its holder died: now ours to settle
+                    inherited_removals |= _numbers(fields.get("removing"))
                     continue
                 if lowest <= int(fields["hi"]["N"]) and int(fields["lo"]["N"]) <= highest:
                     return None
@@ -161,41 +178,48 @@ class ProgressLedger:
                     "hi": {"N": str(highest)},
                     "expires": {"N": f"{now + self._lease_seconds:.3f}"},
                     "writing": _id_set(inherited),
+                    "removing": _id_set(inherited_removals),
                 }
             }
-            await self._write(version, "SET holds = :holds, version = :next REMOVE unsettled", {":holds": {"M": live}})
-            return frozenset(inherited)
+            await self._write(
+                version,
+                "SET holds = :holds, version = :next REMOVE unsettled, unsettled_removals",
+                {":holds": {"M": live}},
+            )
+            return frozenset(inherited), frozenset(inherited_removals)
 
         deadline = time.monotonic() + self._wait_seconds
         pause = 0.02
-        while (inherited := await self._change(try_take)) is None:
+        while (taken := await self._change(try_take)) is None:
             if time.monotonic() > deadline:
                 raise TargetUnavailable(
                     f"users {lowest}..{highest} stayed held by another process for {self._wait_seconds:.0f}s"
                 )
             await asyncio.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 2, 1.0)
-        return _DynamoDbHold(self, hold_id, inherited)
+        return _DynamoDbHold(self, hold_id, *taken)
 
-    async def intend(self, hold_id: str, user_ids: Collection[int]) -> None:
-        """Record the ids about to be written, and renew the lease."""
+    async def intend(self, hold_id: str, user_ids: Collection[int], field: str = "writing") -> None:
+        """Record the ids about to be written (`removing`: deleted), and renew the lease."""
 
         async def try_intend(item: dict[str, Any], version: int) -> None:
             entry = self._entry(item, hold_id)
             if entry is None:
                 raise TargetUnavailable("the hold on these users expired before writing; nothing was written")
-            writing = _numbers(entry["M"].get("writing")) | set(user_ids)
+            ids = _numbers(entry["M"].get(field)) | set(user_ids)
             await self._write(
                 version,
-                "SET holds.#hold.writing = :ids, holds.#hold.expires = :expires, version = :next",
-                {":ids": _id_set(writing), ":expires": {"N": f"{time.time() + self._lease_seconds:.3f}"}},
-                {"#hold": hold_id},
+                "SET holds.#hold.#ids = :ids, holds.#hold.expires = :expires, version = :next",
+                {":ids": _id_set(ids), ":expires": {"N": f"{time.time() + self._lease_seconds:.3f}"}},
+                {"#hold": hold_id, "#ids": field},
             )
 
         await self._change(try_intend)
 
-    async def settle(self, hold_id: str, landed: set[int], unsure: set[int]) -> None:
-        """Count what landed and release the hold, exactly once."""
+    async def settle(
+        self, hold_id: str, landed: set[int], unsure: set[int], removed: set[int], unsure_removed: set[int]
+    ) -> None:
+        """Count what landed (and uncount what was removed) and release the hold, exactly once."""
 
         async def try_settle(item: dict[str, Any], version: int) -> None:
             if self._entry(item, hold_id) is None:
@@ -204,11 +228,16 @@ class ProgressLedger:
                 return
             last = item.get("last_migrated_user_id")
             highest = max([*landed, *([int(last["N"])] if last else [])], default=None)
+            count = int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed) - len(removed)
             values: dict[str, Any] = {
-                ":count": {"N": str(int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed))},
+                ":count": {"N": str(max(count, 0))},
                 ":unsettled": _id_set(_numbers(item.get("unsettled")) | unsure),
+                ":unsettled_removals": _id_set(_numbers(item.get("unsettled_removals")) | unsure_removed),
             }
-            update = "SET migrated_users = :count, unsettled = :unsettled, version = :next"
+            update = (
+                "SET migrated_users = :count, unsettled = :unsettled, "
+                "unsettled_removals = :unsettled_removals, version = :next"
+            )
             if highest is not None:
                 values[":last"] = {"N": str(highest)}
                 update += ", last_migrated_user_id = :last"
@@ -224,10 +253,11 @@ class ProgressLedger:
             if entry is None:
                 return
             unsettled = _numbers(item.get("unsettled")) | _numbers(entry["M"].get("writing"))
+            removals = _numbers(item.get("unsettled_removals")) | _numbers(entry["M"].get("removing"))
             await self._write(
                 version,
-                "SET unsettled = :unsettled, version = :next REMOVE holds.#hold",
-                {":unsettled": _id_set(unsettled)},
+                "SET unsettled = :unsettled, unsettled_removals = :removals, version = :next REMOVE holds.#hold",
+                {":unsettled": _id_set(unsettled), ":removals": _id_set(removals)},
                 {"#hold": hold_id},
             )
 

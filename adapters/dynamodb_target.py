@@ -17,11 +17,13 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.dynamodb_codec import encode_user, key_of
+from adapters.dynamodb_compare import compare_users
 from adapters.dynamodb_conditional import ConditionalWriter
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
 from adapters.dynamodb_rewrite import ItemRewriter
 from adapters.dynamodb_tables import ensure_table_active
 from adapters.retry import Backoff
+from domain.differences import StoredComparison
 from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE
 from domain.model import (
@@ -114,6 +116,11 @@ class DynamoDbUserTarget(UserTarget):
         unique = sorted(set(user_ids))
         found = await _run_all(self._items_in(chunk, keys_only=False) for chunk in _chunks(unique, GET_CHUNK))
         return {user_id: item for chunk in found for user_id, item in chunk.items()}
+
+    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[int, StoredComparison]:
+        # One consistent BatchGetItem per 100 keys; compared as the in-memory target compares.
+        stored = await self.read_items([user.user_id for user in users])
+        return compare_users(users, stored, self._key_attribute)
 
     async def _items_in(self, user_ids: Sequence[int], keys_only: bool) -> dict[int, Item]:
         keys = [key_of(user_id, self._key_attribute) for user_id in user_ids]

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import bisect
 import copy
+import itertools
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 
-from adapters.dynamodb_codec import encode_user, same_content, stored_version, why_not_rewritten
+from adapters.dynamodb_codec import encode_user, same_content, why_not_rewritten
+from adapters.dynamodb_compare import compare_users
+from domain.differences import StoredComparison
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
 from domain.model import (
+    ChangeCursor,
     ConditionalWriteOutcome,
     DeleteOutcome,
     Item,
@@ -29,7 +33,7 @@ from domain.model import (
     as_source_user,
 )
 from domain.range_locks import UserRangeLocks
-from domain.versions import may_replace, version_of
+from domain.versions import may_replace, stored_version, version_of
 from ports.migration_state import MigrationState, UsersHold
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
@@ -46,6 +50,9 @@ class InMemoryUserSource(UserSource):
         self.mapping = mapping if mapping is not None else default_mapping()
         self._users: dict[int, SourceUser] = {}
         self._ids: list[int] = []
+        # Every put is a change, numbered: a cursor is the number the next change will get.
+        self._changes = 0
+        self._changed: dict[int, int] = {}
         for user in users:
             self.put(user)
 
@@ -59,11 +66,26 @@ class InMemoryUserSource(UserSource):
         if source_user.version is None and version_column is not None and version_column in source_user.values:
             source_user = attrs.evolve(source_user, version=version_of(source_user.values[version_column]))
         self._users[user.id] = source_user
+        self._changes += 1
+        self._changed[user.id] = self._changes
 
     def delete(self, user_id: int) -> None:
         """Remove a user, as a DELETE of its row would."""
         if self._users.pop(user_id, None) is not None:
             self._ids.remove(user_id)
+            self._changed.pop(user_id, None)
+
+    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+        return {user_id for user_id in user_ids if user_id in self._users}
+
+    async def change_cursor(self) -> str:
+        return str(self._changes + 1)
+
+    async def read_changed_page(self, since: str | None, start_user_id: int, limit: int) -> Sequence[SourceUser]:
+        first_change = int(since) if since is not None and since.isdigit() else 0
+        first = bisect.bisect_left(self._ids, start_user_id)
+        changed = (user_id for user_id in self._ids[first:] if self._changed[user_id] >= first_change)
+        return [self._users[user_id] for user_id in itertools.islice(changed, limit)]
 
     async def read_page(self, start_user_id: int, limit: int) -> Sequence[SourceUser]:
         first = bisect.bisect_left(self._ids, start_user_id)
@@ -160,6 +182,9 @@ class InMemoryUserTarget(UserTarget):
     async def read_items(self, user_ids: Collection[int]) -> dict[int, Item]:
         return {user_id: copy.deepcopy(self.items[user_id]) for user_id in set(user_ids) if user_id in self.items}
 
+    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[int, StoredComparison]:
+        return compare_users(users, self.items, self.key_attribute)
+
     async def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
         inside = [user_id for user_id in list(self.items) if lowest <= user_id <= highest]
         for first in range(0, len(inside), page_size):
@@ -199,18 +224,31 @@ class InMemoryUserTarget(UserTarget):
 
 
 class _InMemoryHold(UsersHold):
-    def __init__(self, state: InMemoryMigrationState, inherited: frozenset[int]) -> None:
+    def __init__(self, state: InMemoryMigrationState, inherited: frozenset[int], removals: frozenset[int]) -> None:
         self._state = state
         self.inherited = inherited
+        self.inherited_removals = removals
         self.intended: set[int] = set(inherited)
+        self.removing: set[int] = set(removals)
         self.settled = False
 
     async def intend(self, user_ids: Collection[int]) -> None:
         self.intended.update(user_ids)
 
-    async def settle(self, landed: Collection[int], unsure: Collection[int] = ()) -> None:
+    async def intend_removal(self, user_ids: Collection[int]) -> None:
+        self.removing.update(user_ids)
+
+    async def settle(
+        self,
+        landed: Collection[int],
+        unsure: Collection[int] = (),
+        removed: Collection[int] = (),
+        unsure_removed: Collection[int] = (),
+    ) -> None:
         self._state.count(landed)
+        self._state.uncount(removed)
         self._state.unsettled.update(unsure)
+        self._state.unsettled_removals.update(unsure_removed)
         self.settled = True
 
 
@@ -220,8 +258,9 @@ class InMemoryMigrationState(MigrationState):
     def __init__(self) -> None:
         self._progress = MigrationProgress()
         self._holds = UserRangeLocks()
-        # Ids whose writes were never settled (their holder failed): the next holder looks.
+        # Ids whose writes (deletes) were never settled (their holder failed): the next holder looks.
         self.unsettled: set[int] = set()
+        self.unsettled_removals: set[int] = set()
 
     def count(self, user_ids: Collection[int]) -> None:
         """Count these users as migrated (used by holds when they settle)."""
@@ -235,23 +274,34 @@ class InMemoryMigrationState(MigrationState):
             last_migrated_user_id=highest if last is None else max(last, highest),
         )
 
+    def uncount(self, user_ids: Collection[int]) -> None:
+        """Take these users off the count (their items were deleted)."""
+        remaining = max(self._progress.migrated_users - len(user_ids), 0)
+        self._progress = attrs.evolve(self._progress, migrated_users=remaining)
+
     @asynccontextmanager
     async def _hold(self, lowest: int, highest: int) -> AsyncIterator[UsersHold]:
         async with self._holds.hold(lowest, highest):
-            inherited = frozenset(self.unsettled)
+            inherited, removals = frozenset(self.unsettled), frozenset(self.unsettled_removals)
             self.unsettled.clear()
-            hold = _InMemoryHold(self, inherited)
+            self.unsettled_removals.clear()
+            hold = _InMemoryHold(self, inherited, removals)
             try:
                 yield hold
             finally:
                 if not hold.settled:
                     self.unsettled.update(hold.intended)
+                    self.unsettled_removals.update(hold.removing)
 
     def hold_users(self, lowest: int, highest: int) -> AbstractAsyncContextManager[UsersHold]:
         return self._hold(lowest, highest)
 
     async def record_checkpoint(self, resume_from_user_id: int) -> None:
         self._progress = attrs.evolve(self._progress, resume_from_user_id=resume_from_user_id)
+
+    async def record_change_cursor(self, cursor: ChangeCursor, applied: int = 0) -> None:
+        applied_so_far = self._progress.changes_applied + applied
+        self._progress = attrs.evolve(self._progress, change_cursor=cursor, changes_applied=applied_so_far)
 
     async def read_progress(self) -> MigrationProgress:
         return self._progress

@@ -21,6 +21,13 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
+from adapters.postgres_changes import (
+    CHANGE_CURSOR_QUERY,
+    TABLE_KINDS,
+    changed_rows_condition,
+    cursor_position,
+    cursor_text,
+)
 from adapters.postgres_plan import QueryPlan, first_line, quote_table_name, resolve_plan
 from adapters.postgres_types import parse_profile
 from domain.errors import MappingError, SetupError, SourceUnavailable
@@ -188,6 +195,46 @@ class PostgresUserSource(UserSource):
             return []
         key = (await self._resolved()).key
         return await self._rows(f"WHERE {key} = ANY(%s::bigint[]) ORDER BY {key}", (sorted(set(user_ids)),))
+
+    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+        if not user_ids:
+            return set()
+        plan = await self._resolved()
+        async with self._cursor() as cursor:
+            await cursor.execute(
+                f"SELECT {plan.key} FROM {plan.table} WHERE {plan.key} = ANY(%s::bigint[])", (sorted(set(user_ids)),)
+            )
+            rows = await cursor.fetchall()
+        return {int(row[0]) for row in rows}
+
+    async def change_cursor(self) -> str:
+        await self._resolved()
+        async with self._cursor() as cursor:
+            await cursor.execute(CHANGE_CURSOR_QUERY, (quote_table_name(self._mapping.table),))
+            row = await cursor.fetchone()
+        position, kind = int(row[0]), str(row[1])
+        if kind not in TABLE_KINDS:
+            raise SetupError(
+                [
+                    f"source {self._mapping.table!r} is not a table (relkind {kind!r}): changes are told by "
+                    "the rows' xmin, which only tables have; map the table the view reads from"
+                ],
+                "the source cannot tell its changes",
+            )
+        return cursor_text(position)
+
+    async def read_changed_page(self, since: str | None, start_user_id: int, limit: int) -> Sequence[SourceUser]:
+        saved = cursor_position(since)
+        if saved is None:
+            return await self.read_page(start_user_id, limit)
+        async with self._cursor() as cursor:
+            await cursor.execute("SELECT txid_snapshot_xmin(txid_current_snapshot())")
+            row = await cursor.fetchone()
+        changed = changed_rows_condition(saved, int(row[0]))
+        key = (await self._resolved()).key
+        if changed is None:  # too old to tell: every row
+            return await self.read_page(start_user_id, limit)
+        return await self._rows(f"WHERE {key} >= %s AND {changed} ORDER BY {key} LIMIT %s", (start_user_id, limit))
 
     async def count_users(self, start_user_id: int = 0) -> int:
         plan = await self._resolved()

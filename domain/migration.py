@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
+import attrs
+
 from domain.errors import UserNotFound
-from domain.model import PreparedUser, SourceUser, WriteOutcome, WriteRule
+from domain.model import (
+    ConditionalWriteOutcome,
+    DeleteOutcome,
+    PreparedUser,
+    SourceUser,
+    WriteOutcome,
+    WriteRule,
+)
 from domain.range_locks import UserRangeLocks
-from domain.report import BatchOutcome, MigrationReport, MigrationStats
+from domain.report import BatchOutcome, ChangeOutcome, MigrationReport, MigrationStats
 from domain.request import MAX_USER_ID, BatchRequest, MigrationRequest, SingleUserRequest
 from domain.rules import Reason, Rejection, UserPreparer
+from domain.versions import stored_version
 from domain.writes_in_flight import WritesInFlight
 from ports.migration_state import MigrationState, UsersHold
 from ports.user_source import UserSource
@@ -20,6 +30,12 @@ from ports.user_target import UserTarget
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@attrs.frozen
+class _Inherited:
+    landed: set[int]
+    removed: set[int]
 
 
 def next_start_after(page: Sequence[SourceUser], batch_size: int) -> int | None:
@@ -100,15 +116,7 @@ class Migration:
     async def migrate_users(self, users: Sequence[SourceUser], dry_run: bool, rewrite: bool = False) -> BatchOutcome:
         """Validate, prepare, check existence and write (unless `dry_run`) the given users;
         with `rewrite`, users already stored are rewritten where the migration may."""
-        migrated_at = self._clock()
-        failures: dict[int, tuple[str, ...]] = {}
-        prepared: list[PreparedUser] = []
-        for user in users:
-            outcome = self._preparer.prepare(user, migrated_at)
-            if isinstance(outcome, Rejection):
-                failures[user.id] = outcome.reasons
-            else:
-                prepared.append(outcome)
+        failures, prepared = self._prepare(users, self._clock())
         if not prepared:
             return BatchOutcome(read=len(users), failures=failures)
         user_ids = [user.user_id for user in prepared]
@@ -118,16 +126,15 @@ class Migration:
         lowest, highest = min(user_ids), max(user_ids)
         # In-process range locks first (cheap), then holds that other processes respect too.
         async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
-            # Writes of an earlier holder that died before settling: count the ones that landed.
-            landed_before = await self._target.existing_user_ids(hold.inherited) if hold.inherited else set()
+            before = await self._inherited(hold)
             # Once writing starts, the counters must follow the items: a caller that goes away
             # (a cancelled request, a shutdown) does not stop this step half-way.
             if self._offline:
                 existing = await self._target.existing_user_ids(user_ids)
                 to_write = [user for user in prepared if user.user_id not in existing]
-                written = await self._in_flight.run(self._write_and_settle(hold, to_write, landed_before))
+                written = await self._in_flight.run(self._write_and_settle(hold, to_write, before))
             else:
-                written, existing = await self._in_flight.run(self._write_new_and_settle(hold, prepared, landed_before))
+                written, existing = await self._in_flight.run(self._write_new_and_settle(hold, prepared, before))
             to_rewrite = [user for user in prepared if user.user_id in existing] if rewrite else []
             # Rewritten items were counted when first written: they are never intended or settled.
             rewritten = await self._in_flight.run(self._target.rewrite_users(to_rewrite)) if to_rewrite else None
@@ -149,25 +156,116 @@ class Migration:
             kept=dict(rewritten.kept),
         )
 
-    async def _write_and_settle(
-        self, hold: UsersHold, users: list[PreparedUser], landed_before: set[int]
-    ) -> WriteOutcome:
+    async def apply_changes(self, users: Sequence[SourceUser]) -> ChangeOutcome:
+        """Carry changed rows over (`sync`, `verify --repair`): a user without an item is written
+        as the backfill writes it (and counted); an item older than its row is replaced. Items as
+        new as their row stay (`unchanged`), newer ones or someone else's without a version too
+        (`kept_newer`). Each rule is checked by the target atomically with the write."""
+        failures, prepared = self._prepare(users, self._clock())
+        if not prepared:
+            return ChangeOutcome(read=len(users), failures=failures)
+        user_ids = [user.user_id for user in prepared]
+        lowest, highest = min(user_ids), max(user_ids)
+        async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
+            before = await self._inherited(hold)
+            created, replaced = await self._in_flight.run(self._apply_and_settle(hold, prepared, before))
+        refused = sorted(set(replaced.refused))
+        stored = await self._target.read_items(refused) if refused else {}
+        versions = {user.user_id: user.version for user in prepared}
+        unchanged = [
+            user_id
+            for user_id in refused
+            if (version := stored_version(stored.get(user_id))) is not None and version == versions[user_id]
+        ]
+        write_failed = {**created.failed, **replaced.failed}
+        for user_id, reason in write_failed.items():
+            failures[user_id] = (Reason("write_failed", f"Write failed: {reason}"),)
+        return ChangeOutcome(
+            read=len(users),
+            written=len(created.written) + len(replaced.written),
+            unchanged=len(unchanged),
+            kept_newer=tuple(sorted(set(refused) - set(unchanged))),
+            failures=failures,
+            write_failed=frozenset(write_failed),
+        )
+
+    async def _apply_and_settle(
+        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited
+    ) -> tuple[ConditionalWriteOutcome, ConditionalWriteOutcome]:
+        stored = await self._target.existing_user_ids([user.user_id for user in users])
+        new = [user for user in users if user.user_id not in stored]
+        created = ConditionalWriteOutcome()
+        if new:
+            # Only users without an item are intended: an inherited intent found stored is counted
+            # as landed, and an item that existed was counted when it was first written.
+            await hold.intend([user.user_id for user in new])
+            created = await self._target.write_users_if(new, WriteRule.ABSENT)
+        replacing = stored | set(created.refused)  # an application may have written some meanwhile
+        replaced = ConditionalWriteOutcome()
+        if replacing:
+            older = [user for user in users if user.user_id in replacing]
+            replaced = await self._target.write_users_if(older, WriteRule.OLDER)
+        # An item deleted since the existence check is created by the second write: counted too.
+        landed = before.landed | set(created.written) | set(replaced.created)
+        await hold.settle(landed, unsure=created.failed.keys(), removed=before.removed)
+        return created, replaced
+
+    async def remove_users(self, user_ids: Collection[int]) -> DeleteOutcome:
+        """Delete the items of these users that the migration wrote and nobody changed since
+        (checked by the delete itself), and take them off the counters; the others are kept,
+        with the reason (e.g. an item the application wrote)."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return DeleteOutcome()
+        async with self._locks.hold(wanted[0], wanted[-1]), self._state.hold_users(wanted[0], wanted[-1]) as hold:
+            before = await self._inherited(hold)
+            return await self._in_flight.run(self._remove_and_settle(hold, wanted, before))
+
+    async def _remove_and_settle(self, hold: UsersHold, user_ids: list[int], before: _Inherited) -> DeleteOutcome:
+        await hold.intend_removal(user_ids)
+        outcome = await self._target.delete_unchanged(user_ids)
+        removed = before.removed | set(outcome.deleted)
+        await hold.settle(before.landed, removed=removed, unsure_removed=outcome.failed.keys())
+        return outcome
+
+    async def _inherited(self, hold: UsersHold) -> _Inherited:
+        """What an earlier holder that died before settling left: the writes that landed and the
+        deletes that happened, for this hold's settle to count."""
+        landed = await self._target.existing_user_ids(hold.inherited) if hold.inherited else set()
+        removals = hold.inherited_removals
+        removed = set(removals) - await self._target.existing_user_ids(removals) if removals else set()
+        return _Inherited(landed, removed)
+
+    def _prepare(
+        self, users: Sequence[SourceUser], migrated_at: datetime
+    ) -> tuple[dict[int, tuple[str, ...]], list[PreparedUser]]:
+        failures: dict[int, tuple[str, ...]] = {}
+        prepared: list[PreparedUser] = []
+        for user in users:
+            outcome = self._preparer.prepare(user, migrated_at)
+            if isinstance(outcome, Rejection):
+                failures[user.id] = outcome.reasons
+            else:
+                prepared.append(outcome)
+        return failures, prepared
+
+    async def _write_and_settle(self, hold: UsersHold, users: list[PreparedUser], before: _Inherited) -> WriteOutcome:
         written = WriteOutcome()
         if users:
             await hold.intend([user.user_id for user in users])
             written = await self._target.write_users(users)
-        await hold.settle(landed_before | set(written.written), unsure=written.failed.keys())
+        await hold.settle(before.landed | set(written.written), unsure=written.failed.keys(), removed=before.removed)
         return written
 
     async def _write_new_and_settle(
-        self, hold: UsersHold, users: list[PreparedUser], landed_before: set[int]
+        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited
     ) -> tuple[WriteOutcome, set[int]]:
         """The live-safe write: each item only where none exists, decided by the target itself, so
         an item an application writes meanwhile is never replaced. Returns what was written and
         the users found stored already."""
         await hold.intend([user.user_id for user in users])
         outcome = await self._target.write_users_if(users, WriteRule.ABSENT)
-        await hold.settle(landed_before | set(outcome.written), unsure=outcome.failed.keys())
+        await hold.settle(before.landed | set(outcome.written), unsure=outcome.failed.keys(), removed=before.removed)
         return WriteOutcome(outcome.written, outcome.failed), set(outcome.refused)
 
     @staticmethod

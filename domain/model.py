@@ -164,6 +164,15 @@ class RewriteOutcome:
 
 
 @attrs.frozen
+class ChangeCursor:
+    """A position in the source's history of changes, as the source tells it (opaque to the
+    domain), and when it was taken: every change committed before `taken_at` is behind it."""
+
+    position: str
+    taken_at: datetime
+
+
+@attrs.frozen
 class MigrationProgress:
     """The migration's own bookkeeping: how many users it wrote, the highest id it wrote, and
     where a whole run may resume (every user below that id was written, skipped or reported)."""
@@ -171,3 +180,7 @@ class MigrationProgress:
     migrated_users: int = 0
     last_migrated_user_id: int | None = None
     resume_from_user_id: int | None = None
+    # Up to where the source's changes were carried over: set when a whole run starts, moved by `sync`.
+    change_cursor: ChangeCursor | None = None
+    # Items written or deleted by the `sync` passes that caught up, in all.
+    changes_applied: int = 0

@@ -9,17 +9,21 @@ It returns the same typed reports the API serializes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
 
 from container import Container, build_container, resolve
+from domain.differences import VerifyPage, VerifySummary
 from domain.errors import InvalidParameter
 from domain.mapping import SourcePlan, UserMapping
 from domain.migration import Migration
 from domain.migration_run import MigrationRun, ProgressCallback, RunSummary
 from domain.report import MigrationReport, MigrationStats
-from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
+from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest, SingleUserRequest
 from domain.rules import UserPreparer
+from domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
+from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
+from domain.verify_request import VerifyPageRequest
 from entrypoints.settings import load_settings
 
 WRITE_GRACE_SECONDS = 60.0
@@ -33,6 +37,7 @@ class UserMigration:
         self._check_tables = check_tables
         self._migration: Migration | None = None
         self._run: MigrationRun | None = None
+        self._sync: ChangeSync | None = None
 
     @classmethod
     def from_env(
@@ -47,6 +52,7 @@ class UserMigration:
     async def __aenter__(self) -> UserMigration:
         self._migration = await resolve(self.container.migration())
         self._run = await resolve(self.container.migration_run())
+        self._sync = await resolve(self.container.change_sync())
         try:
             await self.check_setup()
         except BaseException:
@@ -86,7 +92,7 @@ class UserMigration:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._migration = self._run = None
+        self._migration = self._run = self._sync = None
         # A write already started (shielded from cancellation) finishes and settles first.
         await self.container.writes_in_flight().wait(within_seconds=WRITE_GRACE_SECONDS)
         await resolve(self.container.shutdown_resources())
@@ -96,6 +102,12 @@ class UserMigration:
         if self._migration is None:
             raise RuntimeError("use `async with UserMigration...` before calling it")
         return self._migration
+
+    @property
+    def _change_sync(self) -> ChangeSync:
+        if self._sync is None:
+            raise RuntimeError("use `async with UserMigration...` before calling it")
+        return self._sync
 
     @property
     def _whole_run(self) -> MigrationRun:
@@ -157,3 +169,67 @@ class UserMigration:
     ) -> RunSummary:
         """Migrate exactly these users (e.g. an earlier run's failures, after fixing their rows)."""
         return await self._whole_run.retry(user_ids, dry_run, on_progress=on_progress, rewrite=rewrite)
+
+    async def sync_once(
+        self,
+        batch_size: int = MAX_BATCH_SIZE,
+        stop: asyncio.Event | None = None,
+        on_progress: SyncProgressCallback | None = None,
+    ) -> SyncSummary:
+        """Carry every change committed in the source so far into the target (updated, inserted
+        and deleted rows; see `domain.sync`), never replacing an item newer than its row; the
+        source's change cursor moves only when everything was carried over."""
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise InvalidParameter("batch_size", f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
+        return await self._change_sync.catch_up(batch_size, stop, on_progress)
+
+    async def sync_follow(
+        self,
+        interval_seconds: float,
+        stop: asyncio.Event,
+        batch_size: int = MAX_BATCH_SIZE,
+        on_pass: Callable[[SyncSummary], None] | None = None,
+        on_progress: SyncProgressCallback | None = None,
+    ) -> SyncSummary:
+        """`sync_once` again and again, `interval_seconds` apart, until `stop` is set; the totals."""
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise InvalidParameter("batch_size", f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
+        return await self._change_sync.follow(interval_seconds, stop, batch_size, on_pass, on_progress)
+
+    async def _verification(self) -> Verification:
+        if self._migration is None:  # its resources live inside `async with`
+            raise RuntimeError("use `async with UserMigration...` before calling it")
+        verification: Verification = await resolve(self.container.verification())
+        return verification
+
+    async def verify(
+        self,
+        start_user_id: int = 0,
+        end_user_id: int = MAX_USER_ID,
+        batch_size: int = MAX_BATCH_SIZE,
+        repair: bool = False,
+        on_difference: DifferenceCallback | None = None,
+        on_progress: VerifyProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> VerifySummary:
+        """Compare every row with an id in `start_user_id..end_user_id` (through the mapping)
+        with its item, and every item in that range with its row; each difference goes to
+        `on_difference` once it was checked again (see `domain.verification`). `repair=True`
+        writes missing items, replaces different ones that are not newer than their row, deletes
+        extra items this tool wrote, and checks each again. Raises `InvalidParameter` for a bad
+        range."""
+        verification = await self._verification()
+        return await verification.verify(
+            start_user_id, end_user_id, batch_size, repair, on_difference, on_progress, stop
+        )
+
+    async def verify_page(self, start_user_id: int = 0, batch_size: int = DEFAULT_BATCH_SIZE) -> VerifyPage:
+        """Verify one keyset page (as `GET /m2/migration/verify` does): its differences, counts and
+        `next_start_user_id` (None at the end)."""
+        verification = await self._verification()
+        return await verification.verify_page(VerifyPageRequest(start_user_id, batch_size))
+
+    async def users_to_verify(self, start_user_id: int = 0, end_user_id: int = MAX_USER_ID) -> int:
+        """How many source rows a verify of this range compares (the total of a progress display)."""
+        verification = await self._verification()
+        return await verification.users_to_verify(start_user_id, end_user_id)

@@ -56,6 +56,8 @@ class Settings:
     metrics_public: bool = False
     # The offline mode: unconditional batch writes, safe only while nothing else writes the table.
     offline_writes: bool = False
+    # How long a hold on an id range outlives its process: after a crash, the next run waits this long.
+    hold_lease_seconds: float = 60.0
     shutdown_drain_seconds: float = 0.0
     shutdown_grace_seconds: float = 30.0
     mapping_file: str | None = None
@@ -102,6 +104,7 @@ class Settings:
             "dynamodb_concurrency": self.dynamodb_concurrency,
             "pages_in_flight": self.pages_in_flight,
             "offline_writes": self.offline_writes,
+            "hold_lease_seconds": self.hold_lease_seconds,
         }
 
 
@@ -310,6 +313,7 @@ def load_settings(
         log_format="text" if _choice(environ, "LOG_FORMAT", "json", ("json", "text"), problems) == "text" else "json",
         metrics_public=_choice(environ, "METRICS_PUBLIC", "false", ("true", "false"), problems) == "true",
         offline_writes=_choice(environ, "OFFLINE_WRITES", "false", ("true", "false"), problems) == "true",
+        hold_lease_seconds=_number(environ, "HOLD_LEASE_SECONDS", 60.0, 1, 3600, problems),
         shutdown_drain_seconds=_number(environ, "SHUTDOWN_DRAIN_SECONDS", 0.0, 0, 300, problems),
         shutdown_grace_seconds=_number(environ, "SHUTDOWN_GRACE_SECONDS", 30.0, 0, 3600, problems),
     )

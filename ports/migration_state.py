@@ -6,7 +6,7 @@ import abc
 from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 
-from domain.model import MigrationProgress
+from domain.model import ChangeCursor, MigrationProgress
 
 
 class UsersHold(abc.ABC):
@@ -15,20 +15,34 @@ class UsersHold(abc.ABC):
     Writing goes: `intend` (the ids about to be written are recorded first), the write itself,
     then `settle` (the ids that landed are counted, the intent cleared, in one idempotent step).
     A holder that dies between the two leaves its intent behind; the next holder inherits those
-    ids (`inherited`), looks which of them landed, and settles them with its own.
+    ids (`inherited`), looks which of them landed, and settles them with its own. Deleting goes
+    the same way: `intend_removal`, the deletes, then `settle(removed=...)`; what a dead holder
+    meant to delete is inherited as `inherited_removals`, for the next holder to look which are gone.
     """
 
     inherited: frozenset[int]
+    inherited_removals: frozenset[int] = frozenset()
 
     @abc.abstractmethod
     async def intend(self, user_ids: Collection[int]) -> None:
         """Record that these users are about to be written."""
 
     @abc.abstractmethod
-    async def settle(self, landed: Collection[int], unsure: Collection[int] = ()) -> None:
-        """Count `landed` (written now, or inherited and found stored) exactly once, clear the
-        intent, and leave `unsure` (writes that failed and may or may not have landed) for a
-        later holder to look at."""
+    async def intend_removal(self, user_ids: Collection[int]) -> None:
+        """Record that the items of these users are about to be deleted."""
+
+    @abc.abstractmethod
+    async def settle(
+        self,
+        landed: Collection[int],
+        unsure: Collection[int] = (),
+        removed: Collection[int] = (),
+        unsure_removed: Collection[int] = (),
+    ) -> None:
+        """Count `landed` (written now, or inherited and found stored) and uncount `removed`
+        (deleted now, or inherited and found gone) exactly once, clear the intent, and leave
+        `unsure` writes and `unsure_removed` deletes (that failed and may or may not have
+        happened) for a later holder to look at."""
 
 
 class MigrationState(abc.ABC):
@@ -45,6 +59,11 @@ class MigrationState(abc.ABC):
     @abc.abstractmethod
     async def record_checkpoint(self, resume_from_user_id: int) -> None:
         """Remember where a whole run may resume: every user below this id was handled."""
+
+    @abc.abstractmethod
+    async def record_change_cursor(self, cursor: ChangeCursor, applied: int = 0) -> None:
+        """Remember up to where the source's changes were carried over (`sync` goes on from here),
+        and add `applied` (items written or deleted to get there) to the changes applied so far."""
 
     @abc.abstractmethod
     async def read_progress(self) -> MigrationProgress:

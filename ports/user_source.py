@@ -29,6 +29,23 @@ class UserSource(abc.ABC):
         """The users with these ids that exist, in ascending id order."""
 
     @abc.abstractmethod
+    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+        """The subset of `user_ids` the source holds."""
+
+    @abc.abstractmethod
+    async def change_cursor(self) -> str:
+        """The source's position in its history of changes now (opaque to the caller): every
+        change committed before this call is behind it. Raises a `SetupError` naming why when
+        the source cannot tell its changes (for PostgreSQL: a view, not a table)."""
+
+    @abc.abstractmethod
+    async def read_changed_page(self, since: str | None, start_user_id: int, limit: int) -> Sequence[SourceUser]:
+        """Up to `limit` users with `id >= start_user_id`, in ascending id order, among the rows
+        inserted or changed at or after the cursor `since` (every row when None, or when the
+        cursor is too old to tell). A row may come again in a later call (harmless: its version
+        decides); none changed after `since` is ever left out. Deleted rows are not told."""
+
+    @abc.abstractmethod
     async def count_users(self, start_user_id: int = 0) -> int:
         """How many users the source holds with `id >= start_user_id`."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Collection, Sequence
 
+from domain.differences import StoredComparison
 from domain.model import (
     ConditionalWriteOutcome,
     DeleteOutcome,
@@ -46,6 +47,12 @@ class UserTarget(abc.ABC):
     @abc.abstractmethod
     async def read_items(self, user_ids: Collection[int]) -> dict[int, Item]:
         """The stored items of these users (consistent reads), by id; absent ones are left out."""
+
+    @abc.abstractmethod
+    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[int, StoredComparison]:
+        """How the stored item of each user compares with what the user would be written as
+        (consistent reads), by id: matching, missing, different (the differing attributes named,
+        the migration's bookkeeping left out) or newer in the target than the row."""
 
     @abc.abstractmethod
     def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:

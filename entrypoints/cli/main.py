@@ -20,6 +20,8 @@ from adapters.dynamodb_tables import ensure_tables
 from domain.errors import DependencyUnavailable, InvalidParameter, SetupError
 from entrypoints.cli import mapping as cli_mapping
 from entrypoints.cli import migrate as cli_migrate
+from entrypoints.cli import sync as cli_sync
+from entrypoints.cli import verify as cli_verify
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from entrypoints.http.serve import serve as serve_api
 from entrypoints.library import UserMigration
@@ -39,9 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     cli_mapping.add_mapping_arguments(mapping)
     migrate = commands.add_parser("migrate", help="migrate the whole source, one user, or earlier failures")
     cli_migrate.add_migrate_arguments(migrate)
+    sync = commands.add_parser(
+        "sync", help="carry the changes committed in PostgreSQL since the backfill into DynamoDB"
+    )
+    cli_sync.add_sync_arguments(sync)
+    verify = commands.add_parser("verify", help="compare DynamoDB with PostgreSQL, user by user; --repair fixes")
+    cli_verify.add_verify_arguments(verify)
     stats = commands.add_parser("stats", help="print the migration statistics")
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
-    for command in (serve, tables, mapping, migrate, stats):
+    for command in (serve, tables, mapping, migrate, sync, verify, stats):
         command.add_argument("--mapping", metavar="FILE", help=MAPPING_HELP)
     demo = commands.add_parser("demo", help="run the service on an embedded PostgreSQL and DynamoDB with demo data")
     demo.add_argument("--users", type=int, default=10_000, help="demo users to create (default 10,000)")
@@ -105,6 +113,20 @@ def _migrate(arguments: argparse.Namespace) -> int:
     return _with_library(cli_migrate.migrate)(arguments)
 
 
+def _sync(arguments: argparse.Namespace) -> int:
+    problem = cli_sync.check_sync_arguments(arguments)
+    if problem is not None:
+        raise InvalidParameter("arguments", problem)
+    return _with_library(cli_sync.sync)(arguments)
+
+
+def _verify(arguments: argparse.Namespace) -> int:
+    problem = cli_verify.check_verify_arguments(arguments)
+    if problem is not None:
+        raise InvalidParameter("arguments", problem)
+    return _with_library(cli_verify.verify)(arguments)
+
+
 def _demo(arguments: argparse.Namespace) -> int:
     from entrypoints.demo.run import run_demo  # the demo's extra packages load only for the demo
 
@@ -116,6 +138,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init-tables": init_tables,
     "mapping": _with_library(cli_mapping.show_mapping, check_tables=False),
     "migrate": _migrate,
+    "sync": _sync,
+    "verify": _verify,
     "stats": _with_library(cli_migrate.stats),
     "demo": _demo,
 }

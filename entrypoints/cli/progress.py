@@ -1,4 +1,4 @@
-"""A one-line progress bar on stderr: done/total, counts, users per second, ETA."""
+"""A one-line progress display on stderr: done/total, counts, users per second, ETA."""
 
 from __future__ import annotations
 
@@ -9,39 +9,50 @@ from domain.migration_run import RunProgress
 _WIDTH = 24
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """`m:ss`, or `h:mm:ss` from an hour on."""
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-def progress_line(progress: RunProgress, total: int) -> str:
-    """The text of the bar for one moment of a run."""
-    done = progress.users_read
+def bar_text(done: int, total: int, counts: str, elapsed_seconds: float) -> str:
+    """A bar of `done` out of `total`, the counts, the rate and the time left."""
     fraction = min(done / total, 1.0) if total else 1.0
     filled = round(fraction * _WIDTH)
-    rate = done / progress.elapsed_seconds if progress.elapsed_seconds > 0 else 0.0
-    eta = _duration((total - done) / rate) if rate > 0 and total > done else "0:00"
+    rate = done / elapsed_seconds if elapsed_seconds > 0 else 0.0
+    eta = duration_text((total - done) / rate) if rate > 0 and total > done else "0:00"
     return (
         f"[{'#' * filled}{'.' * (_WIDTH - filled)}] {done:,}/{total:,} {fraction:4.0%} | "
-        f"migrated {progress.migrated:,} skipped {progress.skipped:,} failed {progress.failed:,} | "
-        f"{rate:,.0f} users/s | ETA {eta}"
+        f"{counts} | {rate:,.0f} users/s | ETA {eta}"
     )
 
 
-class ProgressBar:
-    """Redraws the progress line in place; shown only when the stream is a terminal."""
+def count_line(done: int, elapsed_seconds: float, counts: str) -> str:
+    """The text of a count for work whose total is not known in advance."""
+    rate = done / elapsed_seconds if elapsed_seconds > 0 else 0.0
+    return f"{done:,} done | {counts} | {rate:,.0f}/s | {duration_text(elapsed_seconds)}"
 
-    def __init__(self, stream: TextIO, total: int) -> None:
+
+def progress_line(progress: RunProgress, total: int) -> str:
+    """The text of the bar for one moment of a run."""
+    counts = f"migrated {progress.migrated:,} skipped {progress.skipped:,} failed {progress.failed:,}"
+    return bar_text(progress.users_read, total, counts, progress.elapsed_seconds)
+
+
+class StatusLine:
+    """One line redrawn in place; shown only when the stream is a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._total = total
         self._enabled = stream.isatty()
         self._drawn = False
 
-    def __call__(self, progress: RunProgress) -> None:
+    def show(self, text: str) -> None:
+        """Replace the line with `text`."""
         if self._enabled:
-            self._stream.write("\r\x1b[2K" + progress_line(progress, self._total))
+            self._stream.write("\r\x1b[2K" + text)
             self._stream.flush()
             self._drawn = True
 
@@ -50,3 +61,15 @@ class ProgressBar:
         if self._drawn:
             self._stream.write("\n")
             self._stream.flush()
+            self._drawn = False
+
+
+class ProgressBar(StatusLine):
+    """The progress of a whole run, as a bar."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        super().__init__(stream)
+        self._total = total
+
+    def __call__(self, progress: RunProgress) -> None:
+        self.show(progress_line(progress, self._total))

@@ -63,7 +63,7 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
         target = dependencies.target if dependencies is not None else None
         return target.counters if isinstance(target, DynamoDbUserTarget) else None
 
-    app[METRICS] = MigrationMetrics(target_counters)
+    app[METRICS] = MigrationMetrics(target_counters, container.latest_verification)
     authenticator = Authenticator(settings.api_tokens, settings.jwt_rules)
     setup_middlewares(app, authenticator, app[METRICS], scopes(settings.metrics_public))
     setup_routes(app)

@@ -1,4 +1,4 @@
-"""The two endpoints of the API document. Thin: parse, call the use case, answer JSON."""
+"""The endpoints of the API document. Thin: parse, call the use case, answer JSON."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import logging
 
 from aiohttp import web
 
+from container import resolve
 from domain.request import SingleUserRequest, plan_batch
-from entrypoints.http.keys import METRICS, MIGRATION
+from domain.verification import Verification
+from domain.verify_request import plan_verify_page
+from entrypoints.http.keys import CONTAINER, METRICS, MIGRATION
 from entrypoints.json_views import report_json
 from entrypoints.logs import fields
+from entrypoints.verify_json import page_json
 
 log = logging.getLogger("user_migration.batch")
+verify_log = logging.getLogger("user_migration.verify")
 
 
 async def migrate_users(request: web.Request) -> web.Response:
@@ -40,3 +45,28 @@ async def migration_stats(request: web.Request) -> web.Response:
     """GET /m2/migration/stats: how far the migration has come."""
     stats = await request.app[MIGRATION].statistics()
     return web.json_response(report_json(stats))
+
+
+async def verify_page(request: web.Request) -> web.Response:
+    """GET /m2/migration/verify: one keyset page compared with DynamoDB, and its id gaps probed
+    for extra items; follow `next_start_user_id`."""
+    planned = plan_verify_page(request.query.items())
+    verification: Verification = await resolve(request.app[CONTAINER].verification())
+    page = await verification.verify_page(planned)
+    counts = page.counts
+    verify_log.info(
+        "verify page",
+        extra=fields(
+            start_user_id=planned.start_user_id,
+            batch_size=planned.batch_size,
+            checked=counts.checked,
+            missing=counts.missing,
+            different=counts.different,
+            extra=counts.extra,
+            newer_in_dynamodb=counts.newer_in_dynamodb,
+            invalid_in_source=counts.invalid_in_source,
+            extra_checked=page.extra_checked,
+            next_start_user_id=page.next_start_user_id,
+        ),
+    )
+    return web.json_response(page_json(page))

@@ -1,15 +1,18 @@
-"""Prometheus metrics of one app: users by outcome, batches, DynamoDB retries, HTTP requests."""
+"""Prometheus metrics of one app: users by outcome, batches, DynamoDB retries, HTTP requests, the
+last verify's differences by class."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from adapters.dynamodb_target import TargetCounters
+from domain.differences import LatestVerification, Problem
 from domain.report import MigrationReport
+from entrypoints.http.sync_metrics import SyncCollector
 
 
 class _TargetCollector(Collector):
@@ -31,10 +34,41 @@ class _TargetCollector(Collector):
             yield CounterMetricFamily(name, help_text, value=value)
 
 
+class _VerifyCollector(Collector):
+    """The counts of the last verify in this process (a whole run or an HTTP page); nothing
+    before the first, so that no dashboard reads "no differences" from a verify never run."""
+
+    def __init__(self, latest: Callable[[], LatestVerification | None]) -> None:
+        self._latest = latest
+
+    def collect(self) -> Iterator[Metric]:
+        latest = self._latest()
+        if latest is None or latest.counts is None or latest.finished_at is None:
+            return
+        differences = GaugeMetricFamily(
+            "user_migration_verify_differences", "differences the last verify found, by class", labels=["problem"]
+        )
+        for problem in Problem:
+            differences.add_metric([problem.value], latest.counts.of(problem))
+        yield differences
+        yield GaugeMetricFamily(
+            "user_migration_verify_checked", "source rows the last verify compared", value=latest.counts.checked
+        )
+        yield GaugeMetricFamily(
+            "user_migration_verify_finished_timestamp_seconds",
+            "when the last verify finished (Unix time)",
+            value=latest.finished_at.timestamp(),
+        )
+
+
 class MigrationMetrics:
     """The app's metrics, in a registry of their own (no process-wide state)."""
 
-    def __init__(self, target_counters: Callable[[], TargetCounters | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        target_counters: Callable[[], TargetCounters | None] = lambda: None,
+        latest_verification: Callable[[], LatestVerification | None] = lambda: None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.users = Counter(
             "user_migration_users",
@@ -67,6 +101,9 @@ class MigrationMetrics:
             "user_migration_http_request_duration_seconds", "HTTP request duration", ["route"], registry=self.registry
         )
         self.registry.register(_TargetCollector(target_counters))
+        self.registry.register(_VerifyCollector(latest_verification))
+        self.sync = SyncCollector()
+        self.registry.register(self.sync)
 
     def record_batch(self, report: MigrationReport, mode: str) -> None:
         """Count one migration request and its users."""

@@ -46,4 +46,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text format."""
+    dependencies = request.app.get(DEPENDENCIES)
+    if dependencies is not None:
+        await request.app[METRICS].sync.refresh(dependencies.state)
     return web.Response(body=request.app[METRICS].exposition(), content_type="text/plain", charset="utf-8")

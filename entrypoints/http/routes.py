@@ -11,7 +11,7 @@ import attrs
 from aiohttp import web
 
 from entrypoints.http.auth import READ_SCOPE, WRITE_SCOPE
-from entrypoints.http.handlers import migrate_users, migration_stats
+from entrypoints.http.handlers import migrate_users, migration_stats, verify_page
 from entrypoints.http.openapi import OPENAPI_PATH, openapi, openapi_document
 from entrypoints.http.probes import healthz, metrics, readyz
 
@@ -31,6 +31,7 @@ class Route:
 ROUTES = (
     Route("/m2/migration/users", migrate_users, WRITE_SCOPE),
     Route("/m2/migration/stats", migration_stats, READ_SCOPE),
+    Route("/m2/migration/verify", verify_page, READ_SCOPE),
     Route(OPENAPI_PATH, openapi, None),
     Route("/healthz", healthz, None),
     Route("/readyz", readyz, None),

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from adapters.dynamodb_codec import stored_version
 from domain.model import WriteRule
+from domain.versions import stored_version
 from tests.factories import prepared_user, to_item, valid_user
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)

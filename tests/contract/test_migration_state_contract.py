@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 
-from domain.model import MigrationProgress
+from domain.model import ChangeCursor, MigrationProgress
 
 
 async def settle(state, lowest, highest, landed, unsure=()):
@@ -109,3 +110,38 @@ async def test_a_hold_is_released_when_the_work_fails(make_state):
             raise RuntimeError("the work failed")
     async with asyncio.timeout(5), state.hold_users(7, 7) as hold:
         await hold.settle([])
+
+
+async def test_removals_are_taken_off_the_count_and_a_failed_holder_hands_them_on(make_state):
+    state = await make_state()
+    await settle(state, 1, 10, [1, 2, 3, 4])
+    async with state.hold_users(1, 10) as hold:
+        await hold.intend_removal([1, 2])
+        await hold.settle([], removed=[1], unsure_removed=[2])
+    assert (await state.read_progress()).migrated_users == 3
+    with contextlib.suppress(RuntimeError):
+        async with state.hold_users(1, 10) as hold:
+            assert hold.inherited_removals == frozenset({2})
+            await hold.intend_removal([3])
+            raise RuntimeError("died between the delete and the settle")
+    async with asyncio.timeout(5), state.hold_users(1, 10) as hold:
+        assert hold.inherited_removals == frozenset({2, 3})
+        await hold.settle([], removed=[2, 3])  # both turned out to be gone
+    async with state.hold_users(1, 10) as hold:
+        assert hold.inherited_removals == frozenset()
+        await hold.settle([])
+    assert (await state.read_progress()).migrated_users == 1
+
+
+async def test_the_change_cursor_is_kept_beside_the_counters(make_state):
+    state = await make_state()
+    assert (await state.read_progress()).change_cursor is None
+    cursor = ChangeCursor("pg-xmin:12345", datetime(2026, 12, 2, 13, 0, 1, 250000, tzinfo=UTC))
+    await state.record_change_cursor(cursor, applied=7)
+    await settle(state, 1, 10, [5])
+    later = ChangeCursor("pg-xmin:12399", datetime(2026, 12, 2, 13, 5, tzinfo=UTC))
+    await state.record_change_cursor(later, applied=3)
+    progress = await state.read_progress()
+    assert progress.change_cursor == later
+    assert progress.changes_applied == 10
+    assert progress.migrated_users == 1

@@ -43,6 +43,7 @@ JWT_SECRET = "an-hs256-secret-for-the-openapi-tests-0123456789"
 OPERATIONS = {
     "GET /m2/migration/users",
     "GET /m2/migration/stats",
+    "GET /m2/migration/verify",
     "GET /m2/migration/openapi.json",
     "GET /healthz",
     "GET /readyz",
@@ -179,7 +180,7 @@ def test_the_live_api_keeps_to_its_document(case: schemathesis.Case[Any], live_s
 
 
 # The operations that need a token, and what to send instead of a valid one.
-SECURED = ["/m2/migration/users", "/m2/migration/stats", "/metrics"]
+SECURED = ["/m2/migration/users", "/m2/migration/stats", "/m2/migration/verify", "/metrics"]
 NOT_A_VALID_TOKEN = [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"}]
 
 

@@ -1,0 +1,208 @@
+"""`verify`: does the target hold what the source holds? Every source row in a range, through
+the mapping's rules, compared with its item; then every stored id in the range looked up among
+the rows (a keys-only scan), for items whose row does not exist.
+
+Both passes run on the page engine (`domain.engine.pump`): pages read ahead, a few checked side
+by side, outcomes in page order, so memory stays flat at any table size: differences go to the
+caller's callback as they are found, and only their counts are kept. Each difference is checked
+again before it is reported (`domain.verify_step`). The HTTP page verifies one keyset page and
+probes its id gaps for extra items instead of scanning the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+import attrs
+
+from domain.differences import (
+    Difference,
+    LatestVerification,
+    VerifyCounts,
+    VerifyPage,
+    VerifyProgress,
+    VerifySummary,
+)
+from domain.engine.pump import PagePump
+from domain.migration import Migration, next_start_after
+from domain.model import SourceUser
+from domain.request import MAX_BATCH_SIZE, MAX_USER_ID
+from domain.rules import UserPreparer
+from domain.verify_request import VerifyPageRequest, VerifyRange
+from domain.verify_step import Findings, VerifyStep
+from ports.migration_state import MigrationState
+from ports.user_source import UserSource
+from ports.user_target import UserTarget
+
+# Stored ids a page of the scan for extra items holds.
+SCAN_PAGE_SIZE = 1000
+# An HTTP page probes an id gap for extra items when it holds at most this many page sizes of ids.
+GAP_PROBE_PAGES = 10
+
+DifferenceCallback = Callable[[Difference], None]
+VerifyProgressCallback = Callable[[VerifyProgress], None]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.define
+class _Tally:
+    started: float = attrs.Factory(time.perf_counter)
+    counts: VerifyCounts = attrs.Factory(VerifyCounts)
+    scanned: int = 0
+
+    def add(self, findings: Findings) -> VerifyProgress:
+        self.counts.include(findings.counts)
+        self.scanned += findings.scanned
+        failing = self.counts.failing
+        return VerifyProgress(self.counts.checked, self.scanned, failing, self.elapsed())
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class Verification:
+    """Verifies the target against the source: a whole id range, or one page at a time."""
+
+    def __init__(
+        self,
+        source: UserSource,
+        target: UserTarget,
+        state: MigrationState,
+        migration: Migration,
+        preparer: UserPreparer | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        prefetch_pages: int = 2,
+        pages_in_flight: int = 2,
+        scan_page_size: int = SCAN_PAGE_SIZE,
+        latest: LatestVerification | None = None,
+    ) -> None:
+        self._source = source
+        self._target = target
+        self._state = state
+        self._step = VerifyStep(source, target, migration, preparer or UserPreparer(), clock)
+        self._clock = clock
+        self._prefetch_pages = prefetch_pages
+        self._pages_in_flight = pages_in_flight
+        self._scan_page_size = scan_page_size
+        self.latest = latest if latest is not None else LatestVerification()
+
+    async def users_to_verify(self, start_user_id: int = 0, end_user_id: int = MAX_USER_ID) -> int:
+        """How many source rows a verify of this range compares (the total of a progress display)."""
+        beyond = await self._source.count_users(end_user_id + 1) if end_user_id < MAX_USER_ID else 0
+        return await self._source.count_users(start_user_id) - beyond
+
+    async def verify(
+        self,
+        start_user_id: int = 0,
+        end_user_id: int = MAX_USER_ID,
+        batch_size: int = MAX_BATCH_SIZE,
+        repair: bool = False,
+        on_difference: DifferenceCallback | None = None,
+        on_progress: VerifyProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> VerifySummary:
+        """Verify every row and every stored item with an id in `start_user_id..end_user_id`.
+
+        Each difference goes to `on_difference` (in id order within a page, pages in order);
+        with `repair`, missing and different items are fixed under the rule that never
+        overwrites newer data, extra items the migration wrote are deleted, and each difference
+        arrives with whether it is gone now. Setting `stop` ends the run after the pages in hand.
+        """
+        wanted = VerifyRange(start_user_id, end_user_id, batch_size)
+        tally = _Tally()
+
+        async def finish(page: Sequence[object], findings: Findings) -> None:
+            if not page:  # the end of a source or of a scan: nothing to tell
+                return
+            progress = tally.add(findings)
+            if on_difference is not None:
+                for difference in findings.differences:
+                    on_difference(difference)
+            if on_progress is not None:
+                on_progress(progress)
+
+        async def read_rows(start: int) -> tuple[list[SourceUser], int | None]:
+            page = list(await self._source.read_page(start, batch_size))
+            following = next_start_after(page, batch_size)
+            if following is not None and following > wanted.end_user_id:
+                following = None
+            return [row for row in page if row.id <= wanted.end_user_id], following
+
+        async def check_rows(rows: list[SourceUser]) -> Findings:
+            return await self._step.rows(rows, repair)
+
+        rows_pump = PagePump(read_rows, check_rows, finish, self._prefetch_pages, self._pages_in_flight)
+        stopped = (await rows_pump.run(wanted.start_user_id, stop)).stopped_early
+        if not stopped:
+            stopped = await self._scan_for_extras(wanted, repair, finish, stop)
+        self.latest.record(tally.counts, self._clock())
+        return VerifySummary(attrs.evolve(tally.counts), repair, tally.elapsed(), stopped)
+
+    async def _scan_for_extras(
+        self,
+        wanted: VerifyRange,
+        repair: bool,
+        finish: Callable[[Sequence[object], Findings], Awaitable[None]],
+        stop: asyncio.Event | None,
+    ) -> bool:
+        """The second pass: every stored id in the range, a scan page at a time; True when `stop` ended it."""
+        scan = self._target.scan_user_ids(wanted.start_user_id, wanted.end_user_id, self._scan_page_size)
+
+        async def read_ids(pages: AsyncIterator[list[int]]) -> tuple[list[int], AsyncIterator[list[int]] | None]:
+            try:
+                return await anext(pages), pages
+            except StopAsyncIteration:
+                return [], None
+
+        async def check_ids(user_ids: list[int]) -> Findings:
+            return await self._step.stored_ids(user_ids, repair)
+
+        pump = PagePump(read_ids, check_ids, finish, self._prefetch_pages, self._pages_in_flight)
+        try:
+            return (await pump.run(scan, stop)).stopped_early
+        finally:
+            close = getattr(scan, "aclose", None)
+            if close is not None:  # a scan left early releases its connection now
+                await close()
+
+    async def verify_page(self, request: VerifyPageRequest) -> VerifyPage:
+        """Verify one keyset page of rows, and probe the page's id gaps (and on the last page the
+        ids up to the highest one the migration wrote) for extra items, each gap when it holds at
+        most `GAP_PROBE_PAGES` page sizes of ids; `extra_checked` says whether every gap was."""
+        rows = list(await self._source.read_page(request.start_user_id, request.batch_size))
+        following = next_start_after(rows, request.batch_size)
+        found = await self._step.rows(rows)
+        gaps = await self._gaps(rows, request, last_page=following is None)
+        cap = GAP_PROBE_PAGES * request.batch_size
+        row_ids = {row.id for row in rows}
+        probed: list[int] = []
+        extra_checked = True
+        for lowest, highest in gaps:
+            inside = sum(1 for user_id in row_ids if lowest <= user_id <= highest)
+            if highest - lowest + 1 - inside > cap:
+                extra_checked = False
+                continue
+            probed.extend(user_id for user_id in range(lowest, highest + 1) if user_id not in row_ids)
+        stored = await self._target.existing_user_ids(probed) if probed else set()
+        extras = await self._step.stored_ids(stored) if stored else Findings()
+        counts = attrs.evolve(found.counts)
+        counts.include(extras.counts)
+        differences = tuple(sorted(found.differences + extras.differences, key=lambda difference: difference.user_id))
+        self.latest.record(counts, self._clock())
+        return VerifyPage(differences, counts, following, extra_checked)
+
+    async def _gaps(self, rows: list[SourceUser], request: VerifyPageRequest, last_page: bool) -> list[tuple[int, int]]:
+        """The id ranges (inclusive) an HTTP page probes for extra items."""
+        gaps = [(request.start_user_id, rows[-1].id)] if rows else []
+        if last_page:
+            after = rows[-1].id + 1 if rows else request.start_user_id
+            highest = (await self._state.read_progress()).last_migrated_user_id
+            if highest is not None and highest >= after:
+                gaps.append((after, highest))
+        return gaps

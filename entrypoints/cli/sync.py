@@ -1,0 +1,118 @@
+"""The `sync` command: carry PostgreSQL's changes into DynamoDB, once or until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from domain.rules import failure_text
+from domain.sync import SyncProgress, SyncSummary
+from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
+from entrypoints.cli.migrate import SHOWN_FAILURES, stop_on_signals
+from entrypoints.cli.progress import StatusLine, count_line
+from entrypoints.library import UserMigration
+
+
+def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `user-migration sync`."""
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--once", action="store_true", help="catch up with every change committed so far, then exit")
+    how.add_argument("--follow", action="store_true", help="keep catching up until SIGINT/SIGTERM")
+    parser.add_argument(
+        "--interval", type=float, default=5.0, metavar="SECONDS", help="--follow: pause between passes (default 5)"
+    )
+    parser.add_argument("--batch-size", type=int, default=1000, help="rows per page (1..1000, default 1000)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON (--follow: a line per pass)")
+
+
+def check_sync_arguments(arguments: argparse.Namespace) -> str | None:
+    """A usage problem of the sync options, or None."""
+    if not 1 <= arguments.batch_size <= 1000:
+        return "--batch-size must be between 1 and 1000"
+    if not 0 <= arguments.interval <= 86_400:
+        return "--interval must be between 0 and 86400 seconds"
+    return None
+
+
+def summary_json(summary: SyncSummary) -> dict[str, Any]:
+    """The summary as `--json` prints it."""
+    return {
+        "changes_seen": summary.changes_seen,
+        "written": summary.written,
+        "deleted": summary.deleted,
+        "skipped_newer": summary.skipped_newer,
+        "unchanged": summary.unchanged,
+        "failed_count": summary.failed,
+        "failed_user_ids": list(summary.failures),
+        "errors": [failure_text(user_id, list(reasons)) for user_id, reasons in summary.failures.items()],
+        "not_deleted_user_ids": list(summary.not_deleted),
+        "not_deleted": [failure_text(user_id, [why]) for user_id, why in summary.not_deleted.items()],
+        "lag_seconds": None if summary.lag_seconds is None else round(summary.lag_seconds, 3),
+        "full_pass": summary.full_pass,
+        "caught_up": summary.caught_up,
+        "passes": summary.passes,
+        "processing_time_ms": round(summary.elapsed_seconds * 1000),
+        "stopped_early": summary.stopped_early,
+    }
+
+
+def _print_pass(summary: SyncSummary, arguments: argparse.Namespace) -> None:
+    if arguments.json:
+        print(json.dumps(summary_json(summary)), flush=True)
+        return
+    lag = "-" if summary.lag_seconds is None else f"{summary.lag_seconds:.1f} s"
+    print(
+        f"Saw {summary.changes_seen:,} changes: wrote {summary.written:,}, deleted {summary.deleted:,}, "
+        f"kept {summary.skipped_newer:,} newer in DynamoDB, {summary.unchanged:,} already current, "
+        f"failed {summary.failed:,} (lag {lag}, {summary.elapsed_seconds:.1f} s).",
+        flush=True,
+    )
+    if summary.full_pass:
+        print("  No change cursor was recorded before: this pass read every row.", file=sys.stderr)
+    for user_id, why in list(summary.not_deleted.items())[:SHOWN_FAILURES]:
+        print(f"  not deleted: {failure_text(user_id, [why])}", file=sys.stderr)
+    for user_id, reasons in list(summary.failures.items())[:SHOWN_FAILURES]:
+        print(f"  {failure_text(user_id, list(reasons))}", file=sys.stderr)
+    if summary.failed > SHOWN_FAILURES:
+        print(f"  ... and {summary.failed - SHOWN_FAILURES:,} more", file=sys.stderr)
+
+
+class _Progress(StatusLine):
+    """A count on a terminal's stderr (a pass's total is not known in advance)."""
+
+    def __call__(self, progress: SyncProgress) -> None:
+        counts = f"written {progress.written:,} deleted {progress.deleted:,} failed {progress.failed:,}"
+        self.show(count_line(progress.changes_seen, progress.elapsed_seconds, counts))
+
+
+async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
+    """Run `sync` with its options; returns the exit code."""
+    bar = _Progress(sys.stderr)
+    try:
+        with stop_on_signals() as stop:
+            if arguments.once:
+                summary = await migration.sync_once(arguments.batch_size, stop=stop, on_progress=bar)
+            else:
+
+                def on_pass(summary: SyncSummary) -> None:
+                    bar.close()
+                    if summary.changes_seen or summary.failed:  # quiet passes print nothing
+                        _print_pass(summary, arguments)
+
+                summary = await migration.sync_follow(
+                    arguments.interval, stop, arguments.batch_size, on_pass=on_pass, on_progress=bar
+                )
+    finally:
+        bar.close()
+    if arguments.once:
+        _print_pass(summary, arguments)
+    elif arguments.json:
+        print(json.dumps({"totals": summary_json(summary)}))
+    else:
+        print(f"Stopped after {summary.passes:,} passes. In all:", end=" ")
+        _print_pass(summary, arguments)
+    if arguments.once and summary.stopped_early:
+        return EXIT_INTERRUPTED
+    return EXIT_USERS_FAILED if summary.failed else EXIT_OK

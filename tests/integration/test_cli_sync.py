@@ -1,0 +1,125 @@
+"""`user-migration sync`, run as real processes against the real servers: updates, inserts at low
+ids and deletes reach DynamoDB; a sync killed with -9 and run again is exact; usage errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+
+from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_target import DynamoDbUserTarget
+from domain.request import MAX_USER_ID
+from tests.factories import UPDATED, from_item, valid_user
+from tests.integration.test_cli_migrate import cli, command, stored
+from tests.real_adapters import execute, fresh_environment, insert_users
+from tests.real_adapters import quote_table_name as quoted
+
+LATER = UPDATED + timedelta(days=1)
+
+
+@pytest.fixture
+async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
+    return await fresh_environment(postgres_dsn, dynamodb_endpoint, dynamodb)
+
+
+def start_sync(env: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
+    return subprocess.Popen(command("sync", *arguments), env={**base, **env}, stdout=subprocess.DEVNULL, text=True)
+
+
+async def dynamodb_users(env: dict[str, str]) -> dict[int, object]:
+    """Every stored item, as the documented-layout user it was written for."""
+    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+        target = DynamoDbUserTarget(client, env["DYNAMODB_TABLE"])
+        ids = [user_id async for page in target.scan_user_ids(0, MAX_USER_ID) for user_id in page]
+        items = await target.read_items(ids)
+    return {user_id: from_item(item) for user_id, item in items.items()}
+
+
+def change_rows(env: dict[str, str], updated: range, email: str) -> None:
+    execute(
+        env["DATABASE_URL"],
+        f"UPDATE {quoted(env['SOURCE_TABLE'])} SET email = 'u' || id || %s, updated_at = %s WHERE id BETWEEN %s AND %s",
+        (email, LATER, updated.start, updated.stop - 1),
+    )
+
+
+async def test_updates_low_inserts_and_deletes_leave_dynamodb_equal_to_postgresql(env):
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(100, 400)])
+    assert cli(env, "migrate", "--all", "--batch-size", "100").returncode == 0
+    change_rows(env, range(150, 160), "@changed.example.com")
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in (1, 2, 3)])  # below --resume
+    execute(env["DATABASE_URL"], f"DELETE FROM {quoted(env['SOURCE_TABLE'])} WHERE id IN (200, 201, 399)")
+
+    result = cli(env, "sync", "--once", "--json", "--batch-size", "50")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {key: summary[key] for key in ("changes_seen", "written", "deleted", "skipped_newer", "failed_count")} == {
+        "changes_seen": 16,
+        "written": 13,
+        "deleted": 3,
+        "skipped_newer": 0,
+        "failed_count": 0,
+    }
+    assert summary["failed_user_ids"] == []
+    assert summary["errors"] == []
+    assert summary["caught_up"] is True
+    assert summary["lag_seconds"] >= 0
+
+    expected = {i: valid_user(i) for i in [1, 2, 3, *range(100, 400)] if i not in (200, 201, 399)}
+    for i in range(150, 160):
+        expected[i] = valid_user(i, email=f"u{i}@changed.example.com", updated_at=LATER)
+    assert await dynamodb_users(env) == expected
+    assert await stored(env) == (len(expected), len(expected))
+
+    again = json.loads(cli(env, "sync", "--once", "--json").stdout)
+    assert (again["changes_seen"], again["written"], again["deleted"]) == (0, 0, 0)
+
+
+async def test_a_sync_killed_with_minus_9_and_run_again_is_exact(env):
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 601)])
+    assert cli(env, "migrate", "--all").returncode == 0
+    change_rows(env, range(1, 601), "@second.example.com")
+    execute(env["DATABASE_URL"], f"DELETE FROM {quoted(env['SOURCE_TABLE'])} WHERE id %% 97 = 0")
+    # A short lease, so that the rerun takes over the killed process's holds within seconds.
+    env = {**env, "HOLD_LEASE_SECONDS": "2"}
+    process = start_sync(env, "--once", "--batch-size", "20")
+    deadline = time.monotonic() + 60
+    while sum(user.email.endswith("@second.example.com") for user in (await dynamodb_users(env)).values()) < 40:
+        assert process.poll() is None, "sync ended before it could be killed"
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+    rerun = cli(env, "sync", "--once", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    deleted = [i for i in range(1, 601) if i % 97 == 0]
+    assert summary["deleted"] <= len(deleted)
+    assert summary["failed_count"] == 0
+    expected = {i: valid_user(i, email=f"u{i}@second.example.com", updated_at=LATER) for i in range(1, 601) if i % 97}
+    assert await dynamodb_users(env) == expected
+    # Each item counted once: the kill left intents behind, which the rerun settled.
+    assert await stored(env) == (len(expected), len(expected))
+
+
+async def test_sync_usage_and_setup_errors(env, tmp_path):
+    assert cli(env, "sync").returncode == 2  # --once or --follow
+    bad = cli(env, "sync", "--once", "--batch-size", "0", "--json")
+    assert bad.returncode == 2
+    assert json.loads(bad.stdout)["message"] == "--batch-size must be between 1 and 1000"
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(f'[source]\ntable = "{env["SOURCE_TABLE"]}"\nkey = "id"\n')
+    unversioned = cli(env, "sync", "--once", "--mapping", str(mapping), "--json")
+    assert unversioned.returncode == 2, unversioned.stderr
+    assert "[source] version" in json.loads(unversioned.stdout)["message"] + unversioned.stderr
+    down = cli({**env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "sync", "--once")
+    assert down.returncode == 3, down.stderr
