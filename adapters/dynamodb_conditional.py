@@ -160,31 +160,35 @@ class ConditionalWriter:
     async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
         """Delete each user's item where it is the migration's own and unchanged since it was
         written (checked again by the delete itself); the others are kept, with the reason. An
-        id with no item is neither deleted nor kept."""
+        id with no item is neither deleted nor kept. When no delete could reach DynamoDB at all,
+        that is raised (a dependency failure, not a list of failed users)."""
         unique = sorted(set(user_ids))
         results = await asyncio.gather(*(self._delete_one(user_id) for user_id in unique))
-        deleted = tuple(user_id for user_id, (what, _) in zip(unique, results, strict=True) if what == "deleted")
-        kept = {user_id: why for user_id, (what, why) in zip(unique, results, strict=True) if what == "kept"}
-        failed = {user_id: why for user_id, (what, why) in zip(unique, results, strict=True) if what == "failed"}
+        unavailable = [error for _, _, error in results if error is not None]
+        if results and len(unavailable) == len(results):
+            raise unavailable[0]
+        deleted = tuple(user_id for user_id, (what, _, _) in zip(unique, results, strict=True) if what == "deleted")
+        kept = {user_id: why for user_id, (what, why, _) in zip(unique, results, strict=True) if what == "kept"}
+        failed = {user_id: why for user_id, (what, why, _) in zip(unique, results, strict=True) if what == "failed"}
         return DeleteOutcome(deleted, kept, failed)
 
-    async def _delete_one(self, user_id: int) -> tuple[str, str]:
+    async def _delete_one(self, user_id: int) -> tuple[str, str, DependencyUnavailable | None]:
         key = key_of(user_id, self._key_attribute)
         try:
             async with self._writes_in_flight:
                 current = await self._read(key)
                 if current is None:
-                    return "gone", ""
+                    return "gone", "", None
                 if (why := why_not_rewritten(current)) is not None:
-                    return "kept", why
+                    return "kept", why, None
                 try:
                     async with target_errors("deleting an item", table=self._table):
                         await self._client.delete_item(TableName=self._table, Key=key, **unchanged_condition(current))
                 except DependencyUnavailable as error:
                     cause = error.__cause__
                     if isinstance(cause, ClientError) and error_code(cause) == CONDITION_FAILED:
-                        return "kept", CHANGED_WHILE_DELETING
+                        return "kept", CHANGED_WHILE_DELETING, None
                     raise
         except DependencyUnavailable as error:  # a missing table (a SetupError) propagates
-            return "failed", str(error)
-        return "deleted", ""
+            return "failed", str(error), error
+        return "deleted", "", None

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import attrs
 
-from domain.errors import UserNotFound
+from domain.errors import SetupError, UserNotFound
 from domain.model import (
+    ChangeCursor,
     ConditionalWriteOutcome,
     DeleteOutcome,
     PreparedUser,
@@ -87,8 +88,11 @@ class Migration:
         return await self.migrate_batch(request)
 
     async def migrate_batch(self, request: BatchRequest) -> MigrationReport:
-        """Migrate one keyset page: `id >= start_user_id ORDER BY id LIMIT batch_size`."""
+        """Migrate one keyset page: `id >= start_user_id ORDER BY id LIMIT batch_size`. The
+        first page of a backfill (from id 0) marks where `sync` starts, before it reads."""
         started = time.perf_counter()
+        if request.start_user_id == 0 and not request.dry_run:
+            await self.mark_changes_from()
         users = await self._source.read_page(request.start_user_id, request.batch_size)
         outcome = await self.migrate_users(users, request.dry_run, request.rewrite)
         return self._report(outcome, next_start_after(users, request.batch_size), request, started)
@@ -101,6 +105,19 @@ class Migration:
             raise UserNotFound(request.user_id)
         outcome = await self.migrate_users([user], request.dry_run, request.rewrite)
         return self._report(outcome, None, request, started)
+
+    async def mark_changes_from(self) -> None:
+        """Record where `sync` starts, before a backfill reads anything, so that every change
+        committed while it runs reaches the target too. Kept once set (a resumed or second run
+        is the same backfill). A source that cannot tell its changes (a view) gets none; `sync`
+        names why when it is run."""
+        if (await self._state.read_progress()).change_cursor is not None:
+            return
+        try:
+            position = await self._source.change_cursor()
+        except SetupError:
+            return
+        await self._state.record_change_cursor(ChangeCursor(position, self._clock()))
 
     async def statistics(self) -> MigrationStats:
         """Totals on both sides, from one count on the source and one read of the counters."""

@@ -12,24 +12,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
 
 import attrs
 
 from domain.engine.pump import PagePump
-from domain.errors import SetupError
 from domain.migration import Migration, next_start_after
-from domain.model import ChangeCursor, SourceUser
+from domain.model import SourceUser
 from domain.report import BatchOutcome
 from domain.request import MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
 from domain.rules import Reason
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 NOT_IN_SOURCE = Reason("not_in_source", "Not found in the source database")
 # Enough to keep DynamoDB busy while a page is read, checked or accounted (see `make bench`).
@@ -140,9 +133,7 @@ class MigrationRun:
         migration: Migration,
         prefetch_pages: int = 2,
         pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT,
-        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self._clock = clock
         self._source = source
         self._state = state
         self._migration = migration
@@ -177,7 +168,7 @@ class MigrationRun:
         """
         BatchRequest(start_user_id, batch_size, dry_run, rewrite)  # checks the parameters
         if not dry_run:
-            await self._mark_changes_from()
+            await self._migration.mark_changes_from()
         tally = _Tally()
         checkpoints = _Checkpoints()
 
@@ -198,19 +189,6 @@ class MigrationRun:
         pump = PagePump(read_page, migrate_page, finish, self._prefetch_pages, self._pages_in_flight)
         ended = await pump.run(start_user_id, stop)
         return tally.summary(dry_run, checkpoints.latest, stopped_early=ended.stopped_early, rewrite=rewrite)
-
-    async def _mark_changes_from(self) -> None:
-        """Before the first whole run reads anything: where `sync` starts, so that every change
-        committed while the backfill runs reaches the target too. Kept once set (a resumed or
-        second run is the same backfill). A source that cannot tell its changes (a view) gets
-        none; `sync` names why when it is run."""
-        if (await self._state.read_progress()).change_cursor is not None:
-            return
-        try:
-            position = await self._source.change_cursor()
-        except SetupError:
-            return
-        await self._state.record_change_cursor(ChangeCursor(position, self._clock()))
 
     async def retry(
         self,

@@ -13,6 +13,7 @@ from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemory
 from domain.errors import SetupError
 from domain.migration import Migration
 from domain.migration_run import MigrationRun
+from domain.request import BatchRequest
 from domain.sync import ChangeSync
 from tests.factories import UPDATED, from_item, to_item, valid_user
 
@@ -36,7 +37,7 @@ def world() -> World:
     target = InMemoryUserTarget()
     state = InMemoryMigrationState()
     migration = Migration(source, target, state, clock=lambda: NOW)
-    run = MigrationRun(source, state, migration, clock=lambda: NOW)
+    run = MigrationRun(source, state, migration)
     return World(source, target, state, migration, run, ChangeSync(source, target, state, migration, clock=lambda: NOW))
 
 
@@ -173,3 +174,14 @@ async def test_sync_needs_a_version(world):
     unversioned = ChangeSync(world.source, world.target, world.state, world.migration, versioned=False)
     with pytest.raises(SetupError, match=r"\[source\] version"):
         await unversioned.catch_up()
+
+
+async def test_the_first_batch_of_an_http_backfill_records_the_cursor_too(world):
+    await world.migration.migrate_batch(BatchRequest(start_user_id=0, batch_size=5, dry_run=True))
+    assert (await world.state.read_progress()).change_cursor is None  # a dry run records nothing
+    await world.migration.migrate_batch(BatchRequest(start_user_id=0, batch_size=5))
+    first = (await world.state.read_progress()).change_cursor
+    assert first is not None
+    world.source.put(valid_user(40))
+    await world.migration.migrate_batch(BatchRequest(start_user_id=0, batch_size=5))
+    assert (await world.state.read_progress()).change_cursor == first  # kept: the same backfill
