@@ -20,6 +20,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.dynamodb_codec import encode_user, key_of, why_not_rewritten
+from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
 from adapters.dynamodb_rewrite import unchanged_condition
 from adapters.retry import Backoff
@@ -68,7 +69,7 @@ class ConditionalWriter:
         key_attribute: str,
         writes_in_flight: asyncio.Semaphore,
         backoff: Backoff,
-        counters: Any,
+        counters: TargetCounters,
     ) -> None:
         self._client = client
         self._table = table

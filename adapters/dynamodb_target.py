@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adapters.dynamodb_codec import encode_user, key_of
 from adapters.dynamodb_compare import compare_users
 from adapters.dynamodb_conditional import ConditionalWriter
+from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
 from adapters.dynamodb_rewrite import ItemRewriter
 from adapters.dynamodb_tables import ensure_table_active
@@ -58,16 +59,6 @@ async def _run_all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
 
 def _chunks(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [values[start : start + size] for start in range(0, len(values), size)]
-
-
-@attrs.define
-class TargetCounters:
-    """What DynamoDB made this target do, since it was created (read by the metrics)."""
-
-    retries: int = 0
-    throttles: int = 0
-    unprocessed_items: int = 0
-    unprocessed_keys: int = 0
 
 
 @attrs.define

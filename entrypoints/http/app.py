@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from adapters.dynamodb_target import DynamoDbUserTarget, TargetCounters
+from adapters.dynamodb_counters import TargetCounters
+from adapters.dynamodb_target import DynamoDbUserTarget
 from container import Container, build_container, resolve
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.keys import CONTAINER, DEPENDENCIES, METRICS, MIGRATION, READINESS, Dependencies, Readiness

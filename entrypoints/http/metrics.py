@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from adapters.dynamodb_target import TargetCounters
+from adapters.dynamodb_counters import TargetCounters
 from domain.differences import LatestVerification, Problem
 from domain.report import MigrationReport
 from entrypoints.http.sync_metrics import SyncCollector
