@@ -33,6 +33,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Why a changed row's item was left as it is.
+NEWER_IN_TARGET = "newer in DynamoDB than its row (written after the row was read): left as it is"
+UNVERSIONED_ROW = "the row has no version: its item is only written where none exists"
+GONE_WHILE_WRITING = "deleted from DynamoDB while it was being written: left to the next pass"
+
+
 @attrs.frozen
 class _Inherited:
     landed: set[int]
@@ -173,11 +179,13 @@ class Migration:
             kept=dict(rewritten.kept),
         )
 
-    async def apply_changes(self, users: Sequence[SourceUser]) -> ChangeOutcome:
-        """Carry changed rows over (`sync`, `verify --repair`): a user without an item is written
-        as the backfill writes it (and counted); an item older than its row is replaced. Items as
-        new as their row stay (`unchanged`), newer ones or someone else's without a version too
-        (`kept_newer`). Each rule is checked by the target atomically with the write."""
+    async def apply_changes(self, users: Sequence[SourceUser], rule: WriteRule = WriteRule.OLDER) -> ChangeOutcome:
+        """Carry changed rows over (`sync`; `verify --repair` with `NOT_NEWER`, which also replaces
+        an item as new as its row): a user without an item is written as the backfill writes it
+        (and counted); a stored item is replaced where `rule` allows it, a condition the target
+        checks atomically with the write. An item the migration wrote without a version (its row
+        had none then) is replaced where it is still unchanged since. Items as new as their row
+        stay (`unchanged`); newer ones, or someone else's, are kept (`kept`, with the reason)."""
         failures, prepared = self._prepare(users, self._clock())
         if not prepared:
             return ChangeOutcome(read=len(users), failures=failures)
@@ -185,29 +193,43 @@ class Migration:
         lowest, highest = min(user_ids), max(user_ids)
         async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
             before = await self._inherited(hold)
-            created, replaced = await self._in_flight.run(self._apply_and_settle(hold, prepared, before))
+            created, replaced = await self._in_flight.run(self._apply_and_settle(hold, prepared, before, rule))
         refused = sorted(set(replaced.refused))
         stored = await self._target.read_items(refused) if refused else {}
-        versions = {user.user_id: user.version for user in prepared}
-        unchanged = [
-            user_id
-            for user_id in refused
-            if (version := stored_version(stored.get(user_id))) is not None and version == versions[user_id]
-        ]
-        write_failed = {**created.failed, **replaced.failed}
+        by_id = {user.user_id: user for user in prepared}
+        unchanged: list[int] = []
+        kept: dict[int, str] = {}
+        unversioned: list[PreparedUser] = []  # the migration's own, perhaps: the rewrite decides
+        for user_id in refused:
+            version, row_version = stored_version(stored.get(user_id)), by_id[user_id].version
+            if user_id not in stored:
+                kept[user_id] = GONE_WHILE_WRITING
+            elif version is None:
+                unversioned.append(by_id[user_id])
+            elif row_version is None:
+                kept[user_id] = UNVERSIONED_ROW
+            elif version == row_version:
+                unchanged.append(user_id)
+            else:
+                kept[user_id] = NEWER_IN_TARGET
+        rewritten = await self._in_flight.run(self._target.rewrite_users(unversioned)) if unversioned else None
+        write_failed = {**created.failed, **replaced.failed, **(rewritten.failed if rewritten else {})}
         for user_id, reason in write_failed.items():
             failures[user_id] = (Reason("write_failed", f"Write failed: {reason}"),)
+        if rewritten is not None:
+            unchanged.extend(rewritten.unchanged)
+            kept.update(rewritten.kept)
         return ChangeOutcome(
             read=len(users),
-            written=len(created.written) + len(replaced.written),
+            written=len(created.written) + len(replaced.written) + (len(rewritten.rewritten) if rewritten else 0),
             unchanged=len(unchanged),
-            kept_newer=tuple(sorted(set(refused) - set(unchanged))),
+            kept={user_id: kept[user_id] for user_id in sorted(kept)},
             failures=failures,
             write_failed=frozenset(write_failed),
         )
 
     async def _apply_and_settle(
-        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited
+        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, rule: WriteRule
     ) -> tuple[ConditionalWriteOutcome, ConditionalWriteOutcome]:
         stored = await self._target.existing_user_ids([user.user_id for user in users])
         new = [user for user in users if user.user_id not in stored]
@@ -221,7 +243,7 @@ class Migration:
         replaced = ConditionalWriteOutcome()
         if replacing:
             older = [user for user in users if user.user_id in replacing]
-            replaced = await self._target.write_users_if(older, WriteRule.OLDER)
+            replaced = await self._target.write_users_if(older, rule)
         # An item deleted since the existence check is created by the second write: counted too.
         landed = before.landed | set(created.written) | set(replaced.created)
         await hold.settle(landed, unsure=created.failed.keys(), removed=before.removed)

@@ -42,14 +42,14 @@ class BatchOutcome:
 @attrs.frozen
 class ChangeOutcome:
     """What carrying a group of changed rows over did: items written (new, or replacing older
-    ones), items already as new as their row, items kept because they are newer (or someone
-    else's, without a version), and every failed user with its reasons (`write_failed`: valid
+    ones), items already as new as their row, items kept because they are newer or someone
+    else's (with the reason), and every failed user with its reasons (`write_failed`: valid
     users that could not be written, to be tried again)."""
 
     read: int = 0
     written: int = 0
     unchanged: int = 0
-    kept_newer: tuple[int, ...] = ()
+    kept: Mapping[int, str] = attrs.field(factory=dict)
     failures: Mapping[int, tuple[str, ...]] = attrs.field(factory=dict)
     write_failed: frozenset[int] = frozenset()
 

@@ -126,7 +126,7 @@ class _PassTally:
         self.changes_seen += outcome.read
         self.written += outcome.written
         self.unchanged += outcome.unchanged
-        self.skipped_newer += len(outcome.kept_newer)
+        self.skipped_newer += len(outcome.kept)
         self.failures.update(outcome.failures)
         self.unfinished += len(outcome.write_failed)
 

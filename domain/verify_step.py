@@ -21,12 +21,6 @@ from domain.rules import Rejection, UserPreparer
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
 
-# Why `verify --repair` left a different item as it is, when the target refused to replace it.
-KEPT_NEWER_OR_FOREIGN = (
-    "the stored item is newer than the row, or not the migration's (no migration_version): left as it is"
-)
-UNVERSIONED_ROW = "the row has no version ([source] version): its item is only ever written where none exists"
-
 
 @attrs.frozen
 class Findings:
@@ -145,21 +139,14 @@ class VerifyStep:
         """Missing items written through the counted backfill path, different ones replaced where
         the stored item is not newer than the row (and is the migration's), then both checked again."""
         why: dict[int, str] = {}
-        missing = [look.row for look in found if look.problem is Problem.MISSING and look.row is not None]
-        if missing:
-            written = await self._migration.migrate_users(missing, dry_run=False)
-            why.update({user_id: "; ".join(reasons) for user_id, reasons in written.failures.items()})
-        different = [look.prepared for look in found if look.problem is Problem.DIFFERENT and look.prepared]
-        if different:
-            replaced = await self._target.write_users_if(different, WriteRule.NOT_NEWER)
-            unversioned = {user.user_id for user in different if user.version is None}
-            why.update(
-                {
-                    user_id: UNVERSIONED_ROW if user_id in unversioned else KEPT_NEWER_OR_FOREIGN
-                    for user_id in replaced.refused
-                }
-            )
-            why.update(replaced.failed)
+        rows = [look.row for look in found if look.problem in (Problem.MISSING, Problem.DIFFERENT) and look.row]
+        if rows:
+            # One path for both: a missing item is written where none exists (and counted), a
+            # different one replaced where it is not newer than the row (or is the migration's
+            # own, unchanged, from a row that had no version then).
+            outcome = await self._migration.apply_changes(rows, rule=WriteRule.NOT_NEWER)
+            why.update(outcome.kept)
+            why.update({user_id: "; ".join(reasons) for user_id, reasons in outcome.failures.items()})
         repaired = [look.user_id for look in found if look.problem in FAILING]
         after = await self._look_again(repaired) if repaired else {}
         differences: list[Difference] = []

@@ -141,7 +141,7 @@ async def wait_for_a_checkpoint(env: dict[str, str], process: subprocess.Popen[s
 async def test_resume_after_the_source_went_away_mid_run(env):
     """The source table vanishes during a run: exit 2 (the schema no longer fits the mapping: the
     operator's to fix, not an outage); once it is back, --resume finishes the job."""
-    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 3001)])
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 1201)])
     table, hidden = quoted(env["SOURCE_TABLE"]), quoted(env["SOURCE_TABLE"] + "_away")
     process = start_migrating(env, "--batch-size", "25")
     await wait_for_a_checkpoint(env, process)
@@ -150,7 +150,7 @@ async def test_resume_after_the_source_went_away_mid_run(env):
     assert process.returncode == 2, err
     assert "does not exist" in err
     count, counter = await stored(env)
-    assert 0 < count < 3000
+    assert 0 < count < 1200
     assert counter == count
 
     execute(env["DATABASE_URL"], f"ALTER TABLE {hidden} RENAME TO {table}")
@@ -160,12 +160,12 @@ async def test_resume_after_the_source_went_away_mid_run(env):
     # The checkpoint is the first id of the page that was not finished: nothing is read twice
     # except, at most, that page.
     assert summary["skipped_count"] < 25
-    assert summary["migrated_count"] == 3000 - count
-    assert await stored(env) == (3000, 3000)
+    assert summary["migrated_count"] == 1200 - count
+    assert await stored(env) == (1200, 1200)
 
 
 async def test_sigint_stops_after_the_current_batches_and_resume_finishes(env):
-    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 3001)])
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 1201)])
     process = start_migrating(env, "--batch-size", "25")
     await wait_for_a_checkpoint(env, process)
     process.send_signal(signal.SIGINT)
@@ -175,17 +175,17 @@ async def test_sigint_stops_after_the_current_batches_and_resume_finishes(env):
     assert "Stopped early on request." in out
     assert "Traceback" not in err
     count, counter = await stored(env)
-    assert 0 < count < 3000
+    assert 0 < count < 1200
     assert counter == count
 
     resumed = cli(env, "migrate", "--all", "--resume", "--batch-size", "500", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["skipped_count"] == 0  # the checkpoint was exact
-    assert await stored(env) == (3000, 3000)
+    assert await stored(env) == (1200, 1200)
     async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
-        item = await DynamoDbUserTarget(client, env["DYNAMODB_TABLE"]).read_item(2999)
+        item = await DynamoDbUserTarget(client, env["DYNAMODB_TABLE"]).read_item(1199)
     assert item is not None
-    assert from_item(item) == valid_user(2999)
+    assert from_item(item) == valid_user(1199)
 
 
 @pytest.mark.parametrize(

@@ -112,8 +112,7 @@ async def test_verify_finds_each_difference_and_repair_leaves_what_it_must_not_t
             "problem": "different",
             "fields": ["email"],
             "repaired": False,
-            "why": "the stored item is newer than the row, or not the migration's (no migration_version): "
-            "left as it is",
+            "why": "not written by the migration (no migration_digest): left as it is",
         },
         {"user_id": 9, "problem": "extra", "fields": [], "repaired": True},
         {"user_id": 12, "problem": "newer_in_dynamodb", "fields": []},

@@ -185,3 +185,19 @@ async def test_the_first_batch_of_an_http_backfill_records_the_cursor_too(world)
     world.source.put(valid_user(40))
     await world.migration.migrate_batch(BatchRequest(start_user_id=0, batch_size=5))
     assert (await world.state.read_progress()).change_cursor == first  # kept: the same backfill
+
+
+async def test_an_item_migrated_from_a_row_without_a_version_is_replaced_when_the_row_changes(world):
+    world.source.put(valid_user(50, updated_at=None))
+    assert (await world.run.migrate_all()).migrated == 21
+    assert "migration_version" not in world.target.items[50]
+    world.source.put(valid_user(50, email="later@example.com", updated_at=LATER))
+    app_item = to_item(valid_user(51, email="app@example.com"), NOW)
+    del app_item["migration_digest"], app_item["migration_version"]  # the application's, no version
+    world.target.items[51] = app_item
+    world.source.put(valid_user(51, email="row@example.com", updated_at=LATER))
+    summary = await world.sync.catch_up()
+    assert summary.written == 1
+    assert from_item(world.target.items[50]).email == "later@example.com"
+    assert summary.skipped_newer == 1
+    assert world.target.items[51] == app_item

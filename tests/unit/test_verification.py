@@ -18,7 +18,6 @@ from domain.model import WriteRule
 from domain.request import MAX_USER_ID
 from domain.verification import Verification
 from domain.verify_request import VerifyPageRequest, VerifyRange, plan_verify_page
-from domain.verify_step import KEPT_NEWER_OR_FOREIGN
 from entrypoints.harness import InMemoryHarness
 from entrypoints.http.app import init_app
 from entrypoints.library import UserMigration
@@ -179,6 +178,9 @@ async def test_a_row_deleted_before_the_second_look_is_left_to_the_scan_for_extr
     assert (counts.checked, counts.matching, counts.extra) == (5, 4, 1)
 
 
+FOREIGN = "not written by the migration (no migration_digest): left as it is"
+
+
 async def test_repair_fixes_missing_different_and_own_extra_and_leaves_the_rest():
     w = await every_kind_of_difference()
     migrated_before = (await w.state.read_progress()).migrated_users
@@ -187,12 +189,10 @@ async def test_repair_fixes_missing_different_and_own_extra_and_leaves_the_rest(
         Difference(3, Problem.MISSING, repaired=True),
         Difference(5, Problem.DIFFERENT, ("email", "updated_at"), repaired=True),
         Difference(9, Problem.NEWER_IN_DYNAMODB),
-        Difference(11, Problem.DIFFERENT, ("display_name",), repaired=False, why=KEPT_NEWER_OR_FOREIGN),
+        Difference(11, Problem.DIFFERENT, ("display_name",), repaired=False, why=FOREIGN),
         Difference(13, Problem.INVALID_IN_SOURCE, reasons=("Invalid email format",)),
         Difference(7, Problem.EXTRA, repaired=True),
-        Difference(
-            900, Problem.EXTRA, repaired=False, why="not written by the migration (no migration_digest): left as it is"
-        ),
+        Difference(900, Problem.EXTRA, repaired=False, why=FOREIGN),
     ]
     assert (counts.repaired, counts.not_repaired) == (3, 2)
     # The counted paths: the missing item counted, the deleted one taken off.
