@@ -1,7 +1,12 @@
-"""The contenders the project is measured against: the target's ceiling and two hand-written scripts.
+"""The contenders the project is measured against: the target's ceilings and two hand-written scripts.
 
 - `ceiling`: BatchWriteItem of items converted beforehand, with `concurrency` requests in flight,
-  through the same aioboto3 client the project uses. No PostgreSQL, no checks.
+  through the same aioboto3 client the project uses. No PostgreSQL, no checks. The bound of the
+  opt-in offline mode, which writes in batches too.
+- `conditional_ceiling`: the same items, each one PutItem conditional on `attribute_not_exists`
+  (what the live-safe default mode must send, one request per user). No PostgreSQL, no checks.
+- `read_ceiling`: the reads `verify` cannot do without: keyset pages of whole rows from
+  PostgreSQL and a consistent BatchGetItem (100 keys) of every key, side by side. No comparison.
 - `naive`: a first-draft migrator: for each row, GetItem and then PutItem, one user at a time.
 - `batch_writer`: what a user would write instead: psycopg2 and boto3's `Table.batch_writer()`.
 
@@ -17,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import aiopg
 import boto3
 import psycopg2
 from botocore.config import Config
@@ -27,6 +33,9 @@ from domain.model import Item
 
 REGION = "us-east-1"
 WRITE_CHUNK = 25
+GET_CHUNK = 100
+# Pages whose reads may still be in flight while the next page is read from PostgreSQL.
+PAGES_AHEAD = 2
 _COLUMNS = "id, username, email, display_name, status, created_at, updated_at, profile::text"
 
 
@@ -57,6 +66,137 @@ async def _ceiling(endpoint_url: str, table: str, items: Sequence[Item], concurr
 def ceiling(endpoint_url: str, table: str, items: Sequence[Item], concurrency: int) -> tuple[int, float]:
     """BatchWriteItem of ready items, `concurrency` requests at a time: (users, seconds)."""
     return len(items), asyncio.run(_ceiling(endpoint_url, table, items, concurrency))
+
+
+async def _put_all_conditionally(client: Any, table: str, items: Sequence[Item], concurrency: int) -> None:
+    in_flight = asyncio.Semaphore(concurrency)
+
+    async def put(item: Item) -> None:
+        async with in_flight:
+            await client.put_item(
+                TableName=table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#k)",
+                ExpressionAttributeNames={"#k": "user_id"},
+            )
+
+    # One task per request in flight at most, not one per item: 20,000 waiting tasks would cost
+    # the client time the project does not spend.
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:
+            await put(item)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _conditional_ceiling(endpoint_url: str, table: str, items: Sequence[Item], concurrency: int) -> float:
+    async with dynamodb_client(endpoint_url, REGION, max_pool_connections=max(concurrency, 10)) as client:
+        await client.describe_table(TableName=table)
+        started = time.perf_counter()
+        await _put_all_conditionally(client, table, items, concurrency)
+        return time.perf_counter() - started
+
+
+def conditional_ceiling(endpoint_url: str, table: str, items: Sequence[Item], concurrency: int) -> tuple[int, float]:
+    """One conditional PutItem (`attribute_not_exists`) per ready item, `concurrency` requests at a
+    time: (users, seconds). A refused write (the table was not empty) raises."""
+    return len(items), asyncio.run(_conditional_ceiling(endpoint_url, table, items, concurrency))
+
+
+async def _get_all(client: Any, table: str, user_ids: Sequence[int], in_flight: asyncio.Semaphore) -> int:
+    """Consistent BatchGetItem of whole items, unprocessed keys asked again: how many were found."""
+    keys = [{"user_id": {"N": str(user_id)}} for user_id in user_ids]
+    found = 0
+    while keys:
+        async with in_flight:
+            response = await client.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+        found += len(response.get("Responses", {}).get(table, []))
+        keys = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        if keys:
+            await asyncio.sleep(0.05)
+    return found
+
+
+async def _read_ceiling(
+    dsn: str, source_table: str, endpoint_url: str, table: str, page_size: int, concurrency: int, limit: int | None
+) -> tuple[int, int, float]:
+    query = f"SELECT {_COLUMNS} FROM {quote_table_name(source_table)} WHERE id > %s ORDER BY id LIMIT %s"
+    async with (
+        dynamodb_client(endpoint_url, REGION, max_pool_connections=max(concurrency, 10)) as client,
+        aiopg.connect(dsn) as connection,
+    ):
+        await client.describe_table(TableName=table)
+        in_flight = asyncio.Semaphore(concurrency)
+        pending: list[list[asyncio.Task[int]]] = []
+        rows = found = 0
+        last = -1
+        started = time.perf_counter()
+        async with connection.cursor() as cursor:
+            while limit is None or rows < limit:
+                size = page_size if limit is None else min(page_size, limit - rows)
+                await cursor.execute(query, (last, size))
+                page = await cursor.fetchall()
+                if not page:
+                    break
+                rows += len(page)
+                last = page[-1][0]
+                user_ids = [row[0] for row in page]
+                pending.append(
+                    [
+                        asyncio.create_task(_get_all(client, table, user_ids[start : start + GET_CHUNK], in_flight))
+                        for start in range(0, len(user_ids), GET_CHUNK)
+                    ]
+                )
+                if len(pending) > PAGES_AHEAD:  # memory stays flat: wait for the oldest page's reads
+                    found += sum(await asyncio.gather(*pending.pop(0)))
+                if len(page) < size:
+                    break
+        for tasks in pending:
+            found += sum(await asyncio.gather(*tasks))
+        return rows, found, time.perf_counter() - started
+
+
+def read_ceiling(
+    dsn: str,
+    source_table: str,
+    endpoint_url: str,
+    table: str,
+    page_size: int,
+    concurrency: int,
+    limit: int | None = None,
+) -> tuple[int, int, float]:
+    """Keyset pages of `page_size` whole rows (the first `limit` rows, or all) read from PostgreSQL
+    one after the other, while the rows of the pages before have their items fetched by
+    consistent BatchGetItem of 100 keys, `concurrency` requests at a time: (rows, items found, seconds)."""
+    return asyncio.run(_read_ceiling(dsn, source_table, endpoint_url, table, page_size, concurrency, limit))
+
+
+async def _scan_keys(endpoint_url: str, table: str, page_size: int) -> tuple[int, float]:
+    async with dynamodb_client(endpoint_url, REGION) as client:
+        await client.describe_table(TableName=table)
+        arguments: dict[str, Any] = {
+            "TableName": table,
+            "ProjectionExpression": "#k",
+            "ExpressionAttributeNames": {"#k": "user_id"},
+            "ConsistentRead": True,
+            "Limit": page_size,
+        }
+        scanned = 0
+        started = time.perf_counter()
+        while True:
+            response = await client.scan(**arguments)
+            scanned += len(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return scanned, time.perf_counter() - started
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def scan_keys(endpoint_url: str, table: str, page_size: int) -> tuple[int, float]:
+    """A consistent keys-only Scan of the whole table, `page_size` items a page, one page after the
+    other (what `verify` adds to look for extra items): (keys, seconds)."""
+    return asyncio.run(_scan_keys(endpoint_url, table, page_size))
 
 
 def _table(endpoint_url: str, table: str) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
@@ -110,6 +110,17 @@ def _copy_text(value: object) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+_COPY_COLUMNS = "id, username, email, display_name, status, created_at, updated_at, profile"
+
+
+def _copy(cursor: psycopg2.extensions.cursor, quoted: str, source: Iterable[Row]) -> None:
+    buffer = io.StringIO()
+    for row in source:
+        buffer.write("\t".join(_copy_text(value) for value in row) + "\n")
+    buffer.seek(0)
+    cursor.copy_expert(f"COPY {quoted} ({_COPY_COLUMNS}) FROM STDIN", buffer)
+
+
 def seed_source(dsn: str, table: str, count: int, chunk: int = 20_000) -> None:
     """(Re)create `table` and fill it with users 1..count."""
     quoted = quote_table_name(table)
@@ -119,15 +130,37 @@ def seed_source(dsn: str, table: str, count: int, chunk: int = 20_000) -> None:
             cursor.execute(f"DROP TABLE IF EXISTS {quoted}")
             cursor.execute(DDL.format(table=quoted))
             for first in range(1, count + 1, chunk):
-                buffer = io.StringIO()
-                for row in rows(first, min(chunk, count + 1 - first)):
-                    buffer.write("\t".join(_copy_text(value) for value in row) + "\n")
-                buffer.seek(0)
-                cursor.copy_expert(
-                    f"COPY {quoted} (id, username, email, display_name, status, created_at, updated_at, profile) "
-                    "FROM STDIN",
-                    buffer,
-                )
+                _copy(cursor, quoted, rows(first, min(chunk, count + 1 - first)))
             cursor.execute(f"ANALYZE {quoted}")
     finally:
         connection.close()
+
+
+def change_source(dsn: str, table: str, count: int, percent: tuple[int, int, int] = (8, 1, 1)) -> dict[str, int]:
+    """Change `table` (users 1..count) as an application would, in one transaction: update, insert
+    and delete the given percentages of `count` rows. Updated rows get a new email and
+    `updated_at = now()`, and are drawn from the rows that have an `updated_at`: a row without one
+    has no version, so the item written from it carries none and `sync` keeps it as someone
+    else's (counted `skipped_newer`) rather than replacing it. Inserted rows take the ids after
+    `count`; deleted rows are drawn from the others. Returns how many rows of each kind changed."""
+    updates, inserts, deletes = (count * share // 100 for share in percent)
+    quoted = quote_table_name(table)
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {quoted} WHERE updated_at IS NOT NULL ORDER BY id")
+            versioned = [int(row[0]) for row in cursor.fetchall()]
+            rng = random.Random(13)
+            updated = rng.sample(versioned, updates)
+            others = sorted(set(range(1, count + 1)) - set(updated))
+            deleted = rng.sample(others, deletes)
+            cursor.execute(
+                f"UPDATE {quoted} SET email = 'changed.' || email, updated_at = now() WHERE id = ANY(%s)",
+                (updated,),
+            )
+            cursor.execute(f"DELETE FROM {quoted} WHERE id = ANY(%s)", (deleted,))
+            _copy(cursor, quoted, rows(count + 1, inserts))
+            cursor.execute(f"ANALYZE {quoted}")
+    finally:
+        connection.close()
+    return {"updated": updates, "inserted": inserts, "deleted": deletes}

@@ -1,8 +1,10 @@
-"""The project's own migration, run as a user runs it: `user-migration migrate --all --json`.
+"""The project's own commands, run as a user runs them: `user-migration migrate --all --json` (in
+the live-safe default mode or the opt-in offline one) and `user-migration sync --once --json`; and
+`verify` through the library.
 
-It runs in a child process of its own, so that nothing of the benchmark shares its memory, through
-`bench.peak_rss_cli`: the project's `entrypoints.cli.main`, which then writes the process's peak
-resident memory (VmHWM) to a file.
+The commands run in a child process of their own, so that nothing of the benchmark shares their
+memory, through `bench.peak_rss_cli`: the project's `entrypoints.cli.main`, which then writes the
+process's peak resident memory (VmHWM) to a file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,38 @@ import attrs
 from domain.report import MigrationStats
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@attrs.frozen
+class CommandRun:
+    """One run of a `user-migration` command: its JSON summary, wall time and peak memory."""
+
+    summary: dict[str, Any]
+    wall_seconds: float  # the whole command, interpreter start and imports included
+    peak_rss_mb: float
+
+
+@attrs.frozen
+class SyncRun:
+    """One `sync --once`: what it did and how long its pass took."""
+
+    changes_seen: int
+    written: int
+    deleted: int
+    failed: int
+    processing_seconds: float  # the pass itself, from the summary's processing_time_ms
+    wall_seconds: float
+    peak_rss_mb: float
+    summary: dict[str, Any]
+
+
+@attrs.frozen
+class VerifyRun:
+    """One `verify` of a whole table through the library: its counts and the seconds it took."""
+
+    counts: dict[str, int]
+    seconds: float  # the call of `UserMigration.verify`, the connections opened before
+    clean: bool
 
 
 @attrs.frozen
@@ -69,6 +103,23 @@ def time_statistics(
     return attrs.asdict(stats), seconds * 1000
 
 
+def run_command(arguments: list[str], environment: dict[str, str]) -> CommandRun:
+    """`user-migration ARGUMENTS` (ending in --json) in a child process; its last output line parsed."""
+    command = [sys.executable, "-m", "bench.peak_rss_cli", *arguments]
+    with tempfile.TemporaryDirectory(prefix="bench-project-") as folder:
+        peak_file = Path(folder) / "peak_rss_kb"
+        environment = {**environment, "BENCH_PEAK_RSS_FILE": str(peak_file)}
+        started = time.perf_counter()
+        finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        if finished.returncode != 0:
+            output = f"{finished.stdout}\n{finished.stderr}"
+            raise RuntimeError(f"{' '.join(arguments)} exited with {finished.returncode}:\n{output}")
+        peak_kb = int(peak_file.read_text())
+    summary = json.loads(finished.stdout.strip().splitlines()[-1])
+    return CommandRun(summary, wall, peak_kb / 1024)
+
+
 def run_project(
     database_url: str,
     source_table: str,
@@ -76,29 +127,84 @@ def run_project(
     users_table: str,
     state_table: str,
     concurrency: int | None = None,
+    offline: bool = False,
 ) -> ProjectRun:
-    """Run the migration of the whole source table in a child process and wait for it."""
+    """Run the migration of the whole source table in a child process and wait for it: in the
+    default live-safe mode (a conditional PutItem per user), or with `offline` in the opt-in
+    offline mode (`OFFLINE_WRITES=true`: an existence check, then BatchWriteItem)."""
     environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
+    environment["OFFLINE_WRITES"] = "true" if offline else "false"
     if concurrency is not None:
         environment["DYNAMODB_CONCURRENCY"] = str(concurrency)
-    command = [sys.executable, "-m", "bench.peak_rss_cli", "migrate", "--all", "--json"]
-    with tempfile.TemporaryDirectory(prefix="bench-project-") as folder:
-        peak_file = Path(folder) / "peak_rss_kb"
-        environment["BENCH_PEAK_RSS_FILE"] = str(peak_file)
-        started = time.perf_counter()
-        finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - started
-        if finished.returncode != 0:
-            output = f"{finished.stdout}\n{finished.stderr}"
-            raise RuntimeError(f"migrate --all exited with {finished.returncode}:\n{output}")
-        peak_kb = int(peak_file.read_text())
-    stdout = finished.stdout
-    summary = json.loads(stdout.strip().splitlines()[-1])
+    run = run_command(["migrate", "--all", "--json"], environment)
+    summary = run.summary
     return ProjectRun(
         users=int(summary["users_read"]),
         migrated=int(summary["migrated_count"]),
         failed=int(summary["failed_count"]),
         processing_seconds=summary["processing_time_ms"] / 1000,
-        wall_seconds=wall,
-        peak_rss_mb=peak_kb / 1024,
+        wall_seconds=run.wall_seconds,
+        peak_rss_mb=run.peak_rss_mb,
     )
+
+
+def run_sync(
+    database_url: str,
+    source_table: str,
+    endpoint_url: str,
+    users_table: str,
+    state_table: str,
+    concurrency: int | None = None,
+) -> SyncRun:
+    """`user-migration sync --once --json` in a child process (after a migration into the same
+    tables, which recorded where the changes start)."""
+    environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
+    if concurrency is not None:
+        environment["DYNAMODB_CONCURRENCY"] = str(concurrency)
+    run = run_command(["sync", "--once", "--json"], environment)
+    summary = run.summary
+    return SyncRun(
+        changes_seen=int(summary["changes_seen"]),
+        written=int(summary["written"]),
+        deleted=int(summary["deleted"]),
+        failed=int(summary["failed_count"]),
+        processing_seconds=summary["processing_time_ms"] / 1000,
+        wall_seconds=run.wall_seconds,
+        peak_rss_mb=run.peak_rss_mb,
+        summary=summary,
+    )
+
+
+def verify_available() -> bool:
+    """Whether the library has `verify` (the command was being written while the benchmark was)."""
+    from entrypoints.library import UserMigration
+
+    return callable(getattr(UserMigration, "verify", None))
+
+
+def run_verify(
+    database_url: str,
+    source_table: str,
+    endpoint_url: str,
+    users_table: str,
+    state_table: str,
+    concurrency: int | None = None,
+    batch_size: int = 1000,
+) -> VerifyRun:
+    """`UserMigration.verify` of the whole table (pages of `batch_size`), in this process; timed
+    from the call, the connections having been opened (and the setup checked) on entering."""
+    from entrypoints.library import UserMigration
+    from entrypoints.verify_json import counts_json
+
+    environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
+    if concurrency is not None:
+        environment["DYNAMODB_CONCURRENCY"] = str(concurrency)
+
+    async def measure() -> VerifyRun:
+        async with UserMigration.from_env(environment) as migration:
+            started = time.perf_counter()
+            summary = await migration.verify(batch_size=batch_size)
+            seconds = time.perf_counter() - started
+        return VerifyRun(counts_json(summary.counts), seconds, bool(summary.clean))
+
+    return asyncio.run(measure())
