@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
     demo.add_argument("--data-dir", type=Path, default=Path(".demo-data"), help="where the demo keeps its data")
+    demo.add_argument(
+        "--offline",
+        action="store_true",
+        help="unconditional batch writes (the offline mode; faster on the embedded moto)",
+    )
     return parser
 
 
@@ -130,7 +135,13 @@ def _verify(arguments: argparse.Namespace) -> int:
 def _demo(arguments: argparse.Namespace) -> int:
     from entrypoints.demo.run import run_demo  # the demo's extra packages load only for the demo
 
-    return run_demo(users=arguments.users, host=arguments.host, port=arguments.port, data_dir=arguments.data_dir)
+    return run_demo(
+        users=arguments.users,
+        host=arguments.host,
+        port=arguments.port,
+        data_dir=arguments.data_dir,
+        offline=arguments.offline,
+    )
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

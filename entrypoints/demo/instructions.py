@@ -34,6 +34,7 @@ def instructions(
     dsn: str,
     dynamodb_url: str,
     data_dir: Path,
+    offline: bool = False,
 ) -> list[str]:
     auth = f'-H "Authorization: Bearer {token}"'
     curl = "curl -s -w '\\n'"  # -w: a newline after each JSON answer
@@ -47,6 +48,12 @@ def instructions(
         f"{len(rejections):,} of them invalid on purpose",
         f"            (data in {data_dir}; recreated at every start)",
         f"DynamoDB    {dynamodb_url} (moto), tables 'users' and 'user_migration_state'",
+        (
+            "Writes      offline mode: unconditional batch writes (nothing else writes this DynamoDB)"
+            if offline
+            else "Writes      live-safe: one conditional PutItem per user, never replacing an item written "
+            "meanwhile (this moto serves ~250 a second; `make run DEMO_ARGS=--offline` batches them)"
+        ),
         f"API         {base_url}",
         "",
         f"Bearer token: {token}",

@@ -121,7 +121,7 @@ def _restore(previous: dict[int, _Handler]) -> None:
         signal.signal(number, handler)
 
 
-def run_demo(users: int, host: str, port: int, data_dir: Path) -> int:
+def run_demo(users: int, host: str, port: int, data_dir: Path, offline: bool = False) -> int:
     """Run the demo until SIGINT or SIGTERM; returns the exit code (0 after a clean stop)."""
     missing = _missing_packages()
     if missing:
@@ -185,10 +185,14 @@ def run_demo(users: int, host: str, port: int, data_dir: Path) -> int:
             api_tokens=tokens,
             host=host,
             port=port,
+            offline_writes=offline,
         )
         asyncio.run(_create_tables(dynamodb.endpoint_url, settings.dynamodb_table, settings.dynamodb_state_table))
         base_url = f"http://{_url_host(host)}:{port}"
-        for line in instructions(demo, rejections, tokens[0], base_url, postgres.dsn, dynamodb.endpoint_url, data_dir):
+        shown = instructions(
+            demo, rejections, tokens[0], base_url, postgres.dsn, dynamodb.endpoint_url, data_dir, offline
+        )
+        for line in shown:
             _say(line)
         # While it serves, run_app handles SIGINT and SIGTERM itself (GracefulExit, then cleanup).
         web.run_app(
