@@ -18,6 +18,7 @@ One pass, on the page engine (`domain.engine.pump`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 import attrs
 
 from domain.engine.pump import PagePump
-from domain.errors import SetupError
+from domain.errors import DependencyUnavailable, SetupError
 from domain.migration import Migration, next_start_after
 from domain.model import ChangeCursor, DeleteOutcome, SourceUser
 from domain.report import ChangeOutcome
@@ -267,18 +268,31 @@ class ChangeSync:
         batch_size: int = MAX_BATCH_SIZE,
         on_pass: Callable[[SyncSummary], None] | None = None,
         on_progress: SyncProgressCallback | None = None,
+        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
     ) -> SyncSummary:
-        """Pass after pass, `interval_seconds` apart, until `stop` is set; the totals of all."""
+        """Pass after pass, `interval_seconds` apart, until `stop` is set; the totals of all. A
+        pass that finds PostgreSQL or DynamoDB unavailable is told to `on_unavailable` and tried
+        again after the interval (the cursor stayed, so nothing is lost); the operator's mistakes
+        (a `SetupError`) end it."""
         total: SyncSummary | None = None
+        last_error: DependencyUnavailable | None = None
         while True:
-            summary = await self.catch_up(batch_size, stop, on_progress)
-            total = summary if total is None else total.then(summary)
-            if on_pass is not None:
-                on_pass(summary)
-            if stop.is_set():
-                return total
             try:
-                await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
-            except TimeoutError:
-                continue
-            return total
+                summary = await self.catch_up(batch_size, stop, on_progress)
+            except DependencyUnavailable as error:
+                if on_unavailable is None:
+                    raise
+                on_unavailable(error)
+                last_error = error
+            else:
+                total = summary if total is None else total.then(summary)
+                if on_pass is not None:
+                    on_pass(summary)
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+            if stop.is_set():
+                if total is None:  # stopped before any pass got through: that is how it ended
+                    assert last_error is not None
+                    raise last_error
+                return total

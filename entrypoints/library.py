@@ -14,7 +14,7 @@ from types import TracebackType
 
 from container import Container, build_container, resolve
 from domain.differences import VerifyPage, VerifySummary
-from domain.errors import InvalidParameter
+from domain.errors import DependencyUnavailable, InvalidParameter
 from domain.mapping import SourcePlan, UserMapping
 from domain.migration import Migration
 from domain.migration_run import MigrationRun, ProgressCallback, RunSummary
@@ -190,11 +190,14 @@ class UserMigration:
         batch_size: int = MAX_BATCH_SIZE,
         on_pass: Callable[[SyncSummary], None] | None = None,
         on_progress: SyncProgressCallback | None = None,
+        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
     ) -> SyncSummary:
-        """`sync_once` again and again, `interval_seconds` apart, until `stop` is set; the totals."""
+        """`sync_once` again and again, `interval_seconds` apart, until `stop` is set; the totals.
+        With `on_unavailable`, a pass that finds a dependency down is told to it and tried again
+        after the interval; without, that error ends the follow."""
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise InvalidParameter("batch_size", f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
-        return await self._change_sync.follow(interval_seconds, stop, batch_size, on_pass, on_progress)
+        return await self._change_sync.follow(interval_seconds, stop, batch_size, on_pass, on_progress, on_unavailable)
 
     async def _verification(self) -> Verification:
         if self._migration is None:  # its resources live inside `async with`

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from domain.errors import DependencyUnavailable
 from domain.rules import failure_text
 from domain.sync import SyncProgress, SyncSummary
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
@@ -101,8 +102,17 @@ async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
                     if summary.changes_seen or summary.failed:  # quiet passes print nothing
                         _print_pass(summary, arguments)
 
+                def on_unavailable(error: DependencyUnavailable) -> None:
+                    bar.close()
+                    print(f"user-migration sync: {error}; trying again in {arguments.interval:g} s", file=sys.stderr)
+
                 summary = await migration.sync_follow(
-                    arguments.interval, stop, arguments.batch_size, on_pass=on_pass, on_progress=bar
+                    arguments.interval,
+                    stop,
+                    arguments.batch_size,
+                    on_pass=on_pass,
+                    on_progress=bar,
+                    on_unavailable=on_unavailable,
                 )
     finally:
         bar.close()

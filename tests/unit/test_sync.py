@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from domain.errors import SetupError
+from domain.errors import SetupError, SourceUnavailable
 from domain.migration import Migration
 from domain.migration_run import MigrationRun
 from domain.request import BatchRequest
@@ -201,3 +201,38 @@ async def test_an_item_migrated_from_a_row_without_a_version_is_replaced_when_th
     assert from_item(world.target.items[50]).email == "later@example.com"
     assert summary.skipped_newer == 1
     assert world.target.items[51] == app_item
+
+
+async def test_follow_goes_on_after_an_outage_and_an_outage_alone_ends_it_with_the_error(world):
+    await backfilled(world)
+    real_read = world.source.read_changed_page
+    outages = 0
+
+    async def flaky(since, start, limit):
+        nonlocal outages
+        if outages < 2:
+            outages += 1
+            raise SourceUnavailable("PostgreSQL is unavailable at db:5432: connection refused")
+        return await real_read(since, start, limit)
+
+    world.source.read_changed_page = flaky
+    world.source.put(valid_user(41))
+    stop = asyncio.Event()
+    told = []
+
+    def on_pass(summary):
+        stop.set()
+
+    total = await world.sync.follow(0.01, stop, on_pass=on_pass, on_unavailable=told.append)
+    assert len(told) == 2
+    assert total.written == 1
+    assert 41 in world.target.items
+
+    outages = 0
+    stop = asyncio.Event()
+
+    def stop_now(error):
+        stop.set()
+
+    with pytest.raises(SourceUnavailable):
+        await world.sync.follow(0.01, stop, on_unavailable=stop_now)
