@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.dynamodb_codec import encode_user, key_of, why_not_rewritten
 from adapters.dynamodb_counters import TargetCounters
-from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
+from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors, was_resent
 from adapters.dynamodb_rewrite import unchanged_condition
 from adapters.retry import Backoff
 from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
@@ -117,6 +117,10 @@ class ConditionalWriter:
             except ClientError as error:
                 code = error_code(error)
                 if code == CONDITION_FAILED:
+                    # A copy botocore sent again after losing the answer to the first fails on
+                    # what the first one wrote: that is our write, landed.
+                    if was_resent(error) and await self._landed(item):
+                        return _Put("written", created=rule is WriteRule.ABSENT)
                     return _Put("refused")
                 if is_throttling(error):
                     self._counters.throttles += 1
@@ -188,6 +192,9 @@ class ConditionalWriter:
                 except DependencyUnavailable as error:
                     cause = error.__cause__
                     if isinstance(cause, ClientError) and error_code(cause) == CONDITION_FAILED:
+                        # A re-sent delete fails on the item its first copy deleted: deleted.
+                        if was_resent(cause) and await self._read(key) is None:
+                            return "deleted", "", None
                         return "kept", CHANGED_WHILE_DELETING, None
                     raise
         except DependencyUnavailable as error:  # a missing table (a SetupError) propagates

@@ -37,6 +37,12 @@ def is_throttling(error: BaseException) -> bool:
     return isinstance(error, ClientError) and error_code(error) in THROTTLING_CODES
 
 
+def was_resent(error: ClientError) -> bool:
+    """Whether botocore sent this request more than once (the answer to an earlier copy was lost,
+    or it failed on the way): a conditional request's failure may then be its own first copy's doing."""
+    return int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
+
+
 def describe(error: BaseException) -> str:
     """A short text for reports and logs: the error code and message, no request data."""
     if isinstance(error, ClientError):

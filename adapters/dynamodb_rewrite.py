@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_codec import encode_user, key_of, same_content, why_not_rewritten
-from adapters.dynamodb_errors import error_code, target_errors
+from adapters.dynamodb_errors import error_code, target_errors, was_resent
 from domain.errors import DependencyUnavailable
 from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
 from domain.model import Item, PreparedUser, RewriteOutcome
@@ -67,6 +67,15 @@ class ItemRewriter:
                 reasons[what][user.user_id] = why
         return RewriteOutcome(tuple(done["rewritten"]), tuple(done["unchanged"]), reasons["kept"], reasons["failed"])
 
+    async def _holds_exactly(self, key: Item, item: Item) -> bool:
+        async with target_errors("reading a rewritten item", table=self._table):
+            response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        current: Item | None = response.get("Item")
+        # The digest and the moment of the write, not the whole item: DynamoDB normalises numbers.
+        return current is not None and all(
+            current.get(name) == item.get(name) for name in (MIGRATION_DIGEST, MIGRATED_AT)
+        )
+
     async def _rewrite_one(self, user: PreparedUser) -> tuple[str, str]:
         key = key_of(user.user_id, self._key_attribute)
         try:
@@ -86,6 +95,9 @@ class ItemRewriter:
                 except DependencyUnavailable as error:
                     cause = error.__cause__
                     if isinstance(cause, ClientError) and error_code(cause) == "ConditionalCheckFailedException":
+                        # A re-sent rewrite fails on the item its first copy wrote: rewritten.
+                        if was_resent(cause) and await self._holds_exactly(key, item):
+                            return "rewritten", ""
                         return "kept", CHANGED_WHILE_REWRITING
                     raise
         except DependencyUnavailable as error:

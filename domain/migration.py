@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import attrs
 
 from domain.errors import SetupError, UserNotFound
+from domain.mapping import MIGRATION_DIGEST
 from domain.model import (
     ChangeCursor,
     ConditionalWriteOutcome,
@@ -270,7 +271,10 @@ class Migration:
     async def _inherited(self, hold: UsersHold) -> _Inherited:
         """What an earlier holder that died before settling left: the writes that landed and the
         deletes that happened, for this hold's settle to count."""
-        landed = await self._target.existing_user_ids(hold.inherited) if hold.inherited else set()
+        # Landed means stored *and* written by the migration: an application may have written a
+        # user whose put here failed without an answer.
+        stored = await self._target.read_items(hold.inherited) if hold.inherited else {}
+        landed = {user_id for user_id, item in stored.items() if MIGRATION_DIGEST in item}
         removals = hold.inherited_removals
         removed = set(removals) - await self._target.existing_user_ids(removals) if removals else set()
         return _Inherited(landed, removed)

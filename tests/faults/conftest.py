@@ -2,6 +2,12 @@
 
 Every test gets its own proxies (so a fault never leaks into another test), its own source table
 and DynamoDB tables, and direct (unproxied) access to all of them for the checks.
+
+Write modes: a test marked `@both_write_modes` runs once in the live (default) mode, where each
+user is one conditional PutItem, and once in the offline mode (`OFFLINE_WRITES=true`: existence
+check, then BatchWriteItem). `world.write_operation` names the request that writes users in the
+test's mode, so one fault (`proxy.hangup(world.write_operation)`) hits the writes of either. A test
+that is not parametrized runs the live mode, the product's default.
 """
 
 from __future__ import annotations
@@ -83,6 +89,19 @@ def is_valid(user: User) -> bool:
     return not isinstance(prepare_user(user, datetime.now(UTC)), Rejection)
 
 
+WRITE_MODES = ("live", "offline")
+# Run a test in both write modes (the `write_mode` fixture, through which `world` takes its mode).
+both_write_modes = pytest.mark.parametrize("write_mode", WRITE_MODES, indirect=True)
+
+
+@pytest.fixture
+def write_mode(request: pytest.FixtureRequest) -> str:
+    """The write mode: `live` (the default: conditional PutItems) or `offline` (check, then BatchWriteItem)."""
+    mode: str = getattr(request, "param", "live")
+    assert mode in WRITE_MODES, mode
+    return mode
+
+
 @attrs.define
 class World:
     """Fresh tables on the real servers, proxies in front of them, and direct access for checks."""
@@ -94,6 +113,12 @@ class World:
     dynamodb: Any  # a direct DynamoDB client
     dynamodb_proxy: FaultProxy
     postgres_proxy: FaultProxy
+    offline: bool = False  # the write mode of every app and process this world starts
+
+    @property
+    def write_operation(self) -> str:
+        """The DynamoDB operation that writes users in this world's mode."""
+        return "BatchWriteItem" if self.offline else "PutItem"
 
     @property
     def target(self) -> DynamoDbUserTarget:
@@ -117,9 +142,7 @@ class World:
             dynamodb_endpoint_url=self.dynamodb_proxy.url,
             aws_region="us-east-1",
             api_tokens=(TOKEN,),
-            # The proxy injects its faults into BatchWriteItem: these tests prove the offline
-            # (batch) write path; the live-safe path's per-item puts are not faulted yet.
-            offline_writes=True,
+            offline_writes=self.offline,
         )
         return attrs.evolve(settings, **changes)
 
@@ -134,7 +157,7 @@ class World:
             "AWS_REGION": "us-east-1",
             "MIGRATION_API_TOKENS": TOKEN,
             "LOG_FORMAT": "json",
-            "OFFLINE_WRITES": "true",  # see `settings`
+            "OFFLINE_WRITES": "true" if self.offline else "false",
         }
         return {**env, **changes}
 
@@ -174,11 +197,29 @@ class World:
 
 
 @pytest.fixture
-async def world(postgres_dsn, dynamodb, dynamodb_proxy, postgres_proxy) -> World:
+async def world(postgres_dsn, dynamodb, dynamodb_proxy, postgres_proxy, write_mode: str) -> World:
     source_table = unique_name("users")
     create_source_table(postgres_dsn, source_table)
     users_table, state_table = await create_dynamodb_tables(dynamodb)
-    return World(postgres_dsn, source_table, users_table, state_table, dynamodb, dynamodb_proxy, postgres_proxy)
+    return World(
+        postgres_dsn,
+        source_table,
+        users_table,
+        state_table,
+        dynamodb,
+        dynamodb_proxy,
+        postgres_proxy,
+        offline=write_mode == "offline",
+    )
+
+
+def refuse_writes_of(world: World, user_ids: set[int]) -> Any:
+    """Make every write of these users fail, on every attempt, the way each mode can fail one user
+    alone: offline, DynamoDB leaves them in UnprocessedItems of their BatchWriteItem; live, each of
+    their PutItems is answered 500 InternalServerError (the SDK retries it, the adapter reports it)."""
+    if world.offline:
+        return world.dynamodb_proxy.unprocessed(user_ids)
+    return world.dynamodb_proxy.fail("PutItem", user_ids=user_ids)
 
 
 @pytest.fixture

@@ -16,13 +16,20 @@ HTTP-level faults (with `http=True`, for DynamoDB's JSON-over-HTTP/1.1 protocol)
 is read whole (request line, headers, Content-Length body), its operation is taken from the
 `X-Amz-Target: DynamoDB_20120810.<Operation>` header, and the first matching rule decides:
 
-    proxy.throttle("BatchWriteItem", times=3)      # 400 ProvisionedThroughputExceededException
-    proxy.unprocessed({7, 12})                     # those users come back in UnprocessedItems
-    proxy.hangup("BatchWriteItem")                 # close the connection, forward nothing
-    proxy.lose_response("BatchWriteItem")          # forward, then close without answering
-    proxy.stall("BatchWriteItem", forward=True)    # forward (or not), then never answer
-    proxy.slow("BatchWriteItem", seconds=2)        # forward, answer 2 s later
-    proxy.inject_before("BatchWriteItem", make)    # send another request first (a foreign writer)
+    proxy.throttle("BatchWriteItem", times=3)         # 400 ProvisionedThroughputExceededException
+    proxy.fail("PutItem", user_ids={7})               # 500 InternalServerError (or any status and code)
+    proxy.unprocessed({7, 12})                        # those users come back in UnprocessedItems
+    proxy.unprocessed({7}, operation="BatchGetItem")  # those keys come back in UnprocessedKeys
+    proxy.hangup("PutItem", user_ids={3})             # close the connection, forward nothing
+    proxy.lose_response("BatchWriteItem")             # forward, then close without answering
+    proxy.stall("PutItem", forward=True)              # forward (or not), then never answer
+    proxy.slow("BatchWriteItem", seconds=2)           # forward, answer 2 s later
+    proxy.inject_before("PutItem", make)              # send another request first (a foreign writer)
+
+A rule is matched by operation (None: any), by `times`, by a predicate `when` on the request's
+JSON body, and by `user_ids`: the request concerns one of them (`request_user_ids`): the Item of a
+PutItem, the Key of a GetItem, DeleteItem or UpdateItem, a PutRequest or DeleteRequest of a
+BatchWriteItem, a key of a BatchGetItem. A Scan concerns no user id: match it by operation.
 
 The SDK signs requests (SigV4 over the body) but moto does not check signatures, so the proxy may
 change a body as long as it fixes Content-Length. botocore does check DynamoDB's `x-amz-crc32`
@@ -32,7 +39,11 @@ connection is kept alive, which keeps the parsing simple: a response ends where 
 connection ends.
 
 The proxy also counts what it saw: requests per operation, and how many times each user id was
-sent to the server in a BatchWriteItem PutRequest (`puts`), so tests can prove "written once".
+written (`puts`): sent to the server in a BatchWriteItem PutRequest, or in a PutItem that the
+server answered 200 (a conditional put whose condition failed wrote nothing), so tests can prove
+"written once" in both write modes; `put_order` has the same ids in the order they were written,
+`deletes` counts DeleteItems answered 200 (the item was removed), and `seen_user_ids` has the
+user ids of every request in the order the requests arrived (what a client is working on now).
 """
 
 from __future__ import annotations
@@ -49,7 +60,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CHUNK = 64 * 1024
-THROTTLING_TYPE = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+ERROR_TYPE_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+THROTTLING_TYPE = ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException"
+REASONS = {200: "OK", 400: "Bad Request", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,7 +127,7 @@ class HttpMessage:
 
 def dynamodb_response(status: int, document: dict[str, Any]) -> HttpMessage:
     """A response as DynamoDB would write it (JSON 1.0, request id, CRC32 of the body)."""
-    reason = {200: "OK", 400: "Bad Request"}.get(status, "Error")
+    reason = REASONS.get(status, "Error")
     headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", uuid.uuid4().hex)]
     return HttpMessage(f"HTTP/1.1 {status} {reason}", headers, json.dumps(document).encode())
 
@@ -163,8 +176,8 @@ async def read_message(reader: asyncio.StreamReader, response: bool) -> HttpMess
 @dataclass
 class Rule:
     """One HTTP-level fault: applies to requests of `operation` (None: any) that concern one of
-    `user_ids` (if given: a PutRequest item or a BatchGetItem key) and for which `when` (a
-    predicate on the request's JSON body) holds, `times` times (None: for ever)."""
+    `user_ids` (if given; see `request_user_ids`) and for which `when` (a predicate on the
+    request's JSON body) holds, `times` times (None: for ever)."""
 
     action: str
     operation: str | None = None
@@ -173,6 +186,8 @@ class Rule:
     user_ids: frozenset[int] = frozenset()
     make: Callable[[HttpMessage], HttpMessage | None] | None = None
     seconds: float = 0.0  # how long "slow" holds the answer back
+    status: int = 500  # the answer of "fail"
+    code: str = "InternalServerError"
     hits: int = 0
     injected: list[HttpMessage] = field(default_factory=list)  # responses to injected requests
 
@@ -181,26 +196,39 @@ class Rule:
             return False
         if self.times is not None and self.hits >= self.times:
             return False
-        if self.user_ids and not self.user_ids & set(put_user_ids(document) + key_user_ids(document)):
+        if self.user_ids and not self.user_ids & set(request_user_ids(document)):
             return False
         return self.when is None or self.when(document)
 
 
+def _user_id_of(item: Any) -> list[int]:
+    """The user id of an item or key (`{"user_id": {"N": ...}}`), as a list (empty when none)."""
+    if isinstance(item, dict) and isinstance(item.get("user_id"), dict) and "N" in item["user_id"]:
+        return [int(item["user_id"]["N"])]
+    return []
+
+
 def put_item_user_ids(document: dict[str, Any]) -> list[int]:
     """The user id of a PutItem body, as a list (empty when it has none)."""
-    item = document.get("Item", {})
-    return [int(item["user_id"]["N"])] if "user_id" in item else []
+    return _user_id_of(document.get("Item"))
+
+
+def item_key_user_ids(document: dict[str, Any]) -> list[int]:
+    """The user id of the Key of a GetItem, DeleteItem or UpdateItem body (empty when none)."""
+    return _user_id_of(document.get("Key"))
 
 
 def put_user_ids(document: dict[str, Any]) -> list[int]:
     """The user ids of the PutRequests of a BatchWriteItem body, in order."""
+    return _batch_write_user_ids(document, "PutRequest", "Item")
+
+
+def _batch_write_user_ids(document: dict[str, Any], kind: str, part: str) -> list[int]:
     ids: list[int] = []
     for requests in document.get("RequestItems", {}).values():
         if isinstance(requests, list):
             for request in requests:
-                item = request.get("PutRequest", {}).get("Item", {})
-                if "user_id" in item:
-                    ids.append(int(item["user_id"]["N"]))
+                ids.extend(_user_id_of(request.get(kind, {}).get(part)))
     return ids
 
 
@@ -209,8 +237,22 @@ def key_user_ids(document: dict[str, Any]) -> list[int]:
     ids: list[int] = []
     for request in document.get("RequestItems", {}).values():
         if isinstance(request, dict):
-            ids.extend(int(key["user_id"]["N"]) for key in request.get("Keys", []) if "user_id" in key)
+            for key in request.get("Keys", []):
+                ids.extend(_user_id_of(key))
     return ids
+
+
+def request_user_ids(document: dict[str, Any]) -> list[int]:
+    """Every user id a request body concerns, whatever its operation: the Item of a PutItem, the
+    Key of a GetItem / DeleteItem / UpdateItem, the PutRequests and DeleteRequests of a
+    BatchWriteItem, the Keys of a BatchGetItem. A Scan or a state-table request concerns none."""
+    return [
+        *put_item_user_ids(document),
+        *item_key_user_ids(document),
+        *put_user_ids(document),
+        *_batch_write_user_ids(document, "DeleteRequest", "Key"),
+        *key_user_ids(document),
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,6 +295,9 @@ class FaultProxy:
         self.in_flight: Counter[str] = Counter()  # requests arrived and not answered yet
         self.most_in_flight: Counter[str] = Counter()
         self.puts: Counter[int] = Counter()
+        self.put_order: list[int] = []  # appended only (safe to read from the test's thread)
+        self.seen_user_ids: list[int] = []  # every user id of every request, as they arrive (appended only)
+        self.deletes: Counter[int] = Counter()
         self.bytes_forwarded = 0
         self.connections = 0
         self.cuts = 0
@@ -339,10 +384,26 @@ class FaultProxy:
         """Answer 400 ProvisionedThroughputExceededException instead of forwarding."""
         return self.add_rule(Rule("throttle", operation, times, **match))
 
-    def unprocessed(self, user_ids: set[int] | frozenset[int], times: int | None = None) -> Rule:
-        """Leave these users out of the BatchWriteItem forwarded, and hand them back in the
-        response's UnprocessedItems (as DynamoDB does when it cannot take part of a batch)."""
-        return self.add_rule(Rule("unprocessed", "BatchWriteItem", times, user_ids=frozenset(user_ids)))
+    def fail(
+        self,
+        operation: str | None = None,
+        times: int | None = None,
+        status: int = 500,
+        code: str = "InternalServerError",
+        **match: Any,
+    ) -> Rule:
+        """Answer an error instead of forwarding: 500 InternalServerError by default (the SDK
+        retries it), or e.g. `status=400, code="ValidationException"` (a refusal, not retried)."""
+        return self.add_rule(Rule("fail", operation, times, status=status, code=code, **match))
+
+    def unprocessed(
+        self, user_ids: set[int] | frozenset[int], times: int | None = None, operation: str = "BatchWriteItem"
+    ) -> Rule:
+        """Leave these users out of the BatchWriteItem (or BatchGetItem) forwarded, and hand them
+        back in the response's UnprocessedItems (UnprocessedKeys), as DynamoDB does when it cannot
+        take part of a batch. PutItem has no such partial answer: see `fail` and `throttle`."""
+        assert operation in ("BatchWriteItem", "BatchGetItem"), operation
+        return self.add_rule(Rule("unprocessed", operation, times, user_ids=frozenset(user_ids)))
 
     def hangup(self, operation: str | None = None, times: int | None = None, **match: Any) -> Rule:
         """Close the client's connection without forwarding the request."""
@@ -503,6 +564,7 @@ class FaultProxy:
                 return
             operation = request.operation
             document = request.json()
+            self.seen_user_ids.extend(request_user_ids(document))
             self.operations[operation] += 1
             self.arrivals.append(operation)
             self.in_flight[operation] += 1
@@ -534,6 +596,14 @@ class FaultProxy:
             response = dynamodb_response(
                 400, {"__type": THROTTLING_TYPE, "message": "Rate of requests exceeds the allowed throughput."}
             )
+        elif action == "fail":
+            assert rule is not None
+            response = dynamodb_response(
+                rule.status, {"__type": ERROR_TYPE_PREFIX + rule.code, "message": "Injected by the fault proxy."}
+            )
+        elif action == "unprocessed" and operation == "BatchGetItem":
+            assert rule is not None
+            response = await self._unprocessed_keys(request, document, rule.user_ids, link)
         elif action == "unprocessed":
             assert rule is not None
             response = await self._unprocessed(request, document, rule.user_ids, link)
@@ -567,19 +637,46 @@ class FaultProxy:
         try:
             await self._send(up_writer, request.encode("close"), False)
             if request.operation == "BatchWriteItem":  # the whole request reached the server
-                self.puts.update(put_user_ids(request.json()))
+                self._wrote(put_user_ids(request.json()))
             response = await read_message(up_reader, response=True)
             if response is None:
                 raise ConnectionError("the server closed the connection without answering")
-            if request.operation == "PutItem" and response.start_line.split(" ")[1:2] == ["200"]:
-                # A conditional put counts where it wrote (a refused condition answers 400).
-                self.puts.update(put_item_user_ids(request.json()))
+            if response.start_line.split(" ")[1:2] == ["200"]:
+                # A conditional put or delete counts where it acted (a refused condition answers 400).
+                if request.operation == "PutItem":
+                    self._wrote(put_item_user_ids(request.json()))
+                elif request.operation == "DeleteItem":
+                    self.deletes.update(item_key_user_ids(request.json()))
             # HTTP/1.0 from a single-threaded werkzeug: the client connection stays HTTP/1.1.
             response.start_line = "HTTP/1.1 " + response.start_line.split(" ", 1)[1]
             return response
         finally:
             link.writers.remove(up_writer)
             up_writer.close()
+
+    def _wrote(self, user_ids: list[int]) -> None:
+        self.puts.update(user_ids)
+        self.put_order.extend(user_ids)
+
+    async def _unprocessed_keys(
+        self, request: HttpMessage, document: dict[str, Any], user_ids: frozenset[int], link: _Link
+    ) -> HttpMessage:
+        kept: dict[str, Any] = {}
+        left: dict[str, Any] = {}
+        for table, wanted in document.get("RequestItems", {}).items():
+            for key in wanted.get("Keys", []):
+                side = left if set(_user_id_of(key)) & user_ids else kept
+                side.setdefault(table, {**wanted, "Keys": []})["Keys"].append(key)
+        if not kept:
+            return dynamodb_response(200, {"Responses": {table: [] for table in left}, "UnprocessedKeys": left})
+        response = await self._exchange(request.with_json({**document, "RequestItems": kept}), link)
+        if not response.start_line.startswith("HTTP/1.1 200"):
+            return response
+        answer = response.json()
+        unprocessed = answer.setdefault("UnprocessedKeys", {})
+        for table, wanted in left.items():
+            unprocessed.setdefault(table, {**wanted, "Keys": []})["Keys"].extend(wanted["Keys"])
+        return response.with_json(answer)
 
     async def _unprocessed(
         self, request: HttpMessage, document: dict[str, Any], user_ids: frozenset[int], link: _Link

@@ -5,7 +5,8 @@ The service's DynamoDB client has a fixed read timeout of 30 s with 3 botocore r
 minutes per request. Here the real adapters and `Migration` run on a client with a 1 s read
 timeout instead, to prove what a timeout leads to: `TargetUnavailable` (503 over HTTP) with
 nothing recorded, or, when the write landed but its answer never came, the landed users counted
-exactly once.
+exactly once. In both write modes: the stalled request is the mode's write (`world.write_operation`),
+and the live mode's re-check of a timed-out put is a GetItem, which the proxy lets through.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from domain.mapping import default_mapping
 from domain.migration import Migration
 from domain.request import BatchRequest
 from tests.factories import valid_user
-from tests.faults.conftest import World
+from tests.faults.conftest import World, both_write_modes
 
 
 @pytest.fixture
@@ -43,13 +44,14 @@ async def impatient_migration(world: World) -> AsyncIterator[Migration]:
                 PostgresUserSource(pool, default_mapping(world.source_table)),
                 DynamoDbUserTarget(client, world.users_table),
                 DynamoDbMigrationState(client, world.state_table),
-                offline=True,  # the proxy faults BatchWriteItem (see tests/faults/conftest.py)
+                offline=world.offline,
             )
     finally:
         pool.close()
         await pool.wait_closed()
 
 
+@both_write_modes
 async def test_blackholed_dynamodb_is_target_unavailable_quickly_with_nothing_recorded(
     world: World, impatient_migration: Migration
 ):
@@ -69,12 +71,13 @@ async def test_blackholed_dynamodb_is_target_unavailable_quickly_with_nothing_re
     assert await world.count_and_counter() == (20, 20)
 
 
+@both_write_modes
 @pytest.mark.parametrize("forward", [False, True], ids=["write-never-lands", "write-lands-answer-never-comes"])
 async def test_a_write_that_times_out_records_exactly_what_landed(
     world: World, impatient_migration: Migration, forward: bool
 ):
     world.seed([valid_user(i) for i in range(1, 21)])
-    world.dynamodb_proxy.stall("BatchWriteItem", forward=forward)
+    world.dynamodb_proxy.stall(world.write_operation, forward=forward)
     outcome: Any
     async with asyncio.timeout(30):
         try:

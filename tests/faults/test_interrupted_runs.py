@@ -3,7 +3,8 @@
 A run cut off at a random moment (DynamoDB or PostgreSQL going away in the middle of any
 request), or refused part of its batches, and then resumed, ends with DynamoDB holding exactly
 the valid source users, each once, each equal to its source row, with counters equal to the
-item count; the checkpoint never passes a valid user that is not in DynamoDB.
+item count; the checkpoint never passes a valid user that is not in DynamoDB. Each test runs in
+both write modes (live: a conditional PutItem per user; offline: check, then BatchWriteItem).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import attrs
 
 from domain.model import as_source_user
 from tests.factories import from_item, valid_user
-from tests.faults.conftest import World, cli_command, is_valid, process_environment, run_cli
+from tests.faults.conftest import (
+    World,
+    both_write_modes,
+    cli_command,
+    is_valid,
+    process_environment,
+    refuse_writes_of,
+    run_cli,
+)
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables
 
@@ -106,6 +115,7 @@ async def cut_and_resume(world: World, server: str, cut_at: int) -> None:
     await assert_exactly_the_valid_users(world)
 
 
+@both_write_modes
 async def test_runs_cut_at_random_moments_and_resumed_hold_exactly_the_valid_users(world: World):
     """Several runs, each cut at a random byte of its DynamoDB or PostgreSQL traffic (seeded).
 
@@ -141,12 +151,13 @@ async def test_runs_cut_at_random_moments_and_resumed_hold_exactly_the_valid_use
     assert not failures, "\n".join(failures)
 
 
+@both_write_modes
 async def test_a_run_with_unprocessed_items_keeps_its_checkpoint_before_them_and_resume_writes_exactly_them(
     world: World,
 ):
     world.seed([valid_user(i, email="nope") if i == 17 else valid_user(i) for i in range(1, 31)])
     stuck = {7, 26}
-    world.dynamodb_proxy.unprocessed(stuck)  # on every attempt
+    refuse_writes_of(world, stuck)  # on every attempt (offline: unprocessed; live: 500s)
     first = run_cli(world.environment(), "migrate", "--all", "--batch-size", "10", "--json")
     assert first.returncode == 1, first.stderr
     summary = summary_of(first)
@@ -167,11 +178,12 @@ async def test_a_run_with_unprocessed_items_keeps_its_checkpoint_before_them_and
     assert (world.dynamodb_proxy.puts[7], world.dynamodb_proxy.puts[26]) == (1, 1)
 
 
+@both_write_modes
 async def test_a_run_stopped_at_once_mid_write_by_a_second_sigterm_resumes_to_exactly_the_valid_users(world: World):
     """The first SIGTERM asks the run to stop after the pages in hand; a second one stops it at
     once — here while a page is being written to a slow DynamoDB."""
     world.seed(source())
-    world.dynamodb_proxy.slow("BatchWriteItem", seconds=2.0)  # the writes land at once, answered 2 s later
+    world.dynamodb_proxy.slow(world.write_operation, seconds=2.0)  # the writes land at once, answered 2 s later
     process = await asyncio.create_subprocess_exec(
         *cli_command("migrate", "--all", "--batch-size", BATCH, "--json"),
         env=process_environment(world.environment()),
@@ -180,7 +192,7 @@ async def test_a_run_stopped_at_once_mid_write_by_a_second_sigterm_resumes_to_ex
     )
     try:
         async with asyncio.timeout(30):
-            while world.dynamodb_proxy.operations["BatchWriteItem"] == 0:
+            while world.dynamodb_proxy.operations[world.write_operation] == 0:
                 assert process.returncode is None, await process.communicate()
                 await asyncio.sleep(0.02)
         process.send_signal(signal.SIGTERM)

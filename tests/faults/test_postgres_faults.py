@@ -1,5 +1,8 @@
 """PostgreSQL unreachable or not answering, over HTTP on the real stack: 503 source_unavailable
-quickly, nothing written, and the service recovers by itself once PostgreSQL is back."""
+quickly, nothing written, and the service recovers by itself once PostgreSQL is back.
+
+In the default (live) write mode only: the fault stops a request before it writes anything, so
+the two write modes do not differ here."""
 
 from __future__ import annotations
 

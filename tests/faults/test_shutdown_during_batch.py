@@ -2,7 +2,8 @@
 
 The server stops accepting connections, finishes (or abandons) the batch cleanly within a bounded
 time and exits 0; afterwards every user counted in the progress is really in DynamoDB and the
-highest recorded id is one that was written.
+highest recorded id is one that was written. In both write modes: the batch's writes are 200
+conditional PutItems (live) or 8 BatchWriteItems of 25 (offline), each answer delayed alike.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.factories import valid_user
-from tests.faults.conftest import AUTH, World
+from tests.faults.conftest import AUTH, World, both_write_modes
 
 
 def fire(url: str, result: dict[str, Any]) -> threading.Thread:
@@ -49,6 +50,7 @@ def refuses_connections(port: int) -> bool:
         return True
 
 
+@both_write_modes
 @pytest.mark.parametrize(
     ("grace", "delay"),
     [(20.0, 0.5), (1.0, 2.0)],
@@ -57,7 +59,7 @@ def refuses_connections(port: int) -> bool:
 async def test_sigterm_mid_batch_exits_in_bounded_time_with_counters_equal_to_the_items(
     world: World, serve_process, grace: float, delay: float
 ):
-    world.seed([valid_user(i) for i in range(1, 201)])  # 8 write chunks of 25
+    world.seed([valid_user(i) for i in range(1, 201)])  # offline: 8 write chunks of 25; live: 200 puts
     server = serve_process(world.environment(SHUTDOWN_GRACE_SECONDS=str(grace), SHUTDOWN_DRAIN_SECONDS="0"))
     server.wait_until_listening()
     world.dynamodb_proxy.delay(delay)
@@ -65,7 +67,7 @@ async def test_sigterm_mid_batch_exits_in_bounded_time_with_counters_equal_to_th
     result: dict[str, Any] = {}
     request = fire(f"{server.url}/m2/migration/users?batch_size=200", result)
     deadline = time.monotonic() + 30
-    while world.dynamodb_proxy.operations["BatchWriteItem"] == 0:  # the batch is writing now
+    while world.dynamodb_proxy.operations[world.write_operation] == 0:  # the batch is writing now
         assert time.monotonic() < deadline, "the batch never started writing"
         assert server.process.poll() is None, "".join(server.lines)
         await asyncio.sleep(0.02)
