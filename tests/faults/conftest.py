@@ -102,6 +102,11 @@ def write_mode(request: pytest.FixtureRequest) -> str:
     return mode
 
 
+# A run cut inside a hold leaves it to expire before the next run takes it over: 10 s here rather
+# than the default 60, so that those tests wait seconds, not minutes (still far above a page's write).
+HOLD_LEASE_SECONDS = 10.0
+
+
 @attrs.define
 class World:
     """Fresh tables on the real servers, proxies in front of them, and direct access for checks."""
@@ -143,6 +148,7 @@ class World:
             aws_region="us-east-1",
             api_tokens=(TOKEN,),
             offline_writes=self.offline,
+            hold_lease_seconds=HOLD_LEASE_SECONDS,
         )
         return attrs.evolve(settings, **changes)
 
@@ -158,6 +164,7 @@ class World:
             "MIGRATION_API_TOKENS": TOKEN,
             "LOG_FORMAT": "json",
             "OFFLINE_WRITES": "true" if self.offline else "false",
+            "HOLD_LEASE_SECONDS": str(HOLD_LEASE_SECONDS),
         }
         return {**env, **changes}
 

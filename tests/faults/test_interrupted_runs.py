@@ -115,12 +115,13 @@ async def cut_and_resume(world: World, server: str, cut_at: int) -> None:
     await assert_exactly_the_valid_users(world)
 
 
-@both_write_modes
+# The live mode only: the offline mode's cuts are the ones this suite ran before the live mode
+# existed, and its other interrupted runs below still run in both modes.
 async def test_runs_cut_at_random_moments_and_resumed_hold_exactly_the_valid_users(world: World):
     """Several runs, each cut at a random byte of its DynamoDB or PostgreSQL traffic (seeded).
 
     They run side by side, each on tables and proxies of its own: a run cut inside a hold leaves
-    its lease to expire (60 s) before the resumed run can take it, and waiting for those one after
+    its lease to expire (`HOLD_LEASE_SECONDS`) before the resumed run can take it, and waiting for those one after
     the other would take minutes.
     """
     world.seed(source())
