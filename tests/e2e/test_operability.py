@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
+from domain.model import ChangeCursor
 from entrypoints.demo.embedded import EmbeddedDynamoDb
 from entrypoints.http.app import init_app
 from tests.e2e.conftest import AUTH, LiveService
@@ -94,6 +96,20 @@ async def test_metrics_move_after_a_migration(live: LiveService):
     assert re.search(r'user_migration_batch_duration_seconds_count\{mode="batch"\} 1\.0', text)
     assert 'route="/m2/migration/users",status="200"' in text
     assert "user_migration_dynamodb_retries_total 0.0" in text
+
+
+async def test_metrics_show_the_sync_lag_and_the_changes_it_applied(live: LiveService):
+    """A sync runs in a process of its own: the service reads its progress from the state table."""
+    before = await (await live.client.get("/metrics", headers=AUTH)).text()
+    assert "user_migration_sync_lag_seconds" not in before  # no change cursor yet: nothing to show
+    taken_at = datetime.now(UTC) - timedelta(seconds=90)
+    await live.state.record_change_cursor(ChangeCursor("pg-xmin:1000", taken_at), applied=12)
+    await live.state.record_change_cursor(ChangeCursor("pg-xmin:1200", taken_at), applied=3)
+    text = await (await live.client.get("/metrics", headers=AUTH)).text()
+    lag = re.search(r"^user_migration_sync_lag_seconds (\S+)$", text, re.MULTILINE)
+    assert lag is not None
+    assert 90 <= float(lag.group(1)) < 150
+    assert "user_migration_sync_changes_applied_total 15.0" in text
 
 
 async def test_metrics_can_be_public(aiohttp_client, live_settings):
