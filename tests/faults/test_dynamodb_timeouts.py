@@ -51,7 +51,7 @@ async def impatient_migration(world: World) -> AsyncIterator[Migration]:
         await pool.wait_closed()
 
 
-@both_write_modes
+# The live mode only: the fault stops the first request, before either mode's write path differs.
 async def test_blackholed_dynamodb_is_target_unavailable_quickly_with_nothing_recorded(
     world: World, impatient_migration: Migration
 ):
