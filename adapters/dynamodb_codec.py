@@ -140,6 +140,12 @@ def unchanged_since_written(item: Item) -> bool:
     return digest is not None and digest == item_digest(item)
 
 
+def is_own_write(current: Item | None, sent: Item) -> bool:
+    """Whether the stored item is the very item this process sent: its digest and the moment of
+    its write, not the whole item (DynamoDB normalises numbers)."""
+    return current is not None and all(current.get(name) == sent.get(name) for name in (MIGRATION_DIGEST, MIGRATED_AT))
+
+
 def why_not_rewritten(current: Item | None, version: int | None = None) -> str | None:
     """Why a rewrite (from a row of `version`) must leave the stored item as it is; None when the
     migration may replace it."""

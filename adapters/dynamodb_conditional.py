@@ -19,13 +19,13 @@ from typing import Any
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.dynamodb_codec import encode_user, key_of, why_not_rewritten
+from adapters.dynamodb_codec import encode_user, is_own_write, key_of, why_not_rewritten
 from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors, was_resent
 from adapters.dynamodb_rewrite import unchanged_condition
 from adapters.retry import Backoff
 from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
-from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
+from domain.mapping import MIGRATION_VERSION
 from domain.model import ConditionalWriteOutcome, DeleteOutcome, Item, PreparedUser, WriteRule
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -150,11 +150,7 @@ class ConditionalWriter:
             current = await self._read(key)
         except DependencyUnavailable:
             return False
-        return (
-            current is not None
-            and current.get(MIGRATION_DIGEST) == item[MIGRATION_DIGEST]
-            and current.get(MIGRATED_AT) == item.get(MIGRATED_AT)
-        )
+        return is_own_write(current, item)
 
     async def _read(self, key: dict[str, Any]) -> Item | None:
         async with target_errors("reading an item", table=self._table):

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_codec import encode_user, key_of, same_content, why_not_rewritten
+from adapters.dynamodb_codec import encode_user, is_own_write, key_of, same_content, why_not_rewritten
 from adapters.dynamodb_errors import error_code, target_errors, was_resent
 from domain.errors import DependencyUnavailable
 from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
@@ -70,11 +70,7 @@ class ItemRewriter:
     async def _holds_exactly(self, key: Item, item: Item) -> bool:
         async with target_errors("reading a rewritten item", table=self._table):
             response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
-        current: Item | None = response.get("Item")
-        # The digest and the moment of the write, not the whole item: DynamoDB normalises numbers.
-        return current is not None and all(
-            current.get(name) == item.get(name) for name in (MIGRATION_DIGEST, MIGRATED_AT)
-        )
+        return is_own_write(response.get("Item"), item)
 
     async def _rewrite_one(self, user: PreparedUser) -> tuple[str, str]:
         key = key_of(user.user_id, self._key_attribute)
