@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import attrs
@@ -38,6 +39,11 @@ def _utc_now() -> datetime:
 NEWER_IN_TARGET = "newer in DynamoDB than its row (written after the row was read): left as it is"
 UNVERSIONED_ROW = "the row has no version: its item is only written where none exists"
 GONE_WHILE_WRITING = "deleted from DynamoDB while it was being written: left to the next pass"
+
+
+def _write_failures(failed: Mapping[int, str]) -> dict[int, tuple[str, ...]]:
+    """Users whose write failed, each with the reason as a report shows it."""
+    return {user_id: (Reason("write_failed", f"Write failed: {reason}"),) for user_id, reason in failed.items()}
 
 
 @attrs.frozen
@@ -147,10 +153,7 @@ class Migration:
         if dry_run:
             existing = await self._target.existing_user_ids(user_ids)
             return BatchOutcome(len(users), len(prepared) - len(existing), len(existing), failures)
-        lowest, highest = min(user_ids), max(user_ids)
-        # In-process range locks first (cheap), then holds that other processes respect too.
-        async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
-            before = await self._inherited(hold)
+        async with self._holding(user_ids) as (hold, before):
             # Once writing starts, the counters must follow the items: a caller that goes away
             # (a cancelled request, a shutdown) does not stop this step half-way.
             if self._offline:
@@ -162,13 +165,11 @@ class Migration:
             to_rewrite = [user for user in prepared if user.user_id in existing] if rewrite else []
             # Rewritten items were counted when first written: they are never intended or settled.
             rewritten = await self._in_flight.run(self._target.rewrite_users(to_rewrite)) if to_rewrite else None
-        for user_id, reason in written.failed.items():
-            failures[user_id] = (Reason("write_failed", f"Write failed: {reason}"),)
+        failures.update(_write_failures(written.failed))
         write_failed = set(written.failed)
         if rewritten is None:
             return BatchOutcome(len(users), len(written.written), len(existing), failures, frozenset(write_failed))
-        for user_id, reason in rewritten.failed.items():
-            failures[user_id] = (Reason("write_failed", f"Write failed: {reason}"),)
+        failures.update(_write_failures(rewritten.failed))
         write_failed.update(rewritten.failed)
         return BatchOutcome(
             len(users),
@@ -190,10 +191,7 @@ class Migration:
         failures, prepared = self._prepare(users, self._clock())
         if not prepared:
             return ChangeOutcome(read=len(users), failures=failures)
-        user_ids = [user.user_id for user in prepared]
-        lowest, highest = min(user_ids), max(user_ids)
-        async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
-            before = await self._inherited(hold)
+        async with self._holding([user.user_id for user in prepared]) as (hold, before):
             created, replaced = await self._in_flight.run(self._apply_and_settle(hold, prepared, before, rule))
         refused = sorted(set(replaced.refused))
         stored = await self._target.read_items(refused) if refused else {}
@@ -215,8 +213,7 @@ class Migration:
                 kept[user_id] = NEWER_IN_TARGET
         rewritten = await self._in_flight.run(self._target.rewrite_users(unversioned)) if unversioned else None
         write_failed = {**created.failed, **replaced.failed, **(rewritten.failed if rewritten else {})}
-        for user_id, reason in write_failed.items():
-            failures[user_id] = (Reason("write_failed", f"Write failed: {reason}"),)
+        failures.update(_write_failures(write_failed))
         if rewritten is not None:
             unchanged.extend(rewritten.unchanged)
             kept.update(rewritten.kept)
@@ -257,8 +254,7 @@ class Migration:
         wanted = sorted(set(user_ids))
         if not wanted:
             return DeleteOutcome()
-        async with self._locks.hold(wanted[0], wanted[-1]), self._state.hold_users(wanted[0], wanted[-1]) as hold:
-            before = await self._inherited(hold)
+        async with self._holding(wanted) as (hold, before):
             return await self._in_flight.run(self._remove_and_settle(hold, wanted, before))
 
     async def _remove_and_settle(self, hold: UsersHold, user_ids: list[int], before: _Inherited) -> DeleteOutcome:
@@ -267,6 +263,14 @@ class Migration:
         removed = before.removed | set(outcome.deleted)
         await hold.settle(before.landed, removed=removed, unsure_removed=outcome.failed.keys())
         return outcome
+
+    @asynccontextmanager
+    async def _holding(self, user_ids: Sequence[int]) -> AsyncIterator[tuple[UsersHold, _Inherited]]:
+        """Hold the range of these ids (in-process range locks first, they are cheap, then the
+        hold other processes respect too), with what an earlier holder left to settle."""
+        lowest, highest = min(user_ids), max(user_ids)
+        async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
+            yield hold, await self._inherited(hold)
 
     async def _inherited(self, hold: UsersHold) -> _Inherited:
         """What an earlier holder that died before settling left: the writes that landed and the

@@ -24,8 +24,13 @@ def _check_range(parameter: str, value: int, lowest: int, highest: int) -> int:
     return value
 
 
+def check_batch_size(value: int) -> int:
+    """`value` as a batch size; `InvalidParameter` naming `batch_size` when it is not one."""
+    return _check_range("batch_size", value, 1, MAX_BATCH_SIZE)
+
+
 def _batch_size(_: object, __: object, value: int) -> None:
-    _check_range("batch_size", value, 1, MAX_BATCH_SIZE)
+    check_batch_size(value)
 
 
 def _start_user_id(_: object, __: object, value: int) -> None:

@@ -30,7 +30,7 @@ from domain.errors import DependencyUnavailable, SetupError
 from domain.migration import Migration, next_start_after
 from domain.model import ChangeCursor, DeleteOutcome, SourceUser
 from domain.report import ChangeOutcome
-from domain.request import MAX_BATCH_SIZE, MAX_USER_ID
+from domain.request import MAX_BATCH_SIZE, MAX_USER_ID, check_batch_size
 from domain.rules import Reason, reason_code
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
@@ -190,6 +190,7 @@ class ChangeSync:
         """One pass: every change committed before it started is in the target when it returns
         (unless `stop` ended it early, or some users failed: then the cursor stays, and the next
         pass does their work again)."""
+        check_batch_size(batch_size)
         self.check_versioned()
         recorded = (await self._state.read_progress()).change_cursor
         position = await self._source.change_cursor()
@@ -270,7 +271,8 @@ class ChangeSync:
         on_progress: SyncProgressCallback | None = None,
         on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
     ) -> SyncSummary:
-        """Pass after pass, `interval_seconds` apart, until `stop` is set; the totals of all. A
+        """Pass after pass, `interval_seconds` apart, until `stop` is set; the totals of all (a bad
+        `batch_size` is an `InvalidParameter` of the first pass). A
         pass that finds PostgreSQL or DynamoDB unavailable is told to `on_unavailable` and tried
         again after the interval (the cursor stayed, so nothing is lost); the operator's mistakes
         (a `SetupError`) end it."""

@@ -179,8 +179,6 @@ class UserMigration:
         """Carry every change committed in the source so far into the target (updated, inserted
         and deleted rows; see `domain.sync`), never replacing an item newer than its row; the
         source's change cursor moves only when everything was carried over."""
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise InvalidParameter("batch_size", f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
         return await self._change_sync.catch_up(batch_size, stop, on_progress)
 
     async def sync_follow(
@@ -195,8 +193,6 @@ class UserMigration:
         """`sync_once` again and again, `interval_seconds` apart, until `stop` is set; the totals.
         With `on_unavailable`, a pass that finds a dependency down is told to it and tried again
         after the interval; without, that error ends the follow."""
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise InvalidParameter("batch_size", f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
         return await self._change_sync.follow(interval_seconds, stop, batch_size, on_pass, on_progress, on_unavailable)
 
     async def _verification(self) -> Verification:

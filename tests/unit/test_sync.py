@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from domain.errors import SetupError, SourceUnavailable
+from domain.errors import InvalidParameter, SetupError, SourceUnavailable
 from domain.migration import Migration
 from domain.migration_run import MigrationRun
 from domain.request import BatchRequest
@@ -236,3 +236,10 @@ async def test_follow_goes_on_after_an_outage_and_an_outage_alone_ends_it_with_t
 
     with pytest.raises(SourceUnavailable):
         await world.sync.follow(0.01, stop, on_unavailable=stop_now)
+
+
+async def test_a_bad_batch_size_is_an_invalid_parameter_before_anything_is_read(world):
+    with pytest.raises(InvalidParameter, match="batch_size"):
+        await world.sync.catch_up(batch_size=0)
+    with pytest.raises(InvalidParameter, match="batch_size"):
+        await world.sync.follow(0.01, asyncio.Event(), batch_size=1001)
