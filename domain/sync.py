@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import attrs
 
-from domain.engine.pump import PagePump
+from domain.engine.pump import PagePump, next_scanned_page
 from domain.errors import DependencyUnavailable, SetupError
 from domain.migration import Migration, next_start_after
 from domain.model import ChangeCursor, DeleteOutcome, SourceUser
@@ -242,12 +242,6 @@ class ChangeSync:
         `stop` ended it early."""
         pages = self._target.scan_user_ids(0, MAX_USER_ID, page_size=batch_size)
 
-        async def read_stored(scan: AsyncIterator[list[int]]) -> tuple[list[int], AsyncIterator[list[int]] | None]:
-            try:
-                return await anext(scan), scan
-            except StopAsyncIteration:
-                return [], None
-
         async def remove_gone(stored: list[int]) -> DeleteOutcome:
             if not stored:
                 return DeleteOutcome()
@@ -259,7 +253,7 @@ class ChangeSync:
             report()
 
         # One scan, read in order: a single page in flight at the reader, deletes side by side.
-        deletes = PagePump(read_stored, remove_gone, finish_deletes, prefetch=1, in_flight=self._pages_in_flight)
+        deletes = PagePump(next_scanned_page, remove_gone, finish_deletes, prefetch=1, in_flight=self._pages_in_flight)
         return (await deletes.run(pages, stop)).stopped_early
 
     async def follow(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import attrs
@@ -26,7 +26,7 @@ from domain.differences import (
     VerifyProgress,
     VerifySummary,
 )
-from domain.engine.pump import PagePump
+from domain.engine.pump import PagePump, next_scanned_page
 from domain.migration import Migration, next_start_after
 from domain.model import SourceUser
 from domain.request import MAX_BATCH_SIZE, MAX_USER_ID
@@ -154,16 +154,10 @@ class Verification:
         """The second pass: every stored id in the range, a scan page at a time; True when `stop` ended it."""
         scan = self._target.scan_user_ids(wanted.start_user_id, wanted.end_user_id, self._scan_page_size)
 
-        async def read_ids(pages: AsyncIterator[list[int]]) -> tuple[list[int], AsyncIterator[list[int]] | None]:
-            try:
-                return await anext(pages), pages
-            except StopAsyncIteration:
-                return [], None
-
         async def check_ids(user_ids: list[int]) -> Findings:
             return await self._step.stored_ids(user_ids, repair)
 
-        pump = PagePump(read_ids, check_ids, finish, self._prefetch_pages, self._pages_in_flight)
+        pump = PagePump(next_scanned_page, check_ids, finish, self._prefetch_pages, self._pages_in_flight)
         try:
             return (await pump.run(scan, stop)).stopped_early
         finally:

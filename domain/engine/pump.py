@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
@@ -22,6 +22,18 @@ Outcome = TypeVar("Outcome")
 Start = TypeVar("Start")
 
 _END = object()
+
+
+T = TypeVar("T")
+
+
+async def next_scanned_page(pages: AsyncIterator[list[T]]) -> tuple[list[T], AsyncIterator[list[T]] | None]:
+    """A `read_page` for pages that an async iterator yields (a scan): the next page, and the
+    iterator again as where the following one starts (None once it is exhausted)."""
+    try:
+        return await anext(pages), pages
+    except StopAsyncIteration:
+        return [], None
 
 
 @attrs.frozen
