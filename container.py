@@ -8,26 +8,37 @@ implement it is refused.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiopg
 from dependency_injector import containers, providers
 
+from adapters.dynamodb_budget_shares import DynamoDbBudgetShares
+from adapters.dynamodb_capacity import DynamoDbTableCapacity
 from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_leases import DynamoDbSegmentLeases
+from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
+from domain.budget_upkeep import BudgetUpkeep
 from domain.differences import LatestVerification
 from domain.mapping import UserMapping, default_mapping
 from domain.migration import Migration
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT, MigrationRun
 from domain.range_locks import UserRangeLocks
 from domain.rules import UserPreparer
+from domain.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounter
+from domain.statistics import Statistics
 from domain.sync import ChangeSync
 from domain.verification import Verification
+from domain.worker import DEFAULT_LEASE_SECONDS, SegmentWorker, boundaries_from
+from domain.write_budget import FLOOR_UNITS_PER_SECOND, TokenBucketBudget
 from domain.writes_in_flight import WritesInFlight
-from ports import MigrationState, UserSource, UserTarget
+from ports import BudgetShares, MigrationState, TableCapacity, UserSource, UserTarget
+from ports.segment_leases import SegmentLeases
 
 
 async def postgres_pool(database_url: str, query_timeout: float) -> AsyncIterator[aiopg.Pool]:
@@ -49,6 +60,50 @@ async def dynamodb(endpoint_url: str | None, region_name: str | None, concurrenc
         yield client
 
 
+# --- The write budget -------------------------------------------------------------------------------------
+budget_log = logging.getLogger("user_migration.write_budget")
+
+
+def budget_kind(max_write_units: float | None, write_capacity_percent: float | None) -> str:
+    """Which write budget the settings ask for: `limited` (units or a percentage) or `unlimited`."""
+    return "limited" if max_write_units or write_capacity_percent else "unlimited"
+
+
+async def unlimited_write_budget() -> AsyncIterator[TokenBucketBudget]:
+    """A budget that only counts (no MAX_WRITE_UNITS, no WRITE_CAPACITY_PERCENT): nothing to keep current."""
+    yield TokenBucketBudget()
+
+
+def _budget_unavailable(action: str, error: Exception) -> None:
+    budget_log.warning("write budget: %s failed (%s); the budget stays as it was and it is tried again", action, error)
+
+
+async def running_write_budget(
+    client: Any,
+    shares: BudgetShares,
+    capacity: TableCapacity,
+    max_write_units: float | None,
+    write_capacity_percent: float | None,
+) -> AsyncIterator[TokenBucketBudget]:
+    """The process's budget, its share and (for a percentage) the table's capacity kept current while it runs;
+    on shutdown its share is withdrawn, so that the other processes take it at once.
+
+    `client` is taken (not used) so that the container shuts the client down only after this has left.
+    """
+    del client
+    budget = TokenBucketBudget(max_write_units or FLOOR_UNITS_PER_SECOND)
+    percent = None if max_write_units else write_capacity_percent
+    upkeep = BudgetUpkeep(budget, shares, capacity, percent, on_unavailable=_budget_unavailable)
+    await upkeep.start()
+    try:
+        yield budget
+    finally:
+        await upkeep.stop()
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+
 def mapping_or_default(mapping: UserMapping | None) -> UserMapping:
     """The configured mapping, or the documented layout."""
     return mapping if mapping is not None else default_mapping()
@@ -64,7 +119,15 @@ class Container(containers.DeclarativeContainer):
 
     # Defaults for what a container used without settings (the test harness) still needs.
     config = providers.Configuration(
-        default={"pages_in_flight": DEFAULT_PAGES_IN_FLIGHT, "offline_writes": False, "hold_lease_seconds": 60.0}
+        default={
+            "pages_in_flight": DEFAULT_PAGES_IN_FLIGHT,
+            "offline_writes": False,
+            "hold_lease_seconds": 60.0,
+            "segment_lease_seconds": DEFAULT_LEASE_SECONDS,
+            "worker_name": None,
+            "stats_refresh_seconds": DEFAULT_REFRESH_SECONDS,
+            "stats_postgres_count": CountMode.EXACT.value,
+        }
     )
 
     # What the source's rows mean: the mapping file's, or the documented layout.
@@ -81,6 +144,30 @@ class Container(containers.DeclarativeContainer):
         concurrency=config.dynamodb_concurrency,
     )
 
+    # --- The write budget: one per process, so the CLI's writes and the HTTP batch endpoint's spend from the
+    # same one. Unlimited (no I/O at all) unless MAX_WRITE_UNITS or WRITE_CAPACITY_PERCENT is set.
+    budget_shares = providers.Dependency(
+        instance_of=BudgetShares,
+        default=providers.Singleton(DynamoDbBudgetShares, client=dynamodb_client, table=config.dynamodb_state_table),
+    )
+    table_capacity = providers.Dependency(
+        instance_of=TableCapacity,
+        default=providers.Singleton(DynamoDbTableCapacity, client=dynamodb_client, table=config.dynamodb_table),
+    )
+    write_budget = providers.Selector(
+        providers.Callable(budget_kind, config.max_write_units, config.write_capacity_percent),
+        unlimited=providers.Resource(unlimited_write_budget),
+        limited=providers.Resource(
+            running_write_budget,
+            client=dynamodb_client,
+            shares=budget_shares,
+            capacity=table_capacity,
+            max_write_units=config.max_write_units,
+            write_capacity_percent=config.write_capacity_percent,
+        ),
+    )
+    # ---
+
     user_source = providers.Dependency(
         instance_of=UserSource,
         default=providers.Singleton(PostgresUserSource, pool=postgres_pool, mapping=mapping),
@@ -93,7 +180,15 @@ class Container(containers.DeclarativeContainer):
             table=config.dynamodb_table,
             concurrency=config.dynamodb_concurrency,
             key_attribute=mapping.provided.key_attribute,
+            budget=write_budget,
         ),
+    )
+    # The segments of the id space (made once, from the source's distribution of ids).
+    segment_plans = providers.Singleton(
+        PlanStore,
+        client=dynamodb_client,
+        table=config.dynamodb_state_table,
+        propose=providers.Callable(boundaries_from, user_source),
     )
     migration_state = providers.Dependency(
         instance_of=MigrationState,
@@ -102,6 +197,13 @@ class Container(containers.DeclarativeContainer):
             client=dynamodb_client,
             table=config.dynamodb_state_table,
             lease_seconds=config.hold_lease_seconds.as_float(),
+            plans=segment_plans,
+        ),
+    )
+    segment_leases = providers.Dependency(
+        instance_of=SegmentLeases,
+        default=providers.Singleton(
+            DynamoDbSegmentLeases, client=dynamodb_client, table=config.dynamodb_state_table, plans=segment_plans
         ),
     )
 
@@ -123,6 +225,25 @@ class Container(containers.DeclarativeContainer):
         state=migration_state,
         migration=migration,
         pages_in_flight=config.pages_in_flight.as_int(),
+    )
+    segment_worker = providers.Factory(
+        SegmentWorker,
+        source=user_source,
+        leases=segment_leases,
+        migration=migration,
+        worker=config.worker_name,
+        lease_seconds=config.segment_lease_seconds.as_float(),
+        pages_in_flight=config.pages_in_flight.as_int(),
+    )
+    # The source's count, kept for the statistics (renewed in the background by the HTTP app).
+    source_counter = providers.Singleton(
+        SourceCounter, source=user_source, refresh_seconds=config.stats_refresh_seconds.as_float()
+    )
+    statistics = providers.Factory(
+        Statistics,
+        counter=source_counter,
+        state=migration_state,
+        default=providers.Callable(CountMode, config.stats_postgres_count),
     )
     # The counts of the last verify in this process (run or HTTP page), read by the metrics.
     latest_verification = providers.Singleton(LatestVerification)

@@ -6,8 +6,9 @@ PutItem with a ConditionExpression (`write_condition`): DynamoDB decides atomica
 it is when the write lands, whether the rule allows it. A delete is a DeleteItem conditional on
 every attribute still being what was read (the item the migration wrote, unchanged).
 
-Requests run side by side under the target's write bound; throttling is retried with backoff. A
-request whose answer was lost is looked up again: the item is the one sent (it landed) or not.
+Requests run side by side under the target's write bound, each spent from the write budget
+(`adapters.dynamodb_spending`); throttling is retried with backoff. A request whose answer was lost
+is looked up again: the item is the one sent (it landed) or not.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from adapters.dynamodb_codec import encode_user, is_own_write, key_of, why_not_r
 from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors, was_resent
 from adapters.dynamodb_rewrite import unchanged_condition
+from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
 from adapters.retry import Backoff
 from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
 from domain.mapping import MIGRATION_VERSION
 from domain.model import ConditionalWriteOutcome, DeleteOutcome, Item, PreparedUser, WriteRule
+from domain.write_budget import TokenBucketBudget, write_units_for, write_units_of
+from ports.write_budget import WriteBudget
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 CHANGED_WHILE_DELETING = "changed in DynamoDB while it was being deleted: left as it is"
@@ -60,7 +64,7 @@ class _Put:
 
 
 class ConditionalWriter:
-    """Conditional puts and deletes of one table, bounded by the target's write bound."""
+    """Conditional puts and deletes of one table, bounded by the target's write bound and budget."""
 
     def __init__(
         self,
@@ -70,6 +74,7 @@ class ConditionalWriter:
         writes_in_flight: asyncio.Semaphore,
         backoff: Backoff,
         counters: TargetCounters,
+        budget: WriteBudget | None = None,
     ) -> None:
         self._client = client
         self._table = table
@@ -77,6 +82,7 @@ class ConditionalWriter:
         self._writes_in_flight = writes_in_flight
         self._backoff = backoff
         self._counters = counters
+        self._budget = budget if budget is not None else TokenBucketBudget()
 
     async def write(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
         """Put each user's item where `rule` allows it; see the module's docstring."""
@@ -106,13 +112,15 @@ class ConditionalWriter:
         # Whether an item was there before (an update, not a new user): asked of DynamoDB only
         # where the rule allows replacing one.
         returns = "NONE" if "ExpressionAttributeValues" not in condition else "ALL_OLD"
+        units = write_units_for(user.size) if user.size else write_units_of(item)
         attempt = 0
         while True:
             try:
-                async with self._writes_in_flight:
+                async with spending(self._budget, units) as spent, self._writes_in_flight:
                     response = await self._client.put_item(
-                        TableName=self._table, Item=item, ReturnValues=returns, **condition
+                        TableName=self._table, Item=item, ReturnValues=returns, **condition, **CONSUMED_CAPACITY
                     )
+                    spent.answer = response
                 return _Put("written", created=returns == "NONE" or "Attributes" not in response)
             except ClientError as error:
                 code = error_code(error)
@@ -183,8 +191,13 @@ class ConditionalWriter:
                 if (why := why_not_rewritten(current)) is not None:
                     return "kept", why, None
                 try:
-                    async with target_errors("deleting an item", table=self._table):
-                        await self._client.delete_item(TableName=self._table, Key=key, **unchanged_condition(current))
+                    async with (
+                        target_errors("deleting an item", table=self._table),
+                        spending(self._budget, write_units_of(current)) as spent,
+                    ):
+                        spent.answer = await self._client.delete_item(
+                            TableName=self._table, Key=key, **unchanged_condition(current), **CONSUMED_CAPACITY
+                        )
                 except DependencyUnavailable as error:
                     cause = error.__cause__
                     if isinstance(cause, ClientError) and error_code(cause) == CONDITION_FAILED:

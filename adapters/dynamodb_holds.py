@@ -1,7 +1,8 @@
 """Holds on id ranges across processes, and the exact accounting of what is written under them.
 
-Everything lives in the state table's `progress` item, changed only by conditional writes on its
-`version` (optimistic concurrency), so every step is either applied once or not at all:
+Everything lives in one item of the state table (each segment of the id space has its own, see
+`dynamodb_state`), changed only by conditional writes on its `version` (optimistic concurrency),
+so every step is either applied once or not at all:
 
 - take: add `holds.<id> = {lo, hi, expires, writing}` if no live hold overlaps lo..hi. Holds
   that expired (their process died) are dropped, and the ids they were writing — with the
@@ -31,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import attrs
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_errors import error_code, target_errors
@@ -43,7 +45,7 @@ PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
 T = TypeVar("T")
 
 
-def _numbers(value: dict[str, Any] | None) -> set[int]:
+def stored_ids(value: dict[str, Any] | None) -> set[int]:
     if value is None:
         return set()
     if "S" in value:
@@ -82,17 +84,43 @@ class _DynamoDbHold(UsersHold):
         unsure: Collection[int] = (),
         removed: Collection[int] = (),
         unsure_removed: Collection[int] = (),
+        failed: Collection[int] = (),
+        succeeded: Collection[int] = (),
     ) -> None:
-        await self._ledger.settle(self.hold_id, set(landed), set(unsure), set(removed), set(unsure_removed))
+        await self._ledger.settle(
+            self.hold_id,
+            Settlement(set(landed), set(unsure), set(removed), set(unsure_removed), set(failed), set(succeeded)),
+        )
         self.settled = True
 
 
-class ProgressLedger:
-    """The `progress` item: counters, checkpoint, and the holds on id ranges."""
+@attrs.frozen
+class Settlement:
+    """What a hold settles: see `UsersHold.settle`."""
 
-    def __init__(self, client: Any, table: str, lease_seconds: float = 60.0, wait_seconds: float = 90.0) -> None:
+    landed: set[int]
+    unsure: set[int] = attrs.Factory(set)
+    removed: set[int] = attrs.Factory(set)
+    unsure_removed: set[int] = attrs.Factory(set)
+    failed: set[int] = attrs.Factory(set)
+    succeeded: set[int] = attrs.Factory(set)
+
+
+class ProgressLedger:
+    """One item of the state table (a segment's): its counters, its failing users and the holds
+    on id ranges within it."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        lease_seconds: float = 60.0,
+        wait_seconds: float = 90.0,
+        key: dict[str, Any] | None = None,
+    ) -> None:
         self._client = client
         self._table = table
+        self._key = key if key is not None else PROGRESS_KEY
         self._lease_seconds = lease_seconds
         self._wait_seconds = wait_seconds
         # One read-modify-write at a time from this process: the item is then contended only by
@@ -106,7 +134,7 @@ class ProgressLedger:
     async def read(self) -> tuple[dict[str, Any], int]:
         """The item (empty when there is none yet) and its version."""
         async with target_errors("reading progress", table=self._table):
-            response = await self._client.get_item(TableName=self._table, Key=PROGRESS_KEY, ConsistentRead=True)
+            response = await self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
         item: dict[str, Any] = response.get("Item", {})
         return item, int(item["version"]["N"]) if "version" in item else 0
 
@@ -120,7 +148,7 @@ class ProgressLedger:
             values[":version"] = {"N": str(version)}
         arguments: dict[str, Any] = {
             "TableName": self._table,
-            "Key": PROGRESS_KEY,
+            "Key": self._key,
             "UpdateExpression": update,
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
@@ -160,14 +188,14 @@ class ProgressLedger:
 
         async def try_take(item: dict[str, Any], version: int) -> tuple[frozenset[int], frozenset[int]] | None:
             now = time.time()
-            inherited = _numbers(item.get("unsettled"))
-            inherited_removals = _numbers(item.get("unsettled_removals"))
+            inherited = stored_ids(item.get("unsettled"))
+            inherited_removals = stored_ids(item.get("unsettled_removals"))
             live: dict[str, Any] = {}
             for other, entry in item.get("holds", {}).get("M", {}).items():
                 fields = entry["M"]
                 if float(fields["expires"]["N"]) < now:
-                    inherited |= _numbers(fields.get("writing"))  # its holder died: now ours to settle
-                    inherited_removals |= _numbers(fields.get("removing"))
+                    inherited |= stored_ids(fields.get("writing"))  # its holder died: now ours to settle
+                    inherited_removals |= stored_ids(fields.get("removing"))
                     continue
                 if lowest <= int(fields["hi"]["N"]) and int(fields["lo"]["N"]) <= highest:
                     return None
@@ -206,7 +234,7 @@ class ProgressLedger:
             entry = self._entry(item, hold_id)
             if entry is None:
                 raise TargetUnavailable("the hold on these users expired before writing; nothing was written")
-            ids = _numbers(entry["M"].get(field)) | set(user_ids)
+            ids = stored_ids(entry["M"].get(field)) | set(user_ids)
             await self._write(
                 version,
                 "SET holds.#hold.#ids = :ids, holds.#hold.expires = :expires, version = :next",
@@ -216,10 +244,10 @@ class ProgressLedger:
 
         await self._change(try_intend)
 
-    async def settle(
-        self, hold_id: str, landed: set[int], unsure: set[int], removed: set[int], unsure_removed: set[int]
-    ) -> None:
-        """Count what landed (and uncount what was removed) and release the hold, exactly once."""
+    async def settle(self, hold_id: str, settlement: Settlement) -> None:
+        """Count what landed (and uncount what was removed), note the failing users, and release
+        the hold, exactly once."""
+        landed = settlement.landed
 
         async def try_settle(item: dict[str, Any], version: int) -> None:
             if self._entry(item, hold_id) is None:
@@ -228,15 +256,19 @@ class ProgressLedger:
                 return
             last = item.get("last_migrated_user_id")
             highest = max([*landed, *([int(last["N"])] if last else [])], default=None)
-            count = int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed) - len(removed)
+            count = int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed) - len(settlement.removed)
+            failing = (stored_ids(item.get("failed")) - settlement.succeeded) | settlement.failed
             values: dict[str, Any] = {
                 ":count": {"N": str(max(count, 0))},
-                ":unsettled": _id_set(_numbers(item.get("unsettled")) | unsure),
-                ":unsettled_removals": _id_set(_numbers(item.get("unsettled_removals")) | unsure_removed),
+                ":unsettled": _id_set(stored_ids(item.get("unsettled")) | settlement.unsure),
+                ":unsettled_removals": _id_set(stored_ids(item.get("unsettled_removals")) | settlement.unsure_removed),
+                ":failed": _id_set(failing),
+                ":failed_count": {"N": str(len(failing))},
             }
             update = (
                 "SET migrated_users = :count, unsettled = :unsettled, "
-                "unsettled_removals = :unsettled_removals, version = :next"
+                "unsettled_removals = :unsettled_removals, failed = :failed, failed_count = :failed_count, "
+                "version = :next"
             )
             if highest is not None:
                 values[":last"] = {"N": str(highest)}
@@ -252,8 +284,8 @@ class ProgressLedger:
             entry = self._entry(item, hold_id)
             if entry is None:
                 return
-            unsettled = _numbers(item.get("unsettled")) | _numbers(entry["M"].get("writing"))
-            removals = _numbers(item.get("unsettled_removals")) | _numbers(entry["M"].get("removing"))
+            unsettled = stored_ids(item.get("unsettled")) | stored_ids(entry["M"].get("writing"))
+            removals = stored_ids(item.get("unsettled_removals")) | stored_ids(entry["M"].get("removing"))
             await self._write(
                 version,
                 "SET unsettled = :unsettled, unsettled_removals = :removals, version = :next REMOVE holds.#hold",

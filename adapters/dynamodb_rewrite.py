@@ -4,7 +4,8 @@ an item that someone else wrote or changed.
 An item is the migration's own when it carries `migration_digest`, and unchanged when that digest
 still fits its content (`adapters.dynamodb_codec`). The replacing PutItem is conditional on every
 attribute still being what was read (DynamoDB checks it atomically with the write), so a change
-that lands between the read and the write keeps the item as it is, too.
+that lands between the read and the write keeps the item as it is, too. Each put is spent from
+the write budget (`adapters.dynamodb_spending`); the read before it is not a write.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from botocore.exceptions import ClientError
 
 from adapters.dynamodb_codec import encode_user, is_own_write, key_of, same_content, why_not_rewritten
 from adapters.dynamodb_errors import error_code, target_errors, was_resent
+from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
 from domain.errors import DependencyUnavailable
 from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
 from domain.model import Item, PreparedUser, RewriteOutcome
+from domain.write_budget import TokenBucketBudget, write_units_of
+from ports.write_budget import WriteBudget
 
 CHANGED_WHILE_REWRITING = "changed in DynamoDB while it was being rewritten: left as it is"
 # DynamoDB's limit on an expression's length; past it the condition names the digest and migrated_at only.
@@ -47,13 +51,21 @@ def unchanged_condition(current: Item) -> dict[str, Any]:
 
 
 class ItemRewriter:
-    """Rewrites users' items one conditional PutItem each, bounded by the target's write bound."""
+    """Rewrites users' items one conditional PutItem each, bounded by the target's write bound and budget."""
 
-    def __init__(self, client: Any, table: str, key_attribute: str, writes_in_flight: asyncio.Semaphore) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        key_attribute: str,
+        writes_in_flight: asyncio.Semaphore,
+        budget: WriteBudget | None = None,
+    ) -> None:
         self._client = client
         self._table = table
         self._key_attribute = key_attribute
         self._writes_in_flight = writes_in_flight
+        self._budget = budget if budget is not None else TokenBucketBudget()
 
     async def rewrite(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         """Rewrite each user's item where the migration may; see the module's docstring."""
@@ -85,9 +97,16 @@ class ItemRewriter:
                 item = encode_user(user, self._key_attribute)
                 if same_content(item, current):
                     return "unchanged", ""
+                # DynamoDB charges the larger of the old and the new item.
+                units = max(write_units_of(item), write_units_of(current))
                 try:
-                    async with target_errors("rewriting an item", table=self._table):
-                        await self._client.put_item(TableName=self._table, Item=item, **unchanged_condition(current))
+                    async with (
+                        target_errors("rewriting an item", table=self._table),
+                        spending(self._budget, units) as spent,
+                    ):
+                        spent.answer = await self._client.put_item(
+                            TableName=self._table, Item=item, **unchanged_condition(current), **CONSUMED_CAPACITY
+                        )
                 except DependencyUnavailable as error:
                     cause = error.__cause__
                     if isinstance(cause, ClientError) and error_code(cause) == "ConditionalCheckFailedException":

@@ -1,28 +1,125 @@
-"""The migration's bookkeeping in its own DynamoDB table: one `progress` item (see dynamodb_holds)."""
+"""The migration's bookkeeping in its own DynamoDB table.
+
+- `segments`: the plan (the segments' lowest ids) and the run number (`dynamodb_plan`);
+- `segment#NNNNN`, one per segment: its holds, its counters (users migrated, the highest id,
+  the failing users) and its lease (`dynamodb_leases`). Writers of different segments never touch
+  the same item, so no item is hot however many workers run;
+- `progress`: what is one per migration (the resume checkpoint of a single walk, the change
+  cursor of `sync`), and the counters that versions before the segments kept there.
+
+Statistics read the `progress` item and every segment's counters (a bounded number of items,
+fetched together), never a scan.
+"""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from adapters.dynamodb_errors import target_errors
 from adapters.dynamodb_holds import PROGRESS_KEY, ProgressLedger
-from adapters.dynamodb_tables import ensure_table_active
+from adapters.dynamodb_plan import PlanStore, segment_key
+from adapters.dynamodb_segment_holds import WithEarlierLeftovers, has_leftovers, hold_across
+from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE, ensure_table_active
 from domain.model import ChangeCursor, MigrationProgress
+from domain.segments import SegmentPlan
 from ports.migration_state import MigrationState, UsersHold
+
+BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
+
+
+async def read_items(client: Any, table: str, keys: list[dict[str, Any]], projection: str) -> list[dict[str, Any]]:
+    """The items with these keys (consistent reads, 100 keys a request, the requests at once),
+    only the attributes in `projection`; keys without an item are left out."""
+
+    async def chunk(part: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {
+            table: {
+                "Keys": part,
+                "ConsistentRead": True,
+                "ProjectionExpression": f"#key, {projection}",
+                "ExpressionAttributeNames": {"#key": STATE_KEY_ATTRIBUTE},
+            }
+        }
+        pause = 0.02
+        while request:
+            response = await client.batch_get_item(RequestItems=request)
+            found.extend(response.get("Responses", {}).get(table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if request:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
+        return found
+
+    parts = [keys[first : first + BATCH_GET_KEYS] for first in range(0, len(keys), BATCH_GET_KEYS)]
+    async with target_errors("reading the segments", table=table):
+        results = await asyncio.gather(*(chunk(part) for part in parts))
+    return [item for result in results for item in result]
+
+
+def _number(item: dict[str, Any], name: str) -> int | None:
+    value = item.get(name)
+    return int(value["N"]) if value is not None else None
+
+
+def _change_cursor(item: dict[str, Any]) -> ChangeCursor | None:
+    position, taken_at = item.get("change_cursor"), item.get("change_cursor_taken_at")
+    if position is None or taken_at is None:
+        return None
+    return ChangeCursor(position["S"], datetime.fromisoformat(taken_at["S"]))
 
 
 class DynamoDbMigrationState(MigrationState):
-    """Counters, checkpoint and holds in one item: statistics cost one read, not a scan."""
+    """Counters and holds per segment, what is one per migration in `progress` (see the module)."""
 
-    def __init__(self, client: Any, table: str = "user_migration_state", lease_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str = "user_migration_state",
+        lease_seconds: float = 60.0,
+        plans: PlanStore | None = None,
+    ) -> None:
         self._client = client
         self._table = table
-        self._ledger = ProgressLedger(client, table, lease_seconds=lease_seconds)
+        self._lease_seconds = lease_seconds
+        self._plans = plans if plans is not None else PlanStore(client, table)
+        self._ledgers: dict[int, ProgressLedger] = {}
+        self._progress = ProgressLedger(client, table, lease_seconds=lease_seconds)
+        # Whether `progress` holds what a version before the segments left unsettled (read once).
+        self._earlier_leftovers: bool | None = None
+
+    def _ledgers_of(self, plan: SegmentPlan) -> dict[int, ProgressLedger]:
+        if not self._ledgers:
+            self._ledgers = {
+                segment.index: ProgressLedger(
+                    self._client, self._table, lease_seconds=self._lease_seconds, key=segment_key(segment.index)
+                )
+                for segment in plan
+            }
+        return self._ledgers
 
     def hold_users(self, lowest: int, highest: int) -> AbstractAsyncContextManager[UsersHold]:
-        return self._ledger.hold(lowest, highest)
+        return self._hold(lowest, highest)
+
+    @asynccontextmanager
+    async def _hold(self, lowest: int, highest: int) -> AsyncIterator[UsersHold]:
+        plan = await self._plans.plan()
+        if self._earlier_leftovers is None:
+            self._earlier_leftovers = has_leftovers((await self._progress.read())[0])
+        if not self._earlier_leftovers:
+            async with hold_across(plan, self._ledgers_of(plan), lowest, highest) as hold:
+                yield hold
+            return
+        async with (
+            self._progress.hold(lowest, highest) as earlier,
+            hold_across(plan, self._ledgers_of(plan), lowest, highest) as hold,
+        ):
+            yield WithEarlierLeftovers(hold, earlier)
+        self._earlier_leftovers = has_leftovers((await self._progress.read())[0])
 
     async def check_ready(self) -> None:
         await ensure_table_active(self._client, self._table)
@@ -52,20 +149,26 @@ class DynamoDbMigrationState(MigrationState):
                 },
             )
 
+    async def read_change_cursor(self) -> ChangeCursor | None:
+        item, _ = await self._progress.read()
+        return _change_cursor(item)
+
     async def read_progress(self) -> MigrationProgress:
-        item, _ = await self._ledger.read()
-        last = item.get("last_migrated_user_id")
-        resume = item.get("resume_from_user_id")
-        position, taken_at = item.get("change_cursor"), item.get("change_cursor_taken_at")
-        cursor = (
-            ChangeCursor(position["S"], datetime.fromisoformat(taken_at["S"]))
-            if position is not None and taken_at is not None
-            else None
+        plan = await self._plans.plan()
+        item, _ = await self._progress.read()
+        segments = await read_items(
+            self._client,
+            self._table,
+            [segment_key(segment.index) for segment in plan],
+            "migrated_users, last_migrated_user_id, failed_count",
         )
+        migrated = (_number(item, "migrated_users") or 0) + sum(_number(s, "migrated_users") or 0 for s in segments)
+        highest = [n for n in (_number(s, "last_migrated_user_id") for s in [item, *segments]) if n is not None]
         return MigrationProgress(
-            migrated_users=int(item.get("migrated_users", {"N": "0"})["N"]),
-            last_migrated_user_id=int(last["N"]) if last is not None else None,
-            resume_from_user_id=int(resume["N"]) if resume is not None else None,
-            change_cursor=cursor,
-            changes_applied=int(item.get("changes_applied", {"N": "0"})["N"]),
+            migrated_users=migrated,
+            last_migrated_user_id=max(highest) if highest else None,
+            resume_from_user_id=_number(item, "resume_from_user_id"),
+            change_cursor=_change_cursor(item),
+            changes_applied=_number(item, "changes_applied") or 0,
+            failed_users=sum(_number(s, "failed_count") or 0 for s in segments),
         )

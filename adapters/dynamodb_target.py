@@ -4,13 +4,14 @@ Existence checks ask for at most 100 keys a call (key projection only, consisten
 send at most 25 items a call, never the same key twice in one request. Chunks run concurrently,
 reads and writes each under their own bound. Unprocessed keys and items are retried with
 exponential backoff and full jitter a bounded number of times; what is still unprocessed is
-reported per user, never dropped.
+reported per user, never dropped. Every write request (here, in `ConditionalWriter` and in
+`ItemRewriter`) is spent from the process's write budget (`adapters.dynamodb_spending`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -22,6 +23,7 @@ from adapters.dynamodb_conditional import ConditionalWriter
 from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
 from adapters.dynamodb_rewrite import ItemRewriter
+from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
 from adapters.dynamodb_tables import ensure_table_active
 from adapters.retry import Backoff
 from domain.differences import StoredComparison
@@ -36,7 +38,9 @@ from domain.model import (
     WriteOutcome,
     WriteRule,
 )
+from domain.write_budget import TokenBucketBudget, write_units_for, write_units_of
 from ports.user_target import UserTarget
+from ports.write_budget import WriteBudget
 
 GET_CHUNK = 100
 WRITE_CHUNK = 25
@@ -79,6 +83,7 @@ class DynamoDbUserTarget(UserTarget):
         backoff: Backoff | None = None,
         concurrency: int = 32,
         key_attribute: str = DEFAULT_KEY_ATTRIBUTE,
+        budget: WriteBudget | None = None,
     ) -> None:
         self._client = client
         self._table = table
@@ -90,9 +95,11 @@ class DynamoDbUserTarget(UserTarget):
         self._reads_in_flight = asyncio.Semaphore(concurrency)
         self._writes_in_flight = asyncio.Semaphore(concurrency)
         self.counters = TargetCounters()
-        self._rewriter = ItemRewriter(client, table, key_attribute, self._writes_in_flight)
+        # Unlimited unless given: the process's budget (container.py), shared by all its writes.
+        self._budget = budget if budget is not None else TokenBucketBudget()
+        self._rewriter = ItemRewriter(client, table, key_attribute, self._writes_in_flight, self._budget)
         self._conditional = ConditionalWriter(
-            client, table, key_attribute, self._writes_in_flight, self._backoff, self.counters
+            client, table, key_attribute, self._writes_in_flight, self._backoff, self.counters, self._budget
         )
 
     async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
@@ -150,7 +157,11 @@ class DynamoDbUserTarget(UserTarget):
 
     async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
         latest = {user.user_id: encode_user(user, self._key_attribute) for user in users}
-        results = await _run_all(self._write_chunk(chunk) for chunk in _chunks(list(latest.items()), WRITE_CHUNK))
+        # The item sizes the domain measured, where it did (sizing an item again costs a walk of it).
+        units = {user.user_id: write_units_for(user.size) for user in users if user.size}
+        results = await _run_all(
+            self._write_chunk(chunk, units) for chunk in _chunks(list(latest.items()), WRITE_CHUNK)
+        )
         written = [user_id for result in results for user_id in result.written]
         failed = {user_id: reason for result in results for user_id, reason in result.failed.items()}
         unavailable = [result.unavailable for result in results if result.unavailable is not None]
@@ -188,15 +199,19 @@ class DynamoDbUserTarget(UserTarget):
                 return
             arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    async def _write_chunk(self, chunk: Sequence[tuple[int, Item]]) -> _ChunkResult:
+    async def _write_chunk(self, chunk: Sequence[tuple[int, Item]], units: Mapping[int, int]) -> _ChunkResult:
         result = _ChunkResult()
         pending = dict(chunk)
+        item_units = {user_id: units.get(user_id) or write_units_of(item) for user_id, item in chunk}
         attempt = 0
         while pending:
             request = {self._table: [{"PutRequest": {"Item": item}} for item in pending.values()]}
             try:
-                async with self._writes_in_flight:
-                    response = await self._client.batch_write_item(RequestItems=request)
+                estimated = sum(item_units[user_id] for user_id in pending)
+                async with spending(self._budget, estimated) as spent, self._writes_in_flight:
+                    response = await self._client.batch_write_item(RequestItems=request, **CONSUMED_CAPACITY)
+                    spent.answer = response
+                    spent.charged = estimated - sum(item_units[user_id] for user_id in self._unprocessed(response))
             except ClientError as error:
                 if is_throttling(error):
                     self.counters.throttles += 1
@@ -209,7 +224,7 @@ class DynamoDbUserTarget(UserTarget):
                     return self._give_up(result, pending, reason, TargetThrottled(reason))
                 if error_code(error) == "ValidationException" and len(pending) > 1:
                     # One item DynamoDB refuses must not fail its neighbours: write each alone.
-                    return await self._write_one_by_one(result, list(pending.items()))
+                    return await self._write_one_by_one(result, list(pending.items()), units)
                 if error_code(error) == "ValidationException":
                     result.failed.update({user_id: f"rejected by DynamoDB ({describe(error)})" for user_id in pending})
                     return result
@@ -227,10 +242,7 @@ class DynamoDbUserTarget(UserTarget):
                     return result
                 reason = f"DynamoDB is unavailable ({describe(error)})"
                 return self._give_up(result, pending, reason, TargetUnavailable(reason))
-            unprocessed = {
-                int(request["PutRequest"]["Item"][self._key_attribute]["N"])
-                for request in response.get("UnprocessedItems", {}).get(self._table, [])
-            }
+            unprocessed = self._unprocessed(response)
             result.written.extend(user_id for user_id in pending if user_id not in unprocessed)
             pending = {user_id: item for user_id, item in pending.items() if user_id in unprocessed}
             if pending:
@@ -243,6 +255,12 @@ class DynamoDbUserTarget(UserTarget):
                 self.counters.retries += 1
                 await self._backoff.pause(attempt)
         return result
+
+    def _unprocessed(self, response: Mapping[str, Any]) -> set[int]:
+        return {
+            int(request["PutRequest"]["Item"][self._key_attribute]["N"])
+            for request in response.get("UnprocessedItems", {}).get(self._table, [])
+        }
 
     async def _landed(self, user_ids: list[int]) -> set[int]:
         try:
@@ -259,8 +277,10 @@ class DynamoDbUserTarget(UserTarget):
             result.unavailable = error
         return result
 
-    async def _write_one_by_one(self, result: _ChunkResult, items: list[tuple[int, Item]]) -> _ChunkResult:
-        singles = await asyncio.gather(*(self._write_chunk([item]) for item in items))
+    async def _write_one_by_one(
+        self, result: _ChunkResult, items: list[tuple[int, Item]], units: Mapping[int, int]
+    ) -> _ChunkResult:
+        singles = await asyncio.gather(*(self._write_chunk([item], units) for item in items))
         for single in singles:
             result.written.extend(single.written)
             result.failed.update(single.failed)

@@ -33,6 +33,8 @@ from domain.model import (
     as_source_user,
 )
 from domain.range_locks import UserRangeLocks
+from domain.request import MAX_USER_ID
+from domain.segments import quantile_boundaries
 from domain.versions import may_replace, stored_version, version_of
 from ports.migration_state import MigrationState, UsersHold
 from ports.user_source import UserSource
@@ -87,9 +89,13 @@ class InMemoryUserSource(UserSource):
         changed = (user_id for user_id in self._ids[first:] if self._changed[user_id] >= first_change)
         return [self._users[user_id] for user_id in itertools.islice(changed, limit)]
 
-    async def read_page(self, start_user_id: int, limit: int) -> Sequence[SourceUser]:
+    async def read_page(self, start_user_id: int, limit: int, highest: int = MAX_USER_ID) -> Sequence[SourceUser]:
         first = bisect.bisect_left(self._ids, start_user_id)
-        return [self._users[user_id] for user_id in self._ids[first : first + limit]]
+        last = bisect.bisect_right(self._ids, highest)
+        return [self._users[user_id] for user_id in self._ids[first : min(first + limit, last)]]
+
+    async def segment_boundaries(self, segments: int) -> list[int]:
+        return quantile_boundaries(self._ids, segments)
 
     async def read_user(self, user_id: int) -> SourceUser | None:
         return self._users.get(user_id)
@@ -106,6 +112,9 @@ class InMemoryUserSource(UserSource):
 
     async def count_users(self, start_user_id: int = 0) -> int:
         return len(self._ids) - bisect.bisect_left(self._ids, start_user_id)
+
+    async def estimate_user_count(self) -> int:
+        return await self.count_users()  # exact, and as cheap as an estimate here
 
     async def check_ready(self) -> None:
         return None
@@ -244,9 +253,13 @@ class _InMemoryHold(UsersHold):
         unsure: Collection[int] = (),
         removed: Collection[int] = (),
         unsure_removed: Collection[int] = (),
+        failed: Collection[int] = (),
+        succeeded: Collection[int] = (),
     ) -> None:
         self._state.count(landed)
         self._state.uncount(removed)
+        self._state.failed.difference_update(succeeded)
+        self._state.failed.update(failed)
         self._state.unsettled.update(unsure)
         self._state.unsettled_removals.update(unsure_removed)
         self.settled = True
@@ -261,6 +274,8 @@ class InMemoryMigrationState(MigrationState):
         # Ids whose writes (deletes) were never settled (their holder failed): the next holder looks.
         self.unsettled: set[int] = set()
         self.unsettled_removals: set[int] = set()
+        # Users whose latest attempt failed.
+        self.failed: set[int] = set()
 
     def count(self, user_ids: Collection[int]) -> None:
         """Count these users as migrated (used by holds when they settle)."""
@@ -304,7 +319,7 @@ class InMemoryMigrationState(MigrationState):
         self._progress = attrs.evolve(self._progress, change_cursor=cursor, changes_applied=applied_so_far)
 
     async def read_progress(self) -> MigrationProgress:
-        return self._progress
+        return attrs.evolve(self._progress, failed_users=len(self.failed))
 
     async def check_ready(self) -> None:
         return None

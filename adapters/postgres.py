@@ -28,16 +28,26 @@ from adapters.postgres_changes import (
     cursor_position,
     cursor_text,
 )
+from adapters.postgres_estimate import (
+    EXACT_COUNT_UP_TO_PAGES,
+    SIZES_QUERY,
+    explained_rows,
+    planner_rows,
+    stored_pages,
+)
 from adapters.postgres_plan import QueryPlan, first_line, quote_table_name, resolve_plan
 from adapters.postgres_types import parse_profile
 from domain.errors import MappingError, SetupError, SourceUnavailable
 from domain.mapping import SourcePlan, UserMapping
 from domain.model import SourceUser
+from domain.request import MAX_USER_ID
 from ports.user_source import UserSource
 
 __all__ = ["DEFAULT_QUERY_TIMEOUT", "PostgresUserSource", "create_pool", "parse_profile", "quote_table_name"]
 
 DEFAULT_QUERY_TIMEOUT = 30.0
+# Rows sampled to split a big table into segments (their boundaries need only be about even).
+SAMPLED_ROWS = 200_000
 
 
 async def create_pool(dsn: str, query_timeout: float = DEFAULT_QUERY_TIMEOUT, maxsize: int = 10) -> aiopg.Pool:
@@ -181,9 +191,31 @@ class PostgresUserSource(UserSource):
             rows = await cursor.fetchall()
         return [plan.user(row) for row in rows]
 
-    async def read_page(self, start_user_id: int, limit: int) -> Sequence[SourceUser]:
+    async def read_page(self, start_user_id: int, limit: int, highest: int = MAX_USER_ID) -> Sequence[SourceUser]:
         key = (await self._resolved()).key
-        return await self._rows(f"WHERE {key} >= %s ORDER BY {key} LIMIT %s", (start_user_id, limit))
+        if highest >= MAX_USER_ID:
+            return await self._rows(f"WHERE {key} >= %s ORDER BY {key} LIMIT %s", (start_user_id, limit))
+        return await self._rows(
+            f"WHERE {key} >= %s AND {key} <= %s ORDER BY {key} LIMIT %s", (start_user_id, highest, limit)
+        )
+
+    async def segment_boundaries(self, segments: int) -> list[int]:
+        plan = await self._resolved()
+        fractions = [part / segments for part in range(1, segments)]
+        if not fractions:
+            return []
+        query = f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY {plan.key}) FROM {plan.table}"
+        async with self._cursor() as cursor:
+            # A big table is sampled (a few hundred thousand rows, in whole pages: cheap); a small
+            # one, or a view (no sampling there), is read whole: this runs once per plan.
+            await cursor.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (plan.table,))
+            row = await cursor.fetchone()
+            rows = float(row[0]) if row is not None and row[0] is not None else -1.0
+            sampled = f" TABLESAMPLE SYSTEM ({SAMPLED_ROWS * 100.0 / rows:.6f})" if rows > SAMPLED_ROWS else ""
+            await cursor.execute(query + sampled, (fractions,))
+            found = await cursor.fetchone()
+        values = found[0] if found is not None and found[0] is not None else []
+        return sorted({int(value) for value in values if value is not None})
 
     async def read_user(self, user_id: int) -> SourceUser | None:
         key = (await self._resolved()).key
@@ -242,6 +274,20 @@ class PostgresUserSource(UserSource):
             await cursor.execute(f"SELECT count(*) FROM {plan.table} WHERE {plan.key} >= %s", (start_user_id,))
             row = await cursor.fetchone()
         return int(row[0])
+
+    async def estimate_user_count(self) -> int:
+        plan = await self._resolved()
+        async with self._cursor() as cursor:
+            await cursor.execute(SIZES_QUERY, {"relation": quote_table_name(self._mapping.table)})
+            stored = stored_pages(await cursor.fetchall())
+            rows = planner_rows(stored) if stored else None
+            small = bool(stored) and sum(now for _, _, now in stored) <= EXACT_COUNT_UP_TO_PAGES
+            if rows is None and not small:
+                # A view, or a big table never analysed: what the planner expects of it.
+                await cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {plan.table}", ())
+                rows = explained_rows((await cursor.fetchone())[0])
+        # A small table without statistics is counted: a matter of milliseconds.
+        return rows if rows is not None else await self.count_users()
 
     async def check_ready(self) -> None:
         plan = await self._resolved()

@@ -99,8 +99,10 @@ def time_statistics(
             stats = await migration.stats()
             return stats, time.perf_counter() - started
 
+    from entrypoints.json_views import report_json
+
     stats, seconds = asyncio.run(measure())
-    return attrs.asdict(stats), seconds * 1000
+    return report_json(stats), seconds * 1000
 
 
 def run_command(arguments: list[str], environment: dict[str, str]) -> CommandRun:

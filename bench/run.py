@@ -55,8 +55,9 @@ from typing import Any
 import boto3
 
 from adapters.dynamodb_codec import encode_user
-from bench import contenders, data, report, wide_mapping
+from bench import contenders, data, report, wide_mapping, write_budget
 from bench import domain as domain_bench
+from bench import statistics as statistics_bench
 from bench.project import (
     ProjectRun,
     SyncRun,
@@ -575,6 +576,9 @@ def main() -> int:
                 )
                 if bench.stats.get("total_dynamo_users") != memory_users:
                     raise RuntimeError(f"statistics after the memory run are wrong: {bench.stats}")
+                at_size = _timed(
+                    "statistics at size", partial(statistics_bench.measure, postgres.dsn, endpoints["local"])
+                )
                 try:
                     _timed("migrated, changed and synced the changes table", bench.prepare_changes)
                     for scenario in report.READ_SCENARIOS:
@@ -591,6 +595,11 @@ def main() -> int:
                         rounds += 1
                         longest = max(longest, time.perf_counter() - round_started)
                     bench.scan_extras()
+                    budget_run = _timed(
+                        "write budget: 3 processes sharing --max-write-units",
+                        partial(write_budget.from_settings, postgres.dsn, dynamodb.endpoint_url),
+                    )
+                    _log(write_budget.describe(budget_run))
                 finally:
                     bench.drop_verified()
         finally:
@@ -627,6 +636,8 @@ def main() -> int:
         "total_seconds": round(time.perf_counter() - _STARTED, 1),
     }
     results = _results(bench, memory_run, domain, setup)
+    results["write_budget"] = write_budget.as_json(budget_run)
+    results["statistics_at_size"] = at_size
     report.write_json(results, RESULTS / "latest.json")
     (RESULTS / "latest.md").write_text(report.markdown(results))
     report.chart(results, RESULTS / "latest.png")

@@ -24,6 +24,8 @@ from domain.range_locks import UserRangeLocks
 from domain.report import BatchOutcome, ChangeOutcome, MigrationReport, MigrationStats
 from domain.request import MAX_USER_ID, BatchRequest, MigrationRequest, SingleUserRequest
 from domain.rules import Reason, Rejection, UserPreparer
+from domain.source_count import SourceCounter
+from domain.statistics import Statistics
 from domain.versions import stored_version
 from domain.writes_in_flight import WritesInFlight
 from ports.migration_state import MigrationState, UsersHold
@@ -48,8 +50,34 @@ def _write_failures(failed: Mapping[int, str]) -> dict[int, tuple[str, ...]]:
 
 @attrs.frozen
 class _Inherited:
-    landed: set[int]
+    """What an earlier holder that died before settling left: the deletes that happened (looked
+    at when the hold is taken, before this holder writes any of those users again); its writes
+    to users outside this hold's range that landed (looked at then too: once the hold is taken,
+    another holder may write them); and its writes within the range, looked at before settling."""
+
     removed: set[int]
+    landed_outside: set[int] = attrs.Factory(set)
+    inside: frozenset[int] = frozenset()
+
+
+Fence = Callable[[], None]  # raises when the caller may no longer write (e.g. its lease was lost)
+
+
+def _no_fence() -> None:
+    return None
+
+
+@attrs.frozen
+class _Attempt:
+    """The users of one step: those prepared for writing, and those that failed validation."""
+
+    user_ids: Sequence[int]
+    invalid: set[int]
+
+    def failing(self, write_failed: Collection[int]) -> dict[str, set[int]]:
+        """`settle`'s `failed` and `succeeded` once these writes failed."""
+        failed = self.invalid | set(write_failed)
+        return {"failed": failed, "succeeded": set(self.user_ids) - failed}
 
 
 def next_start_after(page: Sequence[SourceUser], batch_size: int) -> int | None:
@@ -124,7 +152,7 @@ class Migration:
         committed while it runs reaches the target too. Kept once set (a resumed or second run
         is the same backfill). A source that cannot tell its changes (a view) gets none; `sync`
         names why when it is run."""
-        if (await self._state.read_progress()).change_cursor is not None:
+        if await self._state.read_change_cursor() is not None:
             return
         try:
             position = await self._source.change_cursor()
@@ -133,35 +161,39 @@ class Migration:
         await self._state.record_change_cursor(ChangeCursor(position, self._clock()))
 
     async def statistics(self) -> MigrationStats:
-        """Totals on both sides, from one count on the source and one read of the counters."""
-        total_postgres = await self._source.count_users()
-        progress = await self._state.read_progress()
-        return MigrationStats(
-            total_postgres_users=total_postgres,
-            total_dynamo_users=progress.migrated_users,
-            pending_migration=max(total_postgres - progress.migrated_users, 0),
-            last_migrated_user_id=progress.last_migrated_user_id,
-        )
+        """Totals on both sides, the source counted exactly now (`domain.statistics.Statistics`,
+        wired in the container, keeps the count instead)."""
+        return await Statistics(SourceCounter(self._source, self._clock), self._state).read()
 
-    async def migrate_users(self, users: Sequence[SourceUser], dry_run: bool, rewrite: bool = False) -> BatchOutcome:
+    async def migrate_users(
+        self, users: Sequence[SourceUser], dry_run: bool, rewrite: bool = False, fence: Fence = _no_fence
+    ) -> BatchOutcome:
         """Validate, prepare, check existence and write (unless `dry_run`) the given users;
-        with `rewrite`, users already stored are rewritten where the migration may."""
+        with `rewrite`, users already stored are rewritten where the migration may. `fence` is
+        asked right before the writes, and stops them by raising (a worker whose lease ran out)."""
         failures, prepared = self._prepare(users, self._clock())
         if not prepared:
+            if not dry_run and failures:
+                await self._note_failing(failures)
             return BatchOutcome(read=len(users), failures=failures)
         user_ids = [user.user_id for user in prepared]
         if dry_run:
             existing = await self._target.existing_user_ids(user_ids)
             return BatchOutcome(len(users), len(prepared) - len(existing), len(existing), failures)
-        async with self._holding(user_ids) as (hold, before):
+        invalid = set(failures)
+        async with self._holding([*user_ids, *invalid]) as (hold, before):
             # Once writing starts, the counters must follow the items: a caller that goes away
             # (a cancelled request, a shutdown) does not stop this step half-way.
             if self._offline:
                 existing = await self._target.existing_user_ids(user_ids)
                 to_write = [user for user in prepared if user.user_id not in existing]
-                written = await self._in_flight.run(self._write_and_settle(hold, to_write, before))
+                written = await self._in_flight.run(
+                    self._write_and_settle(hold, to_write, before, _Attempt(user_ids, invalid), fence)
+                )
             else:
-                written, existing = await self._in_flight.run(self._write_new_and_settle(hold, prepared, before))
+                written, existing = await self._in_flight.run(
+                    self._write_new_and_settle(hold, prepared, before, _Attempt(user_ids, invalid), fence)
+                )
             to_rewrite = [user for user in prepared if user.user_id in existing] if rewrite else []
             # Rewritten items were counted when first written: they are never intended or settled.
             rewritten = await self._in_flight.run(self._target.rewrite_users(to_rewrite)) if to_rewrite else None
@@ -190,9 +222,12 @@ class Migration:
         stay (`unchanged`); newer ones, or someone else's, are kept (`kept`, with the reason)."""
         failures, prepared = self._prepare(users, self._clock())
         if not prepared:
+            if failures:
+                await self._note_failing(failures)
             return ChangeOutcome(read=len(users), failures=failures)
-        async with self._holding([user.user_id for user in prepared]) as (hold, before):
-            created, replaced = await self._in_flight.run(self._apply_and_settle(hold, prepared, before, rule))
+        attempt = _Attempt([user.user_id for user in prepared], set(failures))
+        async with self._holding([*attempt.user_ids, *attempt.invalid]) as (hold, before):
+            created, replaced = await self._in_flight.run(self._apply_and_settle(hold, prepared, before, rule, attempt))
         refused = sorted(set(replaced.refused))
         stored = await self._target.read_items(refused) if refused else {}
         by_id = {user.user_id: user for user in prepared}
@@ -227,7 +262,7 @@ class Migration:
         )
 
     async def _apply_and_settle(
-        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, rule: WriteRule
+        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, rule: WriteRule, attempt: _Attempt
     ) -> tuple[ConditionalWriteOutcome, ConditionalWriteOutcome]:
         stored = await self._target.existing_user_ids([user.user_id for user in users])
         new = [user for user in users if user.user_id not in stored]
@@ -243,8 +278,13 @@ class Migration:
             older = [user for user in users if user.user_id in replacing]
             replaced = await self._target.write_users_if(older, rule)
         # An item deleted since the existence check is created by the second write: counted too.
-        landed = before.landed | set(created.written) | set(replaced.created)
-        await hold.settle(landed, unsure=created.failed.keys(), removed=before.removed)
+        landed = await self._inherited_landed(before) | set(created.written) | set(replaced.created)
+        await hold.settle(
+            landed,
+            unsure=created.failed.keys(),
+            removed=before.removed,
+            **attempt.failing({**created.failed, **replaced.failed}),
+        )
         return created, replaced
 
     async def remove_users(self, user_ids: Collection[int]) -> DeleteOutcome:
@@ -261,7 +301,9 @@ class Migration:
         await hold.intend_removal(user_ids)
         outcome = await self._target.delete_unchanged(user_ids)
         removed = before.removed | set(outcome.deleted)
-        await hold.settle(before.landed, removed=removed, unsure_removed=outcome.failed.keys())
+        landed = await self._inherited_landed(before)
+        # A user deleted from the source is no longer failing.
+        await hold.settle(landed, removed=removed, unsure_removed=outcome.failed.keys(), succeeded=outcome.deleted)
         return outcome
 
     @asynccontextmanager
@@ -270,18 +312,30 @@ class Migration:
         hold other processes respect too), with what an earlier holder left to settle."""
         lowest, highest = min(user_ids), max(user_ids)
         async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
-            yield hold, await self._inherited(hold)
+            removals = hold.inherited_removals
+            removed = set(removals) - await self._target.existing_user_ids(removals) if removals else set()
+            inside = frozenset(user_id for user_id in hold.inherited if lowest <= user_id <= highest)
+            yield hold, _Inherited(removed, await self._landed(hold.inherited - inside), inside)
 
-    async def _inherited(self, hold: UsersHold) -> _Inherited:
-        """What an earlier holder that died before settling left: the writes that landed and the
-        deletes that happened, for this hold's settle to count."""
+    async def _inherited_landed(self, before: _Inherited) -> set[int]:
+        """Of the writes an earlier holder left unsettled, those that landed. Those within this
+        hold's range are looked at just before it settles, after its own writes, so that a late
+        write of a holder that stalled (rather than died) is counted too, once; no other holder
+        can write them meanwhile."""
+        return before.landed_outside | await self._landed(before.inside)
+
+    async def _landed(self, user_ids: Collection[int]) -> set[int]:
         # Landed means stored *and* written by the migration: an application may have written a
         # user whose put here failed without an answer.
-        stored = await self._target.read_items(hold.inherited) if hold.inherited else {}
-        landed = {user_id for user_id, item in stored.items() if MIGRATION_DIGEST in item}
-        removals = hold.inherited_removals
-        removed = set(removals) - await self._target.existing_user_ids(removals) if removals else set()
-        return _Inherited(landed, removed)
+        stored = await self._target.read_items(user_ids) if user_ids else {}
+        return {user_id for user_id, item in stored.items() if MIGRATION_DIGEST in item}
+
+    async def _note_failing(self, failures: Mapping[int, object]) -> None:
+        """Note users that failed validation (a page with nobody to write)."""
+        async with self._holding(list(failures)) as (hold, before):
+            await self._in_flight.run(
+                hold.settle(await self._inherited_landed(before), removed=before.removed, failed=failures.keys())
+            )
 
     def _prepare(
         self, users: Sequence[SourceUser], migrated_at: datetime
@@ -296,23 +350,33 @@ class Migration:
                 prepared.append(outcome)
         return failures, prepared
 
-    async def _write_and_settle(self, hold: UsersHold, users: list[PreparedUser], before: _Inherited) -> WriteOutcome:
+    async def _write_and_settle(
+        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, attempt: _Attempt, fence: Fence
+    ) -> WriteOutcome:
         written = WriteOutcome()
         if users:
             await hold.intend([user.user_id for user in users])
+            fence()
             written = await self._target.write_users(users)
-        await hold.settle(before.landed | set(written.written), unsure=written.failed.keys(), removed=before.removed)
+        landed = await self._inherited_landed(before) | set(written.written)
+        await hold.settle(
+            landed, unsure=written.failed.keys(), removed=before.removed, **attempt.failing(written.failed)
+        )
         return written
 
     async def _write_new_and_settle(
-        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited
+        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, attempt: _Attempt, fence: Fence
     ) -> tuple[WriteOutcome, set[int]]:
         """The live-safe write: each item only where none exists, decided by the target itself, so
         an item an application writes meanwhile is never replaced. Returns what was written and
         the users found stored already."""
         await hold.intend([user.user_id for user in users])
+        fence()
         outcome = await self._target.write_users_if(users, WriteRule.ABSENT)
-        await hold.settle(before.landed | set(outcome.written), unsure=outcome.failed.keys(), removed=before.removed)
+        landed = await self._inherited_landed(before) | set(outcome.written)
+        await hold.settle(
+            landed, unsure=outcome.failed.keys(), removed=before.removed, **attempt.failing(outcome.failed)
+        )
         return WriteOutcome(outcome.written, outcome.failed), set(outcome.refused)
 
     @staticmethod

@@ -64,7 +64,7 @@ class RunSummary:
 
 
 @attrs.define
-class _Tally:
+class RunTally:
     started: float = attrs.Factory(time.perf_counter)
     users_read: int = 0
     migrated: int = 0
@@ -105,7 +105,7 @@ class _Tally:
 
 
 @attrs.define
-class _Checkpoints:
+class PageCheckpoints:
     """Where a run may resume, page after page: past the page, but never past a valid user
     whose write failed."""
 
@@ -169,8 +169,8 @@ class MigrationRun:
         BatchRequest(start_user_id, batch_size, dry_run, rewrite)  # checks the parameters
         if not dry_run:
             await self._migration.mark_changes_from()
-        tally = _Tally()
-        checkpoints = _Checkpoints()
+        tally = RunTally()
+        checkpoints = PageCheckpoints()
 
         async def read_page(start: int) -> tuple[list[SourceUser], int | None]:
             page = list(await self._source.read_page(start, batch_size))
@@ -199,7 +199,7 @@ class MigrationRun:
         rewrite: bool = False,
     ) -> RunSummary:
         """Migrate exactly these users again (e.g. the failures of an earlier run, after fixing them)."""
-        tally = _Tally()
+        tally = RunTally()
         wanted = sorted(set(user_ids))
         for first in range(0, len(wanted), batch_size):
             chunk = wanted[first : first + batch_size]

@@ -184,3 +184,5 @@ class MigrationProgress:
     change_cursor: ChangeCursor | None = None
     # Items written or deleted by the `sync` passes that caught up, in all.
     changes_applied: int = 0
+    # Users whose latest attempt failed (validation or writing), kept per segment of the id space.
+    failed_users: int = 0

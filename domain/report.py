@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 import attrs
 
@@ -89,9 +90,15 @@ class MigrationReport:
 
 @attrs.frozen
 class MigrationStats:
-    """How far the migration has come."""
+    """How far the migration has come. `total_postgres_users` is exact as of
+    `total_postgres_users_as_of` when `total_postgres_users_exact`, else the planner's estimate
+    at that moment; the DynamoDB side is always exact. `failed_users`: users whose latest attempt
+    failed validation or writing."""
 
     total_postgres_users: int
     total_dynamo_users: int
     pending_migration: int
     last_migrated_user_id: int | None
+    total_postgres_users_as_of: datetime
+    total_postgres_users_exact: bool
+    failed_users: int

@@ -18,9 +18,12 @@ from aiohttp import web
 from dependency_injector import providers
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from adapters.memory_budget import InMemoryBudgetShares
+from adapters.memory_leases import InMemorySegmentLeases
 from container import Container
 from domain.mapping import UserMapping
 from domain.model import Item, SourceUser, User
+from domain.worker import boundaries_from
 from entrypoints.http.app import init_app
 from entrypoints.library import UserMigration
 from entrypoints.settings import Settings
@@ -36,6 +39,11 @@ class InMemoryHarness:
     target: InMemoryUserTarget
     state: InMemoryMigrationState
     token: str = HARNESS_TOKEN
+    leases: InMemorySegmentLeases = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.leases is None:
+            self.leases = InMemorySegmentLeases(boundaries_from(self.source))
 
     @classmethod
     def with_users(
@@ -62,6 +70,10 @@ class InMemoryHarness:
         container.user_source.override(self.source)
         container.user_target.override(self.target)
         container.migration_state.override(self.state)
+        # The write budget is unlimited here (no budget configured); should a test configure one, its shares
+        # are kept in memory.
+        container.budget_shares.override(InMemoryBudgetShares())
+        container.segment_leases.override(self.leases)
         return container
 
     def library(self) -> UserMigration:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from cattrs.preconf.json import make_converter
 
 from domain.report import MigrationReport, MigrationStats
+from domain.timestamps import format_timestamp
 
 _json = make_converter()
+# Moments in UTC, ISO 8601 with a `Z` (`total_postgres_users_as_of`), as `migrated_at` is written.
+_json.register_unstructure_hook(datetime, format_timestamp)
 
 
 def report_json(report: MigrationReport | MigrationStats) -> dict[str, Any]:

@@ -21,10 +21,14 @@ from domain.migration_run import MigrationRun, ProgressCallback, RunSummary
 from domain.report import MigrationReport, MigrationStats
 from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest, SingleUserRequest
 from domain.rules import UserPreparer
+from domain.source_count import CountMode
+from domain.statistics import Statistics, count_mode
 from domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
 from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
 from domain.verify_request import VerifyPageRequest
+from domain.worker import SegmentWorker, WorkerSummary
 from entrypoints.settings import load_settings
+from ports.segment_leases import SegmentLeases
 
 WRITE_GRACE_SECONDS = 60.0
 
@@ -38,6 +42,7 @@ class UserMigration:
         self._migration: Migration | None = None
         self._run: MigrationRun | None = None
         self._sync: ChangeSync | None = None
+        self._statistics: Statistics | None = None
 
     @classmethod
     def from_env(
@@ -53,6 +58,7 @@ class UserMigration:
         self._migration = await resolve(self.container.migration())
         self._run = await resolve(self.container.migration_run())
         self._sync = await resolve(self.container.change_sync())
+        self._statistics = await resolve(self.container.statistics())
         try:
             await self.check_setup()
         except BaseException:
@@ -93,6 +99,7 @@ class UserMigration:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._migration = self._run = self._sync = None
+        self._statistics = None
         # A write already started (shielded from cancellation) finishes and settles first.
         await self.container.writes_in_flight().wait(within_seconds=WRITE_GRACE_SECONDS)
         await resolve(self.container.shutdown_resources())
@@ -125,9 +132,13 @@ class UserMigration:
         """Migrate one user; raises `UserNotFound` when the source has no such user."""
         return await self._use_case.migrate_user(SingleUserRequest(user_id, dry_run, rewrite))
 
-    async def stats(self) -> MigrationStats:
-        """The migration statistics."""
-        return await self._use_case.statistics()
+    async def stats(self, postgres_count: str | CountMode | None = None) -> MigrationStats:
+        """The migration statistics. `postgres_count`: "exact" (the source's exact count as of the
+        moment `total_postgres_users_as_of` states, taken now or reused for `STATS_REFRESH_SECONDS`)
+        or "estimate" (the planner's, in constant time); default `STATS_POSTGRES_COUNT`."""
+        if self._statistics is None:
+            raise RuntimeError("use `async with UserMigration...` before calling it")
+        return await self._statistics.read(count_mode(postgres_count))
 
     async def migrate_all(
         self,
@@ -151,6 +162,30 @@ class UserMigration:
             raise InvalidParameter("start_user_id", "start_user_id and resume cannot be combined")
         start = await self._whole_run.resume_point() if resume else (start_user_id or 0)
         return await self._whole_run.migrate_all(start, batch_size, dry_run, on_progress, stop, rewrite)
+
+    async def work(
+        self,
+        batch_size: int = MAX_BATCH_SIZE,
+        restart: bool = False,
+        on_progress: ProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+        worker: str | None = None,
+    ) -> WorkerSummary:
+        """Be a worker of the run over the whole source: take segments of the id space under
+        leases, one after the other, until none is left (see `domain.worker`). Every process
+        doing this on the same tables shares the run; a finished run is walked again only with
+        `restart=True`."""
+        if self._migration is None:
+            raise RuntimeError("use UserMigration inside `async with`")
+        segment_worker: SegmentWorker = await resolve(self.container.segment_worker())
+        if worker is not None:
+            segment_worker.worker = worker
+        return await segment_worker.run(batch_size, restart, on_progress, stop)
+
+    async def restart_run(self) -> int:
+        """Begin a new run over the whole source (unless another process just did): its number."""
+        leases: SegmentLeases = await resolve(self.container.segment_leases())
+        return await leases.restart(await leases.run_number())
 
     async def users_to_migrate(self, start_user_id: int = 0) -> int:
         """How many source users have `id >= start_user_id` (the total of a progress display)."""

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from adapters.postgres import quote_table_name
 from domain.mapping import UserMapping, default_mapping
 from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
+from domain.source_count import DEFAULT_REFRESH_SECONDS
 from entrypoints.http.auth import HASH_PREFIX, JwtRules
 from entrypoints.logs import LogFormat
 from entrypoints.mapping_file import read_mapping
@@ -51,6 +52,10 @@ class Settings:
     source_query_timeout: float = 30.0
     dynamodb_concurrency: int = 32
     pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
+    # The write budget (domain.write_budget): units per second for all processes together, or a percentage of
+    # the users table's capacity; neither means unlimited.
+    max_write_units: float | None = None
+    write_capacity_percent: float | None = None
     log_level: str = "INFO"
     log_format: LogFormat = "json"
     metrics_public: bool = False
@@ -58,8 +63,13 @@ class Settings:
     offline_writes: bool = False
     # How long a hold on an id range outlives its process: after a crash, the next run waits this long.
     hold_lease_seconds: float = 60.0
+    # How long a worker's segment lease lasts without a renew (the KCL's failover time).
+    segment_lease_seconds: float = 10.0
     shutdown_drain_seconds: float = 0.0
     shutdown_grace_seconds: float = 30.0
+    # The statistics: how often the service counts the source again, and the count a request gets by default.
+    stats_refresh_seconds: float = DEFAULT_REFRESH_SECONDS
+    stats_postgres_count: Literal["exact", "estimate"] = "exact"
     mapping_file: str | None = None
     # None: the documented layout on `source_table`.
     mapping: UserMapping | None = attrs.field(default=None, repr=False)
@@ -103,8 +113,13 @@ class Settings:
             "aws_region": self.aws_region,
             "dynamodb_concurrency": self.dynamodb_concurrency,
             "pages_in_flight": self.pages_in_flight,
+            "max_write_units": self.max_write_units,
+            "write_capacity_percent": self.write_capacity_percent,
             "offline_writes": self.offline_writes,
             "hold_lease_seconds": self.hold_lease_seconds,
+            "segment_lease_seconds": self.segment_lease_seconds,
+            "stats_refresh_seconds": self.stats_refresh_seconds,
+            "stats_postgres_count": self.stats_postgres_count,
         }
 
 
@@ -134,6 +149,50 @@ def _integer(
         problems.append(f"{name} must be an integer between {lowest} and {highest} (got {text!r})")
         return default
     return int(text)
+
+
+MAX_WRITE_UNITS_LIMIT = 10_000_000
+
+
+def parse_max_write_units(text: str) -> float | None:
+    """MAX_WRITE_UNITS / --max-write-units: write units per second, 0 meaning unlimited (None); raises
+    ValueError saying what is wrong."""
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_WRITE_UNITS_LIMIT:
+        raise ValueError(f"must be an integer between 0 (unlimited) and {MAX_WRITE_UNITS_LIMIT} (got {text!r})")
+    return float(text) or None
+
+
+def parse_write_capacity_percent(text: str) -> float:
+    """WRITE_CAPACITY_PERCENT / --write-capacity-percent: a share of the table's write capacity, above 0 and
+    at most 100; raises ValueError saying what is wrong."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 100:
+        raise ValueError(f"must be a number above 0 and at most 100 (got {text.strip()!r})")
+    return value
+
+
+def _write_budget(environ: Mapping[str, str], problems: list[str]) -> tuple[float | None, float | None]:
+    """MAX_WRITE_UNITS and WRITE_CAPACITY_PERCENT (at most one of them)."""
+    found: dict[str, float | None] = {}
+    for name, parse in (
+        ("MAX_WRITE_UNITS", parse_max_write_units),
+        ("WRITE_CAPACITY_PERCENT", parse_write_capacity_percent),
+    ):
+        text = environ.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            found[name] = parse(text)
+        except ValueError as error:
+            problems.append(f"{name} {error}")
+    if len(found) == 2:
+        problems.append("set either MAX_WRITE_UNITS or WRITE_CAPACITY_PERCENT, not both")
+        return None, None
+    return found.get("MAX_WRITE_UNITS"), found.get("WRITE_CAPACITY_PERCENT")
 
 
 def parse_tokens(text: str) -> tuple[str, ...]:
@@ -293,6 +352,7 @@ def load_settings(
                 f"mapping file {mapping_file}: [source] table is not a valid table name (got {mapping.table!r})"
             )
 
+    max_write_units, write_capacity_percent = _write_budget(environ, problems)
     settings = Settings(
         database_url=database_url,
         source_table=mapping.table,
@@ -309,13 +369,20 @@ def load_settings(
         source_query_timeout=_number(environ, "SOURCE_QUERY_TIMEOUT", 30.0, 0.1, 3600, problems),
         dynamodb_concurrency=_integer(environ, "DYNAMODB_CONCURRENCY", 32, 1, 256, problems),
         pages_in_flight=_integer(environ, "PAGES_IN_FLIGHT", DEFAULT_PAGES_IN_FLIGHT, 1, 16, problems),
+        max_write_units=max_write_units,
+        write_capacity_percent=write_capacity_percent,
         log_level=_choice(environ, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), problems),
         log_format="text" if _choice(environ, "LOG_FORMAT", "json", ("json", "text"), problems) == "text" else "json",
         metrics_public=_choice(environ, "METRICS_PUBLIC", "false", ("true", "false"), problems) == "true",
         offline_writes=_choice(environ, "OFFLINE_WRITES", "false", ("true", "false"), problems) == "true",
         hold_lease_seconds=_number(environ, "HOLD_LEASE_SECONDS", 60.0, 1, 3600, problems),
+        segment_lease_seconds=_number(environ, "SEGMENT_LEASE_SECONDS", 10.0, 1, 3600, problems),
         shutdown_drain_seconds=_number(environ, "SHUTDOWN_DRAIN_SECONDS", 0.0, 0, 300, problems),
         shutdown_grace_seconds=_number(environ, "SHUTDOWN_GRACE_SECONDS", 30.0, 0, 3600, problems),
+        stats_refresh_seconds=_number(environ, "STATS_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS, 1, 3600, problems),
+        stats_postgres_count="estimate"
+        if _choice(environ, "STATS_POSTGRES_COUNT", "exact", ("exact", "estimate"), problems) == "estimate"
+        else "exact",
     )
     if problems:
         raise ConfigurationError(problems)

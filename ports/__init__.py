@@ -3,5 +3,6 @@
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
+from ports.write_budget import BudgetShares, TableCapacity, WriteBudget
 
-__all__ = ["MigrationState", "UserSource", "UserTarget"]
+__all__ = ["BudgetShares", "MigrationState", "TableCapacity", "UserSource", "UserTarget", "WriteBudget"]

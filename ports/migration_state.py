@@ -38,11 +38,14 @@ class UsersHold(abc.ABC):
         unsure: Collection[int] = (),
         removed: Collection[int] = (),
         unsure_removed: Collection[int] = (),
+        failed: Collection[int] = (),
+        succeeded: Collection[int] = (),
     ) -> None:
         """Count `landed` (written now, or inherited and found stored) and uncount `removed`
         (deleted now, or inherited and found gone) exactly once, clear the intent, and leave
         `unsure` writes and `unsure_removed` deletes (that failed and may or may not have
-        happened) for a later holder to look at."""
+        happened) for a later holder to look at. `failed` users (their attempt failed validation
+        or writing) are noted as failing, `succeeded` ones no longer."""
 
 
 class MigrationState(abc.ABC):
@@ -68,6 +71,11 @@ class MigrationState(abc.ABC):
     @abc.abstractmethod
     async def read_progress(self) -> MigrationProgress:
         """The counters as they stand."""
+
+    async def read_change_cursor(self) -> ChangeCursor | None:
+        """Where `sync` goes on from (None before the first backfill marked it); a store that
+        keeps it apart from the counters answers without reading them."""
+        return (await self.read_progress()).change_cursor
 
     @abc.abstractmethod
     async def check_ready(self) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 
 from domain.mapping import SourcePlan
 from domain.model import SourceUser
+from domain.request import MAX_USER_ID
 
 
 class UserSource(abc.ABC):
@@ -17,8 +18,13 @@ class UserSource(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def read_page(self, start_user_id: int, limit: int) -> Sequence[SourceUser]:
-        """Up to `limit` users with `id >= start_user_id`, in ascending id order (keyset page)."""
+    async def read_page(self, start_user_id: int, limit: int, highest: int = MAX_USER_ID) -> Sequence[SourceUser]:
+        """Up to `limit` users with `start_user_id <= id <= highest`, in ascending id order (keyset page)."""
+
+    @abc.abstractmethod
+    async def segment_boundaries(self, segments: int) -> list[int]:
+        """Ids that split the source's users into about `segments` equal parts, ascending (from
+        all ids or from a sample of them: an even split matters, exactness does not)."""
 
     @abc.abstractmethod
     async def read_user(self, user_id: int) -> SourceUser | None:
@@ -48,6 +54,12 @@ class UserSource(abc.ABC):
     @abc.abstractmethod
     async def count_users(self, start_user_id: int = 0) -> int:
         """How many users the source holds with `id >= start_user_id`."""
+
+    @abc.abstractmethod
+    async def estimate_user_count(self) -> int:
+        """About how many users the source holds (what `count_users()` would say), answered in
+        about constant time whatever its size: from the source's own statistics where it keeps
+        them (for PostgreSQL, the planner's), an exact count only where that is as cheap."""
 
     @abc.abstractmethod
     async def check_ready(self) -> None:

@@ -20,14 +20,66 @@ from adapters.dynamodb_tables import ensure_tables
 from domain.errors import DependencyUnavailable, InvalidParameter, SetupError
 from entrypoints.cli import mapping as cli_mapping
 from entrypoints.cli import migrate as cli_migrate
+from entrypoints.cli import stats as cli_stats
 from entrypoints.cli import sync as cli_sync
 from entrypoints.cli import verify as cli_verify
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from entrypoints.http.serve import serve as serve_api
 from entrypoints.library import UserMigration
-from entrypoints.settings import ConfigurationError, Settings, load_settings
+from entrypoints.settings import (
+    ConfigurationError,
+    Settings,
+    load_settings,
+    parse_max_write_units,
+    parse_write_capacity_percent,
+)
 
 MAPPING_HELP = "the mapping file (TOML) of your source table; default: MAPPING_FILE, else the documented layout"
+# The write budget's flags, and the settings each overrides (either flag replaces both variables).
+BUDGET_FLAGS = {"max_write_units": "MAX_WRITE_UNITS", "write_capacity_percent": "WRITE_CAPACITY_PERCENT"}
+
+
+def _checked_by(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type that checks a value as its setting is checked (argparse names the flag in the error,
+    exit 2) and keeps its text, to be handed on as that setting."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text.strip()
+
+    return check
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """--max-write-units and --write-capacity-percent: the write budget of a command that writes."""
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--max-write-units",
+        type=_checked_by(parse_max_write_units),
+        metavar="N",
+        help="write capacity units per second for all processes writing the table together (0: unlimited); "
+        "default: MAX_WRITE_UNITS",
+    )
+    budget.add_argument(
+        "--write-capacity-percent",
+        type=_checked_by(parse_write_capacity_percent),
+        metavar="P",
+        help="P%% of the users table's write capacity (provisioned, or the on-demand maximum, else 4,000/s), "
+        "for all processes together; default: WRITE_CAPACITY_PERCENT",
+    )
+
+
+def _with_budget_flags(arguments: argparse.Namespace, environ: dict[str, str]) -> None:
+    """The budget flags given override the budget settings of the environment (both of them)."""
+    for attribute, variable in BUDGET_FLAGS.items():
+        value = getattr(arguments, attribute, None)
+        if value is not None:
+            for other in BUDGET_FLAGS.values():
+                environ.pop(other, None)
+            environ[variable] = value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
     for command in (serve, tables, mapping, migrate, sync, verify, stats):
         command.add_argument("--mapping", metavar="FILE", help=MAPPING_HELP)
+    for command in (migrate, sync, verify):
+        add_budget_arguments(command)
     demo = commands.add_parser("demo", help="run the service on an embedded PostgreSQL and DynamoDB with demo data")
     demo.add_argument("--users", type=int, default=10_000, help="demo users to create (default 10,000)")
     demo.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
@@ -100,6 +154,7 @@ def _with_library(
         environ = dict(os.environ)
         if getattr(arguments, "offline", False):
             environ["OFFLINE_WRITES"] = "true"
+        _with_budget_flags(arguments, environ)
         library = UserMigration.from_env(environ, mapping_file=arguments.mapping, check_tables=check_tables)
 
         async def main() -> int:
@@ -151,7 +206,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "migrate": _migrate,
     "sync": _sync,
     "verify": _verify,
-    "stats": _with_library(cli_migrate.stats),
+    "stats": _with_library(cli_stats.stats),
     "demo": _demo,
 }
 

@@ -19,6 +19,7 @@ from domain.migration_run import RunSummary
 from domain.rules import failure_text
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from entrypoints.cli.progress import ProgressBar
+from entrypoints.cli.workers import is_worker_run, print_worker_summary, run_workers
 from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.json_views import report_json
 from entrypoints.library import UserMigration
@@ -34,7 +35,17 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--retry-failed", type=Path, metavar="FILE", help="retry the users listed in a --failed-out file")
     parser.add_argument("--batch-size", type=int, default=1000, help="users per batch (1..1000, default 1000)")
     parser.add_argument("--start-user-id", type=int, help="first user id of --all (default: the beginning)")
-    parser.add_argument("--resume", action="store_true", help="--all from where the last run stopped")
+    parser.add_argument("--resume", action="store_true", help="--all from where the last run stopped (as plain --all)")
+    parser.add_argument(
+        "--restart", action="store_true", help="--all: walk the whole source again, even if the last run finished"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="--all as N workers of the run (processes on this machine) sharing its segments under leases; "
+        "--workers 1 on each of N hosts does the same",
+    )
     parser.add_argument("--dry-run", action="store_true", help="read, validate and check, write nothing")
     parser.add_argument(
         "--rewrite",
@@ -159,6 +170,15 @@ def check_migrate_arguments(arguments: argparse.Namespace) -> str | None:
         return "--resume and --start-user-id cannot be combined"
     if (arguments.resume or arguments.start_user_id is not None) and not arguments.all:
         return "--resume and --start-user-id go with --all"
+    if arguments.workers is not None and not 1 <= arguments.workers <= 64:
+        return "--workers must be between 1 and 64"
+    segmented = arguments.restart or arguments.workers is not None
+    if segmented and not arguments.all:
+        return "--restart and --workers go with --all"
+    if segmented and (
+        arguments.resume or arguments.dry_run or arguments.rewrite or arguments.start_user_id is not None
+    ):
+        return "--restart and --workers cannot be combined with --resume, --dry-run, --rewrite or --start-user-id"
     if arguments.retry_failed is not None and not arguments.retry_failed.is_file():
         return f"{arguments.retry_failed}: no such file"
     return None
@@ -194,6 +214,22 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
             )
         finally:
             bar.close()
+    elif is_worker_run(arguments):
+        if (arguments.workers or 1) > 1:
+            return await run_workers(migration, arguments)
+        bar = ProgressBar(sys.stderr, 0)
+        try:
+            with stop_on_signals() as stop:
+                worked = await migration.work(arguments.batch_size, arguments.restart, on_progress=bar, stop=stop)
+        finally:
+            bar.close()
+        summary = worked.summary
+        if arguments.failed_out is not None:
+            _write_failures(arguments.failed_out, summary)
+        print_worker_summary(worked, _summary_json(summary), arguments.json)
+        if summary.stopped_early:
+            return EXIT_INTERRUPTED
+        return EXIT_USERS_FAILED if summary.failed or worked.unfinished_segments else EXIT_OK
     else:
         start = await migration.resume_point() if arguments.resume else (arguments.start_user_id or 0)
         # The total is only for the bar; counting a huge table is not free, so only when it shows.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -10,8 +11,20 @@ from aiohttp import web
 from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_target import DynamoDbUserTarget
 from container import Container, build_container, resolve
+from domain.source_count import SourceCounter
+from domain.write_budget import BudgetSnapshot
 from entrypoints.http.auth import Authenticator
-from entrypoints.http.keys import CONTAINER, DEPENDENCIES, METRICS, MIGRATION, READINESS, Dependencies, Readiness
+from entrypoints.http.keys import (
+    CONTAINER,
+    DEPENDENCIES,
+    METRICS,
+    MIGRATION,
+    READINESS,
+    STATISTICS,
+    WRITE_BUDGET,
+    Dependencies,
+    Readiness,
+)
 from entrypoints.http.metrics import MigrationMetrics
 from entrypoints.http.middlewares import setup_middlewares
 from entrypoints.http.routes import scopes, setup_routes
@@ -26,6 +39,8 @@ def _lifecycle(container: Container, grace_seconds: float) -> Callable[[web.Appl
         # Resolving the use case creates the pool and the DynamoDB client (lazily initialised
         # resources); shutting the container down closes them.
         app[MIGRATION] = await resolve(container.migration())
+        # The process's one write budget, the batch endpoint's writes spend from it (for the metrics).
+        app[WRITE_BUDGET] = await resolve(container.write_budget())
         app[DEPENDENCIES] = Dependencies(
             await resolve(container.user_source()),
             await resolve(container.user_target()),
@@ -42,6 +57,29 @@ def _lifecycle(container: Container, grace_seconds: float) -> Callable[[web.Appl
             await resolve(container.shutdown_resources())
 
     return migration_lifecycle
+
+
+def _source_count_lifecycle(container: Container) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def keep_source_count_fresh(app: web.Application) -> AsyncIterator[None]:
+        # The statistics answer from the count kept here: taken now, then every
+        # STATS_REFRESH_SECONDS; stopped before the pool it counts through is closed.
+        app[STATISTICS] = await resolve(container.statistics())
+        counter: SourceCounter = await resolve(container.source_counter())
+        refresher = asyncio.create_task(counter.keep_fresh(), name="source count refresher")
+        refresher.add_done_callback(_refresher_ended)
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            await asyncio.wait([refresher])
+
+    return keep_source_count_fresh
+
+
+def _refresher_ended(refresher: asyncio.Task[None]) -> None:
+    if not refresher.cancelled() and refresher.exception() is not None:
+        # Requests then count on demand (their own errors show); the loop is not restarted.
+        log.error("the source count refresher stopped", exc_info=refresher.exception())
 
 
 async def init_app(settings: Settings, container: Container | None = None) -> web.Application:
@@ -64,9 +102,14 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
         target = dependencies.target if dependencies is not None else None
         return target.counters if isinstance(target, DynamoDbUserTarget) else None
 
-    app[METRICS] = MigrationMetrics(target_counters, container.latest_verification)
+    def write_budget() -> BudgetSnapshot | None:
+        budget = app.get(WRITE_BUDGET)
+        return budget.snapshot() if budget is not None else None
+
+    app[METRICS] = MigrationMetrics(target_counters, container.latest_verification, write_budget)
     authenticator = Authenticator(settings.api_tokens, settings.jwt_rules)
     setup_middlewares(app, authenticator, app[METRICS], scopes(settings.metrics_public))
     setup_routes(app)
     app.cleanup_ctx.append(_lifecycle(container, settings.shutdown_grace_seconds))
+    app.cleanup_ctx.append(_source_count_lifecycle(container))
     return app

@@ -8,9 +8,10 @@ from aiohttp import web
 
 from container import resolve
 from domain.request import SingleUserRequest, plan_batch
+from domain.statistics import plan_statistics
 from domain.verification import Verification
 from domain.verify_request import plan_verify_page
-from entrypoints.http.keys import CONTAINER, METRICS, MIGRATION
+from entrypoints.http.keys import CONTAINER, METRICS, MIGRATION, STATISTICS
 from entrypoints.json_views import report_json
 from entrypoints.logs import fields
 from entrypoints.verify_json import page_json
@@ -42,8 +43,9 @@ async def migrate_users(request: web.Request) -> web.Response:
 
 
 async def migration_stats(request: web.Request) -> web.Response:
-    """GET /m2/migration/stats: how far the migration has come."""
-    stats = await request.app[MIGRATION].statistics()
+    """GET /m2/migration/stats: how far the migration has come, the source's count from memory
+    (`postgres_count=exact`, as of the moment it states) or the planner's (`estimate`)."""
+    stats = await request.app[STATISTICS].read(plan_statistics(request.query.items()))
     return web.json_response(report_json(stats))
 
 

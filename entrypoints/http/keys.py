@@ -7,6 +7,8 @@ from aiohttp import web
 
 from container import Container
 from domain.migration import Migration
+from domain.statistics import Statistics
+from domain.write_budget import TokenBucketBudget
 from entrypoints.http.metrics import MigrationMetrics
 from ports import MigrationState, UserSource, UserTarget
 
@@ -29,6 +31,8 @@ class Dependencies:
 
 CONTAINER = web.AppKey("container", Container)
 MIGRATION = web.AppKey("migration", Migration)
+STATISTICS = web.AppKey("statistics", Statistics)
 DEPENDENCIES = web.AppKey("dependencies", Dependencies)
 METRICS = web.AppKey("metrics", MigrationMetrics)
 READINESS = web.AppKey("readiness", Readiness)
+WRITE_BUDGET = web.AppKey("write_budget", TokenBucketBudget)

@@ -1,5 +1,5 @@
 """Prometheus metrics of one app: users by outcome, batches, DynamoDB retries, HTTP requests, the
-last verify's differences by class."""
+last verify's differences by class, the write budget."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from prometheus_client.registry import Collector
 from adapters.dynamodb_counters import TargetCounters
 from domain.differences import LatestVerification, Problem
 from domain.report import MigrationReport
+from domain.write_budget import BudgetSnapshot
+from entrypoints.http.budget_metrics import BudgetCollector
+from entrypoints.http.stats_metrics import StatisticsCollector
 from entrypoints.http.sync_metrics import SyncCollector
 
 
@@ -68,6 +71,7 @@ class MigrationMetrics:
         self,
         target_counters: Callable[[], TargetCounters | None] = lambda: None,
         latest_verification: Callable[[], LatestVerification | None] = lambda: None,
+        write_budget: Callable[[], BudgetSnapshot | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.users = Counter(
@@ -102,8 +106,11 @@ class MigrationMetrics:
         )
         self.registry.register(_TargetCollector(target_counters))
         self.registry.register(_VerifyCollector(latest_verification))
+        self.registry.register(BudgetCollector(write_budget))
         self.sync = SyncCollector()
         self.registry.register(self.sync)
+        self.statistics = StatisticsCollector()
+        self.registry.register(self.statistics)
 
     def record_batch(self, report: MigrationReport, mode: str) -> None:
         """Count one migration request and its users."""

@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from domain.errors import DependencyUnavailable, SetupError
-from entrypoints.http.keys import DEPENDENCIES, METRICS, READINESS
+from entrypoints.http.keys import DEPENDENCIES, METRICS, READINESS, STATISTICS
 
 READINESS_TIMEOUT_SECONDS = 5.0
 
@@ -49,4 +49,7 @@ async def metrics(request: web.Request) -> web.Response:
     dependencies = request.app.get(DEPENDENCIES)
     if dependencies is not None:
         await request.app[METRICS].sync.refresh(dependencies.state)
+    statistics = request.app.get(STATISTICS)
+    if statistics is not None:
+        await request.app[METRICS].statistics.refresh(statistics)
     return web.Response(body=request.app[METRICS].exposition(), content_type="text/plain", charset="utf-8")

@@ -15,15 +15,16 @@ from typing import Any
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_tables import ensure_tables
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from adapters.postgres import PostgresUserSource, create_pool
+from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
 from domain.mapping import default_mapping
 from domain.model import User
 from ports import MigrationState, UserSource, UserTarget
-from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
 
 SourceFactory = Callable[[Iterable[User]], Awaitable[UserSource]]
 # A target on fresh storage; takes `key_attribute` (the partition key, "user_id" by default).
@@ -49,6 +50,7 @@ async def make_source(request: pytest.FixtureRequest) -> AsyncIterator[SourceFac
         table = unique_name("users")
         create_source_table(dsn, table)
         insert_users(dsn, table, users)
+        execute(dsn, f"ANALYZE {quote_table_name(table)}")  # as autovacuum would: the planner's statistics
         pool = await create_pool(dsn)
         pools.append(pool)
         return PostgresUserSource(pool, default_mapping(table))
@@ -101,8 +103,14 @@ def put_foreign_item() -> ItemPutter:
     return put
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+async def _segments_at_50_and_100() -> list[int]:
+    return [50, 100]
+
+
+@pytest.fixture(params=["memory", "dynamodb", "dynamodb-segments"])
 async def make_state(request: pytest.FixtureRequest) -> AsyncIterator[StateFactory]:
+    """A state of each kind; `dynamodb-segments` splits the ids at 50 and 100, so that holds and
+    counts across segments are held to the same contract."""
     if request.param == "memory":
 
         async def memory() -> MigrationState:
@@ -116,6 +124,9 @@ async def make_state(request: pytest.FixtureRequest) -> AsyncIterator[StateFacto
 
         async def dynamodb() -> MigrationState:
             _, state_table = await create_dynamodb_tables(client)
+            if request.param == "dynamodb-segments":
+                plans = PlanStore(client, state_table, propose=_segments_at_50_and_100)
+                return DynamoDbMigrationState(client, state_table, plans=plans)
             return DynamoDbMigrationState(client, state_table)
 
         yield dynamodb

@@ -54,7 +54,7 @@ async def test_a_hold_left_without_settling_hands_its_intent_to_the_next_holder(
             assert hold.inherited == frozenset()
             await hold.intend([4, 5, 6])
             raise RuntimeError("the write failed half-way")
-    async with asyncio.timeout(5), state.hold_users(50, 60) as hold:
+    async with asyncio.timeout(5), state.hold_users(5, 10) as hold:  # a holder of some of those ids
         assert hold.inherited == frozenset({4, 5, 6})
         await hold.settle([4, 6])  # of those, 4 and 6 turned out to be stored
     async with state.hold_users(1, 100) as hold:
@@ -145,3 +145,28 @@ async def test_the_change_cursor_is_kept_beside_the_counters(make_state):
     assert progress.change_cursor == later
     assert progress.changes_applied == 10
     assert progress.migrated_users == 1
+
+
+async def test_failing_users_are_counted_until_an_attempt_succeeds(make_state):
+    state = await make_state()
+    async with state.hold_users(1, 120) as hold:
+        await hold.intend([1, 2, 60, 110])
+        await hold.settle([1, 60], failed=[2, 3, 110, 120], succeeded=[1, 60])
+    assert (await state.read_progress()).failed_users == 4
+    async with state.hold_users(2, 110) as hold:  # a retry: 2 and 110 written now, 3 fails again
+        await hold.intend([2, 110])
+        await hold.settle([2, 110], failed=[3], succeeded=[2, 110])
+    progress = await state.read_progress()
+    assert (progress.failed_users, progress.migrated_users, progress.last_migrated_user_id) == (2, 4, 110)
+
+
+async def test_a_hold_across_segments_counts_each_user_once_and_hands_on_what_it_left(make_state):
+    state = await make_state()
+    with contextlib.suppress(RuntimeError):
+        async with state.hold_users(40, 140) as hold:
+            await hold.intend([45, 55, 105])
+            raise RuntimeError("died before settling")
+    async with asyncio.timeout(5), state.hold_users(1, 200) as hold:
+        assert hold.inherited == frozenset({45, 55, 105})
+        await hold.settle([45, 55, 105, 130])
+    assert await state.read_progress() == MigrationProgress(4, 130)

@@ -58,6 +58,12 @@ async def test_count(make_source):
     assert await (await make_source([valid_user(i) for i in IDS])).count_users() == len(IDS)
 
 
+async def test_the_estimate_is_close_to_the_count_and_of_an_empty_source_0(make_source):
+    assert await (await make_source([])).estimate_user_count() == 0
+    source = await make_source([valid_user(i) for i in range(1, 301)])
+    assert abs(await source.estimate_user_count() - 300) <= 30
+
+
 async def test_users_by_ids_in_id_order_missing_ones_left_out(make_source):
     source = await make_source([valid_user(i) for i in IDS])
     assert [u.id for u in await source.read_users([21, 3, 4, 21, 55])] == [3, 21, 55]

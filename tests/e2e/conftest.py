@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -11,12 +14,16 @@ from aiohttp.test_utils import TestClient
 
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
+from domain.timestamps import format_timestamp
 from entrypoints.http.app import init_app
 from entrypoints.settings import Settings
 from tests.real_adapters import create_dynamodb_tables, create_source_table, unique_name
 
 TOKEN = "e2e-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+STATS = "/m2/migration/stats"
+# The live app counts the source again this often, so that a test sees the rows it inserted soon.
+STATS_REFRESH_SECONDS = 0.2
 
 
 @attrs.define
@@ -31,6 +38,19 @@ class LiveService:
     async def get(self, path: str, **params: Any) -> tuple[int, Any]:
         response = await self.client.get(path, params=params, headers=AUTH)
         return response.status, await response.json()
+
+    async def fresh_stats(self, within_seconds: float = 10.0) -> dict[str, Any]:
+        """The statistics once the app's kept count is exact and newer than this call (the app
+        counts again every STATS_REFRESH_SECONDS, 0.2 s here)."""
+        asked_at = format_timestamp(datetime.now(UTC))
+        deadline = time.monotonic() + within_seconds
+        while True:
+            status, stats = await self.get(STATS)
+            assert status == 200, stats
+            if stats["total_postgres_users_exact"] and stats["total_postgres_users_as_of"] >= asked_at:
+                return stats  # type: ignore[no-any-return]
+            assert time.monotonic() < deadline, f"no exact count newer than {asked_at}: {stats}"
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -52,7 +72,12 @@ async def live(aiohttp_client, live_settings, postgres_dsn, dynamodb) -> LiveSer
     source_table = unique_name("users")
     create_source_table(postgres_dsn, source_table)
     users_table, state_table = await create_dynamodb_tables(dynamodb)
-    settings = live_settings(source_table=source_table, dynamodb_table=users_table, dynamodb_state_table=state_table)
+    settings = live_settings(
+        source_table=source_table,
+        dynamodb_table=users_table,
+        dynamodb_state_table=state_table,
+        stats_refresh_seconds=STATS_REFRESH_SECONDS,
+    )
     client = await aiohttp_client(await init_app(settings))
     return LiveService(
         client, settings, DynamoDbUserTarget(dynamodb, users_table), DynamoDbMigrationState(dynamodb, state_table)

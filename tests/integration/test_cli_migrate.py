@@ -81,14 +81,24 @@ async def test_migrate_all_reports_failures_to_a_file_and_retry_fixes_them(env, 
 
     stats = cli(env, "stats", "--json")
     assert stats.returncode == 0
-    assert json.loads(stats.stdout) == {
+    shown = json.loads(stats.stdout)
+    assert shown == {
         "total_postgres_users": 250,
         "total_dynamo_users": 248,
         "pending_migration": 2,
         "last_migrated_user_id": 250,
+        "total_postgres_users_as_of": shown["total_postgres_users_as_of"],  # counted by the command
+        "total_postgres_users_exact": True,
+        "failed_users": 2,  # 120 and 233
     }
-    table = cli(env, "stats")
-    assert "total_dynamo_users      248" in table.stdout
+    table = cli(env, "stats").stdout.splitlines()
+    assert table[0].startswith("total_postgres_users    250 (exact as of 20")
+    assert table[1:] == [
+        "total_dynamo_users      248",
+        "pending_migration       2",
+        "last_migrated_user_id   250",
+        "failed_users            2",
+    ]
 
 
 async def test_dry_run_writes_nothing_and_a_clean_source_exits_0(env):

@@ -289,15 +289,25 @@ async def test_statistics_after_a_run_count_what_was_written(stack):
     assert first.failed_user_ids == [5, 7]
     # A problem inside a document keeps its path, as the documented texts have it.
     assert first.errors == ["User 5: Invalid email format", "User 7: Invalid profile: empty key at profile"]
-    assert await stack.migration.statistics() == MigrationStats(
-        total_postgres_users=6, total_dynamo_users=4, pending_migration=2, last_migrated_user_id=8
+    stats = await stack.migration.statistics()
+    assert stats == MigrationStats(
+        total_postgres_users=6,
+        total_dynamo_users=4,
+        pending_migration=2,
+        last_migrated_user_id=8,
+        total_postgres_users_as_of=stats.total_postgres_users_as_of,
+        total_postgres_users_exact=True,
+        failed_users=stats.failed_users,
     )
+    assert started <= stats.total_postgres_users_as_of <= datetime.now(UTC)
 
     # A second run skips what is there already and leaves the counters alone.
     second = await stack.migration.run(BatchRequest(start_user_id=0, batch_size=1000))
 
     assert (second.migrated_count, second.skipped_count, second.failed_user_ids) == (0, 4, [5, 7])
-    assert await stack.migration.statistics() == MigrationStats(6, 4, 2, 8)
+    again = await stack.migration.statistics()
+    assert (again.total_postgres_users, again.total_dynamo_users, again.pending_migration) == (6, 4, 2)
+    assert again.last_migrated_user_id == 8
     assert await stack.target.count_users() == 4
     for user in good:
         item = await stack.assert_round_trip(user)

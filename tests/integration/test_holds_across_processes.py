@@ -7,6 +7,7 @@ import time
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_holds import ProgressLedger
+from adapters.dynamodb_plan import segment_key
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
@@ -41,7 +42,8 @@ async def test_two_processes_holding_the_same_users_take_turns(dynamodb_endpoint
 
 async def test_the_writes_of_a_process_that_died_are_counted_by_the_next_one(dynamodb):
     _, state_table = await create_dynamodb_tables(dynamodb)
-    crashed = ProgressLedger(dynamodb, state_table, lease_seconds=0.5)
+    # The state of a table with no plan yet has one segment: its item holds the holds.
+    crashed = ProgressLedger(dynamodb, state_table, lease_seconds=0.5, key=segment_key(0))
     survivor = DynamoDbMigrationState(dynamodb, state_table)
     dead = await crashed.take(1, 100)  # a process that took the hold, announced its writes, and died
     await dead.intend([5, 6, 7])
@@ -110,6 +112,20 @@ async def test_a_step_from_a_stale_snapshot_is_refused_and_redone_on_the_item_as
     assert (progress.migrated_users, progress.last_migrated_user_id) == (5, 12)
     item, _ = await second.read()
     assert item["holds"]["M"] == {}
+
+
+async def test_a_hold_left_in_progress_by_a_version_before_the_segments_is_inherited(dynamodb):
+    _, state_table = await create_dynamodb_tables(dynamodb)
+    dead = await ProgressLedger(dynamodb, state_table, lease_seconds=0.3).take(1, 100)
+    await dead.intend([5, 6])
+    state = DynamoDbMigrationState(dynamodb, state_table)
+    async with state.hold_users(1, 10) as hold:
+        assert hold.inherited == frozenset({5, 6})
+        await hold.settle([5, 6, 7])
+    assert (await state.read_progress()).migrated_users == 3
+    item, _ = await ProgressLedger(dynamodb, state_table).read()
+    assert item["holds"]["M"] == {}
+    assert item["unsettled"] == {"S": ""}
 
 
 async def test_ids_left_unsettled_by_an_earlier_version_as_a_list_are_inherited(dynamodb):

@@ -156,9 +156,9 @@ async def test_retrying_a_failed_user_after_fixing_its_row(target, state):
 
 
 async def test_statistics(migration, state):
-    assert await migration.statistics() == MigrationStats(10, 0, 10, None)
+    assert await migration.statistics() == MigrationStats(10, 0, 10, None, NOW, True, 0)
     await migration.migrate_batch(BatchRequest(start_user_id=3, batch_size=4))
-    assert await migration.statistics() == MigrationStats(10, 4, 6, 6)
+    assert await migration.statistics() == MigrationStats(10, 4, 6, 6, NOW, True, 0)
 
 
 async def test_pending_never_goes_below_zero(target, state):

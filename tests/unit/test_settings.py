@@ -247,3 +247,16 @@ def test_the_process_environment_reads_the_aws_config(monkeypatch, aws_config):
     with pytest.raises(ConfigurationError) as raised:
         load_settings(purpose="tables")
     assert raised.value.problems == [NO_REGION]
+
+
+def test_the_statistics_settings():
+    assert (load_settings(GOOD).stats_refresh_seconds, load_settings(GOOD).stats_postgres_count) == (30.0, "exact")
+    settings = load_settings({**GOOD, "STATS_REFRESH_SECONDS": "5", "STATS_POSTGRES_COUNT": "Estimate"})
+    assert (settings.stats_refresh_seconds, settings.stats_postgres_count) == (5.0, "estimate")
+    assert settings.container_config()["stats_postgres_count"] == "estimate"
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({**GOOD, "STATS_REFRESH_SECONDS": "0", "STATS_POSTGRES_COUNT": "banana"})
+    assert raised.value.problems == [
+        "STATS_REFRESH_SECONDS must be a number between 1 and 3600 (got '0')",
+        "STATS_POSTGRES_COUNT must be one of exact, estimate (got 'banana')",
+    ]

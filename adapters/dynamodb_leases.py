@@ -1,0 +1,129 @@
+"""Segment leases in the state table, on each segment's own item (`segment#NNNNN`), beside its
+holds and counters but in attributes of their own (`lease_*`), changed only by conditional
+updates on `lease_counter`, which every change raises by one (the KCL's lease table; see
+`ports.segment_leases`). A change whose answer was lost and which botocore sent again fails its
+condition the second time; it is then read back: the lease as this change would have left it
+means the first one applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from botocore.exceptions import ClientError
+
+from adapters.dynamodb_errors import error_code, target_errors
+from adapters.dynamodb_plan import PlanStore, segment_key
+from adapters.dynamodb_state import read_items
+from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
+from domain.segments import SegmentLease, SegmentPlan
+from ports.segment_leases import SegmentLeases
+
+_FIELDS = "lease_run, lease_owner, lease_counter, lease_checkpoint, lease_done"
+
+
+def _lease(plan: SegmentPlan, index: int, run: int, item: dict[str, Any] | None) -> SegmentLease:
+    segment = plan[index]
+    item = item or {}
+    counter = int(item["lease_counter"]["N"]) if "lease_counter" in item else 0
+    if "lease_run" not in item or int(item["lease_run"]["N"]) != run:
+        return SegmentLease(segment, run, None, counter)  # not worked on in this run yet
+    return SegmentLease(
+        segment,
+        run,
+        item["lease_owner"]["S"] if "lease_owner" in item else None,
+        counter,
+        int(item["lease_checkpoint"]["N"]) if "lease_checkpoint" in item else segment.lowest,
+        bool(item.get("lease_done", {}).get("BOOL", False)),
+    )
+
+
+class DynamoDbSegmentLeases(SegmentLeases):
+    """The lease table of a run, in the migration's state table."""
+
+    def __init__(self, client: Any, table: str, plans: PlanStore) -> None:
+        self._client = client
+        self._table = table
+        self._plans = plans
+
+    async def plan(self) -> SegmentPlan:
+        return await self._plans.plan()
+
+    async def run_number(self) -> int:
+        return await self._plans.run_number()
+
+    async def restart(self, seen_run: int) -> int:
+        return await self._plans.restart(seen_run)
+
+    async def leases(self) -> list[SegmentLease]:
+        plan, run = await self.plan(), await self.run_number()
+        items = await read_items(self._client, self._table, [segment_key(s.index) for s in plan], _FIELDS)
+        by_index = {int(item[STATE_KEY_ATTRIBUTE]["S"].partition("#")[2]): item for item in items}
+        return [_lease(plan, segment.index, run, by_index.get(segment.index)) for segment in plan]
+
+    async def _read(self, lease: SegmentLease) -> SegmentLease:
+        async with target_errors("reading a segment lease", table=self._table):
+            response = await self._client.get_item(
+                TableName=self._table, Key=segment_key(lease.segment.index), ConsistentRead=True
+            )
+        plan = await self.plan()
+        return _lease(plan, lease.segment.index, lease.run, response.get("Item"))
+
+    async def _change(self, seen: SegmentLease, wanted: SegmentLease, owned: bool) -> SegmentLease | None:
+        """Move the lease from `seen` to `wanted` (counter + 1) if it is still as seen; with
+        `owned`, only while `seen.owner` owns it in `seen.run`."""
+        values: dict[str, Any] = {
+            ":next": {"N": str(wanted.counter)},
+            ":run": {"N": str(wanted.run)},
+            ":checkpoint": {"N": str(wanted.checkpoint)},
+            ":done": {"BOOL": wanted.done},
+        }
+        update = "SET lease_counter = :next, lease_run = :run, lease_checkpoint = :checkpoint, lease_done = :done"
+        if wanted.owner is not None:
+            update += ", lease_owner = :owner"
+            values[":owner"] = {"S": wanted.owner}
+        else:
+            update += " REMOVE lease_owner"
+        if seen.counter == 0:
+            condition = "attribute_not_exists(lease_counter)"
+        else:
+            condition = "lease_counter = :seen"
+            values[":seen"] = {"N": str(seen.counter)}
+        if owned:
+            condition += " AND lease_owner = :me AND lease_run = :run"
+            values[":me"] = {"S": seen.owner or ""}
+        async with target_errors("changing a segment lease", table=self._table):
+            try:
+                await self._client.update_item(
+                    TableName=self._table,
+                    Key=segment_key(seen.segment.index),
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise
+                # Changed by someone else, or by this very change sent twice (its answer lost).
+                return wanted if await self._read(seen) == wanted else None
+        return wanted
+
+    async def take(self, lease: SegmentLease, worker: str) -> SegmentLease | None:
+        return await self._change(lease, attrs.evolve(lease, owner=worker, counter=lease.counter + 1), owned=False)
+
+    async def renew(self, lease: SegmentLease) -> SegmentLease | None:
+        return await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1), owned=True)
+
+    async def checkpoint(self, lease: SegmentLease, next_user_id: int, done: bool = False) -> SegmentLease | None:
+        wanted = attrs.evolve(
+            lease,
+            counter=lease.counter + 1,
+            checkpoint=next_user_id,
+            done=done,
+            owner=None if done else lease.owner,
+        )
+        return await self._change(lease, wanted, owned=True)
+
+    async def release(self, lease: SegmentLease) -> None:
+        await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1, owner=None), owned=True)

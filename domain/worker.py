@@ -1,0 +1,233 @@
+"""A worker of a run: takes segment leases one after the other and migrates each segment.
+
+Every `migrate --all` process on the same tables is a worker of the same run. A worker takes a
+free (or expired) segment, pumps its pages from the segment's checkpoint through the page engine,
+and after each page records the checkpoint under its lease (which renews it); a background task
+renews the lease between pages. A worker that could not renew in time stops writing before any
+other worker could take the segment (`OwnLease.valid`, asked right before each write), and its
+summary claims only the pages it checkpointed; what it wrote but did not settle is counted once,
+by the next holder of those ids (the holds' inheritance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from domain.engine.pump import PagePump
+from domain.leases import LeaseObserver, OwnLease, choose_lease
+from domain.migration import Migration, next_start_after
+from domain.migration_run import PageCheckpoints, ProgressCallback, RunSummary, RunTally
+from domain.model import SourceUser
+from domain.report import BatchOutcome
+from domain.segments import SegmentLease, segments_for
+from ports.segment_leases import SegmentLeases
+from ports.user_source import UserSource
+
+DEFAULT_LEASE_SECONDS = 10.0  # the KCL's failover time
+
+
+class LeaseLost(Exception):
+    """This worker may no longer write its segment: its lease could not be renewed in time."""
+
+
+@attrs.frozen
+class WorkerSummary:
+    """What one worker did: the pages it checkpointed, and its leases."""
+
+    worker: str
+    run: int
+    summary: RunSummary
+    segments_done: int
+    lease_takes: int
+    lease_steals: int  # of those, taken after another worker's lease expired
+    leases_lost: int
+    unfinished_segments: int  # of the run, when this worker stopped
+
+
+class SegmentWorker:
+    """Works on the run's segments until none is left (or `stop`)."""
+
+    def __init__(
+        self,
+        source: UserSource,
+        leases: SegmentLeases,
+        migration: Migration,
+        worker: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        prefetch_pages: int = 2,
+        pages_in_flight: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._leases = leases
+        self._migration = migration
+        self.worker = worker if worker is not None else uuid.uuid4().hex[:12]
+        self._lease_seconds = lease_seconds
+        self._prefetch = prefetch_pages
+        self._in_flight = pages_in_flight
+        self._clock = clock
+        self._rng = random.Random()
+
+    async def run(
+        self,
+        batch_size: int,
+        restart: bool = False,
+        on_progress: ProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> WorkerSummary:
+        """Take and migrate segments until the run is finished, or only live leases of other
+        workers (and segments this worker already failed on) are left."""
+        await self._migration.mark_changes_from()
+        run = await self._leases.run_number()
+        if restart:
+            run = await self._leases.restart(run)
+        observer = LeaseObserver(self._lease_seconds)
+        tally = RunTally()
+        counts = {"done": 0, "takes": 0, "steals": 0, "lost": 0}
+        failed_here: set[int] = set()  # segments whose writes failed in this worker: not retried by it
+        while stop is None or not stop.is_set():
+            leases = [lease for lease in await self._leases.leases() if lease.segment.index not in failed_here]
+            now = self._clock()
+            observer.observe(leases, now)
+            if all(lease.done for lease in leases):
+                break
+            chosen = choose_lease(leases, observer, self.worker, now, self._rng)
+            if chosen is None:
+                # Only live leases of other workers: wait for them to finish (or to expire).
+                await _sleep_or_stop(self._lease_seconds / 3, stop)
+                continue
+            sent = self._clock()
+            taken = await self._leases.take(chosen, self.worker)
+            if taken is None:
+                continue  # another worker was quicker
+            counts["takes"] += 1
+            counts["steals"] += chosen.owner not in (None, self.worker)
+            own = OwnLease(taken, self._lease_seconds)
+            own.renewed(taken, sent)
+            outcome = await self._work_segment(own, batch_size, tally, on_progress, stop)
+            if outcome == "done":
+                counts["done"] += 1
+            elif outcome == "lost":
+                counts["lost"] += 1
+            elif outcome == "failed":
+                failed_here.add(taken.segment.index)
+        unfinished = sum(not lease.done for lease in await self._leases.leases())
+        stopped = stop is not None and stop.is_set() and unfinished > 0
+        return WorkerSummary(
+            self.worker,
+            run,
+            tally.summary(False, None, stopped_early=stopped),
+            counts["done"],
+            counts["takes"],
+            counts["steals"],
+            counts["lost"],
+            unfinished,
+        )
+
+    async def _work_segment(
+        self,
+        own: OwnLease,
+        batch_size: int,
+        tally: RunTally,
+        on_progress: ProgressCallback | None,
+        stop: asyncio.Event | None,
+    ) -> str:
+        """Migrate the segment from its checkpoint: "done", "stopped", "lost" or "failed"."""
+        segment = own.lease.segment
+        checkpoints = PageCheckpoints()
+        lease_lock = asyncio.Lock()  # the renewer and the checkpoints change the lease one at a time
+        lost = asyncio.Event()
+        segment_stop = asyncio.Event()
+
+        def fence() -> None:
+            if lost.is_set() or not own.valid(self._clock()):
+                lost.set()
+                segment_stop.set()
+                raise LeaseLost(f"the lease on segment {segment.index} ran out")
+
+        async def change(step: Callable[[SegmentLease], Awaitable[SegmentLease | None]]) -> None:
+            async with lease_lock:
+                if lost.is_set():
+                    return
+                sent = self._clock()
+                changed = await step(own.lease)
+                if changed is None or not own.valid(self._clock()):
+                    lost.set()
+                    segment_stop.set()
+                    return
+                own.renewed(changed, sent)
+
+        async def renew_now_and_then() -> None:
+            while not lost.is_set():
+                await asyncio.sleep(self._lease_seconds / 3)
+                await change(self._leases.renew)
+
+        async def read_page(start: int) -> tuple[list[SourceUser], int | None]:
+            page = list(await self._source.read_page(start, batch_size, segment.highest))
+            following = next_start_after(page, batch_size)
+            return page, following if following is not None and following <= segment.highest else None
+
+        async def migrate_page(page: list[SourceUser]) -> BatchOutcome:
+            return await self._migration.migrate_users(page, False, fence=fence)
+
+        async def finish(page: list[SourceUser], outcome: BatchOutcome) -> None:
+            if not page:
+                return
+            position = checkpoints.after(page, outcome)
+            await change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
+            if lost.is_set():
+                raise LeaseLost(f"the lease on segment {segment.index} was lost before its checkpoint")
+            progress = tally.add(outcome)
+            if on_progress is not None:
+                on_progress(progress)
+
+        async def stopping() -> None:
+            if stop is not None:
+                await stop.wait()
+                segment_stop.set()
+
+        renewer = asyncio.create_task(renew_now_and_then())
+        watcher = asyncio.create_task(stopping())
+        try:
+            pump = PagePump(read_page, migrate_page, finish, self._prefetch, self._in_flight)
+            ended = await pump.run(own.lease.checkpoint, segment_stop)
+        except LeaseLost:
+            return "lost"
+        finally:
+            renewer.cancel()
+            watcher.cancel()
+            await asyncio.gather(renewer, watcher, return_exceptions=True)
+        if lost.is_set():
+            return "lost"
+        if ended.stopped_early:
+            await self._leases.release(own.lease)
+            return "stopped"
+        if checkpoints.first_unwritten is not None:
+            await self._leases.release(own.lease)  # the checkpoint stays before the failed write
+            return "failed"
+        await change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
+        return "lost" if lost.is_set() else "done"
+
+
+async def _sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+def boundaries_from(source: UserSource) -> Callable[[], Awaitable[list[int]]]:
+    """What a plan store asks for the first plan: the source split into `segments_for` its size."""
+
+    async def propose() -> list[int]:
+        return await source.segment_boundaries(segments_for(await source.count_users()))
+
+    return propose

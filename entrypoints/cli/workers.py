@@ -1,0 +1,134 @@
+"""`migrate --all` as a worker of the run, and `--workers N`: N such processes on this machine.
+
+Each worker process is an ordinary `user-migration migrate --all` (so N hosts run the same
+command, e.g. as the pods of a Kubernetes Job); this module starts N of them, waits, and adds
+up their summaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from domain.worker import WorkerSummary
+from entrypoints.cli.exit_codes import EXIT_OK
+from entrypoints.library import UserMigration
+
+_SUMMED = ("users_read", "migrated_count", "skipped_count", "failed_count", "segments_done", "lease_takes")
+_SUMMED_TOO = ("lease_steals", "leases_lost")
+
+
+def is_worker_run(arguments: argparse.Namespace) -> bool:
+    """Whether `migrate` runs as a worker of the run on leased segments: `--all` with `--workers`
+    or `--restart` (plain `--all` stays the single walk it has been, for now)."""
+    return bool(arguments.all and (arguments.workers is not None or arguments.restart))
+
+
+def worker_json(worked: WorkerSummary, summary_json: dict[str, Any]) -> dict[str, Any]:
+    """A worker's summary as JSON: the run's fields, and its leases."""
+    return {
+        **summary_json,
+        "worker": worked.worker,
+        "run": worked.run,
+        "segments_done": worked.segments_done,
+        "lease_takes": worked.lease_takes,
+        "lease_steals": worked.lease_steals,
+        "leases_lost": worked.leases_lost,
+        "unfinished_segments": worked.unfinished_segments,
+    }
+
+
+def print_worker_summary(worked: WorkerSummary, summary_json: dict[str, Any], as_json: bool) -> None:
+    """One worker's summary, for people or as JSON."""
+    fields = worker_json(worked, summary_json)
+    if as_json:
+        print(json.dumps(fields))
+        return
+    _print_human(fields)
+
+
+def _print_human(fields: dict[str, Any]) -> None:
+    seconds = fields["processing_time_ms"] / 1000
+    rate = fields["users_read"] / seconds if seconds > 0 else 0
+    print(
+        f"Run {fields['run']}: migrated {fields['migrated_count']:,} users, skipped {fields['skipped_count']:,} "
+        f"already in DynamoDB, failed {fields['failed_count']:,} (read {fields['users_read']:,} in {seconds:.1f} s, "
+        f"{rate:,.0f} users/s); segments done here {fields['segments_done']}, leases taken "
+        f"{fields['lease_takes']} ({fields['lease_steals']} after expiring), lost {fields['leases_lost']}."
+    )
+    for error in fields["errors"][:20]:
+        print(f"  {error}", file=sys.stderr)
+    if fields["unfinished_segments"]:
+        print(
+            f"{fields['unfinished_segments']} segments of the run are unfinished (writes failed, or other "
+            "workers still at them); `user-migration migrate --all` again goes on with them."
+        )
+    else:
+        print("The run is finished; `user-migration migrate --all --restart` walks the source again.")
+
+
+async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -> int:
+    """Start `--workers` worker processes (after a `--restart` here, once), wait, add up."""
+    if arguments.restart:
+        await migration.restart_run()
+    command = [
+        sys.executable,
+        "-c",
+        "from entrypoints.cli.main import main; raise SystemExit(main())",
+        "migrate",
+        "--all",
+        "--json",
+        "--workers",
+        "1",
+        "--batch-size",
+        str(arguments.batch_size),
+    ]
+    if arguments.mapping:
+        command += ["--mapping", str(arguments.mapping)]
+    parts = [Path(f"{arguments.failed_out}.{n}") for n in range(arguments.workers)] if arguments.failed_out else []
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *command, *(["--failed-out", str(parts[n])] if parts else []), stdout=asyncio.subprocess.PIPE
+        )
+        for n in range(arguments.workers)
+    ]
+    results = await asyncio.gather(*(process.communicate() for process in processes))
+    summaries: list[dict[str, Any]] = []
+    for process, (out, _) in zip(processes, results, strict=True):
+        lines = out.decode().strip().splitlines()
+        if lines:
+            summaries.append(json.loads(lines[-1]))
+        else:
+            print(f"a worker ended with exit code {process.returncode} and no summary", file=sys.stderr)
+    if parts:
+        _join_parts(Path(arguments.failed_out), parts)
+    total = _added_up(summaries)
+    total["workers"] = summaries
+    if arguments.json:
+        print(json.dumps(total))
+    else:
+        _print_human(total)
+    return max([process.returncode or EXIT_OK for process in processes], default=EXIT_OK)
+
+
+def _join_parts(path: Path, parts: list[Path]) -> None:
+    """The workers' failed-user files, as one."""
+    path.write_text("".join(part.read_text() for part in parts if part.exists()))
+    for part in parts:
+        part.unlink(missing_ok=True)
+
+
+def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in (*_SUMMED, *_SUMMED_TOO)}
+    total["failed_user_ids"] = sorted(i for s in summaries for i in s.get("failed_user_ids", []))
+    total["errors"] = [error for s in summaries for error in s.get("errors", [])]
+    total["processing_time_ms"] = max((s.get("processing_time_ms", 0) for s in summaries), default=0)
+    total["run"] = max((s.get("run", 0) for s in summaries), default=0)
+    total["unfinished_segments"] = min((s.get("unfinished_segments", 0) for s in summaries), default=0)
+    total["dry_run"] = False
+    total["stopped_early"] = any(s.get("stopped_early") for s in summaries)
+    return total

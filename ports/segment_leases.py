@@ -1,0 +1,54 @@
+"""Leases on segments of the id space: how the workers of one run share it.
+
+The protocol is the Kinesis Client Library's lease table: one record per segment with its owner,
+a lease counter that only grows, and the segment's checkpoint. Every change is conditional on the
+counter the changer last saw and adds one to it, so two workers can never both believe they took,
+renewed or checkpointed the same lease; expiry is judged by each worker on its own monotonic
+clock (a counter unchanged for a lease period), never by comparing wall clocks.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from domain.segments import SegmentLease, SegmentPlan
+
+
+class SegmentLeases(abc.ABC):
+    """The lease table of the runs over one pair of tables."""
+
+    @abc.abstractmethod
+    async def plan(self) -> SegmentPlan:
+        """The segments (made once, from the source's distribution, by whoever asks first)."""
+
+    @abc.abstractmethod
+    async def run_number(self) -> int:
+        """The current run: 1 for the first, one more at each `restart`."""
+
+    @abc.abstractmethod
+    async def restart(self, seen_run: int) -> int:
+        """Begin a new run (every segment pending again from its lowest id) unless the run is no
+        longer `seen_run` (another worker restarted it meanwhile): the current run's number."""
+
+    @abc.abstractmethod
+    async def leases(self) -> list[SegmentLease]:
+        """Every segment's lease in the current run, in segment order (a segment not yet worked
+        on in this run is pending from its lowest id)."""
+
+    @abc.abstractmethod
+    async def take(self, lease: SegmentLease, worker: str) -> SegmentLease | None:
+        """Own `lease` as `worker`, if it is still as seen (same counter); None when someone else
+        changed it first."""
+
+    @abc.abstractmethod
+    async def renew(self, lease: SegmentLease) -> SegmentLease | None:
+        """Keep owning `lease`; None when it was lost (taken by another worker after expiring)."""
+
+    @abc.abstractmethod
+    async def checkpoint(self, lease: SegmentLease, next_user_id: int, done: bool = False) -> SegmentLease | None:
+        """Record the segment's checkpoint (and renew); with `done` the segment is finished and
+        its lease let go. None when the lease was lost: nothing is recorded."""
+
+    @abc.abstractmethod
+    async def release(self, lease: SegmentLease) -> None:
+        """Let go of `lease` (the checkpoint stays), so another worker may take it at once."""

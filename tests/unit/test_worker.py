@@ -1,0 +1,121 @@
+"""Workers of one run sharing the segments, on the in-memory adapters."""
+
+from __future__ import annotations
+
+import asyncio
+
+import attrs
+
+from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from adapters.memory_leases import InMemorySegmentLeases
+from domain.leases import LeaseObserver, OwnLease, choose_lease
+from domain.migration import Migration
+from domain.segments import SegmentLease, SegmentPlan, quantile_boundaries, segments_for
+from domain.worker import SegmentWorker
+from tests.factories import valid_user
+
+
+class CountingSource(InMemoryUserSource):
+    def __init__(self, users):
+        super().__init__(users)
+        self.reads: list[int] = []
+
+    async def read_page(self, start_user_id, limit, highest=2**63 - 1):
+        page = await super().read_page(start_user_id, limit, highest)
+        self.reads.extend(user.id for user in page)
+        return page
+
+
+def wired(user_ids, segments=16):
+    source = CountingSource([valid_user(i) for i in user_ids])
+    target, state = InMemoryUserTarget(), InMemoryMigrationState()
+
+    async def propose():
+        return await source.segment_boundaries(segments)
+
+    leases = InMemorySegmentLeases(propose)
+    migration = Migration(source, target, state)
+    return source, target, state, leases, migration
+
+
+def test_a_plan_covers_every_id_once_and_splits_skewed_ids_evenly():
+    ids = sorted({3**k for k in range(1, 39)} | set(range(1, 200)))  # dense low ids, sparse huge ones
+    plan = SegmentPlan.from_boundaries(quantile_boundaries(ids, 8))
+    sizes = [sum(1 for i in ids if i in segment) for segment in plan]
+    assert sum(sizes) == len(ids)
+    assert max(sizes) - min(sizes) <= 2
+    assert plan[0].lowest == 0
+    assert plan[len(plan) - 1].highest == 2**63 - 1
+    assert all(plan[i].highest + 1 == plan[i + 1].lowest for i in range(len(plan) - 1))
+    assert plan.covering(plan[2].lowest, plan[4].lowest) == [plan[2], plan[3], plan[4]]
+    assert segments_for(0) == 1
+    assert segments_for(2_000) == 4
+    assert segments_for(100_000) == 16
+    assert segments_for(10_000_000) == 200
+    assert segments_for(10**9) == 1024
+
+
+async def test_four_workers_read_each_user_once_and_count_exactly():
+    user_ids = [*range(1, 3001), *(2**40 + 7 * k for k in range(500))]
+    source, target, state, leases, migration = wired(user_ids)
+    workers = [SegmentWorker(source, leases, migration, worker=f"w{n}") for n in range(4)]
+    summaries = await asyncio.gather(*(w.run(batch_size=100) for w in workers))
+    assert sorted(source.reads) == sorted(user_ids)
+    assert sum(s.summary.users_read for s in summaries) == len(user_ids)
+    assert sum(s.summary.migrated for s in summaries) == len(user_ids) == len(target.items)
+    assert (await state.read_progress()).migrated_users == len(user_ids)
+    assert sum(s.segments_done for s in summaries) == 16
+    assert all(s.unfinished_segments == 0 for s in summaries)
+    assert all(lease.done for lease in await leases.leases())
+
+
+async def test_a_finished_run_is_not_walked_again_unless_restarted():
+    source, _target, state, leases, migration = wired(range(1, 501))
+    await SegmentWorker(source, leases, migration).run(batch_size=50)
+    again = await SegmentWorker(source, leases, migration).run(batch_size=50)
+    assert again.summary.users_read == 0
+    assert again.run == 1
+    restarted = await SegmentWorker(source, leases, migration).run(batch_size=50, restart=True)
+    assert (restarted.run, restarted.summary.users_read, restarted.summary.skipped) == (2, 500, 500)
+    assert (await state.read_progress()).migrated_users == 500
+
+
+async def test_a_worker_that_lost_its_lease_writes_nothing_more_and_claims_only_its_checkpoints():
+    source, target, state, leases, migration = wired(range(1, 201), segments=1)
+    now = [0.0]
+    worker = SegmentWorker(source, leases, migration, worker="stale", lease_seconds=10, clock=lambda: now[0])
+    pages = 0
+    real_migrate = migration.migrate_users
+
+    async def migrate_then_pause(users, dry_run, rewrite=False, fence=lambda: None):
+        nonlocal pages
+        pages += 1
+        if pages == 3:
+            now[0] += 60  # paused past its lease before the third page's write
+        return await real_migrate(users, dry_run, rewrite, fence)
+
+    migration.migrate_users = migrate_then_pause  # type: ignore[method-assign]
+    result = await asyncio.wait_for(worker.run(batch_size=20), 5)
+    # Pages 1 and 2 were written and checkpointed; page 3 was fenced off before its write (40
+    # items when the lease was found lost); the worker then took the segment again through the
+    # lease table, like any other worker would, and finished it from its checkpoint, once.
+    assert (result.leases_lost, result.lease_takes, result.segments_done) == (1, 2, 1)
+    assert result.summary.migrated == 200 == len(target.items)
+    assert (await state.read_progress()).migrated_users == 200
+
+
+def test_only_free_or_expired_leases_of_others_are_chosen():
+    plan = SegmentPlan.from_boundaries([10, 20])
+    observer = LeaseObserver(lease_seconds=10)
+    busy = [SegmentLease(plan[i], 1, "other", 5) for i in range(3)]
+    observer.observe(busy, now=0)
+    rng = __import__("random").Random(1)
+    assert choose_lease(busy, observer, "me", now=9.9, rng=rng) is None
+    assert choose_lease(busy, observer, "me", now=10, rng=rng) in busy
+    renewed = [attrs.evolve(busy[0], counter=6), *busy[1:]]
+    observer.observe(renewed, now=10)
+    assert choose_lease(renewed, observer, "me", now=15, rng=rng) in renewed[1:]
+    own = OwnLease(busy[0], lease_seconds=10)
+    own.renewed(busy[0], sent_at=100)
+    assert own.valid(107)
+    assert not own.valid(107.5)
