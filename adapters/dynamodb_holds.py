@@ -4,9 +4,10 @@ Everything lives in one item of the state table (each segment of the id space ha
 `dynamodb_state`), changed only by conditional writes on its `version` (optimistic concurrency),
 so every step is either applied once or not at all:
 
-- take: add `holds.<id> = {lo, hi, expires, writing}` if no live hold overlaps lo..hi. Holds
-  that expired (their process died) are dropped, and the ids they were writing — with the
-  `unsettled` ids — pass to the new hold as `inherited`, for it to look at and count.
+- take: add `holds.<id> = {lo, hi, expires, writing}` if no live hold overlaps lo..hi.
+  Overlapping holds that expired (their process died) are dropped, and the ids they were
+  writing — with the `unsettled` ids — pass to the new hold as `inherited`, for it to look at
+  and count. Expired holds of other ranges stay for their holder to settle (it may only be slow).
 - intend: append the ids about to be written to `holds.<id>.writing` (and renew the lease).
 - intend a removal: append the ids whose items are about to be deleted to `holds.<id>.removing`;
   they pass on like `writing` (as `unsettled_removals`, inherited as `inherited_removals`).
@@ -193,12 +194,15 @@ class ProgressLedger:
             live: dict[str, Any] = {}
             for other, entry in item.get("holds", {}).get("M", {}).items():
                 fields = entry["M"]
-                if float(fields["expires"]["N"]) < now:
-                    inherited |= stored_ids(fields.get("writing"))  # its holder died: now ours to settle
+                if lowest <= int(fields["hi"]["N"]) and int(fields["lo"]["N"]) <= highest:
+                    if float(fields["expires"]["N"]) >= now:
+                        return None
+                    # Its holder died (or stalled past its lease): its intent is now ours to settle.
+                    inherited |= stored_ids(fields.get("writing"))
                     inherited_removals |= stored_ids(fields.get("removing"))
                     continue
-                if lowest <= int(fields["hi"]["N"]) and int(fields["lo"]["N"]) <= highest:
-                    return None
+                # A hold of other users stays, expired or not: its holder, if alive, still
+                # settles it, and whoever next holds those users inherits it otherwise.
                 live[other] = entry
             live[hold_id] = {
                 "M": {

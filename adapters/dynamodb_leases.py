@@ -18,7 +18,7 @@ from adapters.dynamodb_plan import PlanStore, segment_key
 from adapters.dynamodb_state import read_items
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from domain.segments import SegmentLease, SegmentPlan
-from ports.segment_leases import SegmentLeases
+from ports.segment_leases import LeaseActivity, SegmentLeases
 
 _FIELDS = "lease_run, lease_owner, lease_counter, lease_checkpoint, lease_done"
 
@@ -70,9 +70,12 @@ class DynamoDbSegmentLeases(SegmentLeases):
         plan = await self.plan()
         return _lease(plan, lease.segment.index, lease.run, response.get("Item"))
 
-    async def _change(self, seen: SegmentLease, wanted: SegmentLease, owned: bool) -> SegmentLease | None:
+    async def _change(
+        self, seen: SegmentLease, wanted: SegmentLease, owned: bool, stolen: bool | None = None
+    ) -> SegmentLease | None:
         """Move the lease from `seen` to `wanted` (counter + 1) if it is still as seen; with
-        `owned`, only while `seen.owner` owns it in `seen.run`."""
+        `owned`, only while `seen.owner` owns it in `seen.run`. A take (`stolen` not None) is
+        added to the segment's tallies in the same write."""
         values: dict[str, Any] = {
             ":next": {"N": str(wanted.counter)},
             ":run": {"N": str(wanted.run)},
@@ -85,6 +88,10 @@ class DynamoDbSegmentLeases(SegmentLeases):
             values[":owner"] = {"S": wanted.owner}
         else:
             update += " REMOVE lease_owner"
+        if stolen is not None:
+            update += " ADD lease_takes :one, lease_steals :stolen"
+            values[":one"] = {"N": "1"}
+            values[":stolen"] = {"N": "1" if stolen else "0"}
         if seen.counter == 0:
             condition = "attribute_not_exists(lease_counter)"
         else:
@@ -110,7 +117,8 @@ class DynamoDbSegmentLeases(SegmentLeases):
         return wanted
 
     async def take(self, lease: SegmentLease, worker: str) -> SegmentLease | None:
-        return await self._change(lease, attrs.evolve(lease, owner=worker, counter=lease.counter + 1), owned=False)
+        wanted = attrs.evolve(lease, owner=worker, counter=lease.counter + 1)
+        return await self._change(lease, wanted, owned=False, stolen=lease.owner not in (None, worker))
 
     async def renew(self, lease: SegmentLease) -> SegmentLease | None:
         return await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1), owned=True)
@@ -127,3 +135,13 @@ class DynamoDbSegmentLeases(SegmentLeases):
 
     async def release(self, lease: SegmentLease) -> None:
         await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1, owner=None), owned=True)
+
+    async def activity(self) -> LeaseActivity:
+        plan = await self.plan()
+        items = await read_items(
+            self._client, self._table, [segment_key(s.index) for s in plan], "lease_takes, lease_steals"
+        )
+        return LeaseActivity(
+            sum(int(item.get("lease_takes", {"N": "0"})["N"]) for item in items),
+            sum(int(item.get("lease_steals", {"N": "0"})["N"]) for item in items),
+        )

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import attrs
 
 from domain.segments import SegmentLease, SegmentPlan
-from ports.segment_leases import SegmentLeases
+from ports.segment_leases import LeaseActivity, SegmentLeases
 
 
 class InMemorySegmentLeases(SegmentLeases):
@@ -19,6 +19,7 @@ class InMemorySegmentLeases(SegmentLeases):
         self._plan: SegmentPlan | None = None
         self._run = 1
         self._stored: dict[int, SegmentLease] = {}
+        self._activity = LeaseActivity()
 
     async def plan(self) -> SegmentPlan:
         if self._plan is None:
@@ -53,7 +54,14 @@ class InMemorySegmentLeases(SegmentLeases):
         return wanted
 
     async def take(self, lease: SegmentLease, worker: str) -> SegmentLease | None:
-        return self._change(lease, attrs.evolve(lease, owner=worker, counter=lease.counter + 1), owned=False)
+        taken = self._change(lease, attrs.evolve(lease, owner=worker, counter=lease.counter + 1), owned=False)
+        if taken is not None:
+            stolen = lease.owner not in (None, worker)
+            self._activity = LeaseActivity(self._activity.takes + 1, self._activity.steals + stolen)
+        return taken
+
+    async def activity(self) -> LeaseActivity:
+        return self._activity
 
     async def renew(self, lease: SegmentLease) -> SegmentLease | None:
         return self._change(lease, attrs.evolve(lease, counter=lease.counter + 1), owned=True)

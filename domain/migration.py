@@ -369,15 +369,22 @@ class Migration:
     ) -> tuple[WriteOutcome, set[int]]:
         """The live-safe write: each item only where none exists, decided by the target itself, so
         an item an application writes meanwhile is never replaced. Returns what was written and
-        the users found stored already."""
-        await hold.intend([user.user_id for user in users])
-        fence()
-        outcome = await self._target.write_users_if(users, WriteRule.ABSENT)
+        the users found stored already.
+
+        Only the users not stored yet are intended: whoever inherits the intent of a holder that
+        died counts those of them it then finds stored, which must not be users counted before."""
+        stored = await self._target.existing_user_ids([user.user_id for user in users])
+        absent = [user for user in users if user.user_id not in stored]
+        outcome = ConditionalWriteOutcome()
+        if absent:
+            await hold.intend([user.user_id for user in absent])
+            fence()
+            outcome = await self._target.write_users_if(absent, WriteRule.ABSENT)
         landed = await self._inherited_landed(before) | set(outcome.written)
         await hold.settle(
             landed, unsure=outcome.failed.keys(), removed=before.removed, **attempt.failing(outcome.failed)
         )
-        return WriteOutcome(outcome.written, outcome.failed), set(outcome.refused)
+        return WriteOutcome(outcome.written, outcome.failed), stored | set(outcome.refused)
 
     @staticmethod
     def _report(

@@ -27,6 +27,7 @@ from domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
 from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
 from domain.verify_request import VerifyPageRequest
 from domain.worker import SegmentWorker, WorkerSummary
+from domain.write_budget import BudgetSnapshot, TokenBucketBudget
 from entrypoints.settings import load_settings
 from ports.segment_leases import SegmentLeases
 
@@ -181,6 +182,11 @@ class UserMigration:
         if worker is not None:
             segment_worker.worker = worker
         return await segment_worker.run(batch_size, restart, on_progress, stop)
+
+    async def budget_snapshot(self) -> BudgetSnapshot:
+        """What this process spent of the write budget so far, and may spend now."""
+        budget: TokenBucketBudget = await resolve(self.container.write_budget())
+        return budget.snapshot()
 
     async def restart_run(self) -> int:
         """Begin a new run over the whole source (unless another process just did): its number."""

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 import abc
 
+import attrs
+
 from domain.segments import SegmentLease, SegmentPlan
+
+
+@attrs.frozen
+class LeaseActivity:
+    """Leases taken over all runs, and of those the ones taken after their owner's expired."""
+
+    takes: int = 0
+    steals: int = 0
 
 
 class SegmentLeases(abc.ABC):
@@ -52,3 +62,7 @@ class SegmentLeases(abc.ABC):
     @abc.abstractmethod
     async def release(self, lease: SegmentLease) -> None:
         """Let go of `lease` (the checkpoint stays), so another worker may take it at once."""
+
+    @abc.abstractmethod
+    async def activity(self) -> LeaseActivity:
+        """The takes and steals of every worker so far (for the metrics)."""

@@ -1,4 +1,4 @@
-"""The `migrate` and `stats` commands: the library's use cases, printed for people or as JSON."""
+"""The `migrate` command: the library's use cases, printed for people or as JSON."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import attrs
 
 from domain.errors import UserNotFound
 from domain.migration_run import RunSummary
@@ -226,7 +224,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
         summary = worked.summary
         if arguments.failed_out is not None:
             _write_failures(arguments.failed_out, summary)
-        print_worker_summary(worked, _summary_json(summary), arguments.json)
+        print_worker_summary(worked, _summary_json(summary), arguments.json, await migration.budget_snapshot())
         if summary.stopped_early:
             return EXIT_INTERRUPTED
         return EXIT_USERS_FAILED if summary.failed or worked.unfinished_segments else EXIT_OK
@@ -253,14 +251,3 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
     if summary.stopped_early:
         return EXIT_INTERRUPTED
     return EXIT_USERS_FAILED if summary.failed else EXIT_OK
-
-
-async def stats(migration: UserMigration, arguments: argparse.Namespace) -> int:
-    """Print the statistics as a table or JSON."""
-    current = await migration.stats()
-    if arguments.json:
-        print(json.dumps(report_json(current)))
-        return EXIT_OK
-    for name, value in attrs.asdict(current).items():
-        print(f"{name:<24}{'-' if value is None else f'{value:,}'}")
-    return EXIT_OK

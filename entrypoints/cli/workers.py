@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from domain.worker import WorkerSummary
+from domain.write_budget import BudgetSnapshot
 from entrypoints.cli.exit_codes import EXIT_OK
 from entrypoints.library import UserMigration
 
 _SUMMED = ("users_read", "migrated_count", "skipped_count", "failed_count", "segments_done", "lease_takes")
-_SUMMED_TOO = ("lease_steals", "leases_lost")
+_SUMMED_TOO = ("lease_steals", "leases_lost", "write_units_spent", "write_throttled")
 
 
 def is_worker_run(arguments: argparse.Namespace) -> bool:
@@ -28,9 +29,13 @@ def is_worker_run(arguments: argparse.Namespace) -> bool:
     return bool(arguments.all and (arguments.workers is not None or arguments.restart))
 
 
-def worker_json(worked: WorkerSummary, summary_json: dict[str, Any]) -> dict[str, Any]:
-    """A worker's summary as JSON: the run's fields, and its leases."""
+def worker_json(
+    worked: WorkerSummary, summary_json: dict[str, Any], budget: BudgetSnapshot | None = None
+) -> dict[str, Any]:
+    """A worker's summary as JSON: the run's fields, its leases and what it spent of the budget."""
+    spent = {"write_units_spent": budget.units_spent, "write_throttled": budget.throttled} if budget else {}
     return {
+        **spent,
         **summary_json,
         "worker": worked.worker,
         "run": worked.run,
@@ -42,9 +47,11 @@ def worker_json(worked: WorkerSummary, summary_json: dict[str, Any]) -> dict[str
     }
 
 
-def print_worker_summary(worked: WorkerSummary, summary_json: dict[str, Any], as_json: bool) -> None:
+def print_worker_summary(
+    worked: WorkerSummary, summary_json: dict[str, Any], as_json: bool, budget: BudgetSnapshot | None = None
+) -> None:
     """One worker's summary, for people or as JSON."""
-    fields = worker_json(worked, summary_json)
+    fields = worker_json(worked, summary_json, budget)
     if as_json:
         print(json.dumps(fields))
         return
@@ -60,6 +67,11 @@ def _print_human(fields: dict[str, Any]) -> None:
         f"{rate:,.0f} users/s); segments done here {fields['segments_done']}, leases taken "
         f"{fields['lease_takes']} ({fields['lease_steals']} after expiring), lost {fields['leases_lost']}."
     )
+    if "write_units_spent" in fields:
+        print(
+            f"Write units spent on the users table: {fields['write_units_spent']:,.0f} "
+            f"(throttled {fields['write_throttled']:,} times)."
+        )
     for error in fields["errors"][:20]:
         print(f"  {error}", file=sys.stderr)
     if fields["unfinished_segments"]:

@@ -20,6 +20,7 @@ from entrypoints.http.keys import (
     METRICS,
     MIGRATION,
     READINESS,
+    SEGMENT_LEASES,
     STATISTICS,
     WRITE_BUDGET,
     Dependencies,
@@ -41,6 +42,7 @@ def _lifecycle(container: Container, grace_seconds: float) -> Callable[[web.Appl
         app[MIGRATION] = await resolve(container.migration())
         # The process's one write budget, the batch endpoint's writes spend from it (for the metrics).
         app[WRITE_BUDGET] = await resolve(container.write_budget())
+        app[SEGMENT_LEASES] = await resolve(container.segment_leases())
         app[DEPENDENCIES] = Dependencies(
             await resolve(container.user_source()),
             await resolve(container.user_target()),

@@ -14,6 +14,7 @@ from domain.differences import LatestVerification, Problem
 from domain.report import MigrationReport
 from domain.write_budget import BudgetSnapshot
 from entrypoints.http.budget_metrics import BudgetCollector
+from entrypoints.http.segment_metrics import SegmentsCollector
 from entrypoints.http.stats_metrics import StatisticsCollector
 from entrypoints.http.sync_metrics import SyncCollector
 
@@ -111,6 +112,8 @@ class MigrationMetrics:
         self.registry.register(self.sync)
         self.statistics = StatisticsCollector()
         self.registry.register(self.statistics)
+        self.segments = SegmentsCollector()
+        self.registry.register(self.segments)
 
     def record_batch(self, report: MigrationReport, mode: str) -> None:
         """Count one migration request and its users."""

@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from domain.errors import DependencyUnavailable, SetupError
-from entrypoints.http.keys import DEPENDENCIES, METRICS, READINESS, STATISTICS
+from entrypoints.http.keys import DEPENDENCIES, METRICS, READINESS, SEGMENT_LEASES, STATISTICS
 
 READINESS_TIMEOUT_SECONDS = 5.0
 
@@ -52,4 +52,7 @@ async def metrics(request: web.Request) -> web.Response:
     statistics = request.app.get(STATISTICS)
     if statistics is not None:
         await request.app[METRICS].statistics.refresh(statistics)
+    leases = request.app.get(SEGMENT_LEASES)
+    if leases is not None:
+        await request.app[METRICS].segments.refresh(leases)
     return web.Response(body=request.app[METRICS].exposition(), content_type="text/plain", charset="utf-8")

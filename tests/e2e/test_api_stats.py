@@ -92,3 +92,12 @@ async def test_metrics_show_the_statistics_from_the_kept_count(live: LiveService
     as_of = parse_timestamp(stats["total_postgres_users_as_of"]).timestamp()
     line = next(line for line in text.splitlines() if line.startswith("user_migration_total_postgres_users_as_of"))
     assert float(line.split()[1]) >= as_of
+
+
+async def test_metrics_show_the_runs_segments_from_the_lease_table(live: LiveService):
+    seed(live)  # 10 users: one segment, pending until a worker takes it
+    text = await (await live.client.get("/metrics", headers=AUTH)).text()
+    assert 'user_migration_segments{state="pending"} 1.0' in text
+    assert 'user_migration_segments{state="done"} 0.0' in text
+    assert "user_migration_run 1.0" in text
+    assert "user_migration_lease_takes_total 0.0" in text

@@ -12,6 +12,7 @@ from domain.leases import LeaseObserver, OwnLease, choose_lease
 from domain.migration import Migration
 from domain.segments import SegmentLease, SegmentPlan, quantile_boundaries, segments_for
 from domain.worker import SegmentWorker
+from entrypoints.http.segment_metrics import SegmentsCollector
 from tests.factories import valid_user
 
 
@@ -119,3 +120,50 @@ def test_only_free_or_expired_leases_of_others_are_chosen():
     own.renewed(busy[0], sent_at=100)
     assert own.valid(107)
     assert not own.valid(107.5)
+
+
+async def test_the_metrics_show_segments_by_state_and_the_lease_takes_and_steals():
+    source, _target, _state, leases, migration = wired(range(1, 1001), segments=4)
+    collector = SegmentsCollector()
+    await collector.refresh(leases)
+    assert metric_values(collector)["user_migration_segments"] == {"pending": 4, "leased": 0, "done": 0}
+    plan = await leases.plan()
+    dead = await leases.take((await leases.leases())[0], "dead")  # a worker that then died
+    assert dead is not None
+    assert dead.segment == plan[0]
+    now = [0.0]
+
+    async def later() -> None:
+        now[0] += 100  # the dead worker's lease expires while the survivor waits
+
+    survivor = SegmentWorker(source, leases, migration, worker="survivor", lease_seconds=10, clock=lambda: now[0])
+    ticking = asyncio.create_task(tick(later))
+    try:
+        summary = await asyncio.wait_for(survivor.run(batch_size=100), 5)
+    finally:
+        ticking.cancel()
+    assert (summary.lease_steals, summary.segments_done) == (1, 4)
+    await collector.refresh(leases)
+    values = metric_values(collector)
+    assert values["user_migration_segments"] == {"pending": 0, "leased": 0, "done": 4}
+    # The dead worker's take, and the survivor's (its own leases run out too, as the clock jumps).
+    assert values["user_migration_lease_takes"] == 1 + summary.lease_takes
+    assert values["user_migration_lease_steals"] == 1
+    assert values["user_migration_run"] == 1
+
+
+async def tick(step) -> None:
+    while True:
+        await asyncio.sleep(0.01)
+        await step()
+
+
+def metric_values(collector: SegmentsCollector) -> dict:
+    values: dict = {}
+    for family in collector.collect():
+        for sample in family.samples:
+            if "state" in sample.labels:
+                values.setdefault(family.name, {})[sample.labels["state"]] = sample.value
+            elif not sample.name.endswith("_created"):
+                values[family.name] = sample.value
+    return values

@@ -1,0 +1,183 @@
+"""Several `migrate --all --workers 1` processes (as on several hosts) share one run over leased
+segments, against the real servers: each user is read about once, counted exactly once, and a
+worker that dies or stalls leaves nothing uncounted and writes nothing after its lease."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_leases import DynamoDbSegmentLeases
+from adapters.dynamodb_plan import PlanStore
+from adapters.dynamodb_state import DynamoDbMigrationState
+from adapters.dynamodb_target import DynamoDbUserTarget
+from domain.request import MAX_USER_ID
+from tests.factories import valid_user
+from tests.faults.fault_proxy import FaultProxy
+from tests.real_adapters import fresh_environment, insert_users
+
+# Short leases, so that a dead worker's segments and holds pass on within seconds (a page's
+# writes take well under the holds' lease, even with 8 workers on one moto server).
+SEGMENT_LEASE = 4.0
+LEASES = {"SEGMENT_LEASE_SECONDS": str(SEGMENT_LEASE), "HOLD_LEASE_SECONDS": "10"}
+BATCH = 100
+INVALID = {17: {"email": "nope"}, 1_500: {"status": "archived"}}
+
+
+@pytest.fixture
+async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
+    return {**await fresh_environment(postgres_dsn, dynamodb_endpoint, dynamodb), **LEASES}
+
+
+def users(ids: list[int]) -> list:
+    return [valid_user(i, **INVALID.get(i, {})) for i in ids]
+
+
+async def start_worker(env: dict[str, str], *extra: str) -> asyncio.subprocess.Process:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "entrypoints.cli",
+        "migrate",
+        "--all",
+        "--workers",
+        "1",
+        "--batch-size",
+        str(BATCH),
+        "--json",
+        *extra,
+        env={**base, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def summary_of(process: asyncio.subprocess.Process) -> dict[str, Any]:
+    async with asyncio.timeout(240):
+        out, err = await process.communicate()
+    assert process.returncode in (0, 1), err.decode()[-2000:]
+    summary: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return summary
+
+
+async def stored(env: dict[str, str]) -> tuple[dict[int, dict[str, Any]], int]:
+    """(the items of the users table by id, the migrated_users counter)."""
+    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+        target = DynamoDbUserTarget(client, env["DYNAMODB_TABLE"])
+        ids = [i async for page in target.scan_user_ids(0, MAX_USER_ID) for i in page]
+        items = await target.read_items(ids)
+        progress = await DynamoDbMigrationState(client, env["DYNAMODB_STATE_TABLE"]).read_progress()
+    return items, progress.migrated_users
+
+
+async def counter(env: dict[str, str]) -> int:
+    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+        return (await DynamoDbMigrationState(client, env["DYNAMODB_STATE_TABLE"]).read_progress()).migrated_users
+
+
+async def wait_for_counter(env: dict[str, str], at_least: int, process: asyncio.subprocess.Process) -> None:
+    async with asyncio.timeout(120):
+        while await counter(env) < at_least:
+            assert process.returncode is None, "the worker ended before it was interrupted"
+            await asyncio.sleep(0.1)
+
+
+async def assert_exactly(env: dict[str, str], ids: list[int]) -> dict[int, dict[str, Any]]:
+    valid = set(ids) - set(INVALID)
+    items, migrated = await stored(env)
+    assert set(items) == valid
+    assert migrated == len(valid)
+    return items
+
+
+async def test_four_workers_share_the_run_and_read_each_user_once(env):
+    ids = list(range(1, 2_001))
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
+    processes = [await start_worker(env) for _ in range(4)]
+    summaries = [await summary_of(process) for process in processes]
+    await assert_exactly(env, ids)
+    read = sum(summary["users_read"] for summary in summaries)
+    # Each user once, give or take the pages of a lease taken over (none expire here).
+    assert len(ids) <= read <= len(ids) + 2 * BATCH, summaries
+    # A worker claims what it checkpointed; a page whose checkpoint came too late for its lease
+    # is read again by the segment's next owner and found stored (skipped), never counted twice.
+    claimed = sum(summary["migrated_count"] + summary["skipped_count"] for summary in summaries)
+    assert len(ids) - len(INVALID) <= claimed <= read - len(INVALID)
+    assert sum(summary["migrated_count"] for summary in summaries) <= len(ids) - len(INVALID)
+    assert sorted(i for summary in summaries for i in summary["failed_user_ids"]) == sorted(INVALID)
+    assert sum(summary["segments_done"] for summary in summaries) == 4  # 2,000 users: 4 segments
+    assert all(summary["unfinished_segments"] == 0 for summary in summaries)
+    assert sum(summary["segments_done"] > 0 for summary in summaries) >= 2  # the work was shared
+    # What each spent of the write budget (unlimited here: counted, never waited for).
+    assert sum(summary["write_units_spent"] for summary in summaries) >= len(ids) - len(INVALID)
+
+    again = await summary_of(await start_worker(env))  # the run is finished: nothing to read
+    assert (again["users_read"], again["segments_done"]) == (0, 0)
+    restarted = await summary_of(await start_worker(env, "--restart"))
+    assert (restarted["run"], restarted["users_read"], restarted["migrated_count"]) == (2, len(ids), 0)
+    assert restarted["skipped_count"] == len(ids) - len(INVALID)
+    await assert_exactly(env, ids)
+
+
+async def test_the_segments_of_a_worker_killed_with_sigkill_are_finished_by_the_others(env):
+    ids = list(range(1, 3_001))
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
+    doomed = await start_worker(env)
+    await wait_for_counter(env, 400, doomed)
+    survivors = [await start_worker(env) for _ in range(2)]
+    doomed.kill()
+    await doomed.wait()
+    summaries = [await summary_of(process) for process in survivors]
+    await assert_exactly(env, ids)
+    assert sum(summary["lease_steals"] for summary in summaries) >= 1, summaries  # the dead one's lease
+    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+        table = env["DYNAMODB_STATE_TABLE"]
+        activity = await DynamoDbSegmentLeases(client, table, PlanStore(client, table)).activity()
+    assert activity.steals >= 1  # what /metrics shows, from the lease table
+    assert activity.takes > sum(summary["lease_takes"] for summary in summaries)  # and the dead one's
+    assert all(summary["unfinished_segments"] == 0 for summary in summaries)
+
+
+async def test_eight_workers_over_sparse_64_bit_ids(env):
+    rng = random.Random(64)
+    ids = sorted(rng.sample(range(1, 2**63 - 1), 2_000))
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
+    processes = [await start_worker(env) for _ in range(8)]
+    summaries = [await summary_of(process) for process in processes]
+    await assert_exactly(env, ids)
+    # Boundaries from the ids themselves: 4 segments of about 500 users, not 4 slices of the id
+    # space (which would put every user in one).
+    assert sum(summary["segments_done"] for summary in summaries) == 4
+    assert len(ids) <= sum(summary["users_read"] for summary in summaries) <= len(ids) + 2 * BATCH
+
+
+async def test_a_worker_stalled_past_its_lease_writes_and_counts_nothing_more(env):
+    """Stalled: every answer it gets from DynamoDB comes later than its lease lasts (as for a
+    process paused by its host; SIGSTOP itself would stall the test's one-request-at-a-time moto
+    server with the stopped process's open request)."""
+    ids = list(range(1, 3_001))
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
+    url = urlparse(env["DYNAMODB_ENDPOINT_URL"])
+    with FaultProxy((url.hostname or "127.0.0.1", url.port or 80), http=True) as proxy:
+        stale = await start_worker({**env, "DYNAMODB_ENDPOINT_URL": proxy.url})
+        await wait_for_counter(env, 300, stale)
+        proxy.delay(SEGMENT_LEASE + 2)
+        other = await summary_of(await start_worker(env))
+        assert other["lease_steals"] >= 1, other
+        before = await assert_exactly(env, ids)
+        proxy.heal()
+        summary = await summary_of(stale)
+    after = await assert_exactly(env, ids)
+    assert after == before  # not one item written again once its lease had run out
+    assert summary["leases_lost"] >= 1, summary
+    # Each claims only what it checkpointed: between them, no user twice.
+    assert summary["migrated_count"] + other["migrated_count"] <= len(ids) - len(INVALID)
