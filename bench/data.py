@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -164,3 +165,16 @@ def change_source(dsn: str, table: str, count: int, percent: tuple[int, int, int
     finally:
         connection.close()
     return {"updated": updates, "inserted": inserts, "deleted": deletes}
+
+
+def fake_aws() -> None:
+    """Fake credentials: the benchmark can never reach a real account."""
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+    )
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(name, None)

@@ -55,7 +55,7 @@ from typing import Any
 import boto3
 
 from adapters.dynamodb_codec import encode_user
-from bench import contenders, data, report, wide_mapping, write_budget
+from bench import contenders, data, report, scale_out, wide_mapping, write_budget
 from bench import domain as domain_bench
 from bench import statistics as statistics_bench
 from bench.project import (
@@ -97,19 +97,6 @@ def _log(message: str) -> None:
 def _setting(name: str, default: int) -> int:
     text = os.environ.get(name, "").strip()
     return int(text) if text else default
-
-
-def _fake_aws() -> None:
-    """Fake credentials: the benchmark can never reach a real account."""
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_SESSION_TOKEN="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
-    )
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        os.environ.pop(name, None)
 
 
 class Tables:
@@ -529,7 +516,7 @@ def _results(bench: Bench, memory_run: ProjectRun, domain: dict[str, float], set
 
 
 def main() -> int:
-    _fake_aws()
+    data.fake_aws()
     users = _setting("BENCH_USERS", 20_000)
     live_users = min(_setting("BENCH_LIVE_USERS", 3000), users)
     repeats = _setting("BENCH_REPEATS", 3)
@@ -600,6 +587,10 @@ def main() -> int:
                         partial(write_budget.from_settings, postgres.dsn, dynamodb.endpoint_url),
                     )
                     _log(write_budget.describe(budget_run))
+                    scale_rows = _timed(
+                        "scale out: one run shared by 1, 2 and 4 worker processes",
+                        partial(scale_out.from_settings, postgres.dsn, dynamodb.endpoint_url),
+                    )
                 finally:
                     bench.drop_verified()
         finally:
@@ -637,6 +628,7 @@ def main() -> int:
     }
     results = _results(bench, memory_run, domain, setup)
     results["write_budget"] = write_budget.as_json(budget_run)
+    results["scale_out"] = scale_out.as_json(scale_rows)
     results["statistics_at_size"] = at_size
     report.write_json(results, RESULTS / "latest.json")
     (RESULTS / "latest.md").write_text(report.markdown(results))

@@ -23,7 +23,6 @@ BENCH_WRITE_BUDGET_PROCESSES (3).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -44,8 +43,9 @@ from aiohttp import ClientSession, web
 from adapters.dynamodb_spending import units_consumed
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from bench import data
+from bench.proxy_thread import serving
 from domain.write_budget import write_units_of
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
+from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_TABLE = "bench_users_budget"
@@ -116,36 +116,8 @@ class MeteringProxy:
 def metering_proxy(upstream: str, table: str) -> Iterator[tuple[str, MeteringProxy]]:
     """The proxy on a loopback port, in a thread with its own event loop; yields its URL and itself."""
     proxy = MeteringProxy(upstream, table)
-    port = free_port()
-    started = threading.Event()
-    stop: asyncio.Event | None = None
-    loop_holder: list[asyncio.AbstractEventLoop] = []
-
-    async def serve() -> None:
-        nonlocal stop
-        stop = asyncio.Event()
-        loop_holder.append(asyncio.get_running_loop())
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_post("/{tail:.*}", proxy.handle)
-        async with ClientSession() as session:
-            app["session"] = session
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            started.set()
-            await stop.wait()
-            await runner.cleanup()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
-    thread.start()
-    if not started.wait(20):
-        raise RuntimeError("the metering proxy did not start")
-    try:
-        yield f"http://127.0.0.1:{port}", proxy
-    finally:
-        assert stop is not None
-        loop_holder[0].call_soon_threadsafe(stop.set)
-        thread.join(10)
+    with serving(proxy.handle, "metering proxy") as url:
+        yield url, proxy
 
 
 @attrs.frozen
@@ -182,10 +154,11 @@ def _windows(writes: list[tuple[float, float]]) -> list[float]:
     return [total / WINDOW_SECONDS for total in sums]
 
 
-def _tables(endpoint_url: str) -> tuple[str, str]:
+def table_pair(endpoint_url: str, prefix: str = "bench_budget") -> tuple[str, str]:
+    """A new users table and state table (on demand), named `<prefix>_users_…`, `<prefix>_state_…`."""
     client = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name="us-east-1")
     suffix = uuid.uuid4().hex[:10]
-    users, state = f"bench_budget_users_{suffix}", f"bench_budget_state_{suffix}"
+    users, state = f"{prefix}_users_{suffix}", f"{prefix}_state_{suffix}"
     for name, key, kind in ((users, "user_id", "N"), (state, STATE_KEY_ATTRIBUTE, "S")):
         client.create_table(
             TableName=name,
@@ -199,7 +172,7 @@ def _tables(endpoint_url: str) -> tuple[str, str]:
 def measure(dsn: str, endpoint_url: str, budget: int, users: int, processes: int = 3) -> BudgetRun:
     """Seed `users` users, then run `processes` migrations at once with `--max-write-units budget`."""
     data.seed_source(dsn, SOURCE_TABLE, users)
-    users_table, state_table = _tables(endpoint_url)
+    users_table, state_table = table_pair(endpoint_url)
     with metering_proxy(endpoint_url, users_table) as (proxy_url, proxy), tempfile.TemporaryDirectory() as folder:
         environment = {
             **os.environ,

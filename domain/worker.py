@@ -165,9 +165,13 @@ class SegmentWorker:
                 own.renewed(changed, sent)
 
         async def renew_now_and_then() -> None:
+            # A third of a lease after the last renew, the checkpoints' included: a worker whose
+            # pages checkpoint often enough never sends a renew of its own.
             while not lost.is_set():
-                await asyncio.sleep(self._lease_seconds / 3)
-                await change(self._leases.renew)
+                renewed_until = own.valid_until
+                await asyncio.sleep(max(own.valid_until - self._clock() - self._lease_seconds * 5 / 12, 0.01))
+                if own.valid_until == renewed_until:
+                    await change(self._leases.renew)
 
         async def read_page(start: int) -> tuple[list[SourceUser], int | None]:
             page = list(await self._source.read_page(start, batch_size, segment.highest))
