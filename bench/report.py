@@ -228,6 +228,27 @@ def _sync_lines(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _scale_out_lines(results: dict[str, Any]) -> list[str]:
+    """The scale_out rows (`bench.scale_out`): users/s and state writes per 1,000 users by workers."""
+    rows = results.get("scale_out") or []
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### Scale-out (workers of one run)",
+        "",
+        "| workers | users/s | users read | state writes per 1,000 users | of which renewals | counter = items |",
+        "|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['workers']} | {row['users_per_second']:,.0f} | {row['users_read']:,} "
+            f"| {row['state_writes_per_1000_users']:.1f} | {row['lease_renewals_per_1000_users']:.1f} "
+            f"| {'yes' if row['ok'] else 'NO'} |"
+        )
+    return lines
+
+
 def _met(met: bool | None) -> str:
     if met is None:
         return NOT_MEASURED
@@ -282,6 +303,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Statistics (`GET /m2/migration/stats`, through the library) with "
         f"{results['statistics']['users']:,} users on both sides: {results['statistics']['milliseconds']:.1f} ms "
         "(one count on PostgreSQL, one read of the counters item on DynamoDB: no scan).",
+        *_scale_out_lines(results),
         "",
         "## Targets",
         "",
