@@ -40,7 +40,7 @@ from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from adapters.id_ranges import decode_ids, encode_ids
 from domain.errors import TargetUnavailable
-from ports.migration_state import UsersHold
+from ports.migration_state import NO_FAILURES, UNRECORDED_REASON, FailingUsers, UsersHold
 
 PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
 T = TypeVar("T")
@@ -85,12 +85,12 @@ class _DynamoDbHold(UsersHold):
         unsure: Collection[int] = (),
         removed: Collection[int] = (),
         unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
+        failed: FailingUsers = NO_FAILURES,
         succeeded: Collection[int] = (),
     ) -> None:
         await self._ledger.settle(
             self.hold_id,
-            Settlement(set(landed), set(unsure), set(removed), set(unsure_removed), set(failed), set(succeeded)),
+            Settlement(set(landed), set(unsure), set(removed), set(unsure_removed), dict(failed), set(succeeded)),
         )
         self.settled = True
 
@@ -103,8 +103,33 @@ class Settlement:
     unsure: set[int] = attrs.Factory(set)
     removed: set[int] = attrs.Factory(set)
     unsure_removed: set[int] = attrs.Factory(set)
-    failed: set[int] = attrs.Factory(set)
+    failed: dict[int, Collection[str]] = attrs.Factory(dict)
     succeeded: set[int] = attrs.Factory(set)
+
+
+def failing_of(item: dict[str, Any]) -> dict[int, tuple[str, ...]]:
+    """The failing users an item notes, with their reason codes (`failed_reasons`: code -> ids;
+    an id in `failed` under no code was noted by a version that kept none)."""
+    codes: dict[int, list[str]] = {user_id: [] for user_id in stored_ids(item.get("failed"))}
+    for code, ids in sorted(item.get("failed_reasons", {}).get("M", {}).items()):
+        for user_id in stored_ids(ids):
+            codes.setdefault(user_id, []).append(code)
+    return {user_id: tuple(found) or (UNRECORDED_REASON,) for user_id, found in sorted(codes.items())}
+
+
+def _failing_after(item: dict[str, Any], settlement: Settlement) -> tuple[set[int], dict[str, Any]]:
+    """The failing ids once `settlement` is applied to `item`, and `failed_reasons` to store."""
+    failing = (stored_ids(item.get("failed")) - settlement.succeeded) | set(settlement.failed)
+    by_code: dict[str, set[int]] = {}
+    kept = {
+        user_id: codes
+        for user_id, codes in failing_of(item).items()
+        if user_id in failing and user_id not in settlement.failed and UNRECORDED_REASON not in codes
+    }
+    for user_id, noted in [*kept.items(), *settlement.failed.items()]:
+        for code in noted:
+            by_code.setdefault(code, set()).add(user_id)
+    return failing, {"M": {code: _id_set(ids) for code, ids in sorted(by_code.items())}}
 
 
 class ProgressLedger:
@@ -261,18 +286,19 @@ class ProgressLedger:
             last = item.get("last_migrated_user_id")
             highest = max([*landed, *([int(last["N"])] if last else [])], default=None)
             count = int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed) - len(settlement.removed)
-            failing = (stored_ids(item.get("failed")) - settlement.succeeded) | settlement.failed
+            failing, reasons = _failing_after(item, settlement)
             values: dict[str, Any] = {
                 ":count": {"N": str(max(count, 0))},
                 ":unsettled": _id_set(stored_ids(item.get("unsettled")) | settlement.unsure),
                 ":unsettled_removals": _id_set(stored_ids(item.get("unsettled_removals")) | settlement.unsure_removed),
                 ":failed": _id_set(failing),
                 ":failed_count": {"N": str(len(failing))},
+                ":failed_reasons": reasons,
             }
             update = (
                 "SET migrated_users = :count, unsettled = :unsettled, "
                 "unsettled_removals = :unsettled_removals, failed = :failed, failed_count = :failed_count, "
-                "version = :next"
+                "failed_reasons = :failed_reasons, version = :next"
             )
             if highest is not None:
                 values[":last"] = {"N": str(highest)}

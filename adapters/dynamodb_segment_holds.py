@@ -8,13 +8,13 @@ only the unsettled segments' intents, which their next holders inherit as usual.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from adapters.dynamodb_holds import ProgressLedger, stored_ids
 from domain.segments import SegmentPlan
-from ports.migration_state import UsersHold
+from ports.migration_state import NO_FAILURES, FailingUsers, UsersHold
 
 
 class SegmentsHold(UsersHold):
@@ -43,13 +43,25 @@ class SegmentsHold(UsersHold):
         unsure: Collection[int] = (),
         removed: Collection[int] = (),
         unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
+        failed: FailingUsers = NO_FAILURES,
         succeeded: Collection[int] = (),
     ) -> None:
-        parts = [self._split(ids) for ids in (landed, unsure, removed, unsure_removed, failed, succeeded)]
+        landing, unsuring, removing, unsure_removing, failing, succeeding = (
+            self._split(ids) for ids in (landed, unsure, removed, unsure_removed, failed, succeeded)
+        )
+
+        def settle_segment(index: int, hold: UsersHold) -> Awaitable[None]:
+            return hold.settle(
+                landing.get(index, []),
+                unsuring.get(index, []),
+                removing.get(index, []),
+                unsure_removing.get(index, []),
+                failed={user_id: failed[user_id] for user_id in failing.get(index, [])},
+                succeeded=succeeding.get(index, []),
+            )
+
         outcomes = await asyncio.gather(
-            *(hold.settle(*(part.get(index, []) for part in parts)) for index, hold in self._holds.items()),
-            return_exceptions=True,
+            *(settle_segment(index, hold) for index, hold in self._holds.items()), return_exceptions=True
         )
         # Each settle ran to its end; a segment that could not settle hands its ids on as usual.
         for outcome in outcomes:
@@ -99,12 +111,22 @@ class WithEarlierLeftovers(UsersHold):
         unsure: Collection[int] = (),
         removed: Collection[int] = (),
         unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
+        failed: FailingUsers = NO_FAILURES,
         succeeded: Collection[int] = (),
     ) -> None:
-        sets = (landed, unsure, removed, unsure_removed, failed, succeeded)
-        await self._hold.settle(*([i for i in ids if i not in self._theirs] for ids in sets))
-        await self._earlier.settle(*([i for i in ids if i in self._theirs] for ids in sets))
+        for hold, theirs in ((self._hold, False), (self._earlier, True)):
+
+            def part(ids: Collection[int], theirs: bool = theirs) -> list[int]:
+                return [i for i in ids if (i in self._theirs) == theirs]
+
+            await hold.settle(
+                part(landed),
+                part(unsure),
+                part(removed),
+                part(unsure_removed),
+                failed={i: failed[i] for i in part(failed)},
+                succeeded=part(succeeded),
+            )
 
 
 def has_leftovers(item: dict[str, Any]) -> bool:

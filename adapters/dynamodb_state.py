@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.dynamodb_errors import target_errors
-from adapters.dynamodb_holds import PROGRESS_KEY, ProgressLedger
+from adapters.dynamodb_holds import PROGRESS_KEY, ProgressLedger, failing_of
 from adapters.dynamodb_plan import PlanStore, segment_key
 from adapters.dynamodb_segment_holds import WithEarlierLeftovers, has_leftovers, hold_across
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE, ensure_table_active
@@ -172,3 +172,9 @@ class DynamoDbMigrationState(MigrationState):
             changes_applied=_number(item, "changes_applied") or 0,
             failed_users=sum(_number(s, "failed_count") or 0 for s in segments),
         )
+
+    async def failing_users(self) -> dict[int, tuple[str, ...]]:
+        plan = await self._plans.plan()
+        keys = [segment_key(segment.index) for segment in plan]
+        segments = await read_items(self._client, self._table, keys, "failed, failed_reasons")
+        return dict(sorted(item for segment in segments for item in failing_of(segment).items()))

@@ -36,7 +36,7 @@ from domain.range_locks import UserRangeLocks
 from domain.request import MAX_USER_ID
 from domain.segments import quantile_boundaries
 from domain.versions import may_replace, stored_version, version_of
-from ports.migration_state import MigrationState, UsersHold
+from ports.migration_state import NO_FAILURES, FailingUsers, MigrationState, UsersHold
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
 
@@ -253,13 +253,14 @@ class _InMemoryHold(UsersHold):
         unsure: Collection[int] = (),
         removed: Collection[int] = (),
         unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
+        failed: FailingUsers = NO_FAILURES,
         succeeded: Collection[int] = (),
     ) -> None:
         self._state.count(landed)
         self._state.uncount(removed)
-        self._state.failed.difference_update(succeeded)
-        self._state.failed.update(failed)
+        for user_id in succeeded:
+            self._state.failed.pop(user_id, None)
+        self._state.failed.update({user_id: tuple(sorted(codes)) for user_id, codes in failed.items()})
         self._state.unsettled.update(unsure)
         self._state.unsettled_removals.update(unsure_removed)
         self.settled = True
@@ -274,8 +275,8 @@ class InMemoryMigrationState(MigrationState):
         # Ids whose writes (deletes) were never settled (their holder failed): the next holder looks.
         self.unsettled: set[int] = set()
         self.unsettled_removals: set[int] = set()
-        # Users whose latest attempt failed.
-        self.failed: set[int] = set()
+        # Users whose latest attempt failed, with its reason codes.
+        self.failed: dict[int, tuple[str, ...]] = {}
 
     def count(self, user_ids: Collection[int]) -> None:
         """Count these users as migrated (used by holds when they settle)."""
@@ -320,6 +321,9 @@ class InMemoryMigrationState(MigrationState):
 
     async def read_progress(self) -> MigrationProgress:
         return attrs.evolve(self._progress, failed_users=len(self.failed))
+
+    async def failing_users(self) -> dict[int, tuple[str, ...]]:
+        return dict(sorted(self.failed.items()))
 
     async def check_ready(self) -> None:
         return None

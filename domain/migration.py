@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -23,7 +24,7 @@ from domain.model import (
 from domain.range_locks import UserRangeLocks
 from domain.report import BatchOutcome, ChangeOutcome, MigrationReport, MigrationStats
 from domain.request import MAX_USER_ID, BatchRequest, MigrationRequest, SingleUserRequest
-from domain.rules import Reason, Rejection, UserPreparer
+from domain.rules import Reason, Rejection, UserPreparer, reason_code
 from domain.source_count import SourceCounter
 from domain.statistics import Statistics
 from domain.versions import stored_version
@@ -43,9 +44,12 @@ UNVERSIONED_ROW = "the row has no version: its item is only written where none e
 GONE_WHILE_WRITING = "deleted from DynamoDB while it was being written: left to the next pass"
 
 
+WRITE_FAILED = "write_failed"
+
+
 def _write_failures(failed: Mapping[int, str]) -> dict[int, tuple[str, ...]]:
     """Users whose write failed, each with the reason as a report shows it."""
-    return {user_id: (Reason("write_failed", f"Write failed: {reason}"),) for user_id, reason in failed.items()}
+    return {user_id: (Reason(WRITE_FAILED, f"Write failed: {reason}"),) for user_id, reason in failed.items()}
 
 
 @attrs.frozen
@@ -69,15 +73,21 @@ def _no_fence() -> None:
 
 @attrs.frozen
 class _Attempt:
-    """The users of one step: those prepared for writing, and those that failed validation."""
+    """The users of one step: those prepared for writing, and those that failed validation (with
+    their reasons)."""
 
     user_ids: Sequence[int]
-    invalid: set[int]
+    invalid: Mapping[int, Collection[str]]
 
-    def failing(self, write_failed: Collection[int]) -> dict[str, set[int]]:
-        """`settle`'s `failed` and `succeeded` once these writes failed."""
-        failed = self.invalid | set(write_failed)
-        return {"failed": failed, "succeeded": set(self.user_ids) - failed}
+    def failing(self, write_failed: Collection[int]) -> dict[str, Any]:
+        """`settle`'s `failed` (with reason codes) and `succeeded` once these writes failed."""
+        failed = {**failing_codes(self.invalid), **dict.fromkeys(write_failed, (WRITE_FAILED,))}
+        return {"failed": failed, "succeeded": set(self.user_ids) - set(failed)}
+
+
+def failing_codes(failures: Mapping[int, Collection[str]]) -> dict[int, tuple[str, ...]]:
+    """Failed users with the distinct codes of their reasons, sorted (as `settle` notes them)."""
+    return {user_id: tuple(sorted({reason_code(r) for r in reasons})) for user_id, reasons in failures.items()}
 
 
 def next_start_after(page: Sequence[SourceUser], batch_size: int) -> int | None:
@@ -180,7 +190,7 @@ class Migration:
         if dry_run:
             existing = await self._target.existing_user_ids(user_ids)
             return BatchOutcome(len(users), len(prepared) - len(existing), len(existing), failures)
-        invalid = set(failures)
+        invalid = dict(failures)
         async with self._holding([*user_ids, *invalid]) as (hold, before):
             # Once writing starts, the counters must follow the items: a caller that goes away
             # (a cancelled request, a shutdown) does not stop this step half-way.
@@ -225,7 +235,7 @@ class Migration:
             if failures:
                 await self._note_failing(failures)
             return ChangeOutcome(read=len(users), failures=failures)
-        attempt = _Attempt([user.user_id for user in prepared], set(failures))
+        attempt = _Attempt([user.user_id for user in prepared], dict(failures))
         async with self._holding([*attempt.user_ids, *attempt.invalid]) as (hold, before):
             created, replaced = await self._in_flight.run(self._apply_and_settle(hold, prepared, before, rule, attempt))
         refused = sorted(set(replaced.refused))
@@ -330,11 +340,13 @@ class Migration:
         stored = await self._target.read_items(user_ids) if user_ids else {}
         return {user_id for user_id, item in stored.items() if MIGRATION_DIGEST in item}
 
-    async def _note_failing(self, failures: Mapping[int, object]) -> None:
+    async def _note_failing(self, failures: Mapping[int, Collection[str]]) -> None:
         """Note users that failed validation (a page with nobody to write)."""
         async with self._holding(list(failures)) as (hold, before):
             await self._in_flight.run(
-                hold.settle(await self._inherited_landed(before), removed=before.removed, failed=failures.keys())
+                hold.settle(
+                    await self._inherited_landed(before), removed=before.removed, failed=failing_codes(failures)
+                )
             )
 
     def _prepare(

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
+from types import MappingProxyType
 
 from domain.model import ChangeCursor, MigrationProgress
+
+# A failing user's reason codes (`missing_email`, `write_failed`...), by user id.
+FailingUsers = Mapping[int, Collection[str]]
+NO_FAILURES: FailingUsers = MappingProxyType({})
+# The code of a failing user an earlier version noted without its reasons.
+UNRECORDED_REASON = "reason_not_recorded"
 
 
 class UsersHold(abc.ABC):
@@ -38,14 +45,15 @@ class UsersHold(abc.ABC):
         unsure: Collection[int] = (),
         removed: Collection[int] = (),
         unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
+        failed: FailingUsers = NO_FAILURES,
         succeeded: Collection[int] = (),
     ) -> None:
         """Count `landed` (written now, or inherited and found stored) and uncount `removed`
         (deleted now, or inherited and found gone) exactly once, clear the intent, and leave
         `unsure` writes and `unsure_removed` deletes (that failed and may or may not have
         happened) for a later holder to look at. `failed` users (their attempt failed validation
-        or writing) are noted as failing, `succeeded` ones no longer."""
+        or writing) are noted as failing with their reason codes (replacing those of an earlier
+        attempt), `succeeded` ones no longer."""
 
 
 class MigrationState(abc.ABC):
@@ -76,6 +84,11 @@ class MigrationState(abc.ABC):
         """Where `sync` goes on from (None before the first backfill marked it); a store that
         keeps it apart from the counters answers without reading them."""
         return (await self.read_progress()).change_cursor
+
+    @abc.abstractmethod
+    async def failing_users(self) -> dict[int, tuple[str, ...]]:
+        """Every user whose latest attempt failed, with its reason codes (sorted; `UNRECORDED_REASON`
+        for one noted by an earlier version, which kept no codes)."""
 
     @abc.abstractmethod
     async def check_ready(self) -> None:

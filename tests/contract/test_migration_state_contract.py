@@ -149,15 +149,23 @@ async def test_the_change_cursor_is_kept_beside_the_counters(make_state):
 
 async def test_failing_users_are_counted_until_an_attempt_succeeds(make_state):
     state = await make_state()
+    failed = {2: ["write_failed"], 3: ["missing_email", "invalid_username"], 110: ["write_failed"], 120: ["other"]}
     async with state.hold_users(1, 120) as hold:
         await hold.intend([1, 2, 60, 110])
-        await hold.settle([1, 60], failed=[2, 3, 110, 120], succeeded=[1, 60])
+        await hold.settle([1, 60], failed=failed, succeeded=[1, 60])
     assert (await state.read_progress()).failed_users == 4
-    async with state.hold_users(2, 110) as hold:  # a retry: 2 and 110 written now, 3 fails again
+    assert await state.failing_users() == {
+        2: ("write_failed",),
+        3: ("invalid_username", "missing_email"),
+        110: ("write_failed",),
+        120: ("other",),
+    }
+    async with state.hold_users(2, 110) as hold:  # a retry: 2 and 110 written now, 3 fails again, otherwise
         await hold.intend([2, 110])
-        await hold.settle([2, 110], failed=[3], succeeded=[2, 110])
+        await hold.settle([2, 110], failed={3: ["invalid_email"]}, succeeded=[2, 110])
     progress = await state.read_progress()
     assert (progress.failed_users, progress.migrated_users, progress.last_migrated_user_id) == (2, 4, 110)
+    assert await state.failing_users() == {3: ("invalid_email",), 120: ("other",)}
 
 
 async def test_a_hold_across_segments_counts_each_user_once_and_hands_on_what_it_left(make_state):

@@ -108,6 +108,7 @@ async def test_invalid_users_are_reported_and_the_rest_migrate(target, state):
     ]
     assert sorted(target.items) == [1, 3]
     assert report.next_start_user_id is None
+    assert await state.failing_users() == {2: ("invalid_username",), 4: ("invalid_status", "missing_email")}
 
 
 async def test_write_failures_are_reported_per_user_and_not_counted(source, target, state):
@@ -118,6 +119,7 @@ async def test_write_failures_are_reported_per_user_and_not_counted(source, targ
     assert report.errors == ["User 3: Write failed: still unprocessed after 8 attempts"]
     progress = await state.read_progress()
     assert (progress.migrated_users, progress.last_migrated_user_id) == (4, 5)
+    assert await state.failing_users() == {3: ("write_failed",)}
 
 
 async def test_dry_run_reads_validates_and_checks_but_writes_nothing(target, state):

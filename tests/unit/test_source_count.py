@@ -190,7 +190,7 @@ async def test_statistics_from_the_count_and_the_counters(clock, source):
     source.finish.set()
     state = InMemoryMigrationState()
     state.count(range(1, 15))  # more than the source holds: pending stays at 0
-    state.failed.update({3, 4})
+    state.failed.update({3: ("missing_email",), 4: ("write_failed",)})
     stats = await Statistics(SourceCounter(source, clock), state).read()
     assert (stats.total_postgres_users, stats.total_dynamo_users, stats.pending_migration) == (10, 14, 0)
     assert (stats.total_postgres_users_as_of, stats.total_postgres_users_exact) == (START, True)
