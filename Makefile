@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # passed with. setup.py keeps its ranges for library users; `make constraints` re-pins.
 CONSTRAINTS := constraints.txt
 
-.PHONY: install constraints test test-unit test-integration test-e2e lint run bench clean
+.PHONY: install browser constraints test test-unit test-integration test-e2e lint run bench clean
 
 $(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -16,7 +16,14 @@ $(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The dashboard's browser tests drive a real headless Chromium: Debian's package (a browser's own
+# download does not work on a closed network). Checked at every install, so a new machine gets it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
 
 # Regenerate constraints.txt: resolve setup.py's ranges (plus the benchmark's matplotlib boto3) afresh in a
 # throwaway venv, unconstrained, and pin what was installed. Takes upgrades: run `make clean test bench` after,

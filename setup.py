@@ -20,7 +20,7 @@ setup(
         ]
     ),
     py_modules=["container"],
-    package_data={"adapters": ["sql/*.sql"], "entrypoints.http": ["*.json"]},
+    package_data={"adapters": ["sql/*.sql"], "entrypoints.http": ["*.json", "dashboard/*"]},
     install_requires=[
         "aiohttp>=3.9,<4",
         "aiopg>=1.4,<2",

@@ -102,6 +102,13 @@ class SegmentLease:
     checkpoint: int = attrs.field(default=attrs.Factory(lambda self: self.segment.lowest, takes_self=True))
     done: bool = False
 
+    @property
+    def state(self) -> str:
+        """`done`, `leased` (a worker owns it; perhaps one that died, until another takes it) or `pending`."""
+        if self.done:
+            return "done"
+        return "leased" if self.owner is not None else "pending"
+
 
 def quantile_boundaries(sorted_ids: Sequence[int], segments: int) -> list[int]:
     """The ids that split `sorted_ids` (ascending, a sample or all) into `segments` equal parts."""

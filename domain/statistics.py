@@ -58,7 +58,12 @@ class Statistics:
 
     async def read(self, mode: CountMode | None = None) -> MigrationStats:
         """The statistics, the source counted as `mode` asks (by default, as configured)."""
+        stats, _ = await self.read_with_progress(mode)
+        return stats
+
+    async def read_with_progress(self, mode: CountMode | None = None) -> tuple[MigrationStats, MigrationProgress]:
+        """The statistics and the counters they were made of (one reading of each)."""
         count, progress = await asyncio.gather(
             self._counter.current(mode if mode is not None else self._default), self._state.read_progress()
         )
-        return statistics_of(count, progress)
+        return statistics_of(count, progress), progress

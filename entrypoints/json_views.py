@@ -7,6 +7,7 @@ from typing import Any
 
 from cattrs.preconf.json import make_converter
 
+from domain.overview import Overview
 from domain.report import MigrationReport, MigrationStats
 from domain.timestamps import format_timestamp
 
@@ -27,4 +28,11 @@ def report_json(report: MigrationReport | MigrationStats) -> dict[str, Any]:
         rewrite = shown.pop("rewrite")
         if rewrite is not None:
             shown.update(rewrite)
+    return shown
+
+
+def overview_json(overview: Overview) -> dict[str, Any]:
+    """The dashboard's data as a JSON-ready dict (`GET /m2/migration/overview`); its `stats` are
+    shaped as `GET /m2/migration/stats` answers."""
+    shown: dict[str, Any] = _json.unstructure(overview)
     return shown

@@ -11,6 +11,7 @@ from aiohttp import web
 from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_target import DynamoDbUserTarget
 from container import Container, build_container, resolve
+from domain.overview import MigrationOverview
 from domain.source_count import SourceCounter
 from domain.write_budget import BudgetSnapshot
 from entrypoints.http.auth import Authenticator
@@ -19,6 +20,7 @@ from entrypoints.http.keys import (
     DEPENDENCIES,
     METRICS,
     MIGRATION,
+    OVERVIEW,
     READINESS,
     SEGMENT_LEASES,
     STATISTICS,
@@ -78,6 +80,24 @@ def _source_count_lifecycle(container: Container) -> Callable[[web.Application],
     return keep_source_count_fresh
 
 
+def _overview_lifecycle(
+    container: Container, write_budget: Callable[[], BudgetSnapshot | None]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def watch(app: web.Application) -> AsyncIterator[None]:
+        # One per app, after the resources it reads: it keeps the readings the pace is measured from.
+        app[OVERVIEW] = MigrationOverview(
+            app[STATISTICS],
+            app[DEPENDENCIES].state,
+            app[SEGMENT_LEASES],
+            await resolve(container.budget_shares()),
+            write_budget,
+            container.latest_verification(),
+        )
+        yield
+
+    return watch
+
+
 def _refresher_ended(refresher: asyncio.Task[None]) -> None:
     if not refresher.cancelled() and refresher.exception() is not None:
         # Requests then count on demand (their own errors show); the loop is not restarted.
@@ -114,4 +134,5 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
     setup_routes(app)
     app.cleanup_ctx.append(_lifecycle(container, settings.shutdown_grace_seconds))
     app.cleanup_ctx.append(_source_count_lifecycle(container))
+    app.cleanup_ctx.append(_overview_lifecycle(container, write_budget))
     return app

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from container import Container
 from domain.migration import Migration
+from domain.overview import MigrationOverview
 from domain.statistics import Statistics
 from domain.write_budget import TokenBucketBudget
 from entrypoints.http.metrics import MigrationMetrics
@@ -38,3 +39,4 @@ METRICS = web.AppKey("metrics", MigrationMetrics)
 READINESS = web.AppKey("readiness", Readiness)
 WRITE_BUDGET = web.AppKey("write_budget", TokenBucketBudget)
 SEGMENT_LEASES = web.AppKey("segment_leases", SegmentLeases)
+OVERVIEW = web.AppKey("overview", MigrationOverview)

@@ -11,6 +11,16 @@ import attrs
 from aiohttp import web
 
 from entrypoints.http.auth import READ_SCOPE, WRITE_SCOPE
+from entrypoints.http.dashboard import (
+    DASHBOARD_PATH,
+    SCRIPT_PATH,
+    STYLE_PATH,
+    dashboard_page,
+    dashboard_script,
+    dashboard_style,
+    failing_users,
+    migration_overview,
+)
 from entrypoints.http.handlers import migrate_users, migration_stats, verify_page
 from entrypoints.http.openapi import OPENAPI_PATH, openapi, openapi_document
 from entrypoints.http.probes import healthz, metrics, readyz
@@ -32,6 +42,11 @@ ROUTES = (
     Route("/m2/migration/users", migrate_users, WRITE_SCOPE),
     Route("/m2/migration/stats", migration_stats, READ_SCOPE),
     Route("/m2/migration/verify", verify_page, READ_SCOPE),
+    Route("/m2/migration/overview", migration_overview, READ_SCOPE),
+    Route("/m2/migration/failures", failing_users, READ_SCOPE),
+    Route(DASHBOARD_PATH, dashboard_page, None),  # holds no data: the token is asked for on the page
+    Route(SCRIPT_PATH, dashboard_script, None),
+    Route(STYLE_PATH, dashboard_style, None),
     Route(OPENAPI_PATH, openapi, None),
     Route("/healthz", healthz, None),
     Route("/readyz", readyz, None),

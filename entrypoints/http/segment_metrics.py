@@ -13,18 +13,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from domain.errors import DependencyUnavailable, SetupError
-from domain.segments import SegmentLease
 from entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
 from ports.segment_leases import LeaseActivity, SegmentLeases
 
 SEGMENT_STATES = ("pending", "leased", "done")
-
-
-def segment_state(lease: SegmentLease) -> str:
-    """`done`, `leased` (a worker owns it; perhaps one that died, until another takes it) or `pending`."""
-    if lease.done:
-        return "done"
-    return "leased" if lease.owner is not None else "pending"
 
 
 class SegmentsCollector(Collector):
@@ -39,7 +31,7 @@ class SegmentsCollector(Collector):
         async def read() -> tuple[int, Counter[str], LeaseActivity]:
             current = await leases.leases()
             run = current[0].run if current else await leases.run_number()
-            return run, Counter(segment_state(lease) for lease in current), await leases.activity()
+            return run, Counter(lease.state for lease in current), await leases.activity()
 
         with contextlib.suppress(DependencyUnavailable, SetupError, TimeoutError):
             self._reading = await asyncio.wait_for(read(), REFRESH_TIMEOUT_SECONDS)

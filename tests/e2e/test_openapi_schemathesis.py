@@ -44,6 +44,9 @@ OPERATIONS = {
     "GET /m2/migration/users",
     "GET /m2/migration/stats",
     "GET /m2/migration/verify",
+    "GET /m2/migration/overview",
+    "GET /m2/migration/failures",
+    "GET /m2/migration/dashboard",
     "GET /m2/migration/openapi.json",
     "GET /healthz",
     "GET /readyz",
@@ -180,7 +183,14 @@ def test_the_live_api_keeps_to_its_document(case: schemathesis.Case[Any], live_s
 
 
 # The operations that need a token, and what to send instead of a valid one.
-SECURED = ["/m2/migration/users", "/m2/migration/stats", "/m2/migration/verify", "/metrics"]
+SECURED = [
+    "/m2/migration/users",
+    "/m2/migration/stats",
+    "/m2/migration/verify",
+    "/m2/migration/overview",
+    "/m2/migration/failures",
+    "/metrics",
+]
 NOT_A_VALID_TOKEN = [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"}]
 
 
