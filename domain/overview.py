@@ -35,13 +35,15 @@ SEGMENT_STATES = ("pending", "leased", "done", "failing")
 @attrs.frozen
 class SegmentCell:
     """One segment: ids `lowest..highest`, its state (`failing` when users of it are failing,
-    whatever its lease), the worker that owns it, the next id to read, how far that is through
-    its ids (None for the last segment, open up to the largest id), and its failing users."""
+    else its lease's), its lease's state and the worker that owns it, the next id to read, how far
+    that is through its ids (None for the last segment, open up to the largest id), and its
+    failing users."""
 
     index: int
     lowest: int
     highest: int
     state: str
+    lease: str
     owner: str | None
     next_user_id: int
     progress: float | None
@@ -141,6 +143,7 @@ def segment_cells(leases: Sequence[SegmentLease], failing: Mapping[int, object])
                 segment.lowest,
                 segment.highest,
                 "failing" if failing_here else lease.state,
+                lease.state,
                 lease.owner,
                 lease.checkpoint,
                 round(min(max(through, 0.0), 1.0), 3) if bounded or lease.done else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,17 +68,28 @@ def live_settings(postgres_dsn: str, dynamodb_endpoint: str) -> Callable[..., Se
 
 
 @pytest.fixture
-async def live(aiohttp_client, live_settings, postgres_dsn, dynamodb) -> LiveService:
-    source_table = unique_name("users")
-    create_source_table(postgres_dsn, source_table)
-    users_table, state_table = await create_dynamodb_tables(dynamodb)
-    settings = live_settings(
-        source_table=source_table,
-        dynamodb_table=users_table,
-        dynamodb_state_table=state_table,
-        stats_refresh_seconds=STATS_REFRESH_SECONDS,
-    )
-    client = await aiohttp_client(await init_app(settings))
-    return LiveService(
-        client, settings, DynamoDbUserTarget(dynamodb, users_table), DynamoDbMigrationState(dynamodb, state_table)
-    )
+def start_live(aiohttp_client, live_settings, postgres_dsn, dynamodb) -> Callable[..., Awaitable[LiveService]]:
+    """Starts the app on fresh tables, its settings changed by the keywords given."""
+
+    async def start(**changes: Any) -> LiveService:
+        source_table = unique_name("users")
+        create_source_table(postgres_dsn, source_table)
+        users_table, state_table = await create_dynamodb_tables(dynamodb)
+        settings = live_settings(
+            source_table=source_table,
+            dynamodb_table=users_table,
+            dynamodb_state_table=state_table,
+            stats_refresh_seconds=STATS_REFRESH_SECONDS,
+            **changes,
+        )
+        client = await aiohttp_client(await init_app(settings))
+        return LiveService(
+            client, settings, DynamoDbUserTarget(dynamodb, users_table), DynamoDbMigrationState(dynamodb, state_table)
+        )
+
+    return start
+
+
+@pytest.fixture
+async def live(start_live) -> LiveService:
+    return await start_live()

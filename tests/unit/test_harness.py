@@ -56,6 +56,42 @@ async def test_http_app_on_in_memory_adapters(aiohttp_client):
     assert anonymous.status == 401
 
 
+async def test_the_dashboard_and_its_data_on_in_memory_adapters(aiohttp_client):
+    harness = InMemoryHarness.with_users([valid_user(1), valid_user(2, email=None), valid_user(3)])
+    harness.target.refuse[3] = "refused by the test"
+    client = await aiohttp_client(await harness.app())
+    auth = {"Authorization": f"Bearer {harness.token}"}
+    await client.get("/m2/migration/users", headers=auth)
+    stats = await (await client.get("/m2/migration/stats", headers=auth)).json()
+    overview = await (await client.get("/m2/migration/overview", headers=auth)).json()
+    assert overview["stats"] == stats
+    assert overview["failures"] == {
+        "failing_users": 2,
+        "by_reason": [
+            {"code": "missing_email", "users": 1, "example_user_ids": [2]},
+            {"code": "write_failed", "users": 1, "example_user_ids": [3]},
+        ],
+    }
+    assert [(cell["state"], cell["failing_users"]) for cell in overview["segments"]["cells"]] == [("failing", 2)]
+    assert (overview["verify"], overview["write_budget"]["budget_units_per_second"]) == (None, None)
+    failures = await client.get("/m2/migration/failures", headers=auth)
+    assert failures.content_type == "application/x-ndjson"
+    assert await failures.text() == (
+        '{"user_id": 2, "reason_codes": ["missing_email"]}\n{"user_id": 3, "reason_codes": ["write_failed"]}\n'
+    )
+    # The page holds no data: anyone may load it (and what it loads); the data needs the token.
+    for path in (
+        "/m2/migration/dashboard",
+        "/m2/migration/dashboard/dashboard.js",
+        "/m2/migration/dashboard/dashboard.css",
+    ):
+        page = await client.get(path)
+        assert page.status == 200
+        assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert (await client.get("/m2/migration/overview")).status == 401
+    assert (await client.get("/m2/migration/failures")).status == 401
+
+
 def test_the_container_refuses_an_adapter_that_is_not_the_port():
     container = Container()
     container.user_source.override(object())
