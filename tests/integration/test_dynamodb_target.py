@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_plan import segment_key
 from adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING, unchanged_condition
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_tables import ensure_tables
@@ -26,6 +27,7 @@ from adapters.retry import Backoff
 from domain.errors import TargetThrottled, TargetUnavailable
 from domain.model import MigrationProgress, PreparedUser
 from entrypoints.demo.embedded import free_port
+from ports.migration_state import UNRECORDED_REASON
 from tests.factories import from_item, prepared_user, valid_user
 from tests.real_adapters import create_dynamodb_tables, unique_name
 
@@ -477,3 +479,18 @@ async def test_a_rewrite_of_a_large_item_conditions_on_the_digest(dynamodb, tabl
     assert stored is not None
     assert stored["display_name"] == {"S": "Fixed"}
     assert stored["extra_399"] == {"N": "399"}
+
+
+async def test_failing_users_noted_by_an_earlier_version_have_no_recorded_reason(dynamodb_endpoint):
+    async with dynamodb_client(endpoint_url=dynamodb_endpoint, region_name="us-east-1") as client:
+        _, state_table = await create_dynamodb_tables(client)
+        state = DynamoDbMigrationState(client, state_table)
+        async with state.hold_users(1, 3) as hold:
+            await hold.settle([], failed={1: ["missing_email"], 2: ["write_failed"]})
+        # A version before the reason codes kept only the ids.
+        await client.update_item(TableName=state_table, Key=segment_key(0), UpdateExpression="REMOVE failed_reasons")
+        assert await state.failing_users() == {1: (UNRECORDED_REASON,), 2: (UNRECORDED_REASON,)}
+        async with state.hold_users(1, 3) as hold:
+            await hold.settle([2], failed={3: ["invalid_status"]}, succeeded=[2])
+        assert await state.failing_users() == {1: (UNRECORDED_REASON,), 3: ("invalid_status",)}
+        assert (await state.read_progress()).failed_users == 2
