@@ -22,8 +22,8 @@ install: $(STAMP) browser
 # download does not work on a closed network). Checked at every install, so a new machine gets it.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
-	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi; }
 
 # Regenerate constraints.txt: resolve setup.py's ranges (plus the benchmark's matplotlib boto3) afresh in a
 # throwaway venv, unconstrained, and pin what was installed. Takes upgrades: run `make clean test bench` after,
