@@ -33,14 +33,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import attrs
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from adapters.id_ranges import decode_ids, encode_ids
 from domain.errors import TargetUnavailable
-from ports.migration_state import UsersHold
+from ports.migration_state import Settlement, UsersHold
 
 PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
 T = TypeVar("T")
@@ -79,32 +78,9 @@ class _DynamoDbHold(UsersHold):
     async def intend_removal(self, user_ids: Collection[int]) -> None:
         await self._ledger.intend(self.hold_id, user_ids, field="removing")
 
-    async def settle(
-        self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
-        succeeded: Collection[int] = (),
-    ) -> None:
-        await self._ledger.settle(
-            self.hold_id,
-            Settlement(set(landed), set(unsure), set(removed), set(unsure_removed), set(failed), set(succeeded)),
-        )
+    async def apply(self, settlement: Settlement) -> None:
+        await self._ledger.settle(self.hold_id, settlement)
         self.settled = True
-
-
-@attrs.frozen
-class Settlement:
-    """What a hold settles: see `UsersHold.settle`."""
-
-    landed: set[int]
-    unsure: set[int] = attrs.Factory(set)
-    removed: set[int] = attrs.Factory(set)
-    unsure_removed: set[int] = attrs.Factory(set)
-    failed: set[int] = attrs.Factory(set)
-    succeeded: set[int] = attrs.Factory(set)
 
 
 class ProgressLedger:

@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.dynamodb_holds import ProgressLedger, stored_ids
 from domain.segments import SegmentPlan
-from ports.migration_state import UsersHold
+from ports.migration_state import Settlement, UsersHold
 
 
 class SegmentsHold(UsersHold):
@@ -37,18 +37,10 @@ class SegmentsHold(UsersHold):
         split = self._split(user_ids).items()
         await asyncio.gather(*(self._holds[index].intend_removal(ids) for index, ids in split))
 
-    async def settle(
-        self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
-        succeeded: Collection[int] = (),
-    ) -> None:
-        parts = [self._split(ids) for ids in (landed, unsure, removed, unsure_removed, failed, succeeded)]
+    async def apply(self, settlement: Settlement) -> None:
+        parts = settlement.split(self._plan.index_of, self._holds.keys())
         outcomes = await asyncio.gather(
-            *(hold.settle(*(part.get(index, []) for part in parts)) for index, hold in self._holds.items()),
+            *(hold.apply(parts[index]) for index, hold in self._holds.items()),
             return_exceptions=True,
         )
         # Each settle ran to its end; a segment that could not settle hands its ids on as usual.
@@ -93,18 +85,9 @@ class WithEarlierLeftovers(UsersHold):
     async def intend_removal(self, user_ids: Collection[int]) -> None:
         await self._hold.intend_removal(user_ids)
 
-    async def settle(
-        self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
-        succeeded: Collection[int] = (),
-    ) -> None:
-        sets = (landed, unsure, removed, unsure_removed, failed, succeeded)
-        await self._hold.settle(*([i for i in ids if i not in self._theirs] for ids in sets))
-        await self._earlier.settle(*([i for i in ids if i in self._theirs] for ids in sets))
+    async def apply(self, settlement: Settlement) -> None:
+        await self._hold.apply(settlement.only(lambda user_id: user_id not in self._theirs))
+        await self._earlier.apply(settlement.only(lambda user_id: user_id in self._theirs))
 
 
 def has_leftovers(item: dict[str, Any]) -> bool:

@@ -36,7 +36,7 @@ from domain.range_locks import UserRangeLocks
 from domain.request import MAX_USER_ID
 from domain.segments import quantile_boundaries
 from domain.versions import may_replace, stored_version, version_of
-from ports.migration_state import MigrationState, UsersHold
+from ports.migration_state import MigrationState, Settlement, UsersHold
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
 
@@ -247,21 +247,13 @@ class _InMemoryHold(UsersHold):
     async def intend_removal(self, user_ids: Collection[int]) -> None:
         self.removing.update(user_ids)
 
-    async def settle(
-        self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
-        failed: Collection[int] = (),
-        succeeded: Collection[int] = (),
-    ) -> None:
-        self._state.count(landed)
-        self._state.uncount(removed)
-        self._state.failed.difference_update(succeeded)
-        self._state.failed.update(failed)
-        self._state.unsettled.update(unsure)
-        self._state.unsettled_removals.update(unsure_removed)
+    async def apply(self, settlement: Settlement) -> None:
+        self._state.count(settlement.landed)
+        self._state.uncount(settlement.removed)
+        self._state.failed.difference_update(settlement.succeeded)
+        self._state.failed.update(settlement.failed)
+        self._state.unsettled.update(settlement.unsure)
+        self._state.unsettled_removals.update(settlement.unsure_removed)
         self.settled = True
 
 

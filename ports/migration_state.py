@@ -3,10 +3,47 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Hashable
 from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
+
+import attrs
 
 from domain.model import ChangeCursor, MigrationProgress
+
+Part = TypeVar("Part", bound=Hashable)
+
+
+def _ids(user_ids: Collection[int]) -> frozenset[int]:
+    return frozenset(user_ids)
+
+
+@attrs.frozen
+class Settlement:
+    """What a hold settles, in one step: see `UsersHold.settle`."""
+
+    landed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    unsure: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    removed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    unsure_removed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    failed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    succeeded: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+
+    def only(self, keep: Callable[[int], bool]) -> Settlement:
+        """The part of this settlement about the ids `keep` accepts."""
+        return Settlement(*(frozenset(filter(keep, ids)) for ids in attrs.astuple(self, recurse=False)))
+
+    def split(self, part_of: Callable[[int], Part], parts: Collection[Part]) -> dict[Part, Settlement]:
+        """This settlement cut into one per part (every part of `parts` gets one, empty or not).
+        An id of no part is an error: dropping it would lose its count."""
+        grouped: dict[Part, list[list[int]]] = {part: [[] for _ in range(6)] for part in parts}
+        for field, ids in enumerate(attrs.astuple(self, recurse=False)):
+            for user_id in ids:
+                part = part_of(user_id)
+                if part not in grouped:
+                    raise ValueError(f"user {user_id} is in {part!r}, which this settlement is not split into")
+                grouped[part][field].append(user_id)
+        return {part: Settlement(*fields) for part, fields in grouped.items()}
 
 
 class UsersHold(abc.ABC):
@@ -31,7 +68,6 @@ class UsersHold(abc.ABC):
     async def intend_removal(self, user_ids: Collection[int]) -> None:
         """Record that the items of these users are about to be deleted."""
 
-    @abc.abstractmethod
     async def settle(
         self,
         landed: Collection[int],
@@ -46,6 +82,11 @@ class UsersHold(abc.ABC):
         `unsure` writes and `unsure_removed` deletes (that failed and may or may not have
         happened) for a later holder to look at. `failed` users (their attempt failed validation
         or writing) are noted as failing, `succeeded` ones no longer."""
+        await self.apply(Settlement(landed, unsure, removed, unsure_removed, failed, succeeded))
+
+    @abc.abstractmethod
+    async def apply(self, settlement: Settlement) -> None:
+        """Settle, in one idempotent step: see `settle`."""
 
 
 class MigrationState(abc.ABC):
