@@ -103,6 +103,12 @@ class SegmentLease:
     done: bool = False
 
 
+def resume_point(leases: Iterable[SegmentLease]) -> int | None:
+    """Where the run stands as one id: every user below it was handled in this run (the lowest
+    checkpoint of an unfinished segment); None once every segment is done."""
+    return min((lease.checkpoint for lease in leases if not lease.done), default=None)
+
+
 def quantile_boundaries(sorted_ids: Sequence[int], segments: int) -> list[int]:
     """The ids that split `sorted_ids` (ascending, a sample or all) into `segments` equal parts."""
     if not sorted_ids or segments <= 1:

@@ -26,7 +26,7 @@ from domain.migration import Migration, next_start_after
 from domain.migration_run import PageCheckpoints, ProgressCallback, RunSummary, RunTally
 from domain.model import SourceUser
 from domain.report import BatchOutcome
-from domain.segments import SegmentLease, segments_for
+from domain.segments import SegmentLease, resume_point, segments_for
 from ports.segment_leases import SegmentLeases
 from ports.user_source import UserSource
 
@@ -118,12 +118,13 @@ class SegmentWorker:
                 counts["lost"] += 1
             elif outcome == "failed":
                 failed_here.add(taken.segment.index)
-        unfinished = sum(not lease.done for lease in await self._leases.leases())
+        at_end = await self._leases.leases()
+        unfinished = sum(not lease.done for lease in at_end)
         stopped = stop is not None and stop.is_set() and unfinished > 0
         return WorkerSummary(
             self.worker,
             run,
-            tally.summary(False, None, stopped_early=stopped),
+            tally.summary(False, resume_point(at_end), stopped_early=stopped),
             counts["done"],
             counts["takes"],
             counts["steals"],

@@ -17,6 +17,7 @@ from typing import Any
 from domain.worker import WorkerSummary
 from domain.write_budget import BudgetSnapshot
 from entrypoints.cli.exit_codes import EXIT_OK
+from entrypoints.cli.failures_shown import print_failures
 from entrypoints.library import UserMigration
 
 _SUMMED = ("users_read", "migrated_count", "skipped_count", "failed_count", "segments_done", "lease_takes")
@@ -24,9 +25,11 @@ _SUMMED_TOO = ("lease_steals", "leases_lost", "write_units_spent", "write_thrott
 
 
 def is_worker_run(arguments: argparse.Namespace) -> bool:
-    """Whether `migrate` runs as a worker of the run on leased segments: `--all` with `--workers`
-    or `--restart` (plain `--all` stays the single walk it has been, for now)."""
-    return bool(arguments.all and (arguments.workers is not None or arguments.restart))
+    """Whether `migrate` runs as a worker of the run on leased segments: every `--all` (with
+    `--resume` too: a worker goes on where each segment stopped), but for the walks that are not
+    the run's: `--dry-run` (writes nothing), `--rewrite` (a second pass over items written
+    earlier) and `--start-user-id` (a walk from an id the operator chose)."""
+    return bool(arguments.all and not (arguments.dry_run or arguments.rewrite or arguments.start_user_id is not None))
 
 
 def worker_json(
@@ -48,23 +51,29 @@ def worker_json(
 
 
 def print_worker_summary(
-    worked: WorkerSummary, summary_json: dict[str, Any], as_json: bool, budget: BudgetSnapshot | None = None
+    worked: WorkerSummary,
+    summary_json: dict[str, Any],
+    as_json: bool,
+    budget: BudgetSnapshot | None = None,
+    failed_out: Path | None = None,
 ) -> None:
     """One worker's summary, for people or as JSON."""
     fields = worker_json(worked, summary_json, budget)
     if as_json:
         print(json.dumps(fields))
         return
-    _print_human(fields)
+    _print_human(fields, failed_out)
 
 
-def _print_human(fields: dict[str, Any]) -> None:
+def _print_human(fields: dict[str, Any], failed_out: Path | None = None) -> None:
     seconds = fields["processing_time_ms"] / 1000
     rate = fields["users_read"] / seconds if seconds > 0 else 0
     print(
-        f"Run {fields['run']}: migrated {fields['migrated_count']:,} users, skipped {fields['skipped_count']:,} "
-        f"already in DynamoDB, failed {fields['failed_count']:,} (read {fields['users_read']:,} in {seconds:.1f} s, "
-        f"{rate:,.0f} users/s); segments done here {fields['segments_done']}, leases taken "
+        f"Migrated {fields['migrated_count']:,} users, skipped {fields['skipped_count']:,} already in DynamoDB, "
+        f"failed {fields['failed_count']:,} (read {fields['users_read']:,} in {seconds:.1f} s, {rate:,.0f} users/s)."
+    )
+    print(
+        f"Run {fields['run']}: segments done here {fields['segments_done']}, leases taken "
         f"{fields['lease_takes']} ({fields['lease_steals']} after expiring), lost {fields['leases_lost']}."
     )
     if "write_units_spent" in fields:
@@ -72,13 +81,20 @@ def _print_human(fields: dict[str, Any]) -> None:
             f"Write units spent on the users table: {fields['write_units_spent']:,.0f} "
             f"(throttled {fields['write_throttled']:,} times)."
         )
-    for error in fields["errors"][:20]:
-        print(f"  {error}", file=sys.stderr)
+    print_failures(fields["errors"], fields["failed_count"])
+    if fields["failed_count"] and failed_out is not None:
+        print(
+            f"Failed users are in {failed_out}; after fixing them: user-migration migrate --retry-failed {failed_out}"
+        )
+    if fields["stopped_early"]:
+        print("Stopped early on request.")
     if fields["unfinished_segments"]:
         print(
             f"{fields['unfinished_segments']} segments of the run are unfinished (writes failed, or other "
             "workers still at them); `user-migration migrate --all` again goes on with them."
         )
+        if fields.get("resume_from_user_id") is not None:
+            print(f"Checkpoint: every user below id {fields['resume_from_user_id']} is handled in this run.")
     else:
         print("The run is finished; `user-migration migrate --all --restart` walks the source again.")
 
@@ -123,7 +139,7 @@ async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -
     if arguments.json:
         print(json.dumps(total))
     else:
-        _print_human(total)
+        _print_human(total, arguments.failed_out)
     return max([process.returncode or EXIT_OK for process in processes], default=EXIT_OK)
 
 
@@ -140,7 +156,10 @@ def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     total["errors"] = [error for s in summaries for error in s.get("errors", [])]
     total["processing_time_ms"] = max((s.get("processing_time_ms", 0) for s in summaries), default=0)
     total["run"] = max((s.get("run", 0) for s in summaries), default=0)
-    total["unfinished_segments"] = min((s.get("unfinished_segments", 0) for s in summaries), default=0)
+    # The worker that saw the fewest unfinished segments looked last: its view of the run is the newest.
+    latest = min(summaries, key=lambda s: s.get("unfinished_segments", 0), default={})
+    total["unfinished_segments"] = latest.get("unfinished_segments", 0)
+    total["resume_from_user_id"] = latest.get("resume_from_user_id")
     total["dry_run"] = False
     total["stopped_early"] = any(s.get("stopped_early") for s in summaries)
     return total
