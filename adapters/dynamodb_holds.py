@@ -54,6 +54,43 @@ def stored_ids(value: dict[str, Any] | None) -> set[int]:
     return {int(element["N"]) for element in value.get("L", [])}
 
 
+# The failing users a segment's item lists, at most (the compact text of their ids): about 3,000
+# sparse 64-bit ids, any number in runs. The item's 400 KB must also hold the live holds' intents.
+FAILED_LISTED_BYTES = 64_000
+
+
+def failing_users(
+    listed: set[int], unlisted: int, failed: Collection[int], succeeded: Collection[int]
+) -> tuple[set[int], int]:
+    """The failing users a segment lists after a settle, and how many more fail unlisted.
+
+    Exact while the list fits `FAILED_LISTED_BYTES`. Once it would not, the list only shrinks (its
+    users that succeed leave it) and every other failing user is counted as unlisted: an unlisted
+    user that later succeeds cannot be told from one that never failed, and one that fails again
+    is counted again, so the count becomes an upper bound instead of making the item too large to
+    write (which would stop every later page with a failure in the segment)."""
+    failing = (listed - set(succeeded)) | set(failed)
+    if unlisted:
+        kept = failing & listed
+    elif len(encode_ids(failing)) <= FAILED_LISTED_BYTES:
+        return failing, 0
+    else:
+        kept = _lowest_that_fit(sorted(failing))
+    return kept, unlisted + len(failing - kept)
+
+
+def _lowest_that_fit(ordered: list[int]) -> set[int]:
+    """The longest run of the lowest of `ordered` whose text fits `FAILED_LISTED_BYTES`."""
+    fits, too_many = 0, len(ordered)
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if len(encode_ids(ordered[:middle])) <= FAILED_LISTED_BYTES:
+            fits = middle
+        else:
+            too_many = middle
+    return set(ordered[:fits])
+
+
 def _id_set(user_ids: Collection[int]) -> dict[str, Any]:
     return {"S": encode_ids(user_ids)}
 
@@ -237,18 +274,24 @@ class ProgressLedger:
             last = item.get("last_migrated_user_id")
             highest = max([*landed, *([int(last["N"])] if last else [])], default=None)
             count = int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed) - len(settlement.removed)
-            failing = (stored_ids(item.get("failed")) - settlement.succeeded) | settlement.failed
+            listed, unlisted = failing_users(
+                stored_ids(item.get("failed")),
+                int(item.get("failed_unlisted", {"N": "0"})["N"]),
+                settlement.failed,
+                settlement.succeeded,
+            )
             values: dict[str, Any] = {
                 ":count": {"N": str(max(count, 0))},
                 ":unsettled": _id_set(stored_ids(item.get("unsettled")) | settlement.unsure),
                 ":unsettled_removals": _id_set(stored_ids(item.get("unsettled_removals")) | settlement.unsure_removed),
-                ":failed": _id_set(failing),
-                ":failed_count": {"N": str(len(failing))},
+                ":failed": _id_set(listed),
+                ":failed_unlisted": {"N": str(unlisted)},
+                ":failed_count": {"N": str(len(listed) + unlisted)},
             }
             update = (
                 "SET migrated_users = :count, unsettled = :unsettled, "
-                "unsettled_removals = :unsettled_removals, failed = :failed, failed_count = :failed_count, "
-                "version = :next"
+                "unsettled_removals = :unsettled_removals, failed = :failed, failed_unlisted = :failed_unlisted, "
+                "failed_count = :failed_count, version = :next"
             )
             if highest is not None:
                 values[":last"] = {"N": str(highest)}
