@@ -34,7 +34,7 @@ from domain.model import (
 )
 from domain.range_locks import UserRangeLocks
 from domain.request import MAX_USER_ID
-from domain.segments import quantile_boundaries
+from domain.segments import ScanPart, quantile_boundaries
 from domain.versions import may_replace, stored_version, version_of
 from ports.migration_state import MigrationState, Settlement, UsersHold
 from ports.user_source import UserSource
@@ -194,8 +194,14 @@ class InMemoryUserTarget(UserTarget):
     async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[int, StoredComparison]:
         return compare_users(users, self.items, self.key_attribute)
 
-    async def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
-        inside = [user_id for user_id in list(self.items) if lowest <= user_id <= highest]
+    async def scan_user_ids(
+        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
+    ) -> AsyncIterator[list[int]]:
+        inside = [
+            user_id
+            for user_id in list(self.items)
+            if lowest <= user_id <= highest and (part is None or user_id % part.total == part.index)
+        ]
         for first in range(0, len(inside), page_size):
             yield inside[first : first + page_size]
 

@@ -8,9 +8,7 @@ up their summaries.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,8 @@ from domain.worker import WorkerSummary
 from domain.write_budget import BudgetSnapshot
 from entrypoints.cli.exit_codes import EXIT_OK
 from entrypoints.cli.failures_shown import print_failures
+from entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
 from entrypoints.library import UserMigration
-
-_SUMMED = ("users_read", "migrated_count", "skipped_count", "failed_count", "segments_done", "lease_takes")
-_SUMMED_TOO = ("lease_steals", "leases_lost", "write_units_spent", "write_throttled")
 
 
 def is_worker_run(arguments: argparse.Namespace) -> bool:
@@ -103,63 +99,26 @@ async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -
     """Start `--workers` worker processes (after a `--restart` here, once), wait, add up."""
     if arguments.restart:
         await migration.restart_run()
-    command = [
-        sys.executable,
-        "-c",
-        "from entrypoints.cli.main import main; raise SystemExit(main())",
-        "migrate",
-        "--all",
-        "--json",
-        "--workers",
-        "1",
-        "--batch-size",
-        str(arguments.batch_size),
-    ]
+    command = ["migrate", "--all", "--json", "--workers", "1", "--batch-size", str(arguments.batch_size)]
     if arguments.mapping:
         command += ["--mapping", str(arguments.mapping)]
-    parts = [Path(f"{arguments.failed_out}.{n}") for n in range(arguments.workers)] if arguments.failed_out else []
-    processes = [
-        await asyncio.create_subprocess_exec(
-            *command, *(["--failed-out", str(parts[n])] if parts else []), stdout=asyncio.subprocess.PIPE
-        )
-        for n in range(arguments.workers)
-    ]
-    results = await asyncio.gather(*(process.communicate() for process in processes))
-    summaries: list[dict[str, Any]] = []
-    for process, (out, _) in zip(processes, results, strict=True):
-        lines = out.decode().strip().splitlines()
-        if lines:
-            summaries.append(json.loads(lines[-1]))
-        else:
-            print(f"a worker ended with exit code {process.returncode} and no summary", file=sys.stderr)
-    if parts:
-        _join_parts(Path(arguments.failed_out), parts)
+    summaries, exit_code = await run_worker_processes(command, arguments.workers, "--failed-out", arguments.failed_out)
     total = _added_up(summaries)
-    total["workers"] = summaries
     if arguments.json:
         print(json.dumps(total))
     else:
         _print_human(total, arguments.failed_out)
-    return max([process.returncode or EXIT_OK for process in processes], default=EXIT_OK)
-
-
-def _join_parts(path: Path, parts: list[Path]) -> None:
-    """The workers' failed-user files, as one."""
-    path.write_text("".join(part.read_text() for part in parts if part.exists()))
-    for part in parts:
-        part.unlink(missing_ok=True)
+    return exit_code or EXIT_OK
 
 
 def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in (*_SUMMED, *_SUMMED_TOO)}
+    names = ("users_read", "migrated_count", "skipped_count", "failed_count", "write_units_spent", "write_throttled")
+    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in names}
     total["failed_user_ids"] = sorted(i for s in summaries for i in s.get("failed_user_ids", []))
     total["errors"] = [error for s in summaries for error in s.get("errors", [])]
     total["processing_time_ms"] = max((s.get("processing_time_ms", 0) for s in summaries), default=0)
     total["run"] = max((s.get("run", 0) for s in summaries), default=0)
-    # The worker that saw the fewest unfinished segments looked last: its view of the run is the newest.
-    latest = min(summaries, key=lambda s: s.get("unfinished_segments", 0), default={})
-    total["unfinished_segments"] = latest.get("unfinished_segments", 0)
-    total["resume_from_user_id"] = latest.get("resume_from_user_id")
+    total["resume_from_user_id"] = latest_of(summaries).get("resume_from_user_id")
     total["dry_run"] = False
     total["stopped_early"] = any(s.get("stopped_early") for s in summaries)
-    return total
+    return {**total, **lease_fields(summaries)}
