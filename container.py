@@ -18,10 +18,11 @@ from dependency_injector import containers, providers
 from adapters.dynamodb_budget_shares import DynamoDbBudgetShares
 from adapters.dynamodb_capacity import DynamoDbTableCapacity
 from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_leases import DynamoDbSegmentLeases
+from adapters.dynamodb_leases import VERIFY_LEASES, DynamoDbSegmentLeases
 from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
+from adapters.dynamodb_verify_results import DynamoDbVerifyResults
 from adapters.postgres import PostgresUserSource, create_pool
 from domain.budget_upkeep import BudgetUpkeep
 from domain.differences import LatestVerification
@@ -34,11 +35,13 @@ from domain.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounte
 from domain.statistics import Statistics
 from domain.sync import ChangeSync
 from domain.verification import Verification
+from domain.verify_worker import VerifyWorker
 from domain.worker import DEFAULT_LEASE_SECONDS, SegmentWorker, boundaries_from
 from domain.write_budget import FLOOR_UNITS_PER_SECOND, TokenBucketBudget
 from domain.writes_in_flight import WritesInFlight
 from ports import BudgetShares, MigrationState, TableCapacity, UserSource, UserTarget
 from ports.segment_leases import SegmentLeases
+from ports.verify_results import VerifyResults
 
 
 async def postgres_pool(database_url: str, query_timeout: float) -> AsyncIterator[aiopg.Pool]:
@@ -206,6 +209,17 @@ class Container(containers.DeclarativeContainer):
             DynamoDbSegmentLeases, client=dynamodb_client, table=config.dynamodb_state_table, plans=segment_plans
         ),
     )
+    # Verify's passes lease the same segments, in attributes of their own.
+    verify_leases = providers.Dependency(
+        instance_of=SegmentLeases,
+        default=providers.Singleton(
+            DynamoDbSegmentLeases,
+            client=dynamodb_client,
+            table=config.dynamodb_state_table,
+            plans=segment_plans,
+            names=VERIFY_LEASES,
+        ),
+    )
 
     range_locks = providers.Singleton(UserRangeLocks)
     writes_in_flight = providers.Singleton(WritesInFlight)
@@ -256,6 +270,20 @@ class Container(containers.DeclarativeContainer):
         preparer=preparer,
         pages_in_flight=config.pages_in_flight.as_int(),
         latest=latest_verification,
+    )
+    verify_results = providers.Dependency(
+        instance_of=VerifyResults,
+        default=providers.Singleton(
+            DynamoDbVerifyResults, client=dynamodb_client, table=config.dynamodb_state_table, plans=segment_plans
+        ),
+    )
+    verify_worker = providers.Factory(
+        VerifyWorker,
+        verification=verification,
+        leases=verify_leases,
+        results=verify_results,
+        worker=config.worker_name,
+        lease_seconds=config.segment_lease_seconds.as_float(),
     )
     change_sync = providers.Factory(
         ChangeSync,

@@ -33,14 +33,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import attrs
 from botocore.exceptions import ClientError
 
 from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from adapters.id_ranges import decode_ids, encode_ids
 from domain.errors import TargetUnavailable
-from ports.migration_state import NO_FAILURES, UNRECORDED_REASON, FailingUsers, UsersHold
+from ports.migration_state import UNRECORDED_REASON, Settlement, UsersHold
 
 PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
 T = TypeVar("T")
@@ -53,6 +52,49 @@ def stored_ids(value: dict[str, Any] | None) -> set[int]:
         return decode_ids(value["S"])
     # Written by versions before the compact form: a list of numbers.
     return {int(element["N"]) for element in value.get("L", [])}
+
+
+# The failing users a segment's item lists, at most (the compact text of their ids in `failed` and
+# under each of their reason codes in `failed_reasons`): about 1,500 sparse 64-bit ids with one
+# code each, any number in runs. The item's 400 KB must also hold the live holds' intents.
+FAILED_LISTED_BYTES = 64_000
+
+
+def failing_users(
+    listed: set[int],
+    unlisted: int,
+    failed: Collection[int],
+    succeeded: Collection[int],
+    size_of: Callable[[set[int]], int] = lambda ids: len(encode_ids(ids)),
+) -> tuple[set[int], int]:
+    """The failing users a segment lists after a settle, and how many more fail unlisted.
+
+    Exact while the list (as `size_of` measures what is stored of it) fits `FAILED_LISTED_BYTES`.
+    Once it would not, the list only shrinks (its users that succeed leave it) and every other
+    failing user is counted as unlisted: an unlisted user that later succeeds cannot be told from
+    one that never failed, and one that fails again is counted again, so the count becomes an upper
+    bound instead of making the item too large to write (which would stop every later page with a
+    failure in the segment)."""
+    failing = (listed - set(succeeded)) | set(failed)
+    if unlisted:
+        kept = failing & listed
+    elif size_of(failing) <= FAILED_LISTED_BYTES:
+        return failing, 0
+    else:
+        kept = _lowest_that_fit(sorted(failing), size_of)
+    return kept, unlisted + len(failing - kept)
+
+
+def _lowest_that_fit(ordered: list[int], size_of: Callable[[set[int]], int]) -> set[int]:
+    """The longest run of the lowest of `ordered` whose stored size fits `FAILED_LISTED_BYTES`."""
+    fits, too_many = 0, len(ordered)
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if size_of(set(ordered[:middle])) <= FAILED_LISTED_BYTES:
+            fits = middle
+        else:
+            too_many = middle
+    return set(ordered[:fits])
 
 
 def _id_set(user_ids: Collection[int]) -> dict[str, Any]:
@@ -79,36 +121,13 @@ class _DynamoDbHold(UsersHold):
     async def intend_removal(self, user_ids: Collection[int]) -> None:
         await self._ledger.intend(self.hold_id, user_ids, field="removing")
 
-    async def settle(
-        self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
-        failed: FailingUsers = NO_FAILURES,
-        succeeded: Collection[int] = (),
-    ) -> None:
-        await self._ledger.settle(
-            self.hold_id,
-            Settlement(set(landed), set(unsure), set(removed), set(unsure_removed), dict(failed), set(succeeded)),
-        )
+    async def apply(self, settlement: Settlement) -> None:
+        await self._ledger.settle(self.hold_id, settlement)
         self.settled = True
 
 
-@attrs.frozen
-class Settlement:
-    """What a hold settles: see `UsersHold.settle`."""
-
-    landed: set[int]
-    unsure: set[int] = attrs.Factory(set)
-    removed: set[int] = attrs.Factory(set)
-    unsure_removed: set[int] = attrs.Factory(set)
-    failed: dict[int, Collection[str]] = attrs.Factory(dict)
-    succeeded: set[int] = attrs.Factory(set)
-
-
 def failing_of(item: dict[str, Any]) -> dict[int, tuple[str, ...]]:
-    """The failing users an item notes, with their reason codes (`failed_reasons`: code -> ids;
+    """The failing users an item lists, with their reason codes (`failed_reasons`: code -> ids;
     an id in `failed` under no code was noted by a version that kept none)."""
     codes: dict[int, list[str]] = {user_id: [] for user_id in stored_ids(item.get("failed"))}
     for code, ids in sorted(item.get("failed_reasons", {}).get("M", {}).items()):
@@ -117,19 +136,23 @@ def failing_of(item: dict[str, Any]) -> dict[int, tuple[str, ...]]:
     return {user_id: tuple(found) or (UNRECORDED_REASON,) for user_id, found in sorted(codes.items())}
 
 
-def _failing_after(item: dict[str, Any], settlement: Settlement) -> tuple[set[int], dict[str, Any]]:
-    """The failing ids once `settlement` is applied to `item`, and `failed_reasons` to store."""
-    failing = (stored_ids(item.get("failed")) - settlement.succeeded) | set(settlement.failed)
-    by_code: dict[str, set[int]] = {}
+def _codes_after(item: dict[str, Any], settlement: Settlement) -> dict[int, tuple[str, ...]]:
+    """The codes of every listed failing user that stays failing, and of every user failing now
+    (a user failing again gets its new codes)."""
     kept = {
         user_id: codes
         for user_id, codes in failing_of(item).items()
-        if user_id in failing and user_id not in settlement.failed and UNRECORDED_REASON not in codes
+        if user_id not in settlement.succeeded and user_id not in settlement.failed and UNRECORDED_REASON not in codes
     }
-    for user_id, noted in [*kept.items(), *settlement.failed.items()]:
-        for code in noted:
+    return {**kept, **settlement.failed}
+
+
+def _by_code(codes: dict[int, tuple[str, ...]], listed: set[int]) -> dict[str, set[int]]:
+    by_code: dict[str, set[int]] = {}
+    for user_id in listed:
+        for code in codes.get(user_id, ()):
             by_code.setdefault(code, set()).add(user_id)
-    return failing, {"M": {code: _id_set(ids) for code, ids in sorted(by_code.items())}}
+    return by_code
 
 
 class ProgressLedger:
@@ -286,19 +309,32 @@ class ProgressLedger:
             last = item.get("last_migrated_user_id")
             highest = max([*landed, *([int(last["N"])] if last else [])], default=None)
             count = int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed) - len(settlement.removed)
-            failing, reasons = _failing_after(item, settlement)
+            codes = _codes_after(item, settlement)
+
+            def listed_size(ids: set[int]) -> int:  # `failed` and `failed_reasons` as stored
+                return len(encode_ids(ids)) + sum(len(encode_ids(each)) for each in _by_code(codes, ids).values())
+
+            listed, unlisted = failing_users(
+                stored_ids(item.get("failed")),
+                int(item.get("failed_unlisted", {"N": "0"})["N"]),
+                settlement.failed.keys(),
+                settlement.succeeded,
+                listed_size,
+            )
+            reasons = {"M": {code: _id_set(ids) for code, ids in sorted(_by_code(codes, listed).items())}}
             values: dict[str, Any] = {
                 ":count": {"N": str(max(count, 0))},
                 ":unsettled": _id_set(stored_ids(item.get("unsettled")) | settlement.unsure),
                 ":unsettled_removals": _id_set(stored_ids(item.get("unsettled_removals")) | settlement.unsure_removed),
-                ":failed": _id_set(failing),
-                ":failed_count": {"N": str(len(failing))},
+                ":failed": _id_set(listed),
+                ":failed_unlisted": {"N": str(unlisted)},
+                ":failed_count": {"N": str(len(listed) + unlisted)},
                 ":failed_reasons": reasons,
             }
             update = (
                 "SET migrated_users = :count, unsettled = :unsettled, "
-                "unsettled_removals = :unsettled_removals, failed = :failed, failed_count = :failed_count, "
-                "failed_reasons = :failed_reasons, version = :next"
+                "unsettled_removals = :unsettled_removals, failed = :failed, failed_unlisted = :failed_unlisted, "
+                "failed_count = :failed_count, failed_reasons = :failed_reasons, version = :next"
             )
             if highest is not None:
                 values[":last"] = {"N": str(highest)}

@@ -20,47 +20,73 @@ from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from domain.segments import SegmentLease, SegmentPlan
 from ports.segment_leases import LeaseActivity, SegmentLeases
 
-_FIELDS = "lease_run, lease_owner, lease_counter, lease_checkpoint, lease_done"
+
+@attrs.frozen
+class LeaseNames:
+    """The attributes that hold one kind of lease on the segments' items, and the plan item's
+    attribute with that kind's run number: the migration's runs (`lease_*`, `run`) and verify's
+    passes (`verify_lease_*`, `verify_run`) keep leases of their own on the same segments."""
+
+    prefix: str = "lease_"
+    run_attribute: str = "run"
+
+    def __getattr__(self, name: str) -> str:
+        # owner, counter, checkpoint, done, takes, steals, run: each the prefix and the name.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.prefix + name
+
+    @property
+    def fields(self) -> str:
+        return ", ".join(self.prefix + name for name in ("run", "owner", "counter", "checkpoint", "done"))
 
 
-def _lease(plan: SegmentPlan, index: int, run: int, item: dict[str, Any] | None) -> SegmentLease:
+MIGRATION_LEASES = LeaseNames()
+VERIFY_LEASES = LeaseNames("verify_lease_", "verify_run")
+
+
+def _lease(
+    plan: SegmentPlan, index: int, run: int, item: dict[str, Any] | None, names: LeaseNames = MIGRATION_LEASES
+) -> SegmentLease:
     segment = plan[index]
     item = item or {}
-    counter = int(item["lease_counter"]["N"]) if "lease_counter" in item else 0
-    if "lease_run" not in item or int(item["lease_run"]["N"]) != run:
+    counter = int(item[names.counter]["N"]) if names.counter in item else 0
+    if names.run not in item or int(item[names.run]["N"]) != run:
         return SegmentLease(segment, run, None, counter)  # not worked on in this run yet
     return SegmentLease(
         segment,
         run,
-        item["lease_owner"]["S"] if "lease_owner" in item else None,
+        item[names.owner]["S"] if names.owner in item else None,
         counter,
-        int(item["lease_checkpoint"]["N"]) if "lease_checkpoint" in item else segment.lowest,
-        bool(item.get("lease_done", {}).get("BOOL", False)),
+        int(item[names.checkpoint]["N"]) if names.checkpoint in item else segment.lowest,
+        bool(item.get(names.done, {}).get("BOOL", False)),
     )
 
 
 class DynamoDbSegmentLeases(SegmentLeases):
     """The lease table of a run, in the migration's state table."""
 
-    def __init__(self, client: Any, table: str, plans: PlanStore) -> None:
+    def __init__(self, client: Any, table: str, plans: PlanStore, names: LeaseNames = MIGRATION_LEASES) -> None:
         self._client = client
         self._table = table
         self._plans = plans
+        self._names = names
 
     async def plan(self) -> SegmentPlan:
         return await self._plans.plan()
 
     async def run_number(self) -> int:
-        return await self._plans.run_number()
+        return await self._plans.run_number(self._names.run_attribute)
 
     async def restart(self, seen_run: int) -> int:
-        return await self._plans.restart(seen_run)
+        return await self._plans.restart(seen_run, self._names.run_attribute)
 
     async def leases(self) -> list[SegmentLease]:
         plan, run = await self.plan(), await self.run_number()
-        items = await read_items(self._client, self._table, [segment_key(s.index) for s in plan], _FIELDS)
+        keys = [segment_key(s.index) for s in plan]
+        items = await read_items(self._client, self._table, keys, self._names.fields)
         by_index = {int(item[STATE_KEY_ATTRIBUTE]["S"].partition("#")[2]): item for item in items}
-        return [_lease(plan, segment.index, run, by_index.get(segment.index)) for segment in plan]
+        return [_lease(plan, segment.index, run, by_index.get(segment.index), self._names) for segment in plan]
 
     async def _read(self, lease: SegmentLease) -> SegmentLease:
         async with target_errors("reading a segment lease", table=self._table):
@@ -68,7 +94,7 @@ class DynamoDbSegmentLeases(SegmentLeases):
                 TableName=self._table, Key=segment_key(lease.segment.index), ConsistentRead=True
             )
         plan = await self.plan()
-        return _lease(plan, lease.segment.index, lease.run, response.get("Item"))
+        return _lease(plan, lease.segment.index, lease.run, response.get("Item"), self._names)
 
     async def _change(
         self, seen: SegmentLease, wanted: SegmentLease, owned: bool, stolen: bool | None = None
@@ -76,29 +102,32 @@ class DynamoDbSegmentLeases(SegmentLeases):
         """Move the lease from `seen` to `wanted` (counter + 1) if it is still as seen; with
         `owned`, only while `seen.owner` owns it in `seen.run`. A take (`stolen` not None) is
         added to the segment's tallies in the same write."""
+        names = self._names
         values: dict[str, Any] = {
             ":next": {"N": str(wanted.counter)},
             ":run": {"N": str(wanted.run)},
             ":checkpoint": {"N": str(wanted.checkpoint)},
             ":done": {"BOOL": wanted.done},
         }
-        update = "SET lease_counter = :next, lease_run = :run, lease_checkpoint = :checkpoint, lease_done = :done"
+        update = (
+            f"SET {names.counter} = :next, {names.run} = :run, {names.checkpoint} = :checkpoint, {names.done} = :done"
+        )
         if wanted.owner is not None:
-            update += ", lease_owner = :owner"
+            update += f", {names.owner} = :owner"
             values[":owner"] = {"S": wanted.owner}
         else:
-            update += " REMOVE lease_owner"
+            update += f" REMOVE {names.owner}"
         if stolen is not None:
-            update += " ADD lease_takes :one, lease_steals :stolen"
+            update += f" ADD {names.takes} :one, {names.steals} :stolen"
             values[":one"] = {"N": "1"}
             values[":stolen"] = {"N": "1" if stolen else "0"}
         if seen.counter == 0:
-            condition = "attribute_not_exists(lease_counter)"
+            condition = f"attribute_not_exists({names.counter})"
         else:
-            condition = "lease_counter = :seen"
+            condition = f"{names.counter} = :seen"
             values[":seen"] = {"N": str(seen.counter)}
         if owned:
-            condition += " AND lease_owner = :me AND lease_run = :run"
+            condition += f" AND {names.owner} = :me AND {names.run} = :run"
             values[":me"] = {"S": seen.owner or ""}
         async with target_errors("changing a segment lease", table=self._table):
             try:
@@ -138,10 +167,10 @@ class DynamoDbSegmentLeases(SegmentLeases):
 
     async def activity(self) -> LeaseActivity:
         plan = await self.plan()
-        items = await read_items(
-            self._client, self._table, [segment_key(s.index) for s in plan], "lease_takes, lease_steals"
-        )
+        names = self._names
+        keys = [segment_key(s.index) for s in plan]
+        items = await read_items(self._client, self._table, keys, f"{names.takes}, {names.steals}")
         return LeaseActivity(
-            sum(int(item.get("lease_takes", {"N": "0"})["N"]) for item in items),
-            sum(int(item.get("lease_steals", {"N": "0"})["N"]) for item in items),
+            sum(int(item.get(names.takes, {"N": "0"})["N"]) for item in items),
+            sum(int(item.get(names.steals, {"N": "0"})["N"]) for item in items),
         )

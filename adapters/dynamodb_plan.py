@@ -85,13 +85,14 @@ class PlanStore:
                 if error_code(error) != "ConditionalCheckFailedException":  # made meanwhile by another
                     raise
 
-    async def run_number(self) -> int:
-        """The current run (1 until the first restart)."""
+    async def run_number(self, attribute: str = "run") -> int:
+        """The current run (1 until the first restart) of the runs counted in `attribute` (the
+        migration's; verify's passes count theirs apart)."""
         await self.plan()
         item = await self._read()
-        return int(item["run"]["N"]) if item is not None and "run" in item else 1
+        return int(item[attribute]["N"]) if item is not None and attribute in item else 1
 
-    async def restart(self, seen_run: int) -> int:
+    async def restart(self, seen_run: int, attribute: str = "run") -> int:
         """Move to run `seen_run + 1` unless another process moved it first; the current run."""
         await self.plan()
         async with target_errors("starting a new run", table=self._table):
@@ -100,11 +101,14 @@ class PlanStore:
                     TableName=self._table,
                     Key=PLAN_KEY,
                     UpdateExpression="SET #run = :next",
-                    ConditionExpression="#run = :seen",
-                    ExpressionAttributeNames={"#run": "run"},
+                    # A run number never written is 1 (a plan made before verify's passes had one).
+                    ConditionExpression="#run = :seen"
+                    if seen_run > 1
+                    else "attribute_not_exists(#run) OR #run = :seen",
+                    ExpressionAttributeNames={"#run": attribute},
                     ExpressionAttributeValues={":seen": {"N": str(seen_run)}, ":next": {"N": str(seen_run + 1)}},
                 )
             except ClientError as error:
                 if error_code(error) != "ConditionalCheckFailedException":
                     raise
-        return await self.run_number()
+        return await self.run_number(attribute)

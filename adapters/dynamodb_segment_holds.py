@@ -8,13 +8,13 @@ only the unsettled segments' intents, which their next holders inherit as usual.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from adapters.dynamodb_holds import ProgressLedger, stored_ids
 from domain.segments import SegmentPlan
-from ports.migration_state import NO_FAILURES, FailingUsers, UsersHold
+from ports.migration_state import Settlement, UsersHold
 
 
 class SegmentsHold(UsersHold):
@@ -37,31 +37,11 @@ class SegmentsHold(UsersHold):
         split = self._split(user_ids).items()
         await asyncio.gather(*(self._holds[index].intend_removal(ids) for index, ids in split))
 
-    async def settle(
-        self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
-        failed: FailingUsers = NO_FAILURES,
-        succeeded: Collection[int] = (),
-    ) -> None:
-        landing, unsuring, removing, unsure_removing, failing, succeeding = (
-            self._split(ids) for ids in (landed, unsure, removed, unsure_removed, failed, succeeded)
-        )
-
-        def settle_segment(index: int, hold: UsersHold) -> Awaitable[None]:
-            return hold.settle(
-                landing.get(index, []),
-                unsuring.get(index, []),
-                removing.get(index, []),
-                unsure_removing.get(index, []),
-                failed={user_id: failed[user_id] for user_id in failing.get(index, [])},
-                succeeded=succeeding.get(index, []),
-            )
-
+    async def apply(self, settlement: Settlement) -> None:
+        parts = settlement.split(self._plan.index_of, self._holds.keys())
         outcomes = await asyncio.gather(
-            *(settle_segment(index, hold) for index, hold in self._holds.items()), return_exceptions=True
+            *(hold.apply(parts[index]) for index, hold in self._holds.items()),
+            return_exceptions=True,
         )
         # Each settle ran to its end; a segment that could not settle hands its ids on as usual.
         for outcome in outcomes:
@@ -105,28 +85,9 @@ class WithEarlierLeftovers(UsersHold):
     async def intend_removal(self, user_ids: Collection[int]) -> None:
         await self._hold.intend_removal(user_ids)
 
-    async def settle(
-        self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
-        failed: FailingUsers = NO_FAILURES,
-        succeeded: Collection[int] = (),
-    ) -> None:
-        for hold, theirs in ((self._hold, False), (self._earlier, True)):
-
-            def part(ids: Collection[int], theirs: bool = theirs) -> list[int]:
-                return [i for i in ids if (i in self._theirs) == theirs]
-
-            await hold.settle(
-                part(landed),
-                part(unsure),
-                part(removed),
-                part(unsure_removed),
-                failed={i: failed[i] for i in part(failed)},
-                succeeded=part(succeeded),
-            )
+    async def apply(self, settlement: Settlement) -> None:
+        await self._hold.apply(settlement.only(lambda user_id: user_id not in self._theirs))
+        await self._earlier.apply(settlement.only(lambda user_id: user_id in self._theirs))
 
 
 def has_leftovers(item: dict[str, Any]) -> bool:

@@ -38,6 +38,7 @@ from domain.model import (
     WriteOutcome,
     WriteRule,
 )
+from domain.segments import ScanPart
 from domain.write_budget import TokenBucketBudget, write_units_for, write_units_of
 from ports.user_target import UserTarget
 from ports.write_budget import WriteBudget
@@ -179,7 +180,9 @@ class DynamoDbUserTarget(UserTarget):
     async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
         return await self._conditional.delete_unchanged(user_ids)
 
-    async def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
+    async def scan_user_ids(
+        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
+    ) -> AsyncIterator[list[int]]:
         arguments: dict[str, Any] = {
             "TableName": self._table,
             "ProjectionExpression": "#k",
@@ -189,6 +192,8 @@ class DynamoDbUserTarget(UserTarget):
             "ConsistentRead": True,
             "Limit": page_size,
         }
+        if part is not None:  # a parallel scan's segment
+            arguments.update(Segment=part.index, TotalSegments=part.total)
         while True:
             async with self._reads_in_flight, target_errors("scanning the user ids", table=self._table):
                 response = await self._client.scan(**arguments)

@@ -34,9 +34,9 @@ from domain.model import (
 )
 from domain.range_locks import UserRangeLocks
 from domain.request import MAX_USER_ID
-from domain.segments import quantile_boundaries
+from domain.segments import ScanPart, quantile_boundaries
 from domain.versions import may_replace, stored_version, version_of
-from ports.migration_state import NO_FAILURES, FailingUsers, MigrationState, UsersHold
+from ports.migration_state import MigrationState, Settlement, UsersHold
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
 
@@ -194,8 +194,14 @@ class InMemoryUserTarget(UserTarget):
     async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[int, StoredComparison]:
         return compare_users(users, self.items, self.key_attribute)
 
-    async def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
-        inside = [user_id for user_id in list(self.items) if lowest <= user_id <= highest]
+    async def scan_user_ids(
+        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
+    ) -> AsyncIterator[list[int]]:
+        inside = [
+            user_id
+            for user_id in list(self.items)
+            if lowest <= user_id <= highest and (part is None or user_id % part.total == part.index)
+        ]
         for first in range(0, len(inside), page_size):
             yield inside[first : first + page_size]
 
@@ -247,22 +253,14 @@ class _InMemoryHold(UsersHold):
     async def intend_removal(self, user_ids: Collection[int]) -> None:
         self.removing.update(user_ids)
 
-    async def settle(
-        self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
-        failed: FailingUsers = NO_FAILURES,
-        succeeded: Collection[int] = (),
-    ) -> None:
-        self._state.count(landed)
-        self._state.uncount(removed)
-        for user_id in succeeded:
+    async def apply(self, settlement: Settlement) -> None:
+        self._state.count(settlement.landed)
+        self._state.uncount(settlement.removed)
+        for user_id in settlement.succeeded:
             self._state.failed.pop(user_id, None)
-        self._state.failed.update({user_id: tuple(sorted(codes)) for user_id, codes in failed.items()})
-        self._state.unsettled.update(unsure)
-        self._state.unsettled_removals.update(unsure_removed)
+        self._state.failed.update({user_id: tuple(sorted(codes)) for user_id, codes in settlement.failed.items()})
+        self._state.unsettled.update(settlement.unsure)
+        self._state.unsettled_removals.update(settlement.unsure_removed)
         self.settled = True
 
 

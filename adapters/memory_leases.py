@@ -21,6 +21,10 @@ class InMemorySegmentLeases(SegmentLeases):
         self._stored: dict[int, SegmentLease] = {}
         self._activity = LeaseActivity()
 
+    async def boundaries(self) -> list[int]:
+        """The boundaries of this plan (making it first): leases of another kind on the same segments."""
+        return list((await self.plan()).starts[1:])
+
     async def plan(self) -> SegmentPlan:
         if self._plan is None:
             self._plan = SegmentPlan.from_boundaries(await self._propose() if self._propose is not None else [])

@@ -13,8 +13,8 @@ rule the budget debits by). Throttled and refused requests cost nothing.
 
 The run is measured from its first write to its last one; the three processes start together (as an
 operator's three terminals would, within a second), each sees the others through the state table.
-All three walk the whole table in the live-safe mode: the users one of them wrote, the others try
-too (their conditional puts fail, and cost all the same), so all three spend the budget to the end.
+The three are workers of one run in the live-safe mode: they share its segments (1,000 users are 2
+segments, so one of them waits for the others' leases and spends nothing; its share flows to them).
 Met: the rate over the run within 10% of B. Also reported: the steadiest and busiest 10-second windows.
 
 Environment: BENCH_WRITE_BUDGET_UNITS (B, 50 units/s), BENCH_WRITE_BUDGET_USERS (1,000 users),

@@ -110,6 +110,25 @@ class SegmentLease:
         return "leased" if self.owner is not None else "pending"
 
 
+@attrs.frozen
+class ScanPart:
+    """One of `total` parts of a scan of the whole target (DynamoDB's parallel scan: every item is
+    in exactly one part), so that the workers of a verify pass share the search for extra items."""
+
+    index: int
+    total: int
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.index < self.total:
+            raise ValueError(f"scan part {self.index} of {self.total} does not exist")
+
+
+def resume_point(leases: Iterable[SegmentLease]) -> int | None:
+    """Where the run stands as one id: every user below it was handled in this run (the lowest
+    checkpoint of an unfinished segment); None once every segment is done."""
+    return min((lease.checkpoint for lease in leases if not lease.done), default=None)
+
+
 def quantile_boundaries(sorted_ids: Sequence[int], segments: int) -> list[int]:
     """The ids that split `sorted_ids` (ascending, a sample or all) into `segments` equal parts."""
     if not sorted_ids or segments <= 1:

@@ -31,6 +31,7 @@ from domain.migration import Migration, next_start_after
 from domain.model import SourceUser
 from domain.request import MAX_BATCH_SIZE, MAX_USER_ID
 from domain.rules import UserPreparer
+from domain.segments import ScanPart
 from domain.verify_request import VerifyPageRequest, VerifyRange
 from domain.verify_step import Findings, VerifyStep
 from ports.migration_state import MigrationState
@@ -106,6 +107,7 @@ class Verification:
         on_difference: DifferenceCallback | None = None,
         on_progress: VerifyProgressCallback | None = None,
         stop: asyncio.Event | None = None,
+        extras_in: ScanPart | None = None,
     ) -> VerifySummary:
         """Verify every row and every stored item with an id in `start_user_id..end_user_id`.
 
@@ -113,8 +115,13 @@ class Verification:
         with `repair`, missing and different items are fixed under the rule that never
         overwrites newer data, extra items the migration wrote are deleted, and each difference
         arrives with whether it is gone now. Setting `stop` ends the run after the pages in hand.
+
+        With `extras_in`, the rows are those of the range, but the search for extra items is that
+        part of a scan of the whole target (every id, in or out of the range): how the workers of
+        a verify pass split both searches (`domain.verify_worker`).
         """
         wanted = VerifyRange(start_user_id, end_user_id, batch_size)
+        scanned = wanted if extras_in is None else VerifyRange(0, MAX_USER_ID, batch_size)
         tally = _Tally()
 
         async def finish(page: Sequence[object], findings: Findings) -> None:
@@ -140,9 +147,14 @@ class Verification:
         rows_pump = PagePump(read_rows, check_rows, finish, self._prefetch_pages, self._pages_in_flight)
         stopped = (await rows_pump.run(wanted.start_user_id, stop)).stopped_early
         if not stopped:
-            stopped = await self._scan_for_extras(wanted, repair, finish, stop)
-        self.latest.record(tally.counts, self._clock())
+            stopped = await self._scan_for_extras(scanned, repair, finish, stop, extras_in)
+        if extras_in is None:  # a pass's part is not a verify of its own (its worker records the pass)
+            self.latest.record(tally.counts, self._clock())
         return VerifySummary(attrs.evolve(tally.counts), repair, tally.elapsed(), stopped)
+
+    def record_latest(self, counts: VerifyCounts) -> None:
+        """Keep `counts` as this process's latest verify (a pass's worker, once it ended)."""
+        self.latest.record(counts, self._clock())
 
     async def _scan_for_extras(
         self,
@@ -150,9 +162,11 @@ class Verification:
         repair: bool,
         finish: Callable[[Sequence[object], Findings], Awaitable[None]],
         stop: asyncio.Event | None,
+        part: ScanPart | None = None,
     ) -> bool:
-        """The second pass: every stored id in the range, a scan page at a time; True when `stop` ended it."""
-        scan = self._target.scan_user_ids(wanted.start_user_id, wanted.end_user_id, self._scan_page_size)
+        """The second pass: every stored id in the range (of `part`), a scan page at a time; True
+        when `stop` ended it."""
+        scan = self._target.scan_user_ids(wanted.start_user_id, wanted.end_user_id, self._scan_page_size, part)
 
         async def check_ids(user_ids: list[int]) -> Findings:
             return await self._step.stored_ids(user_ids, repair)

@@ -12,7 +12,6 @@ by the next holder of those ids (the holds' inheritance).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 import uuid
@@ -21,12 +20,13 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from domain.engine.pump import PagePump
-from domain.leases import LeaseObserver, OwnLease, choose_lease
+from domain.lease_loop import SegmentOutcome, work_leases
+from domain.leases import OwnLease
 from domain.migration import Migration, next_start_after
 from domain.migration_run import PageCheckpoints, ProgressCallback, RunSummary, RunTally
 from domain.model import SourceUser
 from domain.report import BatchOutcome
-from domain.segments import SegmentLease, segments_for
+from domain.segments import SegmentLease, resume_point, segments_for
 from ports.segment_leases import SegmentLeases
 from ports.user_source import UserSource
 
@@ -85,49 +85,24 @@ class SegmentWorker:
         """Take and migrate segments until the run is finished, or only live leases of other
         workers (and segments this worker already failed on) are left."""
         await self._migration.mark_changes_from()
-        run = await self._leases.run_number()
-        if restart:
-            run = await self._leases.restart(run)
-        observer = LeaseObserver(self._lease_seconds)
         tally = RunTally()
-        counts = {"done": 0, "takes": 0, "steals": 0, "lost": 0}
-        failed_here: set[int] = set()  # segments whose writes failed in this worker: not retried by it
-        while stop is None or not stop.is_set():
-            leases = [lease for lease in await self._leases.leases() if lease.segment.index not in failed_here]
-            now = self._clock()
-            observer.observe(leases, now)
-            if all(lease.done for lease in leases):
-                break
-            chosen = choose_lease(leases, observer, self.worker, now, self._rng)
-            if chosen is None:
-                # Only live leases of other workers: wait for them to finish (or to expire).
-                await _sleep_or_stop(self._lease_seconds / 3, stop)
-                continue
-            sent = self._clock()
-            taken = await self._leases.take(chosen, self.worker)
-            if taken is None:
-                continue  # another worker was quicker
-            counts["takes"] += 1
-            counts["steals"] += chosen.owner not in (None, self.worker)
-            own = OwnLease(taken, self._lease_seconds)
-            own.renewed(taken, sent)
-            outcome = await self._work_segment(own, batch_size, tally, on_progress, stop)
-            if outcome == "done":
-                counts["done"] += 1
-            elif outcome == "lost":
-                counts["lost"] += 1
-            elif outcome == "failed":
-                failed_here.add(taken.segment.index)
-        unfinished = sum(not lease.done for lease in await self._leases.leases())
+
+        async def work(own: OwnLease) -> SegmentOutcome:
+            return await self._work_segment(own, batch_size, tally, on_progress, stop)
+
+        leased = await work_leases(
+            self._leases, self.worker, self._lease_seconds, self._clock, work, restart, stop, self._rng
+        )
+        unfinished = leased.unfinished_segments
         stopped = stop is not None and stop.is_set() and unfinished > 0
         return WorkerSummary(
             self.worker,
-            run,
-            tally.summary(False, None, stopped_early=stopped),
-            counts["done"],
-            counts["takes"],
-            counts["steals"],
-            counts["lost"],
+            leased.run,
+            tally.summary(False, resume_point(leased.at_end), stopped_early=stopped),
+            leased.segments_done,
+            leased.lease_takes,
+            leased.lease_steals,
+            leased.leases_lost,
             unfinished,
         )
 
@@ -138,8 +113,8 @@ class SegmentWorker:
         tally: RunTally,
         on_progress: ProgressCallback | None,
         stop: asyncio.Event | None,
-    ) -> str:
-        """Migrate the segment from its checkpoint: "done", "stopped", "lost" or "failed"."""
+    ) -> SegmentOutcome:
+        """Migrate the segment from its checkpoint."""
         segment = own.lease.segment
         checkpoints = PageCheckpoints()
         lease_lock = asyncio.Lock()  # the renewer and the checkpoints change the lease one at a time
@@ -218,14 +193,6 @@ class SegmentWorker:
             return "failed"
         await change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
         return "lost" if lost.is_set() else "done"
-
-
-async def _sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
-    if stop is None:
-        await asyncio.sleep(seconds)
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def boundaries_from(source: UserSource) -> Callable[[], Awaitable[list[int]]]:

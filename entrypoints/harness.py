@@ -20,6 +20,7 @@ from dependency_injector import providers
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.memory_budget import InMemoryBudgetShares
 from adapters.memory_leases import InMemorySegmentLeases
+from adapters.memory_verify_results import InMemoryVerifyResults
 from container import Container
 from domain.mapping import UserMapping
 from domain.model import Item, SourceUser, User
@@ -40,10 +41,13 @@ class InMemoryHarness:
     state: InMemoryMigrationState
     token: str = HARNESS_TOKEN
     leases: InMemorySegmentLeases = attrs.field(default=None)
+    verify_leases: InMemorySegmentLeases = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         if self.leases is None:
             self.leases = InMemorySegmentLeases(boundaries_from(self.source))
+        if self.verify_leases is None:
+            self.verify_leases = InMemorySegmentLeases(self.leases.boundaries)
 
     @classmethod
     def with_users(
@@ -74,6 +78,8 @@ class InMemoryHarness:
         # are kept in memory.
         container.budget_shares.override(InMemoryBudgetShares())
         container.segment_leases.override(self.leases)
+        container.verify_leases.override(self.verify_leases)
+        container.verify_results.override(InMemoryVerifyResults(self.verify_leases))
         return container
 
     def library(self) -> UserMigration:

@@ -26,6 +26,7 @@ from domain.statistics import Statistics, count_mode
 from domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
 from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
 from domain.verify_request import VerifyPageRequest
+from domain.verify_worker import VerifyWorker, VerifyWorkerSummary
 from domain.worker import SegmentWorker, WorkerSummary
 from domain.write_budget import BudgetSnapshot, TokenBucketBudget
 from entrypoints.settings import load_settings
@@ -262,6 +263,28 @@ class UserMigration:
         return await verification.verify(
             start_user_id, end_user_id, batch_size, repair, on_difference, on_progress, stop
         )
+
+    async def verify_as_worker(
+        self,
+        batch_size: int = MAX_BATCH_SIZE,
+        repair: bool = False,
+        on_difference: DifferenceCallback | None = None,
+        on_progress: VerifyProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+        restart: bool = False,
+    ) -> VerifyWorkerSummary:
+        """Be a worker of the verify pass over the whole id space: take segments under leases of
+        verify's own, and verify each one's rows and its part of the scan for extra items (see
+        `domain.verify_worker`). Every process doing this on the same tables shares the pass; a
+        finished pass is verified again only with `restart=True`."""
+        await self._verification()  # inside `async with`
+        worker: VerifyWorker = await resolve(self.container.verify_worker())
+        return await worker.run(batch_size, repair, on_difference, on_progress, stop, restart)
+
+    async def restart_verify_pass(self) -> int:
+        """Begin a new verify pass (unless another process just did): its number."""
+        leases: SegmentLeases = await resolve(self.container.verify_leases())
+        return await leases.restart(await leases.run_number())
 
     async def verify_page(self, start_user_id: int = 0, batch_size: int = DEFAULT_BATCH_SIZE) -> VerifyPage:
         """Verify one keyset page (as `GET /m2/migration/verify` does): its differences, counts and

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import MappingProxyType
+from typing import TypeVar
+
+import attrs
 
 from domain.model import ChangeCursor, MigrationProgress
 
@@ -14,6 +17,62 @@ FailingUsers = Mapping[int, Collection[str]]
 NO_FAILURES: FailingUsers = MappingProxyType({})
 # The code of a failing user an earlier version noted without its reasons.
 UNRECORDED_REASON = "reason_not_recorded"
+
+Part = TypeVar("Part", bound=Hashable)
+
+
+def _ids(user_ids: Collection[int]) -> frozenset[int]:
+    return frozenset(user_ids)
+
+
+def _codes(failed: FailingUsers) -> dict[int, tuple[str, ...]]:
+    return {user_id: tuple(codes) for user_id, codes in failed.items()}
+
+
+@attrs.frozen
+class Settlement:
+    """What a hold settles, in one step: see `UsersHold.settle`."""
+
+    landed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    unsure: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    removed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    unsure_removed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    failed: dict[int, tuple[str, ...]] = attrs.field(factory=dict, converter=_codes)
+    succeeded: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+
+    def only(self, keep: Callable[[int], bool]) -> Settlement:
+        """The part of this settlement about the ids `keep` accepts."""
+        return self.split(keep, (True, False))[True]
+
+    def split(self, part_of: Callable[[int], Part], parts: Collection[Part]) -> dict[Part, Settlement]:
+        """This settlement cut into one per part (every part of `parts` gets one, empty or not).
+        An id of no part is an error: dropping it would lose its count."""
+
+        def part(user_id: int) -> Part:
+            found = part_of(user_id)
+            if found not in parts:
+                raise ValueError(f"user {user_id} is in {found!r}, which this settlement is not split into")
+            return found
+
+        sets = (self.landed, self.unsure, self.removed, self.unsure_removed, self.succeeded)
+        grouped: dict[Part, list[list[int]]] = {each: [[] for _ in sets] for each in parts}
+        for field, ids in enumerate(sets):
+            for user_id in ids:
+                grouped[part(user_id)][field].append(user_id)
+        failing: dict[Part, dict[int, tuple[str, ...]]] = {each: {} for each in parts}
+        for user_id, codes in self.failed.items():
+            failing[part(user_id)][user_id] = codes
+        return {
+            each: Settlement(
+                landed=landed,
+                unsure=unsure,
+                removed=removed,
+                unsure_removed=unsure_removed,
+                failed=failing[each],
+                succeeded=succeeded,
+            )
+            for each, (landed, unsure, removed, unsure_removed, succeeded) in grouped.items()
+        }
 
 
 class UsersHold(abc.ABC):
@@ -38,7 +97,6 @@ class UsersHold(abc.ABC):
     async def intend_removal(self, user_ids: Collection[int]) -> None:
         """Record that the items of these users are about to be deleted."""
 
-    @abc.abstractmethod
     async def settle(
         self,
         landed: Collection[int],
@@ -54,6 +112,11 @@ class UsersHold(abc.ABC):
         happened) for a later holder to look at. `failed` users (their attempt failed validation
         or writing) are noted as failing with their reason codes (replacing those of an earlier
         attempt), `succeeded` ones no longer."""
+        await self.apply(Settlement(landed, unsure, removed, unsure_removed, failed, succeeded))
+
+    @abc.abstractmethod
+    async def apply(self, settlement: Settlement) -> None:
+        """Settle, in one idempotent step: see `settle`."""
 
 
 class MigrationState(abc.ABC):

@@ -15,6 +15,7 @@ from domain.model import (
     WriteOutcome,
     WriteRule,
 )
+from domain.segments import ScanPart
 
 
 class UserTarget(abc.ABC):
@@ -55,9 +56,12 @@ class UserTarget(abc.ABC):
         the migration's bookkeeping left out) or newer in the target than the row."""
 
     @abc.abstractmethod
-    def scan_user_ids(self, lowest: int, highest: int, page_size: int = 1000) -> AsyncIterator[list[int]]:
+    def scan_user_ids(
+        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
+    ) -> AsyncIterator[list[int]]:
         """Every stored user id in lowest..highest, a page at a time (in no particular order);
-        memory stays flat at any table size."""
+        memory stays flat at any table size. With `part`, only the ids of that part of the scan
+        (the parts of one total split the stored ids between them, each id in exactly one)."""
 
     @abc.abstractmethod
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:

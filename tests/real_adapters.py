@@ -12,9 +12,12 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
+from adapters.dynamodb_leases import DynamoDbSegmentLeases
+from adapters.dynamodb_plan import PLAN_KEY, PlanStore
 from adapters.dynamodb_tables import ensure_tables
 from adapters.postgres import quote_table_name
 from domain.model import JsonValue, User
+from domain.segments import SegmentLease
 
 
 def unique_name(prefix: str) -> str:
@@ -96,3 +99,17 @@ async def fresh_environment(postgres_dsn: str, dynamodb_endpoint: str, client: A
         "DYNAMODB_STATE_TABLE": state_table,
         "AWS_REGION": "us-east-1",
     }
+
+
+async def run_leases(client: Any, state_table: str) -> list[SegmentLease]:
+    """The segment leases of the current run; none before a worker made the plan (this never
+    makes one, which would fix the plan at one segment)."""
+    response = await client.get_item(TableName=state_table, Key=PLAN_KEY, ConsistentRead=True)
+    if "Item" not in response:
+        return []
+    return await DynamoDbSegmentLeases(client, state_table, PlanStore(client, state_table)).leases()
+
+
+def checkpointed(leases: Iterable[SegmentLease]) -> bool:
+    """Whether a worker recorded a checkpoint in any segment of the run."""
+    return any(lease.done or lease.checkpoint > lease.segment.lowest for lease in leases)

@@ -16,24 +16,32 @@ from domain.errors import UserNotFound
 from domain.migration_run import RunSummary
 from domain.rules import failure_text
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
+from entrypoints.cli.failures_shown import SHOWN_FAILURES, print_failures
 from entrypoints.cli.progress import ProgressBar
 from entrypoints.cli.workers import is_worker_run, print_worker_summary, run_workers
 from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.json_views import report_json
 from entrypoints.library import UserMigration
 
-SHOWN_FAILURES = 20
-
 
 def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `user-migration migrate`."""
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--all", action="store_true", help="walk the whole source in batches")
+    what.add_argument(
+        "--all",
+        action="store_true",
+        help="the whole source in batches, as a worker of the run (every --all process on the same tables shares "
+        "its segments); --dry-run, --rewrite and --start-user-id walk it alone",
+    )
     what.add_argument("--user-id", type=int, metavar="N", help="migrate one user")
     what.add_argument("--retry-failed", type=Path, metavar="FILE", help="retry the users listed in a --failed-out file")
     parser.add_argument("--batch-size", type=int, default=1000, help="users per batch (1..1000, default 1000)")
     parser.add_argument("--start-user-id", type=int, help="first user id of --all (default: the beginning)")
-    parser.add_argument("--resume", action="store_true", help="--all from where the last run stopped (as plain --all)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="--all from where the run stopped (what plain --all does anyway); kept for scripts that say it",
+    )
     parser.add_argument(
         "--restart", action="store_true", help="--all: walk the whole source again, even if the last run finished"
     )
@@ -121,10 +129,9 @@ def _print_summary(summary: RunSummary, arguments: argparse.Namespace) -> None:
         print(f"Rewrote {summary.rewritten:,} items written earlier; left {len(summary.kept):,} as they are:")
         for user_id, why in list(summary.kept.items())[:SHOWN_FAILURES]:
             print(f"  {failure_text(user_id, [why])}", file=sys.stderr)
-    for user_id, reasons in list(summary.failures.items())[:SHOWN_FAILURES]:
-        print(f"  {failure_text(user_id, list(reasons))}", file=sys.stderr)
-    if summary.failed > SHOWN_FAILURES:
-        print(f"  ... and {summary.failed - SHOWN_FAILURES:,} more", file=sys.stderr)
+    print_failures(
+        (failure_text(user_id, list(reasons)) for user_id, reasons in summary.failures.items()), summary.failed
+    )
     if summary.failed and arguments.failed_out:
         print(
             f"Failed users are in {arguments.failed_out}; after fixing them: "
@@ -173,10 +180,10 @@ def check_migrate_arguments(arguments: argparse.Namespace) -> str | None:
     segmented = arguments.restart or arguments.workers is not None
     if segmented and not arguments.all:
         return "--restart and --workers go with --all"
-    if segmented and (
-        arguments.resume or arguments.dry_run or arguments.rewrite or arguments.start_user_id is not None
-    ):
-        return "--restart and --workers cannot be combined with --resume, --dry-run, --rewrite or --start-user-id"
+    if segmented and (arguments.dry_run or arguments.rewrite or arguments.start_user_id is not None):
+        return "--restart and --workers cannot be combined with --dry-run, --rewrite or --start-user-id"
+    if arguments.restart and arguments.resume:
+        return "--restart and --resume cannot be combined (--restart starts the run again from the beginning)"
     if arguments.retry_failed is not None and not arguments.retry_failed.is_file():
         return f"{arguments.retry_failed}: no such file"
     return None
@@ -224,7 +231,8 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
         summary = worked.summary
         if arguments.failed_out is not None:
             _write_failures(arguments.failed_out, summary)
-        print_worker_summary(worked, _summary_json(summary), arguments.json, await migration.budget_snapshot())
+        fields = _summary_json(summary)
+        print_worker_summary(worked, fields, arguments.json, await migration.budget_snapshot(), arguments.failed_out)
         if summary.stopped_early:
             return EXIT_INTERRUPTED
         return EXIT_USERS_FAILED if summary.failed or worked.unfinished_segments else EXIT_OK

@@ -11,7 +11,8 @@ from domain.errors import DependencyUnavailable
 from domain.rules import failure_text
 from domain.sync import SyncProgress, SyncSummary
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from entrypoints.cli.migrate import SHOWN_FAILURES, stop_on_signals
+from entrypoints.cli.failures_shown import SHOWN_FAILURES
+from entrypoints.cli.migrate import stop_on_signals
 from entrypoints.cli.progress import StatusLine, count_line
 from entrypoints.library import UserMigration
 

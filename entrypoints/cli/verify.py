@@ -4,21 +4,20 @@ for people or as JSON, a progress bar on stderr."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TextIO
 
-from domain.differences import FAILING, Difference, VerifyProgress, VerifySummary
+from domain.differences import VerifyProgress
 from domain.request import MAX_USER_ID
+from domain.verify_worker import VerifyWorkerSummary
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from entrypoints.cli.migrate import stop_on_signals
 from entrypoints.cli.progress import StatusLine, bar_text
+from entrypoints.cli.verify_output import Differences, print_summary
+from entrypoints.cli.verify_pass import print_pass_summary, run_verify_workers
 from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.library import UserMigration
-from entrypoints.verify_json import counts_json, difference_json
-
-SHOWN_DIFFERENCES = 20
 
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +35,16 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
         "tool wrote; items someone else wrote, or newer than their row, are left as they are and reported",
     )
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="verify the whole id space as N workers of one verify pass (processes here) sharing its segments "
+        "under leases; --workers 1 on each of N hosts does the same",
+    )
+    parser.add_argument(
+        "--restart", action="store_true", help="with --workers: verify everything again after a finished pass"
+    )
 
 
 def check_verify_arguments(arguments: argparse.Namespace) -> str | None:
@@ -46,6 +55,12 @@ def check_verify_arguments(arguments: argparse.Namespace) -> str | None:
         return f"--start-user-id must be between 0 and {MAX_USER_ID}"
     if not arguments.start_user_id <= arguments.end_user_id <= MAX_USER_ID:
         return f"--end-user-id must be between --start-user-id and {MAX_USER_ID}"
+    if arguments.workers is not None and not 1 <= arguments.workers <= 64:
+        return "--workers must be between 1 and 64"
+    if arguments.restart and arguments.workers is None:
+        return "--restart goes with --workers"
+    if arguments.workers is not None and (arguments.start_user_id != 0 or arguments.end_user_id != MAX_USER_ID):
+        return "--workers verifies the whole id space: it cannot be combined with --start-user-id or --end-user-id"
     out: Path | None = arguments.out
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         return f"--out {out}: not a file in an existing folder"
@@ -70,61 +85,11 @@ class VerifyProgressBar(StatusLine):
         self.show(progress_line(progress, self._total))
 
 
-def difference_text(difference: Difference) -> str:
-    """`User <id>: <problem> (<fields or reasons>)[, repaired | not repaired: <why>]`."""
-    details = difference.fields or tuple(str(reason) for reason in difference.reasons)
-    text = f"User {difference.user_id}: {difference.problem.value}"
-    if details:
-        text += f" ({', '.join(details)})"
-    if difference.repaired is True:
-        text += ", repaired"
-    elif difference.repaired is False:
-        text += f", not repaired{': ' + difference.why if difference.why else ''}"
-    return text
-
-
-class _Differences:
-    """Takes each difference as it is found: a line of `--out`, and the first few kept to show."""
-
-    def __init__(self, out: TextIO | None) -> None:
-        self._out = out
-        self.shown: list[Difference] = []
-        self.failing = 0
-
-    def __call__(self, difference: Difference) -> None:
-        if self._out is not None:
-            self._out.write(json.dumps(difference_json(difference)) + "\n")
-        if difference.problem in FAILING:
-            self.failing += 1
-            if len(self.shown) < SHOWN_DIFFERENCES:
-                self.shown.append(difference)
-
-
-def _print_summary(summary: VerifySummary, differences: _Differences, arguments: argparse.Namespace) -> None:
-    counts = summary.counts
-    if arguments.json:
-        print(json.dumps(counts_json(counts, summary.repair)))
-        return
-    print(
-        f"Checked {counts.checked:,} users in {summary.elapsed_seconds:.1f} s: {counts.matching:,} matching, "
-        f"{counts.missing:,} missing, {counts.different:,} different, {counts.extra:,} extra, "
-        f"{counts.newer_in_dynamodb:,} newer in DynamoDB, {counts.invalid_in_source:,} invalid in the source."
-    )
-    if summary.repair:
-        print(f"Repaired {counts.repaired:,}; {counts.not_repaired:,} left as they are (checked again after).")
-    for difference in differences.shown:
-        print(f"  {difference_text(difference)}", file=sys.stderr)
-    if differences.failing > len(differences.shown):
-        print(f"  ... and {differences.failing - len(differences.shown):,} more", file=sys.stderr)
-    if arguments.out is not None and (differences.failing or counts.newer_in_dynamodb or counts.invalid_in_source):
-        print(f"Every difference is in {arguments.out}.")
-    if summary.stopped_early:
-        print("Stopped early on request: the counts cover what was checked.")
-
-
 async def verify(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Run `verify` with its options; returns the exit code."""
     freeze_long_lived_objects()  # a whole run: worth the collection it costs
+    if arguments.workers is not None and arguments.workers > 1:
+        return await run_verify_workers(migration, arguments)
     start, end = arguments.start_user_id, arguments.end_user_id
     # The total is only for the bar; counting a huge table is not free, so only when it shows.
     total = await migration.users_to_verify(start, end) if sys.stderr.isatty() else 0
@@ -132,18 +97,30 @@ async def verify(migration: UserMigration, arguments: argparse.Namespace) -> int
         out = arguments.out.open("w") if arguments.out is not None else None
     except OSError as error:
         raise ValueError(f"--out {arguments.out}: {error.strerror}") from None
-    differences = _Differences(out)
+    differences = Differences(out)
     bar = VerifyProgressBar(sys.stderr, total)
+    worked: VerifyWorkerSummary | None = None
     try:
         with stop_on_signals() as stop:
-            summary = await migration.verify(
-                start, end, arguments.batch_size, arguments.repair, differences, on_progress=bar, stop=stop
-            )
+            if arguments.workers is not None:
+                worked = await migration.verify_as_worker(
+                    arguments.batch_size, arguments.repair, differences, bar, stop, arguments.restart
+                )
+                summary = worked.summary
+            else:
+                summary = await migration.verify(
+                    start, end, arguments.batch_size, arguments.repair, differences, on_progress=bar, stop=stop
+                )
     finally:
         bar.close()
         if out is not None:
             out.close()
-    _print_summary(summary, differences, arguments)
+    if worked is not None:
+        print_pass_summary(worked, differences, arguments)
+    else:
+        print_summary(summary, differences, arguments)
     if summary.stopped_early:
         return EXIT_INTERRUPTED
+    if worked is not None:  # the pass's verdict: every worker's, once finished
+        return EXIT_OK if worked.clean else EXIT_USERS_FAILED
     return EXIT_OK if summary.clean else EXIT_USERS_FAILED

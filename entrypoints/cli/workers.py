@@ -8,25 +8,24 @@ up their summaries.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from domain.worker import WorkerSummary
 from domain.write_budget import BudgetSnapshot
 from entrypoints.cli.exit_codes import EXIT_OK
+from entrypoints.cli.failures_shown import print_failures
+from entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
 from entrypoints.library import UserMigration
-
-_SUMMED = ("users_read", "migrated_count", "skipped_count", "failed_count", "segments_done", "lease_takes")
-_SUMMED_TOO = ("lease_steals", "leases_lost", "write_units_spent", "write_throttled")
 
 
 def is_worker_run(arguments: argparse.Namespace) -> bool:
-    """Whether `migrate` runs as a worker of the run on leased segments: `--all` with `--workers`
-    or `--restart` (plain `--all` stays the single walk it has been, for now)."""
-    return bool(arguments.all and (arguments.workers is not None or arguments.restart))
+    """Whether `migrate` runs as a worker of the run on leased segments: every `--all` (with
+    `--resume` too: a worker goes on where each segment stopped), but for the walks that are not
+    the run's: `--dry-run` (writes nothing), `--rewrite` (a second pass over items written
+    earlier) and `--start-user-id` (a walk from an id the operator chose)."""
+    return bool(arguments.all and not (arguments.dry_run or arguments.rewrite or arguments.start_user_id is not None))
 
 
 def worker_json(
@@ -48,23 +47,29 @@ def worker_json(
 
 
 def print_worker_summary(
-    worked: WorkerSummary, summary_json: dict[str, Any], as_json: bool, budget: BudgetSnapshot | None = None
+    worked: WorkerSummary,
+    summary_json: dict[str, Any],
+    as_json: bool,
+    budget: BudgetSnapshot | None = None,
+    failed_out: Path | None = None,
 ) -> None:
     """One worker's summary, for people or as JSON."""
     fields = worker_json(worked, summary_json, budget)
     if as_json:
         print(json.dumps(fields))
         return
-    _print_human(fields)
+    _print_human(fields, failed_out)
 
 
-def _print_human(fields: dict[str, Any]) -> None:
+def _print_human(fields: dict[str, Any], failed_out: Path | None = None) -> None:
     seconds = fields["processing_time_ms"] / 1000
     rate = fields["users_read"] / seconds if seconds > 0 else 0
     print(
-        f"Run {fields['run']}: migrated {fields['migrated_count']:,} users, skipped {fields['skipped_count']:,} "
-        f"already in DynamoDB, failed {fields['failed_count']:,} (read {fields['users_read']:,} in {seconds:.1f} s, "
-        f"{rate:,.0f} users/s); segments done here {fields['segments_done']}, leases taken "
+        f"Migrated {fields['migrated_count']:,} users, skipped {fields['skipped_count']:,} already in DynamoDB, "
+        f"failed {fields['failed_count']:,} (read {fields['users_read']:,} in {seconds:.1f} s, {rate:,.0f} users/s)."
+    )
+    print(
+        f"Run {fields['run']}: segments done here {fields['segments_done']}, leases taken "
         f"{fields['lease_takes']} ({fields['lease_steals']} after expiring), lost {fields['leases_lost']}."
     )
     if "write_units_spent" in fields:
@@ -72,13 +77,20 @@ def _print_human(fields: dict[str, Any]) -> None:
             f"Write units spent on the users table: {fields['write_units_spent']:,.0f} "
             f"(throttled {fields['write_throttled']:,} times)."
         )
-    for error in fields["errors"][:20]:
-        print(f"  {error}", file=sys.stderr)
+    print_failures(fields["errors"], fields["failed_count"])
+    if fields["failed_count"] and failed_out is not None:
+        print(
+            f"Failed users are in {failed_out}; after fixing them: user-migration migrate --retry-failed {failed_out}"
+        )
+    if fields["stopped_early"]:
+        print("Stopped early on request.")
     if fields["unfinished_segments"]:
         print(
             f"{fields['unfinished_segments']} segments of the run are unfinished (writes failed, or other "
             "workers still at them); `user-migration migrate --all` again goes on with them."
         )
+        if fields.get("resume_from_user_id") is not None:
+            print(f"Checkpoint: every user below id {fields['resume_from_user_id']} is handled in this run.")
     else:
         print("The run is finished; `user-migration migrate --all --restart` walks the source again.")
 
@@ -87,60 +99,26 @@ async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -
     """Start `--workers` worker processes (after a `--restart` here, once), wait, add up."""
     if arguments.restart:
         await migration.restart_run()
-    command = [
-        sys.executable,
-        "-c",
-        "from entrypoints.cli.main import main; raise SystemExit(main())",
-        "migrate",
-        "--all",
-        "--json",
-        "--workers",
-        "1",
-        "--batch-size",
-        str(arguments.batch_size),
-    ]
+    command = ["migrate", "--all", "--json", "--workers", "1", "--batch-size", str(arguments.batch_size)]
     if arguments.mapping:
         command += ["--mapping", str(arguments.mapping)]
-    parts = [Path(f"{arguments.failed_out}.{n}") for n in range(arguments.workers)] if arguments.failed_out else []
-    processes = [
-        await asyncio.create_subprocess_exec(
-            *command, *(["--failed-out", str(parts[n])] if parts else []), stdout=asyncio.subprocess.PIPE
-        )
-        for n in range(arguments.workers)
-    ]
-    results = await asyncio.gather(*(process.communicate() for process in processes))
-    summaries: list[dict[str, Any]] = []
-    for process, (out, _) in zip(processes, results, strict=True):
-        lines = out.decode().strip().splitlines()
-        if lines:
-            summaries.append(json.loads(lines[-1]))
-        else:
-            print(f"a worker ended with exit code {process.returncode} and no summary", file=sys.stderr)
-    if parts:
-        _join_parts(Path(arguments.failed_out), parts)
+    summaries, exit_code = await run_worker_processes(command, arguments.workers, "--failed-out", arguments.failed_out)
     total = _added_up(summaries)
-    total["workers"] = summaries
     if arguments.json:
         print(json.dumps(total))
     else:
-        _print_human(total)
-    return max([process.returncode or EXIT_OK for process in processes], default=EXIT_OK)
-
-
-def _join_parts(path: Path, parts: list[Path]) -> None:
-    """The workers' failed-user files, as one."""
-    path.write_text("".join(part.read_text() for part in parts if part.exists()))
-    for part in parts:
-        part.unlink(missing_ok=True)
+        _print_human(total, arguments.failed_out)
+    return exit_code or EXIT_OK
 
 
 def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in (*_SUMMED, *_SUMMED_TOO)}
+    names = ("users_read", "migrated_count", "skipped_count", "failed_count", "write_units_spent", "write_throttled")
+    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in names}
     total["failed_user_ids"] = sorted(i for s in summaries for i in s.get("failed_user_ids", []))
     total["errors"] = [error for s in summaries for error in s.get("errors", [])]
     total["processing_time_ms"] = max((s.get("processing_time_ms", 0) for s in summaries), default=0)
     total["run"] = max((s.get("run", 0) for s in summaries), default=0)
-    total["unfinished_segments"] = min((s.get("unfinished_segments", 0) for s in summaries), default=0)
+    total["resume_from_user_id"] = latest_of(summaries).get("resume_from_user_id")
     total["dry_run"] = False
     total["stopped_early"] = any(s.get("stopped_early") for s in summaries)
-    return total
+    return {**total, **lease_fields(summaries)}

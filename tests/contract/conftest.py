@@ -15,15 +15,21 @@ from typing import Any
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_leases import VERIFY_LEASES, DynamoDbSegmentLeases
 from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_tables import ensure_tables
 from adapters.dynamodb_target import DynamoDbUserTarget
+from adapters.dynamodb_verify_results import DynamoDbVerifyResults
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from adapters.memory_leases import InMemorySegmentLeases
+from adapters.memory_verify_results import InMemoryVerifyResults
 from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
 from domain.mapping import default_mapping
 from domain.model import User
 from ports import MigrationState, UserSource, UserTarget
+from ports.segment_leases import SegmentLeases
+from ports.verify_results import VerifyResults
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
 
 SourceFactory = Callable[[Iterable[User]], Awaitable[UserSource]]
@@ -128,5 +134,33 @@ async def make_state(request: pytest.FixtureRequest) -> AsyncIterator[StateFacto
                 plans = PlanStore(client, state_table, propose=_segments_at_50_and_100)
                 return DynamoDbMigrationState(client, state_table, plans=plans)
             return DynamoDbMigrationState(client, state_table)
+
+        yield dynamodb
+
+
+# Verify results recorded under the verify passes' leases: (leases, results) on fresh storage.
+VerifyPassFactory = Callable[[], Awaitable[tuple[SegmentLeases, VerifyResults]]]
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+async def make_verify_pass(request: pytest.FixtureRequest) -> AsyncIterator[VerifyPassFactory]:
+    """Verify's leases and results of each kind, on segments split at 50 and 100."""
+    if request.param == "memory":
+
+        async def memory() -> tuple[SegmentLeases, VerifyResults]:
+            leases = InMemorySegmentLeases(_segments_at_50_and_100)
+            return leases, InMemoryVerifyResults(leases)
+
+        yield memory
+        return
+    endpoint = request.getfixturevalue("dynamodb_endpoint")
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(dynamodb_client(endpoint, "us-east-1"))
+
+        async def dynamodb() -> tuple[SegmentLeases, VerifyResults]:
+            _, state_table = await create_dynamodb_tables(client)
+            plans = PlanStore(client, state_table, propose=_segments_at_50_and_100)
+            leases = DynamoDbSegmentLeases(client, state_table, plans, VERIFY_LEASES)
+            return leases, DynamoDbVerifyResults(client, state_table, plans)
 
         yield dynamodb

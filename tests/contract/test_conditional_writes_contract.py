@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from domain.model import WriteRule
+from domain.segments import ScanPart
 from domain.versions import stored_version
 from tests.factories import prepared_user, to_item, valid_user
 
@@ -87,3 +88,9 @@ async def test_read_items_and_scan_user_ids(make_target):
     assert items[5]["user_id"] == {"N": "5"}
     seen = [user_id async for page in target.scan_user_ids(10, 200, page_size=40) for user_id in page]
     assert sorted(seen) == list(range(10, 201))
+    # The parts of a parallel scan split the ids between them: each in exactly one part.
+    parts = [
+        [user_id async for page in target.scan_user_ids(10, 200, 40, ScanPart(index, 3)) for user_id in page]
+        for index in range(3)
+    ]
+    assert sorted(user_id for part in parts for user_id in part) == list(range(10, 201))

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from domain.model import as_source_user
+from domain.segments import resume_point
 from tests.factories import from_item, valid_user
 from tests.faults.conftest import (
     World,
@@ -30,7 +31,7 @@ from tests.faults.conftest import (
     run_cli,
 )
 from tests.faults.fault_proxy import FaultProxy
-from tests.real_adapters import create_dynamodb_tables
+from tests.real_adapters import create_dynamodb_tables, run_leases
 
 USERS = 400
 BATCH = "40"
@@ -59,14 +60,15 @@ async def assert_exactly_the_valid_users(world: World) -> None:
 
 
 async def assert_checkpoint_is_not_past_an_unwritten_user(world: World) -> None:
-    resume_from = (await world.progress()).resume_from_user_id
-    if resume_from is None:
-        return
+    """No segment's checkpoint (its whole range, once done) passes a valid user not in DynamoDB."""
+    leases = await run_leases(world.dynamodb, world.state_table)
     rows = await world.source_users()
     items = await world.items()
     unwritten = [user_id for user_id, user in rows.items() if is_valid(user) and user_id not in items]
-    passed = [user_id for user_id in unwritten if user_id < resume_from]
-    assert not passed, f"checkpoint {resume_from} is past unwritten users {passed[:10]}"
+    for lease in leases:
+        handled_below = lease.segment.highest + 1 if lease.done else lease.checkpoint
+        passed = [user_id for user_id in unwritten if lease.segment.lowest <= user_id < handled_below]
+        assert not passed, f"segment {lease.segment.index}'s checkpoint {handled_below} is past unwritten {passed[:10]}"
 
 
 def summary_of(result) -> dict:
@@ -108,7 +110,7 @@ async def cut_and_resume(world: World, server: str, cut_at: int) -> None:
     assert set(summary_of(resumed)["failed_user_ids"]) <= set(INVALID)
     await assert_exactly_the_valid_users(world)
 
-    again = await cli(world.environment(), "migrate", "--all", "--batch-size", BATCH, "--json")
+    again = await cli(world.environment(), "migrate", "--all", "--restart", "--batch-size", BATCH, "--json")
     summary = summary_of(again)
     assert (summary["migrated_count"], summary["skipped_count"]) == (0, USERS - len(INVALID)), summary
     assert summary["failed_user_ids"] == sorted(INVALID)
@@ -165,7 +167,7 @@ async def test_a_run_with_unprocessed_items_keeps_its_checkpoint_before_them_and
     assert summary["failed_user_ids"] == [7, 17, 26]
     assert summary["migrated_count"] == 27
     assert summary["resume_from_user_id"] == 7
-    assert (await world.progress()).resume_from_user_id == 7
+    assert resume_point(await run_leases(world.dynamodb, world.state_table)) == 7
     assert set(await world.items()) == set(range(1, 31)) - stuck - {17}
     assert await world.count_and_counter() == (27, 27)
 

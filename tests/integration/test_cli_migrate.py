@@ -19,9 +19,11 @@ from adapters.dynamodb_target import DynamoDbUserTarget
 from entrypoints.demo.embedded import free_port
 from tests.factories import from_item, valid_user
 from tests.real_adapters import (
+    checkpointed,
     execute,
     fresh_environment,
     insert_users,
+    run_leases,
 )
 from tests.real_adapters import quote_table_name as quoted
 
@@ -110,7 +112,9 @@ async def test_dry_run_writes_nothing_and_a_clean_source_exits_0(env):
     assert await stored(env) == (0, 0)
     real = cli(env, "migrate", "--all", "--batch-size", "7")
     assert real.returncode == 0, real.stderr
-    again = cli(env, "migrate", "--all", "--json")
+    finished = json.loads(cli(env, "migrate", "--all", "--json").stdout)
+    assert (finished["users_read"], finished["unfinished_segments"]) == (0, 0)  # the run is done: not walked again
+    again = cli(env, "migrate", "--all", "--restart", "--json")
     assert json.loads(again.stdout)["skipped_count"] == 30
     assert await stored(env) == (30, 30)
 
@@ -141,8 +145,7 @@ def start_migrating(env: dict[str, str], *arguments: str) -> subprocess.Popen[st
 async def wait_for_a_checkpoint(env: dict[str, str], process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
     async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
-        state = DynamoDbMigrationState(client, env["DYNAMODB_STATE_TABLE"])
-        while (await state.read_progress()).resume_from_user_id is None:
+        while not checkpointed(await run_leases(client, env["DYNAMODB_STATE_TABLE"])):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "no checkpoint within 60 s"
             await asyncio.sleep(0.05)
@@ -204,6 +207,8 @@ async def test_sigint_stops_after_the_current_batches_and_resume_finishes(env):
         (("migrate", "--all", "--batch-size", "0"), "--batch-size must be between 1 and 1000"),
         (("migrate", "--all", "--resume", "--start-user-id", "5"), "cannot be combined"),
         (("migrate", "--user-id", "3", "--resume"), "go with --all"),
+        (("migrate", "--all", "--restart", "--resume"), "--restart starts the run again from the beginning"),
+        (("migrate", "--all", "--workers", "2", "--dry-run"), "cannot be combined with --dry-run"),
         (("migrate", "--retry-failed", "/nonexistent/file"), "no such file"),
         (("migrate",), "one of the arguments --all --user-id --retry-failed is required"),
     ],

@@ -17,6 +17,7 @@ import pytest
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_codec import key_of
+from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
@@ -38,6 +39,17 @@ COUNTS = {
     "newer_in_dynamodb": 1,
     "invalid_in_source": 1,
 }
+
+# The --out lines of a verify of `every_kind_of_difference`, by id.
+FOUND_LINES = [
+    {"user_id": 4, "problem": "missing", "fields": []},
+    {"user_id": 6, "problem": "different", "fields": ["display_name"]},
+    {"user_id": 8, "problem": "different", "fields": ["email"]},
+    {"user_id": 9, "problem": "extra", "fields": []},
+    {"user_id": 12, "problem": "newer_in_dynamodb", "fields": []},
+    {"user_id": 15, "problem": "invalid_in_source", "fields": [], "reasons": ["Invalid email format"]},
+    {"user_id": 70, "problem": "extra", "fields": []},
+]
 
 
 @pytest.fixture
@@ -89,15 +101,7 @@ async def test_verify_finds_each_difference_and_repair_leaves_what_it_must_not_t
     result = cli(env, "verify", "--json", "--out", str(found), "--batch-size", "7")
     assert result.returncode == 1, result.stderr
     assert json.loads(result.stdout) == COUNTS
-    assert by_id(lines(found)) == [
-        {"user_id": 4, "problem": "missing", "fields": []},
-        {"user_id": 6, "problem": "different", "fields": ["display_name"]},
-        {"user_id": 8, "problem": "different", "fields": ["email"]},
-        {"user_id": 9, "problem": "extra", "fields": []},
-        {"user_id": 12, "problem": "newer_in_dynamodb", "fields": []},
-        {"user_id": 15, "problem": "invalid_in_source", "fields": [], "reasons": ["Invalid email format"]},
-        {"user_id": 70, "problem": "extra", "fields": []},
-    ]
+    assert by_id(lines(found)) == FOUND_LINES
 
     counted = await migrated_users(env)
     repaired = tmp_path / "repaired.jsonl"
@@ -190,6 +194,9 @@ async def test_sigint_stops_the_run_cleanly(env, tmp_path):
         (("verify", "--batch-size", "0"), "--batch-size must be between 1 and 1000"),
         (("verify", "--start-user-id", "9", "--end-user-id", "3"), "--end-user-id must be between --start-user-id"),
         (("verify", "--start-user-id", "-1"), "--start-user-id must be between 0"),
+        (("verify", "--workers", "2", "--start-user-id", "5"), "--workers verifies the whole id space"),
+        (("verify", "--restart"), "--restart goes with --workers"),
+        (("verify", "--workers", "0"), "--workers must be between 1 and 64"),
         (("verify", "--out", "/nonexistent/folder/found.jsonl"), "not a file in an existing folder"),
     ],
 )
@@ -205,3 +212,34 @@ def test_a_missing_table_exits_2_and_an_unreachable_source_3(env):
     assert json.loads(missing.stdout)["error"] == "table_missing"
     unreachable = cli({**env, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/postgres"}, "verify")
     assert unreachable.returncode == 3
+
+
+async def test_verify_workers_share_one_pass_and_report_each_difference_once(env, dynamodb, tmp_path):
+    """3 worker processes over 3 segments (ids split at 20 and 40): the rows of each segment and
+    one part of the parallel scan for extra items each; together they find what one verify finds."""
+
+    async def at_20_and_40() -> list[int]:
+        return [20, 40]
+
+    await PlanStore(dynamodb, env["DYNAMODB_STATE_TABLE"], propose=at_20_and_40).plan()
+    await every_kind_of_difference(env, dynamodb)
+    found = tmp_path / "found.jsonl"
+    result = cli(env, "verify", "--workers", "3", "--json", "--out", str(found), "--batch-size", "7")
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert {name: summary[name] for name in COUNTS} == COUNTS
+    assert summary["pass_counts"] == COUNTS
+    assert (summary["segments_done"], summary["unfinished_segments"], summary["verify_pass"]) == (3, 0, 1)
+    assert len(summary["workers"]) == 3
+    assert by_id(lines(found)) == FOUND_LINES  # each once, though three processes wrote parts of it
+
+    # A worker that comes after the pass finished verifies nothing, and tells the pass's verdict.
+    late = cli(env, "verify", "--workers", "1", "--json")
+    assert late.returncode == 1, late.stderr
+    late_summary = json.loads(late.stdout)
+    assert (late_summary["checked"], late_summary["pass_counts"]) == (0, COUNTS)
+
+    repaired = cli(env, "verify", "--workers", "2", "--restart", "--repair", "--json")
+    assert repaired.returncode == 1, repaired.stderr  # 8 and 70 are someone else's
+    assert json.loads(repaired.stdout)["pass_counts"] == {**COUNTS, "repaired": 3, "not_repaired": 2}
+    assert json.loads(repaired.stdout)["verify_pass"] == 2

@@ -144,3 +144,19 @@ async def test_ids_left_unsettled_by_an_earlier_version_as_a_list_are_inherited(
         assert hold.inherited == frozenset({8, 9})
         await hold.settle([9])
     assert (await state.read_progress()).migrated_users == 5
+
+
+async def test_more_failing_sparse_ids_than_an_item_holds_are_counted_and_pages_still_settle(dynamodb):
+    """15,000 failing 19-digit ids would make the segment's item too large (DynamoDB refuses any
+    write past 400 KB, which stopped every later page with a failure): past a limit they are
+    counted, not listed, and the segment keeps settling."""
+    _, state_table = await create_dynamodb_tables(dynamodb)
+    state = DynamoDbMigrationState(dynamodb, state_table)
+    sparse = [10**18 + 7919 * n for n in range(15_000)]
+    for page in range(3):
+        async with state.hold_users(0, 2**62) as hold:
+            await hold.settle([], failed={i: ("missing_email",) for i in sparse[page * 5_000 : (page + 1) * 5_000]})
+    async with state.hold_users(0, 2**62) as hold:
+        await hold.settle([42], failed={43: ("write_failed",)}, succeeded=[sparse[0]])
+    progress = await state.read_progress()
+    assert (progress.migrated_users, progress.failed_users) == (1, 15_000)  # 43 counted, sparse[0] listed and gone

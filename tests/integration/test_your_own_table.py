@@ -183,7 +183,7 @@ async def test_rewrite_reaches_the_tools_items_but_never_foreign_or_changed_ones
     # A corrected mapping: the display name gets a comma.
     fixed = tmp_path / "fixed.toml"
     fixed.write_text(django_mapping(own_table["SOURCE_TABLE"]).replace("|| ' ' ||", "|| ', ' ||"))
-    plain = cli(own_table, "migrate", "--all", "--mapping", str(fixed), "--json")
+    plain = cli(own_table, "migrate", "--all", "--restart", "--mapping", str(fixed), "--json")
     assert json.loads(plain.stdout)["skipped_count"] == len(DJANGO_USERNAMES)  # without --rewrite: untouched
 
     result = cli(own_table, "migrate", "--all", "--rewrite", "--mapping", str(fixed), "--json")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import attrs
+import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.memory_leases import InMemorySegmentLeases
 from domain.leases import LeaseObserver, OwnLease, choose_lease
 from domain.migration import Migration
-from domain.segments import SegmentLease, SegmentPlan, quantile_boundaries, segments_for
+from domain.segments import SegmentLease, SegmentPlan, quantile_boundaries, resume_point, segments_for
 from domain.worker import SegmentWorker
+from entrypoints.cli.main import build_parser
+from entrypoints.cli.workers import is_worker_run
 from entrypoints.http.segment_metrics import SegmentsCollector
 from tests.factories import valid_user
 
@@ -134,7 +137,9 @@ async def test_the_metrics_show_segments_by_state_and_the_lease_takes_and_steals
     now = [0.0]
 
     async def later() -> None:
-        now[0] += 100  # the dead worker's lease expires while the survivor waits
+        # Once: the dead worker's lease expires (a clock that kept jumping would expire the
+        # survivor's own leases too, in every page that takes longer than a tick, as on a busy machine).
+        now[0] = 100.0
 
     survivor = SegmentWorker(source, leases, migration, worker="survivor", lease_seconds=10, clock=lambda: now[0])
     ticking = asyncio.create_task(tick(later))
@@ -146,7 +151,7 @@ async def test_the_metrics_show_segments_by_state_and_the_lease_takes_and_steals
     await collector.refresh(leases)
     values = metric_values(collector)
     assert values["user_migration_segments"] == {"pending": 0, "leased": 0, "done": 4}
-    # The dead worker's take, and the survivor's (its own leases run out too, as the clock jumps).
+    # The dead worker's take, and the survivor's (a lease of its own that ran out at the jump included).
     assert values["user_migration_lease_takes"] == 1 + summary.lease_takes
     assert values["user_migration_lease_steals"] == 1
     assert values["user_migration_run"] == 1
@@ -167,3 +172,28 @@ def metric_values(collector: SegmentsCollector) -> dict:
             elif not sample.name.endswith("_created"):
                 values[family.name] = sample.value
     return values
+
+
+@pytest.mark.parametrize(
+    ("arguments", "worker"),
+    [
+        (["--all"], True),
+        (["--all", "--resume"], True),
+        (["--all", "--workers", "3"], True),
+        (["--all", "--restart"], True),
+        (["--all", "--dry-run"], False),
+        (["--all", "--rewrite"], False),
+        (["--all", "--start-user-id", "5"], False),
+        (["--user-id", "5"], False),
+    ],
+)
+def test_every_migrate_all_is_a_worker_of_the_run_but_the_walks_of_its_own(arguments: list[str], worker: bool):
+    assert is_worker_run(build_parser().parse_args(["migrate", *arguments])) is worker
+
+
+def test_the_resume_point_is_the_lowest_checkpoint_of_an_unfinished_segment():
+    plan = SegmentPlan.from_boundaries([100, 200])
+    done, halfway, untouched = (SegmentLease(segment, 1) for segment in plan)
+    leases = [attrs.evolve(done, checkpoint=100, done=True), attrs.evolve(halfway, checkpoint=150), untouched]
+    assert resume_point(leases) == 150
+    assert resume_point([leases[0], attrs.evolve(halfway, checkpoint=200, done=True)]) is None

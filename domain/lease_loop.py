@@ -1,0 +1,97 @@
+"""The loop every worker of a run (or pass) goes through: look at the leases, take a free or
+expired one, work its segment, and again, until every segment is done (see `ports.segment_leases`).
+
+What "work" means is the caller's: migrating the segment's pages (`domain.worker`), or verifying
+its rows and its part of the scan for extra items (`domain.verify_worker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import attrs
+
+from domain.leases import LeaseObserver, OwnLease, choose_lease
+from domain.segments import SegmentLease
+from ports.segment_leases import SegmentLeases
+
+# How working a segment ended: finished; stopped on request; its lease lost; or its writes failed
+# (the worker leaves that segment to the others, or to a later run of the command).
+SegmentOutcome = Literal["done", "stopped", "lost", "failed"]
+
+
+@attrs.frozen
+class LeaseTally:
+    """What one worker's loop did with the leases, and what was left of the run when it ended."""
+
+    run: int
+    segments_done: int
+    lease_takes: int
+    lease_steals: int  # of those, taken after another worker's lease expired
+    leases_lost: int
+    at_end: list[SegmentLease]
+
+    @property
+    def unfinished_segments(self) -> int:
+        return sum(not lease.done for lease in self.at_end)
+
+
+async def work_leases(
+    leases: SegmentLeases,
+    worker: str,
+    lease_seconds: float,
+    clock: Callable[[], float],
+    work: Callable[[OwnLease], Awaitable[SegmentOutcome]],
+    restart: bool = False,
+    stop: asyncio.Event | None = None,
+    rng: random.Random | None = None,
+) -> LeaseTally:
+    """Take and `work` segments until the run is finished, or `stop`; segments whose work failed
+    in this worker are not tried again by it."""
+    run = await leases.run_number()
+    if restart:
+        run = await leases.restart(run)
+    chance = rng if rng is not None else random.Random()
+    observer = LeaseObserver(lease_seconds)
+    counts = {"done": 0, "takes": 0, "steals": 0, "lost": 0}
+    failed_here: set[int] = set()
+    while stop is None or not stop.is_set():
+        seen = [lease for lease in await leases.leases() if lease.segment.index not in failed_here]
+        now = clock()
+        observer.observe(seen, now)
+        if all(lease.done for lease in seen):
+            break
+        chosen = choose_lease(seen, observer, worker, now, chance)
+        if chosen is None:
+            # Only live leases of other workers: wait for them to finish (or to expire).
+            await sleep_or_stop(lease_seconds / 3, stop)
+            continue
+        sent = clock()
+        taken = await leases.take(chosen, worker)
+        if taken is None:
+            continue  # another worker was quicker
+        counts["takes"] += 1
+        counts["steals"] += chosen.owner not in (None, worker)
+        own = OwnLease(taken, lease_seconds)
+        own.renewed(taken, sent)
+        outcome = await work(own)
+        if outcome == "done":
+            counts["done"] += 1
+        elif outcome == "lost":
+            counts["lost"] += 1
+        elif outcome == "failed":
+            failed_here.add(taken.segment.index)
+    return LeaseTally(run, counts["done"], counts["takes"], counts["steals"], counts["lost"], await leases.leases())
+
+
+async def sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
+    """Sleep, or less if `stop` is set meanwhile."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

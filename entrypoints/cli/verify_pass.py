@@ -1,0 +1,94 @@
+"""`verify --workers N`: the whole id space verified by the workers of one verify pass (N processes
+here, or `--workers 1` on each of N hosts), and their summaries added up."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from domain.verify_worker import VerifyWorkerSummary
+from entrypoints.cli.exit_codes import EXIT_OK
+from entrypoints.cli.verify_output import Differences, print_summary
+from entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from entrypoints.library import UserMigration
+from entrypoints.verify_json import counts_json
+
+
+def pass_json(worked: VerifyWorkerSummary) -> dict[str, Any]:
+    """One worker's summary as JSON: its counts, with its pass and its leases."""
+    return {
+        **counts_json(worked.summary.counts, worked.summary.repair),
+        "stopped_early": worked.summary.stopped_early,
+        "worker": worked.worker,
+        "verify_pass": worked.verify_pass,
+        "segments_done": worked.segments_done,
+        "lease_takes": worked.lease_takes,
+        "lease_steals": worked.lease_steals,
+        "leases_lost": worked.leases_lost,
+        "unfinished_segments": worked.unfinished_segments,
+        # The verdict of the whole pass (all workers), once it is finished; null before.
+        "pass_counts": None if worked.pass_counts is None else counts_json(worked.pass_counts, worked.summary.repair),
+    }
+
+
+def print_pass_summary(worked: VerifyWorkerSummary, differences: Differences, arguments: argparse.Namespace) -> None:
+    """A worker's summary: the counts as a verify prints them, then its pass and leases."""
+    if arguments.json:
+        print(json.dumps(pass_json(worked)))
+        return
+    print_summary(worked.summary, differences, arguments)
+    _print_pass(pass_json(worked))
+
+
+def _print_pass(fields: dict[str, Any]) -> None:
+    print(
+        f"Verify pass {fields['verify_pass']}: segments done here {fields['segments_done']}, leases taken "
+        f"{fields['lease_takes']} ({fields['lease_steals']} after expiring), lost {fields['leases_lost']}."
+    )
+    whole = fields.get("pass_counts")
+    if whole is not None:
+        print(
+            "The pass is finished; all its workers together checked {checked:,} users: {matching:,} matching, "
+            "{missing:,} missing, {different:,} different, {extra:,} extra, {newer_in_dynamodb:,} newer in "
+            "DynamoDB, {invalid_in_source:,} invalid in the source.".format(**whole)
+        )
+        print("`user-migration verify --workers N --restart` verifies everything again.")
+    elif fields["unfinished_segments"]:
+        print(f"{fields['unfinished_segments']} segments of the pass are unfinished; `verify --workers` again goes on.")
+    else:
+        print("The pass is finished, but a segment's result was not recorded: its verdict is unknown (--restart).")
+
+
+async def run_verify_workers(migration: UserMigration, arguments: argparse.Namespace) -> int:
+    """Start `--workers` verify workers (after a `--restart` here, once), wait, add up."""
+    if arguments.restart:
+        await migration.restart_verify_pass()
+    command = ["verify", "--json", "--workers", "1", "--batch-size", str(arguments.batch_size)]
+    if arguments.repair:
+        command.append("--repair")
+    if arguments.mapping:
+        command += ["--mapping", str(arguments.mapping)]
+    summaries, exit_code = await run_worker_processes(command, arguments.workers, "--out", arguments.out)
+    total = _added_up(summaries)
+    if arguments.json:
+        print(json.dumps(total))
+    else:
+        print(
+            "These workers checked {checked:,} users: {matching:,} matching, {missing:,} missing, "
+            "{different:,} different, {extra:,} extra.".format(**total)
+        )
+        _print_pass(total)
+    return exit_code or EXIT_OK
+
+
+def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    counted = {
+        name for s in summaries for name, value in s.items() if isinstance(value, int) and not isinstance(value, bool)
+    }
+    counted -= {"verify_pass", "segments_done", "lease_takes", "lease_steals", "leases_lost", "unfinished_segments"}
+    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in sorted(counted)}
+    total["verify_pass"] = max((s.get("verify_pass", 0) for s in summaries), default=0)
+    total["pass_counts"] = latest_of(summaries).get("pass_counts")
+    total["stopped_early"] = any(s.get("stopped_early") for s in summaries)
+    return {**total, **lease_fields(summaries)}

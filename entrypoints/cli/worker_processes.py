@@ -1,0 +1,64 @@
+"""N worker processes on this machine (`--workers N`): each is the same command with
+`--workers 1 --json`, as on N hosts; their summaries are read from the last line of their output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+CLI = [sys.executable, "-c", "from entrypoints.cli.main import main; raise SystemExit(main())"]
+
+
+async def run_worker_processes(
+    command: list[str], workers: int, out_option: str | None = None, out: Path | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Run `workers` copies of `user-migration <command>` (each with `out_option <out>.<n>` when
+    `out` is given, those parts joined into `out` after), wait for all of them; returns their
+    summaries and the highest exit code."""
+    parts = [Path(f"{out}.{n}") for n in range(workers)] if out is not None and out_option else []
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *CLI,
+            *command,
+            *([out_option, str(parts[n])] if parts and out_option else []),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for n in range(workers)
+    ]
+    results = await asyncio.gather(*(process.communicate() for process in processes))
+    summaries: list[dict[str, Any]] = []
+    for process, (printed, _) in zip(processes, results, strict=True):
+        lines = printed.decode().strip().splitlines()
+        if lines:
+            summaries.append(json.loads(lines[-1]))
+        else:
+            print(f"a worker ended with exit code {process.returncode} and no summary", file=sys.stderr)
+    if out is not None and parts:
+        join_parts(out, parts)
+    return summaries, max([process.returncode or 0 for process in processes], default=0)
+
+
+def join_parts(path: Path, parts: list[Path]) -> None:
+    """The workers' output files, as one (theirs removed)."""
+    path.write_text("".join(part.read_text() for part in parts if part.exists()))
+    for part in parts:
+        part.unlink(missing_ok=True)
+
+
+def latest_of(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of the worker that saw the fewest unfinished segments: it looked last, so its
+    view of the run is the newest."""
+    return min(summaries, key=lambda s: s.get("unfinished_segments", 0), default={})
+
+
+def lease_fields(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workers' lease counts added up, with the run and its unfinished segments."""
+    names = ("segments_done", "lease_takes", "lease_steals", "leases_lost")
+    return {
+        **{name: sum(s.get(name, 0) for s in summaries) for name in names},
+        "unfinished_segments": latest_of(summaries).get("unfinished_segments", 0),
+        "workers": summaries,
+    }
