@@ -35,7 +35,7 @@ def text(value: str) -> bytes:
     return value.encode() + b"\0"
 
 
-def tuple_data(*values: str | None | object) -> bytes:
+def tuple_data(*values: str | object | None) -> bytes:
     body = struct.pack("!h", len(values))
     for value in values:
         if value is None:
@@ -67,11 +67,11 @@ def relation(oid: int, namespace: str, name: str, columns: list[tuple[str, int, 
 USERS_COLUMNS = [("id", 20, True), ("email", 25, False), ("profile", 3802, False)]
 
 
-def insert(oid: int, *values: str | None | object) -> bytes:
+def insert(oid: int, *values: str | object | None) -> bytes:
     return b"I" + struct.pack("!I", oid) + b"N" + tuple_data(*values)
 
 
-def update(oid: int, new: tuple[str | None | object, ...], old_key: tuple[str | None, ...] | None = None) -> bytes:
+def update(oid: int, new: tuple[str | object | None, ...], old_key: tuple[str | None, ...] | None = None) -> bytes:
     body = b"U" + struct.pack("!I", oid)
     if old_key is not None:
         body += b"K" + tuple_data(*old_key)
@@ -95,7 +95,8 @@ def test_relation_names_its_columns_and_key() -> None:
     assert decoded.index_of("profile") == 2
     assert decoded.index_of("missing") is None
     # An empty namespace is pg_catalog's.
-    assert isinstance(catalog := decode(relation(1, "", "t", [])), Relation) and catalog.namespace == "pg_catalog"
+    assert isinstance(catalog := decode(relation(1, "", "t", [])), Relation)
+    assert catalog.namespace == "pg_catalog"
 
 
 def test_tuples_tell_null_unchanged_toast_and_text_apart() -> None:
