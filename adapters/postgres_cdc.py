@@ -88,7 +88,9 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_r
 """
 
 
-async def _table_problems(cursor: aiopg.Cursor, mapping: UserMapping, publication_exists: bool) -> list[str]:
+async def _table_problems(
+    cursor: aiopg.Cursor, mapping: UserMapping, names: CaptureNames, publication_exists: bool
+) -> list[str]:
     table = quote_table_name(mapping.table)
     found = await _one(cursor, _TABLE, (table,))
     if found is None:
@@ -112,7 +114,8 @@ async def _table_problems(cursor: aiopg.Cursor, mapping: UserMapping, publicatio
         problems.append(
             f"publication ownership: the role does not own table {mapping.table} (its owner is {owner}), and "
             f"CREATE PUBLICATION ... FOR TABLE needs its owner: run `user-migration cdc setup` as {owner}, "
-            f"or have {owner} run CREATE PUBLICATION <name> FOR TABLE {table} WITH (publish = '{PUBLISHED}')"
+            f"or have {owner} run CREATE PUBLICATION {quote_identifier(names.publication)} FOR TABLE {table} "
+            f"WITH (publish = '{PUBLISHED}')"
         )
     return problems
 
@@ -143,7 +146,9 @@ async def _publication_problems(cursor: aiopg.Cursor, mapping: UserMapping, name
     return problems
 
 
-async def _server_problems(cursor: aiopg.Cursor, names: CaptureNames, slot_exists: bool) -> list[str]:
+async def _server_problems(
+    cursor: aiopg.Cursor, names: CaptureNames, slot_exists: bool, publication_exists: bool
+) -> list[str]:
     wal_level, slots, senders, used_slots, role, replication, can_create = await _one(
         cursor,
         "SELECT current_setting('wal_level'), current_setting('max_replication_slots')::int,"
@@ -171,8 +176,11 @@ async def _server_problems(cursor: aiopg.Cursor, names: CaptureNames, slot_exist
         )
     if senders < 1:
         problems.append("max_wal_senders is 0: the stream needs one; raise it and restart PostgreSQL")
-    if not can_create:
-        problems.append(f"role {role} lacks CREATE on the database, which CREATE PUBLICATION needs")
+    if not can_create and not publication_exists:
+        problems.append(
+            f"role {role} lacks CREATE on the database, which CREATE PUBLICATION needs: "
+            f"GRANT CREATE ON DATABASE <database> TO {quote_identifier(role)}"
+        )
     return problems
 
 
@@ -199,8 +207,8 @@ async def change_capture_problems(pool: aiopg.Pool, mapping: UserMapping, names:
     """Every setting, privilege and object that keeps change capture from working; [] when none."""
     async with _cursor(pool) as cursor:
         publication_exists, slot_exists = await _exists(cursor, names)
-        problems = await _server_problems(cursor, names, slot_exists)
-        problems += await _table_problems(cursor, mapping, publication_exists)
+        problems = await _server_problems(cursor, names, slot_exists, publication_exists)
+        problems += await _table_problems(cursor, mapping, names, publication_exists)
         problems += await _publication_problems(cursor, mapping, names)
         slot = await _slot(cursor, names.slot)
         database = await _one(cursor, "SELECT current_database()")
