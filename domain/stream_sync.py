@@ -58,6 +58,11 @@ def backfilled_mark(stream_name: str) -> str:
     return f"stream:{stream_name}:backfilled"
 
 
+def is_stream_mark(position: str) -> bool:
+    """Whether a change cursor is a stream's mark rather than a polling position."""
+    return position.startswith("stream:")
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 

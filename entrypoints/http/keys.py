@@ -11,6 +11,7 @@ from domain.statistics import Statistics
 from domain.write_budget import TokenBucketBudget
 from entrypoints.http.metrics import MigrationMetrics
 from ports import MigrationState, UserSource, UserTarget
+from ports.change_stream import ChangeStream
 from ports.segment_leases import SegmentLeases
 
 
@@ -38,3 +39,4 @@ METRICS = web.AppKey("metrics", MigrationMetrics)
 READINESS = web.AppKey("readiness", Readiness)
 WRITE_BUDGET = web.AppKey("write_budget", TokenBucketBudget)
 SEGMENT_LEASES = web.AppKey("segment_leases", SegmentLeases)
+CHANGE_STREAM = web.AppKey("change_stream", ChangeStream)

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg2
 import pytest
 
+from adapters.pgoutput import UNCHANGED_TOAST, Update, decode
 from domain.model import User
 from entrypoints.demo.embedded import free_port
 from tests.factories import valid_user
@@ -156,6 +157,25 @@ def test_an_unreachable_server_is_exit_3(env):
     result = cli(gone, "cdc", "setup")
     assert result.returncode == 3, result.stderr
     assert "PostgreSQL is unavailable" in result.stderr
+
+
+def test_an_update_leaving_a_large_profile_alone_sends_it_as_unchanged_toast(env):
+    """What the stream tests below rely on: such an update's message carries no profile at all."""
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(1)])
+    set_profile(env, 1, big_profile(1))
+    assert cli(env, "cdc", "setup").returncode == 0
+    set_email(env, 1, "only-the-email@example.com")
+    with psycopg2.connect(env["DATABASE_URL"]) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, NULL, 'proto_version', '1', "
+            "'publication_names', %s)",
+            (env["CDC_SLOT"], env["CDC_PUBLICATION"]),
+        )
+        messages = [decode(bytes(row[0])) for row in cursor.fetchall()]
+    connection.close()
+    (update,) = [message for message in messages if isinstance(message, Update)]
+    assert UNCHANGED_TOAST in update.new
+    assert "only-the-email@example.com" in update.new
 
 
 def apply(env: dict[str, str], expected: dict[int, User], step: int) -> None:
