@@ -19,6 +19,7 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import aiopg
@@ -63,6 +64,22 @@ def _stream_failure(error: BaseException, dsn: str, names: CaptureNames) -> Exce
     if isinstance(error, OSError):
         return connection_failure(error, dsn)
     return error if isinstance(error, Exception) else RuntimeError(str(error))
+
+
+class _Feedback:
+    """The acknowledged position, told to the server when it moved, and every few seconds."""
+
+    def __init__(self, cursor: Any, acknowledged: Callable[[], int]) -> None:
+        self._cursor = cursor
+        self._acknowledged = acknowledged
+        self._sent = 0
+        self._sent_at = time.monotonic()
+
+    def send_when_due(self, force: bool = False) -> None:
+        position = self._acknowledged()
+        if force or position > self._sent or time.monotonic() - self._sent_at > _FEEDBACK_SECONDS:
+            self._cursor.send_feedback(flush_lsn=position, force=force)
+            self._sent, self._sent_at = position, time.monotonic()
 
 
 def _settle(started: asyncio.Future[None], failure: Exception | None) -> None:
@@ -121,12 +138,6 @@ class PostgresChangeStream(ChangeStream):
         return str(found[0]), str(found[1])
 
     def _run(self, loop: asyncio.AbstractEventLoop, started: asyncio.Future[None], assembler: Any) -> None:
-        def hand(items: list[Any]) -> None:
-            while not self._room.acquire(timeout=_POLL_SECONDS):
-                if self._stopping.is_set():
-                    return
-            loop.call_soon_threadsafe(self._queue.put_nowait, items)
-
         connection = None
         try:
             connection = psycopg2.connect(self._dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
@@ -139,24 +150,35 @@ class PostgresChangeStream(ChangeStream):
         except BaseException as error:
             if connection is not None:
                 connection.close()
-            failure = _stream_failure(error, self._dsn, self._names)
-            loop.call_soon_threadsafe(_settle, started, failure)
+            loop.call_soon_threadsafe(_settle, started, _stream_failure(error, self._dsn, self._names))
             return
         loop.call_soon_threadsafe(_settle, started, None)
+        feedback = _Feedback(cursor, lambda: self._acknowledged)
+
+        def hand(items: list[Any]) -> None:
+            # While the consumer is behind, the server still hears from us: it would end a silent
+            # stream after wal_sender_timeout.
+            while not self._room.acquire(timeout=_POLL_SECONDS):
+                if self._stopping.is_set():
+                    return
+                feedback.send_when_due()
+            loop.call_soon_threadsafe(self._queue.put_nowait, items)
+
         try:
-            self._stream(cursor, connection, assembler, hand)
+            self._stream(cursor, connection, assembler, hand, feedback)
         except BaseException as error:
             hand([_stream_failure(error, self._dsn, self._names)])
         finally:
             with contextlib.suppress(psycopg2.Error):
-                if self._acknowledged:
-                    cursor.send_feedback(flush_lsn=self._acknowledged, force=True)
+                feedback.send_when_due(force=True)
             connection.close()
 
-    def _stream(self, cursor: Any, connection: Any, assembler: TransactionAssembler, hand: Any) -> None:
+    def _stream(
+        self, cursor: Any, connection: Any, assembler: TransactionAssembler, hand: Any, feedback: _Feedback
+    ) -> None:
         pending: list[Any] = []
         changes = 0
-        sent, sent_at = 0, time.monotonic()
+        told = 0  # the last position handed over
         while not self._stopping.is_set():
             message = cursor.read_message()
             if message is not None:
@@ -164,21 +186,19 @@ class PostgresChangeStream(ChangeStream):
                 if transaction is not None:
                     pending.append(transaction)
                     changes += len(transaction.changes)
-                elif not assembler.in_transaction:  # a commit of other tables' changes, or none
-                    pending.append(int(message.data_start))
+                    told = transaction.position
+                elif not assembler.in_transaction and message.data_start > told:  # other tables' commit
+                    pending.append(told := int(message.data_start))
                 if changes >= _CHANGES_PER_LIST:
                     hand(pending)
                     pending, changes = [], 0
                 continue
-            if not assembler.in_transaction and cursor.wal_end:
-                pending.append(int(cursor.wal_end))  # decoded this far: every commit before it was sent
+            if not assembler.in_transaction and cursor.wal_end > told:
+                pending.append(told := int(cursor.wal_end))  # decoded this far: every commit before was sent
             if pending:
                 hand(pending)
                 pending, changes = [], 0
-            acknowledged = self._acknowledged
-            if acknowledged > sent or time.monotonic() - sent_at > _FEEDBACK_SECONDS:
-                cursor.send_feedback(flush_lsn=acknowledged, reply=False)
-                sent, sent_at = acknowledged, time.monotonic()
+            feedback.send_when_due()
             select.select([connection], [], [], _POLL_SECONDS)
 
     async def read(self, max_changes: int, wait_seconds: float) -> ChangeBatch:
