@@ -4,7 +4,7 @@
     async with harness.library() as migration: ...        # the in-process library
     client = await aiohttp_client(await harness.app())     # the HTTP API (token: harness.token)
 
-The same container, use cases and HTTP app as production; only the three ports are swapped for
+The same container, use cases and HTTP app as production; only the ports are swapped for
 in-memory adapters, which the test can inspect (`harness.target.items`) or steer
 (`harness.target.refuse[7] = "reason"`, `harness.source.put(fixed_user)`).
 """
@@ -19,6 +19,7 @@ from dependency_injector import providers
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.memory_budget import InMemoryBudgetShares
+from adapters.memory_changes import InMemoryChangeStream
 from adapters.memory_leases import InMemorySegmentLeases
 from container import Container
 from domain.mapping import UserMapping
@@ -40,6 +41,8 @@ class InMemoryHarness:
     state: InMemoryMigrationState
     token: str = HARNESS_TOKEN
     leases: InMemorySegmentLeases = attrs.field(default=None)
+    # The change stream of `sync --changes logical`: the test commits transactions on it.
+    changes: InMemoryChangeStream = attrs.Factory(InMemoryChangeStream)
 
     def __attrs_post_init__(self) -> None:
         if self.leases is None:
@@ -74,6 +77,7 @@ class InMemoryHarness:
         # are kept in memory.
         container.budget_shares.override(InMemoryBudgetShares())
         container.segment_leases.override(self.leases)
+        container.change_stream.override(self.changes)
         return container
 
     def library(self) -> UserMigration:
