@@ -103,5 +103,5 @@ class TransactionAssembler:
     def _commit(self, end_lsn: int, committed_at: datetime) -> CommittedChanges | None:
         if self._open is None:
             raise PgoutputError("a commit without its begin")
-        changes, self._open, self._changes = tuple(self._changes), None, []
-        return CommittedChanges(end_lsn, committed_at, changes) if changes else None
+        xid, changes, self._open, self._changes = self._open.xid, tuple(self._changes), None, []
+        return CommittedChanges(end_lsn, committed_at, changes, xid) if changes else None

@@ -26,6 +26,8 @@ from domain.mapping import UserMapping
 from domain.row_changes import StreamHealth
 
 PLUGIN = "pgoutput"
+_RELEASE_CHECKS = 30
+_RELEASE_PAUSE_SECONDS = 0.1
 # A TRUNCATE is not published: the stream could only carry it as "delete every user".
 PUBLISHED = "insert, update, delete"
 
@@ -259,6 +261,11 @@ async def tear_down_change_capture(pool: aiopg.Pool, names: CaptureNames) -> Cap
     absent: list[str] = []
     async with _cursor(pool) as cursor:
         slot = await _slot(cursor, names.slot)
+        for _ in range(_RELEASE_CHECKS):  # a sync that just stopped: its server process ends a moment later
+            if slot is None or not slot[2]:
+                break
+            await asyncio.sleep(_RELEASE_PAUSE_SECONDS)
+            slot = await _slot(cursor, names.slot)
         if slot is not None and slot[2]:
             raise SetupError(
                 [f"replication slot {names.slot} is in use by process {slot[3]}: stop the sync that streams from it"],
@@ -304,3 +311,53 @@ async def slot_health(pool: aiopg.Pool, slot: str) -> StreamHealth | None:
         return None
     retained, lag, active = found
     return StreamHealth(int(retained or 0), int(lag or 0), bool(active))
+
+
+# Which of these 32-bit transaction ids a snapshot taken now does not see yet: each is widened to
+# 64 bits by the epoch of the next id (a transaction that began before now is below it).
+_NOT_VISIBLE = """
+WITH s AS (SELECT pg_current_snapshot() AS snap, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next)
+SELECT x.xid FROM s, unnest(%s::bigint[]) AS x(xid), LATERAL (
+  SELECT ((s.next & -4294967296) | x.xid) AS guess) g
+WHERE NOT pg_visible_in_snapshot(
+  (CASE WHEN g.guess >= s.next THEN g.guess - 4294967296 ELSE g.guess END)::text::xid8, s.snap)
+"""
+_VISIBILITY_PAUSE_SECONDS = 0.01
+
+
+async def visible(pool: aiopg.Pool, transaction_ids: list[int], wait_seconds: float) -> bool:
+    """Whether every one of these committed transactions is seen by any read that starts now,
+    waiting up to `wait_seconds`. A commit reaches the WAL, and so the stream, a moment before
+    other sessions see it (much longer while synchronous replication waits for a standby): a row
+    read again before then would be its older state, written with the newer change's version."""
+    waiting = sorted(set(transaction_ids))
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    async with _cursor(pool) as cursor:
+        while waiting:
+            await cursor.execute(_NOT_VISIBLE, (waiting,))
+            waiting = [row[0] for row in await cursor.fetchall()]
+            if waiting and asyncio.get_running_loop().time() >= deadline:
+                return False
+            if waiting:
+                await asyncio.sleep(_VISIBILITY_PAUSE_SECONDS)
+    return True
+
+
+# An id newer than every transaction's that runs now (this one's, which ends at once); then
+# whether every transaction below it has ended.
+_NEWEST = "SELECT pg_current_xact_id()::text::bigint"
+_ENDED_BELOW = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= %s"
+
+
+async def running_transactions_ended(pool: aiopg.Pool, wait_seconds: float) -> bool:
+    """Wait (up to `wait_seconds`) until every transaction running now has ended. Afterwards a
+    read sees every commit that reached the WAL before: one whose commit is written but not yet
+    visible (for as long as synchronous replication waits for a standby) is still running."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    async with _cursor(pool) as cursor:
+        newest = await _one(cursor, _NEWEST)
+        while not (await _one(cursor, _ENDED_BELOW, (newest[0],)))[0]:
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(_VISIBILITY_PAUSE_SECONDS)
+    return True

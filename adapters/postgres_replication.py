@@ -26,12 +26,12 @@ import aiopg
 import psycopg2
 import psycopg2.extras
 
-from adapters.pgoutput import PgoutputError, decode
+from adapters.pgoutput import PgoutputError, decode, lsn_text
 from adapters.pgoutput_transactions import TransactionAssembler
 from adapters.postgres import connection_failure
-from adapters.postgres_cdc import CaptureNames, slot_health, slot_position
+from adapters.postgres_cdc import CaptureNames, running_transactions_ended, slot_health, slot_position, visible
 from adapters.postgres_plan import first_line, quote_table_name
-from domain.errors import SetupError
+from domain.errors import SetupError, SourceUnavailable
 from domain.mapping import UserMapping
 from domain.row_changes import ChangeBatch, CommittedChanges, StreamHealth
 from ports.change_stream import ChangeStream
@@ -43,6 +43,7 @@ _CHANGES_PER_LIST = 1_000
 _POLL_SECONDS = 0.05
 # A status update at least this often, so that the server does not time the stream out.
 _FEEDBACK_SECONDS = 10.0
+_VISIBLE_WITHIN_SECONDS = 60.0
 _OBJECT_IN_USE = "55006"
 _UNDEFINED_OBJECT = "42704"
 
@@ -110,7 +111,10 @@ class PostgresChangeStream(ChangeStream):
     async def open(self) -> None:
         await self.close()
         schema, table = await self._table()
-        self._acknowledged = self._through = await self.confirmed_position()
+        position = await slot_position(self._pool, self._names.slot)
+        if position is None:
+            raise self._no_slot()
+        self._acknowledged = self._through = position
         self._queue = asyncio.Queue()
         self._room = threading.Semaphore(_LISTS_AHEAD)
         self._held = deque()
@@ -210,19 +214,23 @@ class PostgresChangeStream(ChangeStream):
         while not self._queue.empty() and len(self._held) < 2 * max_changes:
             self._take(self._queue.get_nowait())
         taken: list[CommittedChanges] = []
-        count = 0
-        while self._held:
-            item = self._held[0]
+        count, popped, through = 0, 0, self._through
+        for item in self._held:
             if isinstance(item, CommittedChanges):
                 if taken and count + len(item.changes) > max_changes:
                     break
                 taken.append(item)
                 count += len(item.changes)
-                self._through = max(self._through, item.position)
+                through = max(through, item.position)
             else:  # a position every transaction before was delivered up to
-                self._through = max(self._through, item)
+                through = max(through, item)
+            popped += 1
+        if taken and not await visible(self._pool, [transaction.transaction_id for transaction in taken], wait_seconds):
+            return ChangeBatch((), self._through)  # kept for the next read
+        for _ in range(popped):
             self._held.popleft()
-        return ChangeBatch(tuple(taken), self._through)
+        self._through = through
+        return ChangeBatch(tuple(taken), through)
 
     def _take(self, items: list[Any]) -> None:
         self._room.release()
@@ -239,6 +247,13 @@ class PostgresChangeStream(ChangeStream):
         position = await slot_position(self._pool, self._names.slot)
         if position is None:
             raise self._no_slot()
+        # A commit before the position may not be seen yet (synchronous replication waiting for a
+        # standby): a backfill from it must see it, so it waits for what runs now to end.
+        if not await running_transactions_ended(self._pool, _VISIBLE_WITHIN_SECONDS):
+            raise SourceUnavailable(
+                f"transactions running at {lsn_text(position)} have not ended after {_VISIBLE_WITHIN_SECONDS:g} s "
+                "(a long transaction, or synchronous replication waiting for a standby): the backfill waits for them"
+            )
         return position
 
     async def health(self) -> StreamHealth:

@@ -42,6 +42,8 @@ class CommittedChanges:
     position: int
     committed_at: datetime
     changes: tuple[RowChange, ...]
+    # The source's id of the transaction (PostgreSQL's 32-bit xid; 0 where it has none).
+    transaction_id: int = 0
 
 
 @attrs.frozen

@@ -163,7 +163,7 @@ class StreamSync:
         await self._stream.open()
         try:
             if await self.needs_backfill():
-                position = await self._stream.confirmed_position()
+                position = await self._stream.confirmed_position()  # every commit before it is seen now
                 summary.backfill = await self._change_sync.backfill(
                     stream_version(position), batch_size, stop, on_backfill_progress
                 )

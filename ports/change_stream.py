@@ -25,7 +25,9 @@ class ChangeStream(abc.ABC):
     async def read(self, max_changes: int, wait_seconds: float) -> ChangeBatch:
         """The next transactions, whole, in commit order: as many as are there, up to about
         `max_changes` row changes (a transaction is never split), waiting up to `wait_seconds`
-        for the first one. An empty batch still tells how far delivery got."""
+        for the first one; each is seen by the source's reads that start after this returns
+        (one committed but not seen yet is held back). An empty batch still tells how far
+        delivery got."""
 
     @abc.abstractmethod
     async def acknowledge(self, position: int) -> None:
@@ -33,7 +35,9 @@ class ChangeStream(abc.ABC):
 
     @abc.abstractmethod
     async def confirmed_position(self) -> int:
-        """The last acknowledged position (for a new stream: where it begins)."""
+        """The last acknowledged position (for a new stream: where it begins), once every
+        transaction committed before it is seen by the source's reads that start after this
+        returns (where to start a backfill)."""
 
     @abc.abstractmethod
     async def health(self) -> StreamHealth:

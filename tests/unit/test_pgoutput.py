@@ -149,6 +149,7 @@ def test_a_transaction_tells_each_row_change_by_key_at_its_end_position() -> Non
     )
     assert transaction.position == 120  # the end of the commit record: past the commit itself
     assert transaction.committed_at == MOMENT
+    assert transaction.transaction_id == 700  # the begin's xid
     assert transaction.changes == (RowChange(1), RowChange(2), RowChange(3, deleted=True))
 
 
