@@ -290,9 +290,21 @@ async def tear_down_change_capture(pool: aiopg.Pool, names: CaptureNames) -> Cap
 
 
 async def slot_position(pool: aiopg.Pool, slot: str) -> int | None:
-    """The slot's confirmed position (every change before it was stored); None without a slot."""
+    """The slot's confirmed position (every change before it was stored); None without a slot.
+    Raises `SetupError` for a slot the server invalidated (it fell further behind than
+    `max_slot_wal_keep_size`): the WAL it needed is gone, the stream cannot go on."""
     async with _cursor(pool) as cursor:
         found = await _slot(cursor, slot)
+        status = await _one(cursor, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+    if status is not None and status[0] == "lost":
+        raise SetupError(
+            [
+                f"replication slot {slot} was invalidated (wal_status lost: it fell further behind than "
+                "max_slot_wal_keep_size, and the WAL it needed is gone): run `user-migration cdc teardown`, "
+                "`user-migration cdc setup`, and the next sync backfills again"
+            ],
+            "the change stream cannot go on",
+        )
     return None if found is None else found[4]
 
 

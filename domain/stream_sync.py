@@ -193,7 +193,17 @@ class StreamSync:
     ) -> None:
         health_at = 0.0
         while not stop.is_set():
-            batch = await self._stream.read(batch_size, _WAIT_SECONDS)
+            try:
+                batch = await self._stream.read(batch_size, _WAIT_SECONDS)
+            except DependencyUnavailable as error:
+                # The connection went away: open again after a pause, from the last acknowledged
+                # position (what was read and not stored is delivered again).
+                if on_unavailable is None:
+                    raise
+                on_unavailable(error)
+                if not await self._reopen(stop, on_unavailable):
+                    break
+                continue
             if batch.transactions and not await self._store(batch, summary, stop, on_unavailable):
                 summary.stopped_early = True
                 return
@@ -211,6 +221,20 @@ class StreamSync:
             if on_progress is not None:
                 on_progress(self._progress(summary, max_retained_wal, started))
         summary.stopped_early = True
+
+    async def _reopen(self, stop: asyncio.Event, on_unavailable: Callable[[DependencyUnavailable], None]) -> bool:
+        """Open the stream again, pausing between tries; False when `stop` came first."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._retry_seconds)
+            if stop.is_set():
+                return False
+            try:
+                await self._stream.open()
+            except DependencyUnavailable as error:
+                on_unavailable(error)
+            else:
+                return True
 
     async def _health(self, on_unavailable: Callable[[DependencyUnavailable], None] | None) -> StreamHealth | None:
         try:

@@ -14,6 +14,7 @@ import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.memory_changes import InMemoryChangeStream
+from domain.errors import SourceUnavailable
 from domain.migration import Migration
 from domain.migration_run import MigrationRun
 from domain.model import ChangeCursor
@@ -225,3 +226,39 @@ async def test_retained_wal_past_the_limit_is_told(world: World) -> None:
     reports.clear()
     await follow_until(world, done, max_retained_wal=10**9)
     assert not reports[-1].over_limit
+
+
+class _DroppingStream(InMemoryChangeStream):
+    """Loses its connection once, at the first read after `drop` is set."""
+
+    drop = False
+
+    async def read(self, max_changes: int, wait_seconds: float) -> ChangeBatch:
+        if self.drop:
+            self.drop = False
+            await self.close()
+            raise SourceUnavailable("PostgreSQL is unavailable at db:5432: connection reset")
+        return await super().read(max_changes, wait_seconds)
+
+
+async def test_a_lost_connection_opens_the_stream_again_from_the_acknowledged_position(world: World) -> None:
+    stream = _DroppingStream()
+    world.stream = stream
+    world.sync = StreamSync(
+        stream,
+        "slot",
+        world.source,
+        world.target,
+        world.state,
+        world.migration,
+        ChangeSync(world.source, world.target, world.state, world.migration, clock=lambda: NOW),
+        clock=lambda: NOW,
+        retry_seconds=0.01,
+    )
+    await follow_until(world, acknowledged_through(stream.commit_elsewhere()))
+    stream.drop = True
+    changed = world.change(12, email="twelve@example.com")
+    told: list[str] = []
+    await follow_until(world, acknowledged_through(changed), on_unavailable=lambda error: told.append(str(error)))
+    assert told == ["PostgreSQL is unavailable at db:5432: connection reset"]
+    assert world.target.items[12]["email"] == {"S": "twelve@example.com"}
