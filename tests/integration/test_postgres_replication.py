@@ -16,6 +16,7 @@ import pytest
 from adapters.postgres import create_pool
 from adapters.postgres_cdc import CaptureNames, set_up_change_capture, tear_down_change_capture
 from adapters.postgres_replication import PostgresChangeStream
+from domain.errors import SetupError
 from domain.mapping import default_mapping
 from domain.row_changes import RowChange
 from tests.real_adapters import create_source_table, unique_name
@@ -101,3 +102,21 @@ async def test_the_backfill_position_waits_for_commits_not_seen_yet(stream, logi
         assert not position.done()  # a backfill read now would miss user 8
     await asyncio.wait_for(position, 10)
     assert autocommit(logical_postgres_dsn, f"SELECT id FROM {quoted(table)}") == [(8,)]
+
+
+async def test_a_slot_the_server_invalidated_is_named_with_what_to_do(stream, logical_postgres_dsn):
+    changes, table = stream
+    await changes.close()
+    autocommit(logical_postgres_dsn, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+    autocommit(logical_postgres_dsn, "SELECT pg_reload_conf()")
+    try:
+        for user_id in range(1, 5):  # a few WAL segments past the slot, then a checkpoint removes them
+            autocommit(logical_postgres_dsn, insert_of(table, user_id))
+            autocommit(logical_postgres_dsn, "SELECT pg_switch_wal()")
+        autocommit(logical_postgres_dsn, "CHECKPOINT")
+    finally:  # back to the session server's setting (tests.conftest)
+        autocommit(logical_postgres_dsn, "ALTER SYSTEM SET max_slot_wal_keep_size = '1GB'")
+        autocommit(logical_postgres_dsn, "SELECT pg_reload_conf()")
+    with pytest.raises(SetupError, match="was invalidated .wal_status lost") as raised:
+        await changes.open()
+    assert "`user-migration cdc teardown`, `user-migration cdc setup`" in str(raised.value)
