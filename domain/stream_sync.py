@@ -174,7 +174,7 @@ class StreamSync:
                 await self._state.record_change_cursor(
                     ChangeCursor(backfilled_mark(self._name), self._clock()), applied
                 )
-            summary.acknowledged = await self._stream.confirmed_position()
+                summary.acknowledged = position
             await self._stream_until(stop, batch_size, max_retained_wal, summary, started, on_progress, on_unavailable)
         finally:
             summary.elapsed_seconds = time.perf_counter() - started
