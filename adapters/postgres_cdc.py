@@ -26,7 +26,7 @@ from domain.mapping import UserMapping
 from domain.row_changes import StreamHealth
 
 PLUGIN = "pgoutput"
-_RELEASE_CHECKS = 30
+_RELEASE_CHECKS = 20
 _RELEASE_PAUSE_SECONDS = 0.1
 # A TRUNCATE is not published: the stream could only carry it as "delete every user".
 PUBLISHED = "insert, update, delete"
