@@ -151,9 +151,10 @@ async def _publication_problems(cursor: aiopg.Cursor, mapping: UserMapping, name
 async def _server_problems(
     cursor: aiopg.Cursor, names: CaptureNames, slot_exists: bool, publication_exists: bool
 ) -> list[str]:
-    wal_level, slots, senders, used_slots, role, replication, can_create = await _one(
+    version, wal_level, slots, senders, used_slots, role, replication, can_create = await _one(
         cursor,
-        "SELECT current_setting('wal_level'), current_setting('max_replication_slots')::int,"
+        "SELECT current_setting('server_version_num')::int,"
+        " current_setting('wal_level'), current_setting('max_replication_slots')::int,"
         " current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_replication_slots), current_user,"
         " (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user)"
         " OR EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'rds_replication'"
@@ -161,6 +162,8 @@ async def _server_problems(
         " has_database_privilege(current_database(), 'CREATE')",
     )
     problems = []
+    if version < 130000:  # pg_visible_in_snapshot, pg_current_xact_id, max_slot_wal_keep_size
+        problems.append(f"PostgreSQL {version // 10000} is too old: change capture needs PostgreSQL 13 or newer")
     if wal_level != "logical":
         problems.append(
             f"wal_level is {wal_level}, logical replication needs wal_level = logical: set it in postgresql.conf "
