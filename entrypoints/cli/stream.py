@@ -11,10 +11,11 @@ import time
 from typing import Any
 
 from domain.errors import DependencyUnavailable
+from domain.rules import failure_text
 from domain.stream_sync import StreamProgress, StreamSummary
 from domain.sync import SyncProgress
 from entrypoints.cli.exit_codes import EXIT_OK, EXIT_USERS_FAILED
-from entrypoints.cli.migrate import stop_on_signals
+from entrypoints.cli.migrate import SHOWN_FAILURES, stop_on_signals
 from entrypoints.cli.progress import StatusLine, count_line
 
 _UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
@@ -129,6 +130,7 @@ async def stream(migration: Any, arguments: argparse.Namespace) -> int:
     finally:
         reports.bar.close()
     tally = summary.tally
+    failures = {**(summary.backfill.failures if summary.backfill is not None else {}), **tally.failures}
     totals = {
         "backfill_written": None if summary.backfill is None else summary.backfill.written,
         "transactions": summary.transactions,
@@ -137,7 +139,8 @@ async def stream(migration: Any, arguments: argparse.Namespace) -> int:
         "deleted": tally.deleted,
         "skipped_newer": tally.skipped_newer,
         "unchanged": tally.unchanged,
-        "failed_user_ids": sorted(tally.failures),
+        "failed_user_ids": sorted(failures),
+        "errors": [failure_text(user_id, list(reasons)) for user_id, reasons in sorted(failures.items())],
         "acknowledged_position": summary.acknowledged,
     }
     if arguments.json:
@@ -147,6 +150,8 @@ async def stream(migration: Any, arguments: argparse.Namespace) -> int:
         print(
             f"Stopped. In all: {backfill}{summary.transactions:,} transactions, {summary.changes_seen:,} changes: "
             f"wrote {tally.written:,}, deleted {tally.deleted:,}, kept {tally.skipped_newer:,} newer in DynamoDB, "
-            f"{tally.unchanged:,} already current, failed {len(tally.failures):,}."
+            f"{tally.unchanged:,} already current, failed {len(failures):,} (backfill included)."
         )
-    return EXIT_USERS_FAILED if tally.failures else EXIT_OK
+        for user_id, reasons in list(sorted(failures.items()))[:SHOWN_FAILURES]:
+            print(f"  {failure_text(user_id, list(reasons))}", file=sys.stderr)
+    return EXIT_USERS_FAILED if failures else EXIT_OK

@@ -262,3 +262,14 @@ async def test_a_lost_connection_opens_the_stream_again_from_the_acknowledged_po
     await follow_until(world, acknowledged_through(changed), on_unavailable=lambda error: told.append(str(error)))
     assert told == ["PostgreSQL is unavailable at db:5432: connection reset"]
     assert world.target.items[12]["email"] == {"S": "twelve@example.com"}
+
+
+async def test_an_invalid_row_is_reported_and_the_stream_goes_on(world: World) -> None:
+    await follow_until(world, acknowledged_through(world.stream.commit_elsewhere()))
+    world.change(13, email="not an email")
+    after = world.change(14, email="fourteen@example.com")
+    summary = await follow_until(world, acknowledged_through(after))
+    assert list(summary.tally.failures) == [13]
+    assert "email" in " ".join(summary.tally.failures[13]).lower()
+    assert world.target.items[14]["email"] == {"S": "fourteen@example.com"}
+    assert world.target.items[13]["email"] == {"S": "user13@example.com"}  # the backfill's, kept
