@@ -84,6 +84,10 @@ class EmbeddedPostgres:
         except Exception as error:
             message = f"PostgreSQL in {self.data_dir} did not restart with {settings}: {error}"
             raise EmbeddedServerError(message) from error
+        # pgserver stops the postmaster it knows on cleanup: the restarted one has another pid.
+        from pgserver.utils import PostmasterInfo
+
+        self._server._postmaster_info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
 
     def stop(self) -> None:
         """Stop the server."""
