@@ -24,6 +24,8 @@ from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.dynamodb_verify_results import DynamoDbVerifyResults
 from adapters.postgres import PostgresUserSource, create_pool
+from adapters.postgres_cdc import CaptureNames
+from adapters.postgres_replication import PostgresChangeStream
 from domain.budget_upkeep import BudgetUpkeep
 from domain.differences import LatestVerification
 from domain.mapping import UserMapping, default_mapping
@@ -33,13 +35,14 @@ from domain.range_locks import UserRangeLocks
 from domain.rules import UserPreparer
 from domain.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounter
 from domain.statistics import Statistics
+from domain.stream_sync import StreamSync
 from domain.sync import ChangeSync
 from domain.verification import Verification
 from domain.verify_worker import VerifyWorker
 from domain.worker import DEFAULT_LEASE_SECONDS, SegmentWorker, boundaries_from
 from domain.write_budget import FLOOR_UNITS_PER_SECOND, TokenBucketBudget
 from domain.writes_in_flight import WritesInFlight
-from ports import BudgetShares, MigrationState, TableCapacity, UserSource, UserTarget
+from ports import BudgetShares, ChangeStream, MigrationState, TableCapacity, UserSource, UserTarget
 from ports.segment_leases import SegmentLeases
 from ports.verify_results import VerifyResults
 
@@ -130,6 +133,8 @@ class Container(containers.DeclarativeContainer):
             "worker_name": None,
             "stats_refresh_seconds": DEFAULT_REFRESH_SECONDS,
             "stats_postgres_count": CountMode.EXACT.value,
+            "cdc_slot": "user_migration",
+            "cdc_publication": "user_migration",
         }
     )
 
@@ -293,6 +298,24 @@ class Container(containers.DeclarativeContainer):
         migration=migration,
         versioned=providers.Callable(has_version, mapping),
         pages_in_flight=config.pages_in_flight.as_int(),
+    )
+    # Change data capture: the slot and publication of the users table, and the stream through them.
+    capture_names = providers.Singleton(CaptureNames, slot=config.cdc_slot, publication=config.cdc_publication)
+    change_stream = providers.Dependency(
+        instance_of=ChangeStream,
+        default=providers.Singleton(
+            PostgresChangeStream, dsn=config.database_url, pool=postgres_pool, mapping=mapping, names=capture_names
+        ),
+    )
+    stream_sync = providers.Factory(
+        StreamSync,
+        stream=change_stream,
+        stream_name=config.cdc_slot,
+        source=user_source,
+        target=user_target,
+        state=migration_state,
+        migration=migration,
+        change_sync=change_sync,
     )
 
 

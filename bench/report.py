@@ -249,6 +249,24 @@ def _scale_out_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _stream_lines(results: dict[str, Any]) -> list[str]:
+    """The change data capture row (`bench.stream`): the stream's rate against conditional writes, and the lag."""
+    row = results.get("stream")
+    if not row:
+        return []
+    return [
+        "",
+        "### Change data capture (`sync --follow --changes logical`)",
+        "",
+        "| changes | conditional writes/s | stream changes/s | stream / conditional | asked/s | written/s "
+        "| lag median s | lag max s | caught up after s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {row['changes']:,} | {row['conditional_per_second']:,.0f} | {row['stream_per_second']:,.0f} "
+        f"| {row['stream_share']:.0%} | {row['rate_asked']} | {row['rate_written']:,.0f} "
+        f"| {row['lag_median_seconds']:.1f} | {row['lag_max_seconds']:.1f} | {row['catch_up_seconds']:.1f} |",
+    ]
+
+
 def _met(met: bool | None) -> str:
     if met is None:
         return NOT_MEASURED
@@ -304,6 +322,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['statistics']['users']:,} users on both sides: {results['statistics']['milliseconds']:.1f} ms "
         "(one count on PostgreSQL, one read of the counters item on DynamoDB: no scan).",
         *_scale_out_lines(results),
+        *_stream_lines(results),
         "",
         "## Targets",
         "",

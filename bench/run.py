@@ -16,6 +16,8 @@ BENCH_USERS users (default 20,000), and measures, in two scenarios, `local` (loo
   deleted): the sync's changes per second and wall time are reported too. Local only: moto takes
   ~0.2 s for a BatchGetItem of 100 whole items here, so a verify of 20,000 users takes most of a
   minute, and the time budget has no room for a second scenario.
+Then the write budget, scale-out and change data capture rows (`bench/write_budget.py`,
+`bench/scale_out.py`, `bench/stream.py`; PostgreSQL runs with wal_level=logical for the last).
 Writes bench/results/latest.json, latest.md and latest.png. First it measures the domain's own cost
 (`bench/domain.py`; alone, without servers and in seconds: `python -m bench.domain`).
 
@@ -55,7 +57,7 @@ from typing import Any
 import boto3
 
 from adapters.dynamodb_codec import encode_user
-from bench import contenders, data, report, scale_out, wide_mapping, write_budget
+from bench import contenders, data, report, scale_out, stream, wide_mapping, write_budget
 from bench import domain as domain_bench
 from bench import statistics as statistics_bench
 from bench.project import (
@@ -535,7 +537,9 @@ def main() -> int:
     )
 
     with tempfile.TemporaryDirectory(prefix="bench-pg-") as data_dir:
-        postgres = _timed("PostgreSQL started", lambda: EmbeddedPostgres(Path(data_dir)).start())
+        postgres = _timed(
+            "PostgreSQL started", lambda: EmbeddedPostgres(Path(data_dir)).start({"wal_level": "logical"})
+        )
         dynamodb = _timed("moto started", lambda: EmbeddedDynamoDb(serial=serial).start())
         try:
             for table, count in (
@@ -591,6 +595,11 @@ def main() -> int:
                         "scale out: one run shared by 1, 2 and 4 worker processes",
                         partial(scale_out.from_settings, postgres.dsn, dynamodb.endpoint_url),
                     )
+                    stream_row = _timed(
+                        "change data capture: the stream against conditional writes, and the lag",
+                        partial(stream.from_settings, postgres.dsn, dynamodb.endpoint_url),
+                    )
+                    _log(stream.describe(stream_row))
                 finally:
                     bench.drop_verified()
         finally:
@@ -629,6 +638,7 @@ def main() -> int:
     results = _results(bench, memory_run, domain, setup)
     results["write_budget"] = write_budget.as_json(budget_run)
     results["scale_out"] = scale_out.as_json(scale_rows)
+    results["stream"] = stream.as_json(stream_row)
     results["statistics_at_size"] = at_size
     report.write_json(results, RESULTS / "latest.json")
     (RESULTS / "latest.md").write_text(report.markdown(results))

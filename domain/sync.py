@@ -111,7 +111,9 @@ class SyncSummary:
 
 
 @attrs.define
-class _PassTally:
+class SyncTally:
+    """What carrying changes over did so far (a pass of `sync`, or a stream)."""
+
     started: float = attrs.Factory(time.perf_counter)
     changes_seen: int = 0
     written: int = 0
@@ -142,6 +144,22 @@ class _PassTally:
     def progress(self) -> SyncProgress:
         return SyncProgress(
             self.changes_seen, self.written, self.deleted, len(self.failures), time.perf_counter() - self.started
+        )
+
+    def summary(self, lag: float | None, full_pass: bool, caught_up: bool, stopped: bool) -> SyncSummary:
+        return SyncSummary(
+            self.changes_seen,
+            self.written,
+            self.deleted,
+            self.skipped_newer,
+            self.unchanged,
+            {user_id: self.failures[user_id] for user_id in sorted(self.failures)},
+            {user_id: self.not_deleted[user_id] for user_id in sorted(self.not_deleted)},
+            lag,
+            time.perf_counter() - self.started,
+            full_pass=full_pass,
+            caught_up=caught_up,
+            stopped_early=stopped,
         )
 
 
@@ -195,17 +213,53 @@ class ChangeSync:
         recorded = (await self._state.read_progress()).change_cursor
         position = await self._source.change_cursor()
         cursor = ChangeCursor(position, self._clock())
-        tally = _PassTally()
+        since = recorded.position if recorded is not None else None
+        tally, stopped = await self._carry(since, None, batch_size, stop, on_progress)
+        caught_up = not stopped and tally.unfinished == 0
+        if caught_up:
+            await self._state.record_change_cursor(cursor, applied=tally.written + tally.deleted)
+        latest = cursor if caught_up else recorded
+        lag = (self._clock() - latest.taken_at).total_seconds() if latest is not None else None
+        return tally.summary(lag, full_pass=recorded is None, caught_up=caught_up, stopped=stopped)
+
+    async def backfill(
+        self,
+        version: int,
+        batch_size: int = MAX_BATCH_SIZE,
+        stop: asyncio.Event | None = None,
+        on_progress: SyncProgressCallback | None = None,
+    ) -> SyncSummary:
+        """Every row carried over as of `version` (a change stream's position: every row is read
+        after it, so its state is at least that new), and the migration's items whose rows are
+        gone deleted; no change cursor is recorded (the stream is the cursor). `caught_up` when
+        nothing is left to do again."""
+        check_batch_size(batch_size)
+        tally, stopped = await self._carry(None, version, batch_size, stop, on_progress)
+        caught_up = not stopped and tally.unfinished == 0
+        return tally.summary(None, full_pass=True, caught_up=caught_up, stopped=stopped)
+
+    async def _carry(
+        self,
+        since: str | None,
+        version: int | None,
+        batch_size: int,
+        stop: asyncio.Event | None,
+        on_progress: SyncProgressCallback | None,
+    ) -> tuple[SyncTally, bool]:
+        """The rows changed since `since` (all for None), as of `version` when given, then the
+        deletes; the tally, and whether `stop` ended it early."""
+        tally = SyncTally()
 
         def report() -> None:
             if on_progress is not None:
                 on_progress(tally.progress())
 
-        since = recorded.position if recorded is not None else None
-
         async def read_changed(start: int) -> tuple[list[SourceUser], int | None]:
             page = list(await self._source.read_changed_page(since, start, batch_size))
-            return page, next_start_after(page, batch_size)
+            following = next_start_after(page, batch_size)
+            if version is not None:
+                page = [attrs.evolve(user, version=version) for user in page]
+            return page, following
 
         async def finish_changes(page: list[SourceUser], outcome: ChangeOutcome) -> None:
             tally.add_changes(outcome)
@@ -215,28 +269,10 @@ class ChangeSync:
         stopped = (await changes.run(0, stop)).stopped_early
         if not stopped:
             stopped = await self._remove_deleted(batch_size, tally, report, stop)
-        caught_up = not stopped and tally.unfinished == 0
-        if caught_up:
-            await self._state.record_change_cursor(cursor, applied=tally.written + tally.deleted)
-        latest = cursor if caught_up else recorded
-        lag = (self._clock() - latest.taken_at).total_seconds() if latest is not None else None
-        return SyncSummary(
-            tally.changes_seen,
-            tally.written,
-            tally.deleted,
-            tally.skipped_newer,
-            tally.unchanged,
-            {user_id: tally.failures[user_id] for user_id in sorted(tally.failures)},
-            {user_id: tally.not_deleted[user_id] for user_id in sorted(tally.not_deleted)},
-            lag,
-            time.perf_counter() - tally.started,
-            full_pass=recorded is None,
-            caught_up=caught_up,
-            stopped_early=stopped,
-        )
+        return tally, stopped
 
     async def _remove_deleted(
-        self, batch_size: int, tally: _PassTally, report: Callable[[], None], stop: asyncio.Event | None
+        self, batch_size: int, tally: SyncTally, report: Callable[[], None], stop: asyncio.Event | None
     ) -> bool:
         """Delete the items whose rows are gone (the migration's own, unchanged ones); True when
         `stop` ended it early."""

@@ -4,7 +4,7 @@
     async with harness.library() as migration: ...        # the in-process library
     client = await aiohttp_client(await harness.app())     # the HTTP API (token: harness.token)
 
-The same container, use cases and HTTP app as production; only the three ports are swapped for
+The same container, use cases and HTTP app as production; only the ports are swapped for
 in-memory adapters, which the test can inspect (`harness.target.items`) or steer
 (`harness.target.refuse[7] = "reason"`, `harness.source.put(fixed_user)`).
 """
@@ -19,6 +19,7 @@ from dependency_injector import providers
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.memory_budget import InMemoryBudgetShares
+from adapters.memory_changes import InMemoryChangeStream
 from adapters.memory_leases import InMemorySegmentLeases
 from adapters.memory_verify_results import InMemoryVerifyResults
 from container import Container
@@ -42,6 +43,8 @@ class InMemoryHarness:
     token: str = HARNESS_TOKEN
     leases: InMemorySegmentLeases = attrs.field(default=None)
     verify_leases: InMemorySegmentLeases = attrs.field(default=None)
+    # The change stream of `sync --changes logical`: the test commits transactions on it.
+    changes: InMemoryChangeStream = attrs.Factory(InMemoryChangeStream)
 
     def __attrs_post_init__(self) -> None:
         if self.leases is None:
@@ -80,6 +83,7 @@ class InMemoryHarness:
         container.segment_leases.override(self.leases)
         container.verify_leases.override(self.verify_leases)
         container.verify_results.override(InMemoryVerifyResults(self.verify_leases))
+        container.change_stream.override(self.changes)
         return container
 
     def library(self) -> UserMigration:

@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime
 from types import TracebackType
 
+from adapters.postgres_cdc import (
+    CaptureNames,
+    CaptureSetup,
+    CaptureTeardown,
+    change_capture_problems,
+    set_up_change_capture,
+    tear_down_change_capture,
+)
 from container import Container, build_container, resolve
 from domain.differences import VerifyPage, VerifySummary
 from domain.errors import DependencyUnavailable, InvalidParameter
 from domain.mapping import SourcePlan, UserMapping
 from domain.migration import Migration
 from domain.migration_run import MigrationRun, ProgressCallback, RunSummary
+from domain.model import ChangeCursor
 from domain.report import MigrationReport, MigrationStats
 from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest, SingleUserRequest
 from domain.rules import UserPreparer
 from domain.source_count import CountMode
 from domain.statistics import Statistics, count_mode
+from domain.stream_sync import StreamProgressCallback, StreamSummary, StreamSync, backfill_pending_mark
 from domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
 from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
 from domain.verify_request import VerifyPageRequest
@@ -236,6 +247,52 @@ class UserMigration:
         With `on_unavailable`, a pass that finds a dependency down is told to it and tried again
         after the interval; without, that error ends the follow."""
         return await self._change_sync.follow(interval_seconds, stop, batch_size, on_pass, on_progress, on_unavailable)
+
+    async def stream_changes(
+        self,
+        stop: asyncio.Event,
+        batch_size: int = MAX_BATCH_SIZE,
+        max_retained_wal: int | None = None,
+        on_progress: StreamProgressCallback | None = None,
+        on_backfill_progress: SyncProgressCallback | None = None,
+        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
+    ) -> StreamSummary:
+        """Stream the source's changes (the slot `cdc setup` made) into the target until `stop`
+        is set: a backfill first when this slot's was not finished, then every committed
+        transaction in commit order, acknowledged once stored (see `domain.stream_sync`)."""
+        if self._sync is None:
+            raise RuntimeError("use `async with UserMigration...` before calling it")
+        stream_sync: StreamSync = await resolve(self.container.stream_sync())
+        return await stream_sync.follow(
+            stop, batch_size, max_retained_wal, on_progress, on_backfill_progress, on_unavailable
+        )
+
+    async def change_capture_problems(self) -> list[str]:
+        """Every setting and privilege change capture lacks on the source ([] when none)."""
+        pool = await resolve(self.container.postgres_pool())
+        return await change_capture_problems(pool, self.mapping, self._capture_names)
+
+    async def set_up_change_capture(self) -> CaptureSetup:
+        """Create the publication and the replication slot (a new slot's backfill is marked as
+        still to do first); raises `SetupError` naming every missing setting or privilege."""
+        pool = await resolve(self.container.postgres_pool())
+        state = await resolve(self.container.migration_state())
+        names = self._capture_names
+
+        async def mark_backfill_pending() -> None:
+            await state.record_change_cursor(ChangeCursor(backfill_pending_mark(names.slot), datetime.now(UTC)))
+
+        return await set_up_change_capture(pool, self.mapping, names, mark_backfill_pending)
+
+    async def tear_down_change_capture(self) -> CaptureTeardown:
+        """Drop the replication slot and the publication, and check they are gone."""
+        pool = await resolve(self.container.postgres_pool())
+        return await tear_down_change_capture(pool, self._capture_names)
+
+    @property
+    def _capture_names(self) -> CaptureNames:
+        names: CaptureNames = self.container.capture_names()
+        return names
 
     async def _verification(self) -> Verification:
         if self._migration is None:  # its resources live inside `async with`

@@ -70,6 +70,9 @@ class Settings:
     # The statistics: how often the service counts the source again, and the count a request gets by default.
     stats_refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     stats_postgres_count: Literal["exact", "estimate"] = "exact"
+    # Change data capture (`cdc setup`, `sync --changes logical`): the replication slot and publication.
+    cdc_slot: str = "user_migration"
+    cdc_publication: str = "user_migration"
     mapping_file: str | None = None
     # None: the documented layout on `source_table`.
     mapping: UserMapping | None = attrs.field(default=None, repr=False)
@@ -120,6 +123,8 @@ class Settings:
             "segment_lease_seconds": self.segment_lease_seconds,
             "stats_refresh_seconds": self.stats_refresh_seconds,
             "stats_postgres_count": self.stats_postgres_count,
+            "cdc_slot": self.cdc_slot,
+            "cdc_publication": self.cdc_publication,
         }
 
 
@@ -247,6 +252,17 @@ def _table(environ: Mapping[str, str], name: str, default: str, problems: list[s
         quote_table_name(value)
     except ValueError:
         problems.append(f"{name} is not a valid table name (got {value!r})")
+    return value
+
+
+# PostgreSQL's rule for slot names; publications are held to it too (no quoting surprises).
+_CAPTURE_NAME = re.compile(r"[a-z0-9_]{1,63}")
+
+
+def _capture_name(environ: Mapping[str, str], name: str, problems: list[str]) -> str:
+    value = environ.get(name, "").strip() or "user_migration"
+    if not _CAPTURE_NAME.fullmatch(value):
+        problems.append(f"{name} must be 1 to 63 lower-case letters, digits or underscores (got {value!r})")
     return value
 
 
@@ -380,6 +396,8 @@ def load_settings(
         shutdown_drain_seconds=_number(environ, "SHUTDOWN_DRAIN_SECONDS", 0.0, 0, 300, problems),
         shutdown_grace_seconds=_number(environ, "SHUTDOWN_GRACE_SECONDS", 30.0, 0, 3600, problems),
         stats_refresh_seconds=_number(environ, "STATS_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS, 1, 3600, problems),
+        cdc_slot=_capture_name(environ, "CDC_SLOT", problems),
+        cdc_publication=_capture_name(environ, "CDC_PUBLICATION", problems),
         stats_postgres_count="estimate"
         if _choice(environ, "STATS_POSTGRES_COUNT", "exact", ("exact", "estimate"), problems) == "estimate"
         else "exact",

@@ -48,6 +48,22 @@ def postgres_dsn() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def logical_postgres_dsn() -> Iterator[str]:
+    """A PostgreSQL server with `wal_level = logical` for the whole session (change data capture);
+    `TEST_LOGICAL_DATABASE_URL` when set."""
+    if os.environ.get("TEST_LOGICAL_DATABASE_URL"):
+        yield os.environ["TEST_LOGICAL_DATABASE_URL"]
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="user-migration-pglogical-"))
+    server = EmbeddedPostgres(data_dir).start({"wal_level": "logical", "max_slot_wal_keep_size": "1GB"})
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def dynamodb_endpoint() -> Iterator[str]:
     """A DynamoDB endpoint (moto server over HTTP) for the whole test session."""
     if os.environ.get("TEST_DYNAMODB_ENDPOINT_URL"):

@@ -18,6 +18,7 @@ from pathlib import Path
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
 from domain.errors import DependencyUnavailable, InvalidParameter, SetupError
+from entrypoints.cli import cdc as cli_cdc
 from entrypoints.cli import mapping as cli_mapping
 from entrypoints.cli import migrate as cli_migrate
 from entrypoints.cli import stats as cli_stats
@@ -97,11 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sync", help="carry the changes committed in PostgreSQL since the backfill into DynamoDB"
     )
     cli_sync.add_sync_arguments(sync)
+    cdc = commands.add_parser("cdc", help="set up or tear down change data capture (replication slot, publication)")
+    cli_cdc.add_cdc_arguments(cdc)
     verify = commands.add_parser("verify", help="compare DynamoDB with PostgreSQL, user by user; --repair fixes")
     cli_verify.add_verify_arguments(verify)
     stats = commands.add_parser("stats", help="print the migration statistics")
     stats.add_argument("--json", action="store_true", help="print the statistics as JSON")
-    for command in (serve, tables, mapping, migrate, sync, verify, stats):
+    for command in (serve, tables, mapping, migrate, sync, cdc, verify, stats):
         command.add_argument("--mapping", metavar="FILE", help=MAPPING_HELP)
     for command in (migrate, sync, verify):
         add_budget_arguments(command)
@@ -205,6 +208,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "mapping": _with_library(cli_mapping.show_mapping, check_tables=False),
     "migrate": _migrate,
     "sync": _sync,
+    "cdc": _with_library(cli_cdc.cdc),
     "verify": _verify,
     "stats": _with_library(cli_stats.stats),
     "demo": _demo,

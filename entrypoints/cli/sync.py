@@ -14,6 +14,7 @@ from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAI
 from entrypoints.cli.failures_shown import SHOWN_FAILURES
 from entrypoints.cli.migrate import stop_on_signals
 from entrypoints.cli.progress import StatusLine, count_line
+from entrypoints.cli.stream import parse_size, stream
 from entrypoints.library import UserMigration
 
 
@@ -27,6 +28,19 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per page (1..1000, default 1000)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON (--follow: a line per pass)")
+    parser.add_argument(
+        "--changes",
+        choices=("poll", "logical"),
+        default="poll",
+        help="poll: read the changed rows each pass (default); logical: stream them from the replication slot "
+        "`cdc setup` made (with --follow)",
+    )
+    parser.add_argument(
+        "--max-retained-wal",
+        type=parse_size,
+        metavar="SIZE",
+        help="--changes logical: warn loudly while the slot keeps more WAL than this on the source (e.g. 10GB)",
+    )
 
 
 def check_sync_arguments(arguments: argparse.Namespace) -> str | None:
@@ -35,6 +49,10 @@ def check_sync_arguments(arguments: argparse.Namespace) -> str | None:
         return "--batch-size must be between 1 and 1000"
     if not 0 <= arguments.interval <= 86_400:
         return "--interval must be between 0 and 86400 seconds"
+    if arguments.changes == "logical" and not arguments.follow:
+        return "--changes logical streams until stopped: use it with --follow"
+    if arguments.max_retained_wal is not None and arguments.changes != "logical":
+        return "--max-retained-wal is for --changes logical"
     return None
 
 
@@ -91,6 +109,8 @@ class _Progress(StatusLine):
 
 async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Run `sync` with its options; returns the exit code."""
+    if arguments.changes == "logical":
+        return await stream(migration, arguments)
     bar = _Progress(sys.stderr)
     try:
         with stop_on_signals() as stop:

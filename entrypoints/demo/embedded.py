@@ -56,8 +56,9 @@ class EmbeddedPostgres:
         assert self._server is not None, "server not started"
         return str(self._server.get_uri())
 
-    def start(self) -> EmbeddedPostgres:
-        """Start (or reuse) the server on `data_dir`."""
+    def start(self, settings: dict[str, str] | None = None) -> EmbeddedPostgres:
+        """Start (or reuse) the server on `data_dir`; `settings` (e.g. `{"wal_level": "logical"}`)
+        are written with ALTER SYSTEM and the server restarted to take them."""
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (as on CI machines); harmless here.
             warnings.simplefilter("ignore")
@@ -68,7 +69,25 @@ class EmbeddedPostgres:
                 self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
             except Exception as error:
                 raise EmbeddedServerError(f"could not start PostgreSQL in {self.data_dir}: {error}") from error
+        if settings:
+            self._configure(settings)
         return self
+
+    def _configure(self, settings: dict[str, str]) -> None:
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+        for name, value in settings.items():
+            quoted = value.replace("'", "''")
+            self._server.psql(f"ALTER SYSTEM SET {name} = '{quoted}';")
+        try:  # pg_ctl restart keeps the options pgserver started it with (postmaster.opts)
+            pg_ctl(["-w", "restart"], pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
+        except Exception as error:
+            message = f"PostgreSQL in {self.data_dir} did not restart with {settings}: {error}"
+            raise EmbeddedServerError(message) from error
+        # pgserver stops the postmaster it knows on cleanup: the restarted one has another pid.
+        from pgserver.utils import PostmasterInfo
+
+        self._server._postmaster_info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
 
     def stop(self) -> None:
         """Stop the server."""

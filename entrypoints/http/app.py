@@ -16,6 +16,7 @@ from domain.source_count import SourceCounter
 from domain.write_budget import BudgetSnapshot
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.keys import (
+    CHANGE_STREAM,
     CONTAINER,
     DEPENDENCIES,
     METRICS,
@@ -45,6 +46,8 @@ def _lifecycle(container: Container, grace_seconds: float) -> Callable[[web.Appl
         # The process's one write budget, the batch endpoint's writes spend from it (for the metrics).
         app[WRITE_BUDGET] = await resolve(container.write_budget())
         app[SEGMENT_LEASES] = await resolve(container.segment_leases())
+        # Only its health is read (a query of pg_replication_slots): the stream itself runs in `sync`.
+        app[CHANGE_STREAM] = await resolve(container.change_stream())
         app[DEPENDENCIES] = Dependencies(
             await resolve(container.user_source()),
             await resolve(container.user_target()),

@@ -12,6 +12,7 @@ from domain.statistics import Statistics
 from domain.write_budget import TokenBucketBudget
 from entrypoints.http.metrics import MigrationMetrics
 from ports import MigrationState, UserSource, UserTarget
+from ports.change_stream import ChangeStream
 from ports.segment_leases import SegmentLeases
 
 
@@ -40,3 +41,4 @@ READINESS = web.AppKey("readiness", Readiness)
 WRITE_BUDGET = web.AppKey("write_budget", TokenBucketBudget)
 SEGMENT_LEASES = web.AppKey("segment_leases", SegmentLeases)
 OVERVIEW = web.AppKey("overview", MigrationOverview)
+CHANGE_STREAM = web.AppKey("change_stream", ChangeStream)

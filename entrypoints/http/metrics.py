@@ -16,6 +16,7 @@ from domain.write_budget import BudgetSnapshot
 from entrypoints.http.budget_metrics import BudgetCollector
 from entrypoints.http.segment_metrics import SegmentsCollector
 from entrypoints.http.stats_metrics import StatisticsCollector
+from entrypoints.http.stream_metrics import StreamCollector
 from entrypoints.http.sync_metrics import SyncCollector
 
 
@@ -114,6 +115,8 @@ class MigrationMetrics:
         self.registry.register(self.statistics)
         self.segments = SegmentsCollector()
         self.registry.register(self.segments)
+        self.stream = StreamCollector()
+        self.registry.register(self.stream)
 
     def record_batch(self, report: MigrationReport, mode: str) -> None:
         """Count one migration request and its users."""

@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from domain.errors import DependencyUnavailable, SetupError
-from entrypoints.http.keys import DEPENDENCIES, METRICS, READINESS, SEGMENT_LEASES, STATISTICS
+from entrypoints.http.keys import CHANGE_STREAM, DEPENDENCIES, METRICS, READINESS, SEGMENT_LEASES, STATISTICS
 
 READINESS_TIMEOUT_SECONDS = 5.0
 
@@ -55,4 +55,7 @@ async def metrics(request: web.Request) -> web.Response:
     leases = request.app.get(SEGMENT_LEASES)
     if leases is not None:
         await request.app[METRICS].segments.refresh(leases)
+    stream = request.app.get(CHANGE_STREAM)
+    if stream is not None:
+        await request.app[METRICS].stream.refresh(stream)
     return web.Response(body=request.app[METRICS].exposition(), content_type="text/plain", charset="utf-8")

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 
 from domain.errors import DependencyUnavailable, SetupError
 from domain.model import MigrationProgress
+from domain.stream_sync import is_stream_mark
 from ports.migration_state import MigrationState
 
 REFRESH_TIMEOUT_SECONDS = 2.0
@@ -33,8 +34,8 @@ class SyncCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         progress = self._progress
-        if progress is None or progress.change_cursor is None:
-            return
+        if progress is None or progress.change_cursor is None or is_stream_mark(progress.change_cursor.position):
+            return  # a stream's lag is its slot's (`StreamCollector`)
         yield GaugeMetricFamily(
             "user_migration_sync_lag_seconds",
             "age of the latest change cursor DynamoDB caught up to (changes committed since may be missing)",

@@ -1,0 +1,158 @@
+"""`sync --follow --changes logical`: the stream's progress, its retained WAL and lag, and the
+loud warning past `--max-retained-wal`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from typing import Any
+
+from domain.errors import DependencyUnavailable
+from domain.rules import failure_text
+from domain.stream_sync import StreamProgress, StreamSummary
+from domain.sync import SyncProgress
+from entrypoints.cli.exit_codes import EXIT_OK, EXIT_USERS_FAILED
+from entrypoints.cli.failures_shown import SHOWN_FAILURES
+from entrypoints.cli.migrate import stop_on_signals
+from entrypoints.cli.progress import StatusLine, count_line
+
+_UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+# A line of the stream's state on stdout at most this often (besides the status line on a terminal).
+REPORT_SECONDS = 5.0
+
+
+def parse_size(text: str) -> int:
+    """Bytes of `10GB`, `512MB`, `1.5TB` or a plain number (units of 1024, as PostgreSQL's)."""
+    match = _SIZE.fullmatch(text)
+    if match is None or match[2].lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (say e.g. 10GB, 512MB or a number of bytes)")
+    return int(float(match[1]) * _UNITS[match[2].lower()])
+
+
+def size_text(size: int) -> str:
+    """A size in the largest unit it reaches (`12.3 MB`)."""
+    for unit in ("TB", "GB", "MB", "kB"):
+        if size >= _UNITS[unit.lower()]:
+            return f"{size / _UNITS[unit.lower()]:.1f} {unit}"
+    return f"{size} B"
+
+
+def progress_json(progress: StreamProgress) -> dict[str, Any]:
+    """A progress report as `--json` prints it."""
+    health = progress.health
+    return {
+        "transactions": progress.transactions,
+        "changes_seen": progress.changes_seen,
+        "written": progress.written,
+        "deleted": progress.deleted,
+        "failed_count": progress.failed,
+        "acknowledged_position": progress.acknowledged,
+        "lag_seconds": round(progress.lag_seconds, 3),
+        "retained_wal_bytes": None if health is None else health.retained_wal_bytes,
+        "lag_bytes": None if health is None else health.lag_bytes,
+        "over_max_retained_wal": progress.over_limit,
+    }
+
+
+def progress_text(progress: StreamProgress) -> str:
+    """A progress report as a line."""
+    health = progress.health
+    wal = (
+        "slot: -"
+        if health is None
+        else (f"slot retains {size_text(health.retained_wal_bytes)} of WAL, {size_text(health.lag_bytes)} behind")
+    )
+    counts = f"written {progress.written:,} deleted {progress.deleted:,} failed {progress.failed:,}"
+    line = count_line(progress.changes_seen, progress.elapsed_seconds, counts)
+    return f"{line} | lag {progress.lag_seconds:.1f} s | {wal}"
+
+
+class _Reports:
+    """The status line, a line (or JSON line) every `REPORT_SECONDS`, and the warning."""
+
+    def __init__(self, arguments: argparse.Namespace) -> None:
+        self._arguments = arguments
+        self.bar = StatusLine(sys.stderr)
+        self._reported = 0.0
+        self._warned = 0.0
+
+    def __call__(self, progress: StreamProgress) -> None:
+        now = time.monotonic()
+        if progress.over_limit and progress.health is not None and now - self._warned >= REPORT_SECONDS:
+            self._warned = now
+            self.bar.close()
+            print(
+                f"WARNING: the replication slot retains {size_text(progress.health.retained_wal_bytes)} of WAL, past "
+                f"--max-retained-wal {size_text(self._arguments.max_retained_wal)}: the source's disk fills while "
+                "this sync is behind. Let it catch up, or stop it and run `user-migration cdc teardown` "
+                "(max_slot_wal_keep_size bounds it on the server; see README).",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.bar.show(progress_text(progress))
+        if now - self._reported >= REPORT_SECONDS:
+            self._reported = now
+            self.bar.close()
+            if self._arguments.json:
+                print(json.dumps(progress_json(progress)), flush=True)
+            else:
+                print(progress_text(progress), flush=True)
+
+    def backfill(self, progress: SyncProgress) -> None:
+        counts = f"written {progress.written:,} deleted {progress.deleted:,} failed {progress.failed:,}"
+        self.bar.show("backfill: " + count_line(progress.changes_seen, progress.elapsed_seconds, counts))
+
+
+def _unavailable(reports: _Reports, retry_seconds: float) -> Any:
+    def told(error: DependencyUnavailable) -> None:
+        reports.bar.close()
+        print(f"user-migration sync: {error}; trying again in {retry_seconds:g} s", file=sys.stderr, flush=True)
+
+    return told
+
+
+async def stream(migration: Any, arguments: argparse.Namespace) -> int:
+    """Run `sync --follow --changes logical`; returns the exit code."""
+    reports = _Reports(arguments)
+    try:
+        with stop_on_signals() as stop:
+            summary: StreamSummary = await migration.stream_changes(
+                stop,
+                arguments.batch_size,
+                arguments.max_retained_wal,
+                on_progress=reports,
+                on_backfill_progress=reports.backfill,
+                on_unavailable=_unavailable(reports, 5.0),
+            )
+    finally:
+        reports.bar.close()
+    tally = summary.tally
+    failures = {**(summary.backfill.failures if summary.backfill is not None else {}), **tally.failures}
+    totals = {
+        "backfill_written": None if summary.backfill is None else summary.backfill.written,
+        "transactions": summary.transactions,
+        "changes_seen": summary.changes_seen,
+        "written": tally.written,
+        "deleted": tally.deleted,
+        "skipped_newer": tally.skipped_newer,
+        "unchanged": tally.unchanged,
+        "failed_user_ids": sorted(failures),
+        "errors": [failure_text(user_id, list(reasons)) for user_id, reasons in sorted(failures.items())],
+        "acknowledged_position": summary.acknowledged,
+    }
+    if arguments.json:
+        print(json.dumps({"totals": totals}))
+    else:
+        backfill = "" if summary.backfill is None else f"backfilled {summary.backfill.written:,} users, then "
+        print(
+            f"Stopped. In all: {backfill}{summary.transactions:,} transactions, {summary.changes_seen:,} changes: "
+            f"wrote {tally.written:,}, deleted {tally.deleted:,}, kept {tally.skipped_newer:,} newer in DynamoDB, "
+            f"{tally.unchanged:,} already current, failed {len(failures):,} (backfill included)."
+        )
+        for user_id, reasons in list(sorted(failures.items()))[:SHOWN_FAILURES]:
+            print(f"  {failure_text(user_id, list(reasons))}", file=sys.stderr)
+    return EXIT_USERS_FAILED if failures else EXIT_OK
