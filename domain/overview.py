@@ -25,6 +25,7 @@ from domain.statistics import Statistics
 from domain.write_budget import BudgetSnapshot
 from ports.migration_state import MigrationState
 from ports.segment_leases import SegmentLeases
+from ports.verify_results import VerifyResults
 from ports.write_budget import BudgetShares
 
 # Ids shown for each reason (all of them are in the download).
@@ -111,6 +112,18 @@ class VerifyView:
 
 
 @attrs.frozen
+class VerifyPassView:
+    """The current verify pass (`verify --workers`), as its segments' recorded results tell it,
+    whichever processes ran it: how many segments are verified, and what they found together."""
+
+    verify_pass: int
+    segments: int
+    segments_verified: int
+    finished: bool
+    counts: VerifyCounts
+
+
+@attrs.frozen
 class Overview:
     """The dashboard's data at `generated_at`."""
 
@@ -122,6 +135,18 @@ class Overview:
     write_budget: BudgetView
     sync: SyncView
     verify: VerifyView | None
+    # None before any verify pass recorded a result.
+    verify_pass: VerifyPassView | None = None
+
+
+def verify_pass_view(verify_pass: int, segments: int, results: Mapping[int, VerifyCounts]) -> VerifyPassView | None:
+    """The pass as its recorded results tell it (None for a first pass nothing was recorded of)."""
+    if not results and verify_pass == 1:
+        return None
+    total = VerifyCounts()
+    for counts in results.values():
+        total.include(counts)
+    return VerifyPassView(verify_pass, segments, len(results), len(results) >= segments, total)
 
 
 def segment_cells(leases: Sequence[SegmentLease], failing: Mapping[int, object]) -> tuple[SegmentCell, ...]:
@@ -193,6 +218,8 @@ class MigrationOverview:
         latest_verification: LatestVerification,
         clock: Callable[[], datetime] = _utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        verify_leases: SegmentLeases | None = None,
+        verify_results: VerifyResults | None = None,
     ) -> None:
         self._statistics = statistics
         self._state = state
@@ -203,15 +230,18 @@ class MigrationOverview:
         self._clock = clock
         self._monotonic = monotonic
         self._rate = ProgressRate()
+        self._verify_leases = verify_leases
+        self._verify_results = verify_results
 
     async def read(self) -> Overview:
         """Everything, as it stands now."""
-        (stats, progress), leases, activity, failing, rates = await asyncio.gather(
+        (stats, progress), leases, activity, failing, rates, verify_pass = await asyncio.gather(
             self._statistics.read_with_progress(),
             self._leases.leases(),
             self._leases.activity(),
             self._state.failing_users(),
             self._shares.rates(),
+            self._verify_pass(),
         )
         now = self._clock()
         cells = segment_cells(leases, failing)
@@ -226,7 +256,14 @@ class MigrationOverview:
             write_budget=_budget_view(self._budget(), [r for r in rates if is_live(r, now.timestamp())]),
             sync=sync_view(progress, now),
             verify=self._verify_view(),
+            verify_pass=verify_pass,
         )
+
+    async def _verify_pass(self) -> VerifyPassView | None:
+        if self._verify_leases is None or self._verify_results is None:
+            return None
+        verify_pass, plan = await asyncio.gather(self._verify_leases.run_number(), self._verify_leases.plan())
+        return verify_pass_view(verify_pass, len(plan), await self._verify_results.read(verify_pass))
 
     def _verify_view(self) -> VerifyView | None:
         latest = self._latest

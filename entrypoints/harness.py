@@ -43,6 +43,7 @@ class InMemoryHarness:
     token: str = HARNESS_TOKEN
     leases: InMemorySegmentLeases = attrs.field(default=None)
     verify_leases: InMemorySegmentLeases = attrs.field(default=None)
+    verify_results: InMemoryVerifyResults = attrs.field(default=None)
     # The change stream of `sync --changes logical`: the test commits transactions on it.
     changes: InMemoryChangeStream = attrs.Factory(InMemoryChangeStream)
 
@@ -51,6 +52,8 @@ class InMemoryHarness:
             self.leases = InMemorySegmentLeases(boundaries_from(self.source))
         if self.verify_leases is None:
             self.verify_leases = InMemorySegmentLeases(self.leases.boundaries)
+        if self.verify_results is None:
+            self.verify_results = InMemoryVerifyResults(self.verify_leases)
 
     @classmethod
     def with_users(
@@ -82,7 +85,7 @@ class InMemoryHarness:
         container.budget_shares.override(InMemoryBudgetShares())
         container.segment_leases.override(self.leases)
         container.verify_leases.override(self.verify_leases)
-        container.verify_results.override(InMemoryVerifyResults(self.verify_leases))
+        container.verify_results.override(self.verify_results)
         container.change_stream.override(self.changes)
         return container
 

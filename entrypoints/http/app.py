@@ -95,6 +95,8 @@ def _overview_lifecycle(
             await resolve(container.budget_shares()),
             write_budget,
             container.latest_verification(),
+            verify_leases=await resolve(container.verify_leases()),
+            verify_results=await resolve(container.verify_results()),
         )
         yield
 

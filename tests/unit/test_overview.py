@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from domain.overview import failures_view, segment_cells
+from domain.differences import VerifyCounts
+from domain.overview import failures_view, segment_cells, verify_pass_view
 from domain.progress_rate import Pace, ProgressRate
 from domain.request import MAX_USER_ID
 from domain.segments import SegmentLease, SegmentPlan
@@ -52,3 +53,23 @@ def test_failing_users_by_reason_the_most_frequent_first_with_the_lowest_ids():
         ("missing_email", 1, (3,)),
         ("x", 1, (4,)),
     ]
+
+
+def test_a_verify_pass_shows_its_segments_verified_and_their_counts_together():
+    assert verify_pass_view(1, 3, {}) is None  # nothing recorded of the first pass yet
+    started = verify_pass_view(2, 3, {})
+    assert started is not None
+    assert (started.segments_verified, started.finished, started.counts.checked) == (
+        0,
+        False,
+        0,
+    )
+    half = verify_pass_view(1, 2, {0: VerifyCounts(checked=5, matching=4, missing=1)})
+    assert half is not None
+    assert (half.segments_verified, half.finished) == (1, False)
+    whole = verify_pass_view(
+        1, 2, {0: VerifyCounts(checked=5, matching=4, missing=1), 1: VerifyCounts(checked=3, matching=3)}
+    )
+    assert whole is not None
+    assert whole.finished
+    assert whole.counts == VerifyCounts(checked=8, matching=7, missing=1)

@@ -104,6 +104,20 @@ function renderReasons(reasons) {
   });
 }
 
+function countsList(counts, path) {
+  const list = document.createElement("dl");
+  list.className = "figures";
+  for (const name of Object.keys(counts)) {
+    const entry = document.createElement("div");
+    const term = document.createElement("dt");
+    term.textContent = name.replaceAll("_", " ");
+    const value = field("dd", `${path}.${name}`);
+    entry.append(term, value);
+    list.append(entry);
+  }
+  return list;
+}
+
 function renderVerify(verify) {
   const place = $("#verify");
   place.replaceChildren();
@@ -113,23 +127,30 @@ function renderVerify(verify) {
   }
   const when = document.createElement("p");
   when.append("Finished at ", field("span", "verify.finished_at"), ".");
-  const list = document.createElement("dl");
-  list.className = "figures";
-  for (const name of Object.keys(verify.counts)) {
-    const entry = document.createElement("div");
-    const term = document.createElement("dt");
-    term.textContent = name.replaceAll("_", " ");
-    const value = field("dd", `verify.counts.${name}`);
-    entry.append(term, value);
-    list.append(entry);
+  place.append(when, countsList(verify.counts, "verify.counts"));
+}
+
+function renderVerifyPass(pass) {
+  const place = $("#verify-pass");
+  place.replaceChildren();
+  if (pass === null) {
+    place.append(field("p", "verify_pass", { null: "none yet: no verify --workers pass has recorded a result" }));
+    return;
   }
-  place.append(when, list);
+  const status = document.createElement("p");
+  status.append(
+    "Pass ", field("span", "verify_pass.verify_pass"), ": ",
+    field("span", "verify_pass.segments_verified"), " of ", field("span", "verify_pass.segments"),
+    " segments verified; finished: ", field("span", "verify_pass.finished"), ".",
+  );
+  place.append(status, countsList(pass.counts, "verify_pass.counts"));
 }
 
 function render(data) {
   renderCells(data.segments.cells);
   renderReasons(data.failures.by_reason);
   renderVerify(data.verify);
+  renderVerifyPass(data.verify_pass);
   for (const element of document.querySelectorAll("#board [data-field]")) {
     element.textContent = shown(valueAt(data, element.dataset.field), element);
   }
