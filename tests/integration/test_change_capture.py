@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -216,14 +217,35 @@ async def test_a_stream_interleaved_with_the_backfill_leaves_dynamodb_equal_to_p
     set_email(env, 5, "before-sync@example.com")  # after the slot, before the sync: TOAST left out
     expected[5] = _with(expected[5], email="before-sync@example.com")
     process = start_stream(env, "--max-retained-wal", "1")  # a slot always keeps some: past 1 byte
+    assert process.stdout is not None
+    printed: list[str] = []  # stdout as it comes (a progress line every 5 s once streaming)
+    reader = threading.Thread(target=lambda: printed.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
     try:
-        for step in range(120):  # during the backfill (about 2 s on moto) and after it
+        for step in range(120):  # during the backfill (about 2 s on moto, longer on a busy machine)
             apply(env, expected, step)
             if step % 10 == 0:
                 await asyncio.sleep(0.05)
         await until_equal(env, expected, process)
+        # Then changes that come after the backfill for sure, until the stream has reported on them.
+        deadline = time.monotonic() + 60
+        step = 120
+        while not any('"retained_wal_bytes"' in line and '"transactions": 0,' not in line for line in printed):
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, f"no progress line of a stream that applied changes: {printed}"
+            apply(env, expected, step)
+            step += 1
+            await asyncio.sleep(0.5)
+        await until_equal(env, expected, process)
     finally:
-        code, out, err = stop(process)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        reader.join(timeout=10)
+        err = process.stderr.read() if process.stderr else ""
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    out = "".join(printed)
     assert code == 0, err
     assert "Traceback" not in err
     assert await stored(env) == (len(expected), len(expected))
