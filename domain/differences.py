@@ -9,6 +9,7 @@ all use them unchanged.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime
 
 import attrs
@@ -88,6 +89,14 @@ class VerifyCounts:
         """Add another tally (a page's) to this one."""
         for field in attrs.fields(VerifyCounts):
             setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+    @classmethod
+    def sum_of(cls, tallies: Iterable[VerifyCounts]) -> VerifyCounts:
+        """Several tallies (a pass's segments') added up."""
+        total = cls()
+        for tally in tallies:
+            total.include(tally)
+        return total
 
     def of(self, problem: Problem) -> int:
         """How many differences of this class were found."""

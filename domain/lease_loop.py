@@ -39,6 +39,10 @@ class LeaseTally:
     def unfinished_segments(self) -> int:
         return sum(not lease.done for lease in self.at_end)
 
+    def stopped_early(self, stop: asyncio.Event | None) -> bool:
+        """Whether `stop` ended the loop with segments of the run still to do."""
+        return stop is not None and stop.is_set() and self.unfinished_segments > 0
+
 
 async def work_leases(
     leases: SegmentLeases,

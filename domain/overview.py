@@ -143,9 +143,7 @@ def verify_pass_view(verify_pass: int, segments: int, results: Mapping[int, Veri
     """The pass as its recorded results tell it (None for a first pass nothing was recorded of)."""
     if not results and verify_pass == 1:
         return None
-    total = VerifyCounts()
-    for counts in results.values():
-        total.include(counts)
+    total = VerifyCounts.sum_of(results.values())
     return VerifyPassView(verify_pass, segments, len(results), len(results) >= segments, total)
 
 

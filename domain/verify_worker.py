@@ -114,10 +114,9 @@ class VerifyWorker:
         leased = await work_leases(
             self._leases, self.worker, self._lease_seconds, self._clock, work, restart, stop, self._rng
         )
-        unfinished = leased.unfinished_segments
-        stopped = stop is not None and stop.is_set() and unfinished > 0
-        summary = VerifySummary(total, repair, time.perf_counter() - started, stopped)
-        pass_counts = await self._pass_counts(leased.run, segments) if unfinished == 0 else None
+        summary = VerifySummary(total, repair, time.perf_counter() - started, leased.stopped_early(stop))
+        finished = leased.unfinished_segments == 0
+        pass_counts = await self._pass_counts(leased.run, segments) if finished else None
         self._verification.record_latest(pass_counts if pass_counts is not None else total)
         return VerifyWorkerSummary(
             self.worker,
@@ -127,20 +126,17 @@ class VerifyWorker:
             leased.lease_takes,
             leased.lease_steals,
             leased.leases_lost,
-            unfinished,
+            leased.unfinished_segments,
             pass_counts,
         )
 
     async def _pass_counts(self, verify_pass: int, segments: int) -> VerifyCounts | None:
-        """The sum of every segment's result in the pass; None when one is missing (its worker
-        died between marking it done and recording it: the pass's verdict is then unknown)."""
+        """The sum of every segment's result in the pass; None when one is missing (not expected:
+        a segment's result is recorded before it is marked done; the verdict is then unknown)."""
         results = await self._results.read(verify_pass)
         if len(results) < segments:
             return None
-        total = VerifyCounts()
-        for counts in results.values():
-            total.include(counts)
-        return total
+        return VerifyCounts.sum_of(results.values())
 
     async def _verify_segment(
         self,
@@ -161,7 +157,7 @@ class VerifyWorker:
         async def renew_now_and_then() -> None:
             # Ends between renewals once the segment is verified (never in the middle of one, so
             # the lease the final checkpoint starts from is the one DynamoDB holds).
-            while not verified.is_set():
+            while True:
                 await sleep_or_stop(self._lease_seconds / 3, verified)
                 if verified.is_set():
                     return

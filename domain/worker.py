@@ -93,17 +93,15 @@ class SegmentWorker:
         leased = await work_leases(
             self._leases, self.worker, self._lease_seconds, self._clock, work, restart, stop, self._rng
         )
-        unfinished = leased.unfinished_segments
-        stopped = stop is not None and stop.is_set() and unfinished > 0
         return WorkerSummary(
             self.worker,
             leased.run,
-            tally.summary(False, resume_point(leased.at_end), stopped_early=stopped),
+            tally.summary(False, resume_point(leased.at_end), stopped_early=leased.stopped_early(stop)),
             leased.segments_done,
             leased.lease_takes,
             leased.lease_steals,
             leased.leases_lost,
-            unfinished,
+            leased.unfinished_segments,
         )
 
     async def _work_segment(

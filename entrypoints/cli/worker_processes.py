@@ -13,17 +13,17 @@ CLI = [sys.executable, "-c", "from entrypoints.cli.main import main; raise Syste
 
 
 async def run_worker_processes(
-    command: list[str], workers: int, out_option: str | None = None, out: Path | None = None
+    command: list[str], workers: int, out_option: str, out: Path | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     """Run `workers` copies of `user-migration <command>` (each with `out_option <out>.<n>` when
     `out` is given, those parts joined into `out` after), wait for all of them; returns their
     summaries and the highest exit code."""
-    parts = [Path(f"{out}.{n}") for n in range(workers)] if out is not None and out_option else []
+    parts = [Path(f"{out}.{n}") for n in range(workers)] if out is not None else []
     processes = [
         await asyncio.create_subprocess_exec(
             *CLI,
             *command,
-            *([out_option, str(parts[n])] if parts and out_option else []),
+            *([out_option, str(parts[n])] if parts else []),
             stdout=asyncio.subprocess.PIPE,
         )
         for n in range(workers)

@@ -58,6 +58,19 @@ async def stored(env: dict[str, str]) -> tuple[int, int]:
     return count, progress.migrated_users
 
 
+async def test_workers_here_add_up_their_summaries_and_join_their_failed_users_files(env, tmp_path: Path):
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(250))
+    failed_file = tmp_path / "failed.jsonl"
+    result = cli(env, "migrate", "--all", "--workers", "2", "--json", "--failed-out", str(failed_file))
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["migrated_count"], summary["failed_user_ids"], len(summary["workers"])) == (247, [17, 120, 233], 2)
+    assert (summary["unfinished_segments"], summary["resume_from_user_id"]) == (0, None)
+    assert sorted(json.loads(line)["user_id"] for line in failed_file.read_text().splitlines()) == [17, 120, 233]
+    assert sorted(os.listdir(tmp_path)) == ["failed.jsonl"]  # the workers' parts, joined and removed
+    assert await stored(env) == (247, 247)
+
+
 async def test_migrate_all_reports_failures_to_a_file_and_retry_fixes_them(env, tmp_path: Path):
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(250))
     failed_file = tmp_path / "failed.jsonl"
