@@ -18,9 +18,10 @@ from dependency_injector import containers, providers
 from adapters.dynamodb_budget_shares import DynamoDbBudgetShares
 from adapters.dynamodb_capacity import DynamoDbTableCapacity
 from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_leases import VERIFY_LEASES, DynamoDbSegmentLeases
+from adapters.dynamodb_leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
 from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
+from adapters.dynamodb_sync_passes import DynamoDbSyncPasses
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.dynamodb_verify_results import DynamoDbVerifyResults
 from adapters.postgres import PostgresUserSource, create_pool
@@ -37,6 +38,7 @@ from domain.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounte
 from domain.statistics import Statistics
 from domain.stream_sync import StreamSync
 from domain.sync import ChangeSync
+from domain.sync_worker import SyncWorker
 from domain.verification import Verification
 from domain.verify_worker import VerifyWorker
 from domain.worker import DEFAULT_LEASE_SECONDS, SegmentWorker, boundaries_from
@@ -44,6 +46,7 @@ from domain.write_budget import FLOOR_UNITS_PER_SECOND, TokenBucketBudget
 from domain.writes_in_flight import WritesInFlight
 from ports import BudgetShares, ChangeStream, MigrationState, TableCapacity, UserSource, UserTarget
 from ports.segment_leases import SegmentLeases
+from ports.sync_passes import SyncPasses
 from ports.verify_results import VerifyResults
 
 
@@ -225,6 +228,17 @@ class Container(containers.DeclarativeContainer):
             names=VERIFY_LEASES,
         ),
     )
+    # And so do the passes of `sync --workers`.
+    sync_leases = providers.Dependency(
+        instance_of=SegmentLeases,
+        default=providers.Singleton(
+            DynamoDbSegmentLeases,
+            client=dynamodb_client,
+            table=config.dynamodb_state_table,
+            plans=segment_plans,
+            names=SYNC_LEASES,
+        ),
+    )
 
     range_locks = providers.Singleton(UserRangeLocks)
     writes_in_flight = providers.Singleton(WritesInFlight)
@@ -298,6 +312,22 @@ class Container(containers.DeclarativeContainer):
         migration=migration,
         versioned=providers.Callable(has_version, mapping),
         pages_in_flight=config.pages_in_flight.as_int(),
+    )
+    sync_passes = providers.Dependency(
+        instance_of=SyncPasses,
+        default=providers.Singleton(
+            DynamoDbSyncPasses, client=dynamodb_client, table=config.dynamodb_state_table, plans=segment_plans
+        ),
+    )
+    sync_worker = providers.Factory(
+        SyncWorker,
+        sync=change_sync,
+        source=user_source,
+        state=migration_state,
+        leases=sync_leases,
+        passes=sync_passes,
+        worker=config.worker_name,
+        lease_seconds=config.segment_lease_seconds.as_float(),
     )
     # Change data capture: the slot and publication of the users table, and the stream through them.
     capture_names = providers.Singleton(CaptureNames, slot=config.cdc_slot, publication=config.cdc_publication)

@@ -24,8 +24,9 @@ from ports.segment_leases import LeaseActivity, SegmentLeases
 @attrs.frozen
 class LeaseNames:
     """The attributes that hold one kind of lease on the segments' items, and the plan item's
-    attribute with that kind's run number: the migration's runs (`lease_*`, `run`) and verify's
-    passes (`verify_lease_*`, `verify_run`) keep leases of their own on the same segments."""
+    attribute with that kind's run number: the migration's runs (`lease_*`, `run`), verify's passes
+    (`verify_lease_*`, `verify_run`) and `sync --workers`' passes (`sync_lease_*`, `sync_run`) keep
+    leases of their own on the same segments."""
 
     prefix: str = "lease_"
     run_attribute: str = "run"
@@ -43,6 +44,7 @@ class LeaseNames:
 
 MIGRATION_LEASES = LeaseNames()
 VERIFY_LEASES = LeaseNames("verify_lease_", "verify_run")
+SYNC_LEASES = LeaseNames("sync_lease_", "sync_run")
 
 
 def _lease(

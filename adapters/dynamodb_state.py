@@ -19,7 +19,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from adapters.dynamodb_errors import target_errors
+from botocore.exceptions import ClientError
+
+from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_holds import PROGRESS_KEY, ProgressLedger, failing_of
 from adapters.dynamodb_plan import PlanStore, segment_key
 from adapters.dynamodb_segment_holds import WithEarlierLeftovers, has_leftovers, hold_across
@@ -148,6 +150,29 @@ class DynamoDbMigrationState(MigrationState):
                     ":applied": {"N": str(applied)},
                 },
             )
+
+    async def record_sync_pass(self, sync_pass: int, cursor: ChangeCursor, applied: int) -> bool:
+        async with target_errors("recording the change cursor", table=self._table):
+            try:
+                await self._client.update_item(
+                    TableName=self._table,
+                    Key=PROGRESS_KEY,
+                    UpdateExpression="SET change_cursor = :position, change_cursor_taken_at = :taken_at, "
+                    "sync_pass_recorded = :pass ADD changes_applied :applied",
+                    # The pass's count added once, whichever of its workers sees it finished first.
+                    ConditionExpression="attribute_not_exists(sync_pass_recorded) OR sync_pass_recorded < :pass",
+                    ExpressionAttributeValues={
+                        ":position": {"S": cursor.position},
+                        ":taken_at": {"S": cursor.taken_at.isoformat()},
+                        ":applied": {"N": str(applied)},
+                        ":pass": {"N": str(sync_pass)},
+                    },
+                )
+            except ClientError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise
+                return False
+        return True
 
     async def read_change_cursor(self) -> ChangeCursor | None:
         item, _ = await self._progress.read()

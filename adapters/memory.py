@@ -83,10 +83,13 @@ class InMemoryUserSource(UserSource):
     async def change_cursor(self) -> str:
         return str(self._changes + 1)
 
-    async def read_changed_page(self, since: str | None, start_user_id: int, limit: int) -> Sequence[SourceUser]:
+    async def read_changed_page(
+        self, since: str | None, start_user_id: int, limit: int, highest: int = MAX_USER_ID
+    ) -> Sequence[SourceUser]:
         first_change = int(since) if since is not None and since.isdigit() else 0
         first = bisect.bisect_left(self._ids, start_user_id)
-        changed = (user_id for user_id in self._ids[first:] if self._changed[user_id] >= first_change)
+        last = bisect.bisect_right(self._ids, highest)
+        changed = (user_id for user_id in self._ids[first:last] if self._changed[user_id] >= first_change)
         return [self._users[user_id] for user_id in itertools.islice(changed, limit)]
 
     async def read_page(self, start_user_id: int, limit: int, highest: int = MAX_USER_ID) -> Sequence[SourceUser]:
@@ -275,6 +278,7 @@ class InMemoryMigrationState(MigrationState):
         self.unsettled_removals: set[int] = set()
         # Users whose latest attempt failed, with its reason codes.
         self.failed: dict[int, tuple[str, ...]] = {}
+        self._sync_pass_recorded = 0  # the latest pass of `sync --workers` recorded
 
     def count(self, user_ids: Collection[int]) -> None:
         """Count these users as migrated (used by holds when they settle)."""
@@ -316,6 +320,13 @@ class InMemoryMigrationState(MigrationState):
     async def record_change_cursor(self, cursor: ChangeCursor, applied: int = 0) -> None:
         applied_so_far = self._progress.changes_applied + applied
         self._progress = attrs.evolve(self._progress, change_cursor=cursor, changes_applied=applied_so_far)
+
+    async def record_sync_pass(self, sync_pass: int, cursor: ChangeCursor, applied: int) -> bool:
+        if sync_pass <= self._sync_pass_recorded:
+            return False
+        self._sync_pass_recorded = sync_pass
+        await self.record_change_cursor(cursor, applied)
+        return True
 
     async def read_progress(self) -> MigrationProgress:
         return attrs.evolve(self._progress, failed_users=len(self.failed))

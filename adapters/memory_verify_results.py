@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import attrs
-
+from adapters.memory_segment_results import InMemorySegmentResults
 from domain.differences import VerifyCounts
 from domain.segments import SegmentLease
 from ports.segment_leases import SegmentLeases
@@ -14,18 +13,10 @@ class InMemoryVerifyResults(VerifyResults):
     """The results of verify passes, in a dict."""
 
     def __init__(self, leases: SegmentLeases) -> None:
-        self._leases = leases  # the verify passes' leases, which a result is recorded under
-        self._results: dict[int, tuple[int, VerifyCounts]] = {}
+        self._store: InMemorySegmentResults[VerifyCounts] = InMemorySegmentResults(leases)
 
     async def record(self, lease: SegmentLease, counts: VerifyCounts) -> bool:
-        if (await self._leases.leases())[lease.segment.index] != lease:
-            return False  # lost: taken, renewed or finished by someone since
-        self._results[lease.segment.index] = (lease.run, attrs.evolve(counts))
-        return True
+        return await self._store.record(lease, counts)
 
     async def read(self, verify_pass: int) -> dict[int, VerifyCounts]:
-        return {
-            index: attrs.evolve(counts)
-            for index, (recorded, counts) in self._results.items()
-            if recorded == verify_pass
-        }
+        return await self._store.read(verify_pass)

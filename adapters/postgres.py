@@ -255,18 +255,24 @@ class PostgresUserSource(UserSource):
             )
         return cursor_text(position)
 
-    async def read_changed_page(self, since: str | None, start_user_id: int, limit: int) -> Sequence[SourceUser]:
+    async def read_changed_page(
+        self, since: str | None, start_user_id: int, limit: int, highest: int = MAX_USER_ID
+    ) -> Sequence[SourceUser]:
         saved = cursor_position(since)
         if saved is None:
-            return await self.read_page(start_user_id, limit)
+            return await self.read_page(start_user_id, limit, highest)
         async with self._cursor() as cursor:
             await cursor.execute("SELECT txid_snapshot_xmin(txid_current_snapshot())")
             row = await cursor.fetchone()
         changed = changed_rows_condition(saved, int(row[0]))
         key = (await self._resolved()).key
         if changed is None:  # too old to tell: every row
-            return await self.read_page(start_user_id, limit)
-        return await self._rows(f"WHERE {key} >= %s AND {changed} ORDER BY {key} LIMIT %s", (start_user_id, limit))
+            return await self.read_page(start_user_id, limit, highest)
+        if highest >= MAX_USER_ID:
+            return await self._rows(f"WHERE {key} >= %s AND {changed} ORDER BY {key} LIMIT %s", (start_user_id, limit))
+        return await self._rows(
+            f"WHERE {key} >= %s AND {key} <= %s AND {changed} ORDER BY {key} LIMIT %s", (start_user_id, highest, limit)
+        )
 
     async def count_users(self, start_user_id: int = 0) -> int:
         plan = await self._resolved()

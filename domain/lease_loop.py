@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import attrs
 
@@ -22,6 +22,8 @@ from ports.segment_leases import SegmentLeases
 # How working a segment ended: finished; stopped on request; its lease lost; or its writes failed
 # (the worker leaves that segment to the others, or to a later run of the command).
 SegmentOutcome = Literal["done", "stopped", "lost", "failed"]
+
+Done = TypeVar("Done")
 
 
 @attrs.frozen
@@ -99,3 +101,52 @@ async def sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def under_lease(
+    leases: SegmentLeases,
+    own: OwnLease,
+    lease_seconds: float,
+    clock: Callable[[], float],
+    stop: asyncio.Event | None,
+    job: Callable[[asyncio.Event], Awaitable[Done]],
+) -> tuple[Done, bool]:
+    """Run `job(segment_stop)` on the segment of `own` while renewing its lease every third of
+    a lease period; `segment_stop` is set when the lease is lost (the job must stop writing) or
+    when `stop` is. What the job returned, and whether the lease was lost meanwhile (or is too
+    old now, by this worker's clock, to be relied on)."""
+    lost = asyncio.Event()
+    segment_stop = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def renew_now_and_then() -> None:
+        # Ends between renewals once the job is finished (never in the middle of one, so the
+        # lease the caller's final checkpoint starts from is the one DynamoDB holds).
+        while True:
+            await sleep_or_stop(lease_seconds / 3, finished)
+            if finished.is_set():
+                return
+            sent = clock()
+            renewed = await leases.renew(own.lease)
+            if renewed is None or not own.valid(clock()):
+                lost.set()
+                segment_stop.set()
+                return
+            own.renewed(renewed, sent)
+
+    async def stopping() -> None:
+        if stop is not None:
+            await stop.wait()
+            segment_stop.set()
+
+    renewer, watcher = asyncio.create_task(renew_now_and_then()), asyncio.create_task(stopping())
+    try:
+        result = await job(segment_stop)
+    except BaseException:
+        renewer.cancel()
+        raise
+    finally:
+        finished.set()
+        watcher.cancel()
+        await asyncio.gather(renewer, watcher, return_exceptions=True)
+    return result, lost.is_set() or not own.valid(clock())

@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol, Self, TypeVar
 
 import attrs
 
@@ -32,6 +33,7 @@ from domain.model import ChangeCursor, DeleteOutcome, SourceUser
 from domain.report import ChangeOutcome
 from domain.request import MAX_BATCH_SIZE, MAX_USER_ID, check_batch_size
 from domain.rules import Reason, reason_code
+from domain.segments import ScanPart
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
@@ -141,6 +143,17 @@ class SyncTally:
             self.failures[user_id] = (Reason("delete_failed", f"Delete failed: {reason}"),)
         self.unfinished += len(outcome.failed)
 
+    def include(self, other: SyncTally) -> None:
+        """Add what `other` did (a segment of a pass, to its worker's totals)."""
+        self.changes_seen += other.changes_seen
+        self.written += other.written
+        self.deleted += other.deleted
+        self.skipped_newer += other.skipped_newer
+        self.unchanged += other.unchanged
+        self.failures.update(other.failures)
+        self.not_deleted.update(other.not_deleted)
+        self.unfinished += other.unfinished
+
     def progress(self) -> SyncProgress:
         return SyncProgress(
             self.changes_seen, self.written, self.deleted, len(self.failures), time.perf_counter() - self.started
@@ -214,7 +227,7 @@ class ChangeSync:
         position = await self._source.change_cursor()
         cursor = ChangeCursor(position, self._clock())
         since = recorded.position if recorded is not None else None
-        tally, stopped = await self._carry(since, None, batch_size, stop, on_progress)
+        tally, stopped = await self.carry(since, None, batch_size, stop, on_progress)
         caught_up = not stopped and tally.unfinished == 0
         if caught_up:
             await self._state.record_change_cursor(cursor, applied=tally.written + tally.deleted)
@@ -234,20 +247,25 @@ class ChangeSync:
         gone deleted; no change cursor is recorded (the stream is the cursor). `caught_up` when
         nothing is left to do again."""
         check_batch_size(batch_size)
-        tally, stopped = await self._carry(None, version, batch_size, stop, on_progress)
+        tally, stopped = await self.carry(None, version, batch_size, stop, on_progress)
         caught_up = not stopped and tally.unfinished == 0
         return tally.summary(None, full_pass=True, caught_up=caught_up, stopped=stopped)
 
-    async def _carry(
+    async def carry(
         self,
         since: str | None,
         version: int | None,
         batch_size: int,
         stop: asyncio.Event | None,
         on_progress: SyncProgressCallback | None,
+        lowest: int = 0,
+        highest: int = MAX_USER_ID,
+        deletes_in: ScanPart | None = None,
     ) -> tuple[SyncTally, bool]:
-        """The rows changed since `since` (all for None), as of `version` when given, then the
-        deletes; the tally, and whether `stop` ended it early."""
+        """The rows with ids in lowest..highest changed since `since` (all for None), as of
+        `version` when given, then the deletes (among every stored id, or that part of a scan of
+        them); the tally, and whether `stop` ended it early. A pass's segment is one range and
+        one part (`domain.sync_worker`), so each stored id is looked at by one segment."""
         tally = SyncTally()
 
         def report() -> None:
@@ -255,7 +273,7 @@ class ChangeSync:
                 on_progress(tally.progress())
 
         async def read_changed(start: int) -> tuple[list[SourceUser], int | None]:
-            page = list(await self._source.read_changed_page(since, start, batch_size))
+            page = list(await self._source.read_changed_page(since, start, batch_size, highest))
             following = next_start_after(page, batch_size)
             if version is not None:
                 page = [attrs.evolve(user, version=version) for user in page]
@@ -266,17 +284,22 @@ class ChangeSync:
             report()
 
         changes = PagePump(read_changed, self._migration.apply_changes, finish_changes, in_flight=self._pages_in_flight)
-        stopped = (await changes.run(0, stop)).stopped_early
+        stopped = (await changes.run(lowest, stop)).stopped_early
         if not stopped:
-            stopped = await self._remove_deleted(batch_size, tally, report, stop)
+            stopped = await self._remove_deleted(batch_size, tally, report, stop, deletes_in)
         return tally, stopped
 
     async def _remove_deleted(
-        self, batch_size: int, tally: SyncTally, report: Callable[[], None], stop: asyncio.Event | None
+        self,
+        batch_size: int,
+        tally: SyncTally,
+        report: Callable[[], None],
+        stop: asyncio.Event | None,
+        part: ScanPart | None,
     ) -> bool:
         """Delete the items whose rows are gone (the migration's own, unchanged ones); True when
         `stop` ended it early."""
-        pages = self._target.scan_user_ids(0, MAX_USER_ID, page_size=batch_size)
+        pages = self._target.scan_user_ids(0, MAX_USER_ID, page_size=batch_size, part=part)
 
         async def remove_gone(stored: list[int]) -> DeleteOutcome:
             if not stored:
@@ -306,25 +329,49 @@ class ChangeSync:
         pass that finds PostgreSQL or DynamoDB unavailable is told to `on_unavailable` and tried
         again after the interval (the cursor stayed, so nothing is lost); the operator's mistakes
         (a `SetupError`) end it."""
-        total: SyncSummary | None = None
-        last_error: DependencyUnavailable | None = None
-        while True:
-            try:
-                summary = await self.catch_up(batch_size, stop, on_progress)
-            except DependencyUnavailable as error:
-                if on_unavailable is None:
-                    raise
-                on_unavailable(error)
-                last_error = error
-            else:
-                total = summary if total is None else total.then(summary)
-                if on_pass is not None:
-                    on_pass(summary)
-            if not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
-            if stop.is_set():
-                if total is None:  # stopped before any pass got through: that is how it ended
-                    assert last_error is not None
-                    raise last_error
-                return total
+        return await follow_passes(
+            lambda: self.catch_up(batch_size, stop, on_progress), interval_seconds, stop, on_pass, on_unavailable
+        )
+
+
+class Pass(Protocol):
+    """What `follow_passes` adds up: a pass's summary."""
+
+    def then(self, later: Self) -> Self: ...
+
+
+Summary = TypeVar("Summary", bound=Pass)
+
+
+async def follow_passes(
+    one_pass: Callable[[], Awaitable[Summary]],
+    interval_seconds: float,
+    stop: asyncio.Event,
+    on_pass: Callable[[Summary], None] | None = None,
+    on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
+) -> Summary:
+    """`one_pass` after another, `interval_seconds` apart, until `stop` is set; the totals of
+    all (`Summary.then`). A pass that finds PostgreSQL or DynamoDB unavailable is told to
+    `on_unavailable` and tried again after the interval; any other error ends it."""
+    total: Summary | None = None
+    last_error: DependencyUnavailable | None = None
+    while True:
+        try:
+            summary = await one_pass()
+        except DependencyUnavailable as error:
+            if on_unavailable is None:
+                raise
+            on_unavailable(error)
+            last_error = error
+        else:
+            total = summary if total is None else total.then(summary)
+            if on_pass is not None:
+                on_pass(summary)
+        if not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+        if stop.is_set():
+            if total is None:  # stopped before any pass got through: that is how it ended
+                assert last_error is not None
+                raise last_error
+            return total

@@ -19,12 +19,12 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 
 from domain.differences import Difference, VerifyCounts, VerifyProgress, VerifySummary
-from domain.lease_loop import SegmentOutcome, sleep_or_stop, work_leases
+from domain.lease_loop import SegmentOutcome, under_lease, work_leases
 from domain.leases import OwnLease
 from domain.segments import ScanPart
 from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
@@ -150,33 +150,9 @@ class VerifyWorker:
     ) -> tuple[SegmentOutcome, VerifyCounts]:
         """Verify the segment's rows and its part of the scan; its lease renewed meanwhile."""
         segment = own.lease.segment
-        lost = asyncio.Event()
-        segment_stop = asyncio.Event()
-        verified = asyncio.Event()
 
-        async def renew_now_and_then() -> None:
-            # Ends between renewals once the segment is verified (never in the middle of one, so
-            # the lease the final checkpoint starts from is the one DynamoDB holds).
-            while True:
-                await sleep_or_stop(self._lease_seconds / 3, verified)
-                if verified.is_set():
-                    return
-                sent = self._clock()
-                renewed = await self._leases.renew(own.lease)
-                if renewed is None or not own.valid(self._clock()):
-                    lost.set()
-                    segment_stop.set()
-                    return
-                own.renewed(renewed, sent)
-
-        async def stopping() -> None:
-            if stop is not None:
-                await stop.wait()
-                segment_stop.set()
-
-        renewer, watcher = asyncio.create_task(renew_now_and_then()), asyncio.create_task(stopping())
-        try:
-            summary = await self._verification.verify(
+        def verify(segment_stop: asyncio.Event) -> Awaitable[VerifySummary]:
+            return self._verification.verify(
                 segment.lowest,
                 segment.highest,
                 batch_size,
@@ -186,14 +162,9 @@ class VerifyWorker:
                 segment_stop,
                 extras_in=ScanPart(segment.index, segments),
             )
-        except BaseException:
-            renewer.cancel()
-            raise
-        finally:
-            verified.set()
-            watcher.cancel()
-            await asyncio.gather(renewer, watcher, return_exceptions=True)
-        if lost.is_set() or not own.valid(self._clock()):
+
+        summary, lost = await under_lease(self._leases, own, self._lease_seconds, self._clock, stop, verify)
+        if lost:
             return "lost", summary.counts
         if summary.stopped_early:
             await self._leases.release(own.lease)

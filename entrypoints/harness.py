@@ -21,6 +21,7 @@ from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemory
 from adapters.memory_budget import InMemoryBudgetShares
 from adapters.memory_changes import InMemoryChangeStream
 from adapters.memory_leases import InMemorySegmentLeases
+from adapters.memory_sync_passes import InMemorySyncPasses
 from adapters.memory_verify_results import InMemoryVerifyResults
 from container import Container
 from domain.mapping import UserMapping
@@ -44,6 +45,8 @@ class InMemoryHarness:
     leases: InMemorySegmentLeases = attrs.field(default=None)
     verify_leases: InMemorySegmentLeases = attrs.field(default=None)
     verify_results: InMemoryVerifyResults = attrs.field(default=None)
+    sync_leases: InMemorySegmentLeases = attrs.field(default=None)
+    sync_passes: InMemorySyncPasses = attrs.field(default=None)
     # The change stream of `sync --changes logical`: the test commits transactions on it.
     changes: InMemoryChangeStream = attrs.Factory(InMemoryChangeStream)
 
@@ -54,6 +57,10 @@ class InMemoryHarness:
             self.verify_leases = InMemorySegmentLeases(self.leases.boundaries)
         if self.verify_results is None:
             self.verify_results = InMemoryVerifyResults(self.verify_leases)
+        if self.sync_leases is None:
+            self.sync_leases = InMemorySegmentLeases(self.leases.boundaries)
+        if self.sync_passes is None:
+            self.sync_passes = InMemorySyncPasses(self.sync_leases)
 
     @classmethod
     def with_users(
@@ -86,6 +93,8 @@ class InMemoryHarness:
         container.segment_leases.override(self.leases)
         container.verify_leases.override(self.verify_leases)
         container.verify_results.override(self.verify_results)
+        container.sync_leases.override(self.sync_leases)
+        container.sync_passes.override(self.sync_passes)
         container.change_stream.override(self.changes)
         return container
 

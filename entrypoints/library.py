@@ -35,6 +35,7 @@ from domain.source_count import CountMode
 from domain.statistics import Statistics, count_mode
 from domain.stream_sync import StreamProgressCallback, StreamSummary, StreamSync, backfill_pending_mark
 from domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
+from domain.sync_worker import SyncWorker, SyncWorkerSummary
 from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
 from domain.verify_request import VerifyPageRequest
 from domain.verify_worker import VerifyWorker, VerifyWorkerSummary
@@ -247,6 +248,31 @@ class UserMigration:
         With `on_unavailable`, a pass that finds a dependency down is told to it and tried again
         after the interval; without, that error ends the follow."""
         return await self._change_sync.follow(interval_seconds, stop, batch_size, on_pass, on_progress, on_unavailable)
+
+    async def sync_as_worker(
+        self,
+        batch_size: int = MAX_BATCH_SIZE,
+        stop: asyncio.Event | None = None,
+        on_progress: SyncProgressCallback | None = None,
+    ) -> SyncWorkerSummary:
+        """Be a worker of the current pass of `sync --workers`: take segments under leases of the
+        passes' own and carry each one's changes and deletes (see `domain.sync_worker`); returns
+        when the pass is finished (its cursor recorded once, by whichever worker saw it first)."""
+        worker: SyncWorker = await resolve(self.container.sync_worker())
+        return await worker.run_pass(batch_size, stop, on_progress)
+
+    async def sync_follow_as_worker(
+        self,
+        interval_seconds: float,
+        stop: asyncio.Event,
+        batch_size: int = MAX_BATCH_SIZE,
+        on_pass: Callable[[SyncWorkerSummary], None] | None = None,
+        on_progress: SyncProgressCallback | None = None,
+        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
+    ) -> SyncWorkerSummary:
+        """`sync_as_worker` pass after pass, `interval_seconds` apart, until `stop`; the totals."""
+        worker: SyncWorker = await resolve(self.container.sync_worker())
+        return await worker.follow(interval_seconds, stop, batch_size, on_pass, on_progress, on_unavailable)
 
     async def stream_changes(
         self,

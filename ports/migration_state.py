@@ -140,6 +140,12 @@ class MigrationState(abc.ABC):
         and add `applied` (items written or deleted to get there) to the changes applied so far."""
 
     @abc.abstractmethod
+    async def record_sync_pass(self, sync_pass: int, cursor: ChangeCursor, applied: int) -> bool:
+        """`record_change_cursor` for a finished pass of `sync --workers`, once per pass: nothing
+        is done (False) when pass `sync_pass` or a later one was recorded already (by another of
+        its workers, or by this one before a crash)."""
+
+    @abc.abstractmethod
     async def read_progress(self) -> MigrationProgress:
         """The counters as they stand."""
 

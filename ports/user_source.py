@@ -45,8 +45,10 @@ class UserSource(abc.ABC):
         the source cannot tell its changes (for PostgreSQL: a view, not a table)."""
 
     @abc.abstractmethod
-    async def read_changed_page(self, since: str | None, start_user_id: int, limit: int) -> Sequence[SourceUser]:
-        """Up to `limit` users with `id >= start_user_id`, in ascending id order, among the rows
+    async def read_changed_page(
+        self, since: str | None, start_user_id: int, limit: int, highest: int = MAX_USER_ID
+    ) -> Sequence[SourceUser]:
+        """Up to `limit` users with `start_user_id <= id <= highest`, in ascending id order, among the rows
         inserted or changed at or after the cursor `since` (every row when None, or when the
         cursor is too old to tell). A row may come again in a later call (harmless: its version
         decides); none changed after `since` is ever left out. Deleted rows are not told."""

@@ -15,20 +15,23 @@ from typing import Any
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_leases import VERIFY_LEASES, DynamoDbSegmentLeases
+from adapters.dynamodb_leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
 from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
+from adapters.dynamodb_sync_passes import DynamoDbSyncPasses
 from adapters.dynamodb_tables import ensure_tables
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.dynamodb_verify_results import DynamoDbVerifyResults
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.memory_leases import InMemorySegmentLeases
+from adapters.memory_sync_passes import InMemorySyncPasses
 from adapters.memory_verify_results import InMemoryVerifyResults
 from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
 from domain.mapping import default_mapping
 from domain.model import User
 from ports import MigrationState, UserSource, UserTarget
 from ports.segment_leases import SegmentLeases
+from ports.sync_passes import SyncPasses
 from ports.verify_results import VerifyResults
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
 
@@ -162,5 +165,33 @@ async def make_verify_pass(request: pytest.FixtureRequest) -> AsyncIterator[Veri
             plans = PlanStore(client, state_table, propose=_segments_at_50_and_100)
             leases = DynamoDbSegmentLeases(client, state_table, plans, VERIFY_LEASES)
             return leases, DynamoDbVerifyResults(client, state_table, plans)
+
+        yield dynamodb
+
+
+# The passes of `sync --workers` and their leases: (leases, passes) on fresh storage.
+SyncPassFactory = Callable[[], Awaitable[tuple[SegmentLeases, SyncPasses]]]
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+async def make_sync_pass(request: pytest.FixtureRequest) -> AsyncIterator[SyncPassFactory]:
+    """The sync passes' leases and records of each kind, on segments split at 50 and 100."""
+    if request.param == "memory":
+
+        async def memory() -> tuple[SegmentLeases, SyncPasses]:
+            leases = InMemorySegmentLeases(_segments_at_50_and_100)
+            return leases, InMemorySyncPasses(leases)
+
+        yield memory
+        return
+    endpoint = request.getfixturevalue("dynamodb_endpoint")
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(dynamodb_client(endpoint, "us-east-1"))
+
+        async def dynamodb() -> tuple[SegmentLeases, SyncPasses]:
+            _, state_table = await create_dynamodb_tables(client)
+            plans = PlanStore(client, state_table, propose=_segments_at_50_and_100)
+            leases = DynamoDbSegmentLeases(client, state_table, plans, SYNC_LEASES)
+            return leases, DynamoDbSyncPasses(client, state_table, plans)
 
         yield dynamodb

@@ -178,3 +178,17 @@ async def test_a_hold_across_segments_counts_each_user_once_and_hands_on_what_it
         assert hold.inherited == frozenset({45, 55, 105})
         await hold.settle([45, 55, 105, 130])
     assert await state.read_progress() == MigrationProgress(4, 130)
+
+
+async def test_a_sync_pass_is_recorded_once_and_never_an_older_one(make_state):
+    state = await make_state()
+    cursor = ChangeCursor("pg-xmin:500", datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
+    assert await state.record_sync_pass(2, cursor, applied=4)
+    # Its other workers, and a worker that crashed after recording it, find it recorded.
+    assert not await state.record_sync_pass(2, cursor, applied=4)
+    older = ChangeCursor("pg-xmin:400", datetime(2026, 12, 3, 8, 0, tzinfo=UTC))
+    assert not await state.record_sync_pass(1, older, applied=9)
+    later = ChangeCursor("pg-xmin:650", datetime(2026, 12, 3, 9, 5, tzinfo=UTC))
+    assert await state.record_sync_pass(3, later, applied=1)
+    progress = await state.read_progress()
+    assert (progress.change_cursor, progress.changes_applied) == (later, 5)

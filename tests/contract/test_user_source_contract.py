@@ -75,3 +75,12 @@ async def test_count_from_an_id(make_source):
     assert await source.count_users(13) == 4
     assert await source.count_users(14) == 3
     assert await source.count_users(56) == 0
+
+
+async def test_changed_pages_keep_within_their_highest_id(make_source):
+    source = await make_source([valid_user(i) for i in IDS])
+    # No cursor: every row of the range, as a segment of a full sync pass reads them.
+    assert [u.id for u in await source.read_changed_page(None, 5, 100, highest=21)] == [5, 8, 13, 21]
+    assert [u.id for u in await source.read_changed_page(None, 0, 2, highest=21)] == [3, 5]
+    cursor = await source.change_cursor()
+    assert list(await source.read_changed_page(cursor, 0, 100, highest=21)) == []

@@ -31,14 +31,19 @@ class World:
     sync: ChangeSync
 
 
-@pytest.fixture
-def world() -> World:
+def make_world() -> World:
+    """Twenty valid users in the source; an empty target and state."""
     source = InMemoryUserSource(valid_user(i) for i in range(10, 30))
     target = InMemoryUserTarget()
     state = InMemoryMigrationState()
     migration = Migration(source, target, state, clock=lambda: NOW)
     run = MigrationRun(source, state, migration)
     return World(source, target, state, migration, run, ChangeSync(source, target, state, migration, clock=lambda: NOW))
+
+
+@pytest.fixture
+def world() -> World:
+    return make_world()
 
 
 async def backfilled(world: World) -> World:
@@ -208,12 +213,12 @@ async def test_follow_goes_on_after_an_outage_and_an_outage_alone_ends_it_with_t
     real_read = world.source.read_changed_page
     outages = 0
 
-    async def flaky(since, start, limit):
+    async def flaky(since, start, limit, highest):
         nonlocal outages
         if outages < 2:
             outages += 1
             raise SourceUnavailable("PostgreSQL is unavailable at db:5432: connection refused")
-        return await real_read(since, start, limit)
+        return await real_read(since, start, limit, highest)
 
     world.source.read_changed_page = flaky
     world.source.put(valid_user(41))
