@@ -10,11 +10,13 @@ from typing import Any
 from domain.errors import DependencyUnavailable
 from domain.rules import failure_text
 from domain.sync import SyncProgress, SyncSummary
+from domain.sync_worker import SyncWorkerSummary
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from entrypoints.cli.failures_shown import SHOWN_FAILURES
 from entrypoints.cli.migrate import stop_on_signals
 from entrypoints.cli.progress import StatusLine, count_line
 from entrypoints.cli.stream import parse_size, stream
+from entrypoints.cli.sync_pass import pass_fields, print_pass_line, run_sync_workers, unavailable_line, worker_exit_code
 from entrypoints.library import UserMigration
 
 
@@ -36,6 +38,13 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         "`cdc setup` made (with --follow)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="poll as N workers (processes here) sharing each pass's segments under leases; "
+        "--workers 1 on each of N hosts does the same",
+    )
+    parser.add_argument(
         "--max-retained-wal",
         type=parse_size,
         metavar="SIZE",
@@ -53,6 +62,10 @@ def check_sync_arguments(arguments: argparse.Namespace) -> str | None:
         return "--changes logical streams until stopped: use it with --follow"
     if arguments.max_retained_wal is not None and arguments.changes != "logical":
         return "--max-retained-wal is for --changes logical"
+    if arguments.workers is not None and not 1 <= arguments.workers <= 64:
+        return "--workers must be between 1 and 64"
+    if arguments.workers is not None and arguments.changes == "logical":
+        return "--workers splits polling passes; a replication slot is read by one stream (--changes logical)"
     return None
 
 
@@ -78,9 +91,10 @@ def summary_json(summary: SyncSummary) -> dict[str, Any]:
     }
 
 
-def _print_pass(summary: SyncSummary, arguments: argparse.Namespace) -> None:
+def _print_pass(summary: SyncSummary, arguments: argparse.Namespace, worked: SyncWorkerSummary | None = None) -> None:
     if arguments.json:
-        print(json.dumps(summary_json(summary)), flush=True)
+        fields = summary_json(summary) | (pass_fields(worked) if worked is not None else {})
+        print(json.dumps(fields), flush=True)
         return
     lag = "-" if summary.lag_seconds is None else f"{summary.lag_seconds:.1f} s"
     print(
@@ -97,6 +111,8 @@ def _print_pass(summary: SyncSummary, arguments: argparse.Namespace) -> None:
         print(f"  {failure_text(user_id, list(reasons))}", file=sys.stderr)
     if summary.failed > SHOWN_FAILURES:
         print(f"  ... and {summary.failed - SHOWN_FAILURES:,} more", file=sys.stderr)
+    if worked is not None:
+        print_pass_line(pass_fields(worked))
 
 
 class _Progress(StatusLine):
@@ -111,6 +127,8 @@ async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Run `sync` with its options; returns the exit code."""
     if arguments.changes == "logical":
         return await stream(migration, arguments)
+    if arguments.workers is not None:
+        return await (run_sync_workers(arguments) if arguments.workers > 1 else _sync_as_worker(migration, arguments))
     bar = _Progress(sys.stderr)
     try:
         with stop_on_signals() as stop:
@@ -125,7 +143,7 @@ async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
 
                 def on_unavailable(error: DependencyUnavailable) -> None:
                     bar.close()
-                    print(f"user-migration sync: {error}; trying again in {arguments.interval:g} s", file=sys.stderr)
+                    print(unavailable_line(error, arguments.interval), file=sys.stderr)
 
                 summary = await migration.sync_follow(
                     arguments.interval,
@@ -147,3 +165,36 @@ async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
     if arguments.once and summary.stopped_early:
         return EXIT_INTERRUPTED
     return EXIT_USERS_FAILED if summary.failed else EXIT_OK
+
+
+async def _sync_as_worker(migration: UserMigration, arguments: argparse.Namespace) -> int:
+    """`sync --workers 1`: this process is one worker of the passes."""
+    bar = _Progress(sys.stderr)
+    try:
+        with stop_on_signals() as stop:
+            if arguments.once:
+                worked = await migration.sync_as_worker(arguments.batch_size, stop=stop, on_progress=bar)
+            else:
+
+                def on_pass(worked: SyncWorkerSummary) -> None:
+                    bar.close()
+                    if worked.summary.changes_seen or worked.summary.failed:  # quiet passes print nothing
+                        _print_pass(worked.summary, arguments, worked)
+
+                def on_unavailable(error: DependencyUnavailable) -> None:
+                    bar.close()
+                    print(unavailable_line(error, arguments.interval), file=sys.stderr)
+
+                worked = await migration.sync_follow_as_worker(
+                    arguments.interval, stop, arguments.batch_size, on_pass, bar, on_unavailable
+                )
+    finally:
+        bar.close()
+    if arguments.once:
+        _print_pass(worked.summary, arguments, worked)
+    elif arguments.json:
+        print(json.dumps({"totals": summary_json(worked.summary) | pass_fields(worked)}))
+    else:
+        print(f"Stopped after {worked.summary.passes:,} passes. In all:", end=" ")
+        _print_pass(worked.summary, arguments, worked)
+    return worker_exit_code(worked, arguments.once)

@@ -1,10 +1,13 @@
 """N worker processes on this machine (`--workers N`): each is the same command with
-`--workers 1 --json`, as on N hosts; their summaries are read from the last line of their output."""
+`--workers 1 --json`, as on N hosts; their summaries are read from the last line of their output.
+They run in a session of their own, and a SIGINT or SIGTERM of this process is handed to each
+of them once (a terminal's Ctrl-C reaches only this process), so each stops as it would alone."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,24 @@ async def run_worker_processes(
             *command,
             *([out_option, str(parts[n])] if parts else []),
             stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
         )
         for n in range(workers)
     ]
-    results = await asyncio.gather(*(process.communicate() for process in processes))
+
+    def hand_on(signal_number: int) -> None:
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal_number)
+
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, hand_on, signal_number)
+    try:
+        results = await asyncio.gather(*(process.communicate() for process in processes))
+    finally:
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signal_number)
     summaries: list[dict[str, Any]] = []
     for process, (printed, _) in zip(processes, results, strict=True):
         lines = printed.decode().strip().splitlines()

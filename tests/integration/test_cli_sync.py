@@ -1,5 +1,6 @@
 """`user-migration sync`, run as real processes against the real servers: updates, inserts at low
-ids and deletes reach DynamoDB; a sync killed with -9 and run again is exact; usage errors."""
+ids and deletes reach DynamoDB; a sync killed with -9 and run again is exact; `sync --workers`
+shares a pass; usage errors."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from datetime import timedelta
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_plan import PlanStore
+from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from domain.request import MAX_USER_ID
+from entrypoints.cli.main import main
 from tests.factories import UPDATED, from_item, valid_user
 from tests.integration.test_cli_migrate import cli, command, stored
 from tests.real_adapters import execute, fresh_environment, insert_users
@@ -128,5 +132,64 @@ async def test_sync_usage_and_setup_errors(env, tmp_path):
     unversioned = cli(env, "sync", "--once", "--mapping", str(mapping), "--json")
     assert unversioned.returncode == 2, unversioned.stderr
     assert "[source] version" in json.loads(unversioned.stdout)["message"] + unversioned.stderr
+    unversioned_worker = cli(env, "sync", "--once", "--workers", "1", "--mapping", str(mapping))
+    assert unversioned_worker.returncode == 2, unversioned_worker.stderr
     down = cli({**env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "sync", "--once")
     assert down.returncode == 3, down.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("sync", "--once", "--workers", "0"), "--workers must be between 1 and 64"),
+        (("sync", "--follow", "--workers", "2", "--changes", "logical"), "a replication slot is read by one stream"),
+    ],
+)
+def test_workers_usage_errors_exit_2(arguments, message, capsys):
+    assert main(list(arguments)) == 2
+    assert message in capsys.readouterr().err
+
+
+async def test_sync_workers_share_a_pass_carry_each_change_once_and_record_its_cursor_once(env, dynamodb):
+    """2 worker processes over 3 segments (ids split at 200 and 300): each segment's changed rows
+    and one part of the scan for deletes; together they do what one `sync --once` does."""
+
+    async def at_200_and_300() -> list[int]:
+        return [200, 300]
+
+    await PlanStore(dynamodb, env["DYNAMODB_STATE_TABLE"], propose=at_200_and_300).plan()
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(100, 400)])
+    assert cli(env, "migrate", "--all", "--batch-size", "100").returncode == 0
+    change_rows(env, range(150, 160), "@changed.example.com")
+    change_rows(env, range(295, 305), "@changed.example.com")  # across a segment's boundary
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in (1, 2, 3)])
+    execute(env["DATABASE_URL"], f"DELETE FROM {quoted(env['SOURCE_TABLE'])} WHERE id IN (200, 201, 399)")
+
+    result = cli(env, "sync", "--once", "--workers", "2", "--json", "--batch-size", "50")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {key: summary[key] for key in ("changes_seen", "written", "deleted", "failed_count")} == {
+        "changes_seen": 26,
+        "written": 23,
+        "deleted": 3,
+        "failed_count": 0,
+    }
+    assert (summary["sync_pass"], summary["segments_done"], summary["unfinished_segments"]) == (1, 3, 0)
+    assert summary["pass_applied"] == 26
+    assert summary["caught_up"] is True
+    assert len(summary["workers"]) == 2
+    expected = {i: valid_user(i) for i in [1, 2, 3, *range(100, 400)] if i not in (200, 201, 399)}
+    for i in [*range(150, 160), *range(295, 305)]:
+        expected[i] = valid_user(i, email=f"u{i}@changed.example.com", updated_at=LATER)
+    assert await dynamodb_users(env) == expected
+    assert await stored(env) == (len(expected), len(expected))
+    progress = await DynamoDbMigrationState(dynamodb, env["DYNAMODB_STATE_TABLE"]).read_progress()
+    assert progress.changes_applied == 26  # recorded once, though both workers saw the pass finished
+
+    # The next pass goes on from the cursor the first recorded: only what changed since.
+    change_rows(env, range(390, 392), "@again.example.com")
+    again = cli(env, "sync", "--once", "--workers", "1", "--json")
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    assert (second["sync_pass"], second["changes_seen"], second["written"], second["pass_applied"]) == (2, 2, 2, 2)
+    assert second["full_pass"] is False
