@@ -29,6 +29,19 @@ async def test_library_on_in_memory_adapters():
     assert from_item(harness.target.items[3]) == valid_user(3)
 
 
+async def test_a_sync_pass_as_workers_on_in_memory_adapters():
+    harness = InMemoryHarness.with_users([valid_user(i) for i in range(1, 30)])
+    async with harness.library() as migration:
+        await migration.migrate_all(batch_size=10)
+        harness.source.put(valid_user(40))
+        harness.source.delete(5)
+        worked = await migration.sync_as_worker(batch_size=10)
+        assert (worked.sync_pass, worked.unfinished_segments, worked.pass_applied) == (1, 0, 2)
+        assert (worked.summary.written, worked.summary.deleted) == (1, 1)
+        assert (await harness.sync_leases.run_number(), await harness.sync_passes.applied(1)) == (1, {0: 2})
+    assert sorted(harness.target.items) == [*range(1, 5), *range(6, 30), 40]
+
+
 async def test_library_must_be_entered_first():
     with pytest.raises(RuntimeError, match="async with"):
         await InMemoryHarness.with_users().library().stats()
