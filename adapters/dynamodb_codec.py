@@ -162,8 +162,25 @@ def why_not_rewritten(current: Item | None, version: int | None = None) -> str |
 
 
 def same_content(item: Item, current: Item) -> bool:
-    """Whether a new item would store what `current` (the migration's own, unchanged) holds."""
-    return item[MIGRATION_DIGEST] == current[MIGRATION_DIGEST]
+    """Whether `current` stores what the new `item` would: judged by content (the digest of what
+    is stored, whoever wrote it, against the new item's), never by version alone."""
+    return item[MIGRATION_DIGEST].get("S") == item_digest(current)
+
+
+REPLACE = "replace"
+
+
+def rewrite_choice(current: Item | None, item: Item, version: int | None = None) -> tuple[str, str]:
+    """What a rewrite of `current` by the new `item` (from a row of `version`) does: "unchanged"
+    where both hold the same content (whoever wrote the stored one), ("kept", why) where the
+    migration must leave it as it is, `REPLACE` where it may replace it."""
+    if current is None:
+        return "kept", NO_LONGER_STORED
+    if same_content(item, current):
+        return "unchanged", ""
+    if (why := why_not_rewritten(current, version)) is not None:
+        return "kept", why
+    return REPLACE, ""
 
 
 def key_of(user_id: int, key_attribute: str) -> dict[str, Any]:

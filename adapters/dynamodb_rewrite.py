@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_codec import encode_user, is_own_write, key_of, same_content, why_not_rewritten
+from adapters.dynamodb_codec import REPLACE, encode_user, is_own_write, key_of, rewrite_choice
 from adapters.dynamodb_errors import error_code, target_errors, was_resent
 from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
 from domain.errors import DependencyUnavailable
@@ -91,12 +91,11 @@ class ItemRewriter:
                 async with target_errors("reading an item to rewrite", table=self._table):
                     response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
                 current: Item | None = response.get("Item")
-                if (why := why_not_rewritten(current, user.version)) is not None:
-                    return "kept", why
-                assert current is not None
                 item = encode_user(user, self._key_attribute)
-                if same_content(item, current):
-                    return "unchanged", ""
+                what, why = rewrite_choice(current, item, user.version)
+                if what != REPLACE:
+                    return what, why
+                assert current is not None
                 # DynamoDB charges the larger of the old and the new item.
                 units = max(write_units_of(item), write_units_of(current))
                 try:

@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 
-from adapters.dynamodb_codec import encode_user, same_content, why_not_rewritten
+from adapters.dynamodb_codec import encode_user, rewrite_choice, why_not_rewritten
 from adapters.dynamodb_compare import compare_users
 from domain.differences import StoredComparison
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
@@ -215,19 +215,17 @@ class InMemoryUserTarget(UserTarget):
         kept: dict[int, str] = {}
         failed: dict[int, str] = {}
         for user in users:
-            current = self.items.get(user.user_id)
-            if (why := why_not_rewritten(current, user.version)) is not None:
+            item = encode_user(user, self.key_attribute)
+            what, why = rewrite_choice(self.items.get(user.user_id), item, user.version)
+            if what == "kept":
                 kept[user.user_id] = why
+            elif what == "unchanged":
+                unchanged.append(user.user_id)
             elif user.user_id in self.refuse:
                 failed[user.user_id] = self.refuse[user.user_id]
             else:
-                assert current is not None
-                item = encode_user(user, self.key_attribute)
-                if same_content(item, current):
-                    unchanged.append(user.user_id)
-                else:
-                    self.items[user.user_id] = item
-                    rewritten.append(user.user_id)
+                self.items[user.user_id] = item
+                rewritten.append(user.user_id)
         return RewriteOutcome(tuple(rewritten), tuple(unchanged), kept, failed)
 
     async def read_item(self, user_id: int) -> Item | None:

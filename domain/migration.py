@@ -17,6 +17,7 @@ from domain.model import (
     ConditionalWriteOutcome,
     DeleteOutcome,
     PreparedUser,
+    RewriteOutcome,
     SourceUser,
     WriteOutcome,
     WriteRule,
@@ -224,12 +225,17 @@ class Migration:
         )
 
     async def apply_changes(self, users: Sequence[SourceUser], rule: WriteRule = WriteRule.OLDER) -> ChangeOutcome:
-        """Carry changed rows over (`sync`; `verify --repair` with `NOT_NEWER`, which also replaces
-        an item as new as its row): a user without an item is written as the backfill writes it
-        (and counted); a stored item is replaced where `rule` allows it, a condition the target
-        checks atomically with the write. An item the migration wrote without a version (its row
-        had none then) is replaced where it is still unchanged since. Items as new as their row
-        stay (`unchanged`); newer ones, or someone else's, are kept (`kept`, with the reason)."""
+        """Carry changed rows over (`sync`, the stream, `verify --repair`): a user without an item
+        is written as the backfill writes it (and counted); a stored item is replaced where `rule`
+        allows it, a condition the target checks atomically with the write.
+
+        A row whose version did not move (an `update_column`, an admin's SQL) is judged by its
+        content: where it converts to something else than the item as new as it holds, and that
+        item is the migration's own, unchanged since it wrote it, the item is replaced,
+        conditional on exactly what was read (`same_version_written`). The same goes for an item
+        the migration wrote without a version (its row had none then). Items holding what their
+        row converts to stay (`unchanged`); newer ones, or someone else's, are kept (`kept`,
+        with the reason)."""
         failures, prepared = self._prepare(users, self._clock())
         if not prepared:
             if failures:
@@ -241,34 +247,30 @@ class Migration:
         refused = sorted(set(replaced.refused))
         stored = await self._target.read_items(refused) if refused else {}
         by_id = {user.user_id: user for user in prepared}
-        unchanged: list[int] = []
         kept: dict[int, str] = {}
-        unversioned: list[PreparedUser] = []  # the migration's own, perhaps: the rewrite decides
+        by_content: list[PreparedUser] = []  # as new as their row, or unversioned: the content decides
         for user_id in refused:
             version, row_version = stored_version(stored.get(user_id)), by_id[user_id].version
             if user_id not in stored:
                 kept[user_id] = GONE_WHILE_WRITING
-            elif version is None:
-                unversioned.append(by_id[user_id])
+            elif version is None or version == row_version:
+                by_content.append(by_id[user_id])
             elif row_version is None:
                 kept[user_id] = UNVERSIONED_ROW
-            elif version == row_version:
-                unchanged.append(user_id)
             else:
                 kept[user_id] = NEWER_IN_TARGET
-        rewritten = await self._in_flight.run(self._target.rewrite_users(unversioned)) if unversioned else None
-        write_failed = {**created.failed, **replaced.failed, **(rewritten.failed if rewritten else {})}
+        compared = await self._in_flight.run(self._target.rewrite_users(by_content)) if by_content else RewriteOutcome()
+        write_failed = {**created.failed, **replaced.failed, **compared.failed}
         failures.update(_write_failures(write_failed))
-        if rewritten is not None:
-            unchanged.extend(rewritten.unchanged)
-            kept.update(rewritten.kept)
+        kept.update(compared.kept)
         return ChangeOutcome(
             read=len(users),
-            written=len(created.written) + len(replaced.written) + (len(rewritten.rewritten) if rewritten else 0),
-            unchanged=len(unchanged),
+            written=len(created.written) + len(replaced.written) + len(compared.rewritten),
+            unchanged=len(compared.unchanged),
             kept={user_id: kept[user_id] for user_id in sorted(kept)},
             failures=failures,
             write_failed=frozenset(write_failed),
+            same_version_written=len(compared.rewritten),
         )
 
     async def _apply_and_settle(

@@ -43,9 +43,9 @@ class BatchOutcome:
 @attrs.frozen
 class ChangeOutcome:
     """What carrying a group of changed rows over did: items written (new, or replacing older
-    ones), items already as new as their row, items kept because they are newer or someone
-    else's (with the reason), and every failed user with its reasons (`write_failed`: valid
-    users that could not be written, to be tried again)."""
+    ones, or `same_version_written`), items holding what their row converts to, items kept
+    because they are newer or someone else's (with the reason), and every failed user with its
+    reasons (`write_failed`: valid users that could not be written, to be tried again)."""
 
     read: int = 0
     written: int = 0
@@ -53,6 +53,9 @@ class ChangeOutcome:
     kept: Mapping[int, str] = attrs.field(factory=dict)
     failures: Mapping[int, tuple[str, ...]] = attrs.field(factory=dict)
     write_failed: frozenset[int] = frozenset()
+    # Of `written`: the migration's own items of the row's version replaced because the row no
+    # longer converts to what they hold (a change that did not move the version).
+    same_version_written: int = 0
 
 
 @attrs.frozen

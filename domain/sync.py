@@ -85,6 +85,8 @@ class SyncSummary:
     caught_up: bool = False
     stopped_early: bool = False
     passes: int = 1
+    # Of `written`: rows whose version had not moved, carried because their content had.
+    same_version_written: int = 0
 
     @property
     def failed(self) -> int:
@@ -109,6 +111,7 @@ class SyncSummary:
             later.caught_up,
             later.stopped_early,
             self.passes + later.passes,
+            self.same_version_written + later.same_version_written,
         )
 
 
@@ -122,6 +125,7 @@ class SyncTally:
     deleted: int = 0
     skipped_newer: int = 0
     unchanged: int = 0
+    same_version_written: int = 0
     failures: dict[int, tuple[str, ...]] = attrs.Factory(dict)
     not_deleted: dict[int, str] = attrs.Factory(dict)
     # Valid users that could not be written or deleted: the cursor must not move past them.
@@ -130,6 +134,7 @@ class SyncTally:
     def add_changes(self, outcome: ChangeOutcome) -> None:
         self.changes_seen += outcome.read
         self.written += outcome.written
+        self.same_version_written += outcome.same_version_written
         self.unchanged += outcome.unchanged
         self.skipped_newer += len(outcome.kept)
         self.failures.update(outcome.failures)
@@ -150,6 +155,7 @@ class SyncTally:
         self.deleted += other.deleted
         self.skipped_newer += other.skipped_newer
         self.unchanged += other.unchanged
+        self.same_version_written += other.same_version_written
         self.failures.update(other.failures)
         self.not_deleted.update(other.not_deleted)
         self.unfinished += other.unfinished
@@ -173,6 +179,7 @@ class SyncTally:
             full_pass=full_pass,
             caught_up=caught_up,
             stopped_early=stopped,
+            same_version_written=self.same_version_written,
         )
 
 

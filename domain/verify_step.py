@@ -141,10 +141,10 @@ class VerifyStep:
         why: dict[int, str] = {}
         rows = [look.row for look in found if look.problem in (Problem.MISSING, Problem.DIFFERENT) and look.row]
         if rows:
-            # One path for both: a missing item is written where none exists (and counted), a
-            # different one replaced where it is not newer than the row (or is the migration's
-            # own, unchanged, from a row that had no version then).
-            outcome = await self._migration.apply_changes(rows, rule=WriteRule.NOT_NEWER)
+            # One path for both, sync's: a missing item is written where none exists (and
+            # counted), a different one replaced where it is older than the row, or as new as
+            # the row (or unversioned) and the migration's own, unchanged since it wrote it.
+            outcome = await self._migration.apply_changes(rows, rule=WriteRule.OLDER)
             why.update(outcome.kept)
             why.update({user_id: "; ".join(reasons) for user_id, reasons in outcome.failures.items()})
         repaired = [look.user_id for look in found if look.problem in FAILING]

@@ -41,6 +41,13 @@ def size_text(size: int) -> str:
     return f"{size} B"
 
 
+def written_text(written: int, same_version_written: int) -> str:
+    """How many items were written, naming those whose row changed without a new version."""
+    if not same_version_written:
+        return f"{written:,}"
+    return f"{written:,} ({same_version_written:,} of them rows changed without a new version)"
+
+
 def progress_json(progress: StreamProgress) -> dict[str, Any]:
     """A progress report as `--json` prints it."""
     health = progress.health
@@ -137,6 +144,7 @@ async def stream(migration: Any, arguments: argparse.Namespace) -> int:
         "transactions": summary.transactions,
         "changes_seen": summary.changes_seen,
         "written": tally.written,
+        "same_version_written": tally.same_version_written,
         "deleted": tally.deleted,
         "skipped_newer": tally.skipped_newer,
         "unchanged": tally.unchanged,
@@ -150,7 +158,8 @@ async def stream(migration: Any, arguments: argparse.Namespace) -> int:
         backfill = "" if summary.backfill is None else f"backfilled {summary.backfill.written:,} users, then "
         print(
             f"Stopped. In all: {backfill}{summary.transactions:,} transactions, {summary.changes_seen:,} changes: "
-            f"wrote {tally.written:,}, deleted {tally.deleted:,}, kept {tally.skipped_newer:,} newer in DynamoDB, "
+            f"wrote {written_text(tally.written, tally.same_version_written)}, deleted {tally.deleted:,}, "
+            f"kept {tally.skipped_newer:,} newer in DynamoDB, "
             f"{tally.unchanged:,} already current, failed {len(failures):,} (backfill included)."
         )
         for user_id, reasons in list(sorted(failures.items()))[:SHOWN_FAILURES]:

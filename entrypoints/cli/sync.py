@@ -15,7 +15,7 @@ from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAI
 from entrypoints.cli.failures_shown import SHOWN_FAILURES
 from entrypoints.cli.migrate import stop_on_signals
 from entrypoints.cli.progress import StatusLine, count_line
-from entrypoints.cli.stream import parse_size, stream
+from entrypoints.cli.stream import parse_size, stream, written_text
 from entrypoints.cli.sync_pass import pass_fields, print_pass_line, run_sync_workers, unavailable_line, worker_exit_code
 from entrypoints.library import UserMigration
 
@@ -74,6 +74,7 @@ def summary_json(summary: SyncSummary) -> dict[str, Any]:
     return {
         "changes_seen": summary.changes_seen,
         "written": summary.written,
+        "same_version_written": summary.same_version_written,
         "deleted": summary.deleted,
         "skipped_newer": summary.skipped_newer,
         "unchanged": summary.unchanged,
@@ -98,7 +99,8 @@ def _print_pass(summary: SyncSummary, arguments: argparse.Namespace, worked: Syn
         return
     lag = "-" if summary.lag_seconds is None else f"{summary.lag_seconds:.1f} s"
     print(
-        f"Saw {summary.changes_seen:,} changes: wrote {summary.written:,}, deleted {summary.deleted:,}, "
+        f"Saw {summary.changes_seen:,} changes: wrote {written_text(summary.written, summary.same_version_written)}, "
+        f"deleted {summary.deleted:,}, "
         f"kept {summary.skipped_newer:,} newer in DynamoDB, {summary.unchanged:,} already current, "
         f"failed {summary.failed:,} (lag {lag}, {summary.elapsed_seconds:.1f} s).",
         flush=True,

@@ -75,7 +75,7 @@ async def run_sync_workers(arguments: argparse.Namespace) -> int:
 
 
 def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    names = ("changes_seen", "written", "deleted", "skipped_newer", "unchanged", "failed_count")
+    names = ("changes_seen", "written", "same_version_written", "deleted", "skipped_newer", "unchanged", "failed_count")
     total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in names}
     for listed in ("failed_user_ids", "not_deleted_user_ids"):
         total[listed] = sorted(i for s in summaries for i in s.get(listed, []))

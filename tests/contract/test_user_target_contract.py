@@ -105,6 +105,21 @@ async def test_an_item_someone_else_wrote_is_kept(make_target, put_foreign_item)
     assert decode_item(stored) == decode_item(foreign)
 
 
+async def test_an_item_someone_else_wrote_with_the_same_content_is_unchanged(make_target, put_foreign_item):
+    """`unchanged` means equal content, whoever wrote the item; nothing is written."""
+    target = await make_target()
+    foreign = to_item(valid_user(1), NOW)
+    del foreign["migration_digest"]
+    await put_foreign_item(target, foreign)
+
+    outcome = await target.rewrite_users([prepared_user(1, LATER)])
+
+    assert outcome == RewriteOutcome(unchanged=(1,))
+    stored = await target.read_item(1)
+    assert stored is not None
+    assert "migration_digest" not in stored
+
+
 async def test_an_item_changed_since_the_migration_wrote_it_is_kept(make_target, put_foreign_item):
     target = await make_target()
     await target.write_users([item_of(1)])

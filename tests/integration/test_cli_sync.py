@@ -33,9 +33,11 @@ async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
     return await fresh_environment(postgres_dsn, dynamodb_endpoint, dynamodb)
 
 
-def start_sync(env: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
+def start_sync(env: dict[str, str], *arguments: str, output: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """`sync` as a process; `output=subprocess.PIPE` to read its stdout and stderr."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
-    return subprocess.Popen(command("sync", *arguments), env={**base, **env}, stdout=subprocess.DEVNULL, text=True)
+    errors = subprocess.PIPE if output == subprocess.PIPE else None
+    return subprocess.Popen(command("sync", *arguments), env={**base, **env}, stdout=output, stderr=errors, text=True)
 
 
 async def dynamodb_users(env: dict[str, str]) -> dict[int, object]:

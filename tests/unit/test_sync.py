@@ -98,6 +98,34 @@ async def test_a_row_changed_again_to_the_stored_version_is_unchanged_not_newer(
     assert (summary.written, summary.unchanged, summary.skipped_newer) == (0, 1, 0)
 
 
+async def test_a_row_changed_without_a_new_version_is_carried_by_its_content(world):
+    """`update_column`, `update_all`, an admin's SQL: the row changes, its version does not. The
+    item the backfill wrote is replaced, counted as written (and as such), never `unchanged`."""
+    await backfilled(world)
+    world.source.put(valid_user(15, display_name="Renamed"))  # updated_at as the backfill saw it
+    world.source.put(valid_user(16))  # touched, same content
+    summary = await world.sync.catch_up()
+    assert (summary.written, summary.same_version_written, summary.unchanged) == (1, 1, 1)
+    assert from_item(world.target.items[15]).display_name == "Renamed"
+    assert (await world.state.read_progress()).migrated_users == 20  # a replacement, not a new user
+
+
+async def test_an_item_changed_in_dynamodb_is_kept_when_its_row_changes_without_a_new_version(world):
+    """The migration's item someone changed, or an application's item, of the row's version: kept
+    with the reason, whatever the row now holds."""
+    await backfilled(world)
+    world.target.items[15]["display_name"] = {"S": "Edited in DynamoDB"}
+    app_item = to_item(valid_user(16, display_name="The app's"), NOW)
+    del app_item["migration_digest"]
+    world.target.items[16] = app_item
+    world.source.put(valid_user(15, display_name="Renamed"))
+    world.source.put(valid_user(16, display_name="Renamed"))
+    summary = await world.sync.catch_up()
+    assert (summary.written, summary.unchanged, summary.skipped_newer) == (0, 0, 2)
+    assert world.target.items[15]["display_name"] == {"S": "Edited in DynamoDB"}
+    assert world.target.items[16] == app_item
+
+
 async def test_an_item_the_application_wrote_for_a_deleted_row_is_reported_not_deleted(world):
     await backfilled(world)
     app_item = to_item(valid_user(16, email="app@example.com"), NOW)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
+from adapters.dynamodb_codec import CHANGED_SINCE_WRITTEN
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from domain.differences import Difference, Problem, VerifyCounts
 from domain.errors import InvalidParameter
@@ -210,14 +211,27 @@ async def test_repair_fixes_missing_different_and_own_extra_and_leaves_the_rest(
     ]
 
 
-async def test_repair_of_a_different_item_as_new_as_its_row():
-    """A content change with the same version (an edited item, a corrected mapping): replaced."""
+async def test_repair_of_a_row_changed_without_a_new_version():
+    """A row corrected without moving its version (`update_column`, an admin's SQL): the
+    migration's own item, unchanged since, is replaced by what the row converts to now."""
+    w = world([valid_user(i) for i in range(1, 4)])
+    await w.migration.migrate_users(await w.source.read_page(0, 100), dry_run=False)
+    w.source.put(valid_user(2, display_name="Corrected"))  # same updated_at: same version
+    found, _ = await w.verify(repair=True)
+    assert found == [Difference(2, Problem.DIFFERENT, ("display_name",), repaired=True)]
+    assert w.target.items[2]["display_name"] == {"S": "Corrected"}
+    assert (await w.verify())[0] == []
+
+
+async def test_repair_keeps_an_item_changed_in_dynamodb_as_new_as_its_row():
+    """The migration's item that someone changed in DynamoDB is theirs now: never replaced, and
+    reported with the reason."""
     w = world([valid_user(i) for i in range(1, 4)])
     await w.migration.migrate_users(await w.source.read_page(0, 100), dry_run=False)
     w.target.items[2]["display_name"] = {"S": "edited"}
     found, _ = await w.verify(repair=True)
-    assert found == [Difference(2, Problem.DIFFERENT, ("display_name",), repaired=True)]
-    assert (await w.verify())[0] == []
+    assert found == [Difference(2, Problem.DIFFERENT, ("display_name",), repaired=False, why=CHANGED_SINCE_WRITTEN)]
+    assert w.target.items[2]["display_name"] == {"S": "edited"}
 
 
 async def test_a_range_verifies_only_its_rows_and_items():
