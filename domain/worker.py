@@ -4,9 +4,11 @@ Every `migrate --all` process on the same tables is a worker of the same run. A 
 free (or expired) segment, pumps its pages from the segment's checkpoint through the page engine,
 and after each page records the checkpoint under its lease (which renews it); a background task
 renews the lease between pages. A worker that could not renew in time stops writing before any
-other worker could take the segment (`OwnLease.valid`, asked right before each write), and its
-summary claims only the pages it checkpointed; what it wrote but did not settle is counted once,
-by the next holder of those ids (the holds' inheritance).
+other worker could take the segment (`OwnLease.valid`, asked right before each write). Its summary
+claims the pages it checkpointed, and of the pages in hand when the lease was lost, the users it
+wrote (their writes were settled, so the counters have them, and the next holder finds them
+stored): the workers' summaries add up to the users moved. What it wrote but did not settle is
+counted once, in the counters, by the next holder of those ids (the holds' inheritance).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ DEFAULT_LEASE_SECONDS = 10.0  # the KCL's failover time
 
 class LeaseLost(Exception):
     """This worker may no longer write its segment: its lease could not be renewed in time."""
+
+
+FENCED = BatchOutcome()  # a page whose writes the fence stopped
 
 
 @attrs.frozen
@@ -152,15 +157,22 @@ class SegmentWorker:
             return page, following if following is not None and following <= segment.highest else None
 
         async def migrate_page(page: list[SourceUser]) -> BatchOutcome:
-            return await self._migration.migrate_users(page, False, fence=fence)
+            try:
+                return await self._migration.migrate_users(page, False, fence=fence)
+            except LeaseLost:
+                return FENCED  # nothing written; the pages in hand still come to `finish`
 
         async def finish(page: list[SourceUser], outcome: BatchOutcome) -> None:
             if not page:
                 return
-            position = checkpoints.after(page, outcome)
-            await change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
+            if not lost.is_set():
+                position = checkpoints.after(page, outcome)
+                await change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
             if lost.is_set():
-                raise LeaseLost(f"the lease on segment {segment.index} was lost before its checkpoint")
+                # Its writes landed and were settled (counted), but the page is not checkpointed:
+                # the next holder reads it again and finds them stored. They are this worker's.
+                tally.add_written(outcome)
+                return
             progress = tally.add(outcome)
             if on_progress is not None:
                 on_progress(progress)
@@ -175,8 +187,6 @@ class SegmentWorker:
         try:
             pump = PagePump(read_page, migrate_page, finish, self._prefetch, self._in_flight)
             ended = await pump.run(own.lease.checkpoint, segment_stop)
-        except LeaseLost:
-            return "lost"
         finally:
             renewer.cancel()
             watcher.cancel()

@@ -108,6 +108,33 @@ async def test_a_worker_that_lost_its_lease_writes_nothing_more_and_claims_only_
     assert (await state.read_progress()).migrated_users == 200
 
 
+async def test_a_worker_paused_after_its_writes_claims_them_and_the_summaries_add_up():
+    """Paused (SIGSTOP) after a page's writes landed and were settled, past its lease: the page
+    is not checkpointed, and the next holder reads it again and finds the users stored. The
+    paused worker's summary still claims what it wrote, so the summaries add up to the users moved."""
+    source, target, state, leases, migration = wired(range(1, 201), segments=1)
+    now = [0.0]
+    stale = SegmentWorker(source, leases, migration, worker="stale", lease_seconds=10, clock=lambda: now[0])
+    pages = 0
+    real_migrate = migration.migrate_users
+
+    async def write_then_pause(users, dry_run, rewrite=False, fence=lambda: None):
+        nonlocal pages
+        pages += 1
+        page = pages
+        outcome = await real_migrate(users, dry_run, rewrite, fence)
+        if page == 3:
+            now[0] += 60  # paused past its lease after the third page's write and settle
+        return outcome
+
+    migration.migrate_users = write_then_pause  # type: ignore[method-assign]
+    result = await asyncio.wait_for(stale.run(batch_size=20), 5)
+    assert result.leases_lost == 1
+    assert result.summary.skipped > 0  # the pages read again found what the lost lease wrote
+    assert result.summary.migrated == 200 == len(target.items)
+    assert (await state.read_progress()).migrated_users == 200
+
+
 def test_only_free_or_expired_leases_of_others_are_chosen():
     plan = SegmentPlan.from_boundaries([10, 20])
     observer = LeaseObserver(lease_seconds=10)
