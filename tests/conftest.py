@@ -21,7 +21,7 @@ import pytest
 
 from adapters.dynamodb_client import dynamodb_client
 from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
-from tests.dynamodb_servers import Dynalite, DynamoDbLocal
+from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS, Dynalite, DynamoDbLocal
 
 # Never let a test reach real AWS with someone's real credentials.
 os.environ.update(
@@ -95,15 +95,6 @@ def dynalite_endpoint() -> Iterator[str]:
 def dynamodb_local_endpoint() -> Iterator[str]:
     """DynamoDB Local (AWS's, on Java, in memory) for the whole test session."""
     yield from _dynamodb_server(DynamoDbLocal(), "TEST_DYNAMODB_LOCAL_ENDPOINT_URL")
-
-
-# The DynamoDB implementations that what every DynamoDB must agree on is tested against, and the
-# session fixture of each one's endpoint.
-DYNAMODB_IMPLEMENTATIONS = {
-    "moto": "dynamodb_endpoint",
-    "dynalite": "dynalite_endpoint",
-    "dynamodb-local": "dynamodb_local_endpoint",
-}
 
 
 @pytest.fixture(params=list(DYNAMODB_IMPLEMENTATIONS))

@@ -14,6 +14,13 @@ import attrs
 from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedServerError
 
 PACKAGES = Path(__file__).parent / "servers" / "node_modules"
+# The implementations that what every DynamoDB must agree on is tested against (sync's deletes,
+# verify's repair, the target's contracts), each with its session fixture in tests/conftest.py.
+DYNAMODB_IMPLEMENTATIONS = {
+    "moto": "dynamodb_endpoint",
+    "dynalite": "dynalite_endpoint",
+    "dynamodb-local": "dynamodb_local_endpoint",
+}
 
 
 def _program(name: str, needed: Path) -> str:

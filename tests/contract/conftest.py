@@ -33,7 +33,7 @@ from ports import MigrationState, UserSource, UserTarget
 from ports.segment_leases import SegmentLeases
 from ports.sync_passes import SyncPasses
 from ports.verify_results import VerifyResults
-from tests.conftest import DYNAMODB_IMPLEMENTATIONS
+from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
 
 SourceFactory = Callable[[Iterable[User]], Awaitable[UserSource]]
