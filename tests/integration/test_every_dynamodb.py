@@ -1,13 +1,16 @@
 """What every DynamoDB implementation must agree on, run on moto, dynalite and DynamoDB Local:
 `sync` deletes every item whose row was deleted, `verify --repair` deletes the extra items the
-migration wrote, and a delete keeps an item changed inside a map or a list after it was read."""
+migration wrote, a delete's condition holds on every kind of value the migration writes, and it
+keeps an item changed inside a map or a list after the delete read it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
@@ -62,6 +65,26 @@ async def test_verify_repair_deletes_the_extra_items_the_migration_wrote(env, cl
     assert await stored(env) == (48, 47)  # 70 was never counted
     again = json.loads(cli(env, "verify", "--json").stdout)
     assert (again["checked"], again["matching"], again["extra"]) == (47, 47, 1)
+
+
+async def test_a_delete_compares_every_kind_of_value_the_migration_writes(client):
+    users_table, _ = await create_dynamodb_tables(client)
+    kinds = {
+        "avatar": b"\x00\xffbinary",
+        "active": True,
+        "nothing": None,
+        "score": Decimal("12.50"),
+        "big": 10**30,
+        "blank": "",
+        "settings": {"empty": {}, "none": [], "deep": [[{"a": [1, {"b": None, "c": b"\x01"}]}]], "0": "zero"},
+    }
+    user = prepared_user(1)
+    items = [user, attrs.evolve(user, user_id=2, attributes={**user.attributes, **kinds})]
+    target = DynamoDbUserTarget(client, users_table)
+    await target.write_users_if(items, WriteRule.ABSENT)
+
+    assert await target.delete_unchanged([1, 2]) == DeleteOutcome(deleted=(1, 2))
+    assert await target.count_users() == 0
 
 
 def _nested_value(item: dict[str, Any]) -> None:
