@@ -46,8 +46,9 @@ class Dynalite(EmbeddedDynamoDb):
 
 @attrs.define
 class DynamoDbLocal(EmbeddedDynamoDb):
-    """DynamoDB Local in memory on a port: one database for every credential and region, and no
-    telemetry (it would otherwise try to send some)."""
+    """DynamoDB Local in memory: one database for every credential and region, and no telemetry
+    (it would otherwise try to send some). It has no option to listen on loopback only: it listens
+    on every interface of the machine, and the tests reach it on 127.0.0.1."""
 
     server: ClassVar[str] = "DynamoDB Local"
 
