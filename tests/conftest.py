@@ -2,7 +2,10 @@
 
 PostgreSQL: `TEST_DATABASE_URL` when set, otherwise an embedded server (pgserver) in a temporary
 folder. DynamoDB: `TEST_DYNAMODB_ENDPOINT_URL` when set, otherwise moto in server mode in a child
-process. If a server cannot start, the tests that need it fail loudly; none are skipped.
+process. The tests of what every DynamoDB must agree on (sync's deletes, verify's repair, the
+target's contracts) also run on dynalite and DynamoDB Local (`tests/dynamodb_servers.py`;
+`TEST_DYNALITE_ENDPOINT_URL`, `TEST_DYNAMODB_LOCAL_ENDPOINT_URL` when set). If a server cannot
+start, the tests that need it fail loudly; none are skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pytest
 
 from adapters.dynamodb_client import dynamodb_client
 from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
+from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS, Dynalite, DynamoDbLocal
 
 # Never let a test reach real AWS with someone's real credentials.
 os.environ.update(
@@ -66,14 +70,38 @@ def logical_postgres_dsn() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def dynamodb_endpoint() -> Iterator[str]:
     """A DynamoDB endpoint (moto server over HTTP) for the whole test session."""
-    if os.environ.get("TEST_DYNAMODB_ENDPOINT_URL"):
-        yield os.environ["TEST_DYNAMODB_ENDPOINT_URL"]
+    yield from _dynamodb_server(EmbeddedDynamoDb(), "TEST_DYNAMODB_ENDPOINT_URL")
+
+
+def _dynamodb_server(server: EmbeddedDynamoDb, variable: str) -> Iterator[str]:
+    """The endpoint in `variable` when set, otherwise `server`'s, started for the session."""
+    if os.environ.get(variable):
+        yield os.environ[variable]
         return
-    server = EmbeddedDynamoDb().start()
+    server.start()
     try:
         yield server.endpoint_url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dynalite_endpoint() -> Iterator[str]:
+    """dynalite (DynamoDB on Node.js, in memory) for the whole test session."""
+    yield from _dynamodb_server(Dynalite(), "TEST_DYNALITE_ENDPOINT_URL")
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint() -> Iterator[str]:
+    """DynamoDB Local (AWS's, on Java, in memory) for the whole test session."""
+    yield from _dynamodb_server(DynamoDbLocal(), "TEST_DYNAMODB_LOCAL_ENDPOINT_URL")
+
+
+@pytest.fixture(params=list(DYNAMODB_IMPLEMENTATIONS))
+def any_dynamodb_endpoint(request: pytest.FixtureRequest) -> str:
+    """The endpoint of each DynamoDB implementation in turn (a test using this runs once on each)."""
+    endpoint: str = request.getfixturevalue(DYNAMODB_IMPLEMENTATIONS[request.param])
+    return endpoint
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -113,3 +114,23 @@ async def run_leases(client: Any, state_table: str) -> list[SegmentLease]:
 def checkpointed(leases: Iterable[SegmentLease]) -> bool:
     """Whether a worker recorded a checkpoint in any segment of the run."""
     return any(lease.done or lease.checkpoint > lease.segment.lowest for lease in leases)
+
+
+class RacingClient:
+    """The real DynamoDB client, where someone else changes an item right after it was read:
+    `change` alters a copy of the item read, which is put back before the read returns."""
+
+    def __init__(self, client: Any, change: Callable[[dict[str, Any]], object]) -> None:
+        self._client = client
+        self._change = change
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        response = await self._client.get_item(**kwargs)
+        if "Item" in response:
+            changed = copy.deepcopy(response["Item"])
+            self._change(changed)
+            await self._client.put_item(TableName=kwargs["TableName"], Item=changed)
+        return response

@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -30,17 +30,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, server: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise EmbeddedServerError(f"moto server exited with code {process.returncode} before listening")
+            raise EmbeddedServerError(f"{server} exited with code {process.returncode} before listening")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise EmbeddedServerError(f"moto server did not listen on port {port} within {timeout:.0f}s")
+    raise EmbeddedServerError(f"{server} did not listen on port {port} within {timeout:.0f}s")
 
 
 @attrs.define
@@ -105,26 +105,29 @@ class EmbeddedDynamoDb:
     # threaded server loses concurrent ADDs to one item, which real DynamoDB applies atomically.
     serial: bool = True
     _process: subprocess.Popen[bytes] | None = None
+    # What the server is called in messages (a subclass runs another DynamoDB implementation).
+    server: ClassVar[str] = "moto server"
 
     @property
     def endpoint_url(self) -> str:
         """The HTTP endpoint to give to a DynamoDB client."""
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        """The server's command line."""
+        if self.serial:
+            return [sys.executable, "-m", "entrypoints.demo.embedded", str(self.port)]
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+
     def start(self, timeout: float = 60.0) -> EmbeddedDynamoDb:
         """Start the server and wait until it accepts connections."""
-        command = (
-            [sys.executable, "-m", "entrypoints.demo.embedded", str(self.port)]
-            if self.serial
-            else [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        )
         self._process = subprocess.Popen(
-            command,
+            self.command(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_for_port(self.port, self._process, timeout)
+            _wait_for_port(self.port, self._process, timeout, self.server)
         except EmbeddedServerError:
             self.stop()
             raise

@@ -33,6 +33,7 @@ from ports import MigrationState, UserSource, UserTarget
 from ports.segment_leases import SegmentLeases
 from ports.sync_passes import SyncPasses
 from ports.verify_results import VerifyResults
+from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
 
 SourceFactory = Callable[[Iterable[User]], Awaitable[UserSource]]
@@ -70,7 +71,9 @@ async def make_source(request: pytest.FixtureRequest) -> AsyncIterator[SourceFac
         await pool.wait_closed()
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+# The target's contract holds on every DynamoDB implementation: "dynamodb" is moto (as in every
+# other suite), then dynalite and DynamoDB Local (`tests/conftest.py`).
+@pytest.fixture(params=["memory", "dynamodb", "dynalite", "dynamodb-local"])
 async def make_target(request: pytest.FixtureRequest) -> AsyncIterator[TargetFactory]:
     if request.param == "memory":
 
@@ -80,7 +83,8 @@ async def make_target(request: pytest.FixtureRequest) -> AsyncIterator[TargetFac
         yield memory
         return
     # Async fixtures cannot be fetched from here, so the client lives in this fixture's stack.
-    endpoint = request.getfixturevalue("dynamodb_endpoint")
+    implementation = "moto" if request.param == "dynamodb" else request.param
+    endpoint = request.getfixturevalue(DYNAMODB_IMPLEMENTATIONS[implementation])
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(dynamodb_client(endpoint, "us-east-1"))
 

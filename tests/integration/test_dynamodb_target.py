@@ -29,7 +29,7 @@ from domain.model import MigrationProgress, PreparedUser
 from entrypoints.demo.embedded import free_port
 from ports.migration_state import UNRECORDED_REASON
 from tests.factories import from_item, prepared_user, valid_user
-from tests.real_adapters import create_dynamodb_tables, unique_name
+from tests.real_adapters import RacingClient, create_dynamodb_tables, unique_name
 
 MIGRATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 FAST = Backoff(attempts=4, base_seconds=0.001, cap_seconds=0.01)
@@ -427,27 +427,10 @@ async def test_two_state_instances_on_one_table_act_like_two_processes(dynamodb_
         assert await second.read_progress() == MigrationProgress(40, 40)
 
 
-class RacingClient:
-    """The real client, where someone else changes an item right after the rewrite read it."""
-
-    def __init__(self, client: Any, change: dict[str, Any]) -> None:
-        self._client = client
-        self._change = change
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    async def get_item(self, **kwargs: Any) -> dict[str, Any]:
-        response = await self._client.get_item(**kwargs)
-        if "Item" in response:
-            await self._client.put_item(TableName=kwargs["TableName"], Item={**response["Item"], **self._change})
-        return response
-
-
 async def test_an_item_changed_between_the_rewrites_read_and_its_write_is_kept(dynamodb, tables):
     users_table, _ = tables
     await DynamoDbUserTarget(dynamodb, users_table, backoff=FAST).write_users([user_item(1)])
-    racing = RacingClient(dynamodb, {"email": {"S": "changed.meanwhile@example.com"}})
+    racing = RacingClient(dynamodb, lambda item: item.update(email={"S": "changed.meanwhile@example.com"}))
     target = DynamoDbUserTarget(racing, users_table, backoff=FAST)
 
     outcome = await target.rewrite_users([user_item(1, display_name="Fixed")])
