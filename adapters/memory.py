@@ -211,6 +211,11 @@ class InMemoryUserTarget(UserTarget):
         for first in range(0, len(inside), page_size):
             yield inside[first : first + page_size]
 
+    async def scan_user_ids_of_small_table(self, lowest: int, highest: int, most_items: int) -> list[int] | None:
+        if len(self.items) > most_items:
+            return None
+        return [user_id for user_id in list(self.items) if lowest <= user_id <= highest]
+
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         self.write_calls += 1
         rewritten: list[int] = []
