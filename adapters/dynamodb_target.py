@@ -45,6 +45,7 @@ from ports.write_budget import WriteBudget
 
 GET_CHUNK = 100
 WRITE_CHUNK = 25
+SCAN_PAGE_ITEMS = 1000  # items a request of a bounded scan reads at most (DynamoDB also stops at 1 MB)
 T = TypeVar("T")
 
 
@@ -180,10 +181,9 @@ class DynamoDbUserTarget(UserTarget):
     async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
         return await self._conditional.delete_unchanged(user_ids)
 
-    async def scan_user_ids(
-        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
-    ) -> AsyncIterator[list[int]]:
-        arguments: dict[str, Any] = {
+    def _scan_arguments(self, lowest: int, highest: int, page_size: int) -> dict[str, Any]:
+        """A consistent, keys-only scan for the ids in lowest..highest, `page_size` items read a request."""
+        return {
             "TableName": self._table,
             "ProjectionExpression": "#k",
             "FilterExpression": "#k BETWEEN :lowest AND :highest",
@@ -192,17 +192,43 @@ class DynamoDbUserTarget(UserTarget):
             "ConsistentRead": True,
             "Limit": page_size,
         }
+
+    async def _scan_page(self, arguments: dict[str, Any]) -> tuple[list[int], int, Any]:
+        """One scan request: the ids it found, how many items it read, and where the next starts (None at the end)."""
+        async with self._reads_in_flight, target_errors("scanning the user ids", table=self._table):
+            response = await self._client.scan(**arguments)
+        user_ids = [int(item[self._key_attribute]["N"]) for item in response.get("Items", [])]
+        return user_ids, int(response.get("ScannedCount", 0)), response.get("LastEvaluatedKey")
+
+    async def scan_user_ids(
+        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
+    ) -> AsyncIterator[list[int]]:
+        arguments = self._scan_arguments(lowest, highest, page_size)
         if part is not None:  # a parallel scan's segment
             arguments.update(Segment=part.index, TotalSegments=part.total)
         while True:
-            async with self._reads_in_flight, target_errors("scanning the user ids", table=self._table):
-                response = await self._client.scan(**arguments)
-            user_ids = [int(item[self._key_attribute]["N"]) for item in response.get("Items", [])]
+            user_ids, _, following = await self._scan_page(arguments)
             if user_ids:
                 yield user_ids
-            if "LastEvaluatedKey" not in response:
+            if following is None:
                 return
-            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            arguments["ExclusiveStartKey"] = following
+
+    async def scan_user_ids_of_small_table(self, lowest: int, highest: int, most_items: int) -> list[int] | None:
+        arguments = self._scan_arguments(lowest, highest, SCAN_PAGE_ITEMS)
+        found: list[int] = []
+        read = 0
+        while True:
+            # Reading one item more than allowed tells a table of more items from one of exactly as many.
+            arguments["Limit"] = min(SCAN_PAGE_ITEMS, most_items + 1 - read)
+            user_ids, scanned, following = await self._scan_page(arguments)
+            found.extend(user_ids)
+            read += scanned
+            if read > most_items:
+                return None
+            if following is None:
+                return found
+            arguments["ExclusiveStartKey"] = following
 
     async def _write_chunk(self, chunk: Sequence[tuple[int, Item]], units: Mapping[int, int]) -> _ChunkResult:
         result = _ChunkResult()

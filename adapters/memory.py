@@ -17,6 +17,7 @@ import attrs
 from adapters.dynamodb_codec import encode_user, rewrite_choice, why_not_rewritten
 from adapters.dynamodb_compare import compare_users
 from domain.differences import StoredComparison
+from domain.errors import MappingError
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
 from domain.model import (
     ChangeCursor,
@@ -49,6 +50,8 @@ class InMemoryUserSource(UserSource):
     """
 
     def __init__(self, users: Iterable[User | SourceUser] = (), mapping: UserMapping | None = None) -> None:
+        if mapping is not None and mapping.problems:  # as the real source, never read through a broken file
+            raise MappingError(list(mapping.problems), mapping.origin)
         self.mapping = mapping if mapping is not None else default_mapping()
         self._users: dict[int, SourceUser] = {}
         self._ids: list[int] = []
@@ -207,6 +210,11 @@ class InMemoryUserTarget(UserTarget):
         ]
         for first in range(0, len(inside), page_size):
             yield inside[first : first + page_size]
+
+    async def scan_user_ids_of_small_table(self, lowest: int, highest: int, most_items: int) -> list[int] | None:
+        if len(self.items) > most_items:
+            return None
+        return [user_id for user_id in list(self.items) if lowest <= user_id <= highest]
 
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         self.write_calls += 1

@@ -180,8 +180,19 @@ class PostgresUserSource(UserSource):
             if self._plan is None:
                 # Not kept when it fails: the next call asks again (PostgreSQL may be back, the
                 # table fixed).
-                async with self._cursor() as cursor:
-                    self._plan = await resolve_plan(cursor, self._mapping)
+                try:
+                    async with self._cursor() as cursor:
+                        self._plan = await resolve_plan(cursor, self._mapping)
+                except MappingError:
+                    raise
+                except (SourceUnavailable, SetupError) as error:
+                    if not self._mapping.problems:
+                        raise
+                    # The file's own problems are known without the source: they are the operator's
+                    # to fix whatever the source's state; said with why the rest went unchecked.
+                    reasons = "; ".join(error.problems) if isinstance(error, SetupError) else str(error)
+                    unchecked = f"not checked against source table {self._mapping.table!r}: {reasons}"
+                    raise MappingError([*self._mapping.problems, unchecked], self._mapping.origin) from None
             return self._plan
 
     async def _rows(self, where: str, parameters: tuple[Any, ...]) -> list[SourceUser]:

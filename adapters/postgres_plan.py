@@ -269,7 +269,8 @@ def _version_select(column: str, base_oid: int) -> str | None:
 
 
 async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
-    """The checked plan of `mapping` on its table; `MappingError` naming every problem otherwise.
+    """The checked plan of `mapping` on its table; `MappingError` naming every problem otherwise,
+    the file's own (`mapping.problems`) first.
 
     Connection failures and timeouts propagate as psycopg2 raised them.
     """
@@ -277,15 +278,17 @@ async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
     try:
         await cursor.execute(f"SELECT * FROM {sql_text(table)} LIMIT %s", (0,))
     except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName):
-        raise MappingError([f"source table {mapping.table!r} does not exist"], mapping.origin) from None
+        raise MappingError(
+            [*mapping.problems, f"source table {mapping.table!r} does not exist"], mapping.origin
+        ) from None
     except psycopg2.ProgrammingError as error:
         raise MappingError(
-            [f"source table {mapping.table!r} cannot be read: {first_line(error)}"], mapping.origin
+            [*mapping.problems, f"source table {mapping.table!r} cannot be read: {first_line(error)}"], mapping.origin
         ) from None
     columns = [str(column.name) for column in cursor.description]
     column_oids = {str(column.name): int(column.type_code) for column in cursor.description}
     outputs = _outputs(mapping, columns)
-    problems = _name_problems(mapping, columns, outputs)
+    problems = [*mapping.problems, *_name_problems(mapping, columns, outputs)]
     present = set(columns)
     # Only what exists goes into the probe: each missing column is reported already.
     probed = [output for output in outputs if output.role == "expression" or output.source in present]

@@ -31,7 +31,8 @@ from adapters.pgoutput_transactions import TransactionAssembler
 from adapters.postgres import connection_failure
 from adapters.postgres_cdc import CaptureNames, running_transactions_ended, slot_health, slot_position, visible
 from adapters.postgres_plan import first_line, quote_table_name
-from domain.errors import SetupError, SourceUnavailable
+from adapters.postgres_slot_holder import in_use_error
+from domain.errors import ChangeStreamInUse, SetupError, SourceUnavailable
 from domain.mapping import UserMapping
 from domain.row_changes import ChangeBatch, CommittedChanges, StreamHealth
 from ports.change_stream import ChangeStream
@@ -50,11 +51,8 @@ _UNDEFINED_OBJECT = "42704"
 
 def _stream_failure(error: BaseException, dsn: str, names: CaptureNames) -> Exception:
     if isinstance(error, psycopg2.Error):
-        if error.pgcode == _OBJECT_IN_USE:
-            return SetupError(
-                [f"replication slot {names.slot} is in use: another sync streams from it ({first_line(error)})"],
-                "the change stream cannot start",
-            )
+        if error.pgcode == _OBJECT_IN_USE:  # told in full by `open` (who holds it, what frees it)
+            return ChangeStreamInUse(first_line(error))
         if error.pgcode == _UNDEFINED_OBJECT:
             return SetupError(
                 [f"{first_line(error)}: run `user-migration cdc setup` first"], "the change stream cannot start"
@@ -127,7 +125,11 @@ class PostgresChangeStream(ChangeStream):
             daemon=True,
         )
         self._thread.start()
-        await started
+        try:
+            await started
+        except ChangeStreamInUse as error:  # at once, with who holds the slot and what frees it
+            self._thread = None
+            raise await in_use_error(self._pool, self._names.slot, error) from None
 
     async def _table(self) -> tuple[str, str]:
         async with self._pool.acquire() as connection, connection.cursor() as cursor:

@@ -2,10 +2,11 @@
 value is converted after psycopg2 parsed it.
 
 psycopg2 parses integers, numeric, floats, booleans and bytea (and arrays of them) natively and
-exactly; everything else is selected in PostgreSQL's own text form (`::text`, or `::text[]` for
-arrays) and converted here: JSON with exact numbers, timestamps as aware UTC datetimes, dates as
-`YYYY-MM-DD`. A value Python cannot hold (a timestamp of 'infinity', a date BC) arrives as an
-`UnreadableValue`, for validation to report against its one user.
+exactly, and hands text, varchar, char(n) (padded) and inet over in their output form; everything
+else is selected in PostgreSQL's own text form (`::text`, or `::text[]` for arrays) and converted
+here: JSON with exact numbers, timestamps as aware UTC datetimes, dates as `YYYY-MM-DD`. A value
+Python cannot hold (a timestamp of 'infinity', a date BC) arrives as an `UnreadableValue`, for
+validation to report against its one user.
 
 The session settings these texts rely on (timezone UTC, datestyle ISO, intervalstyle postgres)
 are set by `adapters.postgres.create_pool`.
@@ -31,6 +32,7 @@ FLOAT4, FLOAT8 = 700, 701
 BOOL = 16
 BYTEA = 17
 TEXT, VARCHAR = 25, 1043
+BPCHAR = 1042  # char(n)
 INET, CIDR, MACADDR = 869, 650, 829
 JSON, JSONB = 114, 3802
 TIMESTAMP, TIMESTAMPTZ = 1114, 1184
@@ -237,6 +239,9 @@ _SCALARS: Mapping[int, Conversion] = {
     BYTEA: Conversion(None, bytes_value, "B"),
     TEXT: Conversion(None, None, "S"),
     VARCHAR: Conversion(None, None, "S"),
+    # psycopg2 hands char(n) over in its output form, padded to n (`ab  `); bpchar::text would
+    # drop the trailing spaces.
+    BPCHAR: Conversion(None, None, "S"),
     # psycopg2 hands inet over in its output form (`10.0.0.1`); inet::text would add `/32`.
     INET: Conversion(None, None, "S"),
     JSON: Conversion("text", json_value, JSON_TARGET_TYPE),
@@ -253,8 +258,14 @@ _ELEMENT_CONVERTERS: Mapping[int, Converter] = {
     DATE: date_value,
 }
 _ARRAY_OF_NATIVE = {element: array for array, element in _NATIVE_ARRAYS.items()}
-# Arrays psycopg2 parses into lists of the elements' output texts (inet[]::text[] would add `/32`).
-_STRING_ARRAYS: Mapping[int, tuple[int, str]] = {INET: (1041, "inet"), CIDR: (651, "cidr"), MACADDR: (1040, "macaddr")}
+# Arrays psycopg2 parses into lists of the elements' output texts (inet[]::text[] would add `/32`,
+# bpchar[]::text[] would drop char(n)'s padding).
+_STRING_ARRAYS: Mapping[int, tuple[int, str]] = {
+    INET: (1041, "inet"),
+    CIDR: (651, "cidr"),
+    MACADDR: (1040, "macaddr"),
+    BPCHAR: (1014, "bpchar"),
+}
 
 
 def conversion_for(oid: int, types: Mapping[int, PgType]) -> Conversion:

@@ -138,12 +138,14 @@ class VerifySummary:
 @attrs.frozen
 class VerifyPage:
     """One page of a verify over HTTP: its differences and counts, where the next page starts
-    (None at the end), and whether the page's id gaps were probed for extra items."""
+    (None at the end), whether every id the page answers for was searched for extra items, and
+    on the last page whether the ids above its rows were (None on the other pages)."""
 
     differences: tuple[Difference, ...]
     counts: VerifyCounts
     next_start_user_id: int | None
     extra_checked: bool
+    extra_checked_above: bool | None = None
 
 
 @attrs.define

@@ -42,6 +42,18 @@ class SourceUnavailable(DependencyUnavailable):
     code = "source_unavailable"
 
 
+class ChangeStreamInUse(SourceUnavailable):
+    """Another process holds the change stream's replication slot: a stream that runs, or the
+    server process of one that died and whose connection the server has not yet found dead. It
+    lasts as long as that process: a stream waits and tries again. `holder` is its id, when known."""
+
+    code = "change_stream_in_use"
+
+    def __init__(self, message: str, holder: int | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 class TargetUnavailable(DependencyUnavailable):
     """DynamoDB could not be reached or refused the request."""
 

@@ -103,6 +103,9 @@ class UserMapping:
     carry: bool = False
     exclude: frozenset[str] = frozenset()
     origin: str = "the documented layout"
+    # What is wrong in the file itself (`read_mapping`): such a mapping holds only the parts that
+    # were right, to be checked against the source for the rest; it is never read through.
+    problems: tuple[str, ...] = ()
 
     def rules_for(self, attribute: str) -> Rules:
         """The rules of one attribute: the file's, over the documented defaults of its name when
@@ -223,15 +226,16 @@ def _rules(problems: list[str], given: Mapping[str, Any], mapped: set[str], carr
             problems.append(f"{where} must be a table of rules")
             continue
         # Rules of carried columns can only be checked against the source: accept names for now.
-        if attribute not in mapped and not carry:
+        named = attribute in mapped or carry
+        if not named:
             problems.append(f"{where}: no attribute {attribute!r} in [attributes] or the carried columns")
         _unknown_keys(problems, where, changes, _RULE_KEYS)
         found = _rule_problems(where, changes)
         problems.extend(found)
-        if not found:
+        if named:  # a rule with problems stays by its name (its name is still checked against the source)
             known = {key: value for key, value in changes.items() if key in _RULE_KEYS}
             base = DOCUMENTED_RULES.get(attribute, NO_RULES) if attribute in mapped else NO_RULES
-            rules[attribute] = base.merged(known)
+            rules[attribute] = base if found else base.merged(known)
     return rules
 
 
@@ -239,8 +243,18 @@ def parse_mapping(document: Mapping[str, Any], origin: str, default_table: str =
     """The mapping a parsed TOML document describes; raises `MappingError` naming every problem.
 
     Rules may name carried columns too; whether those exist is only known against the source,
-    so a rule on an unknown name is checked there (`rules_without_attribute`).
+    so a rule on an unknown name is checked there (`adapters.postgres_plan`).
     """
+    mapping = mapping_as_written(document, origin, default_table)
+    if mapping.problems:
+        raise MappingError(list(mapping.problems), origin)
+    return mapping
+
+
+def mapping_as_written(document: Mapping[str, Any], origin: str, default_table: str = DEFAULT_TABLE) -> UserMapping:
+    """The mapping a parsed TOML document describes, with every problem of the document itself in
+    `problems`: the parts that are wrong are left out (a default in their place), so that the rest
+    can still be checked against the source table and every problem named in one run."""
     problems: list[str] = []
     _unknown_keys(problems, "mapping", document, ("source", "target", "attributes", "rules", "other_columns"))
     source = _table(problems, "[source]", document.get("source"))
@@ -259,6 +273,7 @@ def parse_mapping(document: Mapping[str, Any], origin: str, default_table: str =
     )
     if (problem := _attribute_name_problem(key_attribute)) is not None:
         problems.append(f"[target] key_attribute: {problem}")
+        key_attribute = DEFAULT_KEY_ATTRIBUTE
     attributes = _attributes(problems, _table(problems, "[attributes]", document.get("attributes")))
 
     carry = other.get("carry", True)
@@ -273,28 +288,32 @@ def parse_mapping(document: Mapping[str, Any], origin: str, default_table: str =
     names = [source.name for source in attributes]
     for name in sorted({name for name in names if names.count(name) > 1}):
         problems.append(f"[attributes]: attribute {name!r} is given more than once")
-    for name in names:
+    kept: dict[str, AttributeSource] = {}
+    for attribute in attributes:
+        name = attribute.name
         if name == key_attribute:
             problems.append(f"[attributes] {name}: clashes with the key attribute {key_attribute!r}")
-        if name in RESERVED_ATTRIBUTES:
+        elif name in RESERVED_ATTRIBUTES:
             problems.append(f"[attributes] {name}: the migration writes {name!r} itself; choose another name")
+        else:
+            kept.setdefault(name, attribute)  # the first of a repeated name, for the source check
     for column in exclude:
         if column == key:
             problems.append(f"[other_columns] exclude: {column!r} is the key column, which is always migrated")
 
     rules = _rules(problems, _table(problems, "[rules]", document.get("rules")), set(names), carry)
-    if problems:
-        raise MappingError(problems, origin)
+    dropped = set(names) - set(kept)  # their rules go with them (the source check would not find them)
     return UserMapping(
         table=table,
         key=key,
         version=version,
         key_attribute=key_attribute,
-        attributes=attributes,
-        rules=rules,
+        attributes=tuple(kept.values()),
+        rules={name: rule for name, rule in rules.items() if name not in dropped},
         carry=carry,
-        exclude=frozenset(exclude),
+        exclude=frozenset(column for column in exclude if column != key),
         origin=origin,
+        problems=tuple(problems),
     )
 
 

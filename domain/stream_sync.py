@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 
 import attrs
 
-from domain.errors import DependencyUnavailable
+from domain.errors import ChangeStreamInUse, DependencyUnavailable
 from domain.migration import Migration
 from domain.model import ChangeCursor, DeleteOutcome, WriteRule
 from domain.report import ChangeOutcome
@@ -156,11 +156,16 @@ class StreamSync:
     ) -> StreamSummary:
         """Backfill when needed, then stream until `stop` is set. A batch that could not be stored
         whole (DynamoDB or PostgreSQL unavailable) is told to `on_unavailable` and applied again
-        after a pause, never acknowledged before; without `on_unavailable` that error ends it."""
+        after a pause, never acknowledged before; a stream another consumer holds is told at once
+        and opened again after each pause until it is free; without `on_unavailable` either error
+        ends it."""
         check_batch_size(batch_size)
         started = time.perf_counter()
         summary = StreamSummary()
-        await self._stream.open()
+        if not await self._open(stop, on_unavailable):
+            summary.stopped_early = True
+            summary.elapsed_seconds = time.perf_counter() - started
+            return summary
         try:
             if await self.needs_backfill():
                 position = await self._stream.confirmed_position()  # every commit before it is seen now
@@ -221,6 +226,19 @@ class StreamSync:
             if on_progress is not None:
                 on_progress(self._progress(summary, max_retained_wal, started))
         summary.stopped_early = True
+
+    async def _open(self, stop: asyncio.Event, on_unavailable: Callable[[DependencyUnavailable], None] | None) -> bool:
+        """Open the stream. While another consumer holds it (a stream that runs, or what one that died
+        left on the source until the source finds it dead), that is told to `on_unavailable` at once
+        and the stream tried again after each pause; False when `stop` came first."""
+        try:
+            await self._stream.open()
+        except ChangeStreamInUse as error:
+            if on_unavailable is None:
+                raise
+            on_unavailable(error)
+            return await self._reopen(stop, on_unavailable)
+        return True
 
     async def _reopen(self, stop: asyncio.Event, on_unavailable: Callable[[DependencyUnavailable], None]) -> bool:
         """Open the stream again, pausing between tries; False when `stop` came first."""

@@ -6,7 +6,8 @@ Both passes run on the page engine (`domain.engine.pump`): pages read ahead, a f
 by side, outcomes in page order, so memory stays flat at any table size: differences go to the
 caller's callback as they are found, and only their counts are kept. Each difference is checked
 again before it is reported (`domain.verify_step`). The HTTP page verifies one keyset page and
-probes its id gaps for extra items instead of scanning the table.
+probes its id gaps for extra items instead of scanning the table; its last page scans the table
+for the ids above its rows only when the table is small (`UserTarget.scan_user_ids_of_small_table`).
 """
 
 from __future__ import annotations
@@ -180,17 +181,30 @@ class Verification:
                 await close()
 
     async def verify_page(self, request: VerifyPageRequest) -> VerifyPage:
-        """Verify one keyset page of rows, and probe the page's id gaps (and on the last page the
-        ids up to the highest one the migration wrote) for extra items, each gap when it holds at
-        most `GAP_PROBE_PAGES` page sizes of ids; `extra_checked` says whether every gap was."""
+        """Verify one keyset page of rows, and look for extra items among the ids it answers for:
+        its id gaps are probed, each when it holds at most `GAP_PROBE_PAGES` page sizes of ids; on
+        the last page every id above its rows is searched by a scan of the target, when the target
+        holds at most that many items (else the ids up to the highest one the migration wrote are
+        probed, as a gap). `extra_checked` says whether all of it was searched,
+        `extra_checked_above` (last page only) whether the ids above were."""
         rows = list(await self._source.read_page(request.start_user_id, request.batch_size))
         following = next_start_after(rows, request.batch_size)
         found = await self._step.rows(rows)
-        gaps = await self._gaps(rows, request, last_page=following is None)
         cap = GAP_PROBE_PAGES * request.batch_size
+        gaps = [(request.start_user_id, rows[-1].id)] if rows else []
+        above: list[int] | None = None
+        if following is None:  # the last page answers for every id above its rows too
+            after = rows[-1].id + 1 if rows else request.start_user_id
+            above = (
+                [] if after > MAX_USER_ID else await self._target.scan_user_ids_of_small_table(after, MAX_USER_ID, cap)
+            )
+            if above is None:  # too many items to scan: probe up to the highest id the migration wrote
+                highest = (await self._state.read_progress()).last_migrated_user_id
+                if highest is not None and highest >= after:
+                    gaps.append((after, highest))
         row_ids = {row.id for row in rows}
         probed: list[int] = []
-        extra_checked = True
+        extra_checked = following is not None or above is not None
         for lowest, highest in gaps:
             inside = sum(1 for user_id in row_ids if lowest <= user_id <= highest)
             if highest - lowest + 1 - inside > cap:
@@ -198,19 +212,11 @@ class Verification:
                 continue
             probed.extend(user_id for user_id in range(lowest, highest + 1) if user_id not in row_ids)
         stored = await self._target.existing_user_ids(probed) if probed else set()
+        stored.update(above or ())
         extras = await self._step.stored_ids(stored) if stored else Findings()
         counts = attrs.evolve(found.counts)
         counts.include(extras.counts)
         differences = tuple(sorted(found.differences + extras.differences, key=lambda difference: difference.user_id))
         self.latest.record(counts, self._clock())
-        return VerifyPage(differences, counts, following, extra_checked)
-
-    async def _gaps(self, rows: list[SourceUser], request: VerifyPageRequest, last_page: bool) -> list[tuple[int, int]]:
-        """The id ranges (inclusive) an HTTP page probes for extra items."""
-        gaps = [(request.start_user_id, rows[-1].id)] if rows else []
-        if last_page:
-            after = rows[-1].id + 1 if rows else request.start_user_id
-            highest = (await self._state.read_progress()).last_migrated_user_id
-            if highest is not None and highest >= after:
-                gaps.append((after, highest))
-        return gaps
+        checked_above = None if following is not None else above is not None
+        return VerifyPage(differences, counts, following, extra_checked, checked_above)

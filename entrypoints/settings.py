@@ -325,7 +325,8 @@ def load_settings(
     `serve` needs the database and the API tokens; `library` the database; `tables` only DynamoDB.
     Every purpose needs the AWS region: AWS_REGION, AWS_DEFAULT_REGION or the AWS config's (for a mapping other
     than `os.environ`, the AWS config is read only when it names the file, AWS_CONFIG_FILE, or a profile).
-    `mapping_file` (the CLI's `--mapping`) overrides `MAPPING_FILE`.
+    `mapping_file` (the CLI's `--mapping`) overrides `MAPPING_FILE`. For `serve` and `library`, the
+    problems of a mapping file that is valid TOML are left to the source check (see below).
     """
     environ = os.environ if environ is None else environ
     problems: list[str] = []
@@ -359,7 +360,7 @@ def load_settings(
     source_table = _table(environ, "SOURCE_TABLE", "users", problems)
     mapping_file = mapping_file or environ.get("MAPPING_FILE", "").strip() or None
     mapping, mapping_problems = read_mapping(mapping_file, source_table)
-    problems.extend(mapping_problems)
+    mapping_at = len(problems)
     if mapping_file is not None:
         try:
             quote_table_name(mapping.table)
@@ -402,6 +403,12 @@ def load_settings(
         if _choice(environ, "STATS_POSTGRES_COUNT", "exact", ("exact", "estimate"), problems) == "estimate"
         else "exact",
     )
+    # The problems in a mapping file's content wait for the check against the source table when the
+    # purpose reads it and nothing else is wrong: `PostgresUserSource` then refuses the mapping,
+    # naming them with the table's own in one run (exit 2, HTTP 409).
+    deferred = bool(mapping.problems) and purpose != "tables" and not problems
+    if not deferred:
+        problems[mapping_at:mapping_at] = mapping_problems
     if problems:
         raise ConfigurationError(problems)
     return settings

@@ -42,4 +42,5 @@ def page_json(page: VerifyPage) -> dict[str, Any]:
         **counts_json(page.counts),
         "next_start_user_id": page.next_start_user_id,
         "extra_checked": page.extra_checked,
+        "extra_checked_above": page.extra_checked_above,
     }

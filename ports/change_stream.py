@@ -18,8 +18,9 @@ class ChangeStream(abc.ABC):
     @abc.abstractmethod
     async def open(self) -> None:
         """Start delivering after the last acknowledged position. Raises `SetupError` when the
-        stream is not set up (no slot), or is in use by another consumer; `DependencyUnavailable`
-        when the source cannot be reached."""
+        stream is not set up (no slot); `ChangeStreamInUse` (a `DependencyUnavailable`) while another
+        consumer holds it, naming that consumer; `DependencyUnavailable` when the source cannot be
+        reached."""
 
     @abc.abstractmethod
     async def read(self, max_changes: int, wait_seconds: float) -> ChangeBatch:

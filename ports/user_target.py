@@ -64,6 +64,12 @@ class UserTarget(abc.ABC):
         (the parts of one total split the stored ids between them, each id in exactly one)."""
 
     @abc.abstractmethod
+    async def scan_user_ids_of_small_table(self, lowest: int, highest: int, most_items: int) -> list[int] | None:
+        """Every stored user id in lowest..highest, found by looking at no more than `most_items`
+        stored items (any id counts: DynamoDB applies the range after reading); None when the table
+        holds more than that, so the answer would cost a scan of a large table."""
+
+    @abc.abstractmethod
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         """Replace the stored items of these users, each only if the migration wrote it and
         nobody changed it since (checked again by the write itself); the others are kept, with

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from domain.errors import DependencyUnavailable
+from domain.errors import ChangeStreamInUse, DependencyUnavailable
 from domain.rules import failure_text
 from domain.stream_sync import StreamProgress, StreamSummary
 from domain.sync import SyncProgress
@@ -115,9 +115,21 @@ class _Reports:
 
 
 def _unavailable(reports: _Reports, retry_seconds: float) -> Any:
+    holders: list[int | None] = []  # the holders of the slot told in full so far
+
     def told(error: DependencyUnavailable) -> None:
         reports.bar.close()
-        print(f"user-migration sync: {error}; trying again in {retry_seconds:g} s", file=sys.stderr, flush=True)
+        text = str(error)
+        if (
+            isinstance(error, ChangeStreamInUse)
+            and holders
+            and error.holder is not None
+            and error.holder == holders[-1]
+        ):
+            text = f"the replication slot is still held by PostgreSQL process {error.holder} (see above)"
+        elif isinstance(error, ChangeStreamInUse):
+            holders.append(error.holder)
+        print(f"user-migration sync: {text}; trying again in {retry_seconds:g} s", file=sys.stderr, flush=True)
 
     return told
 

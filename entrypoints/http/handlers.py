@@ -50,8 +50,8 @@ async def migration_stats(request: web.Request) -> web.Response:
 
 
 async def verify_page(request: web.Request) -> web.Response:
-    """GET /m2/migration/verify: one keyset page compared with DynamoDB, and its id gaps probed
-    for extra items; follow `next_start_user_id`."""
+    """GET /m2/migration/verify: one keyset page compared with DynamoDB, and its id gaps (on the
+    last page the ids above its rows too) searched for extra items; follow `next_start_user_id`."""
     planned = plan_verify_page(request.query.items())
     verification: Verification = await resolve(request.app[CONTAINER].verification())
     page = await verification.verify_page(planned)
@@ -68,6 +68,7 @@ async def verify_page(request: web.Request) -> web.Response:
             newer_in_dynamodb=counts.newer_in_dynamodb,
             invalid_in_source=counts.invalid_in_source,
             extra_checked=page.extra_checked,
+            extra_checked_above=page.extra_checked_above,
             next_start_user_id=page.next_start_user_id,
         ),
     )

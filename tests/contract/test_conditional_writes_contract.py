@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from domain.model import WriteRule
+from domain.request import MAX_USER_ID
 from domain.segments import ScanPart
 from domain.versions import stored_version
 from tests.factories import prepared_user, to_item, valid_user
@@ -103,3 +104,16 @@ async def test_a_scan_reaches_ids_behind_pages_that_hold_none_of_the_range(make_
     await target.write_users_if([row(i) for i in [*range(1, 61), 1000]], WriteRule.ABSENT)
     pages = [page async for page in target.scan_user_ids(1000, 1000, page_size=5)]
     assert pages == [[1000]]
+
+
+async def test_a_scan_of_a_small_table_finds_every_id_and_refuses_a_larger_table(make_target):
+    target = await make_target()
+    assert await target.scan_user_ids_of_small_table(0, MAX_USER_ID, 1) == []
+    await target.write_users_if([row(i) for i in range(1, 251)], WriteRule.ABSENT)
+    await target.write_users([attrs.evolve(row(MAX_USER_ID), version=None)])  # 251 items in all
+    above = await target.scan_user_ids_of_small_table(240, MAX_USER_ID, 251)
+    assert sorted(above or []) == [*range(240, 251), MAX_USER_ID]
+    assert sorted(await target.scan_user_ids_of_small_table(5, 7, 1000) or []) == [5, 6, 7]
+    # More items than it may look at: no answer (the ids it did see tell nothing of the others).
+    assert await target.scan_user_ids_of_small_table(240, MAX_USER_ID, 250) is None
+    assert await target.scan_user_ids_of_small_table(240, MAX_USER_ID, 10) is None

@@ -57,6 +57,7 @@ async def test_pages_find_each_kind_of_difference_and_nothing_else(live: LiveSer
         params = {"batch_size": 10, "start_user_id": page["next_start_user_id"]}
     assert [page["next_start_user_id"] for page in pages] == [12, 22, None]
     assert all(page["extra_checked"] for page in pages)
+    assert [page["extra_checked_above"] for page in pages] == [None, None, True]
     differences = [difference for page in pages for difference in page["differences"]]
     assert differences == [
         {"user_id": 4, "problem": "missing", "fields": []},
@@ -64,19 +65,22 @@ async def test_pages_find_each_kind_of_difference_and_nothing_else(live: LiveSer
         {"user_id": 9, "problem": "extra", "fields": []},
         {"user_id": 12, "problem": "newer_in_dynamodb", "fields": []},
         {"user_id": 15, "problem": "invalid_in_source", "fields": [], "reasons": ["Invalid email format"]},
-    ]  # 35 lies beyond the highest id the migration wrote (30): the CLI's scan finds it
+        # The application's item above the highest source id (and the highest the migration wrote, 30):
+        # the last page scans the table (30 items, at most 10 x batch_size) for the ids above its rows.
+        {"user_id": 35, "problem": "extra", "fields": []},
+    ]
     totals = {name: sum(page[name] for page in pages) for name in COUNT_FIELDS}
     assert totals == {
         "checked": 29,
         "matching": 25,
         "missing": 1,
         "different": 1,
-        "extra": 1,
+        "extra": 2,
         "newer_in_dynamodb": 1,
         "invalid_in_source": 1,
     }
 
-    # /metrics shows the last verify in this process: the last page (ids 22..30, all matching).
+    # /metrics shows the last verify in this process: the last page (ids 22..30, and 35 extra).
     response = await live.client.get("/metrics", headers=AUTH)
     text = await response.text()
     assert 'user_migration_verify_differences{problem="missing"} 0.0' in text
@@ -95,6 +99,29 @@ async def test_a_page_whose_gap_is_too_wide_says_so(live: LiveService):
     status, page = await live.get(VERIFY, batch_size=5)
     assert status == 200
     assert (page["checked"], page["matching"], page["extra_checked"], page["next_start_user_id"]) == (2, 2, False, None)
+
+
+async def test_a_last_page_over_a_table_too_large_to_scan_says_it_did_not_search_above(live: LiveService, dynamodb):
+    insert_users(live.settings.database_url, live.settings.source_table, [valid_user(i) for i in range(1, 13)])
+    status, report = await live.get("/m2/migration/users", batch_size=100)
+    assert (status, report["migrated_count"]) == (200, 12)
+    foreign = to_item(valid_user(5_000), UPDATED)
+    del foreign[MIGRATION_DIGEST], foreign[MIGRATION_VERSION]
+    await dynamodb.put_item(TableName=live.settings.dynamodb_table, Item=foreign)
+    execute(live.settings.database_url, f"DELETE FROM {quoted(live.settings.source_table)} WHERE id = 12")
+
+    status, page = await live.get(VERIFY, batch_size=1, start_user_id=11)
+    assert (status, page["next_start_user_id"], page["extra_checked_above"]) == (200, 12, None)
+    status, last = await live.get(VERIFY, batch_size=1, start_user_id=12)
+
+    # 13 items, more than 10 x 1: not scanned; the ids up to the highest the migration wrote are probed.
+    assert status == 200
+    assert last["differences"] == [{"user_id": 12, "problem": "extra", "fields": []}]
+    assert (last["next_start_user_id"], last["extra_checked"], last["extra_checked_above"]) == (None, False, False)
+    # A page size whose 10 x covers the table finds the application's item above every row too.
+    status, wide = await live.get(VERIFY, batch_size=2, start_user_id=11)
+    assert [difference["user_id"] for difference in wide["differences"]] == [12, 5_000]
+    assert (wide["next_start_user_id"], wide["extra_checked"], wide["extra_checked_above"]) == (None, True, True)
 
 
 async def test_no_metrics_before_the_first_verify(live: LiveService):

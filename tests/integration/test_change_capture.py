@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg2
+import psycopg2.extras
 import pytest
 
 from adapters.pgoutput import UNCHANGED_TOAST, Update, decode
@@ -312,3 +313,55 @@ async def _until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("never happened")
+
+
+async def test_a_stream_whose_slot_another_process_holds_says_so_at_once_and_starts_when_it_is_freed(env):
+    expected = {i: valid_user(i) for i in range(1, 21)}
+    insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], expected.values())
+    assert cli(env, "cdc", "setup").returncode == 0
+    # What a sync killed on a host that went away leaves: a server process streaming from the slot.
+    holder = psycopg2.connect(env["DATABASE_URL"], connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    holder.cursor().start_replication(
+        slot_name=env["CDC_SLOT"],
+        decode=False,
+        options={"proto_version": "1", "publication_names": env["CDC_PUBLICATION"]},
+    )
+    with psycopg2.connect(env["DATABASE_URL"]) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (env["CDC_SLOT"],))
+        (pid,) = cursor.fetchone()
+    connection.close()
+    process = start_stream(env)
+    assert process.stderr is not None
+    told: list[str] = []
+    reader = threading.Thread(target=lambda: told.extend(iter(process.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        started = time.monotonic()
+        while not any(f"held by PostgreSQL process {pid}" in line for line in told):
+            assert process.poll() is None, told
+            assert time.monotonic() - started < 20, (
+                f"not told which process holds the slot: {told}"
+            )  # interpreter start included
+            await asyncio.sleep(0.1)
+        line = next(line for line in told if f"held by PostgreSQL process {pid}" in line)
+        assert "wal_sender_timeout (1min on this server)" in line
+        assert f"pg_terminate_backend({pid})" in line
+        assert line.rstrip().endswith("trying again in 5 s")
+        assert await dynamodb_users(env) == {}  # nothing applied while it waits
+
+        execute(env["DATABASE_URL"], "SELECT pg_terminate_backend(%s)", (pid,))  # as the message says
+        await until_equal(env, expected, process)  # backfilled and streaming within a retry's pause
+        new = valid_user(500)
+        insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [new])
+        expected[500] = new
+        await until_equal(env, expected, process)
+    finally:
+        holder.close()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        reader.join(timeout=10)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert code == 0, told
+    assert "Traceback" not in "".join(told)

@@ -12,23 +12,25 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import psycopg2
 import pytest
 
 from adapters.dynamodb_codec import unchanged_since_written
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.postgres import PostgresUserSource, create_pool
+from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
 from adapters.retry import Backoff
 from domain.dynamodb_rules import MAX_ITEM_BYTES, item_bytes
-from domain.mapping import default_mapping
+from domain.mapping import UserMapping, default_mapping
 from domain.migration import Migration
 from domain.model import JsonValue, User, as_source_user
 from domain.report import MigrationReport, MigrationStats
 from domain.request import BatchRequest
-from domain.rules import user_problems
+from domain.rules import UserPreparer, user_problems
 from domain.timestamps import format_timestamp, parse_timestamp
+from domain.verification import Verification
 from tests.factories import from_item, to_item, valid_user
-from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
 
 BIG = 12345678901234567890123456789012345678  # 38 digits, DynamoDB's maximum precision
 PRECISE = Decimal("0.1000000000000000000000000000000000001")  # 37 significant digits
@@ -45,6 +47,7 @@ class Stack:
     target: DynamoDbUserTarget
     state: DynamoDbMigrationState
     migration: Migration
+    pool: Any
 
     def insert(self, users: Iterable[User]) -> None:
         insert_users(self.dsn, self.table, users)
@@ -74,7 +77,7 @@ async def stack(postgres_dsn: str, dynamodb: Any) -> AsyncIterator[Stack]:
     target = DynamoDbUserTarget(dynamodb, users_table, backoff=Backoff(4, 0.001, 0.01))
     state = DynamoDbMigrationState(dynamodb, state_table)
     try:
-        yield Stack(postgres_dsn, table, source, target, state, Migration(source, target, state))
+        yield Stack(postgres_dsn, table, source, target, state, Migration(source, target, state), pool)
     finally:
         pool.close()
         await pool.wait_closed()
@@ -312,3 +315,49 @@ async def test_statistics_after_a_run_count_what_was_written(stack):
     for user in good:
         item = await stack.assert_round_trip(user)
         assert started <= parse_timestamp(item["migrated_at"]["S"]) <= datetime.now(UTC)
+
+
+def _postgres_text_forms(dsn: str, sql: str) -> list[tuple[str | None, ...]]:
+    """Rows of `sql` whose every column is `format('%s', ...)`: PostgreSQL's own output text."""
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    connection.close()
+    return rows
+
+
+async def test_char_n_arrives_padded_as_postgresql_prints_it_and_verifies_as_matching(stack):
+    table = unique_name("chars")
+    quoted = quote_table_name(table)
+    columns = "id integer PRIMARY KEY, code char(5), codes char(3)[], word varchar(5)"
+    execute(stack.dsn, f"CREATE TABLE {quoted} ({columns})")
+    execute(
+        stack.dsn,
+        f"INSERT INTO {quoted} VALUES (1, 'ab', ARRAY['x', NULL, 'xyz']::char(3)[], 'ab'), (2, '', '{{}}', 'ab  '), "
+        "(3, 'abcde', NULL, NULL)",
+    )
+    mapping = UserMapping(table=table, key="id", carry=True, origin="test mapping")
+    source = PostgresUserSource(stack.pool, mapping)
+    preparer = UserPreparer(mapping)
+    migration = Migration(source, stack.target, stack.state, preparer=preparer)
+
+    report = await migration.run(BatchRequest(start_user_id=0, batch_size=1000))
+
+    _assert_clean(report, 3)
+    printed = _postgres_text_forms(
+        stack.dsn, f"SELECT format('%s', code), format('%s', codes) FROM {quoted} ORDER BY id"
+    )
+    assert printed[0] == ("ab   ", '{"x  ",NULL,xyz}')  # PostgreSQL's own text form of char(5) is padded
+    first, second, third = [await stack.target.read_item(user_id) for user_id in (1, 2, 3)]
+    assert None not in (first, second, third)
+    assert first["code"] == {"S": printed[0][0]}
+    assert first["codes"] == {"L": [{"S": "x  "}, {"NULL": True}, {"S": "xyz"}]}
+    assert first["word"] == {"S": "ab"}  # varchar keeps what was stored, no padding
+    assert second["code"] == {"S": printed[1][0]} == {"S": "     "}
+    assert second["word"] == {"S": "ab  "}
+    assert third["code"] == {"S": "abcde"}
+
+    summary = await Verification(source, stack.target, stack.state, migration, preparer).verify()
+
+    assert (summary.counts.checked, summary.counts.matching, summary.counts.different) == (3, 3, 0)
+    assert summary.counts.failing == 0

@@ -14,6 +14,7 @@ from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
 from domain.errors import MappingError, SetupError, SourceUnavailable
 from domain.mapping import UserMapping, default_mapping, parse_mapping
 from entrypoints.demo.embedded import free_port
+from entrypoints.library import UserMigration
 from tests.django_mapping import django_mapping
 from tests.real_adapters import execute, unique_name
 
@@ -236,6 +237,29 @@ async def test_every_mismatch_is_named_at_once(postgres_dsn, pool):
         "function nosuchfunction(integer) does not exist",
     ]
     assert f"the mapping (bad.toml) has {len(raised.value.problems)} problem(s)" in str(raised.value)
+
+
+async def test_the_files_own_problems_and_the_tables_are_named_in_one_run(postgres_dsn, tmp_path):
+    table = create_auth_user(postgres_dsn)
+    path = tmp_path / "broken.toml"
+    path.write_text(
+        f'[source]\ntable = "{table}"\n[attributes]\nusername = "usernme"\nemail = "email"\n'
+        '[rules.username]\npattern = "(unclosed"\n[rules.nickname]\nrequired = true\n'
+        '[other_columns]\nexclude = ["username", "email"]\n'
+    )
+    environ = {"DATABASE_URL": postgres_dsn, "AWS_REGION": "us-east-1", "DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:9"}
+    library = UserMigration.from_env(environ, mapping_file=str(path), check_tables=False)
+
+    with pytest.raises(MappingError) as raised:
+        async with library:
+            pass
+
+    problems = raised.value.problems
+    assert raised.value.origin == str(path)
+    assert problems[0].startswith("[rules.username].pattern is not a valid regular expression")
+    assert problems[1].startswith(f"[attributes] username: no column 'usernme' in {table} (columns: id, password")
+    assert problems[2] == "[rules.nickname]: no attribute 'nickname' in [attributes] or the carried columns"
+    assert len(problems) == 3
 
 
 async def test_the_key_must_be_an_integer_column(postgres_dsn, pool):

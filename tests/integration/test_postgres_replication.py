@@ -10,13 +10,15 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
+import aiopg
 import psycopg2
+import psycopg2.extras
 import pytest
 
 from adapters.postgres import create_pool
 from adapters.postgres_cdc import CaptureNames, set_up_change_capture, tear_down_change_capture
 from adapters.postgres_replication import PostgresChangeStream
-from domain.errors import SetupError
+from domain.errors import ChangeStreamInUse, SetupError
 from domain.mapping import default_mapping
 from domain.row_changes import RowChange
 from tests.real_adapters import create_source_table, unique_name
@@ -35,7 +37,8 @@ def autocommit(dsn: str, sql: str) -> list[tuple[object, ...]]:
 
 
 @pytest.fixture
-async def stream(logical_postgres_dsn: str) -> AsyncIterator[tuple[PostgresChangeStream, str]]:
+async def captured(logical_postgres_dsn: str) -> AsyncIterator[tuple[str, CaptureNames, aiopg.Pool]]:
+    """A users table with its publication and slot (and the pool that set them up)."""
     table = unique_name("users")
     create_source_table(logical_postgres_dsn, table)
     names = CaptureNames(slot=unique_name("slot"), publication=unique_name("pub"))
@@ -45,13 +48,21 @@ async def stream(logical_postgres_dsn: str) -> AsyncIterator[tuple[PostgresChang
         return None
 
     await set_up_change_capture(pool, default_mapping(table), names, no_mark)
+    yield table, names, pool
+    await tear_down_change_capture(pool, names)
+    pool.close()
+    await pool.wait_closed()
+
+
+@pytest.fixture
+async def stream(
+    logical_postgres_dsn: str, captured: tuple[str, CaptureNames, aiopg.Pool]
+) -> AsyncIterator[tuple[PostgresChangeStream, str]]:
+    table, names, pool = captured
     changes = PostgresChangeStream(logical_postgres_dsn, pool, default_mapping(table), names)
     await changes.open()
     yield changes, table
     await changes.close()
-    await tear_down_change_capture(pool, names)
-    pool.close()
-    await pool.wait_closed()
 
 
 @contextmanager
@@ -120,3 +131,51 @@ async def test_a_slot_the_server_invalidated_is_named_with_what_to_do(stream, lo
     with pytest.raises(SetupError, match=r"was invalidated \(wal_status lost") as raised:
         await changes.open()
     assert "`user-migration cdc teardown`, `user-migration cdc setup`" in str(raised.value)
+
+
+async def test_a_slot_another_process_holds_is_told_at_once_with_its_pid_and_what_frees_it(
+    logical_postgres_dsn, captured
+):
+    table, names, pool = captured
+    # Another consumer: a replication connection streaming from the slot (a sync, or one that died).
+    holder = psycopg2.connect(logical_postgres_dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    second = PostgresChangeStream(logical_postgres_dsn, pool, default_mapping(table), names)
+    try:
+        holder.cursor().start_replication(
+            slot_name=names.slot, decode=False, options={"proto_version": "1", "publication_names": names.publication}
+        )
+        ((pid, started),) = autocommit(
+            logical_postgres_dsn,
+            "SELECT s.active_pid, a.backend_start FROM pg_replication_slots s JOIN pg_stat_activity a "
+            f"ON a.pid = s.active_pid WHERE s.slot_name = '{names.slot}'",
+        )
+        begun = time.monotonic()
+        with pytest.raises(ChangeStreamInUse) as raised:
+            await second.open()
+
+        assert time.monotonic() - begun < 2  # at once, not after wal_sender_timeout
+        assert raised.value.holder == pid
+        message = str(raised.value)
+        assert (
+            f"replication slot {names.slot} is held by PostgreSQL process {pid} (since {started:%Y-%m-%d %H:%M:%S} UTC"
+            in message
+        )
+        assert "wal_sender_timeout (1min on this server)" in message  # the server's own value
+        assert f"SELECT pg_terminate_backend({pid})" in message
+
+        # What the message says frees it does: the holder's server process ended, the stream starts.
+        autocommit(logical_postgres_dsn, f"SELECT pg_terminate_backend({pid})")
+        deadline = time.monotonic() + 10
+        while autocommit(logical_postgres_dsn, f"SELECT 1 FROM pg_stat_activity WHERE pid = {pid}"):
+            assert time.monotonic() < deadline, "the holder did not end"
+            await asyncio.sleep(0.05)
+        await second.open()
+        autocommit(logical_postgres_dsn, insert_of(table, 3))
+        transactions: list[object] = []
+        deadline = time.monotonic() + 10
+        while not transactions and time.monotonic() < deadline:  # other tables' commits come as positions
+            transactions.extend(transaction.changes for transaction in (await second.read(1_000, 1.0)).transactions)
+        assert transactions == [(RowChange(3),)]
+    finally:
+        await second.close()
+        holder.close()

@@ -57,6 +57,7 @@ COLUMNS = {
     "c_int_domain": "{int_domain}",
     "c_text_domain": "{text_domain}",
     "c_json_domain": "{json_domain}",
+    "c_char_domain": "{char_domain}",
     "a_int2": "smallint[]",
     "a_int4": "integer[]",
     "a_int8": "bigint[]",
@@ -72,6 +73,7 @@ COLUMNS = {
     "a_bytea": "bytea[]",
     "a_text": "text[]",
     "a_varchar": "varchar(10)[]",
+    "a_char": "char(3)[]",
     "a_uuid": "uuid[]",
     "a_inet": "inet[]",
     "a_enum": "{mood}[]",
@@ -79,6 +81,7 @@ COLUMNS = {
     "a_2d": "integer[][]",
     "a_int_domain": "{int_domain}[]",
     "a_json_domain": "{json_domain}[]",
+    "a_char_domain": "{char_domain}[]",
 }
 
 TYPICAL = {
@@ -112,6 +115,7 @@ TYPICAL = {
     "c_int_domain": "42",
     "c_text_domain": "domain text",
     "c_json_domain": '{"n": 1}',
+    "c_char_domain": "xy",
     "a_int2": "{1,NULL,-3}",
     "a_int4": "{}",
     "a_int8": "{9223372036854775807}",
@@ -127,6 +131,7 @@ TYPICAL = {
     "a_bytea": '{"\\\\x0102",NULL,"\\\\x"}',
     "a_text": '{"a b",NULL,"NULL","",",\\""}',
     "a_varchar": "{x,y}",
+    "a_char": '{a,NULL,abc,""}',
     "a_uuid": "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}",
     "a_inet": "{::1,10.1.2.3/16}",
     "a_enum": "{sad,NULL,happy}",
@@ -134,6 +139,7 @@ TYPICAL = {
     "a_2d": "{{1,2},{3,NULL}}",
     "a_int_domain": "{7,NULL}",
     "a_json_domain": '{"{\\"k\\": 2.50}"}',
+    "a_char_domain": "{z,NULL}",
 }
 
 ODD = {
@@ -148,6 +154,7 @@ ODD = {
     "c_tstz": "-infinity",
     "c_date": "infinity",
     "c_text": "",
+    "c_char": "",
     "c_int_domain": "-1",
     "a_numeric": "{Infinity,-Infinity}",
     "a_double": "{{1.5,2.5},{-Infinity,NULL}}",
@@ -173,7 +180,7 @@ EXPECTED_TYPICAL: dict[str, Any] = {
     "c_date": "2024-02-29",
     "c_text": "  tab\there, ünïcode 🎉  ",
     "c_varchar": "short",
-    "c_char": "ab",  # char(n)::text drops the padding
+    "c_char": "ab  ",  # PostgreSQL's own text form of char(4): padded (char(n)::text would drop it)
     "c_uuid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
     "c_inet": "192.168.0.1",
     "c_cidr": "10.0.0.0/8",
@@ -187,6 +194,7 @@ EXPECTED_TYPICAL: dict[str, Any] = {
     "c_int_domain": 42,
     "c_text_domain": "domain text",
     "c_json_domain": Json({"n": 1}),
+    "c_char_domain": "xy   ",
     "a_int2": [1, None, -3],
     "a_int4": [],
     "a_int8": [9223372036854775807],
@@ -212,6 +220,7 @@ EXPECTED_TYPICAL: dict[str, Any] = {
     "a_bytea": [b"\x01\x02", None, b""],
     "a_text": ["a b", None, "NULL", "", ',"'],
     "a_varchar": ["x", "y"],
+    "a_char": ["a  ", None, "abc", "   "],
     "a_uuid": ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", None],
     "a_inet": ["::1", "10.1.2.3/16"],
     "a_enum": ["sad", None, "happy"],
@@ -219,6 +228,7 @@ EXPECTED_TYPICAL: dict[str, Any] = {
     "a_2d": [[1, 2], [3, None]],
     "a_int_domain": [7, None],
     "a_json_domain": [Json({"k": Decimal("2.50")})],
+    "a_char_domain": ["z    ", None],
 }
 
 
@@ -234,11 +244,13 @@ def create_types_table(dsn: str) -> str:
         "int_domain": f"int_domain_{suffix}",
         "text_domain": f"text_domain_{suffix}",
         "json_domain": f"json_domain_{suffix}",
+        "char_domain": f"char_domain_{suffix}",
     }
     execute(dsn, f"CREATE TYPE {names['mood']} AS ENUM ('sad', 'ok', 'happy')")
     execute(dsn, f"CREATE DOMAIN {names['int_domain']} AS integer CHECK (VALUE <> 0)")
     execute(dsn, f"CREATE DOMAIN {names['text_domain']} AS text")
     execute(dsn, f"CREATE DOMAIN {names['json_domain']} AS jsonb")
+    execute(dsn, f"CREATE DOMAIN {names['char_domain']} AS char(5)")
     table = unique_name("types")
     columns = ", ".join(f"{name} {sql_type.format(**names)}" for name, sql_type in COLUMNS.items())
     execute(dsn, f"CREATE TABLE {quote_table_name(table)} (id integer PRIMARY KEY, {columns})")
@@ -306,6 +318,7 @@ async def test_every_type_arrives_as_its_exact_python_value(postgres_dsn, pool):
     assert odd.values["c_tstz"] == UnreadableValue("-infinity", "'-infinity' is not a point in time")
     assert odd.values["c_date"] == UnreadableValue("infinity", "'infinity' is not a calendar date")
     assert odd.values["c_text"] == ""
+    assert odd.values["c_char"] == "    "  # an empty char(4) is four spaces in PostgreSQL's text form
     assert odd.values["c_int_domain"] == -1
     infinite = odd.values["a_numeric"]
     assert infinite == [Decimal("Infinity"), Decimal("-Infinity")]
@@ -405,6 +418,8 @@ async def test_describe_names_each_type_and_what_it_becomes(postgres_dsn, pool):
         "c_tstz": ("timestamp with time zone", "S"),
         "c_date": ("date", "S"),
         "c_varchar": ("character varying(20)", "S"),
+        "c_char": ("character(4)", "S"),
+        "a_char": ("character(3)[]", "L"),
         "c_uuid": ("uuid", "S"),
         "a_int4": ("integer[]", "L"),
         "a_jsonb": ("jsonb[]", "L"),

@@ -147,10 +147,31 @@ async def test_mapping_mistakes_are_named_all_at_once_with_exit_2(own_table, tmp
         django_mapping(own_table["SOURCE_TABLE"]).replace('email = "email"', 'email = "e_mail"')
         + '\n[rules.status]\npattern = "(unclosed"\n'
     )
-    result = cli(own_table, "mapping", "--mapping", str(broken))
-    assert result.returncode == 2
+    for command in (["mapping", "--json"], ["migrate", "--all", "--json"]):
+        result = cli(own_table, *command, "--mapping", str(broken))
+        assert result.returncode == 2, (command, result.stderr)
+        # The file's own problem and the one against the table, in one run.
+        problems = json.loads(result.stdout)["problems"]
+        assert f"the mapping ({broken}) has {len(problems)} problem(s)" in result.stderr
+        assert problems[0].startswith("[rules.status].pattern is not a valid regular expression")
+        assert problems[1].startswith("[attributes] email: no column 'e_mail' in")
+        # (and the email column, now carried, would clash with the attribute: gone with the fix)
+        assert problems[2].startswith("[other_columns] carry: column 'email' would arrive as attribute 'email'")
+        assert len(problems) == 3
+        assert "Traceback" not in result.stderr
+
+    # PostgreSQL down: the file's own problem is still named (exit 2), with why the rest went unchecked.
+    down = {**own_table, "DATABASE_URL": "postgresql://migrator:s3cret@127.0.0.1:9/app"}
+    result = cli(down, "mapping", "--mapping", str(broken))
+    assert result.returncode == 2, result.stderr
     assert "pattern is not a valid regular expression" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "not checked against source table" in result.stderr
+    assert "127.0.0.1:9" in result.stderr
+    assert "s3cret" not in result.stderr
+    # A command that never reads the source refuses the file as before, naming its own problem.
+    tables = cli(own_table, "init-tables", "--mapping", str(broken))
+    assert tables.returncode == 2
+    assert "pattern is not a valid regular expression" in tables.stderr
 
     misspelt = tmp_path / "misspelt.toml"
     misspelt.write_text(

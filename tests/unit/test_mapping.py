@@ -14,6 +14,7 @@ from domain.mapping import (
     Rules,
     UserMapping,
     default_mapping,
+    mapping_as_written,
     parse_mapping,
 )
 from tests.django_mapping import django_mapping
@@ -173,6 +174,30 @@ def test_every_malformed_input_is_named_at_once():
     for fragment in expected_fragments:
         assert any(fragment in problem for problem in problems), (fragment, problems)
     assert len(problems) == len(expected_fragments), problems
+
+
+def test_a_mapping_with_problems_keeps_the_parts_that_are_right_for_the_source_check():
+    document = {
+        "source": {"table": "accounts", "key": 3, "version": "changed"},
+        "target": {"key_attribute": "uid"},
+        "attributes": {"uid": "id", "migrated_at": "now()", "name": "  ", "login": "username", "email": "mail"},
+        "rules": {"login": {"pattern": "(", "required": True}, "email": {"max_length": 40}, "ghost": {}},
+        "other_columns": {"carry": False, "exclude": ["id", "password"]},
+    }
+    mapping = mapping_as_written(document, "m.toml")
+
+    assert mapping.problems == tuple(problems_of(document, "m.toml"))
+    assert len(mapping.problems) == 7
+    assert (mapping.table, mapping.key, mapping.version, mapping.key_attribute) == ("accounts", "id", "changed", "uid")
+    # The attributes that clash with the key or the migration's own are left out; the rest stay.
+    assert mapping.attributes == (AttributeSource("login", column="username"), AttributeSource("email", column="mail"))
+    # A rule with a problem stays by its name, without its keys (its name is checked against the source).
+    assert mapping.rules == {
+        "login": DOCUMENTED_RULES.get("login", NO_RULES),
+        "email": Rules(email=True, required=True, max_length=40),
+    }
+    assert (mapping.carry, mapping.exclude) == (False, frozenset({"password"}))
+    assert parse_mapping(tomllib.loads(DJANGO), "django.toml").problems == ()
 
 
 def test_a_rule_for_an_unknown_attribute_is_refused_when_nothing_is_carried():

@@ -260,3 +260,20 @@ def test_the_statistics_settings():
         "STATS_REFRESH_SECONDS must be a number between 1 and 3600 (got '0')",
         "STATS_POSTGRES_COUNT must be one of exact, estimate (got 'banana')",
     ]
+
+
+def test_a_mapping_files_own_problems_wait_for_the_source_check_where_the_source_is_read(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[source]\ntable = "auth_user"\n[attributes]\nname = "n"\n[rules.name]\npattern = "(unclosed"\n')
+    problem = "[rules.name].pattern is not a valid regular expression: missing ), unterminated subpattern at position 0"
+
+    for purpose in ("serve", "library"):
+        settings = load_settings({**GOOD, **NO_AWS_CONFIG}, purpose=purpose, mapping_file=str(broken))
+        assert settings.mapping is not None
+        assert settings.mapping.problems == (problem,)  # the source refuses it, naming the table's problems too
+        assert settings.mapping.table == "auth_user"
+    # Where nothing reads the source, or something else is wrong too, they are named at once as before.
+    for environ, purpose in (({**GOOD, **NO_AWS_CONFIG}, "tables"), ({**NO_AWS_CONFIG, "AWS_REGION": "x"}, "library")):
+        with pytest.raises(ConfigurationError) as raised:
+            load_settings(environ, purpose=purpose, mapping_file=str(broken))
+        assert f"mapping file {broken}: {problem}" in raised.value.problems

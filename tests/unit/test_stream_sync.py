@@ -14,7 +14,7 @@ import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.memory_changes import InMemoryChangeStream
-from domain.errors import SourceUnavailable
+from domain.errors import ChangeStreamInUse, DependencyUnavailable, SourceUnavailable
 from domain.migration import Migration
 from domain.migration_run import MigrationRun
 from domain.model import ChangeCursor
@@ -262,6 +262,49 @@ async def test_a_lost_connection_opens_the_stream_again_from_the_acknowledged_po
     await follow_until(world, acknowledged_through(changed), on_unavailable=lambda error: told.append(str(error)))
     assert told == ["PostgreSQL is unavailable at db:5432: connection reset"]
     assert world.target.items[12]["email"] == {"S": "twelve@example.com"}
+
+
+class _HeldStream(InMemoryChangeStream):
+    """A stream another consumer holds for the first `held` tries to open it."""
+
+    def __init__(self, held: int) -> None:
+        super().__init__()
+        self.held = held
+
+    async def open(self) -> None:
+        if self.held > 0:
+            self.held -= 1
+            raise ChangeStreamInUse("replication slot slot is held by PostgreSQL process 4242", holder=4242)
+        await super().open()
+
+
+def _with_stream(world: World, stream: InMemoryChangeStream) -> StreamSync:
+    change_sync = ChangeSync(world.source, world.target, world.state, world.migration, clock=lambda: NOW)
+    return StreamSync(
+        stream, "slot", world.source, world.target, world.state, world.migration, change_sync, retry_seconds=0.01
+    )
+
+
+async def test_a_stream_another_consumer_holds_is_told_at_once_and_starts_once_it_is_free(world: World) -> None:
+    world.stream = stream = _HeldStream(held=3)
+    world.sync = _with_stream(world, stream)
+    told: list[DependencyUnavailable] = []
+    await follow_until(world, acknowledged_through(stream.commit_elsewhere()), on_unavailable=told.append)
+    assert [(type(error), error.holder) for error in told] == [(ChangeStreamInUse, 4242)] * 3
+    world.matches_source()  # then the backfill ran, as on any first start
+
+    # Without `on_unavailable` (a library call that asked for no retries) it is the caller's to handle.
+    world.sync = _with_stream(world, _HeldStream(held=1))
+    with pytest.raises(ChangeStreamInUse):
+        await world.sync.follow(asyncio.Event())
+    # A stop while it waits ends the wait.
+    held = _HeldStream(held=1_000)
+    world.sync = _with_stream(world, held)
+    stop = asyncio.Event()
+    waiting = asyncio.ensure_future(world.sync.follow(stop, on_unavailable=lambda error: stop.set()))
+    summary = await asyncio.wait_for(waiting, 5.0)
+    assert summary.stopped_early
+    assert held.held == 999
 
 
 async def test_an_invalid_row_is_reported_and_the_stream_goes_on(world: World) -> None:

@@ -269,12 +269,28 @@ async def test_one_page_for_http_with_its_gaps_probed():
         (9, Problem.NEWER_IN_DYNAMODB),
         (11, Problem.DIFFERENT),
     ]
-    assert (first.next_start_user_id, first.extra_checked, first.counts.checked) == (12, True, 10)
+    assert (first.next_start_user_id, first.extra_checked, first.extra_checked_above) == (12, True, None)
+    assert first.counts.checked == 10
     last = await w.verification.verify_page(VerifyPageRequest(12, 10))
-    assert [(d.user_id, d.problem) for d in last.differences] == [(13, Problem.INVALID_IN_SOURCE)]
-    # The last page probes up to the highest id the migration wrote (20): 900 is beyond it.
-    assert (last.next_start_user_id, last.extra_checked) == (None, True)
+    # The last page searches every id above its rows (the target holds at most 10 x 10 items): 900,
+    # the application's, beyond the highest id the migration wrote (20), is found too.
+    assert [(d.user_id, d.problem) for d in last.differences] == [
+        (13, Problem.INVALID_IN_SOURCE),
+        (900, Problem.EXTRA),
+    ]
+    assert (last.next_start_user_id, last.extra_checked, last.extra_checked_above) == (None, True, True)
     assert w.verification.latest.counts == last.counts
+
+
+async def test_a_last_page_over_a_large_target_says_it_did_not_search_above_its_rows():
+    w = await every_kind_of_difference()  # 20 items, more than 10 x 1
+    w.source.delete(20)
+    page = await w.verification.verify_page(VerifyPageRequest(19, 1))
+    assert page.next_start_user_id == 20
+    last = await w.verification.verify_page(VerifyPageRequest(20, 1))
+    # Not scanned: the ids up to the highest the migration wrote are probed (20 is found), 900 is not.
+    assert [(d.user_id, d.problem) for d in last.differences] == [(20, Problem.EXTRA)]
+    assert (last.next_start_user_id, last.extra_checked, last.extra_checked_above) == (None, False, False)
 
 
 async def test_a_page_whose_gaps_are_too_wide_says_its_extras_were_not_checked():
