@@ -47,9 +47,8 @@ def write_condition(rule: WriteRule, version: int | None, key_attribute: str) ->
     if rule is WriteRule.ABSENT or version is None:
         return {"ConditionExpression": "attribute_not_exists(#k)", "ExpressionAttributeNames": names}
     names["#v"] = MIGRATION_VERSION
-    operator = "<" if rule is WriteRule.OLDER else "<="
     return {
-        "ConditionExpression": f"attribute_not_exists(#k) OR #v {operator} :v",
+        "ConditionExpression": "attribute_not_exists(#k) OR #v < :v",
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": {":v": {"N": str(version)}},
     }

@@ -168,9 +168,7 @@ class InMemoryUserTarget(UserTarget):
                 self.items[user.user_id] = encode_user(user, self.key_attribute)
                 written.append(user.user_id)
                 created.add(user.user_id)
-            elif rule is not WriteRule.ABSENT and may_replace(
-                stored_version(current), user.version, equal=rule is WriteRule.NOT_NEWER
-            ):
+            elif rule is not WriteRule.ABSENT and may_replace(stored_version(current), user.version):
                 self.items[user.user_id] = encode_user(user, self.key_attribute)
                 written.append(user.user_id)
             else:

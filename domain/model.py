@@ -127,8 +127,6 @@ class WriteRule(enum.Enum):
     ABSENT = "absent"
     # Also over the migration's item of an older version of the row: `sync`.
     OLDER = "older"
-    # Also over the migration's item of the same version: `verify --repair` of a `different` item.
-    NOT_NEWER = "not_newer"
 
 
 @attrs.frozen

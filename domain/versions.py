@@ -30,13 +30,14 @@ def version_of(value: object) -> int | None:
     return None
 
 
-def may_replace(stored: int | None, row: int | None, *, equal: bool = False) -> bool:
+def may_replace(stored: int | None, row: int | None) -> bool:
     """Whether a row of version `row` may replace a stored item of version `stored`: only when
-    the row is newer (or, with `equal`, as new). An item without a version was written by someone
-    else and is never replaced; a row without one replaces nothing."""
+    the row is newer. An item without a version was written by someone else and is never
+    replaced; a row without one replaces nothing. (An item as new as its row is judged by its
+    content: `Migration.apply_changes`.)"""
     if stored is None or row is None:
         return False
-    return row > stored or (equal and row == stored)
+    return row > stored
 
 
 def stored_version(item: Mapping[str, Mapping[str, Any]] | None) -> int | None:
