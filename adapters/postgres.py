@@ -37,15 +37,18 @@ from adapters.postgres_estimate import (
 )
 from adapters.postgres_plan import QueryPlan, first_line, quote_table_name, resolve_plan
 from adapters.postgres_types import parse_profile
+from adapters.retry import waiter_alive
 from domain.errors import MappingError, SetupError, SourceUnavailable
 from domain.mapping import SourcePlan, UserMapping
 from domain.model import SourceUser
 from domain.request import MAX_USER_ID
+from domain.stall_watch import StallWatch
 from ports.user_source import UserSource
 
 __all__ = ["DEFAULT_QUERY_TIMEOUT", "PostgresUserSource", "create_pool", "parse_profile", "quote_table_name"]
 
 DEFAULT_QUERY_TIMEOUT = 30.0
+POSTGRESQL = "PostgreSQL"
 # Rows sampled to split a big table into segments (their boundaries need only be about even).
 SAMPLED_ROWS = 200_000
 
@@ -105,6 +108,16 @@ def _dsn_address(dsn: str | None) -> str:
     return f"{host}:{port}"
 
 
+def dsn_endpoint(dsn: str | None) -> str:
+    """`host:port/dbname` of a DSN, for a message: never its user or password."""
+    try:
+        parsed = psycopg2.extensions.parse_dsn(dsn or "")
+    except psycopg2.Error:
+        parsed = {}
+    database = parsed.get("dbname")
+    return _dsn_address(dsn) + (f"/{database}" if database else "")
+
+
 def _reason(text: str) -> str:
     reason = text.removeprefix("FATAL:").strip()
     return reason[:1].lower() + reason[1:] if reason[:1].isupper() and not reason[1:2].isupper() else reason
@@ -129,10 +142,15 @@ def connection_failure(error: BaseException, dsn: str | None) -> SourceUnavailab
 class PostgresUserSource(UserSource):
     """Reads users from one table of a PostgreSQL database, through a mapping."""
 
-    def __init__(self, pool: aiopg.Pool, mapping: UserMapping) -> None:
+    def __init__(self, pool: aiopg.Pool, mapping: UserMapping, watch: StallWatch | None = None) -> None:
+        """`watch`, when given, hears of every query (a stall of PostgreSQL is then said out loud)."""
         if not isinstance(mapping, UserMapping):  # the former `table` argument
             raise TypeError(f"PostgresUserSource takes a UserMapping (default_mapping(table)), not {mapping!r}")
         self._pool = pool
+        self._watch = watch
+        self._endpoint = dsn_endpoint(getattr(pool, "_dsn", None))
+        if watch is not None:
+            watch.known(POSTGRESQL, self._endpoint)
         self._mapping = mapping
         self._plan: QueryPlan | None = None
         self._resolving = asyncio.Lock()
@@ -144,21 +162,28 @@ class PostgresUserSource(UserSource):
 
     @asynccontextmanager
     async def _cursor(self) -> AsyncIterator[aiopg.Cursor]:
+        watch = self._watch
+        token = None
+        if watch is not None:
+            token = watch.begin(POSTGRESQL, self._endpoint, f"a query on {self._mapping.table}", waiter_alive())
+        answered = False
         try:
             async with self._pool.acquire() as connection, connection.cursor() as cursor:
                 yield cursor
+            answered = True
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
             # aiopg turns a server-side statement timeout into CancelledError.
-            raise SourceUnavailable("PostgreSQL query timed out") from None
+            raise self._timed_out() from None
         except TimeoutError as error:
-            raise SourceUnavailable("PostgreSQL query timed out") from error
+            raise self._timed_out() from error
         except psycopg2.Error as error:
             code = error.pgcode or ""
+            answered = bool(code)  # a SQLSTATE is the server's answer; none: the connection failed
             if code == _QUERY_CANCELED:
-                raise SourceUnavailable("PostgreSQL query timed out") from error
+                raise self._timed_out() from error
             if code.startswith(_MAPPING_CLASSES):
                 # The table changed under a checked plan (a column dropped, a type changed), or
                 # an expression fails on some row: the mapping no longer fits, nothing is down.
@@ -171,6 +196,16 @@ class PostgresUserSource(UserSource):
             raise connection_failure(error, getattr(self._pool, "_dsn", None)) from error
         except OSError as error:
             raise connection_failure(error, getattr(self._pool, "_dsn", None)) from error
+        finally:
+            if watch is not None and token is not None:
+                watch.ended(token, answered)
+
+    def _timed_out(self) -> SourceUnavailable:
+        if self._watch is not None:
+            self._watch.timed_out(POSTGRESQL)
+        return SourceUnavailable(
+            f"PostgreSQL query timed out at {self._endpoint} (within SOURCE_QUERY_TIMEOUT={self._pool.timeout:g} s)"
+        )
 
     async def _resolved(self) -> QueryPlan:
         plan = self._plan

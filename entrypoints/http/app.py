@@ -133,7 +133,9 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
         budget = app.get(WRITE_BUDGET)
         return budget.snapshot() if budget is not None else None
 
-    app[METRICS] = MigrationMetrics(target_counters, container.latest_verification, write_budget)
+    app[METRICS] = MigrationMetrics(
+        target_counters, container.latest_verification, write_budget, stall_watch=container.stall_watch
+    )
     authenticator = Authenticator(settings.api_tokens, settings.jwt_rules)
     setup_middlewares(app, authenticator, app[METRICS], scopes(settings.metrics_public))
     setup_routes(app)
