@@ -206,7 +206,13 @@ class Container(containers.DeclarativeContainer):
 
     user_source = providers.Dependency(
         instance_of=UserSource,
-        default=providers.Singleton(PostgresUserSource, pool=postgres_pool, mapping=mapping, watch=stall_watch),
+        default=providers.Singleton(
+            PostgresUserSource,
+            pool=postgres_pool,
+            mapping=mapping,
+            watch=stall_watch,
+            patience_seconds=config.dependency_patience_seconds.as_float(),
+        ),
     )
     user_target = providers.Dependency(
         instance_of=UserTarget,

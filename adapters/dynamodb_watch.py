@@ -85,8 +85,7 @@ class DynamoDbWatch:
             self._watch.retrying(token, attempts, type(caught_exception).__name__)
         if not isinstance(caught_exception, _UNANSWERED) or self._watch.answered_at(DYNAMODB) is None:
             return None  # an error of DynamoDB's own, or one that never answered (a wrong endpoint): not waited for
-        silent = next((s.seconds for s in self._watch.stalls() if s.dependency == DYNAMODB), 0.0)
-        if silent >= self._patience_seconds:
+        if self._watch.silent_seconds(DYNAMODB) >= self._patience_seconds:
             return None
         # Returned after botocore's own handler: used only once botocore itself would not retry.
         return random.uniform(0, min(_CAP_SECONDS, _BASE_SECONDS * 2**attempts))
@@ -96,9 +95,11 @@ class DynamoDbWatch:
         if token is not None:
             self._watch.ended(token, answered=True)
 
-    def after_call_error(self, context: dict[str, Any], **_: Any) -> None:
+    def after_call_error(self, exception: BaseException, context: dict[str, Any], **_: Any) -> None:
         token = context.pop(_TOKEN, None)
-        if token is not None:
+        if token is not None and isinstance(exception, _UNANSWERED):
+            self._watch.failed(token, type(exception).__name__)
+        elif token is not None:
             self._watch.ended(token, answered=False)
 
 

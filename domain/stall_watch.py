@@ -6,8 +6,9 @@ the entry points ask `stalls()` what to say and `StallNotices` when to say it (a
 not answered for `notice_seconds`, again every `repeat_seconds`, one when it answers again, and giving up
 after the operator's patience). Pure: the clock is given, nothing here does I/O.
 
-A dependency stalls when a request to it is waiting and it has answered nothing since that request began:
-a slow request among answered ones is not a stall, a paused server is.
+A dependency stalls when a request to it is waiting and it has answered nothing since that request began (or
+since an earlier one ended without an answer: retries of a request that timed out are one silence): a slow
+request among answered ones is not a stall, a paused server is.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class StallWatch:
         self._tokens = itertools.count(1)
         self._requests: dict[int, _Request] = {}
         self._answered_at: dict[str, float] = {}
+        # The start of the earliest request since the last answer that ended without one (a timeout, a
+        # refused connection): the silence goes on through the pauses between retries.
+        self._failed_since: dict[str, float] = {}
+        self._failures: dict[str, tuple[int, str]] = {}  # how many ended without an answer since, the last why
         self.timeouts: dict[str, int] = {}
         self.endpoints: dict[str, str] = {}
 
@@ -94,12 +99,31 @@ class StallWatch:
     def answer(self, dependency: str) -> None:
         """`dependency` answered something (a result or an error of its own): it is there."""
         self._answered_at[dependency] = self._clock()
+        self._failed_since.pop(dependency, None)
+        self._failures.pop(dependency, None)
 
     def ended(self, token: int, answered: bool) -> None:
-        """The request is over: with an answer of the dependency, or without (it gave up)."""
+        """The request is over: with an answer of the dependency, or without one for a reason of the caller's
+        (cancelled, an error of its own)."""
         request = self._requests.pop(token, None)
         if request is not None and answered:
             self.answer(request.dependency)
+
+    def failed(self, token: int, reason: str) -> None:
+        """The request is over without an answer from the dependency (it timed out, or could not connect:
+        `reason`): its silence counts from this request's start through whatever retries it."""
+        request = self._requests.pop(token, None)
+        if request is None:
+            return
+        since = self._failed_since.get(request.dependency, request.since)
+        self._failed_since[request.dependency] = min(since, request.since)
+        count, _ = self._failures.get(request.dependency, (0, ""))
+        self._failures[request.dependency] = (count + 1, reason)
+
+    def silent_seconds(self, dependency: str) -> float:
+        """How long `dependency` has been silent: since the earliest request after its last answer that waits
+        or ended without an answer; 0 when none did."""
+        return next((stall.seconds for stall in self.stalls() if stall.dependency == dependency), 0.0)
 
     def answered_at(self, dependency: str) -> float | None:
         """When `dependency` last answered anything (clock time), None before its first answer."""
@@ -123,7 +147,8 @@ class StallWatch:
                 oldest[request.dependency] = request
         found = []
         for dependency, request in oldest.items():
-            since = max(request.since, self._answered_at.get(dependency, request.since))
+            began = min(request.since, self._failed_since.get(dependency, request.since))
+            since = max(began, self._answered_at.get(dependency, began))
             if now - since >= at_least:
                 retrying = request.retrying or next(
                     (
@@ -133,6 +158,9 @@ class StallWatch:
                     ),
                     None,
                 )
+                if retrying is None and dependency in self._failures:
+                    count, reason = self._failures[dependency]
+                    retrying = f"attempt {count + 1} after {reason}"
                 found.append(
                     Stall(dependency, request.endpoint, now - since, request.what, retrying, waiting[dependency], since)
                 )

@@ -89,7 +89,7 @@ class StatusLine:
         now = self._clock()
         if self._enabled or now - self._logged_at < self._interval_seconds:
             return
-        text = self._text or f"working for {duration_text(now - self._started_at)}, nothing done yet"
+        text = self._text or f"working for {duration_text(now - self._started_at)}, no progress reported yet"
         self._stream.write(text + "\n")
         self._stream.flush()
         self._logged_at = now

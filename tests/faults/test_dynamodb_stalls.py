@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from tests.factories import valid_user
 from tests.faults.conftest import AUTH, STATS, World, cli_command, get, process_environment, run_cli
+from tests.faults.fault_proxy import FaultProxy
 
 USERS = 3000
+# A progress line of a command without a terminal (`entrypoints.cli.progress.StatusLine`).
+PROGRESS_LINE = r"^(working for \d+:\d\d, no progress reported yet|[\d,]+ done \| migrated )"
 # Short per-request timeouts, so that a retry comes every few seconds while DynamoDB is silent.
 STALL_ENV = {"DYNAMODB_TIMEOUT_SECONDS": "2", "DYNAMODB_RETRIES": "1"}
 
@@ -38,14 +42,17 @@ class Run:
             self.lines.append((time.monotonic(), line.decode()))
 
     async def first_line_with(self, text: str, since: float, within: float) -> tuple[float, str]:
+        return await self.first_line_matching(re.escape(text), since, within)
+
+    async def first_line_matching(self, pattern: str, since: float, within: float) -> tuple[float, str]:
         deadline = since + within
         while time.monotonic() < deadline:
             for at, line in self.lines:
-                if at >= since and text in line:
+                if at >= since and re.search(pattern, line):
                     return at, line
             assert self.process.returncode is None, self.stderr
             await asyncio.sleep(0.1)
-        raise AssertionError(f"no line with {text!r} within {within} s:\n{self.stderr}")
+        raise AssertionError(f"no line matching {pattern!r} within {within} s:\n{self.stderr}")
 
     async def finish(self, within: float) -> tuple[int, str]:
         async with asyncio.timeout(within):
@@ -77,13 +84,13 @@ async def migrate_all(world: World, **env: str) -> AsyncIterator[Run]:
         await asyncio.wait({run._reader}, timeout=5)
 
 
-async def stop_answering_mid_run(world: World, run: Run) -> float:
-    """Wait for the run to write some users, then make DynamoDB silent; returns when."""
+async def stop_answering_mid_run(world: World, run: Run, proxy: FaultProxy | None = None) -> float:
+    """Wait for the run to write some users, then make DynamoDB (or `proxy`'s server) silent; returns when."""
     async with asyncio.timeout(60):
         while sum(world.dynamodb_proxy.puts.values()) < 300:
             assert run.process.returncode is None, run.stderr
             await asyncio.sleep(0.02)
-    world.dynamodb_proxy.blackhole()
+    (proxy or world.dynamodb_proxy).blackhole()
     return time.monotonic()
 
 
@@ -96,6 +103,8 @@ async def test_a_silent_dynamodb_is_said_within_15_s_and_the_run_resumes_exactly
         assert line.startswith("user-migration migrate: DynamoDB at " + world.dynamodb_proxy.url), line
         assert "retrying (attempt" in line or "still waiting for its answer" in line, line
         assert sum(world.dynamodb_proxy.puts.values()) < USERS, "the run had finished before the stall"
+        # Nothing moves, there is no terminal, and still the progress shows within 30 s.
+        await run.first_line_matching(PROGRESS_LINE, silent_since, within=32)
 
         world.dynamodb_proxy.heal()
         healed_at = time.monotonic()
@@ -142,6 +151,25 @@ async def test_a_dynamodb_silent_past_the_patience_ends_the_run_with_exit_3_nami
     assert len(await world.items()) < USERS
     again = await asyncio.to_thread(run_cli, world.environment(**STALL_ENV), "migrate", "--all", "--json")
     assert again.returncode == 0, again.stderr
+    assert await world.count_and_counter() == (USERS, USERS)
+    assert set(await world.items()) == set(range(1, USERS + 1))
+    assert max(world.dynamodb_proxy.puts.values()) == 1
+
+
+async def test_a_silent_postgresql_is_said_and_its_reads_are_retried_until_it_answers(world: World):
+    world.seed([valid_user(i) for i in range(1, USERS + 1)])
+    async with migrate_all(world, LOG_FORMAT="text", SOURCE_QUERY_TIMEOUT="2") as run:
+        silent_since = await stop_answering_mid_run(world, run, world.postgres_proxy)
+        _, line = await run.first_line_with("has not answered", silent_since, within=15)
+        assert line.startswith(f"user-migration migrate: PostgreSQL at 127.0.0.1:{world.postgres_proxy.port}/"), line
+        assert f"a query on {world.source_table}, retrying (attempt " in line, line
+        assert "secret" not in run.stderr
+
+        world.postgres_proxy.heal()
+        code, stdout = await run.finish(within=120)
+
+    assert code == 0, run.stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["failed_count"] == 0
     assert await world.count_and_counter() == (USERS, USERS)
     assert set(await world.items()) == set(range(1, USERS + 1))
     assert max(world.dynamodb_proxy.puts.values()) == 1

@@ -170,4 +170,20 @@ def test_without_a_terminal_a_command_that_did_nothing_yet_says_how_long_it_has_
     line = StatusLine(stream, interval_seconds=30, clock=clock)
     clock.advance(31)
     line.tick()
-    assert stream.getvalue() == "working for 0:31, nothing done yet\n"
+    assert stream.getvalue() == "working for 0:31, no progress reported yet\n"
+
+
+def test_retries_of_a_request_that_got_no_answer_are_one_silence(watch, clock):
+    first = watch.begin(DYNAMODB, ENDPOINT, "PutItem")
+    clock.advance(6)
+    watch.failed(first, "a timeout")
+    clock.advance(2)  # the pause before the retry: nothing waits, but the silence goes on
+    assert watch.stalls() == []
+    watch.begin(DYNAMODB, ENDPOINT, "PutItem")
+    clock.advance(3)
+    [stall] = watch.stalls()
+    assert (stall.seconds, stall.retrying) == (11, "attempt 2 after a timeout")
+    assert watch.silent_seconds(DYNAMODB) == 11
+    watch.answer(DYNAMODB)
+    clock.advance(1)
+    assert [stall.seconds for stall in watch.stalls()] == [1]
