@@ -28,7 +28,7 @@ from entrypoints.cli import stats as cli_stats
 from entrypoints.cli import sync as cli_sync
 from entrypoints.cli import verify as cli_verify
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from entrypoints.cli.stalls import StallPrinter, watched
+from entrypoints.cli.stalls import watched
 from entrypoints.http.serve import serve as serve_api
 from entrypoints.library import UserMigration
 from entrypoints.settings import (
@@ -38,6 +38,7 @@ from entrypoints.settings import (
     parse_max_write_units,
     parse_write_capacity_percent,
 )
+from entrypoints.stall_lines import StallPrinter
 
 MAPPING_HELP = "the mapping file (TOML) of your source table; default: MAPPING_FILE, else the documented layout"
 # The write budget's flags, and the settings each overrides (either flag replaces both variables).

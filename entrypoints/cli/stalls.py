@@ -6,58 +6,16 @@ with exit 3 naming the dependency and its endpoint."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 from domain.errors import DependencyUnavailable, SourceUnavailable, TargetUnavailable
 from domain.stall_watch import Notice, NoticeKind, StallNotices
-from entrypoints.logs import JsonLines
 
 # After giving up, the command's own clean-up (its leases, its clients) gets this long before the process ends
 # without it (as a crash would: the next run settles what it left).
 CLEANUP_GRACE_SECONDS = 5.0
 _CHECK_SECONDS = 1.0
-
-
-def notice_fields(notice: Notice) -> dict[str, Any]:
-    """The structured fields of a stall line."""
-    stall = notice.stall
-    return {
-        "event": f"dependency_{notice.kind.value}",
-        "dependency": stall.dependency,
-        "endpoint": stall.endpoint,
-        "silent_seconds": round(stall.seconds, 1),
-        "waiting_request": stall.what,
-        "waiting_requests": stall.waiting,
-        "retrying": stall.retrying,
-    }
-
-
-class StallPrinter:
-    """Prints notices on `stream`: `user-migration COMMAND: text`, or one JSON object per line."""
-
-    def __init__(self, command: str, patience_seconds: float, json_lines: bool, stream: TextIO | None = None) -> None:
-        self._command = command
-        self._patience_seconds = patience_seconds
-        self._json_lines = json_lines
-        self._stream = stream
-
-    def __call__(self, notice: Notice) -> None:
-        stream = self._stream or sys.stderr
-        text = notice.text(self._patience_seconds)
-        if self._json_lines:
-            level = logging.INFO if notice.kind is NoticeKind.ANSWERS_AGAIN else logging.WARNING
-            record = logging.LogRecord("user_migration.stalls", level, __file__, 0, text, None, None)
-            record.fields = notice_fields(notice)
-            line = JsonLines().format(record)
-        else:
-            line = f"user-migration {self._command}: {text}"
-        # On a terminal a progress bar may be drawn on the current line: clear it (it is redrawn at its next move).
-        start = "\r\x1b[2K" if stream.isatty() else ""
-        stream.write(start + line + "\n")
-        stream.flush()
 
 
 def unavailable(notice: Notice, patience_seconds: float) -> DependencyUnavailable:

@@ -5,7 +5,7 @@ written some users, the proxy stops forwarding anything (`blackhole`: connection
 comes). Within 15 s stderr has a line naming DynamoDB, its endpoint, for how long, and what is retried;
 then either DynamoDB answers again and the run finishes with every user moved once and the counters exact,
 or, with a short DEPENDENCY_PATIENCE_SECONDS, the command ends with exit 3 naming DynamoDB and its endpoint.
-And /metrics counts the timeouts of each dependency.
+And /metrics counts the timeouts of each dependency; the service logs a stall as the CLI says it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+import aiohttp
 
 from tests.factories import valid_user
 from tests.faults.conftest import AUTH, STATS, World, cli_command, get, process_environment, run_cli
@@ -210,3 +212,30 @@ async def test_metrics_count_the_timeouts_of_each_dependency(world: World, app_c
     timeouts = dependency_timeouts(metrics)
     assert timeouts["dynamodb"] >= 1, metrics
     assert timeouts["postgresql"] >= 1, metrics
+
+
+async def test_the_service_logs_a_silent_dynamodb_as_a_json_line_within_15_s(world: World, serve_process):
+    world.seed([valid_user(i) for i in range(1, 11)])
+    server = serve_process(world.environment(DYNAMODB_TIMEOUT_SECONDS="3"))
+    await asyncio.to_thread(server.wait_until_listening)
+    async with aiohttp.ClientSession(server.url, headers=AUTH) as session:
+        async with session.get(STATS) as response:
+            assert response.status == 200, await response.text()
+        world.dynamodb_proxy.blackhole()
+        silent_since = time.monotonic()
+        waiting = asyncio.create_task(session.get(STATS))
+        try:
+            stall = None
+            while stall is None:
+                assert time.monotonic() - silent_since < 15, "".join(server.lines)
+                await asyncio.sleep(0.2)
+                stall = next((json.loads(line) for line in server.lines if '"dependency_stalled"' in line), None)
+            assert (stall["logger"], stall["dependency"], stall["endpoint"]) == (
+                "user_migration.stalls",
+                "DynamoDB",
+                world.dynamodb_proxy.url,
+            ), stall
+        finally:
+            world.dynamodb_proxy.heal()
+            async with asyncio.timeout(60):
+                (await waiting).release()
