@@ -17,7 +17,7 @@ from dependency_injector import containers, providers
 
 from adapters.dynamodb_budget_shares import DynamoDbBudgetShares
 from adapters.dynamodb_capacity import DynamoDbTableCapacity
-from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, dynamodb_client
 from adapters.dynamodb_leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
 from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
@@ -35,6 +35,7 @@ from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT, MigrationRun
 from domain.range_locks import UserRangeLocks
 from domain.rules import UserPreparer
 from domain.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounter
+from domain.stall_watch import StallWatch
 from domain.statistics import Statistics
 from domain.stream_sync import StreamSync
 from domain.sync import ChangeSync
@@ -60,11 +61,26 @@ async def postgres_pool(database_url: str, query_timeout: float) -> AsyncIterato
         await pool.wait_closed()
 
 
-async def dynamodb(endpoint_url: str | None, region_name: str | None, concurrency: int) -> AsyncIterator[Any]:
+async def dynamodb(
+    endpoint_url: str | None,
+    region_name: str | None,
+    concurrency: int,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    retries: int = DEFAULT_RETRIES,
+    watch: StallWatch | None = None,
+    patience_seconds: float = 0.0,
+) -> AsyncIterator[Any]:
     """The process's DynamoDB client, closed on shutdown; enough connections for the batch
-    reads and writes in flight (each up to `concurrency`) plus the state table's."""
+    reads and writes in flight (each up to `concurrency`) plus the state table's; its requests
+    reported to the process's stall watch."""
     async with dynamodb_client(
-        endpoint_url=endpoint_url, region_name=region_name, max_pool_connections=2 * concurrency + 8
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        max_pool_connections=2 * concurrency + 8,
+        timeout_seconds=timeout_seconds,
+        retries=retries,
+        watch=watch,
+        patience_seconds=patience_seconds,
     ) as client:
         yield client
 
@@ -138,6 +154,9 @@ class Container(containers.DeclarativeContainer):
             "stats_postgres_count": CountMode.EXACT.value,
             "cdc_slot": "user_migration",
             "cdc_publication": "user_migration",
+            "dynamodb_timeout_seconds": DEFAULT_TIMEOUT_SECONDS,
+            "dynamodb_retries": DEFAULT_RETRIES,
+            "dependency_patience_seconds": 0.0,
         }
     )
 
@@ -148,11 +167,17 @@ class Container(containers.DeclarativeContainer):
     postgres_pool = providers.Resource(
         postgres_pool, database_url=config.database_url, query_timeout=config.source_query_timeout
     )
+    # Who waits on which dependency since when (the CLI says stalls out loud, /metrics counts the timeouts).
+    stall_watch = providers.Singleton(StallWatch)
     dynamodb_client = providers.Resource(
         dynamodb,
         endpoint_url=config.dynamodb_endpoint_url,
         region_name=config.aws_region,
         concurrency=config.dynamodb_concurrency,
+        timeout_seconds=config.dynamodb_timeout_seconds.as_float(),
+        retries=config.dynamodb_retries.as_int(),
+        watch=stall_watch,
+        patience_seconds=config.dependency_patience_seconds.as_float(),
     )
 
     # --- The write budget: one per process, so the CLI's writes and the HTTP batch endpoint's spend from the
@@ -181,7 +206,13 @@ class Container(containers.DeclarativeContainer):
 
     user_source = providers.Dependency(
         instance_of=UserSource,
-        default=providers.Singleton(PostgresUserSource, pool=postgres_pool, mapping=mapping),
+        default=providers.Singleton(
+            PostgresUserSource,
+            pool=postgres_pool,
+            mapping=mapping,
+            watch=stall_watch,
+            patience_seconds=config.dependency_patience_seconds.as_float(),
+        ),
     )
     user_target = providers.Dependency(
         instance_of=UserTarget,

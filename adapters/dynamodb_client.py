@@ -11,6 +11,14 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError
 
 from adapters.dynamodb_errors import aws_setup_error
+from adapters.dynamodb_watch import watch_client
+from domain.stall_watch import StallWatch
+
+# A request's timeouts, in seconds (DYNAMODB_TIMEOUT_SECONDS): its answer is awaited this long, and a
+# connection is awaited at most CONNECT_TIMEOUT_SECONDS of it; botocore then retries DYNAMODB_RETRIES times.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_RETRIES = 3
 
 
 @asynccontextmanager
@@ -18,20 +26,29 @@ async def dynamodb_client(
     endpoint_url: str | None = None,
     region_name: str | None = None,
     max_pool_connections: int = 32,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    retries: int = DEFAULT_RETRIES,
+    watch: StallWatch | None = None,
+    patience_seconds: float = 0.0,
 ) -> AsyncIterator[Any]:
     """A DynamoDB client; region and credentials come from the standard AWS chain unless given.
 
     A missing region, missing or partial credentials or an unknown AWS_PROFILE raise `SetupError` naming what to
     set, whether botocore finds out when the client is created or at its first call.
 
-    botocore's own retries are kept short (standard mode, max_attempts=3: up to 4 tries): the adapters retry
-    unprocessed items and throttling themselves, per chunk, with jittered backoff.
+    botocore's own retries are kept short (standard mode, `retries` retries: 3, up to 4 tries, by default): the
+    adapters retry unprocessed items and throttling themselves, per chunk, with jittered backoff. Each try waits
+    `timeout_seconds` for its answer.
+
+    With a `watch`, every request is reported to it (`adapters.dynamodb_watch`), and a request that gets no
+    answer at all is retried after botocore's tries until DynamoDB has been silent for `patience_seconds`
+    (0: not at all), so that a DynamoDB paused for a while is waited for, out loud.
     """
     config = AioConfig(
         max_pool_connections=max_pool_connections,
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=5,
-        read_timeout=30,
+        retries={"mode": "standard", "max_attempts": retries},
+        connect_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout_seconds),
+        read_timeout=timeout_seconds,
         # Items are built and checked by the domain; botocore's own check of every request
         # costs ~70 us per item (measured by the benchmark) and finds nothing new.
         parameter_validation=False,
@@ -41,6 +58,8 @@ async def dynamodb_client(
         async with session.client(
             "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
         ) as client:
+            if watch is not None:
+                watch_client(client, watch, endpoint_url, patience_seconds)
             yield client
 
 

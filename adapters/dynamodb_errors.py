@@ -14,6 +14,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
+from adapters.dynamodb_watch import current_action, current_endpoint, endpoint_text
 from domain.errors import SetupError, TargetTableMissing, TargetThrottled, TargetUnavailable
 
 THROTTLING_CODES = frozenset(
@@ -51,6 +52,13 @@ def describe(error: BaseException) -> str:
     return type(error).__name__
 
 
+def failed_endpoint(error: BaseException) -> str:
+    """Where DynamoDB was asked when `error` happened: the endpoint botocore names in its connection and
+    timeout errors, else the one of the task's last request (`scheme://host:port`, nothing more)."""
+    url = getattr(error, "kwargs", {}).get("endpoint_url") if isinstance(error, BotoCoreError) else None
+    return endpoint_text(url) if url else current_endpoint.get() or "its endpoint"
+
+
 AWS_SETUP_SUMMARY = "the AWS set-up is incomplete"
 
 
@@ -83,6 +91,7 @@ async def target_errors(action: str, table: str | None = None) -> AsyncIterator[
     is about one table), `SetupError` when botocore has no region or credentials, `TargetThrottled` when
     DynamoDB kept throttling, `TargetUnavailable` for everything else.
     """
+    outer_action = current_action.set(action)
     try:
         yield
     except ClientError as error:
@@ -98,9 +107,12 @@ async def target_errors(action: str, table: str | None = None) -> AsyncIterator[
                 ],
                 "a DynamoDB table is missing",
             ) from error
-        raise TargetUnavailable(f"DynamoDB refused {action}: {describe(error)}") from error
+        raise TargetUnavailable(f"DynamoDB at {failed_endpoint(error)} refused {action}: {describe(error)}") from error
     except (TimeoutError, BotoCoreError, OSError) as error:
         setup_error = aws_setup_error(error)
         if setup_error is not None:
             raise setup_error from error
-        raise TargetUnavailable(f"DynamoDB is unavailable ({action}): {describe(error)}") from error
+        where = failed_endpoint(error)
+        raise TargetUnavailable(f"DynamoDB is unavailable at {where} ({action}): {describe(error)}") from error
+    finally:
+        current_action.reset(outer_action)

@@ -11,10 +11,11 @@ to report, so one bad row never breaks a page.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiopg
 import psycopg2
@@ -37,15 +38,18 @@ from adapters.postgres_estimate import (
 )
 from adapters.postgres_plan import QueryPlan, first_line, quote_table_name, resolve_plan
 from adapters.postgres_types import parse_profile
+from adapters.retry import Backoff, waiter_alive
 from domain.errors import MappingError, SetupError, SourceUnavailable
 from domain.mapping import SourcePlan, UserMapping
 from domain.model import SourceUser
 from domain.request import MAX_USER_ID
+from domain.stall_watch import StallWatch
 from ports.user_source import UserSource
 
 __all__ = ["DEFAULT_QUERY_TIMEOUT", "PostgresUserSource", "create_pool", "parse_profile", "quote_table_name"]
 
 DEFAULT_QUERY_TIMEOUT = 30.0
+POSTGRESQL = "PostgreSQL"
 # Rows sampled to split a big table into segments (their boundaries need only be about even).
 SAMPLED_ROWS = 200_000
 
@@ -105,6 +109,16 @@ def _dsn_address(dsn: str | None) -> str:
     return f"{host}:{port}"
 
 
+def dsn_endpoint(dsn: str | None) -> str:
+    """`host:port/dbname` of a DSN, for a message: never its user or password."""
+    try:
+        parsed = psycopg2.extensions.parse_dsn(dsn or "")
+    except psycopg2.Error:
+        parsed = {}
+    database = parsed.get("dbname")
+    return _dsn_address(dsn) + (f"/{database}" if database else "")
+
+
 def _reason(text: str) -> str:
     reason = text.removeprefix("FATAL:").strip()
     return reason[:1].lower() + reason[1:] if reason[:1].isupper() and not reason[1:2].isupper() else reason
@@ -126,13 +140,53 @@ def connection_failure(error: BaseException, dsn: str | None) -> SourceUnavailab
     return SourceUnavailable(f"PostgreSQL is unavailable at {address}: {reason}")
 
 
+class _Unanswered(SourceUnavailable):
+    """PostgreSQL gave no answer (a timeout, a connection that failed): a read may be tried again."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_RETRY_BACKOFF = Backoff(base_seconds=0.5, cap_seconds=5.0)
+
+
+def _patient(
+    read: Callable[Concatenate[PostgresUserSource, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[PostgresUserSource, _P], Coroutine[Any, Any, _R]]:
+    """A read tried again while PostgreSQL gives no answer, within the source's patience (reads only: a
+    read done twice changes nothing)."""
+
+    @functools.wraps(read)
+    async def patiently(source: PostgresUserSource, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        attempt = 0
+        while True:
+            try:
+                return await read(source, *args, **kwargs)
+            except _Unanswered:
+                attempt += 1
+                if not source._keeps_waiting():
+                    raise
+                await _RETRY_BACKOFF.pause(attempt)
+
+    return patiently
+
+
 class PostgresUserSource(UserSource):
     """Reads users from one table of a PostgreSQL database, through a mapping."""
 
-    def __init__(self, pool: aiopg.Pool, mapping: UserMapping) -> None:
+    def __init__(
+        self, pool: aiopg.Pool, mapping: UserMapping, watch: StallWatch | None = None, patience_seconds: float = 0.0
+    ) -> None:
+        """`watch`, when given, hears of every query (a stall of PostgreSQL is then said out loud), and a read
+        that gets no answer (a timeout, a failed connection) is tried again, with backoff, until PostgreSQL has
+        been silent for `patience_seconds` (0: not at all)."""
         if not isinstance(mapping, UserMapping):  # the former `table` argument
             raise TypeError(f"PostgresUserSource takes a UserMapping (default_mapping(table)), not {mapping!r}")
         self._pool = pool
+        self._watch = watch
+        self._patience_seconds = patience_seconds
+        self._endpoint = dsn_endpoint(getattr(pool, "_dsn", None))
+        if watch is not None:
+            watch.known(POSTGRESQL, self._endpoint)
         self._mapping = mapping
         self._plan: QueryPlan | None = None
         self._resolving = asyncio.Lock()
@@ -144,21 +198,31 @@ class PostgresUserSource(UserSource):
 
     @asynccontextmanager
     async def _cursor(self) -> AsyncIterator[aiopg.Cursor]:
+        watch = self._watch
+        token = None
+        if watch is not None:
+            token = watch.begin(POSTGRESQL, self._endpoint, f"a query on {self._mapping.table}", waiter_alive())
+        outcome: bool | None = None  # answered, got no answer, or neither (cancelled, an error of the caller's)
+        reason = "a timeout"
         try:
             async with self._pool.acquire() as connection, connection.cursor() as cursor:
                 yield cursor
+            outcome = True
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
             # aiopg turns a server-side statement timeout into CancelledError.
-            raise SourceUnavailable("PostgreSQL query timed out") from None
+            outcome = False
+            raise self._timed_out() from None
         except TimeoutError as error:
-            raise SourceUnavailable("PostgreSQL query timed out") from error
+            outcome = False
+            raise self._timed_out() from error
         except psycopg2.Error as error:
             code = error.pgcode or ""
+            outcome = bool(code)  # a SQLSTATE is the server's answer; none: the connection failed
             if code == _QUERY_CANCELED:
-                raise SourceUnavailable("PostgreSQL query timed out") from error
+                raise self._timed_out() from error
             if code.startswith(_MAPPING_CLASSES):
                 # The table changed under a checked plan (a column dropped, a type changed), or
                 # an expression fails on some row: the mapping no longer fits, nothing is down.
@@ -168,9 +232,41 @@ class PostgresUserSource(UserSource):
                     self._mapping.origin,
                 ) from error
             # No SQLSTATE: the connection failed (or a bad DSN); any other: the server's trouble.
-            raise connection_failure(error, getattr(self._pool, "_dsn", None)) from error
+            reason = "a failed connection"
+            raise self._unanswered(connection_failure(error, getattr(self._pool, "_dsn", None)), code) from error
         except OSError as error:
-            raise connection_failure(error, getattr(self._pool, "_dsn", None)) from error
+            outcome, reason = False, "a failed connection"
+            raise self._unanswered(connection_failure(error, getattr(self._pool, "_dsn", None))) from error
+        finally:
+            if watch is not None and token is not None:
+                if outcome is False:
+                    watch.failed(token, reason)
+                else:
+                    watch.ended(token, answered=outcome is True)
+
+    def _timed_out(self) -> SourceUnavailable:
+        if self._watch is not None:
+            self._watch.timed_out(POSTGRESQL)
+        return _Unanswered(
+            f"PostgreSQL query timed out at {self._endpoint} (within SOURCE_QUERY_TIMEOUT={self._pool.timeout:g} s)"
+        )
+
+    @staticmethod
+    def _unanswered(failure: SourceUnavailable | SetupError, code: str = "") -> SourceUnavailable | SetupError:
+        """A connection that failed without the server's answer (no SQLSTATE) is worth waiting for."""
+        if isinstance(failure, SourceUnavailable) and not code:
+            return _Unanswered(str(failure))
+        return failure
+
+    def _keeps_waiting(self) -> bool:
+        """Whether a read that got no answer is tried again: PostgreSQL answered before in this process (one
+        that never did is a set-up to fix, not a pause) and has not been silent for the patience yet."""
+        watch = self._watch
+        return (
+            watch is not None
+            and watch.answered_at(POSTGRESQL) is not None
+            and watch.silent_seconds(POSTGRESQL) < self._patience_seconds
+        )
 
     async def _resolved(self) -> QueryPlan:
         plan = self._plan
@@ -202,6 +298,7 @@ class PostgresUserSource(UserSource):
             rows = await cursor.fetchall()
         return [plan.user(row) for row in rows]
 
+    @_patient
     async def read_page(self, start_user_id: int, limit: int, highest: int = MAX_USER_ID) -> Sequence[SourceUser]:
         key = (await self._resolved()).key
         if highest >= MAX_USER_ID:
@@ -210,6 +307,7 @@ class PostgresUserSource(UserSource):
             f"WHERE {key} >= %s AND {key} <= %s ORDER BY {key} LIMIT %s", (start_user_id, highest, limit)
         )
 
+    @_patient
     async def segment_boundaries(self, segments: int) -> list[int]:
         plan = await self._resolved()
         fractions = [part / segments for part in range(1, segments)]
@@ -228,17 +326,20 @@ class PostgresUserSource(UserSource):
         values = found[0] if found is not None and found[0] is not None else []
         return sorted({int(value) for value in values if value is not None})
 
+    @_patient
     async def read_user(self, user_id: int) -> SourceUser | None:
         key = (await self._resolved()).key
         users = await self._rows(f"WHERE {key} = %s", (user_id,))
         return users[0] if users else None
 
+    @_patient
     async def read_users(self, user_ids: Collection[int]) -> Sequence[SourceUser]:
         if not user_ids:
             return []
         key = (await self._resolved()).key
         return await self._rows(f"WHERE {key} = ANY(%s::bigint[]) ORDER BY {key}", (sorted(set(user_ids)),))
 
+    @_patient
     async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
         if not user_ids:
             return set()
@@ -250,6 +351,7 @@ class PostgresUserSource(UserSource):
             rows = await cursor.fetchall()
         return {int(row[0]) for row in rows}
 
+    @_patient
     async def change_cursor(self) -> str:
         await self._resolved()
         async with self._cursor() as cursor:
@@ -266,6 +368,7 @@ class PostgresUserSource(UserSource):
             )
         return cursor_text(position)
 
+    @_patient
     async def read_changed_page(
         self, since: str | None, start_user_id: int, limit: int, highest: int = MAX_USER_ID
     ) -> Sequence[SourceUser]:
@@ -285,6 +388,7 @@ class PostgresUserSource(UserSource):
             f"WHERE {key} >= %s AND {key} <= %s AND {changed} ORDER BY {key} LIMIT %s", (start_user_id, highest, limit)
         )
 
+    @_patient
     async def count_users(self, start_user_id: int = 0) -> int:
         plan = await self._resolved()
         async with self._cursor() as cursor:
@@ -292,6 +396,7 @@ class PostgresUserSource(UserSource):
             row = await cursor.fetchone()
         return int(row[0])
 
+    @_patient
     async def estimate_user_count(self) -> int:
         plan = await self._resolved()
         async with self._cursor() as cursor:

@@ -1,9 +1,10 @@
-"""Exponential backoff with full jitter, for DynamoDB's unprocessed items and throttling."""
+"""Exponential backoff with full jitter, for DynamoDB's unprocessed items and throttling; who waits."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 import attrs
 
@@ -20,3 +21,11 @@ class Backoff:
         """Sleep before retry number `attempt` (1 for the first retry)."""
         ceiling = min(self.cap_seconds, self.base_seconds * 2**attempt)
         await asyncio.sleep(random.uniform(0, ceiling))
+
+
+def waiter_alive() -> Callable[[], bool]:
+    """Whether the task calling this still waits (for a `StallWatch`: a cancelled waiter's request is no stall)."""
+    task = asyncio.current_task()
+    if task is None:
+        return lambda: True
+    return lambda: not task.done()

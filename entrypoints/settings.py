@@ -50,6 +50,13 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 3000
     source_query_timeout: float = 30.0
+    # Each DynamoDB request's answer is awaited this long, then botocore retries it `dynamodb_retries` times.
+    dynamodb_timeout_seconds: float = 10.0
+    dynamodb_retries: int = 3
+    # How long a dependency that answered before may stay silent before a CLI command gives up (exit 3); till
+    # then its unanswered requests are retried (the CLI's container only: a library call or an HTTP request
+    # gets botocore's retries alone).
+    dependency_patience_seconds: float = 600.0
     dynamodb_concurrency: int = 32
     pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
     # The write budget (domain.write_budget): units per second for all processes together, or a percentage of
@@ -115,6 +122,8 @@ class Settings:
             "dynamodb_endpoint_url": self.dynamodb_endpoint_url,
             "aws_region": self.aws_region,
             "dynamodb_concurrency": self.dynamodb_concurrency,
+            "dynamodb_timeout_seconds": self.dynamodb_timeout_seconds,
+            "dynamodb_retries": self.dynamodb_retries,
             "pages_in_flight": self.pages_in_flight,
             "max_write_units": self.max_write_units,
             "write_capacity_percent": self.write_capacity_percent,
@@ -384,6 +393,9 @@ def load_settings(
         host=environ.get("HOST", "").strip() or "0.0.0.0",
         port=_integer(environ, "PORT", 3000, 1, 65535, problems),
         source_query_timeout=_number(environ, "SOURCE_QUERY_TIMEOUT", 30.0, 0.1, 3600, problems),
+        dynamodb_timeout_seconds=_number(environ, "DYNAMODB_TIMEOUT_SECONDS", 10.0, 1, 300, problems),
+        dynamodb_retries=_integer(environ, "DYNAMODB_RETRIES", 3, 0, 10, problems),
+        dependency_patience_seconds=_number(environ, "DEPENDENCY_PATIENCE_SECONDS", 600.0, 1, 86400, problems),
         dynamodb_concurrency=_integer(environ, "DYNAMODB_CONCURRENCY", 32, 1, 256, problems),
         pages_in_flight=_integer(environ, "PAGES_IN_FLIGHT", DEFAULT_PAGES_IN_FLIGHT, 1, 16, problems),
         max_write_units=max_write_units,

@@ -14,10 +14,13 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NoReturn
 
 from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_tables import ensure_tables
+from container import build_container
 from domain.errors import DependencyUnavailable, InvalidParameter, SetupError
+from domain.stall_watch import StallNotices
 from entrypoints.cli import cdc as cli_cdc
 from entrypoints.cli import mapping as cli_mapping
 from entrypoints.cli import migrate as cli_migrate
@@ -25,6 +28,7 @@ from entrypoints.cli import stats as cli_stats
 from entrypoints.cli import sync as cli_sync
 from entrypoints.cli import verify as cli_verify
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from entrypoints.cli.stalls import watched
 from entrypoints.http.serve import serve as serve_api
 from entrypoints.library import UserMigration
 from entrypoints.settings import (
@@ -34,6 +38,7 @@ from entrypoints.settings import (
     parse_max_write_units,
     parse_write_capacity_percent,
 )
+from entrypoints.stall_lines import StallPrinter
 
 MAPPING_HELP = "the mapping file (TOML) of your source table; default: MAPPING_FILE, else the documented layout"
 # The write budget's flags, and the settings each overrides (either flag replaces both variables).
@@ -158,13 +163,25 @@ def _with_library(
         if getattr(arguments, "offline", False):
             environ["OFFLINE_WRITES"] = "true"
         _with_budget_flags(arguments, environ)
-        library = UserMigration.from_env(environ, mapping_file=arguments.mapping, check_tables=check_tables)
+        settings = load_settings(environ, purpose="library", mapping_file=arguments.mapping)
+        # The CLI waits for a dependency that stops answering (retrying, out loud) up to the patience.
+        config = {**settings.container_config(), "dependency_patience_seconds": settings.dependency_patience_seconds}
+        library = UserMigration(build_container(config), check_tables)
+        notices = StallNotices(library.container.stall_watch(), settings.dependency_patience_seconds)
+        json_lines = environ.get("LOG_FORMAT", "").strip().lower() == "json"
+        say = StallPrinter(arguments.command, settings.dependency_patience_seconds, json_lines)
 
         async def main() -> int:
             async with library as migration:
                 return await command(migration, arguments)
 
-        return asyncio.run(main())
+        def abandon(error: DependencyUnavailable) -> NoReturn:
+            _fail(arguments, error.code, str(error), EXIT_UNAVAILABLE)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_UNAVAILABLE)
+
+        return asyncio.run(watched(main(), notices, say, abandon))
 
     return run
 

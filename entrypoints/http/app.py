@@ -34,6 +34,7 @@ from entrypoints.http.middlewares import setup_middlewares
 from entrypoints.http.routes import scopes, setup_routes
 from entrypoints.logs import hide_refused_requests
 from entrypoints.settings import Settings
+from entrypoints.stall_lines import log_stalls
 
 log = logging.getLogger("user_migration.serve")
 
@@ -103,6 +104,14 @@ def _overview_lifecycle(
     return watch
 
 
+def _stall_lifecycle(container: Container) -> Callable[[web.Application], AsyncIterator[None]]:
+    def stalls_logged(app: web.Application) -> AsyncIterator[None]:
+        del app
+        return log_stalls(container.stall_watch())
+
+    return stalls_logged
+
+
 def _refresher_ended(refresher: asyncio.Task[None]) -> None:
     if not refresher.cancelled() and refresher.exception() is not None:
         # Requests then count on demand (their own errors show); the loop is not restarted.
@@ -133,11 +142,14 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
         budget = app.get(WRITE_BUDGET)
         return budget.snapshot() if budget is not None else None
 
-    app[METRICS] = MigrationMetrics(target_counters, container.latest_verification, write_budget)
+    app[METRICS] = MigrationMetrics(
+        target_counters, container.latest_verification, write_budget, stall_watch=container.stall_watch
+    )
     authenticator = Authenticator(settings.api_tokens, settings.jwt_rules)
     setup_middlewares(app, authenticator, app[METRICS], scopes(settings.metrics_public))
     setup_routes(app)
     app.cleanup_ctx.append(_lifecycle(container, settings.shutdown_grace_seconds))
     app.cleanup_ctx.append(_source_count_lifecycle(container))
     app.cleanup_ctx.append(_overview_lifecycle(container, write_budget))
+    app.cleanup_ctx.append(_stall_lifecycle(container))
     return app

@@ -1,5 +1,5 @@
 """Prometheus metrics of one app: users by outcome, batches, DynamoDB retries, HTTP requests, the
-last verify's differences by class, the write budget."""
+last verify's differences by class, the write budget, the dependencies' timeouts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from prometheus_client.registry import Collector
 from adapters.dynamodb_counters import TargetCounters
 from domain.differences import LatestVerification, Problem
 from domain.report import MigrationReport
+from domain.stall_watch import StallWatch
 from domain.write_budget import BudgetSnapshot
 from entrypoints.http.budget_metrics import BudgetCollector
+from entrypoints.http.dependency_metrics import DependencyCollector
 from entrypoints.http.segment_metrics import SegmentsCollector
 from entrypoints.http.stats_metrics import StatisticsCollector
 from entrypoints.http.stream_metrics import StreamCollector
@@ -74,6 +76,7 @@ class MigrationMetrics:
         target_counters: Callable[[], TargetCounters | None] = lambda: None,
         latest_verification: Callable[[], LatestVerification | None] = lambda: None,
         write_budget: Callable[[], BudgetSnapshot | None] = lambda: None,
+        stall_watch: Callable[[], StallWatch | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.users = Counter(
@@ -109,6 +112,7 @@ class MigrationMetrics:
         self.registry.register(_TargetCollector(target_counters))
         self.registry.register(_VerifyCollector(latest_verification))
         self.registry.register(BudgetCollector(write_budget))
+        self.registry.register(DependencyCollector(stall_watch))
         self.sync = SyncCollector()
         self.registry.register(self.sync)
         self.statistics = StatisticsCollector()

@@ -1,8 +1,8 @@
 """DynamoDB that accepts connections but never answers, through the real adapters and use case.
 
-The service's DynamoDB client has a fixed read timeout of 30 s with 3 botocore retries
-(`adapters/dynamodb_client.py`, not configurable), so over HTTP a blackholed DynamoDB costs
-minutes per request. Here the real adapters and `Migration` run on a client with a 1 s read
+The service's DynamoDB client waits DYNAMODB_TIMEOUT_SECONDS (10 s) per try, with DYNAMODB_RETRIES (3)
+botocore retries (`adapters/dynamodb_client.py`), so over HTTP a blackholed DynamoDB costs about
+a minute per request. Here the real adapters and `Migration` run on a client with a 1 s read
 timeout instead, to prove what a timeout leads to: `TargetUnavailable` (503 over HTTP) with
 nothing recorded, or, when the write landed but its answer never came, the landed users counted
 exactly once. In both write modes: the stalled request is the mode's write (`world.write_operation`),

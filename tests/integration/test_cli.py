@@ -45,7 +45,9 @@ async def test_init_tables_creates_both_tables_and_is_idempotent(dynamodb_endpoi
 def test_init_tables_with_dynamodb_unreachable_exits_3():
     result = run_cli("init-tables", env={"DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"})
     assert result.returncode == 3
-    assert "DynamoDB is unavailable" in result.stderr
+    # botocore's EndpointConnectionError: the message names where it could not connect.
+    assert "DynamoDB is unavailable at http://127.0.0.1:9 (" in result.stderr, result.stderr
+    assert "EndpointConnectionError" in result.stderr
     assert "Traceback" not in result.stderr
 
 
