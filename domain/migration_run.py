@@ -82,12 +82,6 @@ class RunTally:
         self.kept.update(outcome.kept)
         return RunProgress(self.users_read, self.migrated, self.skipped, len(self.failures), self.elapsed())
 
-    def add_written(self, outcome: BatchOutcome) -> None:
-        """Only the writes of a page that is not done here (its lease was lost after they were
-        settled): another worker reads it again, and counts the rest."""
-        self.migrated += outcome.migrated
-        self.rewritten += outcome.rewritten
-
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 

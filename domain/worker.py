@@ -5,8 +5,8 @@ free (or expired) segment, pumps its pages from the segment's checkpoint through
 and after each page records the checkpoint under its lease (which renews it); a background task
 renews the lease between pages. A worker that could not renew in time stops writing before any
 other worker could take the segment (`OwnLease.valid`, asked right before each write). Its summary
-claims the pages it checkpointed, and of the pages in hand when the lease was lost, the users it
-wrote (their writes were settled, so the counters have them, and the next holder finds them
+claims the pages it checkpointed and the pages in hand whose writes it settled before it found
+its lease lost (the counters have them, and a next holder that reads them again finds them
 stored): the workers' summaries add up to the users moved. What it wrote but did not settle is
 counted once, in the counters, by the next holder of those ids (the holds' inheritance).
 """
@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from domain.engine.pump import PagePump
+from domain.errors import DependencyUnavailable
 from domain.lease_loop import SegmentOutcome, work_leases
 from domain.leases import OwnLease
 from domain.migration import Migration, next_start_after
@@ -161,6 +162,14 @@ class SegmentWorker:
                 return await self._migration.migrate_users(page, False, fence=fence)
             except LeaseLost:
                 return FENCED  # nothing written; the pages in hand still come to `finish`
+            except DependencyUnavailable:
+                if lost.is_set() or not own.valid(self._clock()):
+                    # Stalled past its lease (its hold may have expired too): the page is the
+                    # next holder's now, who inherits whatever this one left to settle.
+                    lost.set()
+                    segment_stop.set()
+                    return FENCED
+                raise
 
         async def finish(page: list[SourceUser], outcome: BatchOutcome) -> None:
             if not page:
@@ -168,12 +177,11 @@ class SegmentWorker:
             if not lost.is_set():
                 position = checkpoints.after(page, outcome)
                 await change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
-            if lost.is_set():
-                # Its writes landed and were settled (counted), but the page is not checkpointed:
-                # the next holder reads it again and finds them stored. They are this worker's.
-                tally.add_written(outcome)
-                return
             progress = tally.add(outcome)
+            if lost.is_set():
+                # Done and settled (counted), but not checkpointed (or not known to be): the next
+                # holder may read the page again, and finds its users stored. They are this worker's.
+                return
             if on_progress is not None:
                 on_progress(progress)
 

@@ -112,10 +112,13 @@ async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -
 
 
 def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    names = ("users_read", "migrated_count", "skipped_count", "failed_count", "write_units_spent", "write_throttled")
+    names = ("users_read", "migrated_count", "skipped_count", "write_units_spent", "write_throttled")
     total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in names}
-    total["failed_user_ids"] = sorted(i for s in summaries for i in s.get("failed_user_ids", []))
-    total["errors"] = [error for s in summaries for error in s.get("errors", [])]
+    # A page done by a worker that then lost its lease may be done again by the next one: a
+    # failing user is listed once.
+    total["failed_user_ids"] = sorted({i for s in summaries for i in s.get("failed_user_ids", [])})
+    total["failed_count"] = len(total["failed_user_ids"])
+    total["errors"] = list(dict.fromkeys(error for s in summaries for error in s.get("errors", [])))
     total["processing_time_ms"] = max((s.get("processing_time_ms", 0) for s in summaries), default=0)
     total["run"] = max((s.get("run", 0) for s in summaries), default=0)
     total["resume_from_user_id"] = latest_of(summaries).get("resume_from_user_id")

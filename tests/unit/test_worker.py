@@ -9,6 +9,7 @@ import pytest
 
 from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from adapters.memory_leases import InMemorySegmentLeases
+from domain.errors import TargetUnavailable
 from domain.leases import LeaseObserver, OwnLease, choose_lease
 from domain.migration import Migration
 from domain.segments import SegmentLease, SegmentPlan, quantile_boundaries, resume_point, segments_for
@@ -133,6 +134,41 @@ async def test_a_worker_paused_after_its_writes_claims_them_and_the_summaries_ad
     assert result.summary.skipped > 0  # the pages read again found what the lost lease wrote
     assert result.summary.migrated == 200 == len(target.items)
     assert (await state.read_progress()).migrated_users == 200
+
+
+async def test_a_page_that_fails_after_the_lease_ran_out_is_left_to_the_next_holder():
+    """Stalled so long that its hold expired too: the page's failure is not this worker's to
+    report (the segment is someone else's now); the page is done again, once, by the next holder."""
+    source, target, state, leases, migration = wired(range(1, 201), segments=1)
+    now = [0.0]
+    stale = SegmentWorker(source, leases, migration, worker="stale", lease_seconds=10, clock=lambda: now[0])
+    calls = 0
+    real_migrate = migration.migrate_users
+
+    async def stall_then_fail(users, dry_run, rewrite=False, fence=lambda: None):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            now[0] += 60
+            raise TargetUnavailable("the hold on these users expired before writing; nothing was written")
+        return await real_migrate(users, dry_run, rewrite, fence)
+
+    migration.migrate_users = stall_then_fail  # type: ignore[method-assign]
+    result = await asyncio.wait_for(stale.run(batch_size=20), 5)
+    assert result.leases_lost == 1
+    assert result.summary.migrated == 200 == len(target.items)
+    assert (await state.read_progress()).migrated_users == 200
+    # The same failure while the lease is valid is an outage: raised, as ever.
+    source, target, state, leases, migration = wired(range(1, 201), segments=1)
+    calls = 0
+    real_migrate = migration.migrate_users
+
+    async def fail(users, dry_run, rewrite=False, fence=lambda: None):
+        raise TargetUnavailable("DynamoDB is unavailable")
+
+    migration.migrate_users = fail  # type: ignore[method-assign]
+    with pytest.raises(TargetUnavailable):
+        await SegmentWorker(source, leases, migration, clock=lambda: now[0]).run(batch_size=20)
 
 
 def test_only_free_or_expired_leases_of_others_are_chosen():
