@@ -157,15 +157,25 @@ def _patient(
 
     @functools.wraps(read)
     async def patiently(source: PostgresUserSource, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        # The read waits on PostgreSQL through its retries and their pauses too: a server that refuses
+        # each attempt at once is as silent as one that never answers, and is said and given up on alike.
+        watch = source._watch
+        token = None
+        if watch is not None:
+            token = watch.begin(POSTGRESQL, source._endpoint, f"a query on {source._mapping.table}", waiter_alive())
         attempt = 0
-        while True:
-            try:
-                return await read(source, *args, **kwargs)
-            except _Unanswered:
-                attempt += 1
-                if not source._keeps_waiting():
-                    raise
-                await _RETRY_BACKOFF.pause(attempt)
+        try:
+            while True:
+                try:
+                    return await read(source, *args, **kwargs)
+                except _Unanswered:
+                    attempt += 1
+                    if not source._keeps_waiting():
+                        raise
+                    await _RETRY_BACKOFF.pause(attempt)
+        finally:
+            if watch is not None and token is not None:
+                watch.ended(token, answered=False)  # the answer, if any, was heard by the query itself
 
     return patiently
 

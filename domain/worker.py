@@ -131,17 +131,20 @@ class SegmentWorker:
                 segment_stop.set()
                 raise LeaseLost(f"the lease on segment {segment.index} ran out")
 
-        async def change(step: Callable[[SegmentLease], Awaitable[SegmentLease | None]]) -> None:
+        async def change(step: Callable[[SegmentLease], Awaitable[SegmentLease | None]]) -> bool:
+            """Whether the change landed (the table checks it is still this worker's lease); the
+            lease is lost when it did not, or when its answer came too late to write on under it."""
             async with lease_lock:
                 if lost.is_set():
-                    return
+                    return False
                 sent = self._clock()
                 changed = await step(own.lease)
                 if changed is None or not own.valid(self._clock()):
                     lost.set()
                     segment_stop.set()
-                    return
+                    return changed is not None
                 own.renewed(changed, sent)
+                return True
 
         async def renew_now_and_then() -> None:
             # A third of a lease after the last renew, the checkpoints' included: a worker whose
@@ -207,8 +210,10 @@ class SegmentWorker:
         if checkpoints.first_unwritten is not None:
             await self._leases.release(own.lease)  # the checkpoint stays before the failed write
             return "failed"
-        await change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
-        return "lost" if lost.is_set() else "done"
+        # Marked done under this lease (the table checked it), even when the answer came too
+        # late to go on writing: nobody else took the segment before.
+        done = await change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
+        return "done" if done else "lost"
 
 
 def boundaries_from(source: UserSource) -> Callable[[], Awaitable[list[int]]]:

@@ -98,7 +98,9 @@ async def cut_and_resume(world: World, server: str, cut_at: int) -> None:
     """One interrupted run, its resumption and a plain re-run, with every check."""
     proxy = world.dynamodb_proxy if server == "dynamodb" else world.postgres_proxy
     proxy.cut_after(cut_at)
-    interrupted = await cli(world.environment(), "migrate", "--all", "--batch-size", BATCH, "--json")
+    # A server cut away is waited for, retrying, for the patience (10 minutes by default): 3 s here.
+    cut_env = world.environment(DEPENDENCY_PATIENCE_SECONDS="3")
+    interrupted = await cli(cut_env, "migrate", "--all", "--batch-size", BATCH, "--json")
     assert proxy.cuts == 1, f"the cut at byte {cut_at} never happened"
     assert interrupted.returncode in (1, 3), interrupted.stderr
     assert "Traceback" not in interrupted.stderr, interrupted.stderr

@@ -171,6 +171,26 @@ async def test_a_page_that_fails_after_the_lease_ran_out_is_left_to_the_next_hol
         await SegmentWorker(source, leases, migration, clock=lambda: now[0]).run(batch_size=20)
 
 
+async def test_a_segment_marked_done_under_its_lease_is_done_even_when_the_answer_came_late():
+    """The table accepted the done mark (it checks the lease is still this worker's), but its
+    answer came after the lease's time here: the segment is done, and said so, not lost."""
+    source, _target, _state, leases, migration = wired(range(1, 101), segments=1)
+    now = [0.0]
+    real_checkpoint = leases.checkpoint
+
+    async def late_done(lease, position, done=False):
+        changed = await real_checkpoint(lease, position, done=done)
+        if done:
+            now[0] += 60  # the answer to the done mark arrives after the lease's time
+        return changed
+
+    leases.checkpoint = late_done  # type: ignore[method-assign]
+    worker = SegmentWorker(source, leases, migration, lease_seconds=10, clock=lambda: now[0])
+    result = await asyncio.wait_for(worker.run(batch_size=20), 5)
+    assert (result.segments_done, result.leases_lost, result.unfinished_segments) == (1, 0, 0)
+    assert result.summary.migrated == 100
+
+
 def test_only_free_or_expired_leases_of_others_are_chosen():
     plan = SegmentPlan.from_boundaries([10, 20])
     observer = LeaseObserver(lease_seconds=10)
