@@ -157,25 +157,18 @@ def _patient(
 
     @functools.wraps(read)
     async def patiently(source: PostgresUserSource, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        # The read waits on PostgreSQL through its retries and their pauses too: a server that refuses
-        # each attempt at once is as silent as one that never answers, and is said and given up on alike.
-        watch = source._watch
-        token = None
-        if watch is not None:
-            token = watch.begin(POSTGRESQL, source._endpoint, f"a query on {source._mapping.table}", waiter_alive())
         attempt = 0
-        try:
-            while True:
-                try:
-                    return await read(source, *args, **kwargs)
-                except _Unanswered:
-                    attempt += 1
+        while True:
+            try:
+                return await read(source, *args, **kwargs)
+            except _Unanswered:
+                attempt += 1
+                # The pause before the next attempt waits on PostgreSQL too: a server that refuses
+                # each attempt at once is as silent as one that never answers (said, and given up on).
+                async with source._waiting_between_attempts():
                     if not source._keeps_waiting():
                         raise
                     await _RETRY_BACKOFF.pause(attempt)
-        finally:
-            if watch is not None and token is not None:
-                watch.ended(token, answered=False)  # the answer, if any, was heard by the query itself
 
     return patiently
 
@@ -267,6 +260,18 @@ class PostgresUserSource(UserSource):
         if isinstance(failure, SourceUnavailable) and not code:
             return _Unanswered(str(failure))
         return failure
+
+    @asynccontextmanager
+    async def _waiting_between_attempts(self) -> AsyncIterator[None]:
+        watch = self._watch
+        token = None
+        if watch is not None:
+            token = watch.begin(POSTGRESQL, self._endpoint, f"a query on {self._mapping.table}", waiter_alive())
+        try:
+            yield
+        finally:
+            if watch is not None and token is not None:
+                watch.ended(token, answered=False)
 
     def _keeps_waiting(self) -> bool:
         """Whether a read that got no answer is tried again: PostgreSQL answered before in this process (one
