@@ -64,8 +64,12 @@ constraints:
 	mv $(CONSTRAINTS).new $(CONSTRAINTS); \
 	echo "$(CONSTRAINTS): $$(grep -c '==' $(CONSTRAINTS)) pins"
 
+# The whole suite on TEST_WORKERS pytest-xdist workers, each with servers of its own (PostgreSQL,
+# moto); the tests of a server one worker is enough for share one (`tests/conftest.py`).
+TEST_WORKERS ?= 3
+
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-unit: install
 	$(BIN)/pytest tests/unit

@@ -35,6 +35,7 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",
             "pytest-aiohttp>=1.0.5,<2",
             "moto[server,dynamodb]>=5.0,<6",
             "hypothesis>=6.100,<7",
