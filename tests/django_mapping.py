@@ -1,4 +1,4 @@
-"""The mapping of Django's `auth_user` table that the README shows, for the tests that use it."""
+"""The mapping of Django's `auth_user` table that docs/your-own-table.md shows, for the tests that use it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The README's Python examples are run as written."""
+"""The Python examples of README.md and docs/ are run as written."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import pytest
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+TESTING = ROOT / "docs" / "testing.md"  # the harness example lives on the testing page
 
 
-def example(name: str) -> str:
-    match = re.search(rf"<!-- readme-example: {name} -->\n```python\n(.*?)```", README.read_text(), re.DOTALL)
-    assert match, f"README example {name!r} not found"
+def example(name: str, page: Path = README) -> str:
+    match = re.search(rf"<!-- readme-example: {name} -->\n```python\n(.*?)```", page.read_text(), re.DOTALL)
+    assert match, f"example {name!r} not found in {page.name}"
     return match.group(1)
 
 
@@ -55,7 +57,7 @@ async def _count(client, table):
 @pytest.mark.parametrize("test_name", ["test_alice_is_migrated", "test_alice_through_the_library"])
 async def test_harness_example(aiohttp_client, test_name):
     namespace: dict = {}
-    exec(compile(example("harness"), "README.md", "exec"), namespace)
+    exec(compile(example("harness", TESTING), "docs/testing.md", "exec"), namespace)
     test = namespace[test_name]
     if "aiohttp_client" in test.__code__.co_varnames[: test.__code__.co_argcount]:
         await test(aiohttp_client)

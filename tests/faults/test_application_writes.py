@@ -179,7 +179,7 @@ class Application:
                 continue
             # A new user (no row) is never in the tool's own format: an item whose digest fits
             # is the migration's by definition, and `sync` / `verify --repair` delete such an
-            # item once its row is gone (the README asks applications not to write the digest).
+            # item once its row is gone (docs/online-migration.md asks applications not to write the digest).
             kinds = KINDS if user_id in self._chosen else KINDS[1:]
             item = application_item(user_id, self.rng.choice(kinds), len(self._chosen))
             await self.world.dynamodb.put_item(TableName=self.world.users_table, Item=item)
@@ -462,7 +462,7 @@ async def test_an_application_write_landing_just_before_the_migrations_write_is_
     check, right before the write that carries user 12 reaches DynamoDB (the proxy sends the
     application's PutItem first). Live, DynamoDB refuses the migration's conditional put and the
     application's item stays. Offline, the batch write replaces it: the documented reason the
-    offline mode is only for a table nothing else writes (README, "The offline mode")."""
+    offline mode is only for a table nothing else writes (docs/guarantees.md, "The offline mode")."""
     world.seed([valid_user(i) for i in range(1, 31)])
     client = await app_client()
     theirs = application_item(12, "unversioned", 0)

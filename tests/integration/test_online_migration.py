@@ -1,4 +1,4 @@
-"""The README's online-migration runbook, end to end, on the real servers.
+"""The online-migration runbook (docs/online-migration.md), end to end, on the real servers.
 
 An application dual-writes (each change goes to PostgreSQL, then the same user, with its version,
 to DynamoDB) the whole time; `migrate --all` backfills; `sync --follow` runs while the application
