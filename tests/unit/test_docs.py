@@ -168,3 +168,8 @@ def test_a_wrong_flag_or_link_is_caught(tmp_path):
         f"{_name(page)}: missing.md: no such file",
         f"{_name(page)}: #nowhere: no heading with that anchor in page.md",
     ]
+
+
+def test_the_front_door_links_every_page():
+    linked = {target.partition("#")[0] for target in relative_links((ROOT / "README.md").read_text())}
+    assert {f"docs/{page.name}" for page in PAGES[1:]} - linked == set()
