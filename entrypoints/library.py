@@ -62,7 +62,7 @@ class UserMigration:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, mapping_file: str | None = None, check_tables: bool = True
     ) -> UserMigration:
-        """Configured from the environment (see README), with the mapping of `mapping_file`
+        """Configured from the environment (see docs/configuration.md), with the mapping of `mapping_file`
         (or `MAPPING_FILE`); raises `ConfigurationError` listing every problem. With
         `check_tables=False` entering does not check the DynamoDB tables (only the source)."""
         settings = load_settings(environ, purpose="library", mapping_file=mapping_file)

@@ -1,4 +1,4 @@
-"""The command line's exit codes, in one place (the README's CLI section lists them)."""
+"""The command line's exit codes, in one place (docs/command-line.md lists them)."""
 
 EXIT_OK = 0
 EXIT_USERS_FAILED = 1  # some users failed validation or writing (they are listed); or verify found differences

@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface and its subcommands."""
     parser = argparse.ArgumentParser(prog="user-migration", description="Move users from PostgreSQL to DynamoDB.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="serve the HTTP API (configuration from the environment; see README)")
+    serve = commands.add_parser(
+        "serve", help="serve the HTTP API (configured from the environment: docs/configuration.md)"
+    )
     tables = commands.add_parser("init-tables", help="create the DynamoDB users and state tables if missing")
     tables.add_argument("--json", action="store_true", help="print the result as JSON")
     mapping = commands.add_parser("mapping", help="show what the mapping makes of the source, and try it on a sample")

@@ -96,7 +96,7 @@ class _Reports:
                 f"WARNING: the replication slot retains {size_text(progress.health.retained_wal_bytes)} of WAL, past "
                 f"--max-retained-wal {size_text(self._arguments.max_retained_wal)}: the source's disk fills while "
                 "this sync is behind. Let it catch up, or stop it and run `user-migration cdc teardown` "
-                "(max_slot_wal_keep_size bounds it on the server; see README).",
+                "(max_slot_wal_keep_size bounds it on the server; see docs/change-data-capture.md).",
                 file=sys.stderr,
                 flush=True,
             )
