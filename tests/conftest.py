@@ -110,19 +110,3 @@ async def dynamodb(dynamodb_endpoint: str) -> AsyncIterator[Any]:
     async with dynamodb_client(endpoint_url=dynamodb_endpoint, region_name="us-east-1") as client:
         yield client
 
-
-# Servers one worker of pytest-xdist is enough for: their tests run on one worker, which starts
-# the server once, instead of every worker starting one of its own.
-_OTHER_DYNAMODB = {"dynalite", "dynamodb-local"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups (`--dist loadgroup`): the tests of the logical-replication PostgreSQL, and those of
-    dynalite and DynamoDB Local."""
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        params = callspec.params.values() if callspec else ()
-        if "logical_postgres_dsn" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("logical-postgresql"))
-        elif any(isinstance(value, str) and value in _OTHER_DYNAMODB for value in params):
-            item.add_marker(pytest.mark.xdist_group("other-dynamodb"))
