@@ -109,4 +109,3 @@ async def dynamodb(dynamodb_endpoint: str) -> AsyncIterator[Any]:
     """A DynamoDB client on the test endpoint."""
     async with dynamodb_client(endpoint_url=dynamodb_endpoint, region_name="us-east-1") as client:
         yield client
-

@@ -99,6 +99,13 @@ async def assert_exactly(env: dict[str, str], ids: list[int]) -> dict[int, dict[
     return items
 
 
+def rereads_allowed(summaries: list[dict]) -> int:
+    """Users read twice: the pages of a lease taken over after it expired, and for each lease lost,
+    the pages its worker had in hand and settled (its own, counted) that the next owner reads again
+    (at most the pages in flight, 2)."""
+    return 2 * BATCH * (1 + sum(summary["leases_lost"] for summary in summaries))
+
+
 async def test_four_workers_share_the_run_and_read_each_user_once(env):
     ids = list(range(1, 2_001))
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
@@ -107,7 +114,7 @@ async def test_four_workers_share_the_run_and_read_each_user_once(env):
     await assert_exactly(env, ids)
     read = sum(summary["users_read"] for summary in summaries)
     # Each user once, give or take the pages of a lease taken over (none expire here).
-    assert len(ids) <= read <= len(ids) + 2 * BATCH, summaries
+    assert len(ids) <= read <= len(ids) + rereads_allowed(summaries), summaries
     # A worker claims what it settled; a page whose checkpoint came too late for its lease may be
     # read again by the segment's next owner and found stored (skipped), never counted twice.
     claimed = sum(summary["migrated_count"] + summary["skipped_count"] for summary in summaries)
@@ -157,7 +164,8 @@ async def test_eight_workers_over_sparse_64_bit_ids(env):
     # Boundaries from the ids themselves: 4 segments of about 500 users, not 4 slices of the id
     # space (which would put every user in one).
     assert sum(summary["segments_done"] for summary in summaries) == 4
-    assert len(ids) <= sum(summary["users_read"] for summary in summaries) <= len(ids) + 2 * BATCH
+    read = sum(summary["users_read"] for summary in summaries)
+    assert len(ids) <= read <= len(ids) + rereads_allowed(summaries), summaries
 
 
 async def test_a_worker_stalled_past_its_lease_writes_and_counts_nothing_more(env):
