@@ -18,6 +18,7 @@ from dependency_injector import containers, providers
 from adapters.dynamodb_budget_shares import DynamoDbBudgetShares
 from adapters.dynamodb_capacity import DynamoDbTableCapacity
 from adapters.dynamodb_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, dynamodb_client
+from adapters.dynamodb_codec import key_attribute_type
 from adapters.dynamodb_leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
 from adapters.dynamodb_plan import PlanStore
 from adapters.dynamodb_state import DynamoDbMigrationState
@@ -223,6 +224,7 @@ class Container(containers.DeclarativeContainer):
             concurrency=config.dynamodb_concurrency,
             key_attribute=mapping.provided.key_attribute,
             budget=write_budget,
+            key_type=providers.Callable(key_attribute_type, mapping.provided.key_kind),
         ),
     )
     # The segments of the id space (made once, from the source's distribution of ids).

@@ -15,6 +15,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from domain.keys import KeyKind, UserId
 from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
 from domain.model import AttributeValue, Item, PreparedUser, PreparedValue
 from domain.versions import stored_version
@@ -118,7 +119,7 @@ def item_digest(item: Item) -> str:
 
 def encode_user(user: PreparedUser, key_attribute: str) -> Item:
     """The item to write for a prepared user, its digest included."""
-    item: Item = {key_attribute: {"N": str(user.user_id)}}
+    item: Item = key_of(user.user_id, key_attribute)
     for name, value in user.attributes.items():
         item[name] = encode_value(value)
     # The digest of what is sent, from the prepared values (one C-speed json.dumps, not a walk
@@ -183,6 +184,25 @@ def rewrite_choice(current: Item | None, item: Item, version: int | None = None)
     return REPLACE, ""
 
 
-def key_of(user_id: int, key_attribute: str) -> dict[str, Any]:
+def key_attribute_type(kind: KeyKind) -> str:
+    """The DynamoDB type of the key attribute for a source key of this kind: N for integers, S otherwise."""
+    return "N" if kind is KeyKind.INTEGER else "S"
+
+
+def key_value(user_id: UserId) -> AttributeValue:
+    """A user id as the key attribute's value: an integer as N, a uuid or text as S."""
+    return {"N": str(user_id)} if isinstance(user_id, int) else {"S": user_id}
+
+
+def key_of(user_id: UserId, key_attribute: str) -> dict[str, Any]:
     """The key of one user's item."""
-    return {key_attribute: {"N": str(user_id)}}
+    return {key_attribute: key_value(user_id)}
+
+
+def decode_key(value: AttributeValue) -> UserId:
+    """A key attribute's value as a user id (N as int, S as it is); ValueError for another type."""
+    if "N" in value:
+        return int(value["N"])
+    if "S" in value:
+        return str(value["S"])
+    raise ValueError(f"not a user id: {value!r}")

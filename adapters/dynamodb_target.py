@@ -86,10 +86,14 @@ class DynamoDbUserTarget(UserTarget):
         concurrency: int = 32,
         key_attribute: str = DEFAULT_KEY_ATTRIBUTE,
         budget: WriteBudget | None = None,
+        key_type: str = "N",
     ) -> None:
+        """`key_type` is the DynamoDB type of the key attribute (N for an integer key, S otherwise),
+        checked against the table by `check_ready`."""
         self._client = client
         self._table = table
         self._key_attribute = key_attribute
+        self._key_type = key_type
         self._backoff = backoff if backoff is not None else Backoff()
         # Reads and writes are bounded apart (DynamoDB meters them apart, too): the existence
         # checks of the next page then go out while this page's writes still queue, instead of
@@ -320,7 +324,7 @@ class DynamoDbUserTarget(UserTarget):
         return result
 
     async def check_ready(self) -> None:
-        await ensure_table_active(self._client, self._table)
+        await ensure_table_active(self._client, self._table, (self._key_attribute, self._key_type))
 
     async def read_item(self, user_id: int) -> Item | None:
         async with target_errors("reading an item", table=self._table):

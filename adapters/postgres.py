@@ -40,6 +40,7 @@ from adapters.postgres_plan import QueryPlan, first_line, quote_table_name, reso
 from adapters.postgres_types import parse_profile
 from adapters.retry import Backoff, waiter_alive
 from domain.errors import MappingError, SetupError, SourceUnavailable
+from domain.keys import KeyKind
 from domain.mapping import SourcePlan, UserMapping
 from domain.model import SourceUser
 from domain.request import MAX_USER_ID
@@ -293,7 +294,16 @@ class PostgresUserSource(UserSource):
                 # table fixed).
                 try:
                     async with self._cursor() as cursor:
-                        self._plan = await resolve_plan(cursor, self._mapping)
+                        plan = await resolve_plan(cursor, self._mapping)
+                    if plan.key_kind is not KeyKind.INTEGER:
+                        raise SetupError(
+                            [
+                                f"[source] key_type {plan.key_kind.value!r}: only `init-tables` takes a uuid or "
+                                "text key in this version; every other command needs an integer key"
+                            ],
+                            "the key type is not supported yet",
+                        )
+                    self._plan = plan
                 except MappingError:
                     raise
                 except (SourceUnavailable, SetupError) as error:

@@ -2,8 +2,8 @@
 
 `resolve_plan` asks PostgreSQL for the table's columns and types, then has it check every
 expression (`SELECT ... LIMIT 0`), and names every problem at once in one `MappingError`: a
-missing table or column (with "did you mean" for a case-only difference), a key that is not an
-integer, an expression PostgreSQL refuses, attribute names that clash.
+missing table or column (with "did you mean" for a case-only difference), a key that is not of
+the mapping's key type, an expression PostgreSQL refuses, attribute names that clash.
 """
 
 from __future__ import annotations
@@ -15,12 +15,16 @@ import attrs
 import psycopg2
 import psycopg2.errors
 
+from adapters.dynamodb_codec import key_attribute_type
 from adapters.postgres_types import (
     DATE,
     INTEGER_TYPES,
+    TEXT,
     TIMESTAMP,
     TIMESTAMPTZ,
     TYPES_QUERY,
+    UUID,
+    VARCHAR,
     Conversion,
     PgType,
     base_type,
@@ -29,6 +33,7 @@ from adapters.postgres_types import (
     type_rows,
 )
 from domain.errors import MappingError
+from domain.keys import KeyKind
 from domain.mapping import RESERVED_ATTRIBUTES, PlannedColumn, SourcePlan, UserMapping
 from domain.model import SourceUser
 
@@ -93,6 +98,7 @@ class QueryPlan:
     source_plan: SourcePlan
     # The mapping's version column, quoted and `%` escaped (selected last, as a number); None without one.
     version: str | None = None
+    key_kind: KeyKind = KeyKind.INTEGER
 
     def user(self, row: Sequence[Any]) -> SourceUser:
         """One row (the key first, then the values in `names` order, then the version when the
@@ -268,6 +274,27 @@ def _version_select(column: str, base_oid: int) -> str | None:
     return f"CASE WHEN isfinite({quoted}) THEN (extract(epoch FROM {moment}) * 1000000)::bigint END AS {VERSION_ALIAS}"
 
 
+# The key column's base type, by the kind of key it is; any other type cannot be a key.
+KEY_KINDS = {
+    **dict.fromkeys(INTEGER_TYPES, KeyKind.INTEGER),
+    UUID: KeyKind.UUID,
+    TEXT: KeyKind.TEXT,
+    VARCHAR: KeyKind.TEXT,
+}
+
+
+def _key_kind_problem(mapping: UserMapping, type_name: str, found: KeyKind | None) -> str:
+    """Why the key column does not fit `[source] key_type` (integer unless the file says otherwise)."""
+    where = f"[source] key: column {mapping.key!r} is of type {type_name}"
+    if found is None:
+        return f"{where}; the key must be an integer (smallint, integer, bigint), uuid or text (text, varchar) column"
+    said = "the default" if mapping.key_kind is KeyKind.INTEGER else "the mapping's"
+    return (
+        f"{where}, but [source] key_type is {mapping.key_kind.value!r} ({said}); "
+        f'say key_type = "{found.value}" under [source]'
+    )
+
+
 async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
     """The checked plan of `mapping` on its table; `MappingError` naming every problem otherwise,
     the file's own (`mapping.problems`) first.
@@ -299,12 +326,10 @@ async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
     output_oids = [int(column.type_code) for column in cursor.description] if probed else []
     types = await _types(cursor, set(output_oids) | set(column_oids.values()))
     key_oid = column_oids.get(mapping.key)
-    if key_oid is not None and base_type(key_oid, types) not in INTEGER_TYPES:
+    key_kind = KEY_KINDS.get(base_type(key_oid, types)) if key_oid is not None else None
+    if key_oid is not None and key_kind is not mapping.key_kind:
         type_name = types[key_oid].name if key_oid in types else f"oid {key_oid}"
-        problems.append(
-            f"[source] key: column {mapping.key!r} is of type {type_name}; "
-            "the key must be an integer column (smallint, integer or bigint)"
-        )
+        problems.append(_key_kind_problem(mapping, type_name, key_kind))
     elif key_oid is not None:
         problems.extend(await _key_problems(cursor, table, mapping.key))
     version_sql = None
@@ -334,7 +359,8 @@ async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
             return column_types[output.source]
         return types[oid].name if oid in types else f"oid {oid}"
 
-    planned = [PlannedColumn("key", mapping.key, column_types.get(mapping.key, ""), mapping.key_attribute, "N")]
+    key_type = key_attribute_type(mapping.key_kind)
+    planned = [PlannedColumn("key", mapping.key, column_types.get(mapping.key, ""), mapping.key_attribute, key_type)]
     planned += [
         PlannedColumn(output.role, output.source, type_of(output, oid), output.attribute, conversion.target_type)
         for output, oid, conversion in zip(outputs, output_oids, conversions, strict=True)
@@ -353,6 +379,7 @@ async def resolve_plan(cursor: Any, mapping: UserMapping) -> QueryPlan:
         ),
         source_plan=SourcePlan(mapping.table, mapping.key, tuple(planned)),
         version=sql_text(quote_identifier(mapping.version)) if version_sql is not None and mapping.version else None,
+        key_kind=mapping.key_kind,
     )
     # The whole query once, as every read will run it (its casts included).
     try:

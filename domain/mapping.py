@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from domain.errors import MappingError
+from domain.keys import KeyKind
 
 DEFAULT_TABLE = "users"
 DEFAULT_KEY = "id"
@@ -97,6 +98,8 @@ class UserMapping:
     table: str = DEFAULT_TABLE
     key: str = DEFAULT_KEY
     version: str | None = None
+    # `[source] key_type`: the key column's kind (integer, uuid or text), checked against the table.
+    key_kind: KeyKind = KeyKind.INTEGER
     key_attribute: str = DEFAULT_KEY_ATTRIBUTE
     attributes: tuple[AttributeSource, ...] = ()
     rules: Mapping[str, Rules] = attrs.field(factory=dict)
@@ -258,7 +261,7 @@ def mapping_as_written(document: Mapping[str, Any], origin: str, default_table: 
     problems: list[str] = []
     _unknown_keys(problems, "mapping", document, ("source", "target", "attributes", "rules", "other_columns"))
     source = _table(problems, "[source]", document.get("source"))
-    _unknown_keys(problems, "[source]", source, ("table", "key", "version"))
+    _unknown_keys(problems, "[source]", source, ("table", "key", "key_type", "version"))
     target = _table(problems, "[target]", document.get("target"))
     _unknown_keys(problems, "[target]", target, ("key_attribute",))
     other = _table(problems, "[other_columns]", document.get("other_columns"))
@@ -267,6 +270,14 @@ def mapping_as_written(document: Mapping[str, Any], origin: str, default_table: 
     table = _text(problems, "[source] table", source.get("table"), default_table) or default_table
     key = _text(problems, "[source] key", source.get("key"), DEFAULT_KEY) or DEFAULT_KEY
     version = _text(problems, "[source] version", source.get("version"))
+    key_kind = KeyKind.INTEGER
+    key_type = _text(problems, "[source] key_type", source.get("key_type"))
+    if key_type is not None:
+        try:
+            key_kind = KeyKind.named(key_type)
+        except ValueError:
+            kinds = ", ".join(repr(kind.value) for kind in KeyKind)
+            problems.append(f"[source] key_type: {key_type!r} is not a key type (expected one of {kinds})")
     key_attribute = (
         _text(problems, "[target] key_attribute", target.get("key_attribute"), DEFAULT_KEY_ATTRIBUTE)
         or DEFAULT_KEY_ATTRIBUTE
@@ -307,6 +318,7 @@ def mapping_as_written(document: Mapping[str, Any], origin: str, default_table: 
         table=table,
         key=key,
         version=version,
+        key_kind=key_kind,
         key_attribute=key_attribute,
         attributes=tuple(kept.values()),
         rules={name: rule for name, rule in rules.items() if name not in dropped},

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from adapters.dynamodb_client import dynamodb_client
+from adapters.dynamodb_codec import key_attribute_type
 from adapters.dynamodb_tables import ensure_tables
 from container import build_container
 from domain.errors import DependencyUnavailable, InvalidParameter, SetupError
@@ -130,8 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _init_tables(settings: Settings) -> list[str]:
     async with dynamodb_client(settings.dynamodb_endpoint_url, settings.aws_region) as client:
+        mapping = settings.effective_mapping
         return await ensure_tables(
-            client, settings.dynamodb_table, settings.dynamodb_state_table, settings.effective_mapping.key_attribute
+            client,
+            settings.dynamodb_table,
+            settings.dynamodb_state_table,
+            mapping.key_attribute,
+            key_attribute_type(mapping.key_kind),
         )
 
 
