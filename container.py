@@ -233,6 +233,7 @@ class Container(containers.DeclarativeContainer):
         client=dynamodb_client,
         table=config.dynamodb_state_table,
         propose=providers.Callable(boundaries_from, user_source),
+        kind=mapping.provided.key_kind,
     )
     migration_state = providers.Dependency(
         instance_of=MigrationState,

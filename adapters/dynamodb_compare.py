@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from adapters.dynamodb_codec import BOOKKEEPING, decode_value, encode_user
 from domain.differences import MATCHING, Problem, StoredComparison
+from domain.keys import UserId
 from domain.model import AttributeValue, Item, PreparedUser
 from domain.versions import stored_version
 
@@ -75,8 +76,8 @@ def compare_item(expected: Item, stored: Item | None, version: int | None) -> St
 
 
 def compare_users(
-    users: Sequence[PreparedUser], stored: Mapping[int, Item], key_attribute: str
-) -> dict[int, StoredComparison]:
+    users: Sequence[PreparedUser], stored: Mapping[UserId, Item], key_attribute: str
+) -> dict[UserId, StoredComparison]:
     """Each user (the last one given per id) compared with its stored item, by id."""
     latest = {user.user_id: user for user in users}
     return {

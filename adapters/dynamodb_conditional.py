@@ -27,6 +27,7 @@ from adapters.dynamodb_rewrite import unchanged_condition
 from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
 from adapters.retry import Backoff
 from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
+from domain.keys import UserId
 from domain.mapping import MIGRATION_VERSION
 from domain.model import ConditionalWriteOutcome, DeleteOutcome, Item, PreparedUser, WriteRule
 from domain.write_budget import TokenBucketBudget, write_units_for, write_units_of
@@ -87,10 +88,10 @@ class ConditionalWriter:
         """Put each user's item where `rule` allows it; see the module's docstring."""
         latest = {user.user_id: user for user in users}  # one request per key, the last one given
         puts = await asyncio.gather(*(self._put(user, rule) for user in latest.values()))
-        written: list[int] = []
-        created: set[int] = set()
-        refused: set[int] = set()
-        failed: dict[int, str] = {}
+        written: list[UserId] = []
+        created: set[UserId] = set()
+        refused: set[UserId] = set()
+        failed: dict[UserId, str] = {}
         for user_id, put in zip(latest, puts, strict=True):
             if put.what == "written":
                 written.append(user_id)
@@ -165,7 +166,7 @@ class ConditionalWriter:
         item: Item | None = response.get("Item")
         return item
 
-    async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
+    async def delete_unchanged(self, user_ids: Collection[UserId]) -> DeleteOutcome:
         """Delete each user's item where it is the migration's own and unchanged since it was
         written (checked again by the delete itself); the others are kept, with the reason. An
         id with no item is neither deleted nor kept. When no delete could reach DynamoDB at all,
@@ -180,7 +181,7 @@ class ConditionalWriter:
         failed = {user_id: why for user_id, (what, why, _) in zip(unique, results, strict=True) if what == "failed"}
         return DeleteOutcome(deleted, kept, failed)
 
-    async def _delete_one(self, user_id: int) -> tuple[str, str, DependencyUnavailable | None]:
+    async def _delete_one(self, user_id: UserId) -> tuple[str, str, DependencyUnavailable | None]:
         key = key_of(user_id, self._key_attribute)
         try:
             async with self._writes_in_flight:

@@ -35,23 +35,25 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from adapters.dynamodb_codec import decode_key, key_value
 from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from adapters.id_ranges import decode_ids, encode_ids
 from domain.errors import TargetUnavailable
+from domain.keys import UserId
 from ports.migration_state import UNRECORDED_REASON, Settlement, UsersHold
 
 PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
 T = TypeVar("T")
 
 
-def stored_ids(value: dict[str, Any] | None) -> set[int]:
+def stored_ids(value: dict[str, Any] | None) -> set[UserId]:
     if value is None:
         return set()
     if "S" in value:
         return decode_ids(value["S"])
     # Written by versions before the compact form: a list of numbers.
-    return {int(element["N"]) for element in value.get("L", [])}
+    return {decode_key(element) for element in value.get("L", [])}
 
 
 # The failing users a segment's item lists, at most (the compact text of their ids in `failed` and
@@ -61,12 +63,12 @@ FAILED_LISTED_BYTES = 64_000
 
 
 def failing_users(
-    listed: set[int],
+    listed: set[UserId],
     unlisted: int,
-    failed: Collection[int],
-    succeeded: Collection[int],
-    size_of: Callable[[set[int]], int] = lambda ids: len(encode_ids(ids)),
-) -> tuple[set[int], int]:
+    failed: Collection[UserId],
+    succeeded: Collection[UserId],
+    size_of: Callable[[set[UserId]], int] = lambda ids: len(encode_ids(ids)),
+) -> tuple[set[UserId], int]:
     """The failing users a segment lists after a settle, and how many more fail unlisted.
 
     Exact while the list (as `size_of` measures what is stored of it) fits `FAILED_LISTED_BYTES`.
@@ -85,7 +87,7 @@ def failing_users(
     return kept, unlisted + len(failing - kept)
 
 
-def _lowest_that_fit(ordered: list[int], size_of: Callable[[set[int]], int]) -> set[int]:
+def _lowest_that_fit(ordered: list[UserId], size_of: Callable[[set[UserId]], int]) -> set[UserId]:
     """The longest run of the lowest of `ordered` whose stored size fits `FAILED_LISTED_BYTES`."""
     fits, too_many = 0, len(ordered)
     while too_many - fits > 1:
@@ -97,7 +99,7 @@ def _lowest_that_fit(ordered: list[int], size_of: Callable[[set[int]], int]) -> 
     return set(ordered[:fits])
 
 
-def _id_set(user_ids: Collection[int]) -> dict[str, Any]:
+def _id_set(user_ids: Collection[UserId]) -> dict[str, Any]:
     return {"S": encode_ids(user_ids)}
 
 
@@ -107,7 +109,7 @@ class _Conflict(Exception):
 
 class _DynamoDbHold(UsersHold):
     def __init__(
-        self, ledger: ProgressLedger, hold_id: str, inherited: frozenset[int], inherited_removals: frozenset[int]
+        self, ledger: ProgressLedger, hold_id: str, inherited: frozenset[UserId], inherited_removals: frozenset[UserId]
     ) -> None:
         self._ledger = ledger
         self.hold_id = hold_id
@@ -115,10 +117,10 @@ class _DynamoDbHold(UsersHold):
         self.inherited_removals = inherited_removals
         self.settled = False
 
-    async def intend(self, user_ids: Collection[int]) -> None:
+    async def intend(self, user_ids: Collection[UserId]) -> None:
         await self._ledger.intend(self.hold_id, user_ids)
 
-    async def intend_removal(self, user_ids: Collection[int]) -> None:
+    async def intend_removal(self, user_ids: Collection[UserId]) -> None:
         await self._ledger.intend(self.hold_id, user_ids, field="removing")
 
     async def apply(self, settlement: Settlement) -> None:
@@ -126,17 +128,17 @@ class _DynamoDbHold(UsersHold):
         self.settled = True
 
 
-def failing_of(item: dict[str, Any]) -> dict[int, tuple[str, ...]]:
+def failing_of(item: dict[str, Any]) -> dict[UserId, tuple[str, ...]]:
     """The failing users an item lists, with their reason codes (`failed_reasons`: code -> ids;
     an id in `failed` under no code was noted by a version that kept none)."""
-    codes: dict[int, list[str]] = {user_id: [] for user_id in stored_ids(item.get("failed"))}
+    codes: dict[UserId, list[str]] = {user_id: [] for user_id in stored_ids(item.get("failed"))}
     for code, ids in sorted(item.get("failed_reasons", {}).get("M", {}).items()):
         for user_id in stored_ids(ids):
             codes.setdefault(user_id, []).append(code)
     return {user_id: tuple(found) or (UNRECORDED_REASON,) for user_id, found in sorted(codes.items())}
 
 
-def _codes_after(item: dict[str, Any], settlement: Settlement) -> dict[int, tuple[str, ...]]:
+def _codes_after(item: dict[str, Any], settlement: Settlement) -> dict[UserId, tuple[str, ...]]:
     """The codes of every listed failing user that stays failing, and of every user failing now
     (a user failing again gets its new codes)."""
     kept = {
@@ -147,8 +149,8 @@ def _codes_after(item: dict[str, Any], settlement: Settlement) -> dict[int, tupl
     return {**kept, **settlement.failed}
 
 
-def _by_code(codes: dict[int, tuple[str, ...]], listed: set[int]) -> dict[str, set[int]]:
-    by_code: dict[str, set[int]] = {}
+def _by_code(codes: dict[UserId, tuple[str, ...]], listed: set[UserId]) -> dict[str, set[UserId]]:
+    by_code: dict[str, set[UserId]] = {}
     for user_id in listed:
         for code in codes.get(user_id, ()):
             by_code.setdefault(code, set()).add(user_id)
@@ -231,18 +233,19 @@ class ProgressLedger:
         entry: dict[str, Any] | None = item.get("holds", {}).get("M", {}).get(hold_id)
         return entry
 
-    async def take(self, lowest: int, highest: int) -> _DynamoDbHold:
+    async def take(self, lowest: UserId, highest: UserId) -> _DynamoDbHold:
         """Wait until no live hold overlaps lowest..highest, then hold it."""
         hold_id = uuid.uuid4().hex
 
-        async def try_take(item: dict[str, Any], version: int) -> tuple[frozenset[int], frozenset[int]] | None:
+        async def try_take(item: dict[str, Any], version: int) -> tuple[frozenset[UserId], frozenset[UserId]] | None:
             now = time.time()
             inherited = stored_ids(item.get("unsettled"))
             inherited_removals = stored_ids(item.get("unsettled_removals"))
             live: dict[str, Any] = {}
             for other, entry in item.get("holds", {}).get("M", {}).items():
                 fields = entry["M"]
-                if lowest <= int(fields["hi"]["N"]) and int(fields["lo"]["N"]) <= highest:
+                held_low, held_high = decode_key(fields["lo"]), decode_key(fields["hi"])
+                if lowest <= held_high and held_low <= highest:  # type: ignore[operator]  # ids of one kind
                     if float(fields["expires"]["N"]) >= now:
                         return None
                     # Its holder died (or stalled past its lease): its intent is now ours to settle.
@@ -254,8 +257,8 @@ class ProgressLedger:
                 live[other] = entry
             live[hold_id] = {
                 "M": {
-                    "lo": {"N": str(lowest)},
-                    "hi": {"N": str(highest)},
+                    "lo": key_value(lowest),
+                    "hi": key_value(highest),
                     "expires": {"N": f"{now + self._lease_seconds:.3f}"},
                     "writing": _id_set(inherited),
                     "removing": _id_set(inherited_removals),
@@ -279,7 +282,7 @@ class ProgressLedger:
             pause = min(pause * 2, 1.0)
         return _DynamoDbHold(self, hold_id, *taken)
 
-    async def intend(self, hold_id: str, user_ids: Collection[int], field: str = "writing") -> None:
+    async def intend(self, hold_id: str, user_ids: Collection[UserId], field: str = "writing") -> None:
         """Record the ids about to be written (`removing`: deleted), and renew the lease."""
 
         async def try_intend(item: dict[str, Any], version: int) -> None:
@@ -307,11 +310,11 @@ class ProgressLedger:
                 # and the next holder inherited these ids: in both cases they are counted once.
                 return
             last = item.get("last_migrated_user_id")
-            highest = max([*landed, *([int(last["N"])] if last else [])], default=None)
+            highest = max([*landed, *([decode_key(last)] if last else [])], default=None)
             count = int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed) - len(settlement.removed)
             codes = _codes_after(item, settlement)
 
-            def listed_size(ids: set[int]) -> int:  # `failed` and `failed_reasons` as stored
+            def listed_size(ids: set[UserId]) -> int:  # `failed` and `failed_reasons` as stored
                 return len(encode_ids(ids)) + sum(len(encode_ids(each)) for each in _by_code(codes, ids).values())
 
             listed, unlisted = failing_users(
@@ -337,7 +340,7 @@ class ProgressLedger:
                 "failed_count = :failed_count, failed_reasons = :failed_reasons, version = :next"
             )
             if highest is not None:
-                values[":last"] = {"N": str(highest)}
+                values[":last"] = key_value(highest)
                 update += ", last_migrated_user_id = :last"
             await self._write(version, update + " REMOVE holds.#hold", values, {"#hold": hold_id})
 
@@ -362,7 +365,7 @@ class ProgressLedger:
         await self._change(try_abandon)
 
     @asynccontextmanager
-    async def hold(self, lowest: int, highest: int) -> AsyncIterator[UsersHold]:
+    async def hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
         """Hold lowest..highest until exit; without a settle, hand the intent on."""
         hold = await self.take(lowest, highest)
         try:

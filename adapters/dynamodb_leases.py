@@ -13,10 +13,12 @@ from typing import Any
 import attrs
 from botocore.exceptions import ClientError
 
+from adapters.dynamodb_codec import decode_key, key_value
 from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_plan import PlanStore, segment_key
 from adapters.dynamodb_state import read_items
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
+from domain.keys import UserId
 from domain.segments import SegmentLease, SegmentPlan
 from ports.segment_leases import LeaseActivity, SegmentLeases
 
@@ -60,7 +62,7 @@ def _lease(
         run,
         item[names.owner]["S"] if names.owner in item else None,
         counter,
-        int(item[names.checkpoint]["N"]) if names.checkpoint in item else segment.lowest,
+        decode_key(item[names.checkpoint]) if names.checkpoint in item else segment.lowest,
         bool(item.get(names.done, {}).get("BOOL", False)),
     )
 
@@ -108,7 +110,7 @@ class DynamoDbSegmentLeases(SegmentLeases):
         values: dict[str, Any] = {
             ":next": {"N": str(wanted.counter)},
             ":run": {"N": str(wanted.run)},
-            ":checkpoint": {"N": str(wanted.checkpoint)},
+            ":checkpoint": key_value(wanted.checkpoint),
             ":done": {"BOOL": wanted.done},
         }
         update = (
@@ -154,7 +156,7 @@ class DynamoDbSegmentLeases(SegmentLeases):
     async def renew(self, lease: SegmentLease) -> SegmentLease | None:
         return await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1), owned=True)
 
-    async def checkpoint(self, lease: SegmentLease, next_user_id: int, done: bool = False) -> SegmentLease | None:
+    async def checkpoint(self, lease: SegmentLease, next_user_id: UserId, done: bool = False) -> SegmentLease | None:
         wanted = attrs.evolve(
             lease,
             counter=lease.counter + 1,

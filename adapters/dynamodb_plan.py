@@ -13,11 +13,14 @@ from botocore.exceptions import ClientError
 
 from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
-from domain.errors import TargetUnavailable
+from domain.errors import SetupError, TargetUnavailable
+from domain.keys import KeyKind, UserId
 from domain.segments import SegmentPlan
 
 PLAN_KEY = {STATE_KEY_ATTRIBUTE: {"S": "segments"}}
-Propose = Callable[[], Awaitable[Sequence[int]]]
+Propose = Callable[[], Awaitable[Sequence[UserId]]]
+# A plan's item stays well below DynamoDB's 400 KB for an item, whatever the length of text ids.
+MOST_PLAN_BYTES = 300_000
 
 
 def segment_key(index: int) -> dict[str, Any]:
@@ -25,12 +28,30 @@ def segment_key(index: int) -> dict[str, Any]:
     return {STATE_KEY_ATTRIBUTE: {"S": f"segment#{index:05d}"}}
 
 
+def _fitting(samples: list[UserId]) -> list[UserId]:
+    """The samples, every other one dropped until their plan fits in one item (only long text ids need it)."""
+    while len(samples) > 1 and sum(len(str(sample).encode("utf-8", "surrogatepass")) + 8 for sample in samples) > (
+        MOST_PLAN_BYTES
+    ):
+        samples = samples[1::2]
+    return samples
+
+
+def _starts(plan: SegmentPlan) -> dict[str, Any]:
+    if plan.kind is KeyKind.INTEGER:
+        return {"starts": {"S": ",".join(str(start) for start in plan.starts)}}
+    return {"start_ids": {"L": [{"S": str(start)} for start in plan.starts]}}
+
+
 class PlanStore:
     """Reads (and, the first time, makes) the plan; the plan is cached, the run number is not."""
 
-    def __init__(self, client: Any, table: str, propose: Propose | None = None) -> None:
+    def __init__(
+        self, client: Any, table: str, propose: Propose | None = None, kind: KeyKind = KeyKind.INTEGER
+    ) -> None:
         self._client = client
         self._table = table
+        self._kind = kind
         # Boundaries from the source's distribution; without it, one segment (e.g. a state used
         # on its own, in a test).
         self._propose = propose
@@ -51,13 +72,29 @@ class PlanStore:
             if self._plan is None:
                 item = await self._read()
                 if item is None:
-                    boundaries = await self._propose() if self._propose is not None else []
-                    await self._adopt(SegmentPlan.from_boundaries(boundaries))
+                    samples = list(await self._propose()) if self._propose is not None else []
+                    await self._adopt(SegmentPlan.from_samples(_fitting(samples), self._kind))
                     item = await self._read()
                 if item is None:
                     raise RuntimeError("the segment plan was written but cannot be read back")
-                self._plan = SegmentPlan(tuple(int(start) for start in item["starts"]["S"].split(",")))
+                self._plan = self._plan_of(item)
             return self._plan
+
+    def _plan_of(self, item: dict[str, Any]) -> SegmentPlan:
+        """The plan an item holds: integer starts as one text (as always), uuid or text starts as a list."""
+        if "starts" in item:
+            plan = SegmentPlan(tuple(int(start) for start in item["starts"]["S"].split(",")))
+        else:
+            plan = SegmentPlan(tuple(str(start["S"]) for start in item["start_ids"]["L"]))
+        if plan.kind is not self._kind:
+            raise SetupError(
+                [
+                    f"the state table {self._table!r} holds a segment plan of {plan.kind.value} ids, but the "
+                    f"mapping's key is {self._kind.value}: use another DYNAMODB_STATE_TABLE for this source"
+                ],
+                "the state table belongs to another source",
+            )
+        return plan
 
     async def _adopt(self, plan: SegmentPlan) -> None:
         try:
@@ -73,11 +110,7 @@ class PlanStore:
             try:
                 await self._client.put_item(
                     TableName=self._table,
-                    Item={
-                        **PLAN_KEY,
-                        "starts": {"S": ",".join(str(start) for start in plan.starts)},
-                        "run": {"N": "1"},
-                    },
+                    Item={**PLAN_KEY, **_starts(plan), "run": {"N": "1"}},
                     ConditionExpression="attribute_not_exists(#key)",
                     ExpressionAttributeNames={"#key": STATE_KEY_ATTRIBUTE},
                 )

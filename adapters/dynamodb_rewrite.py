@@ -20,6 +20,7 @@ from adapters.dynamodb_codec import REPLACE, encode_user, is_own_write, key_of, 
 from adapters.dynamodb_errors import error_code, target_errors, was_resent
 from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
 from domain.errors import DependencyUnavailable
+from domain.keys import UserId
 from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
 from domain.model import Item, PreparedUser, RewriteOutcome
 from domain.write_budget import TokenBucketBudget, write_units_of
@@ -142,8 +143,8 @@ class ItemRewriter:
     async def rewrite(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         """Rewrite each user's item where the migration may; see the module's docstring."""
         outcomes = await asyncio.gather(*(self._rewrite_one(user) for user in users))
-        done: dict[str, list[int]] = {"rewritten": [], "unchanged": []}
-        reasons: dict[str, dict[int, str]] = {"kept": {}, "failed": {}}
+        done: dict[str, list[UserId]] = {"rewritten": [], "unchanged": []}
+        reasons: dict[str, dict[UserId, str]] = {"kept": {}, "failed": {}}
         for user, (what, why) in zip(users, outcomes, strict=True):
             if what in done:
                 done[what].append(user.user_id)

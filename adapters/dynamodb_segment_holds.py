@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from adapters.dynamodb_holds import ProgressLedger, stored_ids
+from domain.keys import UserId
 from domain.segments import SegmentPlan
 from ports.migration_state import Settlement, UsersHold
 
@@ -26,14 +27,14 @@ class SegmentsHold(UsersHold):
         self.inherited = frozenset().union(*(hold.inherited for hold in self._holds.values()))
         self.inherited_removals = frozenset().union(*(hold.inherited_removals for hold in self._holds.values()))
 
-    def _split(self, user_ids: Collection[int]) -> dict[int, list[int]]:
+    def _split(self, user_ids: Collection[UserId]) -> dict[int, list[UserId]]:
         return self._plan.group(user_ids)
 
     # Intents and settles never wait on other holders, so the segments' are sent at once.
-    async def intend(self, user_ids: Collection[int]) -> None:
+    async def intend(self, user_ids: Collection[UserId]) -> None:
         await asyncio.gather(*(self._holds[index].intend(ids) for index, ids in self._split(user_ids).items()))
 
-    async def intend_removal(self, user_ids: Collection[int]) -> None:
+    async def intend_removal(self, user_ids: Collection[UserId]) -> None:
         split = self._split(user_ids).items()
         await asyncio.gather(*(self._holds[index].intend_removal(ids) for index, ids in split))
 
@@ -51,7 +52,7 @@ class SegmentsHold(UsersHold):
 
 @asynccontextmanager
 async def hold_across(
-    plan: SegmentPlan, ledgers: dict[int, ProgressLedger], lowest: int, highest: int
+    plan: SegmentPlan, ledgers: dict[UserId, ProgressLedger], lowest: UserId, highest: UserId
 ) -> AsyncIterator[UsersHold]:
     """Hold lowest..highest in every segment it touches, until exit."""
     async with AsyncExitStack() as stack:
@@ -79,10 +80,10 @@ class WithEarlierLeftovers(UsersHold):
         self.inherited = hold.inherited | earlier.inherited
         self.inherited_removals = hold.inherited_removals | earlier.inherited_removals
 
-    async def intend(self, user_ids: Collection[int]) -> None:
+    async def intend(self, user_ids: Collection[UserId]) -> None:
         await self._hold.intend(user_ids)
 
-    async def intend_removal(self, user_ids: Collection[int]) -> None:
+    async def intend_removal(self, user_ids: Collection[UserId]) -> None:
         await self._hold.intend_removal(user_ids)
 
     async def apply(self, settlement: Settlement) -> None:

@@ -21,11 +21,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from adapters.dynamodb_codec import decode_key, key_value
 from adapters.dynamodb_errors import error_code, target_errors
 from adapters.dynamodb_holds import PROGRESS_KEY, ProgressLedger, failing_of
 from adapters.dynamodb_plan import PlanStore, segment_key
 from adapters.dynamodb_segment_holds import WithEarlierLeftovers, has_leftovers, hold_across
 from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE, ensure_table_active
+from domain.keys import UserId
 from domain.model import ChangeCursor, MigrationProgress
 from domain.segments import SegmentPlan
 from ports.migration_state import MigrationState, UsersHold
@@ -68,6 +70,11 @@ def _number(item: dict[str, Any], name: str) -> int | None:
     return int(value["N"]) if value is not None else None
 
 
+def _user_id(item: dict[str, Any], name: str) -> UserId | None:
+    value = item.get(name)
+    return decode_key(value) if value is not None else None
+
+
 def _change_cursor(item: dict[str, Any]) -> ChangeCursor | None:
     position, taken_at = item.get("change_cursor"), item.get("change_cursor_taken_at")
     if position is None or taken_at is None:
@@ -89,12 +96,12 @@ class DynamoDbMigrationState(MigrationState):
         self._table = table
         self._lease_seconds = lease_seconds
         self._plans = plans if plans is not None else PlanStore(client, table)
-        self._ledgers: dict[int, ProgressLedger] = {}
+        self._ledgers: dict[UserId, ProgressLedger] = {}
         self._progress = ProgressLedger(client, table, lease_seconds=lease_seconds)
         # Whether `progress` holds what a version before the segments left unsettled (read once).
         self._earlier_leftovers: bool | None = None
 
-    def _ledgers_of(self, plan: SegmentPlan) -> dict[int, ProgressLedger]:
+    def _ledgers_of(self, plan: SegmentPlan) -> dict[UserId, ProgressLedger]:
         if not self._ledgers:
             self._ledgers = {
                 segment.index: ProgressLedger(
@@ -104,11 +111,11 @@ class DynamoDbMigrationState(MigrationState):
             }
         return self._ledgers
 
-    def hold_users(self, lowest: int, highest: int) -> AbstractAsyncContextManager[UsersHold]:
+    def hold_users(self, lowest: UserId, highest: UserId) -> AbstractAsyncContextManager[UsersHold]:
         return self._hold(lowest, highest)
 
     @asynccontextmanager
-    async def _hold(self, lowest: int, highest: int) -> AsyncIterator[UsersHold]:
+    async def _hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
         plan = await self._plans.plan()
         if self._earlier_leftovers is None:
             self._earlier_leftovers = has_leftovers((await self._progress.read())[0])
@@ -126,14 +133,14 @@ class DynamoDbMigrationState(MigrationState):
     async def check_ready(self) -> None:
         await ensure_table_active(self._client, self._table)
 
-    async def record_checkpoint(self, resume_from_user_id: int) -> None:
+    async def record_checkpoint(self, resume_from_user_id: UserId) -> None:
         # Touches no attribute the holds use, so it needs no version check.
         async with target_errors("recording the checkpoint", table=self._table):
             await self._client.update_item(
                 TableName=self._table,
                 Key=PROGRESS_KEY,
                 UpdateExpression="SET resume_from_user_id = :id",
-                ExpressionAttributeValues={":id": {"N": str(resume_from_user_id)}},
+                ExpressionAttributeValues={":id": key_value(resume_from_user_id)},
             )
 
     async def record_change_cursor(self, cursor: ChangeCursor, applied: int = 0) -> None:
@@ -188,17 +195,17 @@ class DynamoDbMigrationState(MigrationState):
             "migrated_users, last_migrated_user_id, failed_count",
         )
         migrated = (_number(item, "migrated_users") or 0) + sum(_number(s, "migrated_users") or 0 for s in segments)
-        highest = [n for n in (_number(s, "last_migrated_user_id") for s in [item, *segments]) if n is not None]
+        highest = [n for n in (_user_id(s, "last_migrated_user_id") for s in [item, *segments]) if n is not None]
         return MigrationProgress(
             migrated_users=migrated,
             last_migrated_user_id=max(highest) if highest else None,
-            resume_from_user_id=_number(item, "resume_from_user_id"),
+            resume_from_user_id=_user_id(item, "resume_from_user_id"),
             change_cursor=_change_cursor(item),
             changes_applied=_number(item, "changes_applied") or 0,
             failed_users=sum(_number(s, "failed_count") or 0 for s in segments),
         )
 
-    async def failing_users(self) -> dict[int, tuple[str, ...]]:
+    async def failing_users(self) -> dict[UserId, tuple[str, ...]]:
         plan = await self._plans.plan()
         keys = [segment_key(segment.index) for segment in plan]
         segments = await read_items(self._client, self._table, keys, "failed, failed_reasons")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.dynamodb_codec import encode_user, key_of
+from adapters.dynamodb_codec import decode_key, encode_user, key_of, key_value
 from adapters.dynamodb_compare import compare_users
 from adapters.dynamodb_conditional import ConditionalWriter
 from adapters.dynamodb_counters import TargetCounters
@@ -28,6 +28,7 @@ from adapters.dynamodb_tables import ensure_table_active
 from adapters.retry import Backoff
 from domain.differences import StoredComparison
 from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
+from domain.keys import TEXT_END, UserId
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE
 from domain.model import (
     ConditionalWriteOutcome,
@@ -69,8 +70,8 @@ def _chunks(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 @attrs.define
 class _ChunkResult:
-    written: list[int] = attrs.Factory(list)
-    failed: dict[int, str] = attrs.Factory(dict)
+    written: list[UserId] = attrs.Factory(list)
+    failed: dict[UserId, str] = attrs.Factory(dict)
     # Set when the chunk failed because DynamoDB could not be used at all (not a per-item problem).
     unavailable: DependencyUnavailable | None = None
 
@@ -108,27 +109,27 @@ class DynamoDbUserTarget(UserTarget):
             client, table, key_attribute, self._writes_in_flight, self._backoff, self.counters, self._budget
         )
 
-    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+    async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         unique = sorted(set(user_ids))
         found = await _run_all(self._existing_in(chunk) for chunk in _chunks(unique, GET_CHUNK))
         return set().union(*found)
 
-    async def _existing_in(self, user_ids: Sequence[int]) -> set[int]:
+    async def _existing_in(self, user_ids: Sequence[UserId]) -> set[UserId]:
         return set(await self._items_in(user_ids, keys_only=True))
 
-    async def read_items(self, user_ids: Collection[int]) -> dict[int, Item]:
+    async def read_items(self, user_ids: Collection[UserId]) -> dict[UserId, Item]:
         unique = sorted(set(user_ids))
         found = await _run_all(self._items_in(chunk, keys_only=False) for chunk in _chunks(unique, GET_CHUNK))
         return {user_id: item for chunk in found for user_id, item in chunk.items()}
 
-    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[int, StoredComparison]:
+    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[UserId, StoredComparison]:
         # One consistent BatchGetItem per 100 keys; compared as the in-memory target compares.
         stored = await self.read_items([user.user_id for user in users])
         return compare_users(users, stored, self._key_attribute)
 
-    async def _items_in(self, user_ids: Sequence[int], keys_only: bool) -> dict[int, Item]:
+    async def _items_in(self, user_ids: Sequence[UserId], keys_only: bool) -> dict[UserId, Item]:
         keys = [key_of(user_id, self._key_attribute) for user_id in user_ids]
-        found: dict[int, Item] = {}
+        found: dict[UserId, Item] = {}
         attempt = 0
         while keys:
             wanted: dict[str, Any] = {"Keys": keys, "ConsistentRead": True}
@@ -148,7 +149,7 @@ class DynamoDbUserTarget(UserTarget):
                 await self._backoff.pause(attempt)
                 continue
             key = self._key_attribute
-            found.update((int(item[key]["N"]), item) for item in response.get("Responses", {}).get(self._table, []))
+            found.update((decode_key(item[key]), item) for item in response.get("Responses", {}).get(self._table, []))
             keys = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
             if keys:
                 self.counters.unprocessed_keys += len(keys)
@@ -182,31 +183,46 @@ class DynamoDbUserTarget(UserTarget):
     async def write_users_if(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
         return await self._conditional.write(users, rule)
 
-    async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
+    async def delete_unchanged(self, user_ids: Collection[UserId]) -> DeleteOutcome:
         return await self._conditional.delete_unchanged(user_ids)
 
-    def _scan_arguments(self, lowest: int, highest: int, page_size: int) -> dict[str, Any]:
+    def _scan_arguments(self, lowest: UserId, highest: UserId, page_size: int) -> dict[str, Any]:
         """A consistent, keys-only scan for the ids in lowest..highest, `page_size` items read a request."""
-        return {
+        arguments: dict[str, Any] = {
             "TableName": self._table,
             "ProjectionExpression": "#k",
             "FilterExpression": "#k BETWEEN :lowest AND :highest",
             "ExpressionAttributeNames": {"#k": self._key_attribute},
-            "ExpressionAttributeValues": {":lowest": {"N": str(lowest)}, ":highest": {"N": str(highest)}},
+            "ExpressionAttributeValues": {":lowest": key_value(lowest), ":highest": key_value(highest)},
             "ConsistentRead": True,
             "Limit": page_size,
         }
+        if isinstance(lowest, str) and isinstance(highest, str):
+            # A text id space has no least value DynamoDB takes (an empty string) and no greatest: each
+            # end of it is left unbounded (strings compare by their UTF-8 bytes, as `COLLATE "C"` does).
+            conditions, values = [], {}
+            if lowest:
+                conditions.append("#k >= :lowest")
+                values[":lowest"] = key_value(lowest)
+            if highest < TEXT_END:
+                conditions.append("#k <= :highest")
+                values[":highest"] = key_value(highest)
+            del arguments["FilterExpression"], arguments["ExpressionAttributeValues"]
+            if conditions:
+                arguments["FilterExpression"] = " AND ".join(conditions)
+                arguments["ExpressionAttributeValues"] = values
+        return arguments
 
-    async def _scan_page(self, arguments: dict[str, Any]) -> tuple[list[int], int, Any]:
+    async def _scan_page(self, arguments: dict[str, Any]) -> tuple[list[UserId], int, Any]:
         """One scan request: the ids it found, how many items it read, and where the next starts (None at the end)."""
         async with self._reads_in_flight, target_errors("scanning the user ids", table=self._table):
             response = await self._client.scan(**arguments)
-        user_ids = [int(item[self._key_attribute]["N"]) for item in response.get("Items", [])]
+        user_ids = [decode_key(item[self._key_attribute]) for item in response.get("Items", [])]
         return user_ids, int(response.get("ScannedCount", 0)), response.get("LastEvaluatedKey")
 
     async def scan_user_ids(
-        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
-    ) -> AsyncIterator[list[int]]:
+        self, lowest: UserId, highest: UserId, page_size: int = 1000, part: ScanPart | None = None
+    ) -> AsyncIterator[list[UserId]]:
         arguments = self._scan_arguments(lowest, highest, page_size)
         if part is not None:  # a parallel scan's segment
             arguments.update(Segment=part.index, TotalSegments=part.total)
@@ -218,9 +234,11 @@ class DynamoDbUserTarget(UserTarget):
                 return
             arguments["ExclusiveStartKey"] = following
 
-    async def scan_user_ids_of_small_table(self, lowest: int, highest: int, most_items: int) -> list[int] | None:
+    async def scan_user_ids_of_small_table(
+        self, lowest: UserId, highest: UserId, most_items: int
+    ) -> list[UserId] | None:
         arguments = self._scan_arguments(lowest, highest, SCAN_PAGE_ITEMS)
-        found: list[int] = []
+        found: list[UserId] = []
         read = 0
         while True:
             # Reading one item more than allowed tells a table of more items from one of exactly as many.
@@ -234,7 +252,7 @@ class DynamoDbUserTarget(UserTarget):
                 return found
             arguments["ExclusiveStartKey"] = following
 
-    async def _write_chunk(self, chunk: Sequence[tuple[int, Item]], units: Mapping[int, int]) -> _ChunkResult:
+    async def _write_chunk(self, chunk: Sequence[tuple[UserId, Item]], units: Mapping[UserId, int]) -> _ChunkResult:
         result = _ChunkResult()
         pending = dict(chunk)
         item_units = {user_id: units.get(user_id) or write_units_of(item) for user_id, item in chunk}
@@ -291,13 +309,13 @@ class DynamoDbUserTarget(UserTarget):
                 await self._backoff.pause(attempt)
         return result
 
-    def _unprocessed(self, response: Mapping[str, Any]) -> set[int]:
+    def _unprocessed(self, response: Mapping[str, Any]) -> set[UserId]:
         return {
-            int(request["PutRequest"]["Item"][self._key_attribute]["N"])
+            decode_key(request["PutRequest"]["Item"][self._key_attribute])
             for request in response.get("UnprocessedItems", {}).get(self._table, [])
         }
 
-    async def _landed(self, user_ids: list[int]) -> set[int]:
+    async def _landed(self, user_ids: list[UserId]) -> set[UserId]:
         try:
             return await self.existing_user_ids(user_ids)
         except DependencyUnavailable:
@@ -305,7 +323,7 @@ class DynamoDbUserTarget(UserTarget):
 
     @staticmethod
     def _give_up(
-        result: _ChunkResult, pending: dict[int, Item], reason: str, error: DependencyUnavailable
+        result: _ChunkResult, pending: dict[UserId, Item], reason: str, error: DependencyUnavailable
     ) -> _ChunkResult:
         result.failed.update(dict.fromkeys(pending, reason))
         if not result.written:
@@ -313,7 +331,7 @@ class DynamoDbUserTarget(UserTarget):
         return result
 
     async def _write_one_by_one(
-        self, result: _ChunkResult, items: list[tuple[int, Item]], units: Mapping[int, int]
+        self, result: _ChunkResult, items: list[tuple[UserId, Item]], units: Mapping[UserId, int]
     ) -> _ChunkResult:
         singles = await asyncio.gather(*(self._write_chunk([item], units) for item in items))
         for single in singles:
@@ -326,7 +344,7 @@ class DynamoDbUserTarget(UserTarget):
     async def check_ready(self) -> None:
         await ensure_table_active(self._client, self._table, (self._key_attribute, self._key_type))
 
-    async def read_item(self, user_id: int) -> Item | None:
+    async def read_item(self, user_id: UserId) -> Item | None:
         async with target_errors("reading an item", table=self._table):
             response = await self._client.get_item(
                 TableName=self._table, Key=key_of(user_id, self._key_attribute), ConsistentRead=True

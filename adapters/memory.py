@@ -9,15 +9,17 @@ from __future__ import annotations
 import bisect
 import copy
 import itertools
+import zlib
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 
-from adapters.dynamodb_codec import encode_user, rewrite_choice, why_not_rewritten
+from adapters.dynamodb_codec import decode_key, encode_user, key_attribute_type, rewrite_choice, why_not_rewritten
 from adapters.dynamodb_compare import compare_users
 from domain.differences import StoredComparison
 from domain.errors import MappingError
+from domain.keys import KeyKind, UserId
 from domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
 from domain.model import (
     ChangeCursor,
@@ -34,12 +36,16 @@ from domain.model import (
     as_source_user,
 )
 from domain.range_locks import UserRangeLocks
-from domain.request import MAX_USER_ID
 from domain.segments import ScanPart, quantile_boundaries
 from domain.versions import may_replace, stored_version, version_of
 from ports.migration_state import MigrationState, Settlement, UsersHold
 from ports.user_source import UserSource
 from ports.user_target import UserTarget
+
+
+def _part_of(user_id: UserId, total: int) -> int:
+    """Which of `total` scan parts an id falls in (a text id by a stable hash of it)."""
+    return user_id % total if isinstance(user_id, int) else zlib.crc32(user_id.encode("utf-8", "surrogatepass")) % total
 
 
 class InMemoryUserSource(UserSource):
@@ -53,13 +59,17 @@ class InMemoryUserSource(UserSource):
         if mapping is not None and mapping.problems:  # as the real source, never read through a broken file
             raise MappingError(list(mapping.problems), mapping.origin)
         self.mapping = mapping if mapping is not None else default_mapping()
-        self._users: dict[int, SourceUser] = {}
-        self._ids: list[int] = []
+        self._users: dict[UserId, SourceUser] = {}
+        self._ids: list[UserId] = []
         # Every put is a change, numbered: a cursor is the number the next change will get.
         self._changes = 0
-        self._changed: dict[int, int] = {}
+        self._changed: dict[UserId, int] = {}
         for user in users:
             self.put(user)
+
+    @property
+    def key_kind(self) -> KeyKind:
+        return self.mapping.key_kind
 
     def put(self, user: User | SourceUser) -> None:
         """Add or replace a user (e.g. to fix a row before retrying it). A `SourceUser` without a
@@ -74,50 +84,55 @@ class InMemoryUserSource(UserSource):
         self._changes += 1
         self._changed[user.id] = self._changes
 
-    def delete(self, user_id: int) -> None:
+    def delete(self, user_id: UserId) -> None:
         """Remove a user, as a DELETE of its row would."""
         if self._users.pop(user_id, None) is not None:
             self._ids.remove(user_id)
             self._changed.pop(user_id, None)
 
-    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+    async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         return {user_id for user_id in user_ids if user_id in self._users}
 
     async def change_cursor(self) -> str:
         return str(self._changes + 1)
 
     async def read_changed_page(
-        self, since: str | None, start_user_id: int, limit: int, highest: int = MAX_USER_ID
+        self, since: str | None, start_user_id: UserId, limit: int, highest: UserId | None = None
     ) -> Sequence[SourceUser]:
         first_change = int(since) if since is not None and since.isdigit() else 0
         first = bisect.bisect_left(self._ids, start_user_id)
-        last = bisect.bisect_right(self._ids, highest)
+        last = len(self._ids) if highest is None else bisect.bisect_right(self._ids, highest)
         changed = (user_id for user_id in self._ids[first:last] if self._changed[user_id] >= first_change)
         return [self._users[user_id] for user_id in itertools.islice(changed, limit)]
 
-    async def read_page(self, start_user_id: int, limit: int, highest: int = MAX_USER_ID) -> Sequence[SourceUser]:
+    async def read_page(self, start_user_id: UserId, limit: int, highest: UserId | None = None) -> Sequence[SourceUser]:
         first = bisect.bisect_left(self._ids, start_user_id)
-        last = bisect.bisect_right(self._ids, highest)
+        last = len(self._ids) if highest is None else bisect.bisect_right(self._ids, highest)
         return [self._users[user_id] for user_id in self._ids[first : min(first + limit, last)]]
 
-    async def segment_boundaries(self, segments: int) -> list[int]:
+    async def segment_boundaries(self, segments: int) -> list[UserId]:
         return quantile_boundaries(self._ids, segments)
 
-    async def read_user(self, user_id: int) -> SourceUser | None:
+    async def read_user(self, user_id: UserId) -> SourceUser | None:
         return self._users.get(user_id)
 
-    async def read_users(self, user_ids: Collection[int]) -> Sequence[SourceUser]:
+    async def read_users(self, user_ids: Collection[UserId]) -> Sequence[SourceUser]:
         return [self._users[user_id] for user_id in sorted(set(user_ids)) if user_id in self._users]
 
     async def describe(self) -> SourcePlan:
-        columns = [PlannedColumn("key", self.mapping.key, "bigint", self.mapping.key_attribute, "N")]
+        columns = [
+            PlannedColumn(
+                "key", self.mapping.key, "bigint", self.mapping.key_attribute, key_attribute_type(self.key_kind)
+            )
+        ]
         for source in self.mapping.attributes:
             role = "mapped" if source.column is not None else "expression"
             columns.append(PlannedColumn(role, source.sql, "unknown (in memory)", source.name, None))
         return SourcePlan(self.mapping.table, self.mapping.key, tuple(columns))
 
-    async def count_users(self, start_user_id: int = 0) -> int:
-        return len(self._ids) - bisect.bisect_left(self._ids, start_user_id)
+    async def count_users(self, start_user_id: UserId | None = None) -> int:
+        start = self.key_kind.first if start_user_id is None else start_user_id
+        return len(self._ids) - bisect.bisect_left(self._ids, start)
 
     async def estimate_user_count(self) -> int:
         return await self.count_users()  # exact, and as cheap as an estimate here
@@ -135,17 +150,17 @@ class InMemoryUserTarget(UserTarget):
 
     def __init__(self, items: Iterable[Item] = (), key_attribute: str = DEFAULT_KEY_ATTRIBUTE) -> None:
         self.key_attribute = key_attribute
-        self.items: dict[int, Item] = {int(item[key_attribute]["N"]): item for item in items}
-        self.refuse: dict[int, str] = {}
+        self.items: dict[UserId, Item] = {decode_key(item[key_attribute]): item for item in items}
+        self.refuse: dict[UserId, str] = {}
         self.write_calls = 0
 
-    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+    async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         return {user_id for user_id in user_ids if user_id in self.items}
 
     async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
         self.write_calls += 1
-        written: list[int] = []
-        failed: dict[int, str] = {}
+        written: list[UserId] = []
+        failed: dict[UserId, str] = {}
         for user in users:
             if user.user_id in self.refuse:
                 failed[user.user_id] = self.refuse[user.user_id]
@@ -156,10 +171,10 @@ class InMemoryUserTarget(UserTarget):
 
     async def write_users_if(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
         self.write_calls += 1
-        written: list[int] = []
-        created: set[int] = set()
-        refused: set[int] = set()
-        failed: dict[int, str] = {}
+        written: list[UserId] = []
+        created: set[UserId] = set()
+        refused: set[UserId] = set()
+        failed: dict[UserId, str] = {}
         for user in {user.user_id: user for user in users}.values():
             current = self.items.get(user.user_id)
             if user.user_id in self.refuse:
@@ -175,10 +190,10 @@ class InMemoryUserTarget(UserTarget):
                 refused.add(user.user_id)
         return ConditionalWriteOutcome(tuple(written), frozenset(created), frozenset(refused), failed)
 
-    async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
-        deleted: list[int] = []
-        kept: dict[int, str] = {}
-        failed: dict[int, str] = {}
+    async def delete_unchanged(self, user_ids: Collection[UserId]) -> DeleteOutcome:
+        deleted: list[UserId] = []
+        kept: dict[UserId, str] = {}
+        failed: dict[UserId, str] = {}
         for user_id in sorted(set(user_ids)):
             current = self.items.get(user_id)
             if current is None:
@@ -192,34 +207,41 @@ class InMemoryUserTarget(UserTarget):
                 deleted.append(user_id)
         return DeleteOutcome(tuple(deleted), kept, failed)
 
-    async def read_items(self, user_ids: Collection[int]) -> dict[int, Item]:
+    async def read_items(self, user_ids: Collection[UserId]) -> dict[UserId, Item]:
         return {user_id: copy.deepcopy(self.items[user_id]) for user_id in set(user_ids) if user_id in self.items}
 
-    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[int, StoredComparison]:
+    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[UserId, StoredComparison]:
         return compare_users(users, self.items, self.key_attribute)
 
     async def scan_user_ids(
-        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
-    ) -> AsyncIterator[list[int]]:
+        self, lowest: UserId, highest: UserId, page_size: int = 1000, part: ScanPart | None = None
+    ) -> AsyncIterator[list[UserId]]:
         inside = [
             user_id
             for user_id in list(self.items)
-            if lowest <= user_id <= highest and (part is None or user_id % part.total == part.index)
+            if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
+            and (part is None or _part_of(user_id, part.total) == part.index)
         ]
         for first in range(0, len(inside), page_size):
             yield inside[first : first + page_size]
 
-    async def scan_user_ids_of_small_table(self, lowest: int, highest: int, most_items: int) -> list[int] | None:
+    async def scan_user_ids_of_small_table(
+        self, lowest: UserId, highest: UserId, most_items: int
+    ) -> list[UserId] | None:
         if len(self.items) > most_items:
             return None
-        return [user_id for user_id in list(self.items) if lowest <= user_id <= highest]
+        return [
+            user_id
+            for user_id in list(self.items)
+            if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
+        ]
 
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         self.write_calls += 1
-        rewritten: list[int] = []
-        unchanged: list[int] = []
-        kept: dict[int, str] = {}
-        failed: dict[int, str] = {}
+        rewritten: list[UserId] = []
+        unchanged: list[UserId] = []
+        kept: dict[UserId, str] = {}
+        failed: dict[UserId, str] = {}
         for user in users:
             item = encode_user(user, self.key_attribute)
             what, why = rewrite_choice(self.items.get(user.user_id), item, user.version)
@@ -234,7 +256,7 @@ class InMemoryUserTarget(UserTarget):
                 rewritten.append(user.user_id)
         return RewriteOutcome(tuple(rewritten), tuple(unchanged), kept, failed)
 
-    async def read_item(self, user_id: int) -> Item | None:
+    async def read_item(self, user_id: UserId) -> Item | None:
         item = self.items.get(user_id)
         return copy.deepcopy(item) if item is not None else None
 
@@ -246,18 +268,20 @@ class InMemoryUserTarget(UserTarget):
 
 
 class _InMemoryHold(UsersHold):
-    def __init__(self, state: InMemoryMigrationState, inherited: frozenset[int], removals: frozenset[int]) -> None:
+    def __init__(
+        self, state: InMemoryMigrationState, inherited: frozenset[UserId], removals: frozenset[UserId]
+    ) -> None:
         self._state = state
         self.inherited = inherited
         self.inherited_removals = removals
-        self.intended: set[int] = set(inherited)
-        self.removing: set[int] = set(removals)
+        self.intended: set[UserId] = set(inherited)
+        self.removing: set[UserId] = set(removals)
         self.settled = False
 
-    async def intend(self, user_ids: Collection[int]) -> None:
+    async def intend(self, user_ids: Collection[UserId]) -> None:
         self.intended.update(user_ids)
 
-    async def intend_removal(self, user_ids: Collection[int]) -> None:
+    async def intend_removal(self, user_ids: Collection[UserId]) -> None:
         self.removing.update(user_ids)
 
     async def apply(self, settlement: Settlement) -> None:
@@ -278,13 +302,13 @@ class InMemoryMigrationState(MigrationState):
         self._progress = MigrationProgress()
         self._holds = UserRangeLocks()
         # Ids whose writes (deletes) were never settled (their holder failed): the next holder looks.
-        self.unsettled: set[int] = set()
-        self.unsettled_removals: set[int] = set()
+        self.unsettled: set[UserId] = set()
+        self.unsettled_removals: set[UserId] = set()
         # Users whose latest attempt failed, with its reason codes.
-        self.failed: dict[int, tuple[str, ...]] = {}
+        self.failed: dict[UserId, tuple[str, ...]] = {}
         self._sync_pass_recorded = 0  # the latest pass of `sync --workers` recorded
 
-    def count(self, user_ids: Collection[int]) -> None:
+    def count(self, user_ids: Collection[UserId]) -> None:
         """Count these users as migrated (used by holds when they settle)."""
         if not user_ids:
             return
@@ -296,13 +320,13 @@ class InMemoryMigrationState(MigrationState):
             last_migrated_user_id=highest if last is None else max(last, highest),
         )
 
-    def uncount(self, user_ids: Collection[int]) -> None:
+    def uncount(self, user_ids: Collection[UserId]) -> None:
         """Take these users off the count (their items were deleted)."""
         remaining = max(self._progress.migrated_users - len(user_ids), 0)
         self._progress = attrs.evolve(self._progress, migrated_users=remaining)
 
     @asynccontextmanager
-    async def _hold(self, lowest: int, highest: int) -> AsyncIterator[UsersHold]:
+    async def _hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
         async with self._holds.hold(lowest, highest):
             inherited, removals = frozenset(self.unsettled), frozenset(self.unsettled_removals)
             self.unsettled.clear()
@@ -315,10 +339,10 @@ class InMemoryMigrationState(MigrationState):
                     self.unsettled.update(hold.intended)
                     self.unsettled_removals.update(hold.removing)
 
-    def hold_users(self, lowest: int, highest: int) -> AbstractAsyncContextManager[UsersHold]:
+    def hold_users(self, lowest: UserId, highest: UserId) -> AbstractAsyncContextManager[UsersHold]:
         return self._hold(lowest, highest)
 
-    async def record_checkpoint(self, resume_from_user_id: int) -> None:
+    async def record_checkpoint(self, resume_from_user_id: UserId) -> None:
         self._progress = attrs.evolve(self._progress, resume_from_user_id=resume_from_user_id)
 
     async def record_change_cursor(self, cursor: ChangeCursor, applied: int = 0) -> None:
@@ -335,7 +359,7 @@ class InMemoryMigrationState(MigrationState):
     async def read_progress(self) -> MigrationProgress:
         return attrs.evolve(self._progress, failed_users=len(self.failed))
 
-    async def failing_users(self) -> dict[int, tuple[str, ...]]:
+    async def failing_users(self) -> dict[UserId, tuple[str, ...]]:
         return dict(sorted(self.failed.items()))
 
     async def check_ready(self) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 
+from domain.keys import KeyKind, UserId
 from domain.segments import SegmentLease, SegmentPlan
 from ports.segment_leases import LeaseActivity, SegmentLeases
 
@@ -14,20 +15,24 @@ from ports.segment_leases import LeaseActivity, SegmentLeases
 class InMemorySegmentLeases(SegmentLeases):
     """Leases kept in a dict; the plan from `propose` (boundaries), made at first use."""
 
-    def __init__(self, propose: Callable[[], Awaitable[Sequence[int]]] | None = None) -> None:
+    def __init__(
+        self, propose: Callable[[], Awaitable[Sequence[UserId]]] | None = None, kind: KeyKind = KeyKind.INTEGER
+    ) -> None:
         self._propose = propose
+        self._kind = kind
         self._plan: SegmentPlan | None = None
         self._run = 1
         self._stored: dict[int, SegmentLease] = {}
         self._activity = LeaseActivity()
 
-    async def boundaries(self) -> list[int]:
+    async def boundaries(self) -> list[UserId]:
         """The boundaries of this plan (making it first): leases of another kind on the same segments."""
-        return list((await self.plan()).starts[1:])
+        return (await self.plan()).samples()
 
     async def plan(self) -> SegmentPlan:
         if self._plan is None:
-            self._plan = SegmentPlan.from_boundaries(await self._propose() if self._propose is not None else [])
+            samples = await self._propose() if self._propose is not None else []
+            self._plan = SegmentPlan.from_samples(samples, self._kind)
         return self._plan
 
     async def run_number(self) -> int:
@@ -70,7 +75,7 @@ class InMemorySegmentLeases(SegmentLeases):
     async def renew(self, lease: SegmentLease) -> SegmentLease | None:
         return self._change(lease, attrs.evolve(lease, counter=lease.counter + 1), owned=True)
 
-    async def checkpoint(self, lease: SegmentLease, next_user_id: int, done: bool = False) -> SegmentLease | None:
+    async def checkpoint(self, lease: SegmentLease, next_user_id: UserId, done: bool = False) -> SegmentLease | None:
         wanted = attrs.evolve(
             lease, counter=lease.counter + 1, checkpoint=next_user_id, done=done, owner=None if done else lease.owner
         )

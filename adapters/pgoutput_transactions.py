@@ -24,16 +24,19 @@ from adapters.pgoutput import (
     Truncate,
     Update,
 )
+from domain.errors import InvalidParameter
+from domain.keys import KeyKind, UserId
 from domain.row_changes import CommittedChanges, RowChange
 
 
 class TransactionAssembler:
     """Feeds on decoded messages; hands back each transaction of `schema.table` as it commits."""
 
-    def __init__(self, schema: str, table: str, key_column: str) -> None:
+    def __init__(self, schema: str, table: str, key_column: str, key_kind: KeyKind = KeyKind.INTEGER) -> None:
         self._schema = schema
         self._table = table
         self._key_column = key_column
+        self._key_kind = key_kind
         self._key_index: dict[int, int] = {}  # relation oid -> where its key is in a tuple
         self._open: Begin | None = None
         self._changes: list[RowChange] = []
@@ -74,14 +77,19 @@ class TransactionAssembler:
             raise PgoutputError(f"{relation.namespace}.{relation.name} has no column {self._key_column}")
         self._key_index[relation.oid] = index
 
-    def _key(self, oid: int, values: tuple[ColumnValue, ...]) -> int:
+    def _key(self, oid: int, values: tuple[ColumnValue, ...]) -> UserId:
         value = values[self._key_index[oid]]
         if not isinstance(value, str):
             raise PgoutputError(f"a change to the users table without its key {self._key_column}")
+        # pgoutput sends a value in its text form: an integer's digits, a uuid's canonical text, a text as it is.
         try:
-            return int(value)
-        except ValueError:
-            raise PgoutputError(f"the key {self._key_column} is not an integer: {value[:40]!r}") from None
+            return (
+                self._key_kind.check(self._key_column, value) if self._key_kind is not KeyKind.INTEGER else int(value)
+            )
+        except (ValueError, InvalidParameter):
+            raise PgoutputError(
+                f"the key {self._key_column} is not of the mapping's key type {self._key_kind.value}: {value[:40]!r}"
+            ) from None
 
     def _change(self, oid: int, values: tuple[ColumnValue, ...], deleted: bool) -> None:
         if oid not in self._key_index:

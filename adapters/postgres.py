@@ -40,10 +40,9 @@ from adapters.postgres_plan import QueryPlan, first_line, quote_table_name, reso
 from adapters.postgres_types import parse_profile
 from adapters.retry import Backoff, waiter_alive
 from domain.errors import MappingError, SetupError, SourceUnavailable
-from domain.keys import KeyKind
+from domain.keys import KeyKind, UserId
 from domain.mapping import SourcePlan, UserMapping
 from domain.model import SourceUser
-from domain.request import MAX_USER_ID
 from domain.stall_watch import StallWatch
 from ports.user_source import UserSource
 
@@ -174,6 +173,31 @@ def _patient(
     return patiently
 
 
+class _KeySql:
+    """The key in a query, by its kind: compared and ordered as PostgreSQL orders it (an integer, a
+    uuid by its bytes), a text in the order of its bytes (`COLLATE "C"`), which no collation setting
+    of the database or the column can change; ids bound as parameters of the key's type."""
+
+    def __init__(self, plan: QueryPlan) -> None:
+        self.kind = plan.key_kind
+        self.ordered = f'{plan.key} COLLATE "C"' if self.kind is KeyKind.TEXT else plan.key
+        self.parameter = "%s::uuid" if self.kind is KeyKind.UUID else "%s"
+        self.array = {KeyKind.INTEGER: "%s::bigint[]", KeyKind.UUID: "%s::uuid[]", KeyKind.TEXT: "%s::text[]"}[
+            self.kind
+        ]
+
+    def user_id(self, value: object) -> UserId:
+        """A key value as PostgreSQL returns it, as a user id."""
+        return int(str(value)) if self.kind is KeyKind.INTEGER else str(value)
+
+    def between(self, lowest: UserId, highest: UserId | None) -> tuple[str, tuple[UserId, ...]]:
+        """The condition `lowest <= key <= highest` (no upper bound at the end of the id space)."""
+        lower = f"{self.ordered} >= {self.parameter}"
+        if highest is None or highest >= self.kind.last:  # type: ignore[operator]  # ids of one kind
+            return lower, (lowest,)
+        return f"{lower} AND {self.ordered} <= {self.parameter}", (lowest, highest)
+
+
 class PostgresUserSource(UserSource):
     """Reads users from one table of a PostgreSQL database, through a mapping."""
 
@@ -199,6 +223,10 @@ class PostgresUserSource(UserSource):
     def mapping(self) -> UserMapping:
         """The mapping this source reads through."""
         return self._mapping
+
+    @property
+    def key_kind(self) -> KeyKind:
+        return self._mapping.key_kind
 
     @asynccontextmanager
     async def _cursor(self) -> AsyncIterator[aiopg.Cursor]:
@@ -294,16 +322,7 @@ class PostgresUserSource(UserSource):
                 # table fixed).
                 try:
                     async with self._cursor() as cursor:
-                        plan = await resolve_plan(cursor, self._mapping)
-                    if plan.key_kind is not KeyKind.INTEGER:
-                        raise SetupError(
-                            [
-                                f"[source] key_type {plan.key_kind.value!r}: only `init-tables` takes a uuid or "
-                                "text key in this version; every other command needs an integer key"
-                            ],
-                            "the key type is not supported yet",
-                        )
-                    self._plan = plan
+                        self._plan = await resolve_plan(cursor, self._mapping)
                 except MappingError:
                     raise
                 except (SourceUnavailable, SetupError) as error:
@@ -324,21 +343,22 @@ class PostgresUserSource(UserSource):
         return [plan.user(row) for row in rows]
 
     @_patient
-    async def read_page(self, start_user_id: int, limit: int, highest: int = MAX_USER_ID) -> Sequence[SourceUser]:
-        key = (await self._resolved()).key
-        if highest >= MAX_USER_ID:
-            return await self._rows(f"WHERE {key} >= %s ORDER BY {key} LIMIT %s", (start_user_id, limit))
-        return await self._rows(
-            f"WHERE {key} >= %s AND {key} <= %s ORDER BY {key} LIMIT %s", (start_user_id, highest, limit)
-        )
+    async def read_page(self, start_user_id: UserId, limit: int, highest: UserId | None = None) -> Sequence[SourceUser]:
+        plan = await self._resolved()
+        keys = _KeySql(plan)
+        where, parameters = keys.between(start_user_id, highest)
+        return await self._rows(f"WHERE {where} ORDER BY {keys.ordered} LIMIT %s", (*parameters, limit))
 
     @_patient
-    async def segment_boundaries(self, segments: int) -> list[int]:
+    async def segment_boundaries(self, segments: int) -> list[UserId]:
         plan = await self._resolved()
         fractions = [part / segments for part in range(1, segments)]
         if not fractions:
             return []
-        query = f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY {plan.key}) FROM {plan.table}"
+        keys = _KeySql(plan)
+        # Uuids come back as text: psycopg2 reads a uuid[] as one string.
+        cast = "" if keys.kind is KeyKind.INTEGER else "::text[]"
+        query = f"SELECT (percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY {keys.ordered})){cast} FROM {plan.table}"
         async with self._cursor() as cursor:
             # A big table is sampled (a few hundred thousand rows, in whole pages: cheap); a small
             # one, or a view (no sampling there), is read whole: this runs once per plan.
@@ -349,32 +369,38 @@ class PostgresUserSource(UserSource):
             await cursor.execute(query + sampled, (fractions,))
             found = await cursor.fetchone()
         values = found[0] if found is not None and found[0] is not None else []
-        return sorted({int(value) for value in values if value is not None})
+        return sorted({keys.user_id(value) for value in values if value is not None})
 
     @_patient
-    async def read_user(self, user_id: int) -> SourceUser | None:
-        key = (await self._resolved()).key
-        users = await self._rows(f"WHERE {key} = %s", (user_id,))
+    async def read_user(self, user_id: UserId) -> SourceUser | None:
+        plan = await self._resolved()
+        users = await self._rows(f"WHERE {plan.key} = {_KeySql(plan).parameter}", (user_id,))
         return users[0] if users else None
 
     @_patient
-    async def read_users(self, user_ids: Collection[int]) -> Sequence[SourceUser]:
+    async def read_users(self, user_ids: Collection[UserId]) -> Sequence[SourceUser]:
         if not user_ids:
             return []
-        key = (await self._resolved()).key
-        return await self._rows(f"WHERE {key} = ANY(%s::bigint[]) ORDER BY {key}", (sorted(set(user_ids)),))
+        plan = await self._resolved()
+        keys = _KeySql(plan)
+        return await self._rows(
+            f"WHERE {plan.key} = ANY({keys.array}) ORDER BY {keys.ordered}",
+            (sorted(set(user_ids)),),
+        )
 
     @_patient
-    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+    async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         if not user_ids:
             return set()
         plan = await self._resolved()
+        keys = _KeySql(plan)
         async with self._cursor() as cursor:
             await cursor.execute(
-                f"SELECT {plan.key} FROM {plan.table} WHERE {plan.key} = ANY(%s::bigint[])", (sorted(set(user_ids)),)
+                f"SELECT {plan.key} FROM {plan.table} WHERE {plan.key} = ANY({keys.array})",
+                (sorted(set(user_ids)),),
             )
             rows = await cursor.fetchall()
-        return {int(row[0]) for row in rows}
+        return {keys.user_id(row[0]) for row in rows}
 
     @_patient
     async def change_cursor(self) -> str:
@@ -395,7 +421,7 @@ class PostgresUserSource(UserSource):
 
     @_patient
     async def read_changed_page(
-        self, since: str | None, start_user_id: int, limit: int, highest: int = MAX_USER_ID
+        self, since: str | None, start_user_id: UserId, limit: int, highest: UserId | None = None
     ) -> Sequence[SourceUser]:
         saved = cursor_position(since)
         if saved is None:
@@ -404,20 +430,21 @@ class PostgresUserSource(UserSource):
             await cursor.execute("SELECT txid_snapshot_xmin(txid_current_snapshot())")
             row = await cursor.fetchone()
         changed = changed_rows_condition(saved, int(row[0]))
-        key = (await self._resolved()).key
         if changed is None:  # too old to tell: every row
             return await self.read_page(start_user_id, limit, highest)
-        if highest >= MAX_USER_ID:
-            return await self._rows(f"WHERE {key} >= %s AND {changed} ORDER BY {key} LIMIT %s", (start_user_id, limit))
-        return await self._rows(
-            f"WHERE {key} >= %s AND {key} <= %s AND {changed} ORDER BY {key} LIMIT %s", (start_user_id, highest, limit)
-        )
+        keys = _KeySql(await self._resolved())
+        where, parameters = keys.between(start_user_id, highest)
+        return await self._rows(f"WHERE {where} AND {changed} ORDER BY {keys.ordered} LIMIT %s", (*parameters, limit))
 
     @_patient
-    async def count_users(self, start_user_id: int = 0) -> int:
+    async def count_users(self, start_user_id: UserId | None = None) -> int:
         plan = await self._resolved()
+        keys = _KeySql(plan)
+        start = plan.key_kind.first if start_user_id is None else start_user_id
         async with self._cursor() as cursor:
-            await cursor.execute(f"SELECT count(*) FROM {plan.table} WHERE {plan.key} >= %s", (start_user_id,))
+            await cursor.execute(
+                f"SELECT count(*) FROM {plan.table} WHERE {keys.ordered} >= {keys.parameter}", (start,)
+            )
             row = await cursor.fetchone()
         return int(row[0])
 

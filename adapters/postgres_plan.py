@@ -109,7 +109,8 @@ class QueryPlan:
             values, version = list(row[1:-1]), row[-1]
         for index, convert in self.conversions:
             values[index] = convert(values[index])
-        return SourceUser(int(row[0]), dict(zip(self.names, values, strict=True)), version)
+        key = int(row[0]) if self.key_kind is KeyKind.INTEGER else str(row[0])
+        return SourceUser(key, dict(zip(self.names, values, strict=True)), version)
 
 
 def _column_list(columns: Sequence[str]) -> str:

@@ -120,7 +120,11 @@ class PostgresChangeStream(ChangeStream):
         started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._thread = threading.Thread(
             target=self._run,
-            args=(asyncio.get_running_loop(), started, TransactionAssembler(schema, table, self._mapping.key)),
+            args=(
+                asyncio.get_running_loop(),
+                started,
+                TransactionAssembler(schema, table, self._mapping.key, self._mapping.key_kind),
+            ),
             name=f"replication {self._names.slot}",
             daemon=True,
         )

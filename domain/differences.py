@@ -14,6 +14,8 @@ from datetime import datetime
 
 import attrs
 
+from domain.keys import UserId
+
 
 class Problem(enum.Enum):
     """A class of difference between the source and the target."""
@@ -53,7 +55,7 @@ class Difference:
     the reasons (INVALID_IN_SOURCE). With a repair, `repaired` says whether it is gone now
     (checked again after the repair) and, if not, `why` says what kept it, when known."""
 
-    user_id: int
+    user_id: UserId
     problem: Problem
     fields: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
@@ -143,7 +145,7 @@ class VerifyPage:
 
     differences: tuple[Difference, ...]
     counts: VerifyCounts
-    next_start_user_id: int | None
+    next_start_user_id: UserId | None
     extra_checked: bool
     extra_checked_above: bool | None = None
 

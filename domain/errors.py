@@ -25,7 +25,7 @@ class UserNotFound(MigrationError):
 
     code = "user_not_found"
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int | str) -> None:  # a `domain.keys.UserId` (which imports this module)
         super().__init__(f"User {user_id} does not exist in the source database")
         self.user_id = user_id
 

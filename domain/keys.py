@@ -129,3 +129,16 @@ class KeyKind(enum.Enum):
 def id_text(user_id: UserId) -> str:
     """An id as text (in messages and files): integers as digits, uuids and texts as they are."""
     return str(user_id)
+
+
+def given_id(kind: KeyKind, option: str, value: int | str | None, lowest: int = 0) -> UserId | None:
+    """An id given on the command line (`id_argument`) as an id of the key's `kind`: an integer key
+    takes only an integer in `lowest..MAX_INTEGER_ID`; a uuid or text key takes the text as written
+    (digits too: `"123"` is a text id). `InvalidParameter` naming `option` otherwise."""
+    if value is None:
+        return None
+    if kind is KeyKind.INTEGER:
+        if isinstance(value, str) or not lowest <= value <= MAX_INTEGER_ID:
+            raise InvalidParameter(option, f"{option} must be an integer between {lowest} and {MAX_INTEGER_ID}")
+        return value
+    return kind.parse(option, str(value))

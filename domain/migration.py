@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from domain.errors import SetupError, UserNotFound
+from domain.keys import KeyKind, UserId
 from domain.mapping import MIGRATION_DIGEST
 from domain.model import (
     ChangeCursor,
@@ -24,7 +25,7 @@ from domain.model import (
 )
 from domain.range_locks import UserRangeLocks
 from domain.report import BatchOutcome, ChangeOutcome, MigrationReport, MigrationStats
-from domain.request import MAX_USER_ID, BatchRequest, MigrationRequest, SingleUserRequest
+from domain.request import BatchRequest, MigrationRequest, SingleUserRequest
 from domain.rules import Reason, Rejection, UserPreparer, reason_code
 from domain.source_count import SourceCounter
 from domain.statistics import Statistics
@@ -48,7 +49,7 @@ GONE_WHILE_WRITING = "deleted from DynamoDB while it was being written: left to 
 WRITE_FAILED = "write_failed"
 
 
-def _write_failures(failed: Mapping[int, str]) -> dict[int, tuple[str, ...]]:
+def _write_failures(failed: Mapping[UserId, str]) -> dict[UserId, tuple[str, ...]]:
     """Users whose write failed, each with the reason as a report shows it."""
     return {user_id: (Reason(WRITE_FAILED, f"Write failed: {reason}"),) for user_id, reason in failed.items()}
 
@@ -60,9 +61,9 @@ class _Inherited:
     to users outside this hold's range that landed (looked at then too: once the hold is taken,
     another holder may write them); and its writes within the range, looked at before settling."""
 
-    removed: set[int]
-    landed_outside: set[int] = attrs.Factory(set)
-    inside: frozenset[int] = frozenset()
+    removed: set[UserId]
+    landed_outside: set[UserId] = attrs.Factory(set)
+    inside: frozenset[UserId] = frozenset()
 
 
 Fence = Callable[[], None]  # raises when the caller may no longer write (e.g. its lease was lost)
@@ -77,25 +78,26 @@ class _Attempt:
     """The users of one step: those prepared for writing, and those that failed validation (with
     their reasons)."""
 
-    user_ids: Sequence[int]
-    invalid: Mapping[int, Collection[str]]
+    user_ids: Sequence[UserId]
+    invalid: Mapping[UserId, Collection[str]]
 
-    def failing(self, write_failed: Collection[int]) -> dict[str, Any]:
+    def failing(self, write_failed: Collection[UserId]) -> dict[str, Any]:
         """`settle`'s `failed` (with reason codes) and `succeeded` once these writes failed."""
         failed = {**failing_codes(self.invalid), **dict.fromkeys(write_failed, (WRITE_FAILED,))}
         return {"failed": failed, "succeeded": set(self.user_ids) - set(failed)}
 
 
-def failing_codes(failures: Mapping[int, Collection[str]]) -> dict[int, tuple[str, ...]]:
+def failing_codes(failures: Mapping[UserId, Collection[str]]) -> dict[UserId, tuple[str, ...]]:
     """Failed users with the distinct codes of their reasons, sorted (as `settle` notes them)."""
     return {user_id: tuple(sorted({reason_code(r) for r in reasons})) for user_id, reasons in failures.items()}
 
 
-def next_start_after(page: Sequence[SourceUser], batch_size: int) -> int | None:
-    """Where the next keyset page starts: after the last id of a full page; None when the source is exhausted."""
-    if len(page) < batch_size or page[-1].id >= MAX_USER_ID:
+def next_start_after(page: Sequence[SourceUser], batch_size: int, kind: KeyKind = KeyKind.INTEGER) -> UserId | None:
+    """Where the next keyset page starts: the least id after the last of a full page (under the key's
+    order); None when the source is exhausted."""
+    if len(page) < batch_size:
         return None
-    return page[-1].id + 1
+    return kind.after(page[-1].id)
 
 
 class Migration:
@@ -133,6 +135,11 @@ class Migration:
         self._clock = clock
         self._in_flight = in_flight if in_flight is not None else WritesInFlight()
 
+    @property
+    def key_kind(self) -> KeyKind:
+        """The kind of the source's key (how ids of a request are read)."""
+        return self._source.key_kind
+
     async def run(self, request: MigrationRequest) -> MigrationReport:
         """Carry out a planned request of either kind."""
         if isinstance(request, SingleUserRequest):
@@ -143,11 +150,13 @@ class Migration:
         """Migrate one keyset page: `id >= start_user_id ORDER BY id LIMIT batch_size`. The
         first page of a backfill (from id 0) marks where `sync` starts, before it reads."""
         started = time.perf_counter()
-        if request.start_user_id == 0 and not request.dry_run:
+        if request.start_user_id == self._source.key_kind.first and not request.dry_run:
             await self.mark_changes_from()
         users = await self._source.read_page(request.start_user_id, request.batch_size)
         outcome = await self.migrate_users(users, request.dry_run, request.rewrite)
-        return self._report(outcome, next_start_after(users, request.batch_size), request, started)
+        return self._report(
+            outcome, next_start_after(users, request.batch_size, self._source.key_kind), request, started
+        )
 
     async def migrate_user(self, request: SingleUserRequest) -> MigrationReport:
         """Migrate one user by id; raises `UserNotFound` when the source has no such user."""
@@ -247,7 +256,7 @@ class Migration:
         refused = sorted(set(replaced.refused))
         stored = await self._target.read_items(refused) if refused else {}
         by_id = {user.user_id: user for user in prepared}
-        kept: dict[int, str] = {}
+        kept: dict[UserId, str] = {}
         by_content: list[PreparedUser] = []  # as new as their row, or unversioned: the content decides
         for user_id in refused:
             version, row_version = stored_version(stored.get(user_id)), by_id[user_id].version
@@ -299,7 +308,7 @@ class Migration:
         )
         return created, replaced
 
-    async def remove_users(self, user_ids: Collection[int]) -> DeleteOutcome:
+    async def remove_users(self, user_ids: Collection[UserId]) -> DeleteOutcome:
         """Delete the items of these users that the migration wrote and nobody changed since
         (checked by the delete itself), and take them off the counters; the others are kept,
         with the reason (e.g. an item the application wrote)."""
@@ -309,7 +318,7 @@ class Migration:
         async with self._holding(wanted) as (hold, before):
             return await self._in_flight.run(self._remove_and_settle(hold, wanted, before))
 
-    async def _remove_and_settle(self, hold: UsersHold, user_ids: list[int], before: _Inherited) -> DeleteOutcome:
+    async def _remove_and_settle(self, hold: UsersHold, user_ids: list[UserId], before: _Inherited) -> DeleteOutcome:
         await hold.intend_removal(user_ids)
         outcome = await self._target.delete_unchanged(user_ids)
         removed = before.removed | set(outcome.deleted)
@@ -319,30 +328,34 @@ class Migration:
         return outcome
 
     @asynccontextmanager
-    async def _holding(self, user_ids: Sequence[int]) -> AsyncIterator[tuple[UsersHold, _Inherited]]:
+    async def _holding(self, user_ids: Sequence[UserId]) -> AsyncIterator[tuple[UsersHold, _Inherited]]:
         """Hold the range of these ids (in-process range locks first, they are cheap, then the
         hold other processes respect too), with what an earlier holder left to settle."""
         lowest, highest = min(user_ids), max(user_ids)
         async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
             removals = hold.inherited_removals
             removed = set(removals) - await self._target.existing_user_ids(removals) if removals else set()
-            inside = frozenset(user_id for user_id in hold.inherited if lowest <= user_id <= highest)
+            inside = frozenset(
+                user_id
+                for user_id in hold.inherited
+                if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
+            )
             yield hold, _Inherited(removed, await self._landed(hold.inherited - inside), inside)
 
-    async def _inherited_landed(self, before: _Inherited) -> set[int]:
+    async def _inherited_landed(self, before: _Inherited) -> set[UserId]:
         """Of the writes an earlier holder left unsettled, those that landed. Those within this
         hold's range are looked at just before it settles, after its own writes, so that a late
         write of a holder that stalled (rather than died) is counted too, once; no other holder
         can write them meanwhile."""
         return before.landed_outside | await self._landed(before.inside)
 
-    async def _landed(self, user_ids: Collection[int]) -> set[int]:
+    async def _landed(self, user_ids: Collection[UserId]) -> set[UserId]:
         # Landed means stored *and* written by the migration: an application may have written a
         # user whose put here failed without an answer.
         stored = await self._target.read_items(user_ids) if user_ids else {}
         return {user_id for user_id, item in stored.items() if MIGRATION_DIGEST in item}
 
-    async def _note_failing(self, failures: Mapping[int, Collection[str]]) -> None:
+    async def _note_failing(self, failures: Mapping[UserId, Collection[str]]) -> None:
         """Note users that failed validation (a page with nobody to write)."""
         async with self._holding(list(failures)) as (hold, before):
             await self._in_flight.run(
@@ -353,8 +366,8 @@ class Migration:
 
     def _prepare(
         self, users: Sequence[SourceUser], migrated_at: datetime
-    ) -> tuple[dict[int, tuple[str, ...]], list[PreparedUser]]:
-        failures: dict[int, tuple[str, ...]] = {}
+    ) -> tuple[dict[UserId, tuple[str, ...]], list[PreparedUser]]:
+        failures: dict[UserId, tuple[str, ...]] = {}
         prepared: list[PreparedUser] = []
         for user in users:
             outcome = self._preparer.prepare(user, migrated_at)
@@ -380,7 +393,7 @@ class Migration:
 
     async def _write_new_and_settle(
         self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, attempt: _Attempt, fence: Fence
-    ) -> tuple[WriteOutcome, set[int]]:
+    ) -> tuple[WriteOutcome, set[UserId]]:
         """The live-safe write: each item only where none exists, decided by the target itself, so
         an item an application writes meanwhile is never replaced. Returns what was written and
         the users found stored already.
@@ -402,7 +415,7 @@ class Migration:
 
     @staticmethod
     def _report(
-        outcome: BatchOutcome, next_start: int | None, request: BatchRequest | SingleUserRequest, started: float
+        outcome: BatchOutcome, next_start: UserId | None, request: BatchRequest | SingleUserRequest, started: float
     ) -> MigrationReport:
         failed_ids = sorted(outcome.failures)
         return MigrationReport(

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 import attrs
 
 from domain.engine.pump import PagePump
+from domain.keys import KeyKind, UserId
 from domain.migration import Migration, next_start_after
 from domain.model import SourceUser
 from domain.report import BatchOutcome
-from domain.request import MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
+from domain.request import MAX_BATCH_SIZE, BatchRequest
 from domain.rules import Reason
 from ports.migration_state import MigrationState
 from ports.user_source import UserSource
@@ -47,14 +49,14 @@ class RunSummary:
     users_read: int
     migrated: int
     skipped: int
-    failures: dict[int, tuple[str, ...]]
+    failures: dict[UserId, tuple[str, ...]]
     dry_run: bool
     elapsed_seconds: float
-    resume_from_user_id: int | None
+    resume_from_user_id: UserId | None
     stopped_early: bool = False
     rewritten: int = 0
     # With a rewrite: stored items left as they were (someone else's, or changed), with the reason.
-    kept: dict[int, str] = attrs.field(factory=dict)
+    kept: dict[UserId, str] = attrs.field(factory=dict)
     rewrite: bool = False
 
     @property
@@ -69,9 +71,9 @@ class RunTally:
     users_read: int = 0
     migrated: int = 0
     skipped: int = 0
-    failures: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+    failures: dict[UserId, tuple[str, ...]] = attrs.Factory(dict)
     rewritten: int = 0
-    kept: dict[int, str] = attrs.Factory(dict)
+    kept: dict[UserId, str] = attrs.Factory(dict)
 
     def add(self, outcome: BatchOutcome) -> RunProgress:
         self.users_read += outcome.read
@@ -86,7 +88,7 @@ class RunTally:
         return time.perf_counter() - self.started
 
     def summary(
-        self, dry_run: bool, resume_from: int | None, stopped_early: bool = False, rewrite: bool = False
+        self, dry_run: bool, resume_from: UserId | None, stopped_early: bool = False, rewrite: bool = False
     ) -> RunSummary:
         failures = {user_id: self.failures[user_id] for user_id in sorted(self.failures)}
         return RunSummary(
@@ -109,14 +111,20 @@ class PageCheckpoints:
     """Where a run may resume, page after page: past the page, but never past a valid user
     whose write failed."""
 
-    latest: int | None = None
-    first_unwritten: int | None = None
+    kind: KeyKind = KeyKind.INTEGER
+    latest: UserId | None = None
+    first_unwritten: UserId | None = None
 
-    def after(self, page: Sequence[SourceUser], outcome: BatchOutcome) -> int:
+    def after(self, page: Sequence[SourceUser], outcome: BatchOutcome) -> UserId:
         if outcome.write_failed:
             lowest = min(outcome.write_failed)
-            self.first_unwritten = lowest if self.first_unwritten is None else min(self.first_unwritten, lowest)
-        self.latest = self.first_unwritten if self.first_unwritten is not None else min(page[-1].id + 1, MAX_USER_ID)
+            if self.first_unwritten is None or lowest < self.first_unwritten:  # type: ignore[operator]
+                self.first_unwritten = lowest
+        if self.first_unwritten is not None:
+            self.latest = self.first_unwritten
+        else:
+            following = self.kind.after(page[-1].id)
+            self.latest = following if following is not None else self.kind.last
         return self.latest
 
 
@@ -140,18 +148,19 @@ class MigrationRun:
         self._prefetch_pages = prefetch_pages
         self._pages_in_flight = pages_in_flight
 
-    async def total_from(self, start_user_id: int) -> int:
+    async def total_from(self, start_user_id: UserId | None) -> int:
         """How many users a run from `start_user_id` will read."""
         return await self._source.count_users(start_user_id)
 
-    async def resume_point(self) -> int:
+    async def resume_point(self) -> UserId:
         """Where `--resume` starts: the recorded checkpoint, or the beginning."""
         progress = await self._state.read_progress()
-        return progress.resume_from_user_id or 0
+        recorded = progress.resume_from_user_id
+        return recorded if recorded is not None and recorded != 0 else self._source.key_kind.first
 
     async def migrate_all(
         self,
-        start_user_id: int = 0,
+        start_user_id: UserId | None = None,
         batch_size: int = MAX_BATCH_SIZE,
         dry_run: bool = False,
         on_progress: ProgressCallback | None = None,
@@ -166,15 +175,17 @@ class MigrationRun:
         are taken in page order, so progress and checkpoints advance as in a page-by-page run.
         Setting `stop` ends the run cleanly after the pages in hand, their checkpoints recorded.
         """
-        BatchRequest(start_user_id, batch_size, dry_run, rewrite)  # checks the parameters
+        kind = self._source.key_kind
+        start = kind.first if start_user_id is None else start_user_id
+        BatchRequest(start, batch_size, dry_run, rewrite)  # checks the parameters
         if not dry_run:
             await self._migration.mark_changes_from()
         tally = RunTally()
-        checkpoints = PageCheckpoints()
+        checkpoints = PageCheckpoints(kind)
 
-        async def read_page(start: int) -> tuple[list[SourceUser], int | None]:
+        async def read_page(start: UserId) -> tuple[list[SourceUser], UserId | None]:
             page = list(await self._source.read_page(start, batch_size))
-            return page, next_start_after(page, batch_size)
+            return page, next_start_after(page, batch_size, self._source.key_kind)
 
         async def migrate_page(page: list[SourceUser]) -> BatchOutcome:
             return await self._migration.migrate_users(page, dry_run, rewrite)
@@ -186,13 +197,15 @@ class MigrationRun:
             if on_progress is not None:
                 on_progress(progress)
 
-        pump = PagePump(read_page, migrate_page, finish, self._prefetch_pages, self._pages_in_flight)
-        ended = await pump.run(start_user_id, stop)
+        pump: PagePump[UserId, list[SourceUser], Any] = PagePump(
+            read_page, migrate_page, finish, self._prefetch_pages, self._pages_in_flight
+        )
+        ended = await pump.run(start, stop)
         return tally.summary(dry_run, checkpoints.latest, stopped_early=ended.stopped_early, rewrite=rewrite)
 
     async def retry(
         self,
-        user_ids: Collection[int],
+        user_ids: Collection[UserId],
         dry_run: bool = False,
         batch_size: int = MAX_BATCH_SIZE,
         on_progress: ProgressCallback | None = None,

@@ -10,6 +10,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from domain.keys import UserId
 from domain.versions import version_of
 
 # A JSON document as the migration holds it: numbers stay exact (int or Decimal, never float
@@ -37,7 +38,7 @@ class UnreadableValue:
 class User:
     """A user as read from PostgreSQL: every column may be missing, since source data is dirty."""
 
-    id: int
+    id: UserId
     username: str | None = None
     email: str | None = None
     display_name: str | None = None
@@ -66,7 +67,7 @@ class SourceUser:
     """One source row through the mapping: its key, and its values by target attribute name
     (mapped attributes first, in the mapping's order, then the carried columns)."""
 
-    id: int
+    id: UserId
     values: Mapping[str, SourceValue] = attrs.field(repr=False)
     # The row's version (`[source] version`) as a number (`domain.versions`); None when the
     # mapping names no version or the row has none.
@@ -83,7 +84,7 @@ class PreparedUser:
     """A valid user, its attributes ready to be written (target-neutral), and its size by the
     target's item-size rules (the key attribute included)."""
 
-    user_id: int
+    user_id: UserId
     attributes: dict[str, PreparedValue] = attrs.field(eq=False, repr=False)
     size: int = attrs.field(default=0, eq=False)
     # The source row's version (see `SourceUser.version`), stored beside the attributes.
@@ -116,8 +117,8 @@ def as_source_user(user: User | SourceUser) -> SourceUser:
 class WriteOutcome:
     """What a write to the target did: the ids it stored, and why the others were not stored."""
 
-    written: tuple[int, ...] = ()
-    failed: Mapping[int, str] = attrs.field(factory=dict)
+    written: tuple[UserId, ...] = ()
+    failed: Mapping[UserId, str] = attrs.field(factory=dict)
 
 
 class WriteRule(enum.Enum):
@@ -134,10 +135,10 @@ class ConditionalWriteOutcome:
     """What a conditional write did: the ids it stored (`created`: those that had no item before),
     the ids whose stored item the rule kept (present, newer, or someone else's), and failures."""
 
-    written: tuple[int, ...] = ()
-    created: frozenset[int] = frozenset()
-    refused: frozenset[int] = frozenset()
-    failed: Mapping[int, str] = attrs.field(factory=dict)
+    written: tuple[UserId, ...] = ()
+    created: frozenset[UserId] = frozenset()
+    refused: frozenset[UserId] = frozenset()
+    failed: Mapping[UserId, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -145,9 +146,9 @@ class DeleteOutcome:
     """What deleting items did: the ids deleted, the items kept (with the reason: someone else's,
     changed since written) and failures."""
 
-    deleted: tuple[int, ...] = ()
-    kept: Mapping[int, str] = attrs.field(factory=dict)
-    failed: Mapping[int, str] = attrs.field(factory=dict)
+    deleted: tuple[UserId, ...] = ()
+    kept: Mapping[UserId, str] = attrs.field(factory=dict)
+    failed: Mapping[UserId, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -155,10 +156,10 @@ class RewriteOutcome:
     """What a rewrite did: items replaced, items already equal, items kept (someone else's, or
     changed since the migration wrote them) and failures, each with its reason."""
 
-    rewritten: tuple[int, ...] = ()
-    unchanged: tuple[int, ...] = ()
-    kept: Mapping[int, str] = attrs.field(factory=dict)
-    failed: Mapping[int, str] = attrs.field(factory=dict)
+    rewritten: tuple[UserId, ...] = ()
+    unchanged: tuple[UserId, ...] = ()
+    kept: Mapping[UserId, str] = attrs.field(factory=dict)
+    failed: Mapping[UserId, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -176,8 +177,8 @@ class MigrationProgress:
     where a whole run may resume (every user below that id was written, skipped or reported)."""
 
     migrated_users: int = 0
-    last_migrated_user_id: int | None = None
-    resume_from_user_id: int | None = None
+    last_migrated_user_id: UserId | None = None
+    resume_from_user_id: UserId | None = None
     # Up to where the source's changes were carried over: set when a whole run starts, moved by `sync`.
     change_cursor: ChangeCursor | None = None
     # Items written or deleted by the `sync` passes that caught up, in all.

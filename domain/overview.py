@@ -16,6 +16,7 @@ import attrs
 
 from domain.budget_shares import PublishedRate, is_live
 from domain.differences import LatestVerification, VerifyCounts
+from domain.keys import UserId
 from domain.model import MigrationProgress
 from domain.progress_rate import Pace, ProgressRate
 from domain.report import MigrationStats
@@ -41,12 +42,12 @@ class SegmentCell:
     failing users."""
 
     index: int
-    lowest: int
-    highest: int
+    lowest: UserId
+    highest: UserId
     state: str
     lease: str
     owner: str | None
-    next_user_id: int
+    next_user_id: UserId
     progress: float | None
     failing_users: int
 
@@ -68,7 +69,7 @@ class ReasonView:
 
     code: str
     users: int
-    example_user_ids: tuple[int, ...]
+    example_user_ids: tuple[UserId, ...]
 
 
 @attrs.frozen
@@ -147,7 +148,7 @@ def verify_pass_view(verify_pass: int, segments: int, results: Mapping[int, Veri
     return VerifyPassView(verify_pass, segments, len(results), len(results) >= segments, total)
 
 
-def segment_cells(leases: Sequence[SegmentLease], failing: Mapping[int, object]) -> tuple[SegmentCell, ...]:
+def segment_cells(leases: Sequence[SegmentLease], failing: Mapping[UserId, object]) -> tuple[SegmentCell, ...]:
     """The leases as cells, with the failing users counted in the segment they fall in."""
     if not leases:
         return ()
@@ -156,9 +157,14 @@ def segment_cells(leases: Sequence[SegmentLease], failing: Mapping[int, object])
     cells = []
     for position, lease in enumerate(leases):
         segment = lease.segment
-        bounded = segment.highest < MAX_USER_ID
-        span = segment.highest - segment.lowest + 1
-        through = 1.0 if lease.done else (lease.checkpoint - segment.lowest) / span
+        # How far through its ids a segment is: by arithmetic on integer ids; a uuid or text segment
+        # shows only whether it is done.
+        through = 1.0
+        bounded = False
+        if isinstance(segment.lowest, int) and isinstance(segment.highest, int) and isinstance(lease.checkpoint, int):
+            bounded = segment.highest < MAX_USER_ID
+            span = segment.highest - segment.lowest + 1
+            through = 1.0 if lease.done else (lease.checkpoint - segment.lowest) / span
         failing_here = failing_in.get(position, 0)
         cells.append(
             SegmentCell(
@@ -176,9 +182,9 @@ def segment_cells(leases: Sequence[SegmentLease], failing: Mapping[int, object])
     return tuple(cells)
 
 
-def failures_view(failing: Mapping[int, Sequence[str]]) -> FailuresView:
+def failures_view(failing: Mapping[UserId, Sequence[str]]) -> FailuresView:
     """The failing users by reason code, the most frequent first."""
-    by_code: dict[str, list[int]] = {}
+    by_code: dict[str, list[UserId]] = {}
     for user_id in sorted(failing):
         for code in failing[user_id]:
             by_code.setdefault(code, []).append(user_id)

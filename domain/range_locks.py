@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from domain.keys import UserId
+
 
 class UserRangeLocks:
     """Lets one holder at a time work on any given user id.
@@ -15,14 +17,18 @@ class UserRangeLocks:
     """
 
     def __init__(self) -> None:
-        self._held: list[tuple[int, int]] = []
+        self._held: list[tuple[UserId, UserId]] = []
         self._changed = asyncio.Condition()
 
-    def _overlaps(self, lowest: int, highest: int) -> bool:
-        return any(lowest <= held_high and held_low <= highest for held_low, held_high in self._held)
+    def _overlaps(self, lowest: UserId, highest: UserId) -> bool:
+        # Every id of a process is of the key's one kind: ints with ints, strs with strs.
+        return any(
+            lowest <= held_high and held_low <= highest  # type: ignore[operator]
+            for held_low, held_high in self._held
+        )
 
     @asynccontextmanager
-    async def hold(self, lowest: int, highest: int) -> AsyncIterator[None]:
+    async def hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[None]:
         """Wait until no holder works on [lowest, highest], then hold that range."""
         span = (lowest, highest)
         async with self._changed:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import attrs
 
+from domain.keys import UserId
 from domain.rules import failure_text, reason_code
 
 
@@ -21,10 +22,10 @@ class BatchOutcome:
     read: int = 0
     migrated: int = 0
     skipped: int = 0
-    failures: Mapping[int, tuple[str, ...]] = attrs.field(factory=dict)
-    write_failed: frozenset[int] = frozenset()
+    failures: Mapping[UserId, tuple[str, ...]] = attrs.field(factory=dict)
+    write_failed: frozenset[UserId] = frozenset()
     rewritten: int = 0
-    kept: Mapping[int, str] = attrs.field(factory=dict)
+    kept: Mapping[UserId, str] = attrs.field(factory=dict)
 
     def error_texts(self) -> list[str]:
         """`User <id>: <reason>[; <reason>...]`, in id order."""
@@ -50,9 +51,9 @@ class ChangeOutcome:
     read: int = 0
     written: int = 0
     unchanged: int = 0
-    kept: Mapping[int, str] = attrs.field(factory=dict)
-    failures: Mapping[int, tuple[str, ...]] = attrs.field(factory=dict)
-    write_failed: frozenset[int] = frozenset()
+    kept: Mapping[UserId, str] = attrs.field(factory=dict)
+    failures: Mapping[UserId, tuple[str, ...]] = attrs.field(factory=dict)
+    write_failed: frozenset[UserId] = frozenset()
     # Of `written`: the migration's own items of the row's version replaced because the row no
     # longer converts to what they hold (a change that did not move the version).
     same_version_written: int = 0
@@ -64,7 +65,7 @@ class RewriteReport:
     were because someone else wrote or changed them (each with the reason)."""
 
     rewritten_count: int
-    not_rewritten_user_ids: list[int]
+    not_rewritten_user_ids: list[UserId]
     not_rewritten: list[str]
 
 
@@ -79,9 +80,9 @@ class MigrationReport:
     migrated_count: int
     skipped_count: int
     failed_count: int
-    failed_user_ids: list[int]
+    failed_user_ids: list[UserId]
     errors: list[str]
-    next_start_user_id: int | None
+    next_start_user_id: UserId | None
     dry_run: bool
     processing_time_ms: int
     # Only with `rewrite=true` (its fields are then part of the report); None otherwise.
@@ -101,7 +102,7 @@ class MigrationStats:
     total_postgres_users: int
     total_dynamo_users: int
     pending_migration: int
-    last_migrated_user_id: int | None
+    last_migrated_user_id: UserId | None
     total_postgres_users_as_of: datetime
     total_postgres_users_exact: bool
     failed_users: int

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import attrs
 
 from domain.errors import InvalidParameter
+from domain.keys import KeyKind, UserId
 
 DEFAULT_BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000
@@ -33,12 +34,14 @@ def _batch_size(_: object, __: object, value: int) -> None:
     check_batch_size(value)
 
 
-def _start_user_id(_: object, __: object, value: int) -> None:
-    _check_range("start_user_id", value, 0, MAX_USER_ID)
+def _start_user_id(_: object, __: object, value: UserId) -> None:
+    if not isinstance(value, str):  # a uuid or text id was checked for its kind when it was read
+        _check_range("start_user_id", value, 0, MAX_USER_ID)
 
 
-def _user_id(_: object, __: object, value: int) -> None:
-    _check_range("user_id", value, 1, MAX_USER_ID)
+def _user_id(_: object, __: object, value: UserId) -> None:
+    if not isinstance(value, str):
+        _check_range("user_id", value, 1, MAX_USER_ID)
 
 
 def _dry_run(_: object, __: object, value: bool) -> None:
@@ -53,9 +56,10 @@ def _rewrite(_: object, __: object, value: bool) -> None:
 
 @attrs.frozen
 class BatchRequest:
-    """Migrate up to `batch_size` users with ids from `start_user_id` upwards."""
+    """Migrate up to `batch_size` users with ids from `start_user_id` upwards (for a uuid or text key,
+    `start_user_id` is a str; the first batch of a run starts at the kind's first id)."""
 
-    start_user_id: int = attrs.field(default=0, validator=_start_user_id)
+    start_user_id: UserId = attrs.field(default=0, validator=_start_user_id)
     batch_size: int = attrs.field(default=DEFAULT_BATCH_SIZE, validator=_batch_size)
     dry_run: bool = attrs.field(default=False, validator=_dry_run)
     # Rewrite items the migration wrote earlier and nobody changed since (after a mapping fix).
@@ -66,7 +70,7 @@ class BatchRequest:
 class SingleUserRequest:
     """Migrate exactly one user, e.g. to retry a failure after its row was fixed."""
 
-    user_id: int = attrs.field(validator=_user_id)
+    user_id: UserId = attrs.field(validator=_user_id)
     dry_run: bool = attrs.field(default=False, validator=_dry_run)
     rewrite: bool = attrs.field(default=False, validator=_rewrite)
 
@@ -89,8 +93,8 @@ def _boolean(parameter: str, text: str) -> bool:
     raise InvalidParameter(parameter, f"{parameter} must be one of true, false, 1, 0")
 
 
-def plan_batch(query: Iterable[tuple[str, str]]) -> MigrationRequest:
-    """Turn query parameters (name, value pairs, repeats kept) into a request.
+def plan_batch(query: Iterable[tuple[str, str]], kind: KeyKind = KeyKind.INTEGER) -> MigrationRequest:
+    """Turn query parameters (name, value pairs, repeats kept) into a request, ids read as the key's `kind`.
 
     A repeated or unknown parameter is an error, so that a mistyped `dryrun=true` never runs a
     real migration. `user_id` overrides the batch parameters, which are still checked.
@@ -108,7 +112,7 @@ def plan_batch(query: Iterable[tuple[str, str]]) -> MigrationRequest:
     batch_size = (
         _integer("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE) if "batch_size" in given else DEFAULT_BATCH_SIZE
     )
-    start_user_id = _integer("start_user_id", given["start_user_id"], 0, MAX_USER_ID) if "start_user_id" in given else 0
+    start_user_id = kind.parse("start_user_id", given["start_user_id"]) if "start_user_id" in given else kind.first
     if "user_id" in given:
-        return SingleUserRequest(_integer("user_id", given["user_id"], 1, MAX_USER_ID), dry_run, rewrite)
+        return SingleUserRequest(kind.parse("user_id", given["user_id"], lowest=1), dry_run, rewrite)
     return BatchRequest(start_user_id, batch_size, dry_run, rewrite)

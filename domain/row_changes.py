@@ -17,6 +17,8 @@ from datetime import datetime
 
 import attrs
 
+from domain.keys import UserId
+
 # Microseconds since 1970 stay below 2.6e17 until the year 9999; positions are 64-bit (< 1.9e19):
 # the sum stays within DynamoDB's 38 digits.
 STREAM_VERSION_BASE = 10**18
@@ -31,7 +33,7 @@ def stream_version(position: int) -> int:
 class RowChange:
     """A row of the users table was inserted or updated (`deleted=False`), or deleted."""
 
-    user_id: int
+    user_id: UserId
     deleted: bool = False
 
 
@@ -65,13 +67,13 @@ class ChangeBatch:
 class NetChanges:
     """What a batch of transactions comes to, per user: the last change wins, at its position."""
 
-    upserts: dict[int, int]  # user id -> position of the transaction that last wrote the row
-    deletes: dict[int, int]  # user id -> position of the transaction that deleted it last
+    upserts: dict[UserId, int]  # user id -> position of the transaction that last wrote the row
+    deletes: dict[UserId, int]  # user id -> position of the transaction that deleted it last
 
 
 def net_changes(transactions: Iterable[CommittedChanges]) -> NetChanges:
     """The last change of each user over these transactions (given in commit order)."""
-    last: dict[int, tuple[int, bool]] = {}
+    last: dict[UserId, tuple[int, bool]] = {}
     for transaction in transactions:
         for change in transaction.changes:
             last.pop(change.user_id, None)  # keeps the dict in order of last change

@@ -14,6 +14,7 @@ from datetime import datetime
 import attrs
 
 from domain.dynamodb_rules import MAX_ITEM_BYTES, number_bytes, text_bytes
+from domain.keys import UserId
 from domain.mapping import DIGEST_BYTES, MIGRATED_AT, MIGRATION_VERSION, Rules, UserMapping, default_mapping
 from domain.model import Json, PreparedUser, SourceUser, UnreadableValue, User, as_source_user
 from domain.timestamps import format_timestamp
@@ -100,7 +101,7 @@ def _compiled(name: str, rules: Rules) -> _AttributeRules:
 class Rejection:
     """A user that cannot be migrated, with every reason."""
 
-    user_id: int
+    user_id: UserId
     reasons: tuple[Reason, ...]
 
 
@@ -214,6 +215,6 @@ def user_problems(user: SourceUser | User) -> list[Reason]:
     return list(prepared.reasons) if isinstance(prepared, Rejection) else []
 
 
-def failure_text(user_id: int, reasons: Iterable[str]) -> str:
+def failure_text(user_id: UserId, reasons: Iterable[str]) -> str:
     """The report's error line for one user: `User <id>: <reason>[; <reason>...]`."""
     return f"User {user_id}: {'; '.join(reasons)}"

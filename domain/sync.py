@@ -22,16 +22,17 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import attrs
 
 from domain.engine.pump import PagePump, next_scanned_page
 from domain.errors import DependencyUnavailable, SetupError
+from domain.keys import UserId
 from domain.migration import Migration, next_start_after
 from domain.model import ChangeCursor, DeleteOutcome, SourceUser
 from domain.report import ChangeOutcome
-from domain.request import MAX_BATCH_SIZE, MAX_USER_ID, check_batch_size
+from domain.request import MAX_BATCH_SIZE, check_batch_size
 from domain.rules import Reason, reason_code
 from domain.segments import ScanPart
 from ports.migration_state import MigrationState
@@ -59,7 +60,7 @@ class SyncProgress:
 _RETRIED = frozenset({"write_failed", "delete_failed"})
 
 
-def _invalid_rows(failures: dict[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]:
+def _invalid_rows(failures: dict[UserId, tuple[str, ...]]) -> dict[UserId, tuple[str, ...]]:
     return {
         user_id: reasons
         for user_id, reasons in failures.items()
@@ -77,8 +78,8 @@ class SyncSummary:
     deleted: int
     skipped_newer: int
     unchanged: int
-    failures: dict[int, tuple[str, ...]]
-    not_deleted: dict[int, str]
+    failures: dict[UserId, tuple[str, ...]]
+    not_deleted: dict[UserId, str]
     lag_seconds: float | None
     elapsed_seconds: float
     full_pass: bool = False
@@ -126,8 +127,8 @@ class SyncTally:
     skipped_newer: int = 0
     unchanged: int = 0
     same_version_written: int = 0
-    failures: dict[int, tuple[str, ...]] = attrs.Factory(dict)
-    not_deleted: dict[int, str] = attrs.Factory(dict)
+    failures: dict[UserId, tuple[str, ...]] = attrs.Factory(dict)
+    not_deleted: dict[UserId, str] = attrs.Factory(dict)
     # Valid users that could not be written or deleted: the cursor must not move past them.
     unfinished: int = 0
 
@@ -265,8 +266,8 @@ class ChangeSync:
         batch_size: int,
         stop: asyncio.Event | None,
         on_progress: SyncProgressCallback | None,
-        lowest: int = 0,
-        highest: int = MAX_USER_ID,
+        lowest: UserId | None = None,
+        highest: UserId | None = None,
         deletes_in: ScanPart | None = None,
     ) -> tuple[SyncTally, bool]:
         """The rows with ids in lowest..highest changed since `since` (all for None), as of
@@ -279,9 +280,9 @@ class ChangeSync:
             if on_progress is not None:
                 on_progress(tally.progress())
 
-        async def read_changed(start: int) -> tuple[list[SourceUser], int | None]:
+        async def read_changed(start: UserId) -> tuple[list[SourceUser], UserId | None]:
             page = list(await self._source.read_changed_page(since, start, batch_size, highest))
-            following = next_start_after(page, batch_size)
+            following = next_start_after(page, batch_size, self._source.key_kind)
             if version is not None:
                 page = [attrs.evolve(user, version=version) for user in page]
             return page, following
@@ -290,8 +291,11 @@ class ChangeSync:
             tally.add_changes(outcome)
             report()
 
-        changes = PagePump(read_changed, self._migration.apply_changes, finish_changes, in_flight=self._pages_in_flight)
-        stopped = (await changes.run(lowest, stop)).stopped_early
+        changes: PagePump[UserId, list[SourceUser], Any] = PagePump(
+            read_changed, self._migration.apply_changes, finish_changes, in_flight=self._pages_in_flight
+        )
+        first = self._source.key_kind.first if lowest is None else lowest
+        stopped = (await changes.run(first, stop)).stopped_early
         if not stopped:
             stopped = await self._remove_deleted(batch_size, tally, report, stop, deletes_in)
         return tally, stopped
@@ -306,15 +310,16 @@ class ChangeSync:
     ) -> bool:
         """Delete the items whose rows are gone (the migration's own, unchanged ones); True when
         `stop` ended it early."""
-        pages = self._target.scan_user_ids(0, MAX_USER_ID, page_size=batch_size, part=part)
+        kind = self._source.key_kind
+        pages = self._target.scan_user_ids(kind.first, kind.last, page_size=batch_size, part=part)
 
-        async def remove_gone(stored: list[int]) -> DeleteOutcome:
+        async def remove_gone(stored: list[UserId]) -> DeleteOutcome:
             if not stored:
                 return DeleteOutcome()
             gone = set(stored) - await self._source.existing_user_ids(stored)
             return await self._migration.remove_users(gone) if gone else DeleteOutcome()
 
-        async def finish_deletes(page: list[int], outcome: DeleteOutcome) -> None:
+        async def finish_deletes(page: list[UserId], outcome: DeleteOutcome) -> None:
             tally.add_deletes(outcome)
             report()
 

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -28,9 +29,10 @@ from domain.differences import (
     VerifySummary,
 )
 from domain.engine.pump import PagePump, next_scanned_page
+from domain.keys import KeyKind, UserId
 from domain.migration import Migration, next_start_after
 from domain.model import SourceUser
-from domain.request import MAX_BATCH_SIZE, MAX_USER_ID
+from domain.request import MAX_BATCH_SIZE
 from domain.rules import UserPreparer
 from domain.segments import ScanPart
 from domain.verify_request import VerifyPageRequest, VerifyRange
@@ -94,15 +96,23 @@ class Verification:
         self._scan_page_size = scan_page_size
         self.latest = latest if latest is not None else LatestVerification()
 
-    async def users_to_verify(self, start_user_id: int = 0, end_user_id: int = MAX_USER_ID) -> int:
+    @property
+    def key_kind(self) -> KeyKind:
+        """The kind of the source's key (how ids of a request are read)."""
+        return self._source.key_kind
+
+    async def users_to_verify(self, start_user_id: UserId | None = None, end_user_id: UserId | None = None) -> int:
         """How many source rows a verify of this range compares (the total of a progress display)."""
-        beyond = await self._source.count_users(end_user_id + 1) if end_user_id < MAX_USER_ID else 0
-        return await self._source.count_users(start_user_id) - beyond
+        kind = self._source.key_kind
+        start = kind.first if start_user_id is None else start_user_id
+        following = None if end_user_id is None else kind.after(end_user_id)
+        beyond = await self._source.count_users(following) if following is not None else 0
+        return await self._source.count_users(start) - beyond
 
     async def verify(
         self,
-        start_user_id: int = 0,
-        end_user_id: int = MAX_USER_ID,
+        start_user_id: UserId | None = None,
+        end_user_id: UserId | None = None,
         batch_size: int = MAX_BATCH_SIZE,
         repair: bool = False,
         on_difference: DifferenceCallback | None = None,
@@ -121,8 +131,10 @@ class Verification:
         part of a scan of the whole target (every id, in or out of the range): how the workers of
         a verify pass split both searches (`domain.verify_worker`).
         """
-        wanted = VerifyRange(start_user_id, end_user_id, batch_size)
-        scanned = wanted if extras_in is None else VerifyRange(0, MAX_USER_ID, batch_size)
+        kind = self._source.key_kind
+        start = kind.first if start_user_id is None else start_user_id
+        wanted = VerifyRange(start, kind.last if end_user_id is None else end_user_id, batch_size)
+        scanned = wanted if extras_in is None else VerifyRange(kind.first, kind.last, batch_size)
         tally = _Tally()
 
         async def finish(page: Sequence[object], findings: Findings) -> None:
@@ -135,17 +147,20 @@ class Verification:
             if on_progress is not None:
                 on_progress(progress)
 
-        async def read_rows(start: int) -> tuple[list[SourceUser], int | None]:
+        async def read_rows(start: UserId) -> tuple[list[SourceUser], UserId | None]:
             page = list(await self._source.read_page(start, batch_size))
-            following = next_start_after(page, batch_size)
-            if following is not None and following > wanted.end_user_id:
+            following = next_start_after(page, batch_size, self._source.key_kind)
+            end = wanted.end_user_id
+            if following is not None and following > end:  # type: ignore[operator]  # ids of one kind
                 following = None
-            return [row for row in page if row.id <= wanted.end_user_id], following
+            return [row for row in page if row.id <= end], following  # type: ignore[operator]
 
         async def check_rows(rows: list[SourceUser]) -> Findings:
             return await self._step.rows(rows, repair)
 
-        rows_pump = PagePump(read_rows, check_rows, finish, self._prefetch_pages, self._pages_in_flight)
+        rows_pump: PagePump[UserId, list[SourceUser], Any] = PagePump(
+            read_rows, check_rows, finish, self._prefetch_pages, self._pages_in_flight
+        )
         stopped = (await rows_pump.run(wanted.start_user_id, stop)).stopped_early
         if not stopped:
             stopped = await self._scan_for_extras(scanned, repair, finish, stop, extras_in)
@@ -169,7 +184,7 @@ class Verification:
         when `stop` ended it."""
         scan = self._target.scan_user_ids(wanted.start_user_id, wanted.end_user_id, self._scan_page_size, part)
 
-        async def check_ids(user_ids: list[int]) -> Findings:
+        async def check_ids(user_ids: list[UserId]) -> Findings:
             return await self._step.stored_ids(user_ids, repair)
 
         pump = PagePump(next_scanned_page, check_ids, finish, self._prefetch_pages, self._pages_in_flight)
@@ -188,30 +203,40 @@ class Verification:
         probed, as a gap). `extra_checked` says whether all of it was searched,
         `extra_checked_above` (last page only) whether the ids above were."""
         rows = list(await self._source.read_page(request.start_user_id, request.batch_size))
-        following = next_start_after(rows, request.batch_size)
+        following = next_start_after(rows, request.batch_size, self._source.key_kind)
         found = await self._step.rows(rows)
         cap = GAP_PROBE_PAGES * request.batch_size
         gaps = [(request.start_user_id, rows[-1].id)] if rows else []
-        above: list[int] | None = None
+        above: list[UserId] | None = None
+        kind = self._source.key_kind
         if following is None:  # the last page answers for every id above its rows too
-            after = rows[-1].id + 1 if rows else request.start_user_id
-            above = (
-                [] if after > MAX_USER_ID else await self._target.scan_user_ids_of_small_table(after, MAX_USER_ID, cap)
-            )
-            if above is None:  # too many items to scan: probe up to the highest id the migration wrote
+            after = kind.after(rows[-1].id) if rows else request.start_user_id
+            above = [] if after is None else await self._target.scan_user_ids_of_small_table(after, kind.last, cap)
+            if above is None and after is not None:  # too many items to scan: up to the highest id written
                 highest = (await self._state.read_progress()).last_migrated_user_id
-                if highest is not None and highest >= after:
+                if highest is not None and highest >= after:  # type: ignore[operator]  # ids of one kind
                     gaps.append((after, highest))
         row_ids = {row.id for row in rows}
-        probed: list[int] = []
+        probed: list[UserId] = []
         extra_checked = following is not None or above is not None
+        found_in_gaps: set[UserId] = set()
         for lowest, highest in gaps:
-            inside = sum(1 for user_id in row_ids if lowest <= user_id <= highest)
-            if highest - lowest + 1 - inside > cap:
+            if isinstance(lowest, int) and isinstance(highest, int):
+                inside = sum(1 for user_id in row_ids if isinstance(user_id, int) and lowest <= user_id <= highest)
+                if highest - lowest + 1 - inside > cap:
+                    extra_checked = False
+                    continue
+                probed.extend(user_id for user_id in range(lowest, highest + 1) if user_id not in row_ids)
+                continue
+            # Uuid and text ids cannot be counted out between two ids: a gap is searched by a scan
+            # of the target, when the target is small enough.
+            gap_ids = await self._target.scan_user_ids_of_small_table(lowest, highest, cap)
+            if gap_ids is None:
                 extra_checked = False
                 continue
-            probed.extend(user_id for user_id in range(lowest, highest + 1) if user_id not in row_ids)
+            found_in_gaps.update(user_id for user_id in gap_ids if user_id not in row_ids)
         stored = await self._target.existing_user_ids(probed) if probed else set()
+        stored.update(found_in_gaps)
         stored.update(above or ())
         extras = await self._step.stored_ids(stored) if stored else Findings()
         counts = attrs.evolve(found.counts)

@@ -15,6 +15,7 @@ from datetime import datetime
 import attrs
 
 from domain.differences import FAILING, Difference, Problem, VerifyCounts
+from domain.keys import UserId
 from domain.migration import Migration
 from domain.model import PreparedUser, SourceUser, WriteRule
 from domain.rules import Rejection, UserPreparer
@@ -37,7 +38,7 @@ class _Look:
     """One user as one look saw it: its class of difference (None: matching), and the row and
     prepared user a repair writes from."""
 
-    user_id: int
+    user_id: UserId
     problem: Problem | None
     fields: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
@@ -87,7 +88,7 @@ class VerifyStep:
             counts.add(difference)
         return Findings(tuple(differences), counts)
 
-    async def stored_ids(self, user_ids: Collection[int], repair: bool = False) -> Findings:
+    async def stored_ids(self, user_ids: Collection[UserId], repair: bool = False) -> Findings:
         """Look these stored ids up among the rows: an item whose row does not exist (checked
         again: item still there, row still absent) is extra. A repair deletes the extra items the
         migration wrote and nobody changed since; the others stay, reported."""
@@ -112,9 +113,9 @@ class VerifyStep:
             counts.add(difference)
         return Findings(tuple(differences), counts, scanned=len(wanted))
 
-    async def _look(self, rows: Sequence[SourceUser]) -> dict[int, _Look]:
+    async def _look(self, rows: Sequence[SourceUser]) -> dict[UserId, _Look]:
         migrated_at = self._clock()
-        looks: dict[int, _Look] = {}
+        looks: dict[UserId, _Look] = {}
         prepared: list[PreparedUser] = []
         for row in rows:
             outcome = self._preparer.prepare(row, migrated_at)
@@ -131,14 +132,14 @@ class VerifyStep:
             )
         return looks
 
-    async def _look_again(self, user_ids: Collection[int]) -> dict[int, _Look]:
+    async def _look_again(self, user_ids: Collection[UserId]) -> dict[UserId, _Look]:
         """The rows read again and compared anew; an id whose row is gone is left out."""
         return await self._look(await self._source.read_users(user_ids))
 
     async def _repair_rows(self, found: list[_Look]) -> list[Difference]:
         """Missing items written through the counted backfill path, different ones replaced where
         the stored item is not newer than the row (and is the migration's), then both checked again."""
-        why: dict[int, str] = {}
+        why: dict[UserId, str] = {}
         rows = [look.row for look in found if look.problem in (Problem.MISSING, Problem.DIFFERENT) and look.row]
         if rows:
             # One path for both, sync's: a missing item is written where none exists (and
@@ -161,7 +162,7 @@ class VerifyStep:
                 differences.append(now.difference(repaired=False, why=why.get(look.user_id)))
         return differences
 
-    async def _still_extra(self, user_ids: Sequence[int]) -> list[int]:
+    async def _still_extra(self, user_ids: Sequence[UserId]) -> list[UserId]:
         """Of these ids, those whose item is (still) stored and whose row (still) does not exist."""
         stored = await self._target.existing_user_ids(user_ids)
         rows = await self._source.existing_user_ids(user_ids)

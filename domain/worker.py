@@ -18,11 +18,13 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 
 from domain.engine.pump import PagePump
 from domain.errors import DependencyUnavailable
+from domain.keys import UserId
 from domain.lease_loop import SegmentOutcome, work_leases
 from domain.leases import OwnLease
 from domain.migration import Migration, next_start_after
@@ -120,7 +122,7 @@ class SegmentWorker:
     ) -> SegmentOutcome:
         """Migrate the segment from its checkpoint."""
         segment = own.lease.segment
-        checkpoints = PageCheckpoints()
+        checkpoints = PageCheckpoints(self._source.key_kind)
         lease_lock = asyncio.Lock()  # the renewer and the checkpoints change the lease one at a time
         lost = asyncio.Event()
         segment_stop = asyncio.Event()
@@ -155,10 +157,11 @@ class SegmentWorker:
                 if own.valid_until == renewed_until:
                     await change(self._leases.renew)
 
-        async def read_page(start: int) -> tuple[list[SourceUser], int | None]:
+        async def read_page(start: UserId) -> tuple[list[SourceUser], UserId | None]:
             page = list(await self._source.read_page(start, batch_size, segment.highest))
-            following = next_start_after(page, batch_size)
-            return page, following if following is not None and following <= segment.highest else None
+            following = next_start_after(page, batch_size, self._source.key_kind)
+            within = following is not None and following <= segment.highest  # type: ignore[operator]  # one kind
+            return page, following if within else None
 
         async def migrate_page(page: list[SourceUser]) -> BatchOutcome:
             try:
@@ -196,7 +199,9 @@ class SegmentWorker:
         renewer = asyncio.create_task(renew_now_and_then())
         watcher = asyncio.create_task(stopping())
         try:
-            pump = PagePump(read_page, migrate_page, finish, self._prefetch, self._in_flight)
+            pump: PagePump[UserId, list[SourceUser], Any] = PagePump(
+                read_page, migrate_page, finish, self._prefetch, self._in_flight
+            )
             ended = await pump.run(own.lease.checkpoint, segment_stop)
         finally:
             renewer.cancel()
@@ -216,10 +221,10 @@ class SegmentWorker:
         return "done" if done else "lost"
 
 
-def boundaries_from(source: UserSource) -> Callable[[], Awaitable[list[int]]]:
+def boundaries_from(source: UserSource) -> Callable[[], Awaitable[list[UserId]]]:
     """What a plan store asks for the first plan: the source split into `segments_for` its size."""
 
-    async def propose() -> list[int]:
+    async def propose() -> list[UserId]:
         return await source.segment_boundaries(segments_for(await source.count_users()))
 
     return propose

@@ -52,13 +52,13 @@ class InMemoryHarness:
 
     def __attrs_post_init__(self) -> None:
         if self.leases is None:
-            self.leases = InMemorySegmentLeases(boundaries_from(self.source))
+            self.leases = InMemorySegmentLeases(boundaries_from(self.source), self.source.key_kind)
         if self.verify_leases is None:
-            self.verify_leases = InMemorySegmentLeases(self.leases.boundaries)
+            self.verify_leases = InMemorySegmentLeases(self.leases.boundaries, self.source.key_kind)
         if self.verify_results is None:
             self.verify_results = InMemoryVerifyResults(self.verify_leases)
         if self.sync_leases is None:
-            self.sync_leases = InMemorySegmentLeases(self.leases.boundaries)
+            self.sync_leases = InMemorySegmentLeases(self.leases.boundaries, self.source.key_kind)
         if self.sync_passes is None:
             self.sync_passes = InMemorySyncPasses(self.sync_leases)
 

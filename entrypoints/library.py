@@ -24,12 +24,13 @@ from adapters.postgres_cdc import (
 from container import Container, build_container, resolve
 from domain.differences import VerifyPage, VerifySummary
 from domain.errors import DependencyUnavailable, InvalidParameter
+from domain.keys import KeyKind, UserId
 from domain.mapping import SourcePlan, UserMapping
 from domain.migration import Migration
 from domain.migration_run import MigrationRun, ProgressCallback, RunSummary
 from domain.model import ChangeCursor
 from domain.report import MigrationReport, MigrationStats
-from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest, SingleUserRequest
+from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
 from domain.rules import UserPreparer
 from domain.source_count import CountMode
 from domain.statistics import Statistics, count_mode
@@ -104,6 +105,11 @@ class UserMigration:
         mapping: UserMapping = self.container.mapping()
         return mapping
 
+    @property
+    def key_kind(self) -> KeyKind:
+        """The kind of the source's key: user ids are ints for an integer key, strs for a uuid or text one."""
+        return self.mapping.key_kind
+
     def preparer(self) -> UserPreparer:
         """The rules of the mapping, compiled (validates and prepares source users)."""
         preparer: UserPreparer = self.container.preparer()
@@ -137,12 +143,17 @@ class UserMigration:
         return self._run
 
     async def migrate_batch(
-        self, batch_size: int = DEFAULT_BATCH_SIZE, start_user_id: int = 0, dry_run: bool = False, rewrite: bool = False
+        self,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        start_user_id: UserId | None = None,
+        dry_run: bool = False,
+        rewrite: bool = False,
     ) -> MigrationReport:
         """Migrate one page of users with ids from `start_user_id` upwards (`rewrite`: see `migrate_all`)."""
-        return await self._use_case.migrate_batch(BatchRequest(start_user_id, batch_size, dry_run, rewrite))
+        start = self.key_kind.first if start_user_id is None else start_user_id
+        return await self._use_case.migrate_batch(BatchRequest(start, batch_size, dry_run, rewrite))
 
-    async def migrate_user(self, user_id: int, dry_run: bool = False, rewrite: bool = False) -> MigrationReport:
+    async def migrate_user(self, user_id: UserId, dry_run: bool = False, rewrite: bool = False) -> MigrationReport:
         """Migrate one user; raises `UserNotFound` when the source has no such user."""
         return await self._use_case.migrate_user(SingleUserRequest(user_id, dry_run, rewrite))
 
@@ -157,7 +168,7 @@ class UserMigration:
     async def migrate_all(
         self,
         batch_size: int = MAX_BATCH_SIZE,
-        start_user_id: int | None = None,
+        start_user_id: UserId | None = None,
         dry_run: bool = False,
         resume: bool = False,
         on_progress: ProgressCallback | None = None,
@@ -174,7 +185,7 @@ class UserMigration:
         """
         if resume and start_user_id is not None:
             raise InvalidParameter("start_user_id", "start_user_id and resume cannot be combined")
-        start = await self._whole_run.resume_point() if resume else (start_user_id or 0)
+        start = await self._whole_run.resume_point() if resume else start_user_id
         return await self._whole_run.migrate_all(start, batch_size, dry_run, on_progress, stop, rewrite)
 
     async def work(
@@ -206,17 +217,17 @@ class UserMigration:
         leases: SegmentLeases = await resolve(self.container.segment_leases())
         return await leases.restart(await leases.run_number())
 
-    async def users_to_migrate(self, start_user_id: int = 0) -> int:
+    async def users_to_migrate(self, start_user_id: UserId | None = None) -> int:
         """How many source users have `id >= start_user_id` (the total of a progress display)."""
         return await self._whole_run.total_from(start_user_id)
 
-    async def resume_point(self) -> int:
+    async def resume_point(self) -> UserId:
         """Where `migrate_all(resume=True)` would start."""
         return await self._whole_run.resume_point()
 
     async def retry_users(
         self,
-        user_ids: Collection[int],
+        user_ids: Collection[UserId],
         dry_run: bool = False,
         on_progress: ProgressCallback | None = None,
         rewrite: bool = False,
@@ -328,8 +339,8 @@ class UserMigration:
 
     async def verify(
         self,
-        start_user_id: int = 0,
-        end_user_id: int = MAX_USER_ID,
+        start_user_id: UserId | None = None,
+        end_user_id: UserId | None = None,
         batch_size: int = MAX_BATCH_SIZE,
         repair: bool = False,
         on_difference: DifferenceCallback | None = None,
@@ -369,13 +380,16 @@ class UserMigration:
         leases: SegmentLeases = await resolve(self.container.verify_leases())
         return await leases.restart(await leases.run_number())
 
-    async def verify_page(self, start_user_id: int = 0, batch_size: int = DEFAULT_BATCH_SIZE) -> VerifyPage:
+    async def verify_page(
+        self, start_user_id: UserId | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> VerifyPage:
         """Verify one keyset page (as `GET /m2/migration/verify` does): its differences, counts and
         `next_start_user_id` (None at the end)."""
         verification = await self._verification()
-        return await verification.verify_page(VerifyPageRequest(start_user_id, batch_size))
+        start = self.key_kind.first if start_user_id is None else start_user_id
+        return await verification.verify_page(VerifyPageRequest(start, batch_size))
 
-    async def users_to_verify(self, start_user_id: int = 0, end_user_id: int = MAX_USER_ID) -> int:
+    async def users_to_verify(self, start_user_id: UserId | None = None, end_user_id: UserId | None = None) -> int:
         """How many source rows a verify of this range compares (the total of a progress display)."""
         verification = await self._verification()
         return await verification.users_to_verify(start_user_id, end_user_id)

@@ -10,10 +10,11 @@ from typing import TypeVar
 
 import attrs
 
+from domain.keys import UserId
 from domain.model import ChangeCursor, MigrationProgress
 
 # A failing user's reason codes (`missing_email`, `write_failed`...), by user id.
-FailingUsers = Mapping[int, Collection[str]]
+FailingUsers = Mapping[UserId, Collection[str]]
 NO_FAILURES: FailingUsers = MappingProxyType({})
 # The code of a failing user an earlier version noted without its reasons.
 UNRECORDED_REASON = "reason_not_recorded"
@@ -21,11 +22,11 @@ UNRECORDED_REASON = "reason_not_recorded"
 Part = TypeVar("Part", bound=Hashable)
 
 
-def _ids(user_ids: Collection[int]) -> frozenset[int]:
+def _ids(user_ids: Collection[UserId]) -> frozenset[UserId]:
     return frozenset(user_ids)
 
 
-def _codes(failed: FailingUsers) -> dict[int, tuple[str, ...]]:
+def _codes(failed: FailingUsers) -> dict[UserId, tuple[str, ...]]:
     return {user_id: tuple(codes) for user_id, codes in failed.items()}
 
 
@@ -33,33 +34,33 @@ def _codes(failed: FailingUsers) -> dict[int, tuple[str, ...]]:
 class Settlement:
     """What a hold settles, in one step: see `UsersHold.settle`."""
 
-    landed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
-    unsure: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
-    removed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
-    unsure_removed: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
-    failed: dict[int, tuple[str, ...]] = attrs.field(factory=dict, converter=_codes)
-    succeeded: frozenset[int] = attrs.field(default=frozenset(), converter=_ids)
+    landed: frozenset[UserId] = attrs.field(default=frozenset(), converter=_ids)
+    unsure: frozenset[UserId] = attrs.field(default=frozenset(), converter=_ids)
+    removed: frozenset[UserId] = attrs.field(default=frozenset(), converter=_ids)
+    unsure_removed: frozenset[UserId] = attrs.field(default=frozenset(), converter=_ids)
+    failed: dict[UserId, tuple[str, ...]] = attrs.field(factory=dict, converter=_codes)
+    succeeded: frozenset[UserId] = attrs.field(default=frozenset(), converter=_ids)
 
-    def only(self, keep: Callable[[int], bool]) -> Settlement:
+    def only(self, keep: Callable[[UserId], bool]) -> Settlement:
         """The part of this settlement about the ids `keep` accepts."""
         return self.split(keep, (True, False))[True]
 
-    def split(self, part_of: Callable[[int], Part], parts: Collection[Part]) -> dict[Part, Settlement]:
+    def split(self, part_of: Callable[[UserId], Part], parts: Collection[Part]) -> dict[Part, Settlement]:
         """This settlement cut into one per part (every part of `parts` gets one, empty or not).
         An id of no part is an error: dropping it would lose its count."""
 
-        def part(user_id: int) -> Part:
+        def part(user_id: UserId) -> Part:
             found = part_of(user_id)
             if found not in parts:
                 raise ValueError(f"user {user_id} is in {found!r}, which this settlement is not split into")
             return found
 
         sets = (self.landed, self.unsure, self.removed, self.unsure_removed, self.succeeded)
-        grouped: dict[Part, list[list[int]]] = {each: [[] for _ in sets] for each in parts}
+        grouped: dict[Part, list[list[UserId]]] = {each: [[] for _ in sets] for each in parts}
         for field, ids in enumerate(sets):
             for user_id in ids:
                 grouped[part(user_id)][field].append(user_id)
-        failing: dict[Part, dict[int, tuple[str, ...]]] = {each: {} for each in parts}
+        failing: dict[Part, dict[UserId, tuple[str, ...]]] = {each: {} for each in parts}
         for user_id, codes in self.failed.items():
             failing[part(user_id)][user_id] = codes
         return {
@@ -86,25 +87,25 @@ class UsersHold(abc.ABC):
     meant to delete is inherited as `inherited_removals`, for the next holder to look which are gone.
     """
 
-    inherited: frozenset[int]
-    inherited_removals: frozenset[int] = frozenset()
+    inherited: frozenset[UserId]
+    inherited_removals: frozenset[UserId] = frozenset()
 
     @abc.abstractmethod
-    async def intend(self, user_ids: Collection[int]) -> None:
+    async def intend(self, user_ids: Collection[UserId]) -> None:
         """Record that these users are about to be written."""
 
     @abc.abstractmethod
-    async def intend_removal(self, user_ids: Collection[int]) -> None:
+    async def intend_removal(self, user_ids: Collection[UserId]) -> None:
         """Record that the items of these users are about to be deleted."""
 
     async def settle(
         self,
-        landed: Collection[int],
-        unsure: Collection[int] = (),
-        removed: Collection[int] = (),
-        unsure_removed: Collection[int] = (),
+        landed: Collection[UserId],
+        unsure: Collection[UserId] = (),
+        removed: Collection[UserId] = (),
+        unsure_removed: Collection[UserId] = (),
         failed: FailingUsers = NO_FAILURES,
-        succeeded: Collection[int] = (),
+        succeeded: Collection[UserId] = (),
     ) -> None:
         """Count `landed` (written now, or inherited and found stored) and uncount `removed`
         (deleted now, or inherited and found gone) exactly once, clear the intent, and leave
@@ -124,14 +125,14 @@ class MigrationState(abc.ABC):
     id ranges, so that processes sharing the same tables never write or count a user twice."""
 
     @abc.abstractmethod
-    def hold_users(self, lowest: int, highest: int) -> AbstractAsyncContextManager[UsersHold]:
+    def hold_users(self, lowest: UserId, highest: UserId) -> AbstractAsyncContextManager[UsersHold]:
         """Hold ids lowest..highest against every other holder (other processes included) until
         exit; waits while another holder has any of them. Raises `DependencyUnavailable` when the
         hold cannot be had in reasonable time. Leaving without `settle` (an error) hands what was
         intended to the next holder."""
 
     @abc.abstractmethod
-    async def record_checkpoint(self, resume_from_user_id: int) -> None:
+    async def record_checkpoint(self, resume_from_user_id: UserId) -> None:
         """Remember where a whole run may resume: every user below this id was handled."""
 
     @abc.abstractmethod
@@ -155,7 +156,7 @@ class MigrationState(abc.ABC):
         return (await self.read_progress()).change_cursor
 
     @abc.abstractmethod
-    async def failing_users(self) -> dict[int, tuple[str, ...]]:
+    async def failing_users(self) -> dict[UserId, tuple[str, ...]]:
         """Every user whose latest attempt failed, with its reason codes (sorted; `UNRECORDED_REASON`
         for one noted by an earlier version, which kept no codes)."""
 

@@ -13,6 +13,7 @@ import abc
 
 import attrs
 
+from domain.keys import UserId
 from domain.segments import SegmentLease, SegmentPlan
 
 
@@ -55,7 +56,7 @@ class SegmentLeases(abc.ABC):
         """Keep owning `lease`; None when it was lost (taken by another worker after expiring)."""
 
     @abc.abstractmethod
-    async def checkpoint(self, lease: SegmentLease, next_user_id: int, done: bool = False) -> SegmentLease | None:
+    async def checkpoint(self, lease: SegmentLease, next_user_id: UserId, done: bool = False) -> SegmentLease | None:
         """Record the segment's checkpoint (and renew); with `done` the segment is finished and
         its lease let go. None when the lease was lost: nothing is recorded."""
 

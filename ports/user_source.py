@@ -5,9 +5,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Sequence
 
+from domain.keys import KeyKind, UserId
 from domain.mapping import SourcePlan
 from domain.model import SourceUser
-from domain.request import MAX_USER_ID
 
 
 class UserSource(abc.ABC):
@@ -17,25 +17,31 @@ class UserSource(abc.ABC):
     mapping's attributes in its order, then the carried columns in the table's order.
     """
 
-    @abc.abstractmethod
-    async def read_page(self, start_user_id: int, limit: int, highest: int = MAX_USER_ID) -> Sequence[SourceUser]:
-        """Up to `limit` users with `start_user_id <= id <= highest`, in ascending id order (keyset page)."""
+    @property
+    def key_kind(self) -> KeyKind:
+        """The kind of the source's key (its ids are ints for an integer key, strs otherwise)."""
+        return KeyKind.INTEGER
 
     @abc.abstractmethod
-    async def segment_boundaries(self, segments: int) -> list[int]:
+    async def read_page(self, start_user_id: UserId, limit: int, highest: UserId | None = None) -> Sequence[SourceUser]:
+        """Up to `limit` users with `start_user_id <= id <= highest` (no upper bound for None), in ascending
+        id order under the key's order (keyset page)."""
+
+    @abc.abstractmethod
+    async def segment_boundaries(self, segments: int) -> list[UserId]:
         """Ids that split the source's users into about `segments` equal parts, ascending (from
         all ids or from a sample of them: an even split matters, exactness does not)."""
 
     @abc.abstractmethod
-    async def read_user(self, user_id: int) -> SourceUser | None:
+    async def read_user(self, user_id: UserId) -> SourceUser | None:
         """The user with this id, or None when there is none."""
 
     @abc.abstractmethod
-    async def read_users(self, user_ids: Collection[int]) -> Sequence[SourceUser]:
+    async def read_users(self, user_ids: Collection[UserId]) -> Sequence[SourceUser]:
         """The users with these ids that exist, in ascending id order."""
 
     @abc.abstractmethod
-    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+    async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         """The subset of `user_ids` the source holds."""
 
     @abc.abstractmethod
@@ -46,7 +52,7 @@ class UserSource(abc.ABC):
 
     @abc.abstractmethod
     async def read_changed_page(
-        self, since: str | None, start_user_id: int, limit: int, highest: int = MAX_USER_ID
+        self, since: str | None, start_user_id: UserId, limit: int, highest: UserId | None = None
     ) -> Sequence[SourceUser]:
         """Up to `limit` users with `start_user_id <= id <= highest`, in ascending id order, among the rows
         inserted or changed at or after the cursor `since` (every row when None, or when the
@@ -54,8 +60,8 @@ class UserSource(abc.ABC):
         decides); none changed after `since` is ever left out. Deleted rows are not told."""
 
     @abc.abstractmethod
-    async def count_users(self, start_user_id: int = 0) -> int:
-        """How many users the source holds with `id >= start_user_id`."""
+    async def count_users(self, start_user_id: UserId | None = None) -> int:
+        """How many users the source holds with `id >= start_user_id` (every user for None)."""
 
     @abc.abstractmethod
     async def estimate_user_count(self) -> int:

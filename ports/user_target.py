@@ -6,6 +6,7 @@ import abc
 from collections.abc import AsyncIterator, Collection, Sequence
 
 from domain.differences import StoredComparison
+from domain.keys import UserId
 from domain.model import (
     ConditionalWriteOutcome,
     DeleteOutcome,
@@ -27,7 +28,7 @@ class UserTarget(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def existing_user_ids(self, user_ids: Collection[int]) -> set[int]:
+    async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         """The subset of `user_ids` already stored (duplicates in the input are allowed)."""
 
     @abc.abstractmethod
@@ -41,30 +42,32 @@ class UserTarget(abc.ABC):
         write; every user ends up in `written`, `refused` or `failed`."""
 
     @abc.abstractmethod
-    async def delete_unchanged(self, user_ids: Collection[int]) -> DeleteOutcome:
+    async def delete_unchanged(self, user_ids: Collection[UserId]) -> DeleteOutcome:
         """Delete the items of these users that the migration wrote and nobody changed since
         (checked again by the delete itself); keep the others, with the reason."""
 
     @abc.abstractmethod
-    async def read_items(self, user_ids: Collection[int]) -> dict[int, Item]:
+    async def read_items(self, user_ids: Collection[UserId]) -> dict[UserId, Item]:
         """The stored items of these users (consistent reads), by id; absent ones are left out."""
 
     @abc.abstractmethod
-    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[int, StoredComparison]:
+    async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[UserId, StoredComparison]:
         """How the stored item of each user compares with what the user would be written as
         (consistent reads), by id: matching, missing, different (the differing attributes named,
         the migration's bookkeeping left out) or newer in the target than the row."""
 
     @abc.abstractmethod
     def scan_user_ids(
-        self, lowest: int, highest: int, page_size: int = 1000, part: ScanPart | None = None
-    ) -> AsyncIterator[list[int]]:
+        self, lowest: UserId, highest: UserId, page_size: int = 1000, part: ScanPart | None = None
+    ) -> AsyncIterator[list[UserId]]:
         """Every stored user id in lowest..highest, a page at a time (in no particular order);
         memory stays flat at any table size. With `part`, only the ids of that part of the scan
         (the parts of one total split the stored ids between them, each id in exactly one)."""
 
     @abc.abstractmethod
-    async def scan_user_ids_of_small_table(self, lowest: int, highest: int, most_items: int) -> list[int] | None:
+    async def scan_user_ids_of_small_table(
+        self, lowest: UserId, highest: UserId, most_items: int
+    ) -> list[UserId] | None:
         """Every stored user id in lowest..highest, found by looking at no more than `most_items`
         stored items (any id counts: DynamoDB applies the range after reading); None when the table
         holds more than that, so the answer would cost a scan of a large table."""
@@ -76,7 +79,7 @@ class UserTarget(abc.ABC):
         the reason. An item whose content would not change is left as it is (`unchanged`)."""
 
     @abc.abstractmethod
-    async def read_item(self, user_id: int) -> Item | None:
+    async def read_item(self, user_id: UserId) -> Item | None:
         """The stored item of one user, or None."""
 
     @abc.abstractmethod

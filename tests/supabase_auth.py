@@ -100,7 +100,7 @@ def keycloak_mapping(schema: str, key_type: str | None = "text") -> str:
     return (
         _source(f"{schema}.user_entity", key_type, None)
         + '[target]\nkey_attribute = "id"\n\n[attributes]\nusername = "username"\n\n'
-        "[rules.username]\npattern = '.{1,255}'\n"
+        "[rules.username]\npattern = '.{1,255}'\n\n[rules.email]\nemail = true\n"
     )
 
 

@@ -41,7 +41,7 @@ def _rules(mapping: UserMapping, plan: SourcePlan) -> dict[str, dict[str, Any]]:
 
 async def _sample(migration: UserMigration, preparer: UserPreparer, size: int) -> dict[str, Any]:
     source = await resolve(migration.container.user_source())
-    users = await source.read_page(0, size) if size > 0 else []
+    users = await source.read_page(source.key_kind.first, size) if size > 0 else []
     now = datetime.now(UTC)
     rejections = [outcome for user in users if isinstance(outcome := preparer.prepare(user, now), Rejection)]
     by_reason = Counter(reason_code(reason) for rejection in rejections for reason in rejection.reasons)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import UserNotFound
+from domain.keys import UserId, given_id
 from domain.migration_run import RunSummary
 from domain.rules import failure_text
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
@@ -22,6 +24,15 @@ from entrypoints.cli.workers import is_worker_run, print_worker_summary, run_wor
 from entrypoints.heap import freeze_long_lived_objects
 from entrypoints.json_views import report_json
 from entrypoints.library import UserMigration
+
+_ID_DIGITS = re.compile(r"-?[0-9]{1,30}")
+
+
+def id_argument(text: str) -> int | str:
+    """A user id as given on the command line: digits as an int (an integer key's id, checked as
+    before), any other text as written (a uuid or text key's, checked once the mapping is known)."""
+    stripped = text.strip()
+    return int(stripped) if _ID_DIGITS.fullmatch(stripped) else text
 
 
 def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,10 +44,12 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
         help="the whole source in batches, as a worker of the run (every --all process on the same tables shares "
         "its segments); --dry-run, --rewrite and --start-user-id walk it alone",
     )
-    what.add_argument("--user-id", type=int, metavar="N", help="migrate one user")
+    what.add_argument("--user-id", type=id_argument, metavar="ID", help="migrate one user")
     what.add_argument("--retry-failed", type=Path, metavar="FILE", help="retry the users listed in a --failed-out file")
     parser.add_argument("--batch-size", type=int, default=1000, help="users per batch (1..1000, default 1000)")
-    parser.add_argument("--start-user-id", type=int, help="first user id of --all (default: the beginning)")
+    parser.add_argument(
+        "--start-user-id", type=id_argument, metavar="ID", help="first user id of --all (default: the beginning)"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -69,14 +82,16 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-def _failed_ids_from(path: Path) -> list[int]:
+def _failed_ids_from(path: Path) -> list[UserId]:
     ids = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            ids.append(int(record["user_id"]))
+            user_id = record["user_id"]
+            # A uuid or text key's ids are written as strings, an integer key's as numbers.
+            ids.append(user_id if isinstance(user_id, str) else int(user_id))
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}:{number}: not a failed-user line ({error})") from None
     return ids
@@ -191,9 +206,11 @@ def check_migrate_arguments(arguments: argparse.Namespace) -> str | None:
 
 async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Run `migrate` with its options; returns the exit code."""
-    if arguments.user_id is not None:
+    kind = migration.key_kind
+    user_id = given_id(kind, "--user-id", arguments.user_id, lowest=1)
+    if user_id is not None:
         try:
-            report = await migration.migrate_user(arguments.user_id, arguments.dry_run, arguments.rewrite)
+            report = await migration.migrate_user(user_id, arguments.dry_run, arguments.rewrite)
         except UserNotFound as error:
             print(json.dumps({"error": error.code, "message": str(error)}) if arguments.json else str(error))
             return EXIT_USERS_FAILED
@@ -237,7 +254,8 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
             return EXIT_INTERRUPTED
         return EXIT_USERS_FAILED if summary.failed or worked.unfinished_segments else EXIT_OK
     else:
-        start = await migration.resume_point() if arguments.resume else (arguments.start_user_id or 0)
+        given = given_id(kind, "--start-user-id", arguments.start_user_id)
+        start = await migration.resume_point() if arguments.resume else (kind.first if given is None else given)
         # The total is only for the bar; counting a huge table is not free, so only when it shows.
         total = await migration.users_to_migrate(start) if sys.stderr.isatty() else 0
         bar = ProgressBar(sys.stderr, total)

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import TextIO
 
 from domain.differences import VerifyProgress
+from domain.errors import InvalidParameter
+from domain.keys import KeyKind, UserId, given_id
 from domain.request import MAX_USER_ID
 from domain.verify_worker import VerifyWorkerSummary
 from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from entrypoints.cli.migrate import stop_on_signals
+from entrypoints.cli.migrate import id_argument, stop_on_signals
 from entrypoints.cli.progress import StatusLine, bar_text
 from entrypoints.cli.verify_output import Differences, print_summary
 from entrypoints.cli.verify_pass import print_pass_summary, run_verify_workers
@@ -22,9 +24,9 @@ from entrypoints.library import UserMigration
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `user-migration verify`."""
-    parser.add_argument("--start-user-id", type=int, default=0, metavar="N", help="first user id (default 0)")
+    parser.add_argument("--start-user-id", type=id_argument, default=0, metavar="ID", help="first user id (default 0)")
     parser.add_argument(
-        "--end-user-id", type=int, default=MAX_USER_ID, metavar="N", help="last user id (default: the end)"
+        "--end-user-id", type=id_argument, default=MAX_USER_ID, metavar="ID", help="last user id (default: the end)"
     )
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per page (1..1000, default 1000)")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write each difference as a JSON line to FILE")
@@ -51,9 +53,11 @@ def check_verify_arguments(arguments: argparse.Namespace) -> str | None:
     """A usage problem of the verify options, or None."""
     if not 1 <= arguments.batch_size <= 1000:
         return "--batch-size must be between 1 and 1000"
-    if not 0 <= arguments.start_user_id <= MAX_USER_ID:
+    start, end = arguments.start_user_id, arguments.end_user_id
+    # Ids that are not integers are a uuid or text key's, checked against the key once the mapping is read.
+    if isinstance(start, int) and not 0 <= start <= MAX_USER_ID:
         return f"--start-user-id must be between 0 and {MAX_USER_ID}"
-    if not arguments.start_user_id <= arguments.end_user_id <= MAX_USER_ID:
+    if isinstance(start, int) and isinstance(end, int) and not start <= end <= MAX_USER_ID:
         return f"--end-user-id must be between --start-user-id and {MAX_USER_ID}"
     if arguments.workers is not None and not 1 <= arguments.workers <= 64:
         return "--workers must be between 1 and 64"
@@ -85,12 +89,23 @@ class VerifyProgressBar(StatusLine):
         self.show(progress_line(progress, self._total))
 
 
+def verify_range(kind: KeyKind, start: int | str, end: int | str) -> tuple[UserId, UserId]:
+    """`--start-user-id` and `--end-user-id` as ids of the key's kind (the defaults: its whole id space)."""
+    if kind is KeyKind.INTEGER:
+        return given_id(kind, "--start-user-id", start) or 0, given_id(kind, "--end-user-id", end) or 0
+    first = kind.first if start == 0 else given_id(kind, "--start-user-id", start)
+    last = kind.last if end == MAX_USER_ID else given_id(kind, "--end-user-id", end)
+    if first is None or last is None or last < first:  # type: ignore[operator]  # ids of one kind
+        raise InvalidParameter("--end-user-id", "--end-user-id must not be below --start-user-id")
+    return first, last
+
+
 async def verify(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Run `verify` with its options; returns the exit code."""
     freeze_long_lived_objects()  # a whole run: worth the collection it costs
     if arguments.workers is not None and arguments.workers > 1:
         return await run_verify_workers(migration, arguments)
-    start, end = arguments.start_user_id, arguments.end_user_id
+    start, end = verify_range(migration.key_kind, arguments.start_user_id, arguments.end_user_id)
     # The total is only for the bar; counting a huge table is not free, so only when it shows.
     total = await migration.users_to_verify(start, end) if sys.stderr.isatty() else 0
     try:

@@ -69,10 +69,10 @@ def instructions(
         "# 3. Migrate in batches; each answer's next_start_user_id is where the next batch starts",
         f'{curl} "{api}/users?batch_size=100" {auth}',
     ]
-    next_start = users[99].id + 1 if len(users) > 100 else None
+    next_start = int(users[99].id) + 1 if len(users) > 100 else None
     if next_start is not None:
         lines.append(f'{curl} "{api}/users?batch_size=100&start_user_id={next_start}" {auth}')
-        after = users[199].id + 1 if len(users) > 200 else None
+        after = int(users[199].id) + 1 if len(users) > 200 else None
         if after is not None:
             summary = (
                 "python3 -c 'import json,sys; r=json.load(sys.stdin); "

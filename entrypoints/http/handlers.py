@@ -22,8 +22,9 @@ verify_log = logging.getLogger("user_migration.verify")
 
 async def migrate_users(request: web.Request) -> web.Response:
     """GET /m2/migration/users: a batch, a single user (`user_id`), or a dry run."""
-    planned = plan_batch(request.query.items())
-    report = await request.app[MIGRATION].run(planned)
+    migration = request.app[MIGRATION]
+    planned = plan_batch(request.query.items(), migration.key_kind)
+    report = await migration.run(planned)
     mode = "single_user" if isinstance(planned, SingleUserRequest) else "batch"
     request.app[METRICS].record_batch(report, mode)
     log.info(
@@ -52,8 +53,8 @@ async def migration_stats(request: web.Request) -> web.Response:
 async def verify_page(request: web.Request) -> web.Response:
     """GET /m2/migration/verify: one keyset page compared with DynamoDB, and its id gaps (on the
     last page the ids above its rows too) searched for extra items; follow `next_start_user_id`."""
-    planned = plan_verify_page(request.query.items())
     verification: Verification = await resolve(request.app[CONTAINER].verification())
+    planned = plan_verify_page(request.query.items(), verification.key_kind)
     page = await verification.verify_page(planned)
     counts = page.counts
     verify_log.info(

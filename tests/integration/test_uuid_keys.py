@@ -1,5 +1,6 @@
-"""Supabase's real `auth.users` (a uuid key) through a mapping file, as a new user runs it: no view, no
-added column (real PostgreSQL, moto server, the CLI as a process)."""
+"""Supabase's real `auth.users` (a uuid key) and Keycloak's `user_entity` (a varchar(36) key) through
+a mapping file, as a new user runs them: the key as it is, no view (real PostgreSQL, moto server,
+the CLI as a process)."""
 
 from __future__ import annotations
 
@@ -8,99 +9,144 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 
 from adapters.dynamodb_client import dynamodb_client
 from tests.integration.test_cli_migrate import cli
-from tests.real_adapters import unique_name
-from tests.supabase_auth import SUPABASE_AUTH_USERS, supabase_mapping, unique_schema
+from tests.keyed_tables import KeyedTable, keycloak_table, supabase_table
+from tests.supabase_auth import supabase_mapping
 
 
-def seed_supabase(dsn: str, schema: str, count: int) -> list[str]:
-    """`count` users in `{schema}.users`, as Supabase's GoTrue writes them; returns their ids."""
-    ids = [str(uuid.uuid4()) for _ in range(count)]
-    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
-        cursor.execute(f"CREATE SCHEMA {schema}")
-        cursor.execute(SUPABASE_AUTH_USERS.format(schema=schema))
-        for index, user_id in enumerate(ids):
-            cursor.execute(
-                f"INSERT INTO {schema}.users (instance_id, id, aud, role, email, encrypted_password,"
-                " email_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at, updated_at, phone)"
-                " VALUES ('00000000-0000-0000-0000-000000000000', %s, 'authenticated', 'authenticated', %s,"
-                " '$2a$10$secret', now(), '{\"provider\": \"email\"}', %s, now(), now(), %s)",
-                (
-                    user_id,
-                    f"user{index}@example.com",
-                    json.dumps({"name": f"User {index}"}),
-                    f"+4420794600{index:02d}" if index % 2 else None,
-                ),
-            )
-    return ids
+@pytest.fixture(params=["uuid", "text"])
+def keyed(request: pytest.FixtureRequest, postgres_dsn: str, dynamodb_endpoint: str, tmp_path: Path) -> KeyedTable:
+    make = supabase_table if request.param == "uuid" else keycloak_table
+    table = make(postgres_dsn, dynamodb_endpoint, tmp_path, 40)
+    assert cli(table.env, "init-tables").returncode == 0
+    return table
 
 
-@pytest.fixture
-def supabase(postgres_dsn: str, dynamodb_endpoint: str, tmp_path: Path) -> dict[str, str]:
-    schema = unique_schema("auth")
-    seed_supabase(postgres_dsn, schema, 12)
-    mapping = tmp_path / "supabase.toml"
-    mapping.write_text(supabase_mapping(schema))
-    return {
-        "DATABASE_URL": postgres_dsn,
-        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint,
-        "DYNAMODB_TABLE": unique_name("users"),
-        "DYNAMODB_STATE_TABLE": unique_name("state"),
-        "MAPPING_FILE": str(mapping),
-        "SCHEMA": schema,
-    }
+def ok(result: Any) -> dict[str, Any]:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
 
 
-async def key_schema(env: dict[str, str], table: str) -> Any:
+async def key_schema(env: dict[str, str]) -> Any:
     async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
-        description = await client.describe_table(TableName=table)
+        description = await client.describe_table(TableName=env["DYNAMODB_TABLE"])
     return description["Table"]["KeySchema"], description["Table"]["AttributeDefinitions"]
 
 
-async def test_init_tables_makes_the_key_a_string_for_a_uuid_key(supabase):
-    result = cli(supabase, "init-tables")
-    assert result.returncode == 0, result.stderr
-    schema, definitions = await key_schema(supabase, supabase["DYNAMODB_TABLE"])
+async def test_init_tables_makes_the_key_a_string(keyed: KeyedTable):
+    schema, definitions = await key_schema(keyed.env)
     assert schema == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert definitions == [{"AttributeName": "id", "AttributeType": "S"}]
 
 
-async def test_a_table_whose_key_type_differs_from_the_mappings_is_exit_2_naming_both(supabase, tmp_path: Path):
-    assert cli(supabase, "init-tables").returncode == 0
+def test_a_table_whose_key_type_differs_from_the_mappings_is_exit_2_naming_both(keyed, tmp_path: Path):
     integer = tmp_path / "integer.toml"
-    integer.write_text(supabase_mapping(supabase["SCHEMA"], key_type=None))
-    result = cli(supabase, "init-tables", "--mapping", str(integer))
+    integer.write_text(Path(keyed.env["MAPPING_FILE"]).read_text().replace(f'key_type = "{keyed.kind}"\n', ""))
+    result = cli(keyed.env, "init-tables", "--mapping", str(integer))
     assert result.returncode == 2, result.stderr
     assert "partition key 'id' of type S, but the mapping's key is of type N" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_a_uuid_key_without_key_type_is_named_with_what_to_write(supabase, tmp_path: Path):
+def test_a_key_without_key_type_is_named_with_what_to_write(keyed: KeyedTable, tmp_path: Path):
     plain = tmp_path / "plain.toml"
-    plain.write_text(supabase_mapping(supabase["SCHEMA"], key_type=None))
-    result = cli(supabase, "mapping", "--mapping", str(plain))
+    plain.write_text(Path(keyed.env["MAPPING_FILE"]).read_text().replace(f'key_type = "{keyed.kind}"\n', ""))
+    result = cli(keyed.env, "mapping", "--mapping", str(plain))
     assert result.returncode == 2, result.stderr
-    assert "column 'id' is of type uuid" in result.stderr
-    assert 'say key_type = "uuid" under [source]' in result.stderr
-    assert "Traceback" not in result.stderr
+    type_name = "uuid" if keyed.kind == "uuid" else "character varying"
+    assert f"column 'id' is of type {type_name}" in result.stderr
+    assert f'say key_type = "{keyed.kind}" under [source]' in result.stderr
 
 
-def test_a_wrong_key_type_is_named(supabase, tmp_path: Path):
+def test_a_wrong_key_type_is_named(postgres_dsn, dynamodb_endpoint, tmp_path: Path):
+    table = supabase_table(postgres_dsn, dynamodb_endpoint, tmp_path, 1)
     wrong = tmp_path / "wrong.toml"
-    wrong.write_text(supabase_mapping(supabase["SCHEMA"], key_type="strange"))
-    result = cli(supabase, "mapping", "--mapping", str(wrong))
+    wrong.write_text(supabase_mapping(table.schema, key_type="strange"))
+    result = cli(table.env, "mapping", "--mapping", str(wrong))
     assert result.returncode == 2, result.stderr
     assert "[source] key_type: 'strange' is not a key type (expected one of 'integer', 'uuid', 'text')" in result.stderr
 
 
-def test_commands_that_read_a_uuid_keyed_source_refuse_with_exit_2_until_they_take_it(supabase):
-    assert cli(supabase, "init-tables").returncode == 0
-    for command in (["mapping"], ["migrate", "--all"], ["stats"]):
-        result = cli(supabase, *command)
-        assert result.returncode == 2, (command, result.stderr)
-        assert "[source] key_type 'uuid': only `init-tables` takes a uuid or text key" in result.stderr
-        assert "Traceback" not in result.stderr
+async def test_the_mapping_shows_the_key_as_a_string(keyed: KeyedTable):
+    shown = ok(cli(keyed.env, "mapping", "--json", "--sample", "10"))
+    key = next(column for column in shown["columns"] if column["role"] == "key")
+    assert (key["attribute"], key["target_type"]) == ("id", "S")
+
+
+async def test_migrate_all_dry_run_resume_and_verify(keyed: KeyedTable):
+    dry = ok(cli(keyed.env, "migrate", "--all", "--dry-run", "--json"))
+    assert dry["migrated_count"] == 40
+    assert await keyed.items() == {}
+    summary = ok(cli(keyed.env, "migrate", "--all", "--json"))
+    assert (summary["migrated_count"], summary["failed_count"]) == (40, 0)
+    items = await keyed.items()
+    assert sorted(items) == sorted(keyed.ids)  # every key as it is in PostgreSQL, none made up
+    assert await keyed.emails() == keyed.source_emails()
+    again = ok(cli(keyed.env, "migrate", "--all", "--restart", "--json"))
+    assert (again["migrated_count"], again["skipped_count"]) == (0, 40)
+    verified = ok(cli(keyed.env, "verify", "--json"))
+    assert (verified["checked"], verified["matching"], verified["extra"]) == (40, 40, 0)
+    stats = ok(cli(keyed.env, "stats", "--json"))
+    assert (stats["total_dynamo_users"], stats["pending_migration"]) == (40, 0)
+    assert stats["last_migrated_user_id"] == max(keyed.ids)
+
+
+async def test_single_user_retry_failed_and_rewrite(keyed: KeyedTable, tmp_path: Path):
+    broken = keyed.ids[3]
+    keyed.update_email(broken, "not an email")
+    failed_file = tmp_path / "failed.jsonl"
+    summary = cli(keyed.env, "migrate", "--all", "--json", "--failed-out", str(failed_file))
+    assert summary.returncode == 1, summary.stderr
+    result = json.loads(summary.stdout)
+    assert result["failed_user_ids"] == [broken]
+    assert result["errors"] == [f"User {broken}: Invalid email format"]
+    assert [json.loads(line)["user_id"] for line in failed_file.read_text().splitlines()] == [broken]
+    keyed.update_email(broken, "fixed@example.com")
+    retried = ok(cli(keyed.env, "migrate", "--retry-failed", str(failed_file), "--json"))
+    assert (retried["migrated_count"], retried["failed_count"]) == (1, 0)
+    assert (await keyed.emails())[broken] == "fixed@example.com"
+    keyed.update_email(broken, "changed@example.com")
+    single = ok(cli(keyed.env, "migrate", "--user-id", broken, "--rewrite", "--json"))
+    assert single["failed_count"] == 0
+    assert (await keyed.emails())[broken] == "changed@example.com"
+    missing = cli(keyed.env, "migrate", "--user-id", "no-such-user" if keyed.kind == "text" else str(uuid.uuid4()))
+    assert missing.returncode == 1
+    assert "does not exist in the source database" in missing.stdout
+
+
+def test_a_malformed_uuid_is_exit_2_naming_the_option(postgres_dsn, dynamodb_endpoint, tmp_path: Path):
+    table = supabase_table(postgres_dsn, dynamodb_endpoint, tmp_path, 1)
+    assert cli(table.env, "init-tables").returncode == 0
+    result = cli(table.env, "migrate", "--user-id", "12345")
+    assert result.returncode == 2, result.stderr
+    assert "--user-id must be a uuid" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_three_workers_share_the_table_by_sampled_split_points(keyed: KeyedTable):
+    for index in range(40, 1540):  # enough users for three segments (500 a segment at least)
+        keyed.insert(str(uuid.uuid4()), f"bulk{index}@example.com")
+    summary = ok(cli(keyed.env, "migrate", "--all", "--workers", "3", "--json"))
+    assert (summary["migrated_count"], summary["failed_count"], len(summary["workers"])) == (1540, 0, 3)
+    assert summary["unfinished_segments"] == 0
+    assert sorted(await keyed.items()) == sorted(keyed.ids)
+    verified = ok(cli(keyed.env, "verify", "--workers", "3", "--json"))
+    assert (verified["checked"], verified["matching"]) == (1540, 1540)
+
+
+async def test_sync_carries_updates_inserts_and_deletes(keyed: KeyedTable):
+    ok(cli(keyed.env, "migrate", "--all", "--json"))
+    keyed.update_email(keyed.ids[0], "updated@example.com")
+    keyed.delete(keyed.ids[1])
+    new_id = str(uuid.uuid4()) if keyed.kind == "uuid" else "Новый"
+    keyed.insert(new_id, "new@example.com")
+    synced = ok(cli(keyed.env, "sync", "--once", "--json"))
+    assert synced["deleted"] == 1
+    assert synced["written"] >= 2
+    assert await keyed.emails() == keyed.source_emails()
+    verified = ok(cli(keyed.env, "verify", "--json"))
+    assert (verified["checked"], verified["matching"], verified["extra"]) == (40, 40, 0)
