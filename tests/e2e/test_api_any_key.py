@@ -4,6 +4,7 @@ gap and no repeat, a malformed id a 400 naming its parameter (real PostgreSQL, m
 
 from __future__ import annotations
 
+import json
 import tomllib
 import uuid
 from pathlib import Path
@@ -132,3 +133,26 @@ async def test_the_openapi_document_says_ids_are_strings(api):
     assert report["next_start_user_id"]["type"] == "string"
     assert report["failed_user_ids"]["items"]["type"] == "string"
     assert f"source key is a {table.kind}" in document["info"]["description"]
+
+
+async def test_the_dashboards_overview_and_failures_carry_string_ids(api):
+    client, table = api
+    broken = table.ids[4]
+    table.update_email(broken, "not an email")
+    start: str | None = None
+    while True:  # the whole table through the batch endpoint
+        params = {"batch_size": 25} if start is None else {"batch_size": 25, "start_user_id": start}
+        status, report = await get(client, "/m2/migration/users", **params)
+        assert status == 200, report
+        if (start := report["next_start_user_id"]) is None:
+            break
+    status, overview = await get(client, "/m2/migration/overview")
+    assert status == 200, overview
+    assert overview["failures"]["failing_users"] == 1
+    assert overview["failures"]["by_reason"][0]["example_user_ids"] == [broken]
+    response = await client.get("/m2/migration/failures", headers=AUTH)
+    assert response.status == 200
+    lines = (await response.text()).splitlines()
+    assert [json.loads(line)["user_id"] for line in lines] == [broken]
+    page = await client.get("/m2/migration/dashboard")
+    assert page.status == 200
