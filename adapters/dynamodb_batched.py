@@ -71,8 +71,7 @@ class BatchedWrites:
         """Whether these users' writes go as batches here (probed once, with the first user's key)."""
         if not users:
             return False
-        key = encode_user(users[0], self._key_attribute)[self._key_attribute]
-        return await self._batches.support.usable(key)
+        return await self._batches.support.usable("N" if isinstance(users[0].user_id, int) else "S")
 
     async def write(self, users: Sequence[PreparedUser], rule: WriteRule) -> BatchedOutcome:
         """Write each user (one per id) where `rule` allows it."""

@@ -107,9 +107,15 @@ def update_statement(
     return Statement(user_id, text, tuple(parameters))
 
 
-def probe_statement(table: str, key_attribute: str, key: Mapping[str, Any]) -> dict[str, Any]:
-    """A statement that no item can let write (no version is below the smallest number): an
-    endpoint that evaluates PartiQL conditions answers `ConditionalCheckFailed`."""
+# The probe's key, by the key's type: one no user has (below any bigint; a text no row holds), so
+# that an endpoint that ignored the probe's condition would still change no user's item.
+PROBE_KEYS = {"N": "-9223372036854775809", "S": "\u0000user-migration probe", "B": b"\x00user-migration probe"}
+
+
+def probe_statement(table: str, key_attribute: str, key_type: str) -> dict[str, Any]:
+    """A statement that no item can let write (no version is below the smallest number, and the
+    key is no user's): an endpoint that evaluates PartiQL conditions answers `ConditionalCheckFailed`."""
+    key = {key_type: PROBE_KEYS[key_type]}
     return {
         "Statement": f'UPDATE "{table}" SET "{MIGRATION_VERSION}" = ? WHERE "{key_attribute}" = ? '
         f'AND "{MIGRATION_VERSION}" < ?',

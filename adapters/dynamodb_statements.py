@@ -89,9 +89,8 @@ class PartiqlSupport:
     def table(self) -> str:
         return self._table
 
-    async def usable(self, key: Mapping[str, Any]) -> bool:
-        """Whether to send batches (the first call asks the endpoint, with the key attribute value
-        `key` in the probe)."""
+    async def usable(self, key_type: str) -> bool:
+        """Whether to send batches (the first call asks the endpoint, with a key of `key_type`)."""
         if self._path is not WritePath.AUTO:
             return self._path is WritePath.PARTIQL
         if self._where in self._known:
@@ -99,7 +98,7 @@ class PartiqlSupport:
         lock = self._asking.setdefault(self._where, asyncio.Lock())
         async with lock:
             if self._where not in self._known:
-                self._known[self._where] = await self._probe(key)
+                self._known[self._where] = await self._probe(key_type)
         return self._known[self._where]
 
     def unusable(self, why: str) -> None:
@@ -108,9 +107,9 @@ class PartiqlSupport:
             self._known[self._where] = False
             log.warning("live-safe writes to %s go as PutItems from now: %s", self._where[0] or "DynamoDB", why)
 
-    async def _probe(self, key: Mapping[str, Any]) -> bool:
+    async def _probe(self, key_type: str) -> bool:
         where = self._where[0] or "DynamoDB"
-        statement = probe_statement(self._table, self._key_attribute, key)
+        statement = probe_statement(self._table, self._key_attribute, key_type)
         try:
             response = await self._client.batch_execute_statement(Statements=[statement])
             code = answers_of(response, 1)[0].code
