@@ -85,7 +85,8 @@ class BatchedWrites:
         absent_only = [u for u in by_id.values() if rule is WriteRule.ABSENT or u.version is None]
         if absent_only:
             await self._insert(absent_only, items, units, tally, refused_on_duplicate=True)
-        older = [u for u in by_id.values() if u not in absent_only]
+        absent_ids = {user.user_id for user in absent_only}
+        older = [user for user in by_id.values() if user.user_id not in absent_ids]
         current: dict[int, Item | None] | None = None
         for _ in range(ROUNDS):
             if not older:
