@@ -77,6 +77,7 @@ class PartiqlSupport:
 
     _known: ClassVar[dict[tuple[str, str], bool]] = {}
     _asking: ClassVar[dict[tuple[str, str], asyncio.Lock]] = {}
+    _answered: ClassVar[set[tuple[str, str]]] = set()
 
     def __init__(self, client: Any, table: str, key_attribute: str, path: WritePath) -> None:
         self._client = client
@@ -101,8 +102,15 @@ class PartiqlSupport:
                 self._known[self._where] = await self._probe(key_type)
         return self._known[self._where]
 
+    def answered(self) -> None:
+        """A batch was answered statement by statement: the endpoint runs them."""
+        self._answered.add(self._where)
+
     def unusable(self, why: str) -> None:
-        """Stop batching here for the rest of the process (the endpoint failed a batch as a whole)."""
+        """Stop batching here for the rest of the process: the endpoint failed a batch as a whole
+        before it had ever answered one (after that, a failure is the moment's, not the endpoint's)."""
+        if self._where in self._answered:
+            return
         if self._path is WritePath.AUTO and self._known.get(self._where, True):
             self._known[self._where] = False
             log.warning("live-safe writes to %s go as PutItems from now: %s", self._where[0] or "DynamoDB", why)
@@ -203,6 +211,7 @@ class StatementBatches:
                 reason = f"DynamoDB is unavailable ({describe(error)})"
                 ends.update(await self._after_lost(pending, sent, Answer(FAILED, reason), TargetUnavailable(reason)))
                 return ends
+            self.support.answered()
             resent = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
             ends.update(await self._settle(pending, answers, sent, resent))
             pending = [s for s, answer in zip(pending, answers, strict=True) if answer.code in RETRIED_CODES]

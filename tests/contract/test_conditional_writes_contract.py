@@ -132,3 +132,16 @@ async def test_each_implementation_takes_its_write_path(make_target, request):
         assert (counters.statement_batches, counters.statements) == (3, 5)  # 3 inserts, 1 update, 1 rewrite
     else:
         assert counters.statement_batches == 0
+
+
+async def test_the_probe_changes_no_item(make_target, request):
+    """The probe is an UPDATE no item can pass; moto ignores its condition, so its key is no user's."""
+    implementation = request.node.callspec.params["make_target"]
+    target = await make_target()
+    await target.write_users_if([row(1)], WriteRule.ABSENT)  # the probe went before this write
+    before = await target.read_item(1)
+    await target.write_users_if([row(2)], WriteRule.ABSENT)
+    assert await target.read_item(1) == before
+    if implementation != "memory":
+        scanned = [ids async for ids in target.scan_user_ids(-(2**64), MAX_USER_ID)]
+        assert sorted(user_id for ids in scanned for user_id in ids) == [1, 2]  # no probe item created
