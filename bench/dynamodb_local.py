@@ -11,7 +11,8 @@ each contender into an empty table, users/s and the client's CPU µs per user:
   (the existence check is the offline mode's, and costs DynamoDB Local about a third of its rate);
 - the project (`user-migration migrate --all --json` in a child process; its CPU from the call of
   its main, `bench.peak_rss_cli`): live-safe (`DYNAMODB_WRITE_PATH=auto`, PartiQL batches here),
-  live-safe forced to one PutItem per user, and the offline mode.
+  live-safe forced to one PutItem per user, and the offline mode; and `sync --once` after 10% of
+  the rows changed (its changes applied per second and CPU per change: the replace-if-older path).
 
 The project is compared with the ceiling of the requests it sends; a ceiling it beats by more than
 10% measures something else than its bound and is reported as a mistake of the benchmark. The
@@ -38,13 +39,14 @@ from typing import Any
 
 from bench import ceilings, data
 from bench.ceilings import Measured
-from bench.project import run_project
+from bench.project import run_project, run_sync
 from bench.run import RESULTS, Tables, ready_items
 from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 from tests.dynamodb_servers import DynamoDbLocal
 
 SOURCE_TABLE = "bench_local_users"
 MOTO_SOURCE_TABLE = "bench_local_moto_users"
+CHANGES_TABLE = "bench_local_changes"
 PUTITEM_SWEEP = (8, 16, 32, 64)
 BATCH_SWEEP = (4, 8, 16)
 WARM_UP_USERS = 3000
@@ -92,6 +94,25 @@ class Server:
             raise RuntimeError(f"project migrated {run.migrated} of {users} users, {run.failed} failed")
         return Measured(run.users, run.processing_seconds, run.cpu_seconds)
 
+    def sync(self, source: str, users: int) -> Measured:
+        """`sync --once` after 10% of the rows changed (8% updated, 1% inserted, 1% deleted), on a
+        table the offline mode filled: the replace-if-older writes (read, then INSERT or UPDATE)."""
+        table = self.tables.create("synced")
+        state = self.tables.create("synced_state", key="state_id", key_type="S")
+        try:
+            migrated = run_project(self.dsn, source, self.endpoint, table, state, 16, True)
+            if migrated.migrated != users:
+                raise RuntimeError(f"sync's table: migrated {migrated.migrated} of {users}")
+            changed = data.change_source(self.dsn, source, users)
+            run = run_sync(self.dsn, source, self.endpoint, table, state, 16)
+        finally:
+            self.tables.drop(table)
+            self.tables.drop(state)
+        applied = run.written + run.deleted
+        if run.failed or run.written != changed["updated"] + changed["inserted"] or run.deleted != changed["deleted"]:
+            raise RuntimeError(f"sync applied {run.summary} for {changed}")
+        return Measured(applied, run.processing_seconds, run.cpu_seconds)
+
 
 def warm_up(local: Server) -> None:
     """Each request type once, untimed: DynamoDB Local is a JVM, and its first thousands of requests
@@ -119,6 +140,7 @@ def measure_dynamodb_local(local: Server, users: int) -> dict[str, Any]:
     rows.append(_row("project live (putitem forced)", live_putitem, kind="project"))
     offline = local.project(SOURCE_TABLE, users, concurrency=16, offline=True)
     rows.append(_row("project offline (batch_write)", offline, kind="project"))
+    rows.append(_row("project sync --once (changes applied)", local.sync(CHANGES_TABLE, users), kind="project"))
 
     def best(runs: dict[int, Measured]) -> Measured:
         return max(runs.values(), key=lambda run: run.users_per_second)
@@ -194,6 +216,7 @@ def main() -> int:
         try:
             data.seed_source(postgres.dsn, SOURCE_TABLE, users)
             data.seed_source(postgres.dsn, MOTO_SOURCE_TABLE, moto_users)
+            data.seed_source(postgres.dsn, CHANGES_TABLE, users)
             _log(f"servers up, {users:,} users seeded")
             items = ready_items(users)
             on_local = measure_dynamodb_local(Server(postgres.dsn, local.endpoint_url, items), users)

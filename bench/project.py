@@ -48,6 +48,7 @@ class SyncRun:
     wall_seconds: float
     peak_rss_mb: float
     summary: dict[str, Any]
+    cpu_seconds: float = 0.0  # the command's process, from the call of its main
 
 
 @attrs.frozen
@@ -181,6 +182,7 @@ def run_sync(
         wall_seconds=run.wall_seconds,
         peak_rss_mb=run.peak_rss_mb,
         summary=summary,
+        cpu_seconds=run.cpu_seconds,
     )
 
 
