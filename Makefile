@@ -89,10 +89,13 @@ lint: install
 run: install
 	$(BIN)/user-migration demo $(DEMO_ARGS)
 
-# The benchmark (not part of `make test`): see bench/run.py; BENCH_USERS=20000 by default.
+# The benchmark (not part of `make test`): see bench/run.py; BENCH_USERS=20000 by default. Then the
+# live-safe and offline migrations on DynamoDB Local against their ceilings, with client CPU
+# (bench/dynamodb_local.py; alone: `python -m bench.dynamodb_local`).
 bench: install
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) matplotlib boto3
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.dynamodb_local
 
 clean:
 	rm -rf $(VENV) $(SERVERS)/node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -148,6 +148,7 @@ class Container(containers.DeclarativeContainer):
         default={
             "pages_in_flight": DEFAULT_PAGES_IN_FLIGHT,
             "offline_writes": False,
+            "dynamodb_write_path": "auto",
             "hold_lease_seconds": 60.0,
             "segment_lease_seconds": DEFAULT_LEASE_SECONDS,
             "worker_name": None,
@@ -225,6 +226,7 @@ class Container(containers.DeclarativeContainer):
             key_attribute=mapping.provided.key_attribute,
             budget=write_budget,
             key_type=providers.Callable(key_attribute_type, mapping.provided.key_kind),
+            write_path=config.dynamodb_write_path,
         ),
     )
     # The segments of the id space (made once, from the source's distribution of ids).

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.dynamodb_batched import BatchedWrites
 from adapters.dynamodb_codec import encode_user, is_own_write, key_of, why_not_rewritten
 from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors, was_resent
@@ -75,8 +76,10 @@ class ConditionalWriter:
         backoff: Backoff,
         counters: TargetCounters,
         budget: WriteBudget | None = None,
+        batched: BatchedWrites | None = None,
     ) -> None:
         self._client = client
+        self._batched = batched
         self._table = table
         self._key_attribute = key_attribute
         self._writes_in_flight = writes_in_flight
@@ -87,11 +90,20 @@ class ConditionalWriter:
     async def write(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
         """Put each user's item where `rule` allows it; see the module's docstring."""
         latest = {user.user_id: user for user in users}  # one request per key, the last one given
-        puts = await asyncio.gather(*(self._put(user, rule) for user in latest.values()))
         written: list[UserId] = []
         created: set[UserId] = set()
         refused: set[UserId] = set()
         failed: dict[UserId, str] = {}
+        unavailable: dict[UserId, DependencyUnavailable] = {}
+        if self._batched is not None and await self._batched.usable(list(latest.values())):
+            batched = await self._batched.write(list(latest.values()), rule)
+            written.extend(batched.outcome.written)
+            created.update(batched.outcome.created)
+            refused.update(batched.outcome.refused)
+            failed.update(batched.outcome.failed)
+            unavailable.update(batched.unavailable)
+            latest = {user.user_id: user for user in batched.leftover}  # the users sent as PutItems
+        puts = await asyncio.gather(*(self._put(user, rule) for user in latest.values()))
         for user_id, put in zip(latest, puts, strict=True):
             if put.what == "written":
                 written.append(user_id)
@@ -101,9 +113,10 @@ class ConditionalWriter:
                 refused.add(user_id)
             else:
                 failed[user_id] = put.reason
-        unavailable = [put.unavailable for put in puts if put.unavailable is not None]
-        if puts and len(unavailable) == len(puts):
-            raise unavailable[0]  # nothing could be written at all: a dependency failure
+                if put.unavailable is not None:
+                    unavailable[user_id] = put.unavailable
+        if failed and len(unavailable) == len(failed) and not written and not refused:
+            raise next(iter(unavailable.values()))  # nothing could be written at all: a dependency failure
         return ConditionalWriteOutcome(tuple(written), frozenset(created), frozenset(refused), failed)
 
     async def _put(self, user: PreparedUser, rule: WriteRule) -> _Put:

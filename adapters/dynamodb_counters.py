@@ -13,3 +13,6 @@ class TargetCounters:
     throttles: int = 0
     unprocessed_items: int = 0
     unprocessed_keys: int = 0
+    # PartiQL write batches sent, and the statements they carried (`adapters.dynamodb_statements`).
+    statement_batches: int = 0
+    statements: int = 0

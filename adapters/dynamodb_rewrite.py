@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -25,6 +25,9 @@ from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
 from domain.model import Item, PreparedUser, RewriteOutcome
 from domain.write_budget import TokenBucketBudget, write_units_of
 from ports.write_budget import WriteBudget
+
+if TYPE_CHECKING:
+    from adapters.dynamodb_batched import BatchedWrites
 
 CHANGED_WHILE_REWRITING = "changed in DynamoDB while it was being rewritten: left as it is"
 # DynamoDB's limits on one expression: its length, and its operators and functions (each
@@ -133,18 +136,29 @@ class ItemRewriter:
         key_attribute: str,
         writes_in_flight: asyncio.Semaphore,
         budget: WriteBudget | None = None,
+        batched: BatchedWrites | None = None,
     ) -> None:
         self._client = client
+        self._batched = batched
         self._table = table
         self._key_attribute = key_attribute
         self._writes_in_flight = writes_in_flight
         self._budget = budget if budget is not None else TokenBucketBudget()
 
     async def rewrite(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
-        """Rewrite each user's item where the migration may; see the module's docstring."""
-        outcomes = await asyncio.gather(*(self._rewrite_one(user) for user in users))
+        """Rewrite each user's item where the migration may; see the module's docstring. Where the
+        endpoint runs PartiQL batches, they carry the rewrites (`adapters.dynamodb_batched`), and
+        only what cannot go as a statement is read and put here, one user at a time."""
         done: dict[str, list[UserId]] = {"rewritten": [], "unchanged": []}
         reasons: dict[str, dict[UserId, str]] = {"kept": {}, "failed": {}}
+        if self._batched is not None and await self._batched.usable(users):
+            batched, leftover = await self._batched.rewrite(users)
+            done["rewritten"].extend(batched.rewritten)
+            done["unchanged"].extend(batched.unchanged)
+            reasons["kept"].update(batched.kept)
+            reasons["failed"].update(batched.failed)
+            users = leftover
+        outcomes = await asyncio.gather(*(self._rewrite_one(user) for user in users))
         for user, (what, why) in zip(users, outcomes, strict=True):
             if what in done:
                 done[what].append(user.user_id)

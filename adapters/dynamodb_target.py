@@ -17,13 +17,16 @@ from typing import Any, TypeVar
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.dynamodb_batched import BatchedWrites
 from adapters.dynamodb_codec import decode_key, encode_user, key_of, key_value
 from adapters.dynamodb_compare import compare_users
 from adapters.dynamodb_conditional import ConditionalWriter
 from adapters.dynamodb_counters import TargetCounters
 from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
+from adapters.dynamodb_partiql import WritePath
 from adapters.dynamodb_rewrite import ItemRewriter
 from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
+from adapters.dynamodb_statements import PartiqlSupport, StatementBatches
 from adapters.dynamodb_tables import ensure_table_active
 from adapters.retry import Backoff
 from domain.differences import StoredComparison
@@ -88,11 +91,13 @@ class DynamoDbUserTarget(UserTarget):
         key_attribute: str = DEFAULT_KEY_ATTRIBUTE,
         budget: WriteBudget | None = None,
         key_type: str = "N",
+        write_path: WritePath | str = WritePath.AUTO,
     ) -> None:
         """`key_type` is the DynamoDB type of the key attribute (N for an integer key, S otherwise),
         checked against the table by `check_ready`."""
         self._client = client
         self._table = table
+        write_path = WritePath(write_path)
         self._key_attribute = key_attribute
         self._key_type = key_type
         self._backoff = backoff if backoff is not None else Backoff()
@@ -104,9 +109,16 @@ class DynamoDbUserTarget(UserTarget):
         self.counters = TargetCounters()
         # Unlimited unless given: the process's budget (container.py), shared by all its writes.
         self._budget = budget if budget is not None else TokenBucketBudget()
-        self._rewriter = ItemRewriter(client, table, key_attribute, self._writes_in_flight, self._budget)
+        batched = None
+        if write_path is not WritePath.PUTITEM:
+            support = PartiqlSupport(client, table, key_attribute, write_path)
+            statements = StatementBatches(
+                client, support, self._writes_in_flight, self._backoff, self.counters, self._budget, self.read_items
+            )
+            batched = BatchedWrites(statements, table, key_attribute, self.read_items)
+        self._rewriter = ItemRewriter(client, table, key_attribute, self._writes_in_flight, self._budget, batched)
         self._conditional = ConditionalWriter(
-            client, table, key_attribute, self._writes_in_flight, self._backoff, self.counters, self._budget
+            client, table, key_attribute, self._writes_in_flight, self._backoff, self.counters, self._budget, batched
         )
 
     async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:

@@ -33,6 +33,7 @@ class CommandRun:
     summary: dict[str, Any]
     wall_seconds: float  # the whole command, interpreter start and imports included
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # the command's process, from the call of its main
 
 
 @attrs.frozen
@@ -47,6 +48,7 @@ class SyncRun:
     wall_seconds: float
     peak_rss_mb: float
     summary: dict[str, Any]
+    cpu_seconds: float = 0.0  # the command's process, from the call of its main
 
 
 @attrs.frozen
@@ -68,6 +70,7 @@ class ProjectRun:
     processing_seconds: float  # the run itself, from the summary's processing_time_ms
     wall_seconds: float  # the whole command, interpreter start and imports included
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # the command's process, from the call of its main (`bench.peak_rss_cli`)
 
 
 def _environment(
@@ -109,8 +112,8 @@ def run_command(arguments: list[str], environment: dict[str, str]) -> CommandRun
     """`user-migration ARGUMENTS` (ending in --json) in a child process; its last output line parsed."""
     command = [sys.executable, "-m", "bench.peak_rss_cli", *arguments]
     with tempfile.TemporaryDirectory(prefix="bench-project-") as folder:
-        peak_file = Path(folder) / "peak_rss_kb"
-        environment = {**environment, "BENCH_PEAK_RSS_FILE": str(peak_file)}
+        peak_file, cpu_file = Path(folder) / "peak_rss_kb", Path(folder) / "cpu_seconds"
+        environment = {**environment, "BENCH_PEAK_RSS_FILE": str(peak_file), "BENCH_CPU_FILE": str(cpu_file)}
         started = time.perf_counter()
         finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
@@ -118,8 +121,9 @@ def run_command(arguments: list[str], environment: dict[str, str]) -> CommandRun
             output = f"{finished.stdout}\n{finished.stderr}"
             raise RuntimeError(f"{' '.join(arguments)} exited with {finished.returncode}:\n{output}")
         peak_kb = int(peak_file.read_text())
+        cpu = float(cpu_file.read_text())
     summary = json.loads(finished.stdout.strip().splitlines()[-1])
-    return CommandRun(summary, wall, peak_kb / 1024)
+    return CommandRun(summary, wall, peak_kb / 1024, cpu)
 
 
 def run_project(
@@ -130,12 +134,15 @@ def run_project(
     state_table: str,
     concurrency: int | None = None,
     offline: bool = False,
+    write_path: str | None = None,
 ) -> ProjectRun:
     """Run the migration of the whole source table in a child process and wait for it: in the
     default live-safe mode (a conditional PutItem per user), or with `offline` in the opt-in
     offline mode (`OFFLINE_WRITES=true`: an existence check, then BatchWriteItem)."""
     environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
     environment["OFFLINE_WRITES"] = "true" if offline else "false"
+    if write_path is not None:
+        environment["DYNAMODB_WRITE_PATH"] = write_path
     if concurrency is not None:
         environment["DYNAMODB_CONCURRENCY"] = str(concurrency)
     run = run_command(["migrate", "--all", "--json"], environment)
@@ -147,6 +154,7 @@ def run_project(
         processing_seconds=summary["processing_time_ms"] / 1000,
         wall_seconds=run.wall_seconds,
         peak_rss_mb=run.peak_rss_mb,
+        cpu_seconds=run.cpu_seconds,
     )
 
 
@@ -174,6 +182,7 @@ def run_sync(
         wall_seconds=run.wall_seconds,
         peak_rss_mb=run.peak_rss_mb,
         summary=summary,
+        cpu_seconds=run.cpu_seconds,
     )
 
 

@@ -68,6 +68,9 @@ class Settings:
     metrics_public: bool = False
     # The offline mode: unconditional batch writes, safe only while nothing else writes the table.
     offline_writes: bool = False
+    # How live-safe writes go out: PartiQL batches where the endpoint runs them (probed), or always, or
+    # one conditional PutItem per user (`adapters.dynamodb_partiql.WritePath`).
+    dynamodb_write_path: Literal["auto", "partiql", "putitem"] = "auto"
     # How long a hold on an id range outlives its process: after a crash, the next run waits this long.
     hold_lease_seconds: float = 60.0
     # How long a worker's segment lease lasts without a renew (the KCL's failover time).
@@ -128,6 +131,7 @@ class Settings:
             "max_write_units": self.max_write_units,
             "write_capacity_percent": self.write_capacity_percent,
             "offline_writes": self.offline_writes,
+            "dynamodb_write_path": self.dynamodb_write_path,
             "hold_lease_seconds": self.hold_lease_seconds,
             "segment_lease_seconds": self.segment_lease_seconds,
             "stats_refresh_seconds": self.stats_refresh_seconds,
@@ -223,6 +227,11 @@ def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[
             return choice
     problems.append(f"{name} must be one of {', '.join(allowed)} (got {text!r})")
     return default
+
+
+def _write_path(environ: Mapping[str, str], problems: list[str]) -> Literal["auto", "partiql", "putitem"]:
+    chosen = _choice(environ, "DYNAMODB_WRITE_PATH", "auto", ("auto", "partiql", "putitem"), problems)
+    return "partiql" if chosen == "partiql" else "putitem" if chosen == "putitem" else "auto"
 
 
 def _jwt_rules(environ: Mapping[str, str], problems: list[str]) -> JwtRules | None:
@@ -404,6 +413,7 @@ def load_settings(
         log_format="text" if _choice(environ, "LOG_FORMAT", "json", ("json", "text"), problems) == "text" else "json",
         metrics_public=_choice(environ, "METRICS_PUBLIC", "false", ("true", "false"), problems) == "true",
         offline_writes=_choice(environ, "OFFLINE_WRITES", "false", ("true", "false"), problems) == "true",
+        dynamodb_write_path=_write_path(environ, problems),
         hold_lease_seconds=_number(environ, "HOLD_LEASE_SECONDS", 60.0, 1, 3600, problems),
         segment_lease_seconds=_number(environ, "SEGMENT_LEASE_SECONDS", 10.0, 1, 3600, problems),
         shutdown_drain_seconds=_number(environ, "SHUTDOWN_DRAIN_SECONDS", 0.0, 0, 300, problems),

@@ -108,3 +108,40 @@ async def test_a_scan_of_a_small_table_finds_every_id_and_refuses_a_larger_table
     # More items than it may look at: no answer (the ids it did see tell nothing of the others).
     assert await target.scan_user_ids_of_small_table(240, MAX_USER_ID, 250) is None
     assert await target.scan_user_ids_of_small_table(240, MAX_USER_ID, 10) is None
+
+
+# The implementations that run PartiQL write batches as DynamoDB documents them: their live-safe
+# writes go as batches; moto (HTTP 500, or conditions not checked) and dynalite (no PartiQL) take
+# the PutItem path, found by the probe.
+BATCHING = {"dynamodb-local"}
+
+
+async def test_each_implementation_takes_its_write_path(make_target, request):
+    implementation = request.node.callspec.params["make_target"]
+    target = await make_target()
+    created = await target.write_users_if([row(1), row(2), row(3)], WriteRule.ABSENT)
+    replaced = await target.write_users_if([row(1, T0 + timedelta(days=1)), row(3)], WriteRule.OLDER)
+    rewritten = await target.rewrite_users([row(2, display_name="Renamed")])
+    assert (sorted(created.written), sorted(replaced.written), replaced.refused) == ([1, 2, 3], [1], {3})
+    assert rewritten.rewritten == (2,)
+    assert (await target.read_item(2))["display_name"] == {"S": "Renamed"}
+    if implementation == "memory":
+        return
+    counters = target.counters
+    if implementation in BATCHING:
+        assert (counters.statement_batches, counters.statements) == (3, 5)  # 3 inserts, 1 update, 1 rewrite
+    else:
+        assert counters.statement_batches == 0
+
+
+async def test_the_probe_changes_no_item(make_target, request):
+    """The probe is an UPDATE no item can pass; moto ignores its condition, so its key is no user's."""
+    implementation = request.node.callspec.params["make_target"]
+    target = await make_target()
+    await target.write_users_if([row(1)], WriteRule.ABSENT)  # the probe went before this write
+    before = await target.read_item(1)
+    await target.write_users_if([row(2)], WriteRule.ABSENT)
+    assert await target.read_item(1) == before
+    if implementation != "memory":
+        scanned = [ids async for ids in target.scan_user_ids(-(2**64), MAX_USER_ID)]
+        assert sorted(user_id for ids in scanned for user_id in ids) == [1, 2]  # no probe item created

@@ -31,6 +31,7 @@ from aiobotocore.config import AioConfig
 from aiohttp.test_utils import TestClient
 from dependency_injector import providers
 
+from adapters.dynamodb_client import dynamodb_client
 from adapters.dynamodb_state import DynamoDbMigrationState
 from adapters.dynamodb_target import DynamoDbUserTarget
 from adapters.postgres import PostgresUserSource, create_pool
@@ -41,6 +42,7 @@ from domain.rules import Rejection, prepare_user
 from entrypoints.demo.embedded import free_port
 from entrypoints.http.app import init_app
 from entrypoints.settings import Settings
+from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
 
@@ -70,9 +72,30 @@ def proxied_dsn(dsn: str, proxy: FaultProxy) -> str:
 
 
 @pytest.fixture
-def dynamodb_proxy(dynamodb_endpoint: str) -> Iterator[FaultProxy]:
-    """An HTTP-aware proxy in front of the session's moto server."""
-    url = urlparse(dynamodb_endpoint)
+def dynamodb_server(request: pytest.FixtureRequest) -> str:
+    """The DynamoDB implementation of a test's world: moto, unless a test parametrizes this fixture
+    (indirectly) with another of `DYNAMODB_IMPLEMENTATIONS`, e.g. DynamoDB Local for the batched path."""
+    server: str = getattr(request, "param", "moto")
+    return server
+
+
+@pytest.fixture
+def faults_dynamodb_endpoint(request: pytest.FixtureRequest, dynamodb_server: str) -> str:
+    endpoint: str = request.getfixturevalue(DYNAMODB_IMPLEMENTATIONS[dynamodb_server])
+    return endpoint
+
+
+@pytest.fixture
+async def dynamodb(faults_dynamodb_endpoint: str) -> AsyncIterator[Any]:
+    """A direct DynamoDB client on the world's implementation (moto by default)."""
+    async with dynamodb_client(endpoint_url=faults_dynamodb_endpoint, region_name="us-east-1") as client:
+        yield client
+
+
+@pytest.fixture
+def dynamodb_proxy(faults_dynamodb_endpoint: str) -> Iterator[FaultProxy]:
+    """An HTTP-aware proxy in front of the world's DynamoDB (the session's moto server by default)."""
+    url = urlparse(faults_dynamodb_endpoint)
     with FaultProxy((url.hostname or "127.0.0.1", url.port or 80), http=True, name="dynamodb-proxy") as proxy:
         yield proxy
 

@@ -242,6 +242,23 @@ def key_user_ids(document: dict[str, Any]) -> list[int]:
     return ids
 
 
+def _statement_user_id(statement: dict[str, Any]) -> list[int]:
+    """The user id of one PartiQL statement: the parameter at the `?` of `'user_id': ?` (an
+    INSERT) or of `"user_id" = ?` (an UPDATE's WHERE)."""
+    text = str(statement.get("Statement", ""))
+    for marker in ("'user_id': ?", '"user_id" = ?'):
+        at = text.find(marker)
+        if at >= 0:
+            value = statement.get("Parameters", [])[text[:at].count("?")]
+            return [int(value["N"])] if "N" in value else []
+    return []
+
+
+def statement_user_ids(document: dict[str, Any]) -> list[int]:
+    """The user ids of the statements of a BatchExecuteStatement body, in order."""
+    return [user_id for statement in document.get("Statements", []) for user_id in _statement_user_id(statement)]
+
+
 def request_user_ids(document: dict[str, Any]) -> list[int]:
     """Every user id a request body concerns, whatever its operation: the Item of a PutItem, the
     Key of a GetItem / DeleteItem / UpdateItem, the PutRequests and DeleteRequests of a
@@ -252,6 +269,7 @@ def request_user_ids(document: dict[str, Any]) -> list[int]:
         *put_user_ids(document),
         *_batch_write_user_ids(document, "DeleteRequest", "Key"),
         *key_user_ids(document),
+        *statement_user_ids(document),
     ]
 
 
@@ -296,6 +314,7 @@ class FaultProxy:
         self.most_in_flight: Counter[str] = Counter()
         self.puts: Counter[int] = Counter()
         self.put_order: list[int] = []  # appended only (safe to read from the test's thread)
+        self.statement_puts: list[int] = []  # the users of put_order written by PartiQL statements
         self.seen_user_ids: list[int] = []  # every user id of every request, as they arrive (appended only)
         self.deletes: Counter[int] = Counter()
         self.bytes_forwarded = 0
@@ -404,6 +423,11 @@ class FaultProxy:
         take part of a batch. PutItem has no such partial answer: see `fail` and `throttle`."""
         assert operation in ("BatchWriteItem", "BatchGetItem"), operation
         return self.add_rule(Rule("unprocessed", operation, times, user_ids=frozenset(user_ids)))
+
+    def throttle_statements(self, user_ids: set[int] | frozenset[int], times: int | None = None) -> Rule:
+        """Answer the statements of these users in a BatchExecuteStatement with `ThrottlingError`
+        (not forwarded), the others as the server does: DynamoDB throttling part of a batch."""
+        return self.add_rule(Rule("throttle_statements", "BatchExecuteStatement", times, user_ids=frozenset(user_ids)))
 
     def hangup(self, operation: str | None = None, times: int | None = None, **match: Any) -> Rule:
         """Close the client's connection without forwarding the request."""
@@ -607,6 +631,9 @@ class FaultProxy:
         elif action == "unprocessed":
             assert rule is not None
             response = await self._unprocessed(request, document, rule.user_ids, link)
+        elif action == "throttle_statements":
+            assert rule is not None
+            response = await self._throttled_statements(request, document, rule.user_ids, link)
         else:
             if action == "inject":
                 assert rule is not None
@@ -645,6 +672,17 @@ class FaultProxy:
                 # A conditional put or delete counts where it acted (a refused condition answers 400).
                 if request.operation == "PutItem":
                     self._wrote(put_item_user_ids(request.json()))
+                elif request.operation == "BatchExecuteStatement":  # each statement that succeeded wrote
+                    answers = response.json().get("Responses", [])
+                    statements = request.json().get("Statements", [])
+                    written = [
+                        user_id
+                        for statement, answer in zip(statements, answers, strict=False)
+                        if "Error" not in answer
+                        for user_id in _statement_user_id(statement)
+                    ]
+                    self._wrote(written)
+                    self.statement_puts.extend(written)
                 elif request.operation == "DeleteItem":
                     self.deletes.update(item_key_user_ids(request.json()))
             # HTTP/1.0 from a single-threaded werkzeug: the client connection stays HTTP/1.1.
@@ -677,6 +715,24 @@ class FaultProxy:
         for table, wanted in left.items():
             unprocessed.setdefault(table, {**wanted, "Keys": []})["Keys"].extend(wanted["Keys"])
         return response.with_json(answer)
+
+    async def _throttled_statements(
+        self, request: HttpMessage, document: dict[str, Any], user_ids: frozenset[int], link: _Link
+    ) -> HttpMessage:
+        statements = document.get("Statements", [])
+        throttled = [bool(set(_statement_user_id(statement)) & user_ids) for statement in statements]
+        kept = [statement for statement, left in zip(statements, throttled, strict=True) if not left]
+        error = {"Code": "ThrottlingError", "Message": "Throttled by the fault proxy."}
+        answers: list[Any] = []
+        if kept:
+            response = await self._exchange(request.with_json({**document, "Statements": kept}), link)
+            if not response.start_line.startswith("HTTP/1.1 200"):
+                return response
+            answers = list(response.json().get("Responses", []))
+        else:
+            response = dynamodb_response(200, {"Responses": []})
+        merged = [{"Error": error} if left else answers.pop(0) for left in throttled]
+        return response.with_json({**response.json(), "Responses": merged})
 
     async def _unprocessed(
         self, request: HttpMessage, document: dict[str, Any], user_ids: frozenset[int], link: _Link

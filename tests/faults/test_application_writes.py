@@ -382,7 +382,12 @@ def is_the_migrations_item_of(item: Item, row: SourceUser) -> bool:
 
 @pytest.mark.parametrize("write_mode", ["live"], indirect=True)  # the claim; offline: the last test
 @pytest.mark.parametrize("path", WRITE_PATHS, ids=[path.name for path in WRITE_PATHS])
-async def test_an_application_writing_meanwhile_keeps_every_item_it_wrote(world: World, app_client, path: WritePath):
+# moto: one conditional PutItem per user (it has no PartiQL batches that check conditions); DynamoDB
+# Local: PartiQL batches (`adapters/dynamodb_batched.py`), the probe finds them.
+@pytest.mark.parametrize("dynamodb_server", ["moto", "dynamodb-local"], indirect=True)
+async def test_an_application_writing_meanwhile_keeps_every_item_it_wrote(
+    world: World, app_client, path: WritePath, dynamodb_server: str
+):
     """On every write path: see the module docstring."""
     world.seed(source(path.users))
     earlier = await path.prepare(world) if path.prepare is not None else None
@@ -390,6 +395,7 @@ async def test_an_application_writing_meanwhile_keeps_every_item_it_wrote(world:
     client = await app_client() if path.name in NEEDS_HTTP_CLIENT else None
     proxy = world.dynamodb_proxy
     puts_before = len(proxy.put_order)
+    statements_before = len(proxy.statement_puts)
     application = Application(world, list(range(1, path.users + 1)), random.Random(f"{path.name}-13"))
 
     application.start()
@@ -442,6 +448,13 @@ async def test_an_application_writing_meanwhile_keeps_every_item_it_wrote(world:
     if client is not None:
         _, stats = await get(client, STATS)
         assert stats["total_dynamo_users"] == counted
+
+    # The path taken: on DynamoDB Local every user write went in PartiQL batches, on moto none did.
+    by_statement = proxy.statement_puts[statements_before:]
+    if dynamodb_server == "dynamodb-local":
+        assert sorted(by_statement) == sorted(puts), "a user written by a PutItem, not a statement"
+    else:
+        assert not by_statement
 
     # Both orders happened during the run: the application wrote users before the migration
     # reached them (so the migration had to skip or keep them), and users it had written already.
