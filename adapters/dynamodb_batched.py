@@ -30,6 +30,7 @@ from adapters.dynamodb_partiql import Statement, insert_statement, update_statem
 from adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING
 from adapters.dynamodb_statements import FALLBACK, ReadItems, Sent, StatementBatches
 from domain.errors import DependencyUnavailable
+from domain.keys import UserId
 from domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
 from domain.model import ConditionalWriteOutcome, Item, PreparedUser, RewriteOutcome, WriteRule
 from domain.versions import stored_version
@@ -40,11 +41,11 @@ ROUNDS = 3  # decisions of one user on what is stored, before it goes as a PutIt
 
 @attrs.define
 class _Tally:
-    written: list[int] = attrs.Factory(list)
-    created: set[int] = attrs.Factory(set)
-    refused: set[int] = attrs.Factory(set)
-    failed: dict[int, str] = attrs.Factory(dict)
-    unavailable: dict[int, DependencyUnavailable] = attrs.Factory(dict)
+    written: list[UserId] = attrs.Factory(list)
+    created: set[UserId] = attrs.Factory(set)
+    refused: set[UserId] = attrs.Factory(set)
+    failed: dict[UserId, str] = attrs.Factory(dict)
+    unavailable: dict[UserId, DependencyUnavailable] = attrs.Factory(dict)
     leftover: list[PreparedUser] = attrs.Factory(list)
 
 
@@ -55,7 +56,7 @@ class BatchedOutcome:
 
     outcome: ConditionalWriteOutcome
     leftover: tuple[PreparedUser, ...]
-    unavailable: Mapping[int, DependencyUnavailable]
+    unavailable: Mapping[UserId, DependencyUnavailable]
 
 
 class BatchedWrites:
@@ -87,7 +88,7 @@ class BatchedWrites:
             await self._insert(absent_only, items, units, tally, refused_on_duplicate=True)
         absent_ids = {user.user_id for user in absent_only}
         older = [user for user in by_id.values() if user.user_id not in absent_ids]
-        current: dict[int, Item | None] | None = None
+        current: dict[UserId, Item | None] | None = None
         for _ in range(ROUNDS):
             if not older:
                 break
@@ -114,8 +115,8 @@ class BatchedWrites:
     async def _insert(
         self,
         users: Sequence[PreparedUser],
-        items: Mapping[int, Item],
-        units: Mapping[int, float],
+        items: Mapping[UserId, Item],
+        units: Mapping[UserId, float],
         tally: _Tally,
         refused_on_duplicate: bool,
     ) -> list[PreparedUser]:
@@ -157,11 +158,11 @@ class BatchedWrites:
     async def _replace_round(
         self,
         users: Sequence[PreparedUser],
-        current: Mapping[int, Item | None],
-        items: Mapping[int, Item],
-        units: Mapping[int, float],
+        current: Mapping[UserId, Item | None],
+        items: Mapping[UserId, Item],
+        units: Mapping[UserId, float],
         tally: _Tally,
-    ) -> tuple[list[PreparedUser], dict[int, Item | None] | None]:
+    ) -> tuple[list[PreparedUser], dict[UserId, Item | None] | None]:
         """One round of replace-if-older: the users to decide again, and what is stored for them
         (None: to be read again)."""
         absent = [user for user in users if current[user.user_id] is None]
@@ -186,7 +187,7 @@ class BatchedWrites:
                 updated.append(user)
         again = await self._insert(absent, items, units, tally, refused_on_duplicate=False) if absent else []
         ends = await self._batches.send(statements, items, units)
-        now: dict[int, Item | None] = {}
+        now: dict[UserId, Item | None] = {}
         for user in updated:
             end = ends[user.user_id]
             if end.succeeded:
@@ -206,13 +207,13 @@ class BatchedWrites:
             stored = await self._read_items([user.user_id for user in users])
         except DependencyUnavailable as error:
             return RewriteOutcome(failed=dict.fromkeys((user.user_id for user in users), str(error))), ()
-        done: dict[str, list[int]] = {"rewritten": [], "unchanged": []}
-        reasons: dict[str, dict[int, str]] = {"kept": {}, "failed": {}}
+        done: dict[str, list[UserId]] = {"rewritten": [], "unchanged": []}
+        reasons: dict[str, dict[UserId, str]] = {"kept": {}, "failed": {}}
         leftover: list[PreparedUser] = []
         statements: list[Statement] = []
-        items: dict[int, Item] = {}
-        units: dict[int, float] = {}
-        replacing: dict[int, PreparedUser] = {}
+        items: dict[UserId, Item] = {}
+        units: dict[UserId, float] = {}
+        replacing: dict[UserId, PreparedUser] = {}
         for user in users:
             current = stored.get(user.user_id)
             item = encode_user(user, self._key_attribute)

@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from domain.keys import UserId
 from domain.mapping import MIGRATION_VERSION
 from domain.model import Item
 
@@ -52,7 +53,7 @@ class WritePath(enum.Enum):
 class Statement:
     """One statement of a batch, with the user it writes."""
 
-    user_id: int
+    user_id: UserId
     text: str
     parameters: tuple[Item | Mapping[str, Any], ...]
 
@@ -68,7 +69,7 @@ def _quotable(name: str) -> bool:
     return "'" not in name and '"' not in name
 
 
-def insert_statement(user_id: int, table: str, item: Item) -> Statement | None:
+def insert_statement(user_id: UserId, table: str, item: Item) -> Statement | None:
     """The insert-if-absent of `item`; None when it cannot go as a statement."""
     if not all(_quotable(name) for name in item):
         return None
@@ -80,7 +81,7 @@ def insert_statement(user_id: int, table: str, item: Item) -> Statement | None:
 
 
 def update_statement(
-    user_id: int, table: str, key_attribute: str, item: Item, current: Item, guards: Mapping[str, Any]
+    user_id: UserId, table: str, key_attribute: str, item: Item, current: Item, guards: Mapping[str, Any]
 ) -> Statement | None:
     """An UPDATE that leaves exactly `item` where `current` is stored, applied only while each
     attribute named in `guards` holds its value there (None: while the attribute is missing);

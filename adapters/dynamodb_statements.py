@@ -44,6 +44,7 @@ from adapters.dynamodb_partiql import (
 from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
 from adapters.retry import Backoff
 from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
+from domain.keys import UserId
 from domain.model import Item
 from ports.write_budget import WriteBudget
 
@@ -68,7 +69,7 @@ class Sent:
         return self.answer.code in ("", LANDED)
 
 
-ReadItems = Callable[[Collection[int]], Awaitable[dict[int, Item]]]
+ReadItems = Callable[[Collection[UserId]], Awaitable[dict[UserId, Item]]]
 
 
 class PartiqlSupport:
@@ -157,8 +158,8 @@ class StatementBatches:
         self._read_items = read_items
 
     async def send(
-        self, statements: Sequence[Statement], sent: Mapping[int, Item], units: Mapping[int, float]
-    ) -> dict[int, Sent]:
+        self, statements: Sequence[Statement], sent: Mapping[UserId, Item], units: Mapping[UserId, float]
+    ) -> dict[UserId, Sent]:
         """Send each statement (at most one per user) and say how each ended; `sent` is the item
         each leaves stored, `units` what each costs."""
         chunks = [statements[start : start + MAX_STATEMENTS] for start in range(0, len(statements), MAX_STATEMENTS)]
@@ -166,9 +167,9 @@ class StatementBatches:
         return {user_id: end for result in results for user_id, end in result.items()}
 
     async def _send_chunk(
-        self, chunk: Sequence[Statement], sent: Mapping[int, Item], units: Mapping[int, float]
-    ) -> dict[int, Sent]:
-        ends: dict[int, Sent] = {}
+        self, chunk: Sequence[Statement], sent: Mapping[UserId, Item], units: Mapping[UserId, float]
+    ) -> dict[UserId, Sent]:
+        ends: dict[UserId, Sent] = {}
         pending = list(chunk)
         attempt = 0
         while pending:
@@ -231,10 +232,10 @@ class StatementBatches:
         return ends
 
     async def _settle(
-        self, statements: Sequence[Statement], answers: Sequence[Answer], sent: Mapping[int, Item], resent: bool
-    ) -> dict[int, Sent]:
-        ends: dict[int, Sent] = {}
-        unsure: list[int] = []
+        self, statements: Sequence[Statement], answers: Sequence[Answer], sent: Mapping[UserId, Item], resent: bool
+    ) -> dict[UserId, Sent]:
+        ends: dict[UserId, Sent] = {}
+        unsure: list[UserId] = []
         for statement, answer in zip(statements, answers, strict=True):
             user_id = statement.user_id
             if answer.code == "ConditionalCheckFailed" and is_own_write(answer.stored, sent[user_id]):
@@ -261,17 +262,17 @@ class StatementBatches:
     async def _after_lost(
         self,
         statements: Sequence[Statement],
-        sent: Mapping[int, Item],
+        sent: Mapping[UserId, Item],
         otherwise: Answer,
         error: DependencyUnavailable | None,
-    ) -> dict[int, Sent]:
+    ) -> dict[UserId, Sent]:
         landed = await self._landed([statement.user_id for statement in statements], sent)
         return {
             statement.user_id: Sent(Answer(LANDED)) if statement.user_id in landed else Sent(otherwise, error)
             for statement in statements
         }
 
-    async def _landed(self, user_ids: Sequence[int], sent: Mapping[int, Item]) -> set[int]:
+    async def _landed(self, user_ids: Sequence[UserId], sent: Mapping[UserId, Item]) -> set[UserId]:
         """The users whose stored item is the very one this process sent."""
         try:
             stored = await self._read_items(user_ids)
@@ -280,5 +281,5 @@ class StatementBatches:
         return {user_id for user_id in user_ids if is_own_write(stored.get(user_id), sent[user_id])}
 
     @staticmethod
-    def _failed(statements: Sequence[Statement], reason: str, error: DependencyUnavailable) -> dict[int, Sent]:
+    def _failed(statements: Sequence[Statement], reason: str, error: DependencyUnavailable) -> dict[UserId, Sent]:
         return {statement.user_id: Sent(Answer(FAILED, reason), error) for statement in statements}
