@@ -197,3 +197,27 @@ async def test_the_logical_stream_carries_updates_inserts_and_deletes(
     # The stream versions its items by its own position: verify tells them `newer_in_dynamodb` (no difference).
     assert (verified["checked"], verified["missing"], verified["different"], verified["extra"]) == (49, 0, 0, 0)
     assert verified["matching"] + verified["newer_in_dynamodb"] == 49
+
+
+@pytest.mark.parametrize("kind", ["uuid", "text"])
+async def test_partiql_batches_on_dynamodb_local_carry_uuid_and_text_keys(
+    kind: str, postgres_dsn: str, dynamodb_local_endpoint: str, tmp_path: Path
+):
+    """AWS's own DynamoDB Local runs the batched statements (forced: a statement it refused would
+    fail the run, not fall back), with string keys in the statements' parameters."""
+    make = supabase_table if kind == "uuid" else keycloak_table
+    table = make(postgres_dsn, dynamodb_local_endpoint, tmp_path, 40)
+    table.env["DYNAMODB_WRITE_PATH"] = "partiql"
+    assert cli(table.env, "init-tables").returncode == 0
+    summary = ok(cli(table.env, "migrate", "--all", "--json"))
+    assert (summary["migrated_count"], summary["failed_count"]) == (40, 0)
+    assert sorted(await table.items()) == sorted(table.ids)
+    table.update_email(table.ids[0], "updated@example.com")
+    table.delete(table.ids[1])
+    table.insert(str(uuid.uuid4()) if kind == "uuid" else "Новый", "new@example.com")
+    synced = ok(cli(table.env, "sync", "--once", "--json"))
+    assert (synced["deleted"], synced["failed_count"]) == (1, 0)
+    assert synced["written"] >= 2
+    assert await table.emails() == table.source_emails()
+    verified = ok(cli(table.env, "verify", "--json"))
+    assert (verified["checked"], verified["matching"], verified["extra"]) == (40, 40, 0)
