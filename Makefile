@@ -13,10 +13,22 @@ $(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) 'setuptools>=68' wheel
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) --config-settings editable_mode=strict -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) browser servers
+# The layers install under one import name, `user_migration.*` (setup.py maps the folders there), so a host
+# service's own `domain` package cannot shadow ours. The editable install is a tree of links under build/
+# (setuptools' strict mode, which mypy follows as well as Python): a module added or removed changes its
+# folder's time, and the next make target links it.
+LAYERS := $(shell find domain ports adapters entrypoints -type d -not -name __pycache__ 2>/dev/null)
+LINKED := $(VENV)/.linked
+
+$(LINKED): $(STAMP) $(LAYERS) container.py
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
+	touch $(LINKED)
+
+install: $(STAMP) $(LINKED) browser servers
 
 # The dashboard's browser tests drive a real headless Chromium: Debian's package (a browser's own
 # download does not work on a closed network). Checked at every install, so a new machine gets it.
@@ -84,7 +96,7 @@ test-e2e: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy domain ports adapters entrypoints $(wildcard container.py)
+	cd build/__editable__.user_migration-*/ && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml --explicit-package-bases user_migration
 
 run: install
 	$(BIN)/user-migration demo $(DEMO_ARGS)

@@ -2,25 +2,20 @@
 
 from setuptools import find_packages, setup
 
+ROOMS = ("domain", "ports", "adapters", "entrypoints")
+
 setup(
     name="user-migration",
     version="0.1.0",
     description="Moves users from PostgreSQL into Amazon DynamoDB: HTTP service, CLI and library.",
     python_requires=">=3.11",
-    packages=find_packages(
-        include=[
-            "domain",
-            "domain.*",
-            "ports",
-            "ports.*",
-            "adapters",
-            "adapters.*",
-            "entrypoints",
-            "entrypoints.*",
-        ]
-    ),
-    py_modules=["container"],
-    package_data={"adapters": ["sql/*.sql"], "entrypoints.http": ["*.json", "dashboard/*"]},
+    package_dir={"user_migration": "."},
+    packages=[f"user_migration.{name}" for name in find_packages(include=[f"{room}*" for room in ROOMS])],
+    py_modules=["user_migration.container"],
+    package_data={
+        "user_migration.adapters": ["sql/*.sql"],
+        "user_migration.entrypoints.http": ["*.json", "dashboard/*"],
+    },
     install_requires=[
         "aiohttp>=3.9,<4",
         "aiopg>=1.4,<2",
@@ -45,5 +40,5 @@ setup(
             "mypy>=1.10",
         ],
     },
-    entry_points={"console_scripts": ["user-migration=entrypoints.cli.main:main"]},
+    entry_points={"console_scripts": ["user-migration=user_migration.entrypoints.cli.main:main"]},
 )

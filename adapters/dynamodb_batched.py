@@ -25,16 +25,16 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from adapters.dynamodb_codec import REPLACE, encode_user, rewrite_choice
-from adapters.dynamodb_partiql import Statement, insert_statement, update_statement
-from adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING
-from adapters.dynamodb_statements import FALLBACK, ReadItems, Sent, StatementBatches
-from domain.errors import DependencyUnavailable
-from domain.keys import UserId
-from domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
-from domain.model import ConditionalWriteOutcome, Item, PreparedUser, RewriteOutcome, WriteRule
-from domain.versions import stored_version
-from domain.write_budget import write_units_for, write_units_of
+from user_migration.adapters.dynamodb_codec import REPLACE, encode_user, rewrite_choice
+from user_migration.adapters.dynamodb_partiql import Statement, insert_statement, update_statement
+from user_migration.adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING
+from user_migration.adapters.dynamodb_statements import FALLBACK, ReadItems, Sent, StatementBatches
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.keys import UserId
+from user_migration.domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.domain.model import ConditionalWriteOutcome, Item, PreparedUser, RewriteOutcome, WriteRule
+from user_migration.domain.versions import stored_version
+from user_migration.domain.write_budget import write_units_for, write_units_of
 
 ROUNDS = 3  # decisions of one user on what is stored, before it goes as a PutItem
 

@@ -25,12 +25,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_errors import error_code, target_errors
-from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
-from adapters.retry import Backoff
-from domain.budget_shares import LIVE_SECONDS, SHARING_PLACES, PublishedRate, is_live
-from domain.errors import TargetThrottled
-from ports.write_budget import BudgetShares
+from user_migration.adapters.dynamodb_errors import error_code, target_errors
+from user_migration.adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
+from user_migration.adapters.retry import Backoff
+from user_migration.domain.budget_shares import LIVE_SECONDS, SHARING_PLACES, PublishedRate, is_live
+from user_migration.domain.errors import TargetThrottled
+from user_migration.ports.write_budget import BudgetShares
 
 PLACE_PREFIX = "budget#"
 CONDITION_FAILED = "ConditionalCheckFailedException"

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.dynamodb_errors import target_errors
-from ports.write_budget import TableCapacity
+from user_migration.adapters.dynamodb_errors import target_errors
+from user_migration.ports.write_budget import TableCapacity
 
 ON_DEMAND_WITHOUT_MAXIMUM = 4000.0
 

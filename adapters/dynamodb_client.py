@@ -10,9 +10,9 @@ import aioboto3
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError
 
-from adapters.dynamodb_errors import aws_setup_error
-from adapters.dynamodb_watch import watch_client
-from domain.stall_watch import StallWatch
+from user_migration.adapters.dynamodb_errors import aws_setup_error
+from user_migration.adapters.dynamodb_watch import watch_client
+from user_migration.domain.stall_watch import StallWatch
 
 # A request's timeouts, in seconds (DYNAMODB_TIMEOUT_SECONDS): its answer is awaited this long, and a
 # connection is awaited at most CONNECT_TIMEOUT_SECONDS of it; botocore then retries DYNAMODB_RETRIES times.

@@ -15,10 +15,10 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from domain.keys import KeyKind, UserId
-from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
-from domain.model import AttributeValue, Item, PreparedUser, PreparedValue
-from domain.versions import stored_version
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.domain.model import AttributeValue, Item, PreparedUser, PreparedValue
+from user_migration.domain.versions import stored_version
 
 # The migration's own bookkeeping: not content, so neither digested nor compared by `verify`.
 BOOKKEEPING = frozenset({MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION})

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 
-from adapters.dynamodb_codec import BOOKKEEPING, decode_value, encode_user
-from domain.differences import MATCHING, Problem, StoredComparison
-from domain.keys import UserId
-from domain.model import AttributeValue, Item, PreparedUser
-from domain.versions import stored_version
+from user_migration.adapters.dynamodb_codec import BOOKKEEPING, decode_value, encode_user
+from user_migration.domain.differences import MATCHING, Problem, StoredComparison
+from user_migration.domain.keys import UserId
+from user_migration.domain.model import AttributeValue, Item, PreparedUser
+from user_migration.domain.versions import stored_version
 
 MISSING = StoredComparison(Problem.MISSING)
 NEWER = StoredComparison(Problem.NEWER_IN_DYNAMODB)

@@ -20,19 +20,19 @@ from typing import Any
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.dynamodb_batched import BatchedWrites
-from adapters.dynamodb_codec import encode_user, is_own_write, key_of, why_not_rewritten
-from adapters.dynamodb_counters import TargetCounters
-from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors, was_resent
-from adapters.dynamodb_rewrite import unchanged_condition
-from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
-from adapters.retry import Backoff
-from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
-from domain.keys import UserId
-from domain.mapping import MIGRATION_VERSION
-from domain.model import ConditionalWriteOutcome, DeleteOutcome, Item, PreparedUser, WriteRule
-from domain.write_budget import TokenBucketBudget, write_units_for, write_units_of
-from ports.write_budget import WriteBudget
+from user_migration.adapters.dynamodb_batched import BatchedWrites
+from user_migration.adapters.dynamodb_codec import encode_user, is_own_write, key_of, why_not_rewritten
+from user_migration.adapters.dynamodb_counters import TargetCounters
+from user_migration.adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors, was_resent
+from user_migration.adapters.dynamodb_rewrite import unchanged_condition
+from user_migration.adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
+from user_migration.adapters.retry import Backoff
+from user_migration.domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
+from user_migration.domain.keys import UserId
+from user_migration.domain.mapping import MIGRATION_VERSION
+from user_migration.domain.model import ConditionalWriteOutcome, DeleteOutcome, Item, PreparedUser, WriteRule
+from user_migration.domain.write_budget import TokenBucketBudget, write_units_for, write_units_of
+from user_migration.ports.write_budget import WriteBudget
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 CHANGED_WHILE_DELETING = "changed in DynamoDB while it was being deleted: left as it is"

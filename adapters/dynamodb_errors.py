@@ -14,8 +14,8 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from adapters.dynamodb_watch import current_action, current_endpoint, endpoint_text
-from domain.errors import SetupError, TargetTableMissing, TargetThrottled, TargetUnavailable
+from user_migration.adapters.dynamodb_watch import current_action, current_endpoint, endpoint_text
+from user_migration.domain.errors import SetupError, TargetTableMissing, TargetThrottled, TargetUnavailable
 
 THROTTLING_CODES = frozenset(
     {

@@ -35,13 +35,13 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_codec import decode_key, key_value
-from adapters.dynamodb_errors import error_code, target_errors
-from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
-from adapters.id_ranges import decode_ids, encode_ids
-from domain.errors import TargetUnavailable
-from domain.keys import UserId
-from ports.migration_state import UNRECORDED_REASON, Settlement, UsersHold
+from user_migration.adapters.dynamodb_codec import decode_key, key_value
+from user_migration.adapters.dynamodb_errors import error_code, target_errors
+from user_migration.adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
+from user_migration.adapters.id_ranges import decode_ids, encode_ids
+from user_migration.domain.errors import TargetUnavailable
+from user_migration.domain.keys import UserId
+from user_migration.ports.migration_state import UNRECORDED_REASON, Settlement, UsersHold
 
 PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
 T = TypeVar("T")

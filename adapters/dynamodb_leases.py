@@ -13,14 +13,14 @@ from typing import Any
 import attrs
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_codec import decode_key, key_value
-from adapters.dynamodb_errors import error_code, target_errors
-from adapters.dynamodb_plan import PlanStore, segment_key
-from adapters.dynamodb_state import read_items
-from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
-from domain.keys import UserId
-from domain.segments import SegmentLease, SegmentPlan
-from ports.segment_leases import LeaseActivity, SegmentLeases
+from user_migration.adapters.dynamodb_codec import decode_key, key_value
+from user_migration.adapters.dynamodb_errors import error_code, target_errors
+from user_migration.adapters.dynamodb_plan import PlanStore, segment_key
+from user_migration.adapters.dynamodb_state import read_items
+from user_migration.adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
+from user_migration.domain.keys import UserId
+from user_migration.domain.segments import SegmentLease, SegmentPlan
+from user_migration.ports.segment_leases import LeaseActivity, SegmentLeases
 
 
 @attrs.frozen

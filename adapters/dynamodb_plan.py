@@ -11,11 +11,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_errors import error_code, target_errors
-from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
-from domain.errors import SetupError, TargetUnavailable
-from domain.keys import KeyKind, UserId
-from domain.segments import SegmentPlan
+from user_migration.adapters.dynamodb_errors import error_code, target_errors
+from user_migration.adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
+from user_migration.domain.errors import SetupError, TargetUnavailable
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.segments import SegmentPlan
 
 PLAN_KEY = {STATE_KEY_ATTRIBUTE: {"S": "segments"}}
 Propose = Callable[[], Awaitable[Sequence[UserId]]]

@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_codec import REPLACE, encode_user, is_own_write, key_of, rewrite_choice
-from adapters.dynamodb_errors import error_code, target_errors, was_resent
-from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
-from domain.errors import DependencyUnavailable
-from domain.keys import UserId
-from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
-from domain.model import Item, PreparedUser, RewriteOutcome
-from domain.write_budget import TokenBucketBudget, write_units_of
-from ports.write_budget import WriteBudget
+from user_migration.adapters.dynamodb_codec import REPLACE, encode_user, is_own_write, key_of, rewrite_choice
+from user_migration.adapters.dynamodb_errors import error_code, target_errors, was_resent
+from user_migration.adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.keys import UserId
+from user_migration.domain.mapping import MIGRATED_AT, MIGRATION_DIGEST
+from user_migration.domain.model import Item, PreparedUser, RewriteOutcome
+from user_migration.domain.write_budget import TokenBucketBudget, write_units_of
+from user_migration.ports.write_budget import WriteBudget
 
 if TYPE_CHECKING:
-    from adapters.dynamodb_batched import BatchedWrites
+    from user_migration.adapters.dynamodb_batched import BatchedWrites
 
 CHANGED_WHILE_REWRITING = "changed in DynamoDB while it was being rewritten: left as it is"
 # DynamoDB's limits on one expression: its length, and its operators and functions (each

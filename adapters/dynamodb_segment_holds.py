@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from adapters.dynamodb_holds import ProgressLedger, stored_ids
-from domain.keys import UserId
-from domain.segments import SegmentPlan
-from ports.migration_state import Settlement, UsersHold
+from user_migration.adapters.dynamodb_holds import ProgressLedger, stored_ids
+from user_migration.domain.keys import UserId
+from user_migration.domain.segments import SegmentPlan
+from user_migration.ports.migration_state import Settlement, UsersHold
 
 
 class SegmentsHold(UsersHold):

@@ -9,12 +9,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_errors import error_code, target_errors
-from adapters.dynamodb_leases import LeaseNames
-from adapters.dynamodb_plan import PlanStore, segment_key
-from adapters.dynamodb_state import read_items
-from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
-from domain.segments import SegmentLease
+from user_migration.adapters.dynamodb_errors import error_code, target_errors
+from user_migration.adapters.dynamodb_leases import LeaseNames
+from user_migration.adapters.dynamodb_plan import PlanStore, segment_key
+from user_migration.adapters.dynamodb_state import read_items
+from user_migration.adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
+from user_migration.domain.segments import SegmentLease
 
 
 class SegmentResultStore:

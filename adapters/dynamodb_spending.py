@@ -21,8 +21,8 @@ from typing import Any
 import attrs
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_errors import error_code, is_throttling
-from ports.write_budget import WriteBudget
+from user_migration.adapters.dynamodb_errors import error_code, is_throttling
+from user_migration.ports.write_budget import WriteBudget
 
 CONSUMED_CAPACITY = {"ReturnConsumedCapacity": "TOTAL"}
 # Refused before anything was written or read: nothing to pay.

@@ -21,16 +21,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_codec import decode_key, key_value
-from adapters.dynamodb_errors import error_code, target_errors
-from adapters.dynamodb_holds import PROGRESS_KEY, ProgressLedger, failing_of
-from adapters.dynamodb_plan import PlanStore, segment_key
-from adapters.dynamodb_segment_holds import WithEarlierLeftovers, has_leftovers, hold_across
-from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE, ensure_table_active
-from domain.keys import UserId
-from domain.model import ChangeCursor, MigrationProgress
-from domain.segments import SegmentPlan
-from ports.migration_state import MigrationState, UsersHold
+from user_migration.adapters.dynamodb_codec import decode_key, key_value
+from user_migration.adapters.dynamodb_errors import error_code, target_errors
+from user_migration.adapters.dynamodb_holds import PROGRESS_KEY, ProgressLedger, failing_of
+from user_migration.adapters.dynamodb_plan import PlanStore, segment_key
+from user_migration.adapters.dynamodb_segment_holds import WithEarlierLeftovers, has_leftovers, hold_across
+from user_migration.adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE, ensure_table_active
+from user_migration.domain.keys import UserId
+from user_migration.domain.model import ChangeCursor, MigrationProgress
+from user_migration.domain.segments import SegmentPlan
+from user_migration.ports.migration_state import MigrationState, UsersHold
 
 BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
 

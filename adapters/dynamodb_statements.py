@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.dynamodb_codec import is_own_write
-from adapters.dynamodb_counters import TargetCounters
-from adapters.dynamodb_errors import describe, error_code, is_throttling
-from adapters.dynamodb_partiql import (
+from user_migration.adapters.dynamodb_codec import is_own_write
+from user_migration.adapters.dynamodb_counters import TargetCounters
+from user_migration.adapters.dynamodb_errors import describe, error_code, is_throttling
+from user_migration.adapters.dynamodb_partiql import (
     MAX_STATEMENTS,
     RETRIED_CODES,
     THROTTLED_CODES,
@@ -41,12 +41,12 @@ from adapters.dynamodb_partiql import (
     answers_of,
     probe_statement,
 )
-from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
-from adapters.retry import Backoff
-from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
-from domain.keys import UserId
-from domain.model import Item
-from ports.write_budget import WriteBudget
+from user_migration.adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
+from user_migration.adapters.retry import Backoff
+from user_migration.domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
+from user_migration.domain.keys import UserId
+from user_migration.domain.model import Item
+from user_migration.ports.write_budget import WriteBudget
 
 log = logging.getLogger(__name__)
 

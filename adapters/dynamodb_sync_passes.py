@@ -9,13 +9,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_errors import error_code, target_errors
-from adapters.dynamodb_leases import SYNC_LEASES
-from adapters.dynamodb_plan import PLAN_KEY, PlanStore
-from adapters.dynamodb_segment_results import SegmentResultStore
-from domain.model import ChangeCursor
-from domain.segments import SegmentLease
-from ports.sync_passes import SyncPass, SyncPasses
+from user_migration.adapters.dynamodb_errors import error_code, target_errors
+from user_migration.adapters.dynamodb_leases import SYNC_LEASES
+from user_migration.adapters.dynamodb_plan import PLAN_KEY, PlanStore
+from user_migration.adapters.dynamodb_segment_results import SegmentResultStore
+from user_migration.domain.model import ChangeCursor
+from user_migration.domain.segments import SegmentLease
+from user_migration.ports.sync_passes import SyncPass, SyncPasses
 
 RESULT_ATTRIBUTE = "sync_result"
 

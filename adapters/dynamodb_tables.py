@@ -6,8 +6,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_errors import error_code, target_errors
-from domain.errors import SetupError, TargetUnavailable
+from user_migration.adapters.dynamodb_errors import error_code, target_errors
+from user_migration.domain.errors import SetupError, TargetUnavailable
 
 STATE_KEY_ATTRIBUTE = "state_id"
 

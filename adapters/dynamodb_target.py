@@ -17,23 +17,23 @@ from typing import Any, TypeVar
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.dynamodb_batched import BatchedWrites
-from adapters.dynamodb_codec import decode_key, encode_user, key_of, key_value
-from adapters.dynamodb_compare import compare_users
-from adapters.dynamodb_conditional import ConditionalWriter
-from adapters.dynamodb_counters import TargetCounters
-from adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
-from adapters.dynamodb_partiql import WritePath
-from adapters.dynamodb_rewrite import ItemRewriter
-from adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
-from adapters.dynamodb_statements import PartiqlSupport, StatementBatches
-from adapters.dynamodb_tables import ensure_table_active
-from adapters.retry import Backoff
-from domain.differences import StoredComparison
-from domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
-from domain.keys import TEXT_END, UserId
-from domain.mapping import DEFAULT_KEY_ATTRIBUTE
-from domain.model import (
+from user_migration.adapters.dynamodb_batched import BatchedWrites
+from user_migration.adapters.dynamodb_codec import decode_key, encode_user, key_of, key_value
+from user_migration.adapters.dynamodb_compare import compare_users
+from user_migration.adapters.dynamodb_conditional import ConditionalWriter
+from user_migration.adapters.dynamodb_counters import TargetCounters
+from user_migration.adapters.dynamodb_errors import describe, error_code, is_throttling, target_errors
+from user_migration.adapters.dynamodb_partiql import WritePath
+from user_migration.adapters.dynamodb_rewrite import ItemRewriter
+from user_migration.adapters.dynamodb_spending import CONSUMED_CAPACITY, spending
+from user_migration.adapters.dynamodb_statements import PartiqlSupport, StatementBatches
+from user_migration.adapters.dynamodb_tables import ensure_table_active
+from user_migration.adapters.retry import Backoff
+from user_migration.domain.differences import StoredComparison
+from user_migration.domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
+from user_migration.domain.keys import TEXT_END, UserId
+from user_migration.domain.mapping import DEFAULT_KEY_ATTRIBUTE
+from user_migration.domain.model import (
     ConditionalWriteOutcome,
     DeleteOutcome,
     Item,
@@ -42,10 +42,10 @@ from domain.model import (
     WriteOutcome,
     WriteRule,
 )
-from domain.segments import ScanPart
-from domain.write_budget import TokenBucketBudget, write_units_for, write_units_of
-from ports.user_target import UserTarget
-from ports.write_budget import WriteBudget
+from user_migration.domain.segments import ScanPart
+from user_migration.domain.write_budget import TokenBucketBudget, write_units_for, write_units_of
+from user_migration.ports.user_target import UserTarget
+from user_migration.ports.write_budget import WriteBudget
 
 GET_CHUNK = 100
 WRITE_CHUNK = 25

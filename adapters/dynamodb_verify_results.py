@@ -7,12 +7,12 @@ from typing import Any
 
 import attrs
 
-from adapters.dynamodb_leases import VERIFY_LEASES
-from adapters.dynamodb_plan import PlanStore
-from adapters.dynamodb_segment_results import SegmentResultStore
-from domain.differences import VerifyCounts
-from domain.segments import SegmentLease
-from ports.verify_results import VerifyResults
+from user_migration.adapters.dynamodb_leases import VERIFY_LEASES
+from user_migration.adapters.dynamodb_plan import PlanStore
+from user_migration.adapters.dynamodb_segment_results import SegmentResultStore
+from user_migration.domain.differences import VerifyCounts
+from user_migration.domain.segments import SegmentLease
+from user_migration.ports.verify_results import VerifyResults
 
 RESULT_ATTRIBUTE = "verify_result"
 

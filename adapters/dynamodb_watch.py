@@ -24,8 +24,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from adapters.retry import waiter_alive
-from domain.stall_watch import StallWatch
+from user_migration.adapters.retry import waiter_alive
+from user_migration.domain.stall_watch import StallWatch
 
 DYNAMODB = "DynamoDB"
 # What the adapter is doing (set by `target_errors`), named with the operation in a stall line.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from domain.keys import UserId
+from user_migration.domain.keys import UserId
 
 
 def encode_ids(user_ids: Iterable[UserId]) -> str:

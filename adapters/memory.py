@@ -15,13 +15,19 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
 
-from adapters.dynamodb_codec import decode_key, encode_user, key_attribute_type, rewrite_choice, why_not_rewritten
-from adapters.dynamodb_compare import compare_users
-from domain.differences import StoredComparison
-from domain.errors import MappingError
-from domain.keys import KeyKind, UserId
-from domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
-from domain.model import (
+from user_migration.adapters.dynamodb_codec import (
+    decode_key,
+    encode_user,
+    key_attribute_type,
+    rewrite_choice,
+    why_not_rewritten,
+)
+from user_migration.adapters.dynamodb_compare import compare_users
+from user_migration.domain.differences import StoredComparison
+from user_migration.domain.errors import MappingError
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.mapping import DEFAULT_KEY_ATTRIBUTE, PlannedColumn, SourcePlan, UserMapping, default_mapping
+from user_migration.domain.model import (
     ChangeCursor,
     ConditionalWriteOutcome,
     DeleteOutcome,
@@ -35,12 +41,12 @@ from domain.model import (
     WriteRule,
     as_source_user,
 )
-from domain.range_locks import UserRangeLocks
-from domain.segments import ScanPart, quantile_boundaries
-from domain.versions import may_replace, stored_version, version_of
-from ports.migration_state import MigrationState, Settlement, UsersHold
-from ports.user_source import UserSource
-from ports.user_target import UserTarget
+from user_migration.domain.range_locks import UserRangeLocks
+from user_migration.domain.segments import ScanPart, quantile_boundaries
+from user_migration.domain.versions import may_replace, stored_version, version_of
+from user_migration.ports.migration_state import MigrationState, Settlement, UsersHold
+from user_migration.ports.user_source import UserSource
+from user_migration.ports.user_target import UserTarget
 
 
 def _part_of(user_id: UserId, total: int) -> int:

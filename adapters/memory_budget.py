@@ -3,8 +3,8 @@ processes (they share one instance, as processes share one state table)."""
 
 from __future__ import annotations
 
-from domain.budget_shares import SHARING_PLACES, PublishedRate, is_live
-from ports.write_budget import BudgetShares
+from user_migration.domain.budget_shares import SHARING_PLACES, PublishedRate, is_live
+from user_migration.ports.write_budget import BudgetShares
 
 
 class InMemoryBudgetShares(BudgetShares):

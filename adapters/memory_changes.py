@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from domain.errors import SetupError
-from domain.row_changes import ChangeBatch, CommittedChanges, RowChange, StreamHealth
-from ports.change_stream import ChangeStream
+from user_migration.domain.errors import SetupError
+from user_migration.domain.row_changes import ChangeBatch, CommittedChanges, RowChange, StreamHealth
+from user_migration.ports.change_stream import ChangeStream
 
 # Each transaction takes this many "bytes" of log, so that positions look like WAL positions.
 _STEP = 100

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 
-from domain.keys import KeyKind, UserId
-from domain.segments import SegmentLease, SegmentPlan
-from ports.segment_leases import LeaseActivity, SegmentLeases
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.segments import SegmentLease, SegmentPlan
+from user_migration.ports.segment_leases import LeaseActivity, SegmentLeases
 
 
 class InMemorySegmentLeases(SegmentLeases):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Generic, TypeVar
 
-from domain.segments import SegmentLease
-from ports.segment_leases import SegmentLeases
+from user_migration.domain.segments import SegmentLease
+from user_migration.ports.segment_leases import SegmentLeases
 
 Result = TypeVar("Result")
 

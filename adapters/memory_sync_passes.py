@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from adapters.memory_segment_results import InMemorySegmentResults
-from domain.segments import SegmentLease
-from ports.segment_leases import SegmentLeases
-from ports.sync_passes import SyncPass, SyncPasses
+from user_migration.adapters.memory_segment_results import InMemorySegmentResults
+from user_migration.domain.segments import SegmentLease
+from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.sync_passes import SyncPass, SyncPasses
 
 
 class InMemorySyncPasses(SyncPasses):

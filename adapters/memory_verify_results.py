@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from adapters.memory_segment_results import InMemorySegmentResults
-from domain.differences import VerifyCounts
-from domain.segments import SegmentLease
-from ports.segment_leases import SegmentLeases
-from ports.verify_results import VerifyResults
+from user_migration.adapters.memory_segment_results import InMemorySegmentResults
+from user_migration.domain.differences import VerifyCounts
+from user_migration.domain.segments import SegmentLease
+from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.verify_results import VerifyResults
 
 
 class InMemoryVerifyResults(VerifyResults):

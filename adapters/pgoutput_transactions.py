@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adapters.pgoutput import (
+from user_migration.adapters.pgoutput import (
     Begin,
     ColumnValue,
     Commit,
@@ -24,9 +24,9 @@ from adapters.pgoutput import (
     Truncate,
     Update,
 )
-from domain.errors import InvalidParameter
-from domain.keys import KeyKind, UserId
-from domain.row_changes import CommittedChanges, RowChange
+from user_migration.domain.errors import InvalidParameter
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.row_changes import CommittedChanges, RowChange
 
 
 class TransactionAssembler:

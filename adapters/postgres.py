@@ -22,29 +22,29 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from adapters.postgres_changes import (
+from user_migration.adapters.postgres_changes import (
     CHANGE_CURSOR_QUERY,
     TABLE_KINDS,
     changed_rows_condition,
     cursor_position,
     cursor_text,
 )
-from adapters.postgres_estimate import (
+from user_migration.adapters.postgres_estimate import (
     EXACT_COUNT_UP_TO_PAGES,
     SIZES_QUERY,
     explained_rows,
     planner_rows,
     stored_pages,
 )
-from adapters.postgres_plan import QueryPlan, first_line, quote_table_name, resolve_plan
-from adapters.postgres_types import parse_profile
-from adapters.retry import Backoff, waiter_alive
-from domain.errors import MappingError, SetupError, SourceUnavailable
-from domain.keys import KeyKind, UserId
-from domain.mapping import SourcePlan, UserMapping
-from domain.model import SourceUser
-from domain.stall_watch import StallWatch
-from ports.user_source import UserSource
+from user_migration.adapters.postgres_plan import QueryPlan, first_line, quote_table_name, resolve_plan
+from user_migration.adapters.postgres_types import parse_profile
+from user_migration.adapters.retry import Backoff, waiter_alive
+from user_migration.domain.errors import MappingError, SetupError, SourceUnavailable
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.mapping import SourcePlan, UserMapping
+from user_migration.domain.model import SourceUser
+from user_migration.domain.stall_watch import StallWatch
+from user_migration.ports.user_source import UserSource
 
 __all__ = ["DEFAULT_QUERY_TIMEOUT", "PostgresUserSource", "create_pool", "parse_profile", "quote_table_name"]
 

@@ -18,12 +18,12 @@ import aiopg
 import attrs
 import psycopg2
 
-from adapters.pgoutput import lsn_of
-from adapters.postgres import connection_failure
-from adapters.postgres_plan import first_line, quote_identifier, quote_table_name
-from domain.errors import SetupError, SourceUnavailable
-from domain.mapping import UserMapping
-from domain.row_changes import StreamHealth
+from user_migration.adapters.pgoutput import lsn_of
+from user_migration.adapters.postgres import connection_failure
+from user_migration.adapters.postgres_plan import first_line, quote_identifier, quote_table_name
+from user_migration.domain.errors import SetupError, SourceUnavailable
+from user_migration.domain.mapping import UserMapping
+from user_migration.domain.row_changes import StreamHealth
 
 PLUGIN = "pgoutput"
 _RELEASE_CHECKS = 20

@@ -15,8 +15,8 @@ import attrs
 import psycopg2
 import psycopg2.errors
 
-from adapters.dynamodb_codec import key_attribute_type
-from adapters.postgres_types import (
+from user_migration.adapters.dynamodb_codec import key_attribute_type
+from user_migration.adapters.postgres_types import (
     DATE,
     INTEGER_TYPES,
     TEXT,
@@ -32,10 +32,10 @@ from adapters.postgres_types import (
     needed_oids,
     type_rows,
 )
-from domain.errors import MappingError
-from domain.keys import KeyKind
-from domain.mapping import RESERVED_ATTRIBUTES, PlannedColumn, SourcePlan, UserMapping
-from domain.model import SourceUser
+from user_migration.domain.errors import MappingError
+from user_migration.domain.keys import KeyKind
+from user_migration.domain.mapping import RESERVED_ATTRIBUTES, PlannedColumn, SourcePlan, UserMapping
+from user_migration.domain.model import SourceUser
 
 KEY_ALIAS = '"__user_migration_key"'
 VERSION_ALIAS = '"__user_migration_version"'

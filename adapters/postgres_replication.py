@@ -26,16 +26,22 @@ import aiopg
 import psycopg2
 import psycopg2.extras
 
-from adapters.pgoutput import PgoutputError, decode, lsn_text
-from adapters.pgoutput_transactions import TransactionAssembler
-from adapters.postgres import connection_failure
-from adapters.postgres_cdc import CaptureNames, running_transactions_ended, slot_health, slot_position, visible
-from adapters.postgres_plan import first_line, quote_table_name
-from adapters.postgres_slot_holder import in_use_error
-from domain.errors import ChangeStreamInUse, SetupError, SourceUnavailable
-from domain.mapping import UserMapping
-from domain.row_changes import ChangeBatch, CommittedChanges, StreamHealth
-from ports.change_stream import ChangeStream
+from user_migration.adapters.pgoutput import PgoutputError, decode, lsn_text
+from user_migration.adapters.pgoutput_transactions import TransactionAssembler
+from user_migration.adapters.postgres import connection_failure
+from user_migration.adapters.postgres_cdc import (
+    CaptureNames,
+    running_transactions_ended,
+    slot_health,
+    slot_position,
+    visible,
+)
+from user_migration.adapters.postgres_plan import first_line, quote_table_name
+from user_migration.adapters.postgres_slot_holder import in_use_error
+from user_migration.domain.errors import ChangeStreamInUse, SetupError, SourceUnavailable
+from user_migration.domain.mapping import UserMapping
+from user_migration.domain.row_changes import ChangeBatch, CommittedChanges, StreamHealth
+from user_migration.ports.change_stream import ChangeStream
 
 # Lists of transactions handed over but not yet read: the thread waits beyond this.
 _LISTS_AHEAD = 4

@@ -17,8 +17,8 @@ import aiopg
 import attrs
 import psycopg2
 
-from adapters.postgres_plan import first_line
-from domain.errors import ChangeStreamInUse
+from user_migration.adapters.postgres_plan import first_line
+from user_migration.domain.errors import ChangeStreamInUse
 
 _HOLDER = """
 SELECT s.active_pid, a.backend_start, a.client_addr::text,

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from domain.model import Json, JsonValue, SourceValue, UnreadableValue
+from user_migration.domain.model import Json, JsonValue, SourceValue, UnreadableValue
 
 # Type OIDs fixed by PostgreSQL itself (pg_type.dat): the same on every server.
 INT2, INT4, INT8 = 21, 23, 20

@@ -22,9 +22,9 @@ from typing import Any
 
 import attrs
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_partiql import insert_statement
-from domain.model import Item
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_partiql import insert_statement
+from user_migration.domain.model import Item
 
 REGION = "us-east-1"
 CHUNK = 25

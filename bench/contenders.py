@@ -27,9 +27,9 @@ import boto3
 import psycopg2
 from botocore.config import Config
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.postgres import quote_table_name
-from domain.model import Item
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.postgres import quote_table_name
+from user_migration.domain.model import Item
 
 REGION = "us-east-1"
 WRITE_CHUNK = 25

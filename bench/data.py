@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 
-from adapters.postgres import parse_profile, quote_table_name
-from domain.model import User
+from user_migration.adapters.postgres import parse_profile, quote_table_name
+from user_migration.domain.model import User
 
 _FIRST = ("ana", "jose", "zoe", "lukasz", "soren", "aisha", "mateo", "yuki", "olga", "chloe", "priya", "kwame")
 _LAST = ("garcia", "muller", "nguyen", "obrien", "kowalski", "tanaka", "smith", "rossi", "silva", "chen", "patel")

@@ -31,15 +31,15 @@ from pathlib import Path
 import attrs
 from aiohttp import web
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_tables import ensure_tables
-from domain.rules import Rejection, prepare_user
-from entrypoints.demo.data import demo_users, seed_source
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
-from entrypoints.demo.instructions import DEMO_SOURCE_TABLE, instructions
-from entrypoints.http.app import init_app
-from entrypoints.logs import configure_logging
-from entrypoints.settings import Settings
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.domain.rules import Rejection, prepare_user
+from user_migration.entrypoints.demo.data import demo_users, seed_source
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
+from user_migration.entrypoints.demo.instructions import DEMO_SOURCE_TABLE, instructions
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.logs import configure_logging
+from user_migration.entrypoints.settings import Settings
 
 REGION = "us-east-1"
 BEFORE_SECONDS = 8.7  # the loop before the live-safe default (issue 13)

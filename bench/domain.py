@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.dynamodb_codec import encode_user
 from bench import data, wide_mapping
-from domain.model import PreparedUser, SourceUser, as_source_user
-from domain.rules import Rejection, UserPreparer, prepare_user
+from user_migration.adapters.dynamodb_codec import encode_user
+from user_migration.domain.model import PreparedUser, SourceUser, as_source_user
+from user_migration.domain.rules import Rejection, UserPreparer, prepare_user
 
 PAGE = 1000
 ROUNDS = 7

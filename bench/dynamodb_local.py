@@ -41,8 +41,8 @@ from bench import ceilings, data
 from bench.ceilings import Measured
 from bench.project import run_project, run_sync
 from bench.run import RESULTS, Tables, ready_items
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 from tests.dynamodb_servers import DynamoDbLocal
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 SOURCE_TABLE = "bench_local_users"
 MOTO_SOURCE_TABLE = "bench_local_moto_users"

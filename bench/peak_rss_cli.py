@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from entrypoints.cli.main import main
+from user_migration.entrypoints.cli.main import main
 
 
 def peak_rss_kb() -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from domain.report import MigrationStats
+from user_migration.domain.report import MigrationStats
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +92,7 @@ def time_statistics(
 ) -> tuple[dict[str, Any], float]:
     """The statistics (what `GET /m2/migration/stats` answers) through the library, and the
     milliseconds the call took: the second of two, the first having opened the connections."""
-    from entrypoints.library import UserMigration
+    from user_migration.entrypoints.library import UserMigration
 
     async def measure() -> tuple[MigrationStats, float]:
         environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
@@ -102,7 +102,7 @@ def time_statistics(
             stats = await migration.stats()
             return stats, time.perf_counter() - started
 
-    from entrypoints.json_views import report_json
+    from user_migration.entrypoints.json_views import report_json
 
     stats, seconds = asyncio.run(measure())
     return report_json(stats), seconds * 1000
@@ -188,7 +188,7 @@ def run_sync(
 
 def verify_available() -> bool:
     """Whether the library has `verify` (the command was being written while the benchmark was)."""
-    from entrypoints.library import UserMigration
+    from user_migration.entrypoints.library import UserMigration
 
     return callable(getattr(UserMigration, "verify", None))
 
@@ -204,8 +204,8 @@ def run_verify(
 ) -> VerifyRun:
     """`UserMigration.verify` of the whole table (pages of `batch_size`), in this process; timed
     from the call, the connections having been opened (and the setup checked) on entering."""
-    from entrypoints.library import UserMigration
-    from entrypoints.verify_json import counts_json
+    from user_migration.entrypoints.library import UserMigration
+    from user_migration.entrypoints.verify_json import counts_json
 
     environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
     if concurrency is not None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from aiohttp import ClientSession, web
 
-from entrypoints.demo.embedded import free_port
+from user_migration.entrypoints.demo.embedded import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

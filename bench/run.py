@@ -56,7 +56,6 @@ from typing import Any
 
 import boto3
 
-from adapters.dynamodb_codec import encode_user
 from bench import contenders, data, report, scale_out, stream, wide_mapping, write_budget
 from bench import domain as domain_bench
 from bench import statistics as statistics_bench
@@ -69,11 +68,12 @@ from bench.project import (
     time_statistics,
     verify_available,
 )
-from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
-from domain.model import Item
-from domain.request import MAX_BATCH_SIZE
-from domain.rules import Rejection, prepare_user
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
+from user_migration.adapters.dynamodb_codec import encode_user
+from user_migration.domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
+from user_migration.domain.model import Item
+from user_migration.domain.request import MAX_BATCH_SIZE
+from user_migration.domain.rules import Rejection, prepare_user
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
 SOURCE_TABLE = "bench_users"

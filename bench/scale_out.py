@@ -8,7 +8,7 @@ workers' bookkeeping costs in state-table writes as they grow.
 BENCH_SCALE_OUT_USERS (20,000) users are seeded into a source table of their own. For each
 number of workers, on fresh DynamoDB tables, that many processes of
 
-    python -m entrypoints.cli migrate --all --workers 1 --batch-size 500 --json
+    python -m user_migration.entrypoints.cli migrate --all --workers 1 --batch-size 500 --json
 
 are started at once (the workers of one run, as on that many hosts), in the live-safe default
 mode, and waited for. Measured per row: the wall time from the first start to the last exit,
@@ -55,12 +55,12 @@ import attrs
 import boto3
 from aiohttp import ClientSession, web
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_state import DynamoDbMigrationState
 from bench import data
 from bench.proxy_thread import serving
 from bench.write_budget import table_pair
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_TABLE = "bench_users_scale_out"
@@ -285,7 +285,7 @@ def run_row(
         "AWS_REGION": "us-east-1",
         "OFFLINE_WRITES": "false",
     }
-    command = [sys.executable, "-m", "entrypoints.cli", "migrate", "--all", "--workers", "1"]
+    command = [sys.executable, "-m", "user_migration.entrypoints.cli", "migrate", "--all", "--workers", "1"]
     command += ["--batch-size", str(batch), "--json"]
     try:
         with tempfile.TemporaryDirectory(prefix="bench-scale-out-") as folder:

@@ -35,9 +35,9 @@ from typing import Any
 import boto3
 import psycopg2
 
-from adapters.postgres import quote_table_name
 from bench.data import DDL
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
+from user_migration.adapters.postgres import quote_table_name
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "bench_users_statistics"
@@ -154,7 +154,7 @@ def _environment(dsn: str, endpoint_url: str, users_table: str, state_table: str
 def serving(environment: dict[str, str]) -> Iterator[StatsClient]:
     """`user-migration serve` in a process of its own; yields a client once the first exact count is in."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "entrypoints.cli", "serve"],
+        [sys.executable, "-m", "user_migration.entrypoints.cli", "serve"],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,
@@ -204,8 +204,8 @@ def _timed_calls(client: StatsClient, query: str, calls: int) -> tuple[dict[str,
 
 def _counting_every_call(environment: dict[str, str], calls: int) -> tuple[int, list[float]]:
     """The path before the count was kept: `Migration.statistics()` counts the source each call."""
-    from container import resolve
-    from entrypoints.library import UserMigration
+    from user_migration.container import resolve
+    from user_migration.entrypoints.library import UserMigration
 
     async def measure() -> tuple[int, list[float]]:
         async with UserMigration.from_env(environment) as library:

@@ -34,15 +34,15 @@ from typing import Any
 import attrs
 import psycopg2
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_tables import ensure_tables
-from adapters.postgres_plan import quote_table_name
 from bench import data
-from container import resolve
-from domain.row_changes import stream_version
-from domain.stream_sync import StreamProgress
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
-from entrypoints.library import UserMigration
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.adapters.postgres_plan import quote_table_name
+from user_migration.container import resolve
+from user_migration.domain.row_changes import stream_version
+from user_migration.domain.stream_sync import StreamProgress
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
+from user_migration.entrypoints.library import UserMigration
 
 TABLE = "bench_users_stream"
 # Updates one row per transaction at a steady rate; prints how many it made, and in how many seconds.

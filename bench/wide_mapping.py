@@ -24,9 +24,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from adapters.postgres_types import json_value
-from domain.mapping import UserMapping, parse_mapping
-from domain.model import SourceUser
+from user_migration.adapters.postgres_types import json_value
+from user_migration.domain.mapping import UserMapping, parse_mapping
+from user_migration.domain.model import SourceUser
 
 COLUMNS = 20
 MAPPING_TOML = """

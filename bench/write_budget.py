@@ -40,12 +40,12 @@ import attrs
 import boto3
 from aiohttp import ClientSession, web
 
-from adapters.dynamodb_spending import units_consumed
-from adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
 from bench import data
 from bench.proxy_thread import serving
-from domain.write_budget import write_units_of
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
+from user_migration.adapters.dynamodb_spending import units_consumed
+from user_migration.adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
+from user_migration.domain.write_budget import write_units_of
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_TABLE = "bench_users_budget"
@@ -184,7 +184,7 @@ def measure(dsn: str, endpoint_url: str, budget: int, users: int, processes: int
             "AWS_REGION": "us-east-1",
             "OFFLINE_WRITES": "false",
         }
-        command = [sys.executable, "-m", "entrypoints.cli", "migrate", "--all", "--json"]
+        command = [sys.executable, "-m", "user_migration.entrypoints.cli", "migrate", "--all", "--json"]
         command += ["--max-write-units", str(budget)]
         outputs = [Path(folder) / f"process-{index}.txt" for index in range(processes)]
         running = []

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from domain.budget_shares import (
+from user_migration.domain.budget_shares import (
     CHECK_SECONDS,
     FIRST_PUBLISH_SECONDS,
     PUBLISH_SECONDS,
@@ -30,9 +30,9 @@ from domain.budget_shares import (
     live_others,
     next_share,
 )
-from domain.errors import DependencyUnavailable, SetupError
-from domain.write_budget import Clock, Sleep, TokenBucketBudget
-from ports.write_budget import BudgetShares, TableCapacity
+from user_migration.domain.errors import DependencyUnavailable, SetupError
+from user_migration.domain.write_budget import Clock, Sleep, TokenBucketBudget
+from user_migration.ports.write_budget import BudgetShares, TableCapacity
 
 CAPACITY_SECONDS = 300.0
 # How long starting (the first capacity reading and joining) may hold up the first write.

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import attrs
 
-from domain.keys import UserId
+from user_migration.domain.keys import UserId
 
 
 class Problem(enum.Enum):

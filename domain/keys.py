@@ -15,7 +15,7 @@ import re
 import uuid
 from typing import TypeAlias
 
-from domain.errors import InvalidParameter
+from user_migration.domain.errors import InvalidParameter
 
 # A user id: `int` for an integer key, `str` (a uuid in canonical lowercase text, or a text) otherwise.
 UserId: TypeAlias = int | str

@@ -15,9 +15,9 @@ from typing import Literal, TypeVar
 
 import attrs
 
-from domain.leases import LeaseObserver, OwnLease, choose_lease
-from domain.segments import SegmentLease
-from ports.segment_leases import SegmentLeases
+from user_migration.domain.leases import LeaseObserver, OwnLease, choose_lease
+from user_migration.domain.segments import SegmentLease
+from user_migration.ports.segment_leases import SegmentLeases
 
 # How working a segment ended: finished; stopped on request; its lease lost; or its writes failed
 # (the worker leaves that segment to the others, or to a later run of the command).

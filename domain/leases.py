@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from domain.segments import SegmentLease
+from user_migration.domain.segments import SegmentLease
 
 # Of a lease period, what the owner keeps in hand before its lease could be taken.
 SAFETY_MARGIN = 0.25

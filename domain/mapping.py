@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
-from domain.errors import MappingError
-from domain.keys import KeyKind
+from user_migration.domain.errors import MappingError
+from user_migration.domain.keys import KeyKind
 
 DEFAULT_TABLE = "users"
 DEFAULT_KEY = "id"

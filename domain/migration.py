@@ -10,10 +10,10 @@ from typing import Any
 
 import attrs
 
-from domain.errors import SetupError, UserNotFound
-from domain.keys import KeyKind, UserId
-from domain.mapping import MIGRATION_DIGEST
-from domain.model import (
+from user_migration.domain.errors import SetupError, UserNotFound
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.mapping import MIGRATION_DIGEST
+from user_migration.domain.model import (
     ChangeCursor,
     ConditionalWriteOutcome,
     DeleteOutcome,
@@ -23,17 +23,17 @@ from domain.model import (
     WriteOutcome,
     WriteRule,
 )
-from domain.range_locks import UserRangeLocks
-from domain.report import BatchOutcome, ChangeOutcome, MigrationReport, MigrationStats
-from domain.request import BatchRequest, MigrationRequest, SingleUserRequest
-from domain.rules import Reason, Rejection, UserPreparer, reason_code
-from domain.source_count import SourceCounter
-from domain.statistics import Statistics
-from domain.versions import stored_version
-from domain.writes_in_flight import WritesInFlight
-from ports.migration_state import MigrationState, UsersHold
-from ports.user_source import UserSource
-from ports.user_target import UserTarget
+from user_migration.domain.range_locks import UserRangeLocks
+from user_migration.domain.report import BatchOutcome, ChangeOutcome, MigrationReport, MigrationStats
+from user_migration.domain.request import BatchRequest, MigrationRequest, SingleUserRequest
+from user_migration.domain.rules import Reason, Rejection, UserPreparer, reason_code
+from user_migration.domain.source_count import SourceCounter
+from user_migration.domain.statistics import Statistics
+from user_migration.domain.versions import stored_version
+from user_migration.domain.writes_in_flight import WritesInFlight
+from user_migration.ports.migration_state import MigrationState, UsersHold
+from user_migration.ports.user_source import UserSource
+from user_migration.ports.user_target import UserTarget
 
 
 def _utc_now() -> datetime:

@@ -16,15 +16,15 @@ from typing import Any
 
 import attrs
 
-from domain.engine.pump import PagePump
-from domain.keys import KeyKind, UserId
-from domain.migration import Migration, next_start_after
-from domain.model import SourceUser
-from domain.report import BatchOutcome
-from domain.request import MAX_BATCH_SIZE, BatchRequest
-from domain.rules import Reason
-from ports.migration_state import MigrationState
-from ports.user_source import UserSource
+from user_migration.domain.engine.pump import PagePump
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.migration import Migration, next_start_after
+from user_migration.domain.model import SourceUser
+from user_migration.domain.report import BatchOutcome
+from user_migration.domain.request import MAX_BATCH_SIZE, BatchRequest
+from user_migration.domain.rules import Reason
+from user_migration.ports.migration_state import MigrationState
+from user_migration.ports.user_source import UserSource
 
 NOT_IN_SOURCE = Reason("not_in_source", "Not found in the source database")
 # Enough to keep DynamoDB busy while a page is read, checked or accounted (see `make bench`).

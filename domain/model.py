@@ -10,8 +10,8 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from domain.keys import UserId
-from domain.versions import version_of
+from user_migration.domain.keys import UserId
+from user_migration.domain.versions import version_of
 
 # A JSON document as the migration holds it: numbers stay exact (int or Decimal, never float
 # on the way in from the source), objects are dicts with string keys.

@@ -14,20 +14,20 @@ from datetime import UTC, datetime
 
 import attrs
 
-from domain.budget_shares import PublishedRate, is_live
-from domain.differences import LatestVerification, VerifyCounts
-from domain.keys import UserId
-from domain.model import MigrationProgress
-from domain.progress_rate import Pace, ProgressRate
-from domain.report import MigrationStats
-from domain.request import MAX_USER_ID
-from domain.segments import SegmentLease, SegmentPlan
-from domain.statistics import Statistics
-from domain.write_budget import BudgetSnapshot
-from ports.migration_state import MigrationState
-from ports.segment_leases import SegmentLeases
-from ports.verify_results import VerifyResults
-from ports.write_budget import BudgetShares
+from user_migration.domain.budget_shares import PublishedRate, is_live
+from user_migration.domain.differences import LatestVerification, VerifyCounts
+from user_migration.domain.keys import UserId
+from user_migration.domain.model import MigrationProgress
+from user_migration.domain.progress_rate import Pace, ProgressRate
+from user_migration.domain.report import MigrationStats
+from user_migration.domain.request import MAX_USER_ID
+from user_migration.domain.segments import SegmentLease, SegmentPlan
+from user_migration.domain.statistics import Statistics
+from user_migration.domain.write_budget import BudgetSnapshot
+from user_migration.ports.migration_state import MigrationState
+from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.verify_results import VerifyResults
+from user_migration.ports.write_budget import BudgetShares
 
 # Ids shown for each reason (all of them are in the download).
 EXAMPLES_PER_REASON = 5

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from domain.keys import UserId
+from user_migration.domain.keys import UserId
 
 
 class UserRangeLocks:

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import attrs
 
-from domain.keys import UserId
-from domain.rules import failure_text, reason_code
+from user_migration.domain.keys import UserId
+from user_migration.domain.rules import failure_text, reason_code
 
 
 @attrs.frozen

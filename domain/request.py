@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import attrs
 
-from domain.errors import InvalidParameter
-from domain.keys import KeyKind, UserId
+from user_migration.domain.errors import InvalidParameter
+from user_migration.domain.keys import KeyKind, UserId
 
 DEFAULT_BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000

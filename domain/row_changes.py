@@ -17,7 +17,7 @@ from datetime import datetime
 
 import attrs
 
-from domain.keys import UserId
+from user_migration.domain.keys import UserId
 
 # Microseconds since 1970 stay below 2.6e17 until the year 9999; positions are 64-bit (< 1.9e19):
 # the sum stays within DynamoDB's 38 digits.

@@ -13,12 +13,19 @@ from datetime import datetime
 
 import attrs
 
-from domain.dynamodb_rules import MAX_ITEM_BYTES, number_bytes, text_bytes
-from domain.keys import UserId
-from domain.mapping import DIGEST_BYTES, MIGRATED_AT, MIGRATION_VERSION, Rules, UserMapping, default_mapping
-from domain.model import Json, PreparedUser, SourceUser, UnreadableValue, User, as_source_user
-from domain.timestamps import format_timestamp
-from domain.values import LookCloser, checked_value, quick_value
+from user_migration.domain.dynamodb_rules import MAX_ITEM_BYTES, number_bytes, text_bytes
+from user_migration.domain.keys import UserId
+from user_migration.domain.mapping import (
+    DIGEST_BYTES,
+    MIGRATED_AT,
+    MIGRATION_VERSION,
+    Rules,
+    UserMapping,
+    default_mapping,
+)
+from user_migration.domain.model import Json, PreparedUser, SourceUser, UnreadableValue, User, as_source_user
+from user_migration.domain.timestamps import format_timestamp
+from user_migration.domain.values import LookCloser, checked_value, quick_value
 
 MAX_EMAIL_CHARS = 254
 _WHITESPACE = re.compile(r"\s")

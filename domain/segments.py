@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
-from domain.keys import KeyKind, UserId
+from user_migration.domain.keys import KeyKind, UserId
 
 # Many more segments than workers (a worker that dies leaves a small piece, and the last pieces
 # of a run are small), but a bounded number: statistics read every segment's item.

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 
-from domain.errors import MigrationError
-from ports.user_source import UserSource
+from user_migration.domain.errors import MigrationError
+from user_migration.ports.user_source import UserSource
 
 DEFAULT_REFRESH_SECONDS = 30.0
 

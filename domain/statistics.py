@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from domain.errors import InvalidParameter
-from domain.model import MigrationProgress
-from domain.report import MigrationStats
-from domain.source_count import CountMode, SourceCount, SourceCounter
-from ports.migration_state import MigrationState
+from user_migration.domain.errors import InvalidParameter
+from user_migration.domain.model import MigrationProgress
+from user_migration.domain.report import MigrationStats
+from user_migration.domain.source_count import CountMode, SourceCount, SourceCounter
+from user_migration.ports.migration_state import MigrationState
 
 
 def count_mode(text: str | CountMode | None, parameter: str = "postgres_count") -> CountMode | None:

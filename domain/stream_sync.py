@@ -31,18 +31,18 @@ from datetime import UTC, datetime
 
 import attrs
 
-from domain.errors import ChangeStreamInUse, DependencyUnavailable
-from domain.migration import Migration
-from domain.model import ChangeCursor, DeleteOutcome, WriteRule
-from domain.report import ChangeOutcome
-from domain.request import MAX_BATCH_SIZE, check_batch_size
-from domain.row_changes import ChangeBatch, StreamHealth, net_changes, stream_version
-from domain.sync import ChangeSync, SyncProgressCallback, SyncSummary, SyncTally
-from domain.versions import stored_version
-from ports.change_stream import ChangeStream
-from ports.migration_state import MigrationState
-from ports.user_source import UserSource
-from ports.user_target import UserTarget
+from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable
+from user_migration.domain.migration import Migration
+from user_migration.domain.model import ChangeCursor, DeleteOutcome, WriteRule
+from user_migration.domain.report import ChangeOutcome
+from user_migration.domain.request import MAX_BATCH_SIZE, check_batch_size
+from user_migration.domain.row_changes import ChangeBatch, StreamHealth, net_changes, stream_version
+from user_migration.domain.sync import ChangeSync, SyncProgressCallback, SyncSummary, SyncTally
+from user_migration.domain.versions import stored_version
+from user_migration.ports.change_stream import ChangeStream
+from user_migration.ports.migration_state import MigrationState
+from user_migration.ports.user_source import UserSource
+from user_migration.ports.user_target import UserTarget
 
 DEFAULT_HEALTH_SECONDS = 5.0
 _WAIT_SECONDS = 0.5

@@ -26,18 +26,18 @@ from typing import Any, Protocol, Self, TypeVar
 
 import attrs
 
-from domain.engine.pump import PagePump, next_scanned_page
-from domain.errors import DependencyUnavailable, SetupError
-from domain.keys import UserId
-from domain.migration import Migration, next_start_after
-from domain.model import ChangeCursor, DeleteOutcome, SourceUser
-from domain.report import ChangeOutcome
-from domain.request import MAX_BATCH_SIZE, check_batch_size
-from domain.rules import Reason, reason_code
-from domain.segments import ScanPart
-from ports.migration_state import MigrationState
-from ports.user_source import UserSource
-from ports.user_target import UserTarget
+from user_migration.domain.engine.pump import PagePump, next_scanned_page
+from user_migration.domain.errors import DependencyUnavailable, SetupError
+from user_migration.domain.keys import UserId
+from user_migration.domain.migration import Migration, next_start_after
+from user_migration.domain.model import ChangeCursor, DeleteOutcome, SourceUser
+from user_migration.domain.report import ChangeOutcome
+from user_migration.domain.request import MAX_BATCH_SIZE, check_batch_size
+from user_migration.domain.rules import Reason, reason_code
+from user_migration.domain.segments import ScanPart
+from user_migration.ports.migration_state import MigrationState
+from user_migration.ports.user_source import UserSource
+from user_migration.ports.user_target import UserTarget
 
 DEFAULT_SYNC_PAGES_IN_FLIGHT = 2
 

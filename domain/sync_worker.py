@@ -29,18 +29,25 @@ from datetime import UTC, datetime
 
 import attrs
 
-from domain.errors import DependencyUnavailable
-from domain.lease_loop import LeaseTally, SegmentOutcome, under_lease, work_leases
-from domain.leases import OwnLease
-from domain.model import ChangeCursor
-from domain.request import MAX_BATCH_SIZE, check_batch_size
-from domain.segments import ScanPart
-from domain.sync import ChangeSync, SyncProgress, SyncProgressCallback, SyncSummary, SyncTally, follow_passes
-from domain.worker import DEFAULT_LEASE_SECONDS
-from ports.migration_state import MigrationState
-from ports.segment_leases import SegmentLeases
-from ports.sync_passes import SyncPass, SyncPasses
-from ports.user_source import UserSource
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.lease_loop import LeaseTally, SegmentOutcome, under_lease, work_leases
+from user_migration.domain.leases import OwnLease
+from user_migration.domain.model import ChangeCursor
+from user_migration.domain.request import MAX_BATCH_SIZE, check_batch_size
+from user_migration.domain.segments import ScanPart
+from user_migration.domain.sync import (
+    ChangeSync,
+    SyncProgress,
+    SyncProgressCallback,
+    SyncSummary,
+    SyncTally,
+    follow_passes,
+)
+from user_migration.domain.worker import DEFAULT_LEASE_SECONDS
+from user_migration.ports.migration_state import MigrationState
+from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.sync_passes import SyncPass, SyncPasses
+from user_migration.ports.user_source import UserSource
 
 
 @attrs.frozen

@@ -16,9 +16,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from domain.dynamodb_rules import MAX_NESTING_LEVELS, MAX_SIGNIFICANT_DIGITS, number_bytes, number_problem, text_bytes
-from domain.model import Json, PreparedValue, SourceValue, UnreadableValue
-from domain.timestamps import format_timestamp
+from user_migration.domain.dynamodb_rules import (
+    MAX_NESTING_LEVELS,
+    MAX_SIGNIFICANT_DIGITS,
+    number_bytes,
+    number_problem,
+    text_bytes,
+)
+from user_migration.domain.model import Json, PreparedValue, SourceValue, UnreadableValue
+from user_migration.domain.timestamps import format_timestamp
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_PATH_CHARS = 120

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from domain.differences import (
+from user_migration.domain.differences import (
     Difference,
     LatestVerification,
     VerifyCounts,
@@ -28,18 +28,18 @@ from domain.differences import (
     VerifyProgress,
     VerifySummary,
 )
-from domain.engine.pump import PagePump, next_scanned_page
-from domain.keys import KeyKind, UserId
-from domain.migration import Migration, next_start_after
-from domain.model import SourceUser
-from domain.request import MAX_BATCH_SIZE
-from domain.rules import UserPreparer
-from domain.segments import ScanPart
-from domain.verify_request import VerifyPageRequest, VerifyRange
-from domain.verify_step import Findings, VerifyStep
-from ports.migration_state import MigrationState
-from ports.user_source import UserSource
-from ports.user_target import UserTarget
+from user_migration.domain.engine.pump import PagePump, next_scanned_page
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.migration import Migration, next_start_after
+from user_migration.domain.model import SourceUser
+from user_migration.domain.request import MAX_BATCH_SIZE
+from user_migration.domain.rules import UserPreparer
+from user_migration.domain.segments import ScanPart
+from user_migration.domain.verify_request import VerifyPageRequest, VerifyRange
+from user_migration.domain.verify_step import Findings, VerifyStep
+from user_migration.ports.migration_state import MigrationState
+from user_migration.ports.user_source import UserSource
+from user_migration.ports.user_target import UserTarget
 
 # Stored ids a page of the scan for extra items holds.
 SCAN_PAGE_SIZE = 1000

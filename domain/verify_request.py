@@ -8,9 +8,9 @@ from collections.abc import Iterable
 
 import attrs
 
-from domain.errors import InvalidParameter
-from domain.keys import KeyKind, UserId
-from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
+from user_migration.domain.errors import InvalidParameter
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
 
 PAGE_PARAMETERS = ("start_user_id", "batch_size")
 _DIGITS = re.compile(r"[0-9]{1,30}")

@@ -14,13 +14,13 @@ from datetime import datetime
 
 import attrs
 
-from domain.differences import FAILING, Difference, Problem, VerifyCounts
-from domain.keys import UserId
-from domain.migration import Migration
-from domain.model import PreparedUser, SourceUser, WriteRule
-from domain.rules import Rejection, UserPreparer
-from ports.user_source import UserSource
-from ports.user_target import UserTarget
+from user_migration.domain.differences import FAILING, Difference, Problem, VerifyCounts
+from user_migration.domain.keys import UserId
+from user_migration.domain.migration import Migration
+from user_migration.domain.model import PreparedUser, SourceUser, WriteRule
+from user_migration.domain.rules import Rejection, UserPreparer
+from user_migration.ports.user_source import UserSource
+from user_migration.ports.user_target import UserTarget
 
 
 @attrs.frozen

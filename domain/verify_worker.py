@@ -23,14 +23,14 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from domain.differences import Difference, VerifyCounts, VerifyProgress, VerifySummary
-from domain.lease_loop import SegmentOutcome, under_lease, work_leases
-from domain.leases import OwnLease
-from domain.segments import ScanPart
-from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
-from domain.worker import DEFAULT_LEASE_SECONDS
-from ports.segment_leases import SegmentLeases
-from ports.verify_results import VerifyResults
+from user_migration.domain.differences import Difference, VerifyCounts, VerifyProgress, VerifySummary
+from user_migration.domain.lease_loop import SegmentOutcome, under_lease, work_leases
+from user_migration.domain.leases import OwnLease
+from user_migration.domain.segments import ScanPart
+from user_migration.domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
+from user_migration.domain.worker import DEFAULT_LEASE_SECONDS
+from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.verify_results import VerifyResults
 
 
 @attrs.frozen

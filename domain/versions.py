@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.mapping import MIGRATION_VERSION
+from user_migration.domain.mapping import MIGRATION_VERSION
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

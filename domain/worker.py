@@ -22,18 +22,18 @@ from typing import Any
 
 import attrs
 
-from domain.engine.pump import PagePump
-from domain.errors import DependencyUnavailable
-from domain.keys import UserId
-from domain.lease_loop import SegmentOutcome, work_leases
-from domain.leases import OwnLease
-from domain.migration import Migration, next_start_after
-from domain.migration_run import PageCheckpoints, ProgressCallback, RunSummary, RunTally
-from domain.model import SourceUser
-from domain.report import BatchOutcome
-from domain.segments import SegmentLease, resume_point, segments_for
-from ports.segment_leases import SegmentLeases
-from ports.user_source import UserSource
+from user_migration.domain.engine.pump import PagePump
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.keys import UserId
+from user_migration.domain.lease_loop import SegmentOutcome, work_leases
+from user_migration.domain.leases import OwnLease
+from user_migration.domain.migration import Migration, next_start_after
+from user_migration.domain.migration_run import PageCheckpoints, ProgressCallback, RunSummary, RunTally
+from user_migration.domain.model import SourceUser
+from user_migration.domain.report import BatchOutcome
+from user_migration.domain.segments import SegmentLease, resume_point, segments_for
+from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.user_source import UserSource
 
 DEFAULT_LEASE_SECONDS = 10.0  # the KCL's failover time
 

@@ -30,9 +30,9 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from domain.dynamodb_rules import item_bytes
-from domain.model import Item
-from ports.write_budget import WriteBudget
+from user_migration.domain.dynamodb_rules import item_bytes
+from user_migration.domain.model import Item
+from user_migration.ports.write_budget import WriteBudget
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

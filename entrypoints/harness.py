@@ -17,19 +17,19 @@ import attrs
 from aiohttp import web
 from dependency_injector import providers
 
-from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from adapters.memory_budget import InMemoryBudgetShares
-from adapters.memory_changes import InMemoryChangeStream
-from adapters.memory_leases import InMemorySegmentLeases
-from adapters.memory_sync_passes import InMemorySyncPasses
-from adapters.memory_verify_results import InMemoryVerifyResults
-from container import Container
-from domain.mapping import UserMapping
-from domain.model import Item, SourceUser, User
-from domain.worker import boundaries_from
-from entrypoints.http.app import init_app
-from entrypoints.library import UserMigration
-from entrypoints.settings import Settings
+from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory_budget import InMemoryBudgetShares
+from user_migration.adapters.memory_changes import InMemoryChangeStream
+from user_migration.adapters.memory_leases import InMemorySegmentLeases
+from user_migration.adapters.memory_sync_passes import InMemorySyncPasses
+from user_migration.adapters.memory_verify_results import InMemoryVerifyResults
+from user_migration.container import Container
+from user_migration.domain.mapping import UserMapping
+from user_migration.domain.model import Item, SourceUser, User
+from user_migration.domain.worker import boundaries_from
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.settings import Settings
 
 HARNESS_TOKEN = "harness-token"
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from cattrs.preconf.json import make_converter
 
-from domain.overview import Overview
-from domain.report import MigrationReport, MigrationStats
-from domain.timestamps import format_timestamp
+from user_migration.domain.overview import Overview
+from user_migration.domain.report import MigrationReport, MigrationStats
+from user_migration.domain.timestamps import format_timestamp
 
 _json = make_converter()
 # Moments in UTC, ISO 8601 with a `Z` (`total_postgres_users_as_of`), as `migrated_at` is written.

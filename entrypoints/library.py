@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 
-from adapters.postgres_cdc import (
+from user_migration.adapters.postgres_cdc import (
     CaptureNames,
     CaptureSetup,
     CaptureTeardown,
@@ -21,29 +21,29 @@ from adapters.postgres_cdc import (
     set_up_change_capture,
     tear_down_change_capture,
 )
-from container import Container, build_container, resolve
-from domain.differences import VerifyPage, VerifySummary
-from domain.errors import DependencyUnavailable, InvalidParameter
-from domain.keys import KeyKind, UserId
-from domain.mapping import SourcePlan, UserMapping
-from domain.migration import Migration
-from domain.migration_run import MigrationRun, ProgressCallback, RunSummary
-from domain.model import ChangeCursor
-from domain.report import MigrationReport, MigrationStats
-from domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
-from domain.rules import UserPreparer
-from domain.source_count import CountMode
-from domain.statistics import Statistics, count_mode
-from domain.stream_sync import StreamProgressCallback, StreamSummary, StreamSync, backfill_pending_mark
-from domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
-from domain.sync_worker import SyncWorker, SyncWorkerSummary
-from domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
-from domain.verify_request import VerifyPageRequest
-from domain.verify_worker import VerifyWorker, VerifyWorkerSummary
-from domain.worker import SegmentWorker, WorkerSummary
-from domain.write_budget import BudgetSnapshot, TokenBucketBudget
-from entrypoints.settings import load_settings
-from ports.segment_leases import SegmentLeases
+from user_migration.container import Container, build_container, resolve
+from user_migration.domain.differences import VerifyPage, VerifySummary
+from user_migration.domain.errors import DependencyUnavailable, InvalidParameter
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.mapping import SourcePlan, UserMapping
+from user_migration.domain.migration import Migration
+from user_migration.domain.migration_run import MigrationRun, ProgressCallback, RunSummary
+from user_migration.domain.model import ChangeCursor
+from user_migration.domain.report import MigrationReport, MigrationStats
+from user_migration.domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
+from user_migration.domain.rules import UserPreparer
+from user_migration.domain.source_count import CountMode
+from user_migration.domain.statistics import Statistics, count_mode
+from user_migration.domain.stream_sync import StreamProgressCallback, StreamSummary, StreamSync, backfill_pending_mark
+from user_migration.domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
+from user_migration.domain.sync_worker import SyncWorker, SyncWorkerSummary
+from user_migration.domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
+from user_migration.domain.verify_request import VerifyPageRequest
+from user_migration.domain.verify_worker import VerifyWorker, VerifyWorkerSummary
+from user_migration.domain.worker import SegmentWorker, WorkerSummary
+from user_migration.domain.write_budget import BudgetSnapshot, TokenBucketBudget
+from user_migration.entrypoints.settings import load_settings
+from user_migration.ports.segment_leases import SegmentLeases
 
 WRITE_GRACE_SECONDS = 60.0
 

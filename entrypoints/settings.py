@@ -14,13 +14,13 @@ import botocore.session
 from botocore.exceptions import BotoCoreError
 from cryptography.hazmat.primitives import serialization
 
-from adapters.postgres import quote_table_name
-from domain.mapping import UserMapping, default_mapping
-from domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
-from domain.source_count import DEFAULT_REFRESH_SECONDS
-from entrypoints.http.auth import HASH_PREFIX, JwtRules
-from entrypoints.logs import LogFormat
-from entrypoints.mapping_file import read_mapping
+from user_migration.adapters.postgres import quote_table_name
+from user_migration.domain.mapping import UserMapping, default_mapping
+from user_migration.domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
+from user_migration.domain.source_count import DEFAULT_REFRESH_SECONDS
+from user_migration.entrypoints.http.auth import HASH_PREFIX, JwtRules
+from user_migration.entrypoints.logs import LogFormat
+from user_migration.entrypoints.mapping_file import read_mapping
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 

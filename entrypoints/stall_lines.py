@@ -9,8 +9,8 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-from domain.stall_watch import Notice, NoticeKind, StallNotices, StallWatch
-from entrypoints.logs import JsonLines, fields
+from user_migration.domain.stall_watch import Notice, NoticeKind, StallNotices, StallWatch
+from user_migration.entrypoints.logs import JsonLines, fields
 
 stall_log = logging.getLogger("user_migration.stalls")
 

@@ -10,8 +10,8 @@ from typing import TypeVar
 
 import attrs
 
-from domain.keys import UserId
-from domain.model import ChangeCursor, MigrationProgress
+from user_migration.domain.keys import UserId
+from user_migration.domain.model import ChangeCursor, MigrationProgress
 
 # A failing user's reason codes (`missing_email`, `write_failed`...), by user id.
 FailingUsers = Mapping[UserId, Collection[str]]

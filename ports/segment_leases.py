@@ -13,8 +13,8 @@ import abc
 
 import attrs
 
-from domain.keys import UserId
-from domain.segments import SegmentLease, SegmentPlan
+from user_migration.domain.keys import UserId
+from user_migration.domain.segments import SegmentLease, SegmentPlan
 
 
 @attrs.frozen

@@ -8,8 +8,8 @@ import abc
 
 import attrs
 
-from domain.model import ChangeCursor
-from domain.segments import SegmentLease
+from user_migration.domain.model import ChangeCursor
+from user_migration.domain.segments import SegmentLease
 
 
 @attrs.frozen

@@ -5,9 +5,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Sequence
 
-from domain.keys import KeyKind, UserId
-from domain.mapping import SourcePlan
-from domain.model import SourceUser
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.mapping import SourcePlan
+from user_migration.domain.model import SourceUser
 
 
 class UserSource(abc.ABC):

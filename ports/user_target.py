@@ -5,9 +5,9 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Collection, Sequence
 
-from domain.differences import StoredComparison
-from domain.keys import UserId
-from domain.model import (
+from user_migration.domain.differences import StoredComparison
+from user_migration.domain.keys import UserId
+from user_migration.domain.model import (
     ConditionalWriteOutcome,
     DeleteOutcome,
     Item,
@@ -16,7 +16,7 @@ from domain.model import (
     WriteOutcome,
     WriteRule,
 )
-from domain.segments import ScanPart
+from user_migration.domain.segments import ScanPart
 
 
 class UserTarget(abc.ABC):

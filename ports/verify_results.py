@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import abc
 
-from domain.differences import VerifyCounts
-from domain.segments import SegmentLease
+from user_migration.domain.differences import VerifyCounts
+from user_migration.domain.segments import SegmentLease
 
 
 class VerifyResults(abc.ABC):

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import attrs
 
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedServerError
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedServerError
 
 PACKAGES = Path(__file__).parent / "servers" / "node_modules"
 # The implementations that what every DynamoDB must agree on is tested against (sync's deletes,

@@ -13,12 +13,12 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
-from adapters.dynamodb_leases import DynamoDbSegmentLeases
-from adapters.dynamodb_plan import PLAN_KEY, PlanStore
-from adapters.dynamodb_tables import ensure_tables
-from adapters.postgres import quote_table_name
-from domain.model import JsonValue, User
-from domain.segments import SegmentLease
+from user_migration.adapters.dynamodb_leases import DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb_plan import PLAN_KEY, PlanStore
+from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.adapters.postgres import quote_table_name
+from user_migration.domain.model import JsonValue, User
+from user_migration.domain.segments import SegmentLease
 
 
 def unique_name(prefix: str) -> str:
@@ -39,7 +39,7 @@ def json_text(value: JsonValue) -> str:
 
 def create_source_table(dsn: str, table: str) -> None:
     """The documented source table, under another name."""
-    ddl = resources.files("adapters").joinpath("sql/schema.sql").read_text()
+    ddl = resources.files("user_migration.adapters").joinpath("sql/schema.sql").read_text()
     ddl = ddl.replace("CREATE TABLE IF NOT EXISTS users", f"CREATE TABLE {quote_table_name(table)}")
     with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
         cursor.execute(ddl)

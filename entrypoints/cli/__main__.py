@@ -1,7 +1,7 @@
-"""`python -m entrypoints.cli`."""
+"""`python -m user_migration.entrypoints.cli`."""
 
 import sys
 
-from entrypoints.cli.main import main
+from user_migration.entrypoints.cli.main import main
 
 sys.exit(main())

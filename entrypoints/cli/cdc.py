@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from adapters.pgoutput import lsn_text
-from entrypoints.cli.exit_codes import EXIT_OK, EXIT_USAGE
-from entrypoints.library import UserMigration
+from user_migration.adapters.pgoutput import lsn_text
+from user_migration.entrypoints.cli.exit_codes import EXIT_OK, EXIT_USAGE
+from user_migration.entrypoints.library import UserMigration
 
 
 def add_cdc_arguments(parser: argparse.ArgumentParser) -> None:

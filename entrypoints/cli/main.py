@@ -16,30 +16,30 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import NoReturn
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_codec import key_attribute_type
-from adapters.dynamodb_tables import ensure_tables
-from container import build_container
-from domain.errors import DependencyUnavailable, InvalidParameter, SetupError
-from domain.stall_watch import StallNotices
-from entrypoints.cli import cdc as cli_cdc
-from entrypoints.cli import mapping as cli_mapping
-from entrypoints.cli import migrate as cli_migrate
-from entrypoints.cli import stats as cli_stats
-from entrypoints.cli import sync as cli_sync
-from entrypoints.cli import verify as cli_verify
-from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from entrypoints.cli.stalls import watched
-from entrypoints.http.serve import serve as serve_api
-from entrypoints.library import UserMigration
-from entrypoints.settings import (
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_codec import key_attribute_type
+from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.container import build_container
+from user_migration.domain.errors import DependencyUnavailable, InvalidParameter, SetupError
+from user_migration.domain.stall_watch import StallNotices
+from user_migration.entrypoints.cli import cdc as cli_cdc
+from user_migration.entrypoints.cli import mapping as cli_mapping
+from user_migration.entrypoints.cli import migrate as cli_migrate
+from user_migration.entrypoints.cli import stats as cli_stats
+from user_migration.entrypoints.cli import sync as cli_sync
+from user_migration.entrypoints.cli import verify as cli_verify
+from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from user_migration.entrypoints.cli.stalls import watched
+from user_migration.entrypoints.http.serve import serve as serve_api
+from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.settings import (
     ConfigurationError,
     Settings,
     load_settings,
     parse_max_write_units,
     parse_write_capacity_percent,
 )
-from entrypoints.stall_lines import StallPrinter
+from user_migration.entrypoints.stall_lines import StallPrinter
 
 MAPPING_HELP = "the mapping file (TOML) of your source table; default: MAPPING_FILE, else the documented layout"
 # The write budget's flags, and the settings each overrides (either flag replaces both variables).
@@ -216,7 +216,7 @@ def _verify(arguments: argparse.Namespace) -> int:
 
 
 def _demo(arguments: argparse.Namespace) -> int:
-    from entrypoints.demo.run import run_demo  # the demo's extra packages load only for the demo
+    from user_migration.entrypoints.demo.run import run_demo  # the demo's extra packages load only for the demo
 
     return run_demo(
         users=arguments.users,

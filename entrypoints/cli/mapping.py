@@ -14,11 +14,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from container import resolve
-from domain.mapping import SourcePlan, UserMapping
-from domain.rules import Rejection, UserPreparer, failure_text, reason_code
-from entrypoints.cli.exit_codes import EXIT_OK
-from entrypoints.library import UserMigration
+from user_migration.container import resolve
+from user_migration.domain.mapping import SourcePlan, UserMapping
+from user_migration.domain.rules import Rejection, UserPreparer, failure_text, reason_code
+from user_migration.entrypoints.cli.exit_codes import EXIT_OK
+from user_migration.entrypoints.library import UserMigration
 
 SHOWN_REJECTIONS = 20
 

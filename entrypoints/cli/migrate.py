@@ -13,17 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from domain.errors import UserNotFound
-from domain.keys import UserId, given_id
-from domain.migration_run import RunSummary
-from domain.rules import failure_text
-from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from entrypoints.cli.failures_shown import SHOWN_FAILURES, print_failures
-from entrypoints.cli.progress import ProgressBar
-from entrypoints.cli.workers import is_worker_run, print_worker_summary, run_workers
-from entrypoints.heap import freeze_long_lived_objects
-from entrypoints.json_views import report_json
-from entrypoints.library import UserMigration
+from user_migration.domain.errors import UserNotFound
+from user_migration.domain.keys import UserId, given_id
+from user_migration.domain.migration_run import RunSummary
+from user_migration.domain.rules import failure_text
+from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
+from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES, print_failures
+from user_migration.entrypoints.cli.progress import ProgressBar
+from user_migration.entrypoints.cli.workers import is_worker_run, print_worker_summary, run_workers
+from user_migration.entrypoints.heap import freeze_long_lived_objects
+from user_migration.entrypoints.json_views import report_json
+from user_migration.entrypoints.library import UserMigration
 
 _ID_DIGITS = re.compile(r"-?[0-9]{1,30}")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from domain.report import MigrationStats
-from entrypoints.cli.exit_codes import EXIT_OK
-from entrypoints.json_views import report_json
-from entrypoints.library import UserMigration
+from user_migration.domain.report import MigrationStats
+from user_migration.entrypoints.cli.exit_codes import EXIT_OK
+from user_migration.entrypoints.json_views import report_json
+from user_migration.entrypoints.library import UserMigration
 
 
 def stats_lines(current: MigrationStats) -> list[str]:

@@ -10,14 +10,14 @@ import sys
 import time
 from typing import Any
 
-from domain.errors import ChangeStreamInUse, DependencyUnavailable
-from domain.rules import failure_text
-from domain.stream_sync import StreamProgress, StreamSummary
-from domain.sync import SyncProgress
-from entrypoints.cli.exit_codes import EXIT_OK, EXIT_USERS_FAILED
-from entrypoints.cli.failures_shown import SHOWN_FAILURES
-from entrypoints.cli.migrate import stop_on_signals
-from entrypoints.cli.progress import StatusLine, count_line
+from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable
+from user_migration.domain.rules import failure_text
+from user_migration.domain.stream_sync import StreamProgress, StreamSummary
+from user_migration.domain.sync import SyncProgress
+from user_migration.entrypoints.cli.exit_codes import EXIT_OK, EXIT_USERS_FAILED
+from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES
+from user_migration.entrypoints.cli.migrate import stop_on_signals
+from user_migration.entrypoints.cli.progress import StatusLine, count_line
 
 _UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)

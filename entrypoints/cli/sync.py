@@ -7,17 +7,23 @@ import json
 import sys
 from typing import Any
 
-from domain.errors import DependencyUnavailable
-from domain.rules import failure_text
-from domain.sync import SyncProgress, SyncSummary
-from domain.sync_worker import SyncWorkerSummary
-from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from entrypoints.cli.failures_shown import SHOWN_FAILURES
-from entrypoints.cli.migrate import stop_on_signals
-from entrypoints.cli.progress import StatusLine, count_line
-from entrypoints.cli.stream import parse_size, stream, written_text
-from entrypoints.cli.sync_pass import pass_fields, print_pass_line, run_sync_workers, unavailable_line, worker_exit_code
-from entrypoints.library import UserMigration
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.rules import failure_text
+from user_migration.domain.sync import SyncProgress, SyncSummary
+from user_migration.domain.sync_worker import SyncWorkerSummary
+from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
+from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES
+from user_migration.entrypoints.cli.migrate import stop_on_signals
+from user_migration.entrypoints.cli.progress import StatusLine, count_line
+from user_migration.entrypoints.cli.stream import parse_size, stream, written_text
+from user_migration.entrypoints.cli.sync_pass import (
+    pass_fields,
+    print_pass_line,
+    run_sync_workers,
+    unavailable_line,
+    worker_exit_code,
+)
+from user_migration.entrypoints.library import UserMigration
 
 
 def add_sync_arguments(parser: argparse.ArgumentParser) -> None:

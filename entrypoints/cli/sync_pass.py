@@ -8,10 +8,10 @@ import json
 import sys
 from typing import Any
 
-from domain.errors import DependencyUnavailable
-from domain.sync_worker import SyncWorkerSummary
-from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.sync_worker import SyncWorkerSummary
+from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
 
 
 def pass_fields(worked: SyncWorkerSummary) -> dict[str, Any]:

@@ -8,18 +8,18 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from domain.differences import VerifyProgress
-from domain.errors import InvalidParameter
-from domain.keys import KeyKind, UserId, given_id
-from domain.request import MAX_USER_ID
-from domain.verify_worker import VerifyWorkerSummary
-from entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from entrypoints.cli.migrate import id_argument, stop_on_signals
-from entrypoints.cli.progress import StatusLine, bar_text
-from entrypoints.cli.verify_output import Differences, print_summary
-from entrypoints.cli.verify_pass import print_pass_summary, run_verify_workers
-from entrypoints.heap import freeze_long_lived_objects
-from entrypoints.library import UserMigration
+from user_migration.domain.differences import VerifyProgress
+from user_migration.domain.errors import InvalidParameter
+from user_migration.domain.keys import KeyKind, UserId, given_id
+from user_migration.domain.request import MAX_USER_ID
+from user_migration.domain.verify_worker import VerifyWorkerSummary
+from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
+from user_migration.entrypoints.cli.migrate import id_argument, stop_on_signals
+from user_migration.entrypoints.cli.progress import StatusLine, bar_text
+from user_migration.entrypoints.cli.verify_output import Differences, print_summary
+from user_migration.entrypoints.cli.verify_pass import print_pass_summary, run_verify_workers
+from user_migration.entrypoints.heap import freeze_long_lived_objects
+from user_migration.entrypoints.library import UserMigration
 
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ import json
 import sys
 from typing import TextIO
 
-from domain.differences import FAILING, Difference, VerifySummary
-from entrypoints.verify_json import counts_json, difference_json
+from user_migration.domain.differences import FAILING, Difference, VerifySummary
+from user_migration.entrypoints.verify_json import counts_json, difference_json
 
 SHOWN_DIFFERENCES = 20
 

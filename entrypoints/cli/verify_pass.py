@@ -7,12 +7,12 @@ import argparse
 import json
 from typing import Any
 
-from domain.verify_worker import VerifyWorkerSummary
-from entrypoints.cli.exit_codes import EXIT_OK
-from entrypoints.cli.verify_output import Differences, print_summary
-from entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
-from entrypoints.library import UserMigration
-from entrypoints.verify_json import counts_json
+from user_migration.domain.verify_worker import VerifyWorkerSummary
+from user_migration.entrypoints.cli.exit_codes import EXIT_OK
+from user_migration.entrypoints.cli.verify_output import Differences, print_summary
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.verify_json import counts_json
 
 
 def pass_json(worked: VerifyWorkerSummary) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CLI = [sys.executable, "-c", "from entrypoints.cli.main import main; raise SystemExit(main())"]
+CLI = [sys.executable, "-c", "from user_migration.entrypoints.cli.main import main; raise SystemExit(main())"]
 
 
 async def run_worker_processes(

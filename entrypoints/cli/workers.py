@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from domain.worker import WorkerSummary
-from domain.write_budget import BudgetSnapshot
-from entrypoints.cli.exit_codes import EXIT_OK
-from entrypoints.cli.failures_shown import print_failures
-from entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
-from entrypoints.library import UserMigration
+from user_migration.domain.worker import WorkerSummary
+from user_migration.domain.write_budget import BudgetSnapshot
+from user_migration.entrypoints.cli.exit_codes import EXIT_OK
+from user_migration.entrypoints.cli.failures_shown import print_failures
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.library import UserMigration
 
 
 def is_worker_run(arguments: argparse.Namespace) -> bool:

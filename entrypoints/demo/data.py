@@ -21,8 +21,8 @@ import attrs
 import psycopg2
 import psycopg2.extras
 
-from adapters.postgres import quote_table_name
-from domain.model import JsonValue, UnreadableValue, User
+from user_migration.adapters.postgres import quote_table_name
+from user_migration.domain.model import JsonValue, UnreadableValue, User
 
 # (display form, ASCII form for usernames and emails)
 _FIRST_NAMES = (
@@ -322,7 +322,7 @@ def _row(user: User) -> tuple[Any, ...]:
 def seed_source(dsn: str, table: str, users: Iterable[User]) -> None:
     """Drop and recreate `table` from `adapters/sql/schema.sql`, then insert `users`, in one transaction."""
     quoted = quote_table_name(table)
-    schema = resources.files("adapters").joinpath("sql/schema.sql").read_text(encoding="utf-8")
+    schema = resources.files("user_migration.adapters").joinpath("sql/schema.sql").read_text(encoding="utf-8")
     ddl = schema.replace("CREATE TABLE IF NOT EXISTS users", f"CREATE TABLE {quoted}", 1)
     if ddl == schema:
         raise RuntimeError("adapters/sql/schema.sql no longer starts with 'CREATE TABLE IF NOT EXISTS users'")

@@ -116,7 +116,7 @@ class EmbeddedDynamoDb:
     def command(self) -> list[str]:
         """The server's command line."""
         if self.serial:
-            return [sys.executable, "-m", "entrypoints.demo.embedded", str(self.port)]
+            return [sys.executable, "-m", "user_migration.entrypoints.demo.embedded", str(self.port)]
         return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
 
     def start(self, timeout: float = 60.0) -> EmbeddedDynamoDb:

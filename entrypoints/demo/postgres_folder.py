@@ -15,7 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from entrypoints.demo.embedded import EmbeddedPostgres, EmbeddedServerError
+from user_migration.entrypoints.demo.embedded import EmbeddedPostgres, EmbeddedServerError
 
 _log = logging.getLogger(__name__)
 _HANDLE_LIST = ".handle_pids.json"  # pgserver's list of the processes using a data folder

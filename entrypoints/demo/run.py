@@ -28,17 +28,23 @@ from typing import Any
 import psycopg2
 from aiohttp import web
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_tables import ensure_tables
-from domain.errors import DependencyUnavailable
-from domain.rules import Rejection, prepare_user
-from entrypoints.demo.data import demo_users, seed_source
-from entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, EmbeddedServerError
-from entrypoints.demo.instructions import DEMO_SOURCE_TABLE, instructions
-from entrypoints.demo.postgres_folder import live_process, other_users, postmaster_pid, start_postgres, stop_postgres
-from entrypoints.http.app import init_app
-from entrypoints.logs import configure_logging
-from entrypoints.settings import Settings, parse_tokens
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.rules import Rejection, prepare_user
+from user_migration.entrypoints.demo.data import demo_users, seed_source
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, EmbeddedServerError
+from user_migration.entrypoints.demo.instructions import DEMO_SOURCE_TABLE, instructions
+from user_migration.entrypoints.demo.postgres_folder import (
+    live_process,
+    other_users,
+    postmaster_pid,
+    start_postgres,
+    stop_postgres,
+)
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.logs import configure_logging
+from user_migration.entrypoints.settings import Settings, parse_tokens
 
 EXIT_OK = 0
 EXIT_USAGE = 2

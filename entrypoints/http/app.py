@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from adapters.dynamodb_counters import TargetCounters
-from adapters.dynamodb_target import DynamoDbUserTarget
-from container import Container, build_container, resolve
-from domain.overview import MigrationOverview
-from domain.source_count import SourceCounter
-from domain.write_budget import BudgetSnapshot
-from entrypoints.http.auth import Authenticator
-from entrypoints.http.keys import (
+from user_migration.adapters.dynamodb_counters import TargetCounters
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.container import Container, build_container, resolve
+from user_migration.domain.overview import MigrationOverview
+from user_migration.domain.source_count import SourceCounter
+from user_migration.domain.write_budget import BudgetSnapshot
+from user_migration.entrypoints.http.auth import Authenticator
+from user_migration.entrypoints.http.keys import (
     CHANGE_STREAM,
     CONTAINER,
     DEPENDENCIES,
@@ -29,12 +29,12 @@ from entrypoints.http.keys import (
     Dependencies,
     Readiness,
 )
-from entrypoints.http.metrics import MigrationMetrics
-from entrypoints.http.middlewares import setup_middlewares
-from entrypoints.http.routes import scopes, setup_routes
-from entrypoints.logs import hide_refused_requests
-from entrypoints.settings import Settings
-from entrypoints.stall_lines import log_stalls
+from user_migration.entrypoints.http.metrics import MigrationMetrics
+from user_migration.entrypoints.http.middlewares import setup_middlewares
+from user_migration.entrypoints.http.routes import scopes, setup_routes
+from user_migration.entrypoints.logs import hide_refused_requests
+from user_migration.entrypoints.settings import Settings
+from user_migration.entrypoints.stall_lines import log_stalls
 
 log = logging.getLogger("user_migration.serve")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from domain.write_budget import BudgetSnapshot
+from user_migration.domain.write_budget import BudgetSnapshot
 
 
 class BudgetCollector(Collector):

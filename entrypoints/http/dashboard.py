@@ -14,8 +14,8 @@ from importlib import resources
 
 from aiohttp import web
 
-from entrypoints.http.keys import DEPENDENCIES, OVERVIEW
-from entrypoints.json_views import overview_json
+from user_migration.entrypoints.http.keys import DEPENDENCIES, OVERVIEW
+from user_migration.entrypoints.json_views import overview_json
 
 DASHBOARD_PATH = "/m2/migration/dashboard"
 SCRIPT_PATH = f"{DASHBOARD_PATH}/dashboard.js"
@@ -30,7 +30,7 @@ _HEADERS = {"Content-Security-Policy": _POLICY, "X-Content-Type-Options": "nosni
 
 @cache
 def _asset(name: str) -> bytes:
-    return resources.files("entrypoints.http").joinpath("dashboard").joinpath(name).read_bytes()
+    return resources.files("user_migration.entrypoints.http").joinpath("dashboard").joinpath(name).read_bytes()
 
 
 def _serve(name: str, content_type: str) -> web.Response:

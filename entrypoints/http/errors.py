@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from domain.errors import DependencyUnavailable, InvalidParameter, MigrationError, SetupError, UserNotFound
+from user_migration.domain.errors import (
+    DependencyUnavailable,
+    InvalidParameter,
+    MigrationError,
+    SetupError,
+    UserNotFound,
+)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:

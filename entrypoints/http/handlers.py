@@ -6,15 +6,15 @@ import logging
 
 from aiohttp import web
 
-from container import resolve
-from domain.request import SingleUserRequest, plan_batch
-from domain.statistics import plan_statistics
-from domain.verification import Verification
-from domain.verify_request import plan_verify_page
-from entrypoints.http.keys import CONTAINER, METRICS, MIGRATION, STATISTICS
-from entrypoints.json_views import report_json
-from entrypoints.logs import fields
-from entrypoints.verify_json import page_json
+from user_migration.container import resolve
+from user_migration.domain.request import SingleUserRequest, plan_batch
+from user_migration.domain.statistics import plan_statistics
+from user_migration.domain.verification import Verification
+from user_migration.domain.verify_request import plan_verify_page
+from user_migration.entrypoints.http.keys import CONTAINER, METRICS, MIGRATION, STATISTICS
+from user_migration.entrypoints.json_views import report_json
+from user_migration.entrypoints.logs import fields
+from user_migration.entrypoints.verify_json import page_json
 
 log = logging.getLogger("user_migration.batch")
 verify_log = logging.getLogger("user_migration.verify")

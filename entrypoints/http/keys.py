@@ -5,15 +5,15 @@ from __future__ import annotations
 import attrs
 from aiohttp import web
 
-from container import Container
-from domain.migration import Migration
-from domain.overview import MigrationOverview
-from domain.statistics import Statistics
-from domain.write_budget import TokenBucketBudget
-from entrypoints.http.metrics import MigrationMetrics
-from ports import MigrationState, UserSource, UserTarget
-from ports.change_stream import ChangeStream
-from ports.segment_leases import SegmentLeases
+from user_migration.container import Container
+from user_migration.domain.migration import Migration
+from user_migration.domain.overview import MigrationOverview
+from user_migration.domain.statistics import Statistics
+from user_migration.domain.write_budget import TokenBucketBudget
+from user_migration.entrypoints.http.metrics import MigrationMetrics
+from user_migration.ports import MigrationState, UserSource, UserTarget
+from user_migration.ports.change_stream import ChangeStream
+from user_migration.ports.segment_leases import SegmentLeases
 
 
 @attrs.define

@@ -9,17 +9,17 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from adapters.dynamodb_counters import TargetCounters
-from domain.differences import LatestVerification, Problem
-from domain.report import MigrationReport
-from domain.stall_watch import StallWatch
-from domain.write_budget import BudgetSnapshot
-from entrypoints.http.budget_metrics import BudgetCollector
-from entrypoints.http.dependency_metrics import DependencyCollector
-from entrypoints.http.segment_metrics import SegmentsCollector
-from entrypoints.http.stats_metrics import StatisticsCollector
-from entrypoints.http.stream_metrics import StreamCollector
-from entrypoints.http.sync_metrics import SyncCollector
+from user_migration.adapters.dynamodb_counters import TargetCounters
+from user_migration.domain.differences import LatestVerification, Problem
+from user_migration.domain.report import MigrationReport
+from user_migration.domain.stall_watch import StallWatch
+from user_migration.domain.write_budget import BudgetSnapshot
+from user_migration.entrypoints.http.budget_metrics import BudgetCollector
+from user_migration.entrypoints.http.dependency_metrics import DependencyCollector
+from user_migration.entrypoints.http.segment_metrics import SegmentsCollector
+from user_migration.entrypoints.http.stats_metrics import StatisticsCollector
+from user_migration.entrypoints.http.stream_metrics import StreamCollector
+from user_migration.entrypoints.http.sync_metrics import SyncCollector
 
 
 class _TargetCollector(Collector):

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from domain.errors import DependencyUnavailable, MigrationError
-from entrypoints.http.auth import READ_SCOPE, Authenticator
-from entrypoints.http.errors import domain_error_response, error_response, http_error_response
-from entrypoints.http.metrics import MigrationMetrics
-from entrypoints.logs import fields, request_id
+from user_migration.domain.errors import DependencyUnavailable, MigrationError
+from user_migration.entrypoints.http.auth import READ_SCOPE, Authenticator
+from user_migration.entrypoints.http.errors import domain_error_response, error_response, http_error_response
+from user_migration.entrypoints.http.metrics import MigrationMetrics
+from user_migration.entrypoints.logs import fields, request_id
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("user_migration.access")

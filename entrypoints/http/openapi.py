@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from domain.keys import KeyKind
-from entrypoints.http.keys import MIGRATION
+from user_migration.domain.keys import KeyKind
+from user_migration.entrypoints.http.keys import MIGRATION
 
 OPENAPI_PATH = "/m2/migration/openapi.json"
 _DOCUMENT = "openapi.json"
@@ -28,7 +28,7 @@ def openapi_document(kind: KeyKind = KeyKind.INTEGER) -> bytes:
     """The OpenAPI document (`entrypoints/http/openapi.json`), read from the package once. For a uuid
     or text key (`[source] key_type`), the same document with every user id a string (an integer
     key's document is the file as it is)."""
-    document = resources.files("entrypoints.http").joinpath(_DOCUMENT).read_bytes()
+    document = resources.files("user_migration.entrypoints.http").joinpath(_DOCUMENT).read_bytes()
     if kind is KeyKind.INTEGER:
         return document
     parsed = json.loads(document)

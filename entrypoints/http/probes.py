@@ -6,8 +6,15 @@ import asyncio
 
 from aiohttp import web
 
-from domain.errors import DependencyUnavailable, SetupError
-from entrypoints.http.keys import CHANGE_STREAM, DEPENDENCIES, METRICS, READINESS, SEGMENT_LEASES, STATISTICS
+from user_migration.domain.errors import DependencyUnavailable, SetupError
+from user_migration.entrypoints.http.keys import (
+    CHANGE_STREAM,
+    DEPENDENCIES,
+    METRICS,
+    READINESS,
+    SEGMENT_LEASES,
+    STATISTICS,
+)
 
 READINESS_TIMEOUT_SECONDS = 5.0
 

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 import attrs
 from aiohttp import web
 
-from entrypoints.http.auth import READ_SCOPE, WRITE_SCOPE
-from entrypoints.http.dashboard import (
+from user_migration.entrypoints.http.auth import READ_SCOPE, WRITE_SCOPE
+from user_migration.entrypoints.http.dashboard import (
     DASHBOARD_PATH,
     SCRIPT_PATH,
     STYLE_PATH,
@@ -21,9 +21,9 @@ from entrypoints.http.dashboard import (
     failing_users,
     migration_overview,
 )
-from entrypoints.http.handlers import migrate_users, migration_stats, verify_page
-from entrypoints.http.openapi import OPENAPI_PATH, openapi, openapi_document
-from entrypoints.http.probes import healthz, metrics, readyz
+from user_migration.entrypoints.http.handlers import migrate_users, migration_stats, verify_page
+from user_migration.entrypoints.http.openapi import OPENAPI_PATH, openapi, openapi_document
+from user_migration.entrypoints.http.probes import healthz, metrics, readyz
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 METRICS_PATH = "/metrics"

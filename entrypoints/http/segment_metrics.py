@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from domain.errors import DependencyUnavailable, SetupError
-from entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
-from ports.segment_leases import LeaseActivity, SegmentLeases
+from user_migration.domain.errors import DependencyUnavailable, SetupError
+from user_migration.entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
+from user_migration.ports.segment_leases import LeaseActivity, SegmentLeases
 
 SEGMENT_STATES = ("pending", "leased", "done")
 

@@ -13,12 +13,12 @@ import signal
 
 from aiohttp import web
 
-from domain.errors import DependencyUnavailable
-from entrypoints.heap import freeze_long_lived_objects
-from entrypoints.http.app import init_app
-from entrypoints.http.keys import DEPENDENCIES, READINESS
-from entrypoints.logs import configure_logging, fields
-from entrypoints.settings import Settings
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.entrypoints.heap import freeze_long_lived_objects
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.http.keys import DEPENDENCIES, READINESS
+from user_migration.entrypoints.logs import configure_logging, fields
+from user_migration.entrypoints.settings import Settings
 
 log = logging.getLogger("user_migration.serve")
 

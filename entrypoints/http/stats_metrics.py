@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from domain.errors import DependencyUnavailable, SetupError
-from domain.report import MigrationStats
-from domain.statistics import Statistics
-from entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
+from user_migration.domain.errors import DependencyUnavailable, SetupError
+from user_migration.domain.report import MigrationStats
+from user_migration.domain.statistics import Statistics
+from user_migration.entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
 
 
 class StatisticsCollector(Collector):

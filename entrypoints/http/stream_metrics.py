@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from domain.errors import DependencyUnavailable, SetupError
-from domain.row_changes import StreamHealth
-from entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
-from ports.change_stream import ChangeStream
+from user_migration.domain.errors import DependencyUnavailable, SetupError
+from user_migration.domain.row_changes import StreamHealth
+from user_migration.entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
+from user_migration.ports.change_stream import ChangeStream
 
 
 class StreamCollector(Collector):

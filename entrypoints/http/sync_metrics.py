@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from domain.errors import DependencyUnavailable, SetupError
-from domain.model import MigrationProgress
-from domain.stream_sync import is_stream_mark
-from ports.migration_state import MigrationState
+from user_migration.domain.errors import DependencyUnavailable, SetupError
+from user_migration.domain.model import MigrationProgress
+from user_migration.domain.stream_sync import is_stream_mark
+from user_migration.ports.migration_state import MigrationState
 
 REFRESH_TIMEOUT_SECONDS = 2.0
 

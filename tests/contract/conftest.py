@@ -14,27 +14,27 @@ from typing import Any
 
 import pytest
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
-from adapters.dynamodb_plan import PlanStore
-from adapters.dynamodb_state import DynamoDbMigrationState
-from adapters.dynamodb_sync_passes import DynamoDbSyncPasses
-from adapters.dynamodb_tables import ensure_tables
-from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.dynamodb_verify_results import DynamoDbVerifyResults
-from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from adapters.memory_leases import InMemorySegmentLeases
-from adapters.memory_sync_passes import InMemorySyncPasses
-from adapters.memory_verify_results import InMemoryVerifyResults
-from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
-from domain.mapping import default_mapping
-from domain.model import User
-from ports import MigrationState, UserSource, UserTarget
-from ports.segment_leases import SegmentLeases
-from ports.sync_passes import SyncPasses
-from ports.verify_results import VerifyResults
 from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb_plan import PlanStore
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb_sync_passes import DynamoDbSyncPasses
+from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb_verify_results import DynamoDbVerifyResults
+from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory_leases import InMemorySegmentLeases
+from user_migration.adapters.memory_sync_passes import InMemorySyncPasses
+from user_migration.adapters.memory_verify_results import InMemoryVerifyResults
+from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
+from user_migration.domain.mapping import default_mapping
+from user_migration.domain.model import User
+from user_migration.ports import MigrationState, UserSource, UserTarget
+from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.sync_passes import SyncPasses
+from user_migration.ports.verify_results import VerifyResults
 
 SourceFactory = Callable[[Iterable[User]], Awaitable[UserSource]]
 # A target on fresh storage; takes `key_attribute` (the partition key, "user_id" by default).

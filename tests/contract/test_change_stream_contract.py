@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import attrs
 import pytest
 
-from adapters.memory_changes import InMemoryChangeStream
-from adapters.postgres import create_pool
-from adapters.postgres_cdc import CaptureNames, set_up_change_capture, tear_down_change_capture
-from adapters.postgres_replication import PostgresChangeStream
-from domain.mapping import default_mapping
-from domain.row_changes import ChangeBatch, RowChange
-from ports.change_stream import ChangeStream
 from tests.real_adapters import create_source_table, execute, unique_name
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.adapters.memory_changes import InMemoryChangeStream
+from user_migration.adapters.postgres import create_pool
+from user_migration.adapters.postgres_cdc import CaptureNames, set_up_change_capture, tear_down_change_capture
+from user_migration.adapters.postgres_replication import PostgresChangeStream
+from user_migration.domain.mapping import default_mapping
+from user_migration.domain.row_changes import ChangeBatch, RowChange
+from user_migration.ports.change_stream import ChangeStream
 
 Commit = Callable[[Sequence[RowChange]], None]
 

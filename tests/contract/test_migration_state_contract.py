@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-from domain.model import ChangeCursor, MigrationProgress
+from user_migration.domain.model import ChangeCursor, MigrationProgress
 
 
 async def settle(state, lowest, highest, landed, unsure=()):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from domain.model import ChangeCursor
-from ports.sync_passes import SyncPass
+from user_migration.domain.model import ChangeCursor
+from user_migration.ports.sync_passes import SyncPass
 
 TAKEN = datetime(2026, 12, 3, 10, 0, 0, 250000, tzinfo=UTC)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from domain.model import SourceUser, User, as_source_user
 from tests.factories import valid_user
+from user_migration.domain.model import SourceUser, User, as_source_user
 
 IDS = [3, 5, 8, 13, 21, 34, 55]
 DOCUMENTED = ["username", "email", "display_name", "created_at", "updated_at", "status", "profile"]

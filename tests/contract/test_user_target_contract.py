@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.dynamodb_codec import (
+from tests.factories import from_item, prepared_user, to_item, valid_user
+from user_migration.adapters.dynamodb_codec import (
     CHANGED_SINCE_WRITTEN,
     NO_LONGER_STORED,
     NOT_WRITTEN_BY_MIGRATION,
     decode_item,
     unchanged_since_written,
 )
-from domain.model import PreparedUser, RewriteOutcome, WriteOutcome
-from tests.factories import from_item, prepared_user, to_item, valid_user
+from user_migration.domain.model import PreparedUser, RewriteOutcome, WriteOutcome
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 LATER = datetime(2027, 2, 3, 4, 5, 6, tzinfo=UTC)

@@ -12,12 +12,12 @@ import attrs
 import pytest
 from aiohttp.test_utils import TestClient
 
-from adapters.dynamodb_state import DynamoDbMigrationState
-from adapters.dynamodb_target import DynamoDbUserTarget
-from domain.timestamps import format_timestamp
-from entrypoints.http.app import init_app
-from entrypoints.settings import Settings
 from tests.real_adapters import create_dynamodb_tables, create_source_table, unique_name
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.domain.timestamps import format_timestamp
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.settings import Settings
 
 TOKEN = "e2e-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

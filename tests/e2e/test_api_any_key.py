@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from adapters.dynamodb_tables import ensure_tables
-from domain.mapping import UserMapping, parse_mapping
-from entrypoints.http.app import init_app
-from entrypoints.settings import Settings
 from tests.e2e.conftest import AUTH, TOKEN
 from tests.keyed_tables import KeyedTable, keycloak_table, supabase_table
+from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.domain.mapping import UserMapping, parse_mapping
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.settings import Settings
 
 
 def read_mapping_file(path: str) -> UserMapping:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from entrypoints.demo.embedded import free_port
-from entrypoints.http.app import init_app
 from tests.e2e.conftest import AUTH, TOKEN, LiveService
 from tests.factories import valid_user
 from tests.real_adapters import insert_users
+from user_migration.entrypoints.demo.embedded import free_port
+from user_migration.entrypoints.http.app import init_app
 
 USERS = "/m2/migration/users"
 STATS = "/m2/migration/stats"

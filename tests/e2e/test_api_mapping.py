@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from entrypoints.http.app import init_app
-from entrypoints.mapping_file import read_mapping
 from tests.e2e.conftest import AUTH
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.mapping_file import read_mapping
 
 USERS = "/m2/migration/users"
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.timestamps import parse_timestamp
 from tests.e2e.conftest import AUTH, STATS, LiveService
 from tests.factories import valid_user
 from tests.real_adapters import insert_users
+from user_migration.domain.timestamps import parse_timestamp
 
 FIELDS = [
     "total_postgres_users",

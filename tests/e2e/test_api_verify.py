@@ -11,15 +11,15 @@ import attrs
 import jwt
 import pytest
 
-from adapters.dynamodb_codec import key_of
-from domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
-from domain.model import WriteRule
-from entrypoints.http.app import init_app
-from entrypoints.http.auth import JwtRules
 from tests.e2e.conftest import AUTH, LiveService
 from tests.factories import UPDATED, prepared_user, to_item, valid_user
 from tests.real_adapters import execute, insert_users
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.adapters.dynamodb_codec import key_of
+from user_migration.domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.domain.model import WriteRule
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.http.auth import JwtRules
 
 VERIFY = "/m2/migration/verify"
 LATER = UPDATED + timedelta(days=2)

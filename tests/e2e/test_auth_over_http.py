@@ -10,10 +10,10 @@ import time
 import jwt
 import pytest
 
-from entrypoints.http.app import init_app
-from entrypoints.http.auth import JwtRules
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.http.auth import JwtRules
 
 SECRET = "an-hs256-secret-for-the-tests-0123456789"
 RULES = JwtRules("HS256", SECRET, issuer="https://idp.example", audience="user-migration")

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from container import resolve
-from entrypoints.http.keys import CONTAINER
 from tests.browser import Page, chromium_page
 from tests.dashboard_page import OverviewCapture, open_dashboard, shown_overview, sign_in
 from tests.e2e.conftest import TOKEN
 from tests.factories import valid_user
 from tests.real_adapters import insert_users
+from user_migration.container import resolve
+from user_migration.entrypoints.http.keys import CONTAINER
 
 USERS = 1006  # two segments of about 500
 INVALID = (3, 5, 8, 13, 21, 34)  # no email: all in the first segment

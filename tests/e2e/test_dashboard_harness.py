@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from entrypoints.harness import InMemoryHarness
 from tests.browser import chromium_page
 from tests.dashboard_page import TOKEN_KEY, open_dashboard, shown_overview, sign_in
 from tests.factories import valid_user
+from user_migration.entrypoints.harness import InMemoryHarness
 
 
 async def test_the_dashboard_shows_the_harness_migration(aiohttp_client):

@@ -26,15 +26,15 @@ import schemathesis
 from aiohttp import web
 from schemathesis.core.result import Ok
 
-from adapters.dynamodb_client import dynamodb_client
-from entrypoints.demo.embedded import free_port
-from entrypoints.http.app import init_app
-from entrypoints.http.auth import JwtRules
-from entrypoints.http.openapi import OPENAPI_PATH
-from entrypoints.settings import Settings
 from tests.e2e.conftest import AUTH, TOKEN
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.entrypoints.demo.embedded import free_port
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.http.auth import JwtRules
+from user_migration.entrypoints.http.openapi import OPENAPI_PATH
+from user_migration.entrypoints.settings import Settings
 
 T = TypeVar("T")
 MAX_USER_ID = 2**63 - 1
@@ -137,7 +137,9 @@ def live_server(postgres_dsn: str, dynamodb_endpoint: str) -> Iterator[LiveServe
 
 def packaged_document() -> dict[str, Any]:
     """The document as packaged with the service (`entrypoints/http/openapi.json`)."""
-    document: dict[str, Any] = json.loads(resources.files("entrypoints.http").joinpath("openapi.json").read_text())
+    document: dict[str, Any] = json.loads(
+        resources.files("user_migration.entrypoints.http").joinpath("openapi.json").read_text()
+    )
     return document
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from domain.model import ChangeCursor
-from entrypoints.demo.embedded import EmbeddedDynamoDb
-from entrypoints.http.app import init_app
 from tests.e2e.conftest import AUTH, LiveService
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+from user_migration.domain.model import ChangeCursor
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb
+from user_migration.entrypoints.http.app import init_app
 
 
 async def test_healthz_needs_no_token_and_calls_nothing(aiohttp_client, live_settings):
@@ -48,7 +48,7 @@ async def test_readyz_names_a_missing_table_and_a_missing_source(aiohttp_client,
 
 
 async def test_readyz_turns_503_when_dynamodb_stops(aiohttp_client, live_settings, postgres_dsn):
-    from adapters.dynamodb_client import dynamodb_client
+    from user_migration.adapters.dynamodb_client import dynamodb_client
 
     server = EmbeddedDynamoDb().start()
     try:

@@ -31,20 +31,20 @@ from aiobotocore.config import AioConfig
 from aiohttp.test_utils import TestClient
 from dependency_injector import providers
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_state import DynamoDbMigrationState
-from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.postgres import PostgresUserSource, create_pool
-from container import build_container
-from domain.mapping import default_mapping
-from domain.model import Item, MigrationProgress, SourceUser, User
-from domain.rules import Rejection, prepare_user
-from entrypoints.demo.embedded import free_port
-from entrypoints.http.app import init_app
-from entrypoints.settings import Settings
 from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.postgres import PostgresUserSource, create_pool
+from user_migration.container import build_container
+from user_migration.domain.mapping import default_mapping
+from user_migration.domain.model import Item, MigrationProgress, SourceUser, User
+from user_migration.domain.rules import Rejection, prepare_user
+from user_migration.entrypoints.demo.embedded import free_port
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.settings import Settings
 
 TOKEN = "fault-token-2718281828"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -305,7 +305,7 @@ async def get(client: TestClient, path: str = USERS, **params: Any) -> tuple[int
 
 
 def cli_command(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "entrypoints.cli", *arguments]
+    return [sys.executable, "-m", "user_migration.entrypoints.cli", *arguments]
 
 
 def process_environment(env: dict[str, str]) -> dict[str, str]:

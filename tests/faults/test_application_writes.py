@@ -46,15 +46,15 @@ from typing import Any
 import attrs
 import pytest
 
-from adapters.dynamodb_codec import encode_user
-from domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
-from domain.model import Item, PreparedUser, SourceUser, as_source_user
-from domain.rules import prepare_user
-from entrypoints.library import UserMigration
 from tests.factories import from_item, valid_user
 from tests.faults.conftest import STATS, USERS, World, both_write_modes, get, is_valid, run_cli
 from tests.faults.fault_proxy import HttpMessage, request_user_ids
 from tests.real_adapters import execute
+from user_migration.adapters.dynamodb_codec import encode_user
+from user_migration.domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.domain.model import Item, PreparedUser, SourceUser, as_source_user
+from user_migration.domain.rules import prepare_user
+from user_migration.entrypoints.library import UserMigration
 
 # Every 41st user is invalid: never written by the migration, though the application may write it.
 INVALID_EVERY = 41

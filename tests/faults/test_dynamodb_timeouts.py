@@ -20,15 +20,15 @@ import aioboto3
 import pytest
 from aiobotocore.config import AioConfig
 
-from adapters.dynamodb_state import DynamoDbMigrationState
-from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.postgres import PostgresUserSource, create_pool
-from domain.errors import TargetUnavailable
-from domain.mapping import default_mapping
-from domain.migration import Migration
-from domain.request import BatchRequest
 from tests.factories import valid_user
 from tests.faults.conftest import World, both_write_modes
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.postgres import PostgresUserSource, create_pool
+from user_migration.domain.errors import TargetUnavailable
+from user_migration.domain.mapping import default_mapping
+from user_migration.domain.migration import Migration
+from user_migration.domain.request import BatchRequest
 
 
 @pytest.fixture

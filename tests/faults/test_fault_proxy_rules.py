@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_target import DynamoDbUserTarget
-from domain.errors import TargetThrottled, TargetUnavailable
-from domain.model import WriteRule
 from tests.factories import prepared_user
 from tests.faults.conftest import World
 from tests.faults.fault_proxy import request_user_ids
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.domain.errors import TargetThrottled, TargetUnavailable
+from user_migration.domain.model import WriteRule
 
 MIGRATED_AT = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -18,8 +18,6 @@ from typing import Any
 
 import attrs
 
-from domain.model import as_source_user
-from domain.segments import resume_point
 from tests.factories import from_item, valid_user
 from tests.faults.conftest import (
     World,
@@ -32,6 +30,8 @@ from tests.faults.conftest import (
 )
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables, run_leases
+from user_migration.domain.model import as_source_user
+from user_migration.domain.segments import resume_point
 
 USERS = 400
 BATCH = "40"

@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import pytest
 
-from domain.errors import SourceUnavailable, TargetUnavailable
-from entrypoints.library import UserMigration
 from tests.factories import UPDATED, from_item, valid_user
 from tests.faults.conftest import World, refuse_writes_of, run_cli
 from tests.faults.test_dynamodb_faults import once_per_user
 from tests.real_adapters import execute
+from user_migration.domain.errors import SourceUnavailable, TargetUnavailable
+from user_migration.entrypoints.library import UserMigration
 
 LATER = UPDATED + timedelta(days=1)
 USERS = 60

@@ -19,14 +19,14 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
-from adapters.pgoutput import UNCHANGED_TOAST, Update, decode
-from domain.model import User
-from entrypoints.demo.embedded import free_port
 from tests.factories import valid_user
 from tests.integration.test_cli_migrate import cli, command, stored
 from tests.integration.test_cli_sync import dynamodb_users
 from tests.real_adapters import execute, fresh_environment, insert_users, json_text
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.adapters.pgoutput import UNCHANGED_TOAST, Update, decode
+from user_migration.domain.model import User
+from user_migration.entrypoints.demo.embedded import free_port
 
 
 def capture_objects(dsn: str, env: dict[str, str]) -> tuple[bool, bool]:
@@ -115,7 +115,7 @@ def test_setup_on_a_server_without_logical_replication_names_the_missing_setting
 
 
 async def _plain_environment(dsn: str, endpoint: str) -> dict[str, str]:
-    from adapters.dynamodb_client import dynamodb_client
+    from user_migration.adapters.dynamodb_client import dynamodb_client
 
     async with dynamodb_client(endpoint, "us-east-1") as client:
         return await fresh_environment(dsn, endpoint, client)

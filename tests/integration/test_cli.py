@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from adapters.dynamodb_tables import ensure_tables
+from user_migration.adapters.dynamodb_tables import ensure_tables
 
 
 def run_cli(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -14,7 +14,7 @@ def run_cli(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess
         key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "MIGRATION_", "DYNAMODB_"))
     }
     return subprocess.run(
-        [sys.executable, "-m", "entrypoints.cli", *arguments],
+        [sys.executable, "-m", "user_migration.entrypoints.cli", *arguments],
         env={**base, **env},
         capture_output=True,
         text=True,
@@ -62,8 +62,8 @@ def test_serve_with_bad_configuration_lists_every_problem_and_starts_nothing():
 
 def serve_environment(postgres_dsn: str, dynamodb_endpoint: str) -> dict[str, str]:
     """What `serve` needs, on fresh DynamoDB table names and a free port of its own."""
-    from entrypoints.demo.embedded import free_port
     from tests.real_adapters import unique_name
+    from user_migration.entrypoints.demo.embedded import free_port
 
     return {
         "DATABASE_URL": postgres_dsn,
@@ -100,7 +100,7 @@ def test_serve_answers_both_endpoints_and_stops_on_sigterm(postgres_dsn, dynamod
     assert run_cli("init-tables", env=env).returncode == 0
     base = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "MIGRATION_"))}
     server = subprocess.Popen(
-        [sys.executable, "-m", "entrypoints.cli", "serve"],
+        [sys.executable, "-m", "user_migration.entrypoints.cli", "serve"],
         env={**base, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

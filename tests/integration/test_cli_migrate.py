@@ -13,10 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_state import DynamoDbMigrationState
-from adapters.dynamodb_target import DynamoDbUserTarget
-from entrypoints.demo.embedded import free_port
 from tests.factories import from_item, valid_user
 from tests.real_adapters import (
     checkpointed,
@@ -26,6 +22,10 @@ from tests.real_adapters import (
     run_leases,
 )
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.entrypoints.demo.embedded import free_port
 
 INVALID = {17: {"email": "nope"}, 120: {"username": None}, 233: {"status": "archived"}}
 
@@ -40,7 +40,7 @@ async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
 
 
 def command(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "entrypoints.cli", *arguments]
+    return [sys.executable, "-m", "user_migration.entrypoints.cli", *arguments]
 
 
 def cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:

@@ -15,22 +15,22 @@ import attrs
 import psycopg2
 import pytest
 
-from adapters.dynamodb_codec import unchanged_since_written
-from adapters.dynamodb_state import DynamoDbMigrationState
-from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
-from adapters.retry import Backoff
-from domain.dynamodb_rules import MAX_ITEM_BYTES, item_bytes
-from domain.mapping import UserMapping, default_mapping
-from domain.migration import Migration
-from domain.model import JsonValue, User, as_source_user
-from domain.report import MigrationReport, MigrationStats
-from domain.request import BatchRequest
-from domain.rules import UserPreparer, user_problems
-from domain.timestamps import format_timestamp, parse_timestamp
-from domain.verification import Verification
 from tests.factories import from_item, to_item, valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
+from user_migration.adapters.dynamodb_codec import unchanged_since_written
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
+from user_migration.adapters.retry import Backoff
+from user_migration.domain.dynamodb_rules import MAX_ITEM_BYTES, item_bytes
+from user_migration.domain.mapping import UserMapping, default_mapping
+from user_migration.domain.migration import Migration
+from user_migration.domain.model import JsonValue, User, as_source_user
+from user_migration.domain.report import MigrationReport, MigrationStats
+from user_migration.domain.request import BatchRequest
+from user_migration.domain.rules import UserPreparer, user_problems
+from user_migration.domain.timestamps import format_timestamp, parse_timestamp
+from user_migration.domain.verification import Verification
 
 BIG = 12345678901234567890123456789012345678  # 38 digits, DynamoDB's maximum precision
 PRECISE = Decimal("0.1000000000000000000000000000000000001")  # 37 significant digits

@@ -17,9 +17,9 @@ from typing import Any
 
 import psutil
 
-from domain.rules import Rejection, prepare_user, user_problems
-from entrypoints.demo.data import demo_users
-from entrypoints.demo.embedded import free_port
+from user_migration.domain.rules import Rejection, prepare_user, user_problems
+from user_migration.entrypoints.demo.data import demo_users
+from user_migration.entrypoints.demo.embedded import free_port
 
 USERS = 500
 TOKEN_LINE = "Bearer token: "
@@ -41,7 +41,7 @@ class Demo:
             [
                 sys.executable,
                 "-m",
-                "entrypoints.cli",
+                "user_migration.entrypoints.cli",
                 "demo",
                 "--users",
                 str(USERS),

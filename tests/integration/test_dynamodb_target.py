@@ -17,19 +17,19 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_plan import segment_key
-from adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING, unchanged_condition
-from adapters.dynamodb_state import DynamoDbMigrationState
-from adapters.dynamodb_tables import ensure_tables
-from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.retry import Backoff
-from domain.errors import TargetThrottled, TargetUnavailable
-from domain.model import MigrationProgress, PreparedUser
-from entrypoints.demo.embedded import free_port
-from ports.migration_state import UNRECORDED_REASON
 from tests.factories import from_item, prepared_user, valid_user
 from tests.real_adapters import RacingClient, create_dynamodb_tables, unique_name
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_plan import segment_key
+from user_migration.adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING, unchanged_condition
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.retry import Backoff
+from user_migration.domain.errors import TargetThrottled, TargetUnavailable
+from user_migration.domain.model import MigrationProgress, PreparedUser
+from user_migration.entrypoints.demo.embedded import free_port
+from user_migration.ports.migration_state import UNRECORDED_REASON
 
 MIGRATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 FAST = Backoff(attempts=4, base_seconds=0.001, cap_seconds=0.01)

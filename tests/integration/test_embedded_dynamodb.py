@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from adapters.dynamodb_client import dynamodb_client
-from entrypoints.demo.embedded import EmbeddedDynamoDb
 from tests.real_adapters import create_dynamodb_tables
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb
 
 
 async def test_items_written_are_not_kept_by_moto_beyond_their_table():

@@ -13,16 +13,16 @@ from typing import Any
 import attrs
 import pytest
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_conditional import CHANGED_WHILE_DELETING
-from adapters.dynamodb_target import DynamoDbUserTarget
-from domain.model import DeleteOutcome, WriteRule
 from tests.factories import prepared_user, valid_user
 from tests.integration.test_cli_migrate import cli, stored
 from tests.integration.test_cli_sync import dynamodb_users
 from tests.integration.test_cli_verify import foreign_item
 from tests.real_adapters import RacingClient, create_dynamodb_tables, execute, fresh_environment, insert_users
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_conditional import CHANGED_WHILE_DELETING
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.domain.model import DeleteOutcome, WriteRule
 
 
 @pytest.fixture

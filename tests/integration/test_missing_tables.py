@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_errors import target_errors
-from adapters.dynamodb_tables import ensure_table_active, ensure_tables
-from domain.errors import DependencyUnavailable, SetupError, TargetTableMissing
-from entrypoints.http.errors import domain_error_response
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_errors import target_errors
+from user_migration.adapters.dynamodb_tables import ensure_table_active, ensure_tables
+from user_migration.domain.errors import DependencyUnavailable, SetupError, TargetTableMissing
+from user_migration.entrypoints.http.errors import domain_error_response
 
 
 def unique_name(prefix: str) -> str:

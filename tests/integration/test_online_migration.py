@@ -21,11 +21,11 @@ import attrs
 import psycopg2
 import pytest
 
-from domain.model import User
 from tests.factories import to_item, valid_user
 from tests.integration.test_cli_sync import dynamodb_users
 from tests.real_adapters import execute, fresh_environment, insert_users
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.domain.model import User
 
 FIRST_IDS = range(1000, 1600)
 
@@ -117,7 +117,7 @@ async def start_cli(env: dict[str, str], *arguments: str) -> asyncio.subprocess.
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "entrypoints.cli",
+        "user_migration.entrypoints.cli",
         *arguments,
         env={**base, **env},
         stdout=asyncio.subprocess.PIPE,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from adapters.postgres import PostgresUserSource
-from adapters.postgres_changes import changed_rows_condition, cursor_position, cursor_text
-from domain.errors import SetupError
-from domain.mapping import default_mapping
 from tests.factories import valid_user
 from tests.real_adapters import create_source_table, execute, insert_users, unique_name
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.adapters.postgres import PostgresUserSource
+from user_migration.adapters.postgres_changes import changed_rows_condition, cursor_position, cursor_text
+from user_migration.domain.errors import SetupError
+from user_migration.domain.mapping import default_mapping
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import psycopg2
 
-from adapters.postgres import PostgresUserSource, quote_table_name
-from adapters.postgres_estimate import EXACT_COUNT_UP_TO_PAGES
-from adapters.postgres_plan import sql_text
-from domain.mapping import default_mapping
 from tests.real_adapters import create_source_table, execute, unique_name
+from user_migration.adapters.postgres import PostgresUserSource, quote_table_name
+from user_migration.adapters.postgres_estimate import EXACT_COUNT_UP_TO_PAGES
+from user_migration.adapters.postgres_plan import sql_text
+from user_migration.domain.mapping import default_mapping
 
 # Rows of the documented layout, made by the server (fast: no round trip per row).
 GENERATED = (

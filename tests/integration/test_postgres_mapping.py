@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import psycopg2.extensions
 import pytest
 
-from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
-from domain.errors import MappingError, SetupError, SourceUnavailable
-from domain.mapping import UserMapping, default_mapping, parse_mapping
-from entrypoints.demo.embedded import free_port
-from entrypoints.library import UserMigration
 from tests.django_mapping import django_mapping
 from tests.real_adapters import execute, unique_name
+from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
+from user_migration.domain.errors import MappingError, SetupError, SourceUnavailable
+from user_migration.domain.mapping import UserMapping, default_mapping, parse_mapping
+from user_migration.entrypoints.demo.embedded import free_port
+from user_migration.entrypoints.library import UserMigration
 
 
 def mapping_of(text: str, origin: str = "mapping.toml") -> UserMapping:

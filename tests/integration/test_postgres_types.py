@@ -20,10 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.postgres import PostgresUserSource, create_pool, quote_table_name
-from domain.mapping import UserMapping
-from domain.model import Json, JsonValue, SourceUser, UnreadableValue
 from tests.real_adapters import execute, json_text, unique_name
+from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
+from user_migration.domain.mapping import UserMapping
+from user_migration.domain.model import Json, JsonValue, SourceUser, UnreadableValue
 
 # column name -> SQL type, in table order
 COLUMNS = {

@@ -14,7 +14,6 @@ import urllib.request
 
 import pytest
 
-from entrypoints.demo.embedded import free_port
 from tests.factories import valid_user
 from tests.real_adapters import (
     execute,
@@ -23,6 +22,7 @@ from tests.real_adapters import (
     unique_name,
 )
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.entrypoints.demo.embedded import free_port
 
 TOKEN = "lifecycle-token-3141592653"
 
@@ -32,7 +32,7 @@ class Server:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MIGRATION_", "LOG_"))}
         self.port = int(env["PORT"])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "entrypoints.cli", "serve"],
+            [sys.executable, "-m", "user_migration.entrypoints.cli", "serve"],
             env={**base, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -14,15 +14,15 @@ from urllib.parse import urlparse
 
 import pytest
 
-from adapters.dynamodb_client import dynamodb_client
-from adapters.dynamodb_leases import DynamoDbSegmentLeases
-from adapters.dynamodb_plan import PlanStore
-from adapters.dynamodb_state import DynamoDbMigrationState
-from adapters.dynamodb_target import DynamoDbUserTarget
-from domain.request import MAX_USER_ID
 from tests.factories import valid_user
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import fresh_environment, insert_users
+from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb_leases import DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb_plan import PlanStore
+from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.domain.request import MAX_USER_ID
 
 # Short leases, so that a dead worker's segments and holds pass on within seconds (a page's
 # writes take well under the holds' lease, even with 8 workers on one moto server).
@@ -46,7 +46,7 @@ async def start_worker(env: dict[str, str], *extra: str) -> asyncio.subprocess.P
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "entrypoints.cli",
+        "user_migration.entrypoints.cli",
         "migrate",
         "--all",
         "--workers",

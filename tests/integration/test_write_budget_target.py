@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.dynamodb_target import DynamoDbUserTarget
-from adapters.retry import Backoff
-from domain.model import WriteRule
-from domain.write_budget import TokenBucketBudget
 from tests.factories import prepared_user
 from tests.integration.test_dynamodb_target import MIGRATED_AT, FlakyClient, throttling_error
 from tests.real_adapters import create_dynamodb_tables
+from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.retry import Backoff
+from user_migration.domain.model import WriteRule
+from user_migration.domain.write_budget import TokenBucketBudget
 
 FAST = Backoff(attempts=4, base_seconds=0.001, cap_seconds=0.01)
 
@@ -108,9 +108,9 @@ async def test_the_requests_ask_dynamodb_for_the_capacity_they_consumed(dynamodb
 async def test_a_configured_budget_joins_the_shares_in_the_state_table_and_shows_in_metrics(
     aiohttp_client, dynamodb, dynamodb_endpoint
 ):
-    from entrypoints.harness import InMemoryHarness
-    from entrypoints.http.app import init_app
-    from entrypoints.settings import Settings
+    from user_migration.entrypoints.harness import InMemoryHarness
+    from user_migration.entrypoints.http.app import init_app
+    from user_migration.entrypoints.settings import Settings
 
     _, state_table = await create_dynamodb_tables(dynamodb)
     harness = InMemoryHarness.with_users()

@@ -10,11 +10,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from adapters.dynamodb_client import dynamodb_client
 from tests.django_mapping import django_mapping
 from tests.integration.test_cli_migrate import cli
 from tests.real_adapters import create_dynamodb_tables, unique_name
 from tests.real_adapters import quote_table_name as quoted
+from user_migration.adapters.dynamodb_client import dynamodb_client
 
 AUTH_USER = """
 CREATE TABLE {table} (

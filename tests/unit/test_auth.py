@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from entrypoints.http.auth import ALL_SCOPES, READ_SCOPE, WRITE_SCOPE, Authenticator, Caller, JwtRules
+from user_migration.entrypoints.http.auth import ALL_SCOPES, READ_SCOPE, WRITE_SCOPE, Authenticator, Caller, JwtRules
 
 SECRET = "a-shared-secret-of-at-least-32-bytes!"
 NOW = int(time.time())

@@ -9,15 +9,15 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.dynamodb_codec import encode_user, encode_value, item_digest
-from domain.dynamodb_rules import item_bytes, significant_digits
-from domain.model import Json, PreparedUser, UnreadableValue, User
-from domain.rules import Rejection, prepare_user, user_problems
-from domain.timestamps import format_timestamp, parse_timestamp
-from domain.values import checked_value
-from domain.versions import version_of
 from tests.factories import from_item, to_item, valid_user
 from tests.unit.test_profile_rules import mostly, odd_profiles, sizable
+from user_migration.adapters.dynamodb_codec import encode_user, encode_value, item_digest
+from user_migration.domain.dynamodb_rules import item_bytes, significant_digits
+from user_migration.domain.model import Json, PreparedUser, UnreadableValue, User
+from user_migration.domain.rules import Rejection, prepare_user, user_problems
+from user_migration.domain.timestamps import format_timestamp, parse_timestamp
+from user_migration.domain.values import checked_value
+from user_migration.domain.versions import version_of
 
 MIGRATED_AT = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
 

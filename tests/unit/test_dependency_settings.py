@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.dynamodb_watch import endpoint_text
-from adapters.postgres import dsn_endpoint
-from entrypoints.cli.main import main
-from entrypoints.settings import ConfigurationError, load_settings
+from user_migration.adapters.dynamodb_watch import endpoint_text
+from user_migration.adapters.postgres import dsn_endpoint
+from user_migration.entrypoints.cli.main import main
+from user_migration.entrypoints.settings import ConfigurationError, load_settings
 
 GOOD = {
     "DATABASE_URL": "postgresql://migrator:secret@db.internal:5432/app",

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from entrypoints.cli.main import build_parser
-from entrypoints.settings import load_settings
+from user_migration.entrypoints.cli.main import build_parser
+from user_migration.entrypoints.settings import load_settings
 
 MANIFEST = Path(__file__).parents[2] / "deploy" / "migrate-job.yaml"
 

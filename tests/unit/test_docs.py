@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints.cli.main import build_parser
+from user_migration.entrypoints.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

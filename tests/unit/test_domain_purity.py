@@ -17,23 +17,23 @@ FORBIDDEN = {
     "botocore",
     "boto3",
     "dependency_injector",
-    "adapters",
-    "entrypoints",
-    "container",
     "socket",
     "requests",
 }
+# The outer layers, by the import name the project installs under.
+OUTER = {"user_migration.adapters", "user_migration.entrypoints", "user_migration.container"}
 
 
 def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, with each of its parents (`a.b.c` gives `a`, `a.b`, `a.b.c`)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
+    modules: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+            modules.add(node.module)
+    return {".".join(module.split(".")[:depth]) for module in modules for depth in range(1, module.count(".") + 2)}
 
 
 @pytest.mark.parametrize(
@@ -42,10 +42,23 @@ def imported_modules(path: Path) -> set[str]:
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_pure_layers_import_no_io_library(path):
-    assert imported_modules(path) & FORBIDDEN == set()
+    assert imported_modules(path) & (FORBIDDEN | OUTER) == set()
+
+
+def test_the_layers_are_imported_by_the_project_s_own_name():
+    """A bare `domain` or `adapters` import would find a host service's package of that name."""
+    bare = {"domain", "ports", "adapters", "entrypoints", "container"}
+    folders = ("domain", "ports", "adapters", "entrypoints", "tests", "bench")
+    paths = [
+        ROOT / "user_migration.container.py",
+        *(path for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))),
+    ]
+    assert len(paths) > 200
+    for path in paths:
+        assert imported_modules(path) & bare == set(), path
 
 
 def test_domain_models_do_not_import_ports():
     names = ("model.py", "mapping.py", "values.py", "rules.py", "timestamps.py", "request.py", "report.py")
     for name in names:
-        assert "ports" not in imported_modules(ROOT / "domain" / name)
+        assert "user_migration.ports" not in imported_modules(ROOT / "domain" / name)

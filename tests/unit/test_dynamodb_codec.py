@@ -12,7 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.dynamodb_codec import (
+from tests.factories import CREATED, prepared_user
+from tests.unit.test_profile_rules import sizable
+from tests.unit.test_values import prepared_keys, prepared_values, same
+from user_migration.adapters.dynamodb_codec import (
     decode_item,
     decode_value,
     encode_user,
@@ -23,11 +26,8 @@ from adapters.dynamodb_codec import (
     unchanged_since_written,
     written_by_migration,
 )
-from domain.dynamodb_rules import item_bytes
-from domain.model import PreparedUser
-from tests.factories import CREATED, prepared_user
-from tests.unit.test_profile_rules import sizable
-from tests.unit.test_values import prepared_keys, prepared_values, same
+from user_migration.domain.dynamodb_rules import item_bytes
+from user_migration.domain.model import PreparedUser
 
 attribute_names = st.text(min_size=1, max_size=10).filter(lambda name: name not in ("migrated_at", "migration_digest"))
 # A mapping never names the key attribute, nor the migration's own attributes (parse_mapping refuses them).

@@ -7,13 +7,13 @@ from decimal import Decimal
 import pytest
 from dependency_injector.errors import Error as InjectionError
 
-from adapters.memory import InMemoryUserSource
-from container import Container
-from domain.errors import UserNotFound
-from domain.mapping import parse_mapping
-from domain.model import SourceUser
-from entrypoints.harness import InMemoryHarness
 from tests.factories import from_item, valid_user
+from user_migration.adapters.memory import InMemoryUserSource
+from user_migration.container import Container
+from user_migration.domain.errors import UserNotFound
+from user_migration.domain.mapping import parse_mapping
+from user_migration.domain.model import SourceUser
+from user_migration.entrypoints.harness import InMemoryHarness
 
 
 async def test_library_on_in_memory_adapters():

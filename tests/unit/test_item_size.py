@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from domain.dynamodb_rules import MAX_ITEM_BYTES, attribute_value_bytes, item_bytes
-from domain.mapping import DIGEST_BYTES
-from domain.model import PreparedUser
-from domain.rules import Rejection, prepare_user
 from tests.factories import to_item, valid_user
+from user_migration.domain.dynamodb_rules import MAX_ITEM_BYTES, attribute_value_bytes, item_bytes
+from user_migration.domain.mapping import DIGEST_BYTES
+from user_migration.domain.model import PreparedUser
+from user_migration.domain.rules import Rejection, prepare_user
 
 MIGRATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 

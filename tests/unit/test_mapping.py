@@ -6,8 +6,9 @@ import tomllib
 
 import pytest
 
-from domain.errors import MappingError
-from domain.mapping import (
+from tests.django_mapping import django_mapping
+from user_migration.domain.errors import MappingError
+from user_migration.domain.mapping import (
     DOCUMENTED_RULES,
     NO_RULES,
     AttributeSource,
@@ -17,7 +18,6 @@ from domain.mapping import (
     mapping_as_written,
     parse_mapping,
 )
-from tests.django_mapping import django_mapping
 
 DJANGO = django_mapping("public.auth_user")
 

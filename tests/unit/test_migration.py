@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from domain.errors import UserNotFound
-from domain.migration import Migration
-from domain.report import MigrationStats
-from domain.request import BatchRequest, SingleUserRequest
 from tests.factories import from_item, to_item, valid_user
+from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.domain.errors import UserNotFound
+from user_migration.domain.migration import Migration
+from user_migration.domain.report import MigrationStats
+from user_migration.domain.request import BatchRequest, SingleUserRequest
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

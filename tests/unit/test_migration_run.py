@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from domain.errors import InvalidParameter, SourceUnavailable, TargetUnavailable
-from domain.migration import Migration
-from domain.migration_run import NOT_IN_SOURCE, MigrationRun
 from tests.factories import valid_user
+from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.domain.errors import InvalidParameter, SourceUnavailable, TargetUnavailable
+from user_migration.domain.migration import Migration
+from user_migration.domain.migration_run import NOT_IN_SOURCE, MigrationRun
 
 
 def wired(users, target=None, state=None, source_class=InMemoryUserSource):

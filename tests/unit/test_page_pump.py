@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from domain.engine.pump import PagePump
+from user_migration.domain.engine.pump import PagePump
 
 PAGES = {0: [1, 2], 2: [3, 4], 4: [5]}
 

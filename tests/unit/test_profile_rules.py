@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.dynamodb_codec import encode_value
-from adapters.postgres_types import parse_profile
-from domain.dynamodb_rules import attribute_value_bytes
-from domain.model import UnreadableValue
-from domain.rules import Reason, user_problems
-from domain.values import LookCloser, checked_value, quick_value
 from tests.factories import valid_user
+from user_migration.adapters.dynamodb_codec import encode_value
+from user_migration.adapters.postgres_types import parse_profile
+from user_migration.domain.dynamodb_rules import attribute_value_bytes
+from user_migration.domain.model import UnreadableValue
+from user_migration.domain.rules import Reason, user_problems
+from user_migration.domain.values import LookCloser, checked_value, quick_value
 
 
 def profile_problems(profile: Any) -> list[Reason]:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import InvalidParameter
-from domain.request import BatchRequest, SingleUserRequest, plan_batch
+from user_migration.domain.errors import InvalidParameter
+from user_migration.domain.request import BatchRequest, SingleUserRequest, plan_batch
 
 
 def plan(**params: str):

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from entrypoints.settings import ConfigurationError, Settings, load_settings
+from user_migration.entrypoints.settings import ConfigurationError, Settings, load_settings
 
 GOOD = {
     "DATABASE_URL": "postgresql://migrator:secret@db.internal:5432/app",

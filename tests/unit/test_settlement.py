@@ -3,7 +3,7 @@ settles in each."""
 
 import pytest
 
-from ports.migration_state import Settlement
+from user_migration.ports.migration_state import Settlement
 
 
 def test_split_gives_each_part_its_own_ids_of_every_kind() -> None:

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from domain.stall_watch import NoticeKind, StallNotices, StallWatch
-from entrypoints.cli.progress import StatusLine
+from user_migration.domain.stall_watch import NoticeKind, StallNotices, StallWatch
+from user_migration.entrypoints.cli.progress import StatusLine
 
 DYNAMODB = "DynamoDB"
 ENDPOINT = "http://127.0.0.1:8000"

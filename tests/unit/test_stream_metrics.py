@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from adapters.memory_changes import InMemoryChangeStream
-from domain.errors import SetupError, SourceUnavailable
-from domain.row_changes import RowChange, StreamHealth
-from entrypoints.http.stream_metrics import StreamCollector
+from user_migration.adapters.memory_changes import InMemoryChangeStream
+from user_migration.domain.errors import SetupError, SourceUnavailable
+from user_migration.domain.row_changes import RowChange, StreamHealth
+from user_migration.entrypoints.http.stream_metrics import StreamCollector
 
 
 class _Failing(InMemoryChangeStream):

@@ -12,13 +12,14 @@ from typing import Any
 import attrs
 import pytest
 
-from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from adapters.memory_changes import InMemoryChangeStream
-from domain.errors import ChangeStreamInUse, DependencyUnavailable, SourceUnavailable
-from domain.migration import Migration
-from domain.migration_run import MigrationRun
-from domain.model import ChangeCursor
-from domain.row_changes import (
+from tests.factories import from_item, valid_user
+from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory_changes import InMemoryChangeStream
+from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable, SourceUnavailable
+from user_migration.domain.migration import Migration
+from user_migration.domain.migration_run import MigrationRun
+from user_migration.domain.model import ChangeCursor
+from user_migration.domain.row_changes import (
     STREAM_VERSION_BASE,
     ChangeBatch,
     CommittedChanges,
@@ -26,10 +27,9 @@ from domain.row_changes import (
     net_changes,
     stream_version,
 )
-from domain.stream_sync import StreamProgress, StreamSummary, StreamSync, backfilled_mark
-from domain.sync import ChangeSync
-from domain.versions import stored_version
-from tests.factories import from_item, valid_user
+from user_migration.domain.stream_sync import StreamProgress, StreamSummary, StreamSync, backfilled_mark
+from user_migration.domain.sync import ChangeSync
+from user_migration.domain.versions import stored_version
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 

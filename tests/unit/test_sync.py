@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
-from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from domain.errors import InvalidParameter, SetupError, SourceUnavailable
-from domain.migration import Migration
-from domain.migration_run import MigrationRun
-from domain.request import BatchRequest
-from domain.sync import ChangeSync
 from tests.factories import UPDATED, from_item, to_item, valid_user
+from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.domain.errors import InvalidParameter, SetupError, SourceUnavailable
+from user_migration.domain.migration import Migration
+from user_migration.domain.migration_run import MigrationRun
+from user_migration.domain.request import BatchRequest
+from user_migration.domain.sync import ChangeSync
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LATER = UPDATED + timedelta(days=1)

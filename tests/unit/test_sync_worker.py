@@ -8,11 +8,11 @@ import asyncio
 
 import pytest
 
-from adapters.memory_leases import InMemorySegmentLeases
-from adapters.memory_sync_passes import InMemorySyncPasses
-from domain.sync_worker import SyncWorker
 from tests.factories import from_item, valid_user
 from tests.unit.test_sync import LATER, NOW, World, backfilled, make_world
+from user_migration.adapters.memory_leases import InMemorySegmentLeases
+from user_migration.adapters.memory_sync_passes import InMemorySyncPasses
+from user_migration.domain.sync_worker import SyncWorker
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.dynamodb_rules import number_problem
-from domain.model import Json, UnreadableValue
-from domain.values import LookCloser, checked_value, quick_value
 from tests.unit.test_profile_rules import value_bytes
 from tests.unit.test_profile_rules import values as odd_values
+from user_migration.domain.dynamodb_rules import number_problem
+from user_migration.domain.model import Json, UnreadableValue
+from user_migration.domain.values import LookCloser, checked_value, quick_value
 
 storable_ints = st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1)
 storable_decimals = st.decimals(allow_nan=False, allow_infinity=False).filter(lambda d: number_problem(d) is None)

@@ -9,21 +9,21 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
-from adapters.dynamodb_codec import CHANGED_SINCE_WRITTEN
-from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from domain.differences import Difference, Problem, VerifyCounts
-from domain.errors import InvalidParameter
-from domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
-from domain.migration import Migration
-from domain.model import WriteRule
-from domain.request import MAX_USER_ID
-from domain.verification import Verification
-from domain.verify_request import VerifyPageRequest, VerifyRange, plan_verify_page
-from entrypoints.harness import InMemoryHarness
-from entrypoints.http.app import init_app
-from entrypoints.library import UserMigration
-from entrypoints.settings import Settings
 from tests.factories import UPDATED, prepared_user, to_item, valid_user
+from user_migration.adapters.dynamodb_codec import CHANGED_SINCE_WRITTEN
+from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.domain.differences import Difference, Problem, VerifyCounts
+from user_migration.domain.errors import InvalidParameter
+from user_migration.domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.domain.migration import Migration
+from user_migration.domain.model import WriteRule
+from user_migration.domain.request import MAX_USER_ID
+from user_migration.domain.verification import Verification
+from user_migration.domain.verify_request import VerifyPageRequest, VerifyRange, plan_verify_page
+from user_migration.entrypoints.harness import InMemoryHarness
+from user_migration.entrypoints.http.app import init_app
+from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.settings import Settings
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 LATER = UPDATED + timedelta(days=3)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-from adapters.memory_leases import InMemorySegmentLeases
-from adapters.memory_verify_results import InMemoryVerifyResults
-from domain.differences import Difference
-from domain.verify_worker import VerifyWorker
 from tests.unit.test_verification import EVERY_KIND, every_kind_of_difference
+from user_migration.adapters.memory_leases import InMemorySegmentLeases
+from user_migration.adapters.memory_verify_results import InMemoryVerifyResults
+from user_migration.domain.differences import Difference
+from user_migration.domain.verify_worker import VerifyWorker
 
 
 async def pass_over(w, segments: int) -> InMemorySegmentLeases:

@@ -7,17 +7,17 @@ import asyncio
 import attrs
 import pytest
 
-from adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from adapters.memory_leases import InMemorySegmentLeases
-from domain.errors import TargetUnavailable
-from domain.leases import LeaseObserver, OwnLease, choose_lease
-from domain.migration import Migration
-from domain.segments import SegmentLease, SegmentPlan, quantile_boundaries, resume_point, segments_for
-from domain.worker import SegmentWorker
-from entrypoints.cli.main import build_parser
-from entrypoints.cli.workers import is_worker_run
-from entrypoints.http.segment_metrics import SegmentsCollector
 from tests.factories import valid_user
+from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory_leases import InMemorySegmentLeases
+from user_migration.domain.errors import TargetUnavailable
+from user_migration.domain.leases import LeaseObserver, OwnLease, choose_lease
+from user_migration.domain.migration import Migration
+from user_migration.domain.segments import SegmentLease, SegmentPlan, quantile_boundaries, resume_point, segments_for
+from user_migration.domain.worker import SegmentWorker
+from user_migration.entrypoints.cli.main import build_parser
+from user_migration.entrypoints.cli.workers import is_worker_run
+from user_migration.entrypoints.http.segment_metrics import SegmentsCollector
 
 
 class CountingSource(InMemoryUserSource):

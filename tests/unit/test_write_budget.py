@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from adapters.memory_budget import InMemoryBudgetShares
-from domain.budget_shares import (
+from user_migration.adapters.memory_budget import InMemoryBudgetShares
+from user_migration.domain.budget_shares import (
     LIVE_SECONDS,
     PublishedRate,
     expected_rate,
@@ -23,8 +23,8 @@ from domain.budget_shares import (
     live_others,
     next_share,
 )
-from domain.budget_upkeep import BudgetUpkeep
-from domain.write_budget import (
+from user_migration.domain.budget_upkeep import BudgetUpkeep
+from user_migration.domain.write_budget import (
     FLOOR_UNITS_PER_SECOND,
     TokenBucketBudget,
     write_units_for,
@@ -284,7 +284,7 @@ async def test_processes_taking_turns_spend_the_budget_within_10_percent_over_a_
 
 
 async def test_an_unreachable_state_table_leaves_the_budget_as_it_was():
-    from domain.errors import TargetUnavailable
+    from user_migration.domain.errors import TargetUnavailable
 
     class Unreachable(InMemoryBudgetShares):
         async def rates(self) -> list[PublishedRate]:

@@ -6,11 +6,11 @@ import argparse
 
 import pytest
 
-from container import resolve
-from domain.write_budget import TokenBucketBudget
-from entrypoints.cli.main import _with_budget_flags, build_parser, main
-from entrypoints.harness import InMemoryHarness
-from entrypoints.settings import ConfigurationError, load_settings
+from user_migration.container import resolve
+from user_migration.domain.write_budget import TokenBucketBudget
+from user_migration.entrypoints.cli.main import _with_budget_flags, build_parser, main
+from user_migration.entrypoints.harness import InMemoryHarness
+from user_migration.entrypoints.settings import ConfigurationError, load_settings
 
 GOOD = {"DATABASE_URL": "postgresql://migrator:secret@db.internal:5432/app", "AWS_REGION": "eu-west-1"}
 

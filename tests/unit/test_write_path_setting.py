@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from entrypoints.settings import ConfigurationError, load_settings
+from user_migration.entrypoints.settings import ConfigurationError, load_settings
 
 BASE = {"DATABASE_URL": "postgresql://u:p@localhost/db", "AWS_REGION": "us-east-1"}
 
