@@ -15,37 +15,37 @@ from typing import Any
 import aiopg
 from dependency_injector import containers, providers
 
-from user_migration.adapters.dynamodb_budget_shares import DynamoDbBudgetShares
-from user_migration.adapters.dynamodb_capacity import DynamoDbTableCapacity
-from user_migration.adapters.dynamodb_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, dynamodb_client
-from user_migration.adapters.dynamodb_codec import key_attribute_type
-from user_migration.adapters.dynamodb_leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
-from user_migration.adapters.dynamodb_plan import PlanStore
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_sync_passes import DynamoDbSyncPasses
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.adapters.dynamodb_verify_results import DynamoDbVerifyResults
-from user_migration.adapters.postgres import PostgresUserSource, create_pool
-from user_migration.adapters.postgres_cdc import CaptureNames
-from user_migration.adapters.postgres_replication import PostgresChangeStream
-from user_migration.domain.budget_upkeep import BudgetUpkeep
-from user_migration.domain.differences import LatestVerification
-from user_migration.domain.mapping import UserMapping, default_mapping
-from user_migration.domain.migration import Migration
-from user_migration.domain.migration_run import DEFAULT_PAGES_IN_FLIGHT, MigrationRun
-from user_migration.domain.range_locks import UserRangeLocks
-from user_migration.domain.rules import UserPreparer
-from user_migration.domain.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounter
-from user_migration.domain.stall_watch import StallWatch
-from user_migration.domain.statistics import Statistics
-from user_migration.domain.stream_sync import StreamSync
-from user_migration.domain.sync import ChangeSync
-from user_migration.domain.sync_worker import SyncWorker
-from user_migration.domain.verification import Verification
-from user_migration.domain.verify_worker import VerifyWorker
-from user_migration.domain.worker import DEFAULT_LEASE_SECONDS, SegmentWorker, boundaries_from
-from user_migration.domain.write_budget import FLOOR_UNITS_PER_SECOND, TokenBucketBudget
-from user_migration.domain.writes_in_flight import WritesInFlight
+from user_migration.adapters.dynamodb.budget_shares import DynamoDbBudgetShares
+from user_migration.adapters.dynamodb.capacity import DynamoDbTableCapacity
+from user_migration.adapters.dynamodb.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, dynamodb_client
+from user_migration.adapters.dynamodb.codec import key_attribute_type
+from user_migration.adapters.dynamodb.leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb.plan import PlanStore
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.sync_passes import DynamoDbSyncPasses
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.verify_results import DynamoDbVerifyResults
+from user_migration.adapters.postgres.cdc import CaptureNames
+from user_migration.adapters.postgres.replication import PostgresChangeStream
+from user_migration.adapters.postgres.source import PostgresUserSource, create_pool
+from user_migration.domain.budget.bucket import FLOOR_UNITS_PER_SECOND, TokenBucketBudget
+from user_migration.domain.budget.upkeep import BudgetUpkeep
+from user_migration.domain.convert.mapping import UserMapping, default_mapping
+from user_migration.domain.convert.rules import UserPreparer
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT, MigrationRun
+from user_migration.domain.observe.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounter
+from user_migration.domain.observe.stall_watch import StallWatch
+from user_migration.domain.observe.statistics import Statistics
+from user_migration.domain.parallel.migrate_worker import DEFAULT_LEASE_SECONDS, SegmentWorker, boundaries_from
+from user_migration.domain.parallel.sync_worker import SyncWorker
+from user_migration.domain.parallel.verify_worker import VerifyWorker
+from user_migration.domain.sync.poll import ChangeSync
+from user_migration.domain.sync.stream import StreamSync
+from user_migration.domain.verify.differences import LatestVerification
+from user_migration.domain.verify.verification import Verification
+from user_migration.domain.write.range_locks import UserRangeLocks
+from user_migration.domain.write.writes_in_flight import WritesInFlight
 from user_migration.ports import BudgetShares, ChangeStream, MigrationState, TableCapacity, UserSource, UserTarget
 from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.sync_passes import SyncPasses

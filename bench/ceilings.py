@@ -22,8 +22,8 @@ from typing import Any
 
 import attrs
 
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_partiql import insert_statement
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.partiql import insert_statement
 from user_migration.domain.model import Item
 
 REGION = "us-east-1"

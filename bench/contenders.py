@@ -27,8 +27,8 @@ import boto3
 import psycopg2
 from botocore.config import Config
 
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.postgres import quote_table_name
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.postgres.source import quote_table_name
 from user_migration.domain.model import Item
 
 REGION = "us-east-1"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 
-from user_migration.adapters.postgres import parse_profile, quote_table_name
+from user_migration.adapters.postgres.source import parse_profile, quote_table_name
 from user_migration.domain.model import User
 
 _FIRST = ("ana", "jose", "zoe", "lukasz", "soren", "aisha", "mateo", "yuki", "olga", "chloe", "priya", "kwame")

@@ -5,10 +5,10 @@
 Prints three figures, µs per user, each the best of 7 rounds over USERS users (default 20,000)
 taken a page of 1,000 at a time with the page's results kept until the next, as a migration does:
 
-- `prepare` (domain cost): `domain.rules.prepare_user` (validation and preparation, documented
+- `prepare` (domain cost): `domain.convert.rules.prepare_user` (validation and preparation, documented
   layout) of the benchmark's users (`bench.data`), handed over as `SourceUser`s as the PostgreSQL
   adapter does;
-- `encode`: `adapters.dynamodb_codec.encode_user` of those prepared users, the DynamoDB item with
+- `encode`: `adapters.dynamodb.codec.encode_user` of those prepared users, the DynamoDB item with
   its digest (work that was the domain's before `domain.conversion` was split);
 - `mapping_20_columns`: `UserPreparer(mapping).prepare` of rows of 20 columns of mixed types under
   the mapping of `bench/wide_mapping.py`.
@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import data, wide_mapping
-from user_migration.adapters.dynamodb_codec import encode_user
+from user_migration.adapters.dynamodb.codec import encode_user
+from user_migration.domain.convert.rules import Rejection, UserPreparer, prepare_user
 from user_migration.domain.model import PreparedUser, SourceUser, as_source_user
-from user_migration.domain.rules import Rejection, UserPreparer, prepare_user
 
 PAGE = 1000
 ROUNDS = 7

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from user_migration.domain.report import MigrationStats
+from user_migration.domain.migrate.report import MigrationStats
 
 ROOT = Path(__file__).resolve().parent.parent
 

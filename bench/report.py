@@ -122,8 +122,8 @@ def _domain_lines(results: dict[str, Any]) -> list[str]:
         return [f"Domain cost (validation + conversion, `domain.conversion.prepare_user`): {domain:.1f} µs per user."]
     wide = results["mapping_20_columns"]
     return [
-        f"Domain cost (validation + preparation, `domain.rules.prepare_user`): {domain:.1f} µs per user; "
-        f"encoding the prepared user as its DynamoDB item with its digest (`adapters.dynamodb_codec.encode_user`, "
+        f"Domain cost (validation + preparation, `domain.convert.rules.prepare_user`): {domain:.1f} µs per user; "
+        f"encoding the prepared user as its DynamoDB item with its digest (`adapters.dynamodb.codec.encode_user`, "
         f"the item conversion was part of the domain cost before, the digest is new): "
         f"{results['encode_us_per_user']:.1f} µs per user; "
         f"together {results['domain_plus_encode_us_per_user']:.1f} µs per user.",

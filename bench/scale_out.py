@@ -58,8 +58,8 @@ from aiohttp import ClientSession, web
 from bench import data
 from bench.proxy_thread import serving
 from bench.write_budget import table_pair
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ import boto3
 import psycopg2
 
 from bench.data import DDL
-from user_migration.adapters.postgres import quote_table_name
+from user_migration.adapters.postgres.source import quote_table_name
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -35,12 +35,12 @@ import attrs
 import psycopg2
 
 from bench import data
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_tables import ensure_tables
-from user_migration.adapters.postgres_plan import quote_table_name
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.tables import ensure_tables
+from user_migration.adapters.postgres.plan import quote_table_name
 from user_migration.container import resolve
-from user_migration.domain.row_changes import stream_version
-from user_migration.domain.stream_sync import StreamProgress
+from user_migration.domain.sync.row_changes import stream_version
+from user_migration.domain.sync.stream import StreamProgress
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 from user_migration.entrypoints.library import UserMigration
 

@@ -9,7 +9,7 @@ The source table it describes (never created: only the domain is measured with i
         verified boolean, signed_up_at timestamptz, last_seen_at timestamptz, birth_date date,
         preferences jsonb, lucky_numbers integer[], labels text[], device_id uuid, avatar_sha bytea)
 
-Each value has the Python type `adapters.postgres_types` gives that column: text, varchar and uuid
+Each value has the Python type `adapters.postgres.types` gives that column: text, varchar and uuid
 as str, integers as int, numeric as Decimal, real/double as float, boolean as bool, timestamptz as
 an aware UTC datetime, date as its `YYYY-MM-DD` text, jsonb as `Json` (exact numbers), arrays as
 lists, bytea as bytes; SQL NULL as None. Every row is valid, so every user is prepared.
@@ -24,8 +24,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from user_migration.adapters.postgres_types import json_value
-from user_migration.domain.mapping import UserMapping, parse_mapping
+from user_migration.adapters.postgres.types import json_value
+from user_migration.domain.convert.mapping import UserMapping, parse_mapping
 from user_migration.domain.model import SourceUser
 
 COLUMNS = 20

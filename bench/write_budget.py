@@ -8,7 +8,7 @@ The units are counted on the wire, not by the processes themselves: a small HTTP
 three processes and moto reads every PutItem, DeleteItem and BatchWriteItem answer for the users table
 and adds up what it cost: DynamoDB's `ConsumedCapacity`, or, where moto answers less than DynamoDB
 charges (moto says 1.0 for any request) or nothing (a failed condition), one unit per started KB of
-each item written, which is what DynamoDB charges (`adapters.dynamodb_spending.units_consumed`, the
+each item written, which is what DynamoDB charges (`adapters.dynamodb.spending.units_consumed`, the
 rule the budget debits by). Throttled and refused requests cost nothing.
 
 The run is measured from its first write to its last one; the three processes start together (as an
@@ -42,9 +42,9 @@ from aiohttp import ClientSession, web
 
 from bench import data
 from bench.proxy_thread import serving
-from user_migration.adapters.dynamodb_spending import units_consumed
-from user_migration.adapters.dynamodb_tables import STATE_KEY_ATTRIBUTE
-from user_migration.domain.write_budget import write_units_of
+from user_migration.adapters.dynamodb.spending import units_consumed
+from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
+from user_migration.domain.budget.bucket import write_units_of
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from user_migration.domain.convert.versions import version_of
 from user_migration.domain.keys import UserId
-from user_migration.domain.versions import version_of
 
 # A JSON document as the migration holds it: numbers stay exact (int or Decimal, never float
 # on the way in from the source), objects are dicts with string keys.
@@ -69,7 +69,7 @@ class SourceUser:
 
     id: UserId
     values: Mapping[str, SourceValue] = attrs.field(repr=False)
-    # The row's version (`[source] version`) as a number (`domain.versions`); None when the
+    # The row's version (`[source] version`) as a number (`domain.convert.versions`); None when the
     # mapping names no version or the row has none.
     version: int | None = None
 

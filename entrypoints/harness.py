@@ -17,16 +17,16 @@ import attrs
 from aiohttp import web
 from dependency_injector import providers
 
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from user_migration.adapters.memory_budget import InMemoryBudgetShares
-from user_migration.adapters.memory_changes import InMemoryChangeStream
-from user_migration.adapters.memory_leases import InMemorySegmentLeases
-from user_migration.adapters.memory_sync_passes import InMemorySyncPasses
-from user_migration.adapters.memory_verify_results import InMemoryVerifyResults
+from user_migration.adapters.memory.budget import InMemoryBudgetShares
+from user_migration.adapters.memory.changes import InMemoryChangeStream
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory.leases import InMemorySegmentLeases
+from user_migration.adapters.memory.sync_passes import InMemorySyncPasses
+from user_migration.adapters.memory.verify_results import InMemoryVerifyResults
 from user_migration.container import Container
-from user_migration.domain.mapping import UserMapping
+from user_migration.domain.convert.mapping import UserMapping
 from user_migration.domain.model import Item, SourceUser, User
-from user_migration.domain.worker import boundaries_from
+from user_migration.domain.parallel.migrate_worker import boundaries_from
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.settings import Settings

@@ -7,9 +7,9 @@ from typing import Any
 
 from cattrs.preconf.json import make_converter
 
-from user_migration.domain.overview import Overview
-from user_migration.domain.report import MigrationReport, MigrationStats
-from user_migration.domain.timestamps import format_timestamp
+from user_migration.domain.convert.timestamps import format_timestamp
+from user_migration.domain.migrate.report import MigrationReport, MigrationStats
+from user_migration.domain.observe.overview import Overview
 
 _json = make_converter()
 # Moments in UTC, ISO 8601 with a `Z` (`total_postgres_users_as_of`), as `migrated_at` is written.

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 
-from user_migration.adapters.postgres_cdc import (
+from user_migration.adapters.postgres.cdc import (
     CaptureNames,
     CaptureSetup,
     CaptureTeardown,
@@ -22,26 +22,26 @@ from user_migration.adapters.postgres_cdc import (
     tear_down_change_capture,
 )
 from user_migration.container import Container, build_container, resolve
-from user_migration.domain.differences import VerifyPage, VerifySummary
+from user_migration.domain.budget.bucket import BudgetSnapshot, TokenBucketBudget
+from user_migration.domain.convert.mapping import SourcePlan, UserMapping
+from user_migration.domain.convert.rules import UserPreparer
 from user_migration.domain.errors import DependencyUnavailable, InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId
-from user_migration.domain.mapping import SourcePlan, UserMapping
-from user_migration.domain.migration import Migration
-from user_migration.domain.migration_run import MigrationRun, ProgressCallback, RunSummary
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.report import MigrationReport, MigrationStats
+from user_migration.domain.migrate.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
+from user_migration.domain.migrate.run import MigrationRun, ProgressCallback, RunSummary
 from user_migration.domain.model import ChangeCursor
-from user_migration.domain.report import MigrationReport, MigrationStats
-from user_migration.domain.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
-from user_migration.domain.rules import UserPreparer
-from user_migration.domain.source_count import CountMode
-from user_migration.domain.statistics import Statistics, count_mode
-from user_migration.domain.stream_sync import StreamProgressCallback, StreamSummary, StreamSync, backfill_pending_mark
-from user_migration.domain.sync import ChangeSync, SyncProgressCallback, SyncSummary
-from user_migration.domain.sync_worker import SyncWorker, SyncWorkerSummary
-from user_migration.domain.verification import DifferenceCallback, Verification, VerifyProgressCallback
-from user_migration.domain.verify_request import VerifyPageRequest
-from user_migration.domain.verify_worker import VerifyWorker, VerifyWorkerSummary
-from user_migration.domain.worker import SegmentWorker, WorkerSummary
-from user_migration.domain.write_budget import BudgetSnapshot, TokenBucketBudget
+from user_migration.domain.observe.source_count import CountMode
+from user_migration.domain.observe.statistics import Statistics, count_mode
+from user_migration.domain.parallel.migrate_worker import SegmentWorker, WorkerSummary
+from user_migration.domain.parallel.sync_worker import SyncWorker, SyncWorkerSummary
+from user_migration.domain.parallel.verify_worker import VerifyWorker, VerifyWorkerSummary
+from user_migration.domain.sync.poll import ChangeSync, SyncProgressCallback, SyncSummary
+from user_migration.domain.sync.stream import StreamProgressCallback, StreamSummary, StreamSync, backfill_pending_mark
+from user_migration.domain.verify.differences import VerifyPage, VerifySummary
+from user_migration.domain.verify.request import VerifyPageRequest
+from user_migration.domain.verify.verification import DifferenceCallback, Verification, VerifyProgressCallback
 from user_migration.entrypoints.settings import load_settings
 from user_migration.ports.segment_leases import SegmentLeases
 
@@ -197,7 +197,7 @@ class UserMigration:
         worker: str | None = None,
     ) -> WorkerSummary:
         """Be a worker of the run over the whole source: take segments of the id space under
-        leases, one after the other, until none is left (see `domain.worker`). Every process
+        leases, one after the other, until none is left (see `domain.parallel.migrate_worker`). Every process
         doing this on the same tables shares the run; a finished run is walked again only with
         `restart=True`."""
         if self._migration is None:
@@ -242,7 +242,7 @@ class UserMigration:
         on_progress: SyncProgressCallback | None = None,
     ) -> SyncSummary:
         """Carry every change committed in the source so far into the target (updated, inserted
-        and deleted rows; see `domain.sync`), never replacing an item newer than its row; the
+        and deleted rows; see `domain.sync.poll`), never replacing an item newer than its row; the
         source's change cursor moves only when everything was carried over."""
         return await self._change_sync.catch_up(batch_size, stop, on_progress)
 
@@ -267,7 +267,7 @@ class UserMigration:
         on_progress: SyncProgressCallback | None = None,
     ) -> SyncWorkerSummary:
         """Be a worker of the current pass of `sync --workers`: take segments under leases of the
-        passes' own and carry each one's changes and deletes (see `domain.sync_worker`); returns
+        passes' own and carry each one's changes and deletes (see `domain.parallel.sync_worker`); returns
         when the pass is finished (its cursor recorded once, by whichever worker saw it first)."""
         worker: SyncWorker = await resolve(self.container.sync_worker())
         return await worker.run_pass(batch_size, stop, on_progress)
@@ -296,7 +296,7 @@ class UserMigration:
     ) -> StreamSummary:
         """Stream the source's changes (the slot `cdc setup` made) into the target until `stop`
         is set: a backfill first when this slot's was not finished, then every committed
-        transaction in commit order, acknowledged once stored (see `domain.stream_sync`)."""
+        transaction in commit order, acknowledged once stored (see `domain.sync.stream`)."""
         if self._sync is None:
             raise RuntimeError("use `async with UserMigration...` before calling it")
         stream_sync: StreamSync = await resolve(self.container.stream_sync())
@@ -349,7 +349,7 @@ class UserMigration:
     ) -> VerifySummary:
         """Compare every row with an id in `start_user_id..end_user_id` (through the mapping)
         with its item, and every item in that range with its row; each difference goes to
-        `on_difference` once it was checked again (see `domain.verification`). `repair=True`
+        `on_difference` once it was checked again (see `domain.verify.verification`). `repair=True`
         writes missing items, replaces different ones that are not newer than their row, deletes
         extra items this tool wrote, and checks each again. Raises `InvalidParameter` for a bad
         range."""
@@ -369,7 +369,7 @@ class UserMigration:
     ) -> VerifyWorkerSummary:
         """Be a worker of the verify pass over the whole id space: take segments under leases of
         verify's own, and verify each one's rows and its part of the scan for extra items (see
-        `domain.verify_worker`). Every process doing this on the same tables shares the pass; a
+        `domain.parallel.verify_worker`). Every process doing this on the same tables shares the pass; a
         finished pass is verified again only with `restart=True`."""
         await self._verification()  # inside `async with`
         worker: VerifyWorker = await resolve(self.container.verify_worker())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from user_migration.domain.mapping import UserMapping, default_mapping, mapping_as_written
+from user_migration.domain.convert.mapping import UserMapping, default_mapping, mapping_as_written
 
 
 def read_mapping(path: str | Path | None, default_table: str) -> tuple[UserMapping, list[str]]:

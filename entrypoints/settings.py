@@ -14,10 +14,10 @@ import botocore.session
 from botocore.exceptions import BotoCoreError
 from cryptography.hazmat.primitives import serialization
 
-from user_migration.adapters.postgres import quote_table_name
-from user_migration.domain.mapping import UserMapping, default_mapping
-from user_migration.domain.migration_run import DEFAULT_PAGES_IN_FLIGHT
-from user_migration.domain.source_count import DEFAULT_REFRESH_SECONDS
+from user_migration.adapters.postgres.source import quote_table_name
+from user_migration.domain.convert.mapping import UserMapping, default_mapping
+from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT
+from user_migration.domain.observe.source_count import DEFAULT_REFRESH_SECONDS
 from user_migration.entrypoints.http.auth import HASH_PREFIX, JwtRules
 from user_migration.entrypoints.logs import LogFormat
 from user_migration.entrypoints.mapping_file import read_mapping
@@ -69,7 +69,7 @@ class Settings:
     # The offline mode: unconditional batch writes, safe only while nothing else writes the table.
     offline_writes: bool = False
     # How live-safe writes go out: PartiQL batches where the endpoint runs them (probed), or always, or
-    # one conditional PutItem per user (`adapters.dynamodb_partiql.WritePath`).
+    # one conditional PutItem per user (`adapters.dynamodb.partiql.WritePath`).
     dynamodb_write_path: Literal["auto", "partiql", "putitem"] = "auto"
     # How long a hold on an id range outlives its process: after a crash, the next run waits this long.
     hold_lease_seconds: float = 60.0

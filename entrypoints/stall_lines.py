@@ -1,4 +1,4 @@
-"""The lines that say a dependency's stall (`domain.stall_watch`): for a person (`user-migration COMMAND: ...`)
+"""The lines that say a dependency's stall (`domain.observe.stall_watch`): for a person (`user-migration COMMAND: ...`)
 or one JSON object per line (LOG_FORMAT=json), with the same fields in the service's logs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-from user_migration.domain.stall_watch import Notice, NoticeKind, StallNotices, StallWatch
+from user_migration.domain.observe.stall_watch import Notice, NoticeKind, StallNotices, StallWatch
 from user_migration.entrypoints.logs import JsonLines, fields
 
 stall_log = logging.getLogger("user_migration.stalls")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from user_migration.domain.differences import Difference, Problem, VerifyCounts, VerifyPage
+from user_migration.domain.verify.differences import Difference, Problem, VerifyCounts, VerifyPage
 
 _CLASSES = ("checked", "matching", "missing", "different", "extra", "newer_in_dynamodb", "invalid_in_source")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 
-from user_migration.domain.row_changes import ChangeBatch, StreamHealth
+from user_migration.domain.sync.row_changes import ChangeBatch, StreamHealth
 
 
 class ChangeStream(abc.ABC):

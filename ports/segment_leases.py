@@ -14,7 +14,7 @@ import abc
 import attrs
 
 from user_migration.domain.keys import UserId
-from user_migration.domain.segments import SegmentLease, SegmentPlan
+from user_migration.domain.parallel.segments import SegmentLease, SegmentPlan
 
 
 @attrs.frozen

@@ -9,7 +9,7 @@ import abc
 import attrs
 
 from user_migration.domain.model import ChangeCursor
-from user_migration.domain.segments import SegmentLease
+from user_migration.domain.parallel.segments import SegmentLease
 
 
 @attrs.frozen

@@ -5,8 +5,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Sequence
 
+from user_migration.domain.convert.mapping import SourcePlan
 from user_migration.domain.keys import KeyKind, UserId
-from user_migration.domain.mapping import SourcePlan
 from user_migration.domain.model import SourceUser
 
 

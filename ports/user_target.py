@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Collection, Sequence
 
-from user_migration.domain.differences import StoredComparison
 from user_migration.domain.keys import UserId
 from user_migration.domain.model import (
     ConditionalWriteOutcome,
@@ -16,7 +15,8 @@ from user_migration.domain.model import (
     WriteOutcome,
     WriteRule,
 )
-from user_migration.domain.segments import ScanPart
+from user_migration.domain.parallel.segments import ScanPart
+from user_migration.domain.verify.differences import StoredComparison
 
 
 class UserTarget(abc.ABC):

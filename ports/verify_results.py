@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import abc
 
-from user_migration.domain.differences import VerifyCounts
-from user_migration.domain.segments import SegmentLease
+from user_migration.domain.parallel.segments import SegmentLease
+from user_migration.domain.verify.differences import VerifyCounts
 
 
 class VerifyResults(abc.ABC):

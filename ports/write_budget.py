@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 
-from user_migration.domain.budget_shares import PublishedRate
+from user_migration.domain.budget.shares import PublishedRate
 
 
 class WriteBudget(abc.ABC):

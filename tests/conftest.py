@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS, Dynalite, DynamoDbLocal
-from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 # Never let a test reach real AWS with someone's real credentials.

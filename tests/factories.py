@@ -31,9 +31,9 @@ def valid_user(user_id: int = 1, **changes: Any) -> User:
 
 def to_item(user: User, migrated_at: datetime, key_attribute: str = "user_id") -> dict[str, Any]:
     """The DynamoDB item the migration writes for a valid user of the documented layout."""
-    from user_migration.adapters.dynamodb_codec import encode_user
+    from user_migration.adapters.dynamodb.codec import encode_user
+    from user_migration.domain.convert.rules import prepare_user
     from user_migration.domain.model import PreparedUser
-    from user_migration.domain.rules import prepare_user
 
     prepared = prepare_user(user, migrated_at)
     assert isinstance(prepared, PreparedUser), prepared
@@ -42,8 +42,8 @@ def to_item(user: User, migrated_at: datetime, key_attribute: str = "user_id") -
 
 def from_item(item: dict[str, Any]) -> User:
     """The documented-layout user an item was written for (`migrated_at` and the digest dropped)."""
-    from user_migration.adapters.dynamodb_codec import decode_item
-    from user_migration.domain.timestamps import parse_timestamp
+    from user_migration.adapters.dynamodb.codec import decode_item
+    from user_migration.domain.convert.timestamps import parse_timestamp
 
     values = decode_item(item)
     updated = values.get("updated_at")
@@ -61,8 +61,8 @@ def from_item(item: dict[str, Any]) -> User:
 
 def prepared_user(user_id: int = 1, migrated_at: datetime = CREATED, **changes: Any) -> Any:
     """`valid_user(user_id, **changes)` prepared for writing (a `PreparedUser`)."""
+    from user_migration.domain.convert.rules import prepare_user
     from user_migration.domain.model import PreparedUser
-    from user_migration.domain.rules import prepare_user
 
     prepared = prepare_user(valid_user(user_id, **changes), migrated_at)
     assert isinstance(prepared, PreparedUser), prepared

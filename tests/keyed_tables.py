@@ -19,7 +19,7 @@ from tests.supabase_auth import (
     supabase_mapping,
     unique_schema,
 )
-from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb.client import dynamodb_client
 
 # Keycloak accepts any id an import gives (its own are uuids): texts whose byte order differs from
 # a natural-language collation's (upper before lower, accents after z, a space, digits).

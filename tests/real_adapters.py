@@ -13,12 +13,12 @@ from typing import Any
 import psycopg2
 import psycopg2.extras
 
-from user_migration.adapters.dynamodb_leases import DynamoDbSegmentLeases
-from user_migration.adapters.dynamodb_plan import PLAN_KEY, PlanStore
-from user_migration.adapters.dynamodb_tables import ensure_tables
-from user_migration.adapters.postgres import quote_table_name
+from user_migration.adapters.dynamodb.leases import DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb.plan import PLAN_KEY, PlanStore
+from user_migration.adapters.dynamodb.tables import ensure_tables
+from user_migration.adapters.postgres.source import quote_table_name
 from user_migration.domain.model import JsonValue, User
-from user_migration.domain.segments import SegmentLease
+from user_migration.domain.parallel.segments import SegmentLease
 
 
 def unique_name(prefix: str) -> str:

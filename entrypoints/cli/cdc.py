@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from user_migration.adapters.pgoutput import lsn_text
+from user_migration.adapters.postgres.pgoutput import lsn_text
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK, EXIT_USAGE
 from user_migration.entrypoints.library import UserMigration
 

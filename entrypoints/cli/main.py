@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import NoReturn
 
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_codec import key_attribute_type
-from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.codec import key_attribute_type
+from user_migration.adapters.dynamodb.tables import ensure_tables
 from user_migration.container import build_container
 from user_migration.domain.errors import DependencyUnavailable, InvalidParameter, SetupError
-from user_migration.domain.stall_watch import StallNotices
+from user_migration.domain.observe.stall_watch import StallNotices
 from user_migration.entrypoints.cli import cdc as cli_cdc
 from user_migration.entrypoints.cli import mapping as cli_mapping
 from user_migration.entrypoints.cli import migrate as cli_migrate

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from user_migration.container import resolve
-from user_migration.domain.mapping import SourcePlan, UserMapping
-from user_migration.domain.rules import Rejection, UserPreparer, failure_text, reason_code
+from user_migration.domain.convert.mapping import SourcePlan, UserMapping
+from user_migration.domain.convert.rules import Rejection, UserPreparer, failure_text, reason_code
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.library import UserMigration
 

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import UserNotFound
 from user_migration.domain.keys import UserId, given_id
-from user_migration.domain.migration_run import RunSummary
-from user_migration.domain.rules import failure_text
+from user_migration.domain.migrate.run import RunSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES, print_failures
 from user_migration.entrypoints.cli.progress import ProgressBar

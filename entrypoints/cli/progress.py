@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from user_migration.domain.migration_run import RunProgress
+from user_migration.domain.migrate.run import RunProgress
 
 _WIDTH = 24
 LOG_INTERVAL_SECONDS = 30.0

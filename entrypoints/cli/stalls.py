@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
 from user_migration.domain.errors import DependencyUnavailable, SourceUnavailable, TargetUnavailable
-from user_migration.domain.stall_watch import Notice, NoticeKind, StallNotices
+from user_migration.domain.observe.stall_watch import Notice, NoticeKind, StallNotices
 
 # After giving up, the command's own clean-up (its leases, its clients) gets this long before the process ends
 # without it (as a crash would: the next run settles what it left).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from user_migration.domain.report import MigrationStats
+from user_migration.domain.migrate.report import MigrationStats
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.json_views import report_json
 from user_migration.entrypoints.library import UserMigration

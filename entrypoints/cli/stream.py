@@ -10,10 +10,10 @@ import sys
 import time
 from typing import Any
 
+from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable
-from user_migration.domain.rules import failure_text
-from user_migration.domain.stream_sync import StreamProgress, StreamSummary
-from user_migration.domain.sync import SyncProgress
+from user_migration.domain.sync.poll import SyncProgress
+from user_migration.domain.sync.stream import StreamProgress, StreamSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES
 from user_migration.entrypoints.cli.migrate import stop_on_signals

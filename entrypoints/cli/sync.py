@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any
 
+from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import DependencyUnavailable
-from user_migration.domain.rules import failure_text
-from user_migration.domain.sync import SyncProgress, SyncSummary
-from user_migration.domain.sync_worker import SyncWorkerSummary
+from user_migration.domain.parallel.sync_worker import SyncWorkerSummary
+from user_migration.domain.sync.poll import SyncProgress, SyncSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES
 from user_migration.entrypoints.cli.migrate import stop_on_signals

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from user_migration.domain.errors import DependencyUnavailable
-from user_migration.domain.sync_worker import SyncWorkerSummary
+from user_migration.domain.parallel.sync_worker import SyncWorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
 

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from user_migration.domain.differences import VerifyProgress
 from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId, given_id
-from user_migration.domain.request import MAX_USER_ID
-from user_migration.domain.verify_worker import VerifyWorkerSummary
+from user_migration.domain.migrate.request import MAX_USER_ID
+from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary
+from user_migration.domain.verify.differences import VerifyProgress
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.migrate import id_argument, stop_on_signals
 from user_migration.entrypoints.cli.progress import StatusLine, bar_text

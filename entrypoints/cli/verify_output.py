@@ -8,7 +8,7 @@ import json
 import sys
 from typing import TextIO
 
-from user_migration.domain.differences import FAILING, Difference, VerifySummary
+from user_migration.domain.verify.differences import FAILING, Difference, VerifySummary
 from user_migration.entrypoints.verify_json import counts_json, difference_json
 
 SHOWN_DIFFERENCES = 20

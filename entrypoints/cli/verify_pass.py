@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from user_migration.domain.verify_worker import VerifyWorkerSummary
+from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.cli.verify_output import Differences, print_summary
 from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from user_migration.domain.worker import WorkerSummary
-from user_migration.domain.write_budget import BudgetSnapshot
+from user_migration.domain.budget.bucket import BudgetSnapshot
+from user_migration.domain.parallel.migrate_worker import WorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.cli.failures_shown import print_failures
 from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes

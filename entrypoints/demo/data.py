@@ -1,7 +1,7 @@
 """Demo users for `user-migration demo`: realistic, deterministic, and about 1% invalid on purpose.
 
 `demo_users` builds the users (no I/O); `seed_source` (re)creates the source table and inserts them.
-The invalid users break the rules of `domain.rules` in every way a PostgreSQL table can hold
+The invalid users break the rules of `domain.convert.rules` in every way a PostgreSQL table can hold
 (a missing or malformed username or email, a missing or unreadable created_at, an unknown status,
 a profile that is not an object, numbers DynamoDB cannot store exactly, nesting too deep, an empty
 key, an item larger than 400 KB, several problems at once), so the demo shows every kind of report.
@@ -21,7 +21,7 @@ import attrs
 import psycopg2
 import psycopg2.extras
 
-from user_migration.adapters.postgres import quote_table_name
+from user_migration.adapters.postgres.source import quote_table_name
 from user_migration.domain.model import JsonValue, UnreadableValue, User
 
 # (display form, ASCII form for usernames and emails)

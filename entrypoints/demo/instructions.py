@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from user_migration.domain.convert.rules import Rejection
 from user_migration.domain.model import User
-from user_migration.domain.rules import Rejection
 
 DEMO_SOURCE_TABLE = "users"
 

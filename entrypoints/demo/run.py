@@ -28,10 +28,10 @@ from typing import Any
 import psycopg2
 from aiohttp import web
 
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.tables import ensure_tables
+from user_migration.domain.convert.rules import Rejection, prepare_user
 from user_migration.domain.errors import DependencyUnavailable
-from user_migration.domain.rules import Rejection, prepare_user
 from user_migration.entrypoints.demo.data import demo_users, seed_source
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, EmbeddedServerError
 from user_migration.entrypoints.demo.instructions import DEMO_SOURCE_TABLE, instructions

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from user_migration.adapters.dynamodb_counters import TargetCounters
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.counters import TargetCounters
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.container import Container, build_container, resolve
-from user_migration.domain.overview import MigrationOverview
-from user_migration.domain.source_count import SourceCounter
-from user_migration.domain.write_budget import BudgetSnapshot
+from user_migration.domain.budget.bucket import BudgetSnapshot
+from user_migration.domain.observe.overview import MigrationOverview
+from user_migration.domain.observe.source_count import SourceCounter
 from user_migration.entrypoints.http.auth import Authenticator
 from user_migration.entrypoints.http.keys import (
     CHANGE_STREAM,

@@ -1,6 +1,6 @@
 """The write budget's metrics: units spent, throttling met, and the rate this process may spend now.
 
-Read from the process's budget at each scrape (`domain.write_budget.BudgetSnapshot`), so they cover
+Read from the process's budget at each scrape (`domain.budget.bucket.BudgetSnapshot`), so they cover
 every write of the process, the HTTP batch endpoint's and any run through the library alike.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from user_migration.domain.write_budget import BudgetSnapshot
+from user_migration.domain.budget.bucket import BudgetSnapshot
 
 
 class BudgetCollector(Collector):

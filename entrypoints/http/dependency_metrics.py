@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from user_migration.domain.stall_watch import StallWatch
+from user_migration.domain.observe.stall_watch import StallWatch
 
 
 class DependencyCollector(Collector):

@@ -7,10 +7,10 @@ import logging
 from aiohttp import web
 
 from user_migration.container import resolve
-from user_migration.domain.request import SingleUserRequest, plan_batch
-from user_migration.domain.statistics import plan_statistics
-from user_migration.domain.verification import Verification
-from user_migration.domain.verify_request import plan_verify_page
+from user_migration.domain.migrate.request import SingleUserRequest, plan_batch
+from user_migration.domain.observe.statistics import plan_statistics
+from user_migration.domain.verify.request import plan_verify_page
+from user_migration.domain.verify.verification import Verification
 from user_migration.entrypoints.http.keys import CONTAINER, METRICS, MIGRATION, STATISTICS
 from user_migration.entrypoints.json_views import report_json
 from user_migration.entrypoints.logs import fields

@@ -6,10 +6,10 @@ import attrs
 from aiohttp import web
 
 from user_migration.container import Container
-from user_migration.domain.migration import Migration
-from user_migration.domain.overview import MigrationOverview
-from user_migration.domain.statistics import Statistics
-from user_migration.domain.write_budget import TokenBucketBudget
+from user_migration.domain.budget.bucket import TokenBucketBudget
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.observe.overview import MigrationOverview
+from user_migration.domain.observe.statistics import Statistics
 from user_migration.entrypoints.http.metrics import MigrationMetrics
 from user_migration.ports import MigrationState, UserSource, UserTarget
 from user_migration.ports.change_stream import ChangeStream

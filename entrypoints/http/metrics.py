@@ -9,11 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from user_migration.adapters.dynamodb_counters import TargetCounters
-from user_migration.domain.differences import LatestVerification, Problem
-from user_migration.domain.report import MigrationReport
-from user_migration.domain.stall_watch import StallWatch
-from user_migration.domain.write_budget import BudgetSnapshot
+from user_migration.adapters.dynamodb.counters import TargetCounters
+from user_migration.domain.budget.bucket import BudgetSnapshot
+from user_migration.domain.migrate.report import MigrationReport
+from user_migration.domain.observe.stall_watch import StallWatch
+from user_migration.domain.verify.differences import LatestVerification, Problem
 from user_migration.entrypoints.http.budget_metrics import BudgetCollector
 from user_migration.entrypoints.http.dependency_metrics import DependencyCollector
 from user_migration.entrypoints.http.segment_metrics import SegmentsCollector

@@ -12,8 +12,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from user_migration.domain.errors import DependencyUnavailable, SetupError
-from user_migration.domain.report import MigrationStats
-from user_migration.domain.statistics import Statistics
+from user_migration.domain.migrate.report import MigrationStats
+from user_migration.domain.observe.statistics import Statistics
 from user_migration.entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
 
 

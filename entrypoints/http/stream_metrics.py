@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from user_migration.domain.errors import DependencyUnavailable, SetupError
-from user_migration.domain.row_changes import StreamHealth
+from user_migration.domain.sync.row_changes import StreamHealth
 from user_migration.entrypoints.http.sync_metrics import REFRESH_TIMEOUT_SECONDS
 from user_migration.ports.change_stream import ChangeStream
 

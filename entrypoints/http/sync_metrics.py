@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 
 from user_migration.domain.errors import DependencyUnavailable, SetupError
 from user_migration.domain.model import MigrationProgress
-from user_migration.domain.stream_sync import is_stream_mark
+from user_migration.domain.sync.stream import is_stream_mark
 from user_migration.ports.migration_state import MigrationState
 
 REFRESH_TIMEOUT_SECONDS = 2.0

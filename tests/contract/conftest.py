@@ -16,20 +16,20 @@ import pytest
 
 from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
-from user_migration.adapters.dynamodb_plan import PlanStore
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_sync_passes import DynamoDbSyncPasses
-from user_migration.adapters.dynamodb_tables import ensure_tables
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.adapters.dynamodb_verify_results import DynamoDbVerifyResults
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from user_migration.adapters.memory_leases import InMemorySegmentLeases
-from user_migration.adapters.memory_sync_passes import InMemorySyncPasses
-from user_migration.adapters.memory_verify_results import InMemoryVerifyResults
-from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
-from user_migration.domain.mapping import default_mapping
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb.plan import PlanStore
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.sync_passes import DynamoDbSyncPasses
+from user_migration.adapters.dynamodb.tables import ensure_tables
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.verify_results import DynamoDbVerifyResults
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory.leases import InMemorySegmentLeases
+from user_migration.adapters.memory.sync_passes import InMemorySyncPasses
+from user_migration.adapters.memory.verify_results import InMemoryVerifyResults
+from user_migration.adapters.postgres.source import PostgresUserSource, create_pool, quote_table_name
+from user_migration.domain.convert.mapping import default_mapping
 from user_migration.domain.model import User
 from user_migration.ports import MigrationState, UserSource, UserTarget
 from user_migration.ports.segment_leases import SegmentLeases

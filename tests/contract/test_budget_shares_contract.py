@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from tests.real_adapters import create_dynamodb_tables
-from user_migration.adapters.dynamodb_budget_shares import DynamoDbBudgetShares
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.memory_budget import InMemoryBudgetShares
-from user_migration.domain.budget_shares import LIVE_SECONDS, PublishedRate
+from user_migration.adapters.dynamodb.budget_shares import DynamoDbBudgetShares
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.memory.budget import InMemoryBudgetShares
+from user_migration.domain.budget.shares import LIVE_SECONDS, PublishedRate
 from user_migration.ports.write_budget import BudgetShares
 
 NOW = 1_767_225_600.0  # 2026-01-01, Unix seconds

@@ -11,12 +11,12 @@ import pytest
 
 from tests.real_adapters import create_source_table, execute, unique_name
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.memory_changes import InMemoryChangeStream
-from user_migration.adapters.postgres import create_pool
-from user_migration.adapters.postgres_cdc import CaptureNames, set_up_change_capture, tear_down_change_capture
-from user_migration.adapters.postgres_replication import PostgresChangeStream
-from user_migration.domain.mapping import default_mapping
-from user_migration.domain.row_changes import ChangeBatch, RowChange
+from user_migration.adapters.memory.changes import InMemoryChangeStream
+from user_migration.adapters.postgres.cdc import CaptureNames, set_up_change_capture, tear_down_change_capture
+from user_migration.adapters.postgres.replication import PostgresChangeStream
+from user_migration.adapters.postgres.source import create_pool
+from user_migration.domain.convert.mapping import default_mapping
+from user_migration.domain.sync.row_changes import ChangeBatch, RowChange
 from user_migration.ports.change_stream import ChangeStream
 
 Commit = Callable[[Sequence[RowChange]], None]

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.factories import prepared_user, to_item, valid_user
-from user_migration.domain.differences import MATCHING, Problem, StoredComparison
-from user_migration.domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.domain.convert.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
 from user_migration.domain.model import WriteRule
+from user_migration.domain.verify.differences import MATCHING, Problem, StoredComparison
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 LATER = datetime(2027, 2, 3, tzinfo=UTC)

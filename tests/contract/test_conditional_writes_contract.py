@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from tests.factories import prepared_user, to_item, valid_user
+from user_migration.domain.convert.versions import stored_version
+from user_migration.domain.migrate.request import MAX_USER_ID
 from user_migration.domain.model import WriteRule
-from user_migration.domain.request import MAX_USER_ID
-from user_migration.domain.segments import ScanPart
-from user_migration.domain.versions import stored_version
+from user_migration.domain.parallel.segments import ScanPart
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

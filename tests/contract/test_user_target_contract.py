@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.factories import from_item, prepared_user, to_item, valid_user
-from user_migration.adapters.dynamodb_codec import (
+from user_migration.adapters.dynamodb.codec import (
     CHANGED_SINCE_WRITTEN,
     NO_LONGER_STORED,
     NOT_WRITTEN_BY_MIGRATION,

@@ -3,7 +3,7 @@ result is kept per pass, and only while its worker still holds the segment's lea
 
 from __future__ import annotations
 
-from user_migration.domain.differences import VerifyCounts
+from user_migration.domain.verify.differences import VerifyCounts
 
 FOUND = VerifyCounts(checked=40, matching=38, missing=1, extra=1)
 

@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.real_adapters import create_dynamodb_tables, create_source_table, unique_name
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.domain.timestamps import format_timestamp
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.domain.convert.timestamps import format_timestamp
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.settings import Settings
 

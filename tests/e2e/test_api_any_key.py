@@ -14,8 +14,8 @@ import pytest
 
 from tests.e2e.conftest import AUTH, TOKEN
 from tests.keyed_tables import KeyedTable, keycloak_table, supabase_table
-from user_migration.adapters.dynamodb_tables import ensure_tables
-from user_migration.domain.mapping import UserMapping, parse_mapping
+from user_migration.adapters.dynamodb.tables import ensure_tables
+from user_migration.domain.convert.mapping import UserMapping, parse_mapping
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.settings import Settings
 

@@ -10,7 +10,7 @@ import pytest
 from tests.e2e.conftest import AUTH, STATS, LiveService
 from tests.factories import valid_user
 from tests.real_adapters import insert_users
-from user_migration.domain.timestamps import parse_timestamp
+from user_migration.domain.convert.timestamps import parse_timestamp
 
 FIELDS = [
     "total_postgres_users",

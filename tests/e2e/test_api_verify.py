@@ -15,8 +15,8 @@ from tests.e2e.conftest import AUTH, LiveService
 from tests.factories import UPDATED, prepared_user, to_item, valid_user
 from tests.real_adapters import execute, insert_users
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.dynamodb_codec import key_of
-from user_migration.domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.adapters.dynamodb.codec import key_of
+from user_migration.domain.convert.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
 from user_migration.domain.model import WriteRule
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.http.auth import JwtRules

@@ -29,7 +29,7 @@ from schemathesis.core.result import Ok
 from tests.e2e.conftest import AUTH, TOKEN
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
-from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.entrypoints.demo.embedded import free_port
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.http.auth import JwtRules

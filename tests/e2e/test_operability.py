@@ -48,7 +48,7 @@ async def test_readyz_names_a_missing_table_and_a_missing_source(aiohttp_client,
 
 
 async def test_readyz_turns_503_when_dynamodb_stops(aiohttp_client, live_settings, postgres_dsn):
-    from user_migration.adapters.dynamodb_client import dynamodb_client
+    from user_migration.adapters.dynamodb.client import dynamodb_client
 
     server = EmbeddedDynamoDb().start()
     try:

@@ -49,7 +49,7 @@ async def test_library_example(postgres_dsn, dynamodb_endpoint, dynamodb, monkey
 
 
 async def _count(client, table):
-    from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+    from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 
     return await DynamoDbUserTarget(client, table).count_users()
 

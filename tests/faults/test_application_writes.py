@@ -50,10 +50,10 @@ from tests.factories import from_item, valid_user
 from tests.faults.conftest import STATS, USERS, World, both_write_modes, get, is_valid, run_cli
 from tests.faults.fault_proxy import HttpMessage, request_user_ids
 from tests.real_adapters import execute
-from user_migration.adapters.dynamodb_codec import encode_user
-from user_migration.domain.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.adapters.dynamodb.codec import encode_user
+from user_migration.domain.convert.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.domain.convert.rules import prepare_user
 from user_migration.domain.model import Item, PreparedUser, SourceUser, as_source_user
-from user_migration.domain.rules import prepare_user
 from user_migration.entrypoints.library import UserMigration
 
 # Every 41st user is invalid: never written by the migration, though the application may write it.
@@ -383,7 +383,7 @@ def is_the_migrations_item_of(item: Item, row: SourceUser) -> bool:
 @pytest.mark.parametrize("write_mode", ["live"], indirect=True)  # the claim; offline: the last test
 @pytest.mark.parametrize("path", WRITE_PATHS, ids=[path.name for path in WRITE_PATHS])
 # moto: one conditional PutItem per user (it has no PartiQL batches that check conditions); DynamoDB
-# Local: PartiQL batches (`adapters/dynamodb_batched.py`), the probe finds them.
+# Local: PartiQL batches (`adapters/dynamodb/batched.py`), the probe finds them.
 @pytest.mark.parametrize("dynamodb_server", ["moto", "dynamodb-local"], indirect=True)
 async def test_an_application_writing_meanwhile_keeps_every_item_it_wrote(
     world: World, app_client, path: WritePath, dynamodb_server: str

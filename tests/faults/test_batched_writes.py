@@ -17,13 +17,13 @@ import pytest
 
 from tests.factories import prepared_user
 from tests.real_adapters import create_dynamodb_tables
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_codec import encode_user, is_own_write
-from user_migration.adapters.dynamodb_partiql import WritePath
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.codec import encode_user, is_own_write
+from user_migration.adapters.dynamodb.partiql import WritePath
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.adapters.retry import Backoff
+from user_migration.domain.budget.bucket import TokenBucketBudget
 from user_migration.domain.model import WriteRule
-from user_migration.domain.write_budget import TokenBucketBudget
 
 pytestmark = pytest.mark.parametrize("dynamodb_server", ["dynamodb-local"], indirect=True)
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from tests.factories import prepared_user
 from tests.faults.conftest import World, both_write_modes
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.domain.model import WriteRule
 
 MIGRATED_AT = datetime(2026, 12, 1, tzinfo=UTC)

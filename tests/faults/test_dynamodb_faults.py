@@ -19,7 +19,7 @@ from tests.factories import valid_user
 from tests.faults.conftest import AUTH, STATS, World, both_write_modes, get, refuse_writes_of
 from tests.faults.fault_proxy import request_user_ids
 from tests.real_adapters import execute
-from user_migration.adapters.dynamodb_codec import decode_item
+from user_migration.adapters.dynamodb.codec import decode_item
 
 INVALID_EMAIL = 17
 

@@ -1,7 +1,7 @@
 """DynamoDB that accepts connections but never answers, through the real adapters and use case.
 
 The service's DynamoDB client waits DYNAMODB_TIMEOUT_SECONDS (10 s) per try, with DYNAMODB_RETRIES (3)
-botocore retries (`adapters/dynamodb_client.py`), so over HTTP a blackholed DynamoDB costs about
+botocore retries (`adapters/dynamodb/client.py`), so over HTTP a blackholed DynamoDB costs about
 a minute per request. Here the real adapters and `Migration` run on a client with a 1 s read
 timeout instead, to prove what a timeout leads to: `TargetUnavailable` (503 over HTTP) with
 nothing recorded, or, when the write landed but its answer never came, the landed users counted
@@ -22,13 +22,13 @@ from aiobotocore.config import AioConfig
 
 from tests.factories import valid_user
 from tests.faults.conftest import World, both_write_modes
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.adapters.postgres import PostgresUserSource, create_pool
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.adapters.postgres.source import PostgresUserSource, create_pool
+from user_migration.domain.convert.mapping import default_mapping
 from user_migration.domain.errors import TargetUnavailable
-from user_migration.domain.mapping import default_mapping
-from user_migration.domain.migration import Migration
-from user_migration.domain.request import BatchRequest
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.request import BatchRequest
 
 
 @pytest.fixture

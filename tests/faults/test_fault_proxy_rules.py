@@ -18,8 +18,8 @@ import pytest
 from tests.factories import prepared_user
 from tests.faults.conftest import World
 from tests.faults.fault_proxy import request_user_ids
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.domain.errors import TargetThrottled, TargetUnavailable
 from user_migration.domain.model import WriteRule
 
@@ -83,7 +83,7 @@ async def test_delete_item_rules_hit_only_their_user_and_deletes_count_what_was_
     assert dict(proxy.deletes) == {1: 1, 3: 1, 4: 1}
 
 
-# Product bug (adapters/dynamodb_conditional.py, ConditionalWriter._delete_one): a conditional
+# Product bug (adapters/dynamodb/conditional.py, ConditionalWriter._delete_one): a conditional
 # delete whose first answer was lost and that botocore re-sent finds the item already gone (its own
 # first copy removed it), fails its condition, and the user is reported kept ("changed in DynamoDB
 # while it was being deleted") although it was deleted. Strict: fails once fixed.

@@ -31,7 +31,7 @@ from tests.faults.conftest import (
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables, run_leases
 from user_migration.domain.model import as_source_user
-from user_migration.domain.segments import resume_point
+from user_migration.domain.parallel.segments import resume_point
 
 USERS = 400
 BATCH = "40"

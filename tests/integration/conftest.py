@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiopg
 import pytest
 
-from user_migration.adapters.postgres import create_pool
+from user_migration.adapters.postgres.source import create_pool
 
 
 @pytest.fixture

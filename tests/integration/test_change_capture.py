@@ -24,7 +24,7 @@ from tests.integration.test_cli_migrate import cli, command, stored
 from tests.integration.test_cli_sync import dynamodb_users
 from tests.real_adapters import execute, fresh_environment, insert_users, json_text
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.pgoutput import UNCHANGED_TOAST, Update, decode
+from user_migration.adapters.postgres.pgoutput import UNCHANGED_TOAST, Update, decode
 from user_migration.domain.model import User
 from user_migration.entrypoints.demo.embedded import free_port
 
@@ -115,7 +115,7 @@ def test_setup_on_a_server_without_logical_replication_names_the_missing_setting
 
 
 async def _plain_environment(dsn: str, endpoint: str) -> dict[str, str]:
-    from user_migration.adapters.dynamodb_client import dynamodb_client
+    from user_migration.adapters.dynamodb.client import dynamodb_client
 
     async with dynamodb_client(endpoint, "us-east-1") as client:
         return await fresh_environment(dsn, endpoint, client)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from user_migration.adapters.dynamodb_tables import ensure_tables
+from user_migration.adapters.dynamodb.tables import ensure_tables
 
 
 def run_cli(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

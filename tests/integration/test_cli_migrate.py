@@ -22,9 +22,9 @@ from tests.real_adapters import (
     run_leases,
 )
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.entrypoints.demo.embedded import free_port
 
 INVALID = {17: {"email": "nope"}, 120: {"username": None}, 233: {"status": "archived"}}

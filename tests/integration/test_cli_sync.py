@@ -18,11 +18,11 @@ from tests.factories import UPDATED, from_item, valid_user
 from tests.integration.test_cli_migrate import cli, command, stored
 from tests.real_adapters import execute, fresh_environment, insert_users
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_plan import PlanStore
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.domain.request import MAX_USER_ID
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.plan import PlanStore
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.domain.migrate.request import MAX_USER_ID
 from user_migration.entrypoints.cli.main import main
 
 LATER = UPDATED + timedelta(days=1)

@@ -19,12 +19,12 @@ from tests.factories import UPDATED, prepared_user, to_item, valid_user
 from tests.integration.test_cli_migrate import cli, command
 from tests.real_adapters import execute, fresh_environment, insert_users
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_codec import key_of
-from user_migration.adapters.dynamodb_plan import PlanStore
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.codec import key_of
+from user_migration.adapters.dynamodb.plan import PlanStore
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.domain.convert.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
 from user_migration.domain.model import WriteRule
 from user_migration.entrypoints.cli.main import main
 from user_migration.entrypoints.library import UserMigration

@@ -17,20 +17,20 @@ import pytest
 
 from tests.factories import from_item, to_item, valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
-from user_migration.adapters.dynamodb_codec import unchanged_since_written
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
+from user_migration.adapters.dynamodb.codec import unchanged_since_written
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.adapters.postgres.source import PostgresUserSource, create_pool, quote_table_name
 from user_migration.adapters.retry import Backoff
-from user_migration.domain.dynamodb_rules import MAX_ITEM_BYTES, item_bytes
-from user_migration.domain.mapping import UserMapping, default_mapping
-from user_migration.domain.migration import Migration
+from user_migration.domain.convert.limits import MAX_ITEM_BYTES, item_bytes
+from user_migration.domain.convert.mapping import UserMapping, default_mapping
+from user_migration.domain.convert.rules import UserPreparer, user_problems
+from user_migration.domain.convert.timestamps import format_timestamp, parse_timestamp
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.report import MigrationReport, MigrationStats
+from user_migration.domain.migrate.request import BatchRequest
 from user_migration.domain.model import JsonValue, User, as_source_user
-from user_migration.domain.report import MigrationReport, MigrationStats
-from user_migration.domain.request import BatchRequest
-from user_migration.domain.rules import UserPreparer, user_problems
-from user_migration.domain.timestamps import format_timestamp, parse_timestamp
-from user_migration.domain.verification import Verification
+from user_migration.domain.verify.verification import Verification
 
 BIG = 12345678901234567890123456789012345678  # 38 digits, DynamoDB's maximum precision
 PRECISE = Decimal("0.1000000000000000000000000000000000001")  # 37 significant digits

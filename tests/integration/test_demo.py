@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from user_migration.domain.rules import Rejection, prepare_user, user_problems
+from user_migration.domain.convert.rules import Rejection, prepare_user, user_problems
 from user_migration.entrypoints.demo.data import demo_users
 from user_migration.entrypoints.demo.embedded import free_port
 

@@ -19,12 +19,12 @@ from botocore.exceptions import ClientError
 
 from tests.factories import from_item, prepared_user, valid_user
 from tests.real_adapters import RacingClient, create_dynamodb_tables, unique_name
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_plan import segment_key
-from user_migration.adapters.dynamodb_rewrite import CHANGED_WHILE_REWRITING, unchanged_condition
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_tables import ensure_tables
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.plan import segment_key
+from user_migration.adapters.dynamodb.rewrite import CHANGED_WHILE_REWRITING, unchanged_condition
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.tables import ensure_tables
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.adapters.retry import Backoff
 from user_migration.domain.errors import TargetThrottled, TargetUnavailable
 from user_migration.domain.model import MigrationProgress, PreparedUser

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from tests.real_adapters import create_dynamodb_tables
-from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb
 
 

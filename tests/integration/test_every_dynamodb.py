@@ -19,9 +19,9 @@ from tests.integration.test_cli_sync import dynamodb_users
 from tests.integration.test_cli_verify import foreign_item
 from tests.real_adapters import RacingClient, create_dynamodb_tables, execute, fresh_environment, insert_users
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_conditional import CHANGED_WHILE_DELETING
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.conditional import CHANGED_WHILE_DELETING
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.domain.model import DeleteOutcome, WriteRule
 
 

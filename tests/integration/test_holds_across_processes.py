@@ -7,15 +7,15 @@ import time
 
 from tests.factories import valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_holds import ProgressLedger
-from user_migration.adapters.dynamodb_plan import segment_key
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.adapters.postgres import PostgresUserSource, create_pool
-from user_migration.domain.mapping import default_mapping
-from user_migration.domain.migration import Migration
-from user_migration.domain.request import BatchRequest
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.holds import ProgressLedger
+from user_migration.adapters.dynamodb.plan import segment_key
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.adapters.postgres.source import PostgresUserSource, create_pool
+from user_migration.domain.convert.mapping import default_mapping
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.request import BatchRequest
 
 
 async def test_two_processes_holding_the_same_users_take_turns(dynamodb_endpoint):

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("setup.py", "pyproject.toml", "user_migration.container.py", "domain", "ports", "adapters", "entrypoints")
+SOURCES = ("setup.py", "pyproject.toml", "container.py", "domain", "ports", "adapters", "entrypoints")
 
 HOST_SERVICE = textwrap.dedent(
     """
@@ -71,7 +71,7 @@ def test_the_wheel_holds_one_top_level_name_and_imports_beside_a_host_domain_pac
         site = tmp_path / "site"
         archive.extractall(site)
     assert top_level == {"user_migration", wheel.name.split("-py3")[0] + ".dist-info"}
-    for needed in ("user_migration/container.py", "user_migration/adapters/sql/schema.sql"):
+    for needed in ("container.py", "user_migration/adapters/sql/schema.sql"):
         assert needed in names
     assert "user_migration/entrypoints/http/openapi.json" in names
     assert not any(name.startswith("user_migration/setup") for name in names)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_errors import target_errors
-from user_migration.adapters.dynamodb_tables import ensure_table_active, ensure_tables
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.errors import target_errors
+from user_migration.adapters.dynamodb.tables import ensure_table_active, ensure_tables
 from user_migration.domain.errors import DependencyUnavailable, SetupError, TargetTableMissing
 from user_migration.entrypoints.http.errors import domain_error_response
 

@@ -8,10 +8,10 @@ import pytest
 from tests.factories import valid_user
 from tests.real_adapters import create_source_table, execute, insert_users, unique_name
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.postgres import PostgresUserSource
-from user_migration.adapters.postgres_changes import changed_rows_condition, cursor_position, cursor_text
+from user_migration.adapters.postgres.changes import changed_rows_condition, cursor_position, cursor_text
+from user_migration.adapters.postgres.source import PostgresUserSource
+from user_migration.domain.convert.mapping import default_mapping
 from user_migration.domain.errors import SetupError
-from user_migration.domain.mapping import default_mapping
 
 
 @pytest.fixture

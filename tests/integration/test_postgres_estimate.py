@@ -7,10 +7,10 @@ from __future__ import annotations
 import psycopg2
 
 from tests.real_adapters import create_source_table, execute, unique_name
-from user_migration.adapters.postgres import PostgresUserSource, quote_table_name
-from user_migration.adapters.postgres_estimate import EXACT_COUNT_UP_TO_PAGES
-from user_migration.adapters.postgres_plan import sql_text
-from user_migration.domain.mapping import default_mapping
+from user_migration.adapters.postgres.estimate import EXACT_COUNT_UP_TO_PAGES
+from user_migration.adapters.postgres.plan import sql_text
+from user_migration.adapters.postgres.source import PostgresUserSource, quote_table_name
+from user_migration.domain.convert.mapping import default_mapping
 
 # Rows of the documented layout, made by the server (fast: no round trip per row).
 GENERATED = (

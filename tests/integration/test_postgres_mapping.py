@@ -12,9 +12,9 @@ import pytest
 
 from tests.django_mapping import django_mapping
 from tests.real_adapters import execute, unique_name
-from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
+from user_migration.adapters.postgres.source import PostgresUserSource, create_pool, quote_table_name
+from user_migration.domain.convert.mapping import UserMapping, default_mapping, parse_mapping
 from user_migration.domain.errors import MappingError, SetupError, SourceUnavailable
-from user_migration.domain.mapping import UserMapping, default_mapping, parse_mapping
 from user_migration.entrypoints.demo.embedded import free_port
 from user_migration.entrypoints.library import UserMigration
 

@@ -17,11 +17,11 @@ import pytest
 
 from tests.factories import valid_user
 from tests.real_adapters import create_source_table, execute, insert_users, unique_name
-from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
+from user_migration.adapters.postgres.source import PostgresUserSource, create_pool, quote_table_name
+from user_migration.domain.convert.mapping import default_mapping
+from user_migration.domain.convert.rules import user_problems
 from user_migration.domain.errors import MappingError, SourceUnavailable
-from user_migration.domain.mapping import default_mapping
 from user_migration.domain.model import Json, SourceUser, UnreadableValue, as_source_user
-from user_migration.domain.rules import user_problems
 from user_migration.entrypoints.demo.embedded import free_port
 
 INSERT = (

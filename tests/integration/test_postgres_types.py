@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.real_adapters import execute, json_text, unique_name
-from user_migration.adapters.postgres import PostgresUserSource, create_pool, quote_table_name
-from user_migration.domain.mapping import UserMapping
+from user_migration.adapters.postgres.source import PostgresUserSource, create_pool, quote_table_name
+from user_migration.domain.convert.mapping import UserMapping
 from user_migration.domain.model import Json, JsonValue, SourceUser, UnreadableValue
 
 # column name -> SQL type, in table order

@@ -14,11 +14,11 @@ import pytest
 
 from tests.integration.test_cli_migrate import cli
 from tests.keyed_tables import ODD_TEXT_IDS, KeyedTable, keycloak_table, supabase_table, uuid7
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.postgres import PostgresUserSource
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.postgres.source import PostgresUserSource
+from user_migration.domain.convert.mapping import UserMapping
 from user_migration.domain.keys import KeyKind
-from user_migration.domain.mapping import UserMapping
-from user_migration.domain.segments import SegmentPlan
+from user_migration.domain.parallel.segments import SegmentPlan
 
 
 def ok(result: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 from tests.integration.test_cli_migrate import cli, command
 from tests.keyed_tables import KeyedTable, keycloak_table, supabase_table
 from tests.supabase_auth import supabase_mapping
-from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb.client import dynamodb_client
 
 
 @pytest.fixture(params=["uuid", "text"])

@@ -17,12 +17,12 @@ import pytest
 from tests.factories import valid_user
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import fresh_environment, insert_users
-from user_migration.adapters.dynamodb_client import dynamodb_client
-from user_migration.adapters.dynamodb_leases import DynamoDbSegmentLeases
-from user_migration.adapters.dynamodb_plan import PlanStore
-from user_migration.adapters.dynamodb_state import DynamoDbMigrationState
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
-from user_migration.domain.request import MAX_USER_ID
+from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.leases import DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb.plan import PlanStore
+from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
+from user_migration.domain.migrate.request import MAX_USER_ID
 
 # Short leases, so that a dead worker's segments and holds pass on within seconds (a page's
 # writes take well under the holds' lease, even with 8 workers on one moto server).

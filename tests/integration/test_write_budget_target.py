@@ -12,10 +12,10 @@ from typing import Any
 from tests.factories import prepared_user
 from tests.integration.test_dynamodb_target import MIGRATED_AT, FlakyClient, throttling_error
 from tests.real_adapters import create_dynamodb_tables
-from user_migration.adapters.dynamodb_target import DynamoDbUserTarget
+from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.adapters.retry import Backoff
+from user_migration.domain.budget.bucket import TokenBucketBudget
 from user_migration.domain.model import WriteRule
-from user_migration.domain.write_budget import TokenBucketBudget
 
 FAST = Backoff(attempts=4, base_seconds=0.001, cap_seconds=0.01)
 

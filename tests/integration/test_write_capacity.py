@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from tests.real_adapters import unique_name
-from user_migration.adapters.dynamodb_capacity import (
+from user_migration.adapters.dynamodb.capacity import (
     ON_DEMAND_WITHOUT_MAXIMUM,
     DynamoDbTableCapacity,
     write_capacity_of,
 )
-from user_migration.domain.budget_upkeep import BudgetUpkeep
+from user_migration.domain.budget.bucket import FLOOR_UNITS_PER_SECOND, TokenBucketBudget
+from user_migration.domain.budget.upkeep import BudgetUpkeep
 from user_migration.domain.errors import TargetTableMissing
-from user_migration.domain.write_budget import FLOOR_UNITS_PER_SECOND, TokenBucketBudget
 
 
 async def create_table(client: Any, **billing: Any) -> str:

@@ -14,7 +14,7 @@ from tests.django_mapping import django_mapping
 from tests.integration.test_cli_migrate import cli
 from tests.real_adapters import create_dynamodb_tables, unique_name
 from tests.real_adapters import quote_table_name as quoted
-from user_migration.adapters.dynamodb_client import dynamodb_client
+from user_migration.adapters.dynamodb.client import dynamodb_client
 
 AUTH_USER = """
 CREATE TABLE {table} (

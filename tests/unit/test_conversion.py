@@ -1,4 +1,4 @@
-"""A user of the documented layout, prepared (`domain.rules`) and encoded (`adapters.dynamodb_codec`)."""
+"""A user of the documented layout, prepared (`domain.convert.rules`) and encoded (`adapters.dynamodb.codec`)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 from tests.factories import from_item, to_item, valid_user
 from tests.unit.test_profile_rules import mostly, odd_profiles, sizable
-from user_migration.adapters.dynamodb_codec import encode_user, encode_value, item_digest
-from user_migration.domain.dynamodb_rules import item_bytes, significant_digits
+from user_migration.adapters.dynamodb.codec import encode_user, encode_value, item_digest
+from user_migration.domain.convert.limits import item_bytes, significant_digits
+from user_migration.domain.convert.rules import Rejection, prepare_user, user_problems
+from user_migration.domain.convert.timestamps import format_timestamp, parse_timestamp
+from user_migration.domain.convert.values import checked_value
+from user_migration.domain.convert.versions import version_of
 from user_migration.domain.model import Json, PreparedUser, UnreadableValue, User
-from user_migration.domain.rules import Rejection, prepare_user, user_problems
-from user_migration.domain.timestamps import format_timestamp, parse_timestamp
-from user_migration.domain.values import checked_value
-from user_migration.domain.versions import version_of
 
 MIGRATED_AT = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
 

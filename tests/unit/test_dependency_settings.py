@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from user_migration.adapters.dynamodb_watch import endpoint_text
-from user_migration.adapters.postgres import dsn_endpoint
+from user_migration.adapters.dynamodb.watch import endpoint_text
+from user_migration.adapters.postgres.source import dsn_endpoint
 from user_migration.entrypoints.cli.main import main
 from user_migration.entrypoints.settings import ConfigurationError, load_settings
 

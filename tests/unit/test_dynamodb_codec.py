@@ -1,4 +1,4 @@
-"""Prepared users to DynamoDB items and back (`adapters.dynamodb_codec`), and the digest by which
+"""Prepared users to DynamoDB items and back (`adapters.dynamodb.codec`), and the digest by which
 the migration recognises its own, unchanged items."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.factories import CREATED, prepared_user
 from tests.unit.test_profile_rules import sizable
 from tests.unit.test_values import prepared_keys, prepared_values, same
-from user_migration.adapters.dynamodb_codec import (
+from user_migration.adapters.dynamodb.codec import (
     decode_item,
     decode_value,
     encode_user,
@@ -26,7 +26,7 @@ from user_migration.adapters.dynamodb_codec import (
     unchanged_since_written,
     written_by_migration,
 )
-from user_migration.domain.dynamodb_rules import item_bytes
+from user_migration.domain.convert.limits import item_bytes
 from user_migration.domain.model import PreparedUser
 
 attribute_names = st.text(min_size=1, max_size=10).filter(lambda name: name not in ("migrated_at", "migration_digest"))

@@ -1,7 +1,7 @@
 """The failing users a segment's item lists: exact while they fit, an upper bound past that."""
 
-from user_migration.adapters.dynamodb_holds import FAILED_LISTED_BYTES, failing_users
-from user_migration.adapters.id_ranges import encode_ids
+from user_migration.adapters.dynamodb.holds import FAILED_LISTED_BYTES, failing_users
+from user_migration.adapters.dynamodb.id_ranges import encode_ids
 
 SPARSE = [10**18 + 7919 * n for n in range(10_000)]  # 19-digit ids, none next to another
 

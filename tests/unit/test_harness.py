@@ -8,10 +8,10 @@ import pytest
 from dependency_injector.errors import Error as InjectionError
 
 from tests.factories import from_item, valid_user
-from user_migration.adapters.memory import InMemoryUserSource
+from user_migration.adapters.memory.harness import InMemoryUserSource
 from user_migration.container import Container
+from user_migration.domain.convert.mapping import parse_mapping
 from user_migration.domain.errors import UserNotFound
-from user_migration.domain.mapping import parse_mapping
 from user_migration.domain.model import SourceUser
 from user_migration.entrypoints.harness import InMemoryHarness
 

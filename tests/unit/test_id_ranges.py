@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from user_migration.adapters.id_ranges import decode_ids, encode_ids
+from user_migration.adapters.dynamodb.id_ranges import decode_ids, encode_ids
 
 
 def test_runs_are_merged_and_sorted():

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
+from user_migration.domain.convert.mapping import parse_mapping
 from user_migration.domain.errors import InvalidParameter, MappingError
 from user_migration.domain.keys import FIRST_UUID, LAST_UUID, MAX_INTEGER_ID, TEXT_END, KeyKind
-from user_migration.domain.mapping import parse_mapping
 
 
 def test_integer_ids_read_as_before():

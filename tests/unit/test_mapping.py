@@ -1,4 +1,4 @@
-"""What a mapping file means (`domain.mapping`): parsing, every problem named at once, and the rules."""
+"""What a mapping file means (`domain.convert.mapping`): parsing, every problem named at once, and the rules."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import tomllib
 import pytest
 
 from tests.django_mapping import django_mapping
-from user_migration.domain.errors import MappingError
-from user_migration.domain.mapping import (
+from user_migration.domain.convert.mapping import (
     DOCUMENTED_RULES,
     NO_RULES,
     AttributeSource,
@@ -18,6 +17,7 @@ from user_migration.domain.mapping import (
     mapping_as_written,
     parse_mapping,
 )
+from user_migration.domain.errors import MappingError
 
 DJANGO = django_mapping("public.auth_user")
 

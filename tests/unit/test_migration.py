@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.factories import from_item, to_item, valid_user
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from user_migration.domain.errors import UserNotFound
-from user_migration.domain.migration import Migration
-from user_migration.domain.report import MigrationStats
-from user_migration.domain.request import BatchRequest, SingleUserRequest
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.report import MigrationStats
+from user_migration.domain.migrate.request import BatchRequest, SingleUserRequest
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

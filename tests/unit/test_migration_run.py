@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from tests.factories import valid_user
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from user_migration.domain.errors import InvalidParameter, SourceUnavailable, TargetUnavailable
-from user_migration.domain.migration import Migration
-from user_migration.domain.migration_run import NOT_IN_SOURCE, MigrationRun
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.run import NOT_IN_SOURCE, MigrationRun
 
 
 def wired(users, target=None, state=None, source_class=InMemoryUserSource):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from user_migration.domain.differences import VerifyCounts
-from user_migration.domain.overview import failures_view, segment_cells, verify_pass_view
-from user_migration.domain.progress_rate import Pace, ProgressRate
-from user_migration.domain.request import MAX_USER_ID
-from user_migration.domain.segments import SegmentLease, SegmentPlan
+from user_migration.domain.migrate.request import MAX_USER_ID
+from user_migration.domain.observe.overview import failures_view, segment_cells, verify_pass_view
+from user_migration.domain.observe.progress_rate import Pace, ProgressRate
+from user_migration.domain.parallel.segments import SegmentLease, SegmentPlan
+from user_migration.domain.verify.differences import VerifyCounts
 
 
 def test_the_pace_is_measured_over_the_window_and_gives_the_time_left():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from user_migration.adapters.dynamodb_partiql import MAX_STATEMENT_CHARS, answers_of, insert_statement, update_statement
+from user_migration.adapters.dynamodb.partiql import MAX_STATEMENT_CHARS, answers_of, insert_statement, update_statement
 
 ITEM = {"user_id": {"N": "7"}, "email": {"S": "a@example.com"}, "profile": {"M": {"k": {"N": "1"}}}}
 

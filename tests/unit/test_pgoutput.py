@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from user_migration.adapters.pgoutput import (
+from user_migration.adapters.postgres.pgoutput import (
     UNCHANGED_TOAST,
     Begin,
     Commit,
@@ -22,8 +22,8 @@ from user_migration.adapters.pgoutput import (
     lsn_of,
     lsn_text,
 )
-from user_migration.adapters.pgoutput_transactions import TransactionAssembler
-from user_migration.domain.row_changes import RowChange
+from user_migration.adapters.postgres.pgoutput_transactions import TransactionAssembler
+from user_migration.domain.sync.row_changes import RowChange
 
 USERS_OID = 16_385
 OTHER_OID = 16_400

@@ -1,4 +1,4 @@
-"""The rules of a profile (a JSON object) and the one walker of values behind them (`domain.values`)."""
+"""The rules of a profile (a JSON object) and the one walker of values behind them (`domain.convert.values`)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import valid_user
-from user_migration.adapters.dynamodb_codec import encode_value
-from user_migration.adapters.postgres_types import parse_profile
-from user_migration.domain.dynamodb_rules import attribute_value_bytes
+from user_migration.adapters.dynamodb.codec import encode_value
+from user_migration.adapters.postgres.types import parse_profile
+from user_migration.domain.convert.limits import attribute_value_bytes
+from user_migration.domain.convert.rules import Reason, user_problems
+from user_migration.domain.convert.values import LookCloser, checked_value, quick_value
 from user_migration.domain.model import UnreadableValue
-from user_migration.domain.rules import Reason, user_problems
-from user_migration.domain.values import LookCloser, checked_value, quick_value
 
 
 def profile_problems(profile: Any) -> list[Reason]:
@@ -25,7 +25,7 @@ def profile_problems(profile: Any) -> list[Reason]:
 
 
 def sizable_value(value: dict[str, Any]) -> dict[str, Any]:
-    """An attribute value `domain.dynamodb_rules` can size: a B value (which it does not know)
+    """An attribute value `domain.convert.limits` can size: a B value (which it does not know)
     becomes an S of as many ASCII characters, the same size by DynamoDB's rules."""
     ((kind, payload),) = value.items()
     if kind == "B":

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from user_migration.domain.range_locks import UserRangeLocks
+from user_migration.domain.write.range_locks import UserRangeLocks
 
 
 async def test_overlapping_ranges_wait_for_each_other():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from user_migration.domain.errors import InvalidParameter
-from user_migration.domain.request import BatchRequest, SingleUserRequest, plan_batch
+from user_migration.domain.migrate.request import BatchRequest, SingleUserRequest, plan_batch
 
 
 def plan(**params: str):

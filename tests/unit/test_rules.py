@@ -12,11 +12,11 @@ import pytest
 from tests.factories import valid_user
 from tests.unit.test_mapping import DJANGO
 from tests.unit.test_profile_rules import sizable
-from user_migration.adapters.dynamodb_codec import encode_user
-from user_migration.domain.dynamodb_rules import MAX_ITEM_BYTES, item_bytes
-from user_migration.domain.mapping import UserMapping, parse_mapping
+from user_migration.adapters.dynamodb.codec import encode_user
+from user_migration.domain.convert.limits import MAX_ITEM_BYTES, item_bytes
+from user_migration.domain.convert.mapping import UserMapping, parse_mapping
+from user_migration.domain.convert.rules import Reason, Rejection, UserPreparer, failure_text, prepare_user
 from user_migration.domain.model import Json, PreparedUser, SourceUser, UnreadableValue
-from user_migration.domain.rules import Reason, Rejection, UserPreparer, failure_text, prepare_user
 
 MIGRATED_AT = datetime(2026, 5, 6, 7, 8, 9, 101112, tzinfo=UTC)
 JOINED = datetime(2019, 4, 1, 10, 0, tzinfo=UTC)

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.factories import valid_user
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource
 from user_migration.domain.errors import InvalidParameter, SourceUnavailable
-from user_migration.domain.source_count import CountMode, SourceCount, SourceCounter
-from user_migration.domain.statistics import Statistics, plan_statistics
+from user_migration.domain.observe.source_count import CountMode, SourceCount, SourceCounter
+from user_migration.domain.observe.statistics import Statistics, plan_statistics
 
 START = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 ESTIMATE = 9  # what the planner would say of the 10 users

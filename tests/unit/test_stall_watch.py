@@ -1,4 +1,4 @@
-"""The stall watch's rules (`domain.stall_watch`) on a clock the tests move, and the progress lines of a
+"""The stall watch's rules (`domain.observe.stall_watch`) on a clock the tests move, and the progress lines of a
 command without a terminal (`entrypoints.cli.progress.StatusLine`)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from user_migration.domain.stall_watch import NoticeKind, StallNotices, StallWatch
+from user_migration.domain.observe.stall_watch import NoticeKind, StallNotices, StallWatch
 from user_migration.entrypoints.cli.progress import StatusLine
 
 DYNAMODB = "DynamoDB"

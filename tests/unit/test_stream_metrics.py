@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from user_migration.adapters.memory_changes import InMemoryChangeStream
+from user_migration.adapters.memory.changes import InMemoryChangeStream
 from user_migration.domain.errors import SetupError, SourceUnavailable
-from user_migration.domain.row_changes import RowChange, StreamHealth
+from user_migration.domain.sync.row_changes import RowChange, StreamHealth
 from user_migration.entrypoints.http.stream_metrics import StreamCollector
 
 

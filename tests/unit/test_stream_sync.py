@@ -13,13 +13,15 @@ import attrs
 import pytest
 
 from tests.factories import from_item, valid_user
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from user_migration.adapters.memory_changes import InMemoryChangeStream
+from user_migration.adapters.memory.changes import InMemoryChangeStream
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.domain.convert.versions import stored_version
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable, SourceUnavailable
-from user_migration.domain.migration import Migration
-from user_migration.domain.migration_run import MigrationRun
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.run import MigrationRun
 from user_migration.domain.model import ChangeCursor
-from user_migration.domain.row_changes import (
+from user_migration.domain.sync.poll import ChangeSync
+from user_migration.domain.sync.row_changes import (
     STREAM_VERSION_BASE,
     ChangeBatch,
     CommittedChanges,
@@ -27,9 +29,7 @@ from user_migration.domain.row_changes import (
     net_changes,
     stream_version,
 )
-from user_migration.domain.stream_sync import StreamProgress, StreamSummary, StreamSync, backfilled_mark
-from user_migration.domain.sync import ChangeSync
-from user_migration.domain.versions import stored_version
+from user_migration.domain.sync.stream import StreamProgress, StreamSummary, StreamSync, backfilled_mark
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 

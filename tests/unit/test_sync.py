@@ -10,12 +10,12 @@ import attrs
 import pytest
 
 from tests.factories import UPDATED, from_item, to_item, valid_user
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from user_migration.domain.errors import InvalidParameter, SetupError, SourceUnavailable
-from user_migration.domain.migration import Migration
-from user_migration.domain.migration_run import MigrationRun
-from user_migration.domain.request import BatchRequest
-from user_migration.domain.sync import ChangeSync
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.request import BatchRequest
+from user_migration.domain.migrate.run import MigrationRun
+from user_migration.domain.sync.poll import ChangeSync
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LATER = UPDATED + timedelta(days=1)

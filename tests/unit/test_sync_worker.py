@@ -10,9 +10,9 @@ import pytest
 
 from tests.factories import from_item, valid_user
 from tests.unit.test_sync import LATER, NOW, World, backfilled, make_world
-from user_migration.adapters.memory_leases import InMemorySegmentLeases
-from user_migration.adapters.memory_sync_passes import InMemorySyncPasses
-from user_migration.domain.sync_worker import SyncWorker
+from user_migration.adapters.memory.leases import InMemorySegmentLeases
+from user_migration.adapters.memory.sync_passes import InMemorySyncPasses
+from user_migration.domain.parallel.sync_worker import SyncWorker
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ past DynamoDB's limits on an expression."""
 
 from __future__ import annotations
 
-from user_migration.adapters.dynamodb_rewrite import MAX_EXPRESSION_OPERATORS, unchanged_condition
+from user_migration.adapters.dynamodb.rewrite import MAX_EXPRESSION_OPERATORS, unchanged_condition
 
 
 def test_maps_and_lists_are_checked_by_type_size_and_each_value_inside():

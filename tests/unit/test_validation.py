@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.factories import valid_user
+from user_migration.domain.convert.rules import failure_text, is_valid_email, user_problems
 from user_migration.domain.model import UnreadableValue
-from user_migration.domain.rules import failure_text, is_valid_email, user_problems
 
 
 def test_a_valid_user_has_no_problems():

@@ -1,4 +1,4 @@
-"""The one walker of values (`domain.values`): the quick pass and the slow walk agree, a prepared
+"""The one walker of values (`domain.convert.values`): the quick pass and the slow walk agree, a prepared
 value is prepared again as itself, and sizes are DynamoDB's, computed on the encoded value."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from tests.unit.test_profile_rules import value_bytes
 from tests.unit.test_profile_rules import values as odd_values
-from user_migration.domain.dynamodb_rules import number_problem
+from user_migration.domain.convert.limits import number_problem
+from user_migration.domain.convert.values import LookCloser, checked_value, quick_value
 from user_migration.domain.model import Json, UnreadableValue
-from user_migration.domain.values import LookCloser, checked_value, quick_value
 
 storable_ints = st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1)
 storable_decimals = st.decimals(allow_nan=False, allow_infinity=False).filter(lambda d: number_problem(d) is None)

@@ -10,16 +10,16 @@ import attrs
 import pytest
 
 from tests.factories import UPDATED, prepared_user, to_item, valid_user
-from user_migration.adapters.dynamodb_codec import CHANGED_SINCE_WRITTEN
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from user_migration.domain.differences import Difference, Problem, VerifyCounts
+from user_migration.adapters.dynamodb.codec import CHANGED_SINCE_WRITTEN
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.domain.convert.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
 from user_migration.domain.errors import InvalidParameter
-from user_migration.domain.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
-from user_migration.domain.migration import Migration
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.request import MAX_USER_ID
 from user_migration.domain.model import WriteRule
-from user_migration.domain.request import MAX_USER_ID
-from user_migration.domain.verification import Verification
-from user_migration.domain.verify_request import VerifyPageRequest, VerifyRange, plan_verify_page
+from user_migration.domain.verify.differences import Difference, Problem, VerifyCounts
+from user_migration.domain.verify.request import VerifyPageRequest, VerifyRange, plan_verify_page
+from user_migration.domain.verify.verification import Verification
 from user_migration.entrypoints.harness import InMemoryHarness
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.library import UserMigration

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 
 from tests.unit.test_verification import EVERY_KIND, every_kind_of_difference
-from user_migration.adapters.memory_leases import InMemorySegmentLeases
-from user_migration.adapters.memory_verify_results import InMemoryVerifyResults
-from user_migration.domain.differences import Difference
-from user_migration.domain.verify_worker import VerifyWorker
+from user_migration.adapters.memory.leases import InMemorySegmentLeases
+from user_migration.adapters.memory.verify_results import InMemoryVerifyResults
+from user_migration.domain.parallel.verify_worker import VerifyWorker
+from user_migration.domain.verify.differences import Difference
 
 
 async def pass_over(w, segments: int) -> InMemorySegmentLeases:

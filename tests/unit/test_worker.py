@@ -8,13 +8,19 @@ import attrs
 import pytest
 
 from tests.factories import valid_user
-from user_migration.adapters.memory import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from user_migration.adapters.memory_leases import InMemorySegmentLeases
+from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
+from user_migration.adapters.memory.leases import InMemorySegmentLeases
 from user_migration.domain.errors import TargetUnavailable
-from user_migration.domain.leases import LeaseObserver, OwnLease, choose_lease
-from user_migration.domain.migration import Migration
-from user_migration.domain.segments import SegmentLease, SegmentPlan, quantile_boundaries, resume_point, segments_for
-from user_migration.domain.worker import SegmentWorker
+from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.parallel.leases import LeaseObserver, OwnLease, choose_lease
+from user_migration.domain.parallel.migrate_worker import SegmentWorker
+from user_migration.domain.parallel.segments import (
+    SegmentLease,
+    SegmentPlan,
+    quantile_boundaries,
+    resume_point,
+    segments_for,
+)
 from user_migration.entrypoints.cli.main import build_parser
 from user_migration.entrypoints.cli.workers import is_worker_run
 from user_migration.entrypoints.http.segment_metrics import SegmentsCollector

@@ -13,8 +13,14 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from user_migration.adapters.memory_budget import InMemoryBudgetShares
-from user_migration.domain.budget_shares import (
+from user_migration.adapters.memory.budget import InMemoryBudgetShares
+from user_migration.domain.budget.bucket import (
+    FLOOR_UNITS_PER_SECOND,
+    TokenBucketBudget,
+    write_units_for,
+    write_units_of,
+)
+from user_migration.domain.budget.shares import (
     LIVE_SECONDS,
     PublishedRate,
     expected_rate,
@@ -23,13 +29,7 @@ from user_migration.domain.budget_shares import (
     live_others,
     next_share,
 )
-from user_migration.domain.budget_upkeep import BudgetUpkeep
-from user_migration.domain.write_budget import (
-    FLOOR_UNITS_PER_SECOND,
-    TokenBucketBudget,
-    write_units_for,
-    write_units_of,
-)
+from user_migration.domain.budget.upkeep import BudgetUpkeep
 
 
 class VirtualTime:

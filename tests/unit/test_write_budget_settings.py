@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from user_migration.container import resolve
-from user_migration.domain.write_budget import TokenBucketBudget
+from user_migration.domain.budget.bucket import TokenBucketBudget
 from user_migration.entrypoints.cli.main import _with_budget_flags, build_parser, main
 from user_migration.entrypoints.harness import InMemoryHarness
 from user_migration.entrypoints.settings import ConfigurationError, load_settings

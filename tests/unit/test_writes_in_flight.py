@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from user_migration.domain.writes_in_flight import WritesInFlight
+from user_migration.domain.write.writes_in_flight import WritesInFlight
 
 
 async def test_a_cancelled_caller_lets_the_step_finish_first():

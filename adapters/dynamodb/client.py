@@ -1,0 +1,76 @@
+"""The process's one long-lived DynamoDB client (aioboto3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError
+
+from user_migration.adapters.dynamodb.errors import aws_setup_error
+from user_migration.adapters.dynamodb.watch import watch_client
+from user_migration.domain.observe.stall_watch import StallWatch
+
+# A request's timeouts, in seconds (DYNAMODB_TIMEOUT_SECONDS): its answer is awaited this long, and a
+# connection is awaited at most CONNECT_TIMEOUT_SECONDS of it; botocore then retries DYNAMODB_RETRIES times.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_RETRIES = 3
+
+
+@asynccontextmanager
+async def dynamodb_client(
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    max_pool_connections: int = 32,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    retries: int = DEFAULT_RETRIES,
+    watch: StallWatch | None = None,
+    patience_seconds: float = 0.0,
+) -> AsyncIterator[Any]:
+    """A DynamoDB client; region and credentials come from the standard AWS chain unless given.
+
+    A missing region, missing or partial credentials or an unknown AWS_PROFILE raise `SetupError` naming what to
+    set, whether botocore finds out when the client is created or at its first call.
+
+    botocore's own retries are kept short (standard mode, `retries` retries: 3, up to 4 tries, by default): the
+    adapters retry unprocessed items and throttling themselves, per chunk, with jittered backoff. Each try waits
+    `timeout_seconds` for its answer.
+
+    With a `watch`, every request is reported to it (`adapters.dynamodb.watch`), and a request that gets no
+    answer at all is retried after botocore's tries until DynamoDB has been silent for `patience_seconds`
+    (0: not at all), so that a DynamoDB paused for a while is waited for, out loud.
+    """
+    config = AioConfig(
+        max_pool_connections=max_pool_connections,
+        retries={"mode": "standard", "max_attempts": retries},
+        connect_timeout=min(CONNECT_TIMEOUT_SECONDS, timeout_seconds),
+        read_timeout=timeout_seconds,
+        # Items are built and checked by the domain; botocore's own check of every request
+        # costs ~70 us per item (measured by the benchmark) and finds nothing new.
+        parameter_validation=False,
+    )
+    async with _setup_errors():
+        session = aioboto3.Session()
+        async with session.client(
+            "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
+        ) as client:
+            if watch is not None:
+                watch_client(client, watch, endpoint_url, patience_seconds)
+            yield client
+
+
+@asynccontextmanager
+async def _setup_errors() -> AsyncIterator[None]:
+    """botocore's missing region / credentials / profile (at client creation, or at the first call of the body
+    when not already translated) as a `SetupError` naming what to set."""
+    try:
+        yield
+    except BotoCoreError as error:
+        setup_error = aws_setup_error(error)
+        if setup_error is None:
+            raise
+        raise setup_error from error

@@ -1,0 +1,377 @@
+"""Holds on id ranges across processes, and the exact accounting of what is written under them.
+
+Everything lives in one item of the state table (each segment of the id space has its own, see
+`dynamodb_state`), changed only by conditional writes on its `version` (optimistic concurrency),
+so every step is either applied once or not at all:
+
+- take: add `holds.<id> = {lo, hi, expires, writing}` if no live hold overlaps lo..hi.
+  Overlapping holds that expired (their process died) are dropped, and the ids they were
+  writing — with the `unsettled` ids — pass to the new hold as `inherited`, for it to look at
+  and count. Expired holds of other ranges stay for their holder to settle (it may only be slow).
+- intend: append the ids about to be written to `holds.<id>.writing` (and renew the lease).
+- intend a removal: append the ids whose items are about to be deleted to `holds.<id>.removing`;
+  they pass on like `writing` (as `unsettled_removals`, inherited as `inherited_removals`).
+- settle: add what landed to `migrated_users` and take off what was removed, raise
+  `last_migrated_user_id`, put unsure ids in `unsettled` (`unsettled_removals`), and remove the
+  hold, in one conditional write. If botocore re-sends it after a
+  lost response, the re-sent one fails its condition, the item is read again, and the hold is
+  gone: it was applied, and nothing is counted twice.
+
+Id sets (`writing`, `unsettled`) are stored as compact runs (`adapters.dynamodb.id_ranges`), and each
+step starts from the item that the previous write of this process returned, so a page costs
+three small conditional writes and no reads while no other process touches the item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from user_migration.adapters.dynamodb.codec import decode_key, key_value
+from user_migration.adapters.dynamodb.errors import error_code, target_errors
+from user_migration.adapters.dynamodb.id_ranges import decode_ids, encode_ids
+from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
+from user_migration.domain.errors import TargetUnavailable
+from user_migration.domain.keys import UserId
+from user_migration.ports.migration_state import UNRECORDED_REASON, Settlement, UsersHold
+
+PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
+T = TypeVar("T")
+
+
+def stored_ids(value: dict[str, Any] | None) -> set[UserId]:
+    if value is None:
+        return set()
+    if "S" in value:
+        return decode_ids(value["S"])
+    # Written by versions before the compact form: a list of numbers.
+    return {decode_key(element) for element in value.get("L", [])}
+
+
+# The failing users a segment's item lists, at most (the compact text of their ids in `failed` and
+# under each of their reason codes in `failed_reasons`): about 1,500 sparse 64-bit ids with one
+# code each, any number in runs. The item's 400 KB must also hold the live holds' intents.
+FAILED_LISTED_BYTES = 64_000
+
+
+def failing_users(
+    listed: set[UserId],
+    unlisted: int,
+    failed: Collection[UserId],
+    succeeded: Collection[UserId],
+    size_of: Callable[[set[UserId]], int] = lambda ids: len(encode_ids(ids)),
+) -> tuple[set[UserId], int]:
+    """The failing users a segment lists after a settle, and how many more fail unlisted.
+
+    Exact while the list (as `size_of` measures what is stored of it) fits `FAILED_LISTED_BYTES`.
+    Once it would not, the list only shrinks (its users that succeed leave it) and every other
+    failing user is counted as unlisted: an unlisted user that later succeeds cannot be told from
+    one that never failed, and one that fails again is counted again, so the count becomes an upper
+    bound instead of making the item too large to write (which would stop every later page with a
+    failure in the segment)."""
+    failing = (listed - set(succeeded)) | set(failed)
+    if unlisted:
+        kept = failing & listed
+    elif size_of(failing) <= FAILED_LISTED_BYTES:
+        return failing, 0
+    else:
+        kept = _lowest_that_fit(sorted(failing), size_of)
+    return kept, unlisted + len(failing - kept)
+
+
+def _lowest_that_fit(ordered: list[UserId], size_of: Callable[[set[UserId]], int]) -> set[UserId]:
+    """The longest run of the lowest of `ordered` whose stored size fits `FAILED_LISTED_BYTES`."""
+    fits, too_many = 0, len(ordered)
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if size_of(set(ordered[:middle])) <= FAILED_LISTED_BYTES:
+            fits = middle
+        else:
+            too_many = middle
+    return set(ordered[:fits])
+
+
+def _id_set(user_ids: Collection[UserId]) -> dict[str, Any]:
+    return {"S": encode_ids(user_ids)}
+
+
+class _Conflict(Exception):
+    """The item changed since it was read: read it again."""
+
+
+class _DynamoDbHold(UsersHold):
+    def __init__(
+        self, ledger: ProgressLedger, hold_id: str, inherited: frozenset[UserId], inherited_removals: frozenset[UserId]
+    ) -> None:
+        self._ledger = ledger
+        self.hold_id = hold_id
+        self.inherited = inherited
+        self.inherited_removals = inherited_removals
+        self.settled = False
+
+    async def intend(self, user_ids: Collection[UserId]) -> None:
+        await self._ledger.intend(self.hold_id, user_ids)
+
+    async def intend_removal(self, user_ids: Collection[UserId]) -> None:
+        await self._ledger.intend(self.hold_id, user_ids, field="removing")
+
+    async def apply(self, settlement: Settlement) -> None:
+        await self._ledger.settle(self.hold_id, settlement)
+        self.settled = True
+
+
+def failing_of(item: dict[str, Any]) -> dict[UserId, tuple[str, ...]]:
+    """The failing users an item lists, with their reason codes (`failed_reasons`: code -> ids;
+    an id in `failed` under no code was noted by a version that kept none)."""
+    codes: dict[UserId, list[str]] = {user_id: [] for user_id in stored_ids(item.get("failed"))}
+    for code, ids in sorted(item.get("failed_reasons", {}).get("M", {}).items()):
+        for user_id in stored_ids(ids):
+            codes.setdefault(user_id, []).append(code)
+    return {user_id: tuple(found) or (UNRECORDED_REASON,) for user_id, found in sorted(codes.items())}
+
+
+def _codes_after(item: dict[str, Any], settlement: Settlement) -> dict[UserId, tuple[str, ...]]:
+    """The codes of every listed failing user that stays failing, and of every user failing now
+    (a user failing again gets its new codes)."""
+    kept = {
+        user_id: codes
+        for user_id, codes in failing_of(item).items()
+        if user_id not in settlement.succeeded and user_id not in settlement.failed and UNRECORDED_REASON not in codes
+    }
+    return {**kept, **settlement.failed}
+
+
+def _by_code(codes: dict[UserId, tuple[str, ...]], listed: set[UserId]) -> dict[str, set[UserId]]:
+    by_code: dict[str, set[UserId]] = {}
+    for user_id in listed:
+        for code in codes.get(user_id, ()):
+            by_code.setdefault(code, set()).add(user_id)
+    return by_code
+
+
+class ProgressLedger:
+    """One item of the state table (a segment's): its counters, its failing users and the holds
+    on id ranges within it."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        lease_seconds: float = 60.0,
+        wait_seconds: float = 90.0,
+        key: dict[str, Any] | None = None,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._key = key if key is not None else PROGRESS_KEY
+        self._lease_seconds = lease_seconds
+        self._wait_seconds = wait_seconds
+        # One read-modify-write at a time from this process: the item is then contended only by
+        # other processes, and conflicts (retries) stay rare.
+        self._one_at_a_time = asyncio.Lock()
+        # The item as this process's last write left it (DynamoDB's own answer, ALL_NEW), so the
+        # next step needs no read first. Every write is conditional on the version: a snapshot
+        # that another process made stale fails its condition, and the item is read again.
+        self._snapshot: tuple[dict[str, Any], int] | None = None
+
+    async def read(self) -> tuple[dict[str, Any], int]:
+        """The item (empty when there is none yet) and its version."""
+        async with target_errors("reading progress", table=self._table):
+            response = await self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
+        item: dict[str, Any] = response.get("Item", {})
+        return item, int(item["version"]["N"]) if "version" in item else 0
+
+    async def _write(
+        self, version: int, update: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> None:
+        """Apply `update` only if the item is still at `version`; raise `_Conflict` otherwise."""
+        condition = "attribute_not_exists(version)" if version == 0 else "version = :version"
+        values = {**values, ":next": {"N": str(version + 1)}}
+        if version:
+            values[":version"] = {"N": str(version)}
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": self._key,
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            arguments["ExpressionAttributeNames"] = names
+        async with target_errors("recording progress", table=self._table):
+            try:
+                response = await self._client.update_item(**arguments)
+            except ClientError as error:
+                if error_code(error) == "ConditionalCheckFailedException":
+                    raise _Conflict from error
+                raise
+        applied: dict[str, Any] = response["Attributes"]
+        self._snapshot = applied, int(applied["version"]["N"])
+
+    async def _change(self, step: Callable[[dict[str, Any], int], Awaitable[T]]) -> T:
+        """Apply `step` to the item as it stands (this process's snapshot of it, or read), again
+        and again until no other process changed the item in between."""
+        while True:
+            try:
+                async with self._one_at_a_time:
+                    snapshot, self._snapshot = self._snapshot, None  # set again only by a write that applied
+                    item, version = snapshot if snapshot is not None else await self.read()
+                    return await step(item, version)
+            except _Conflict:
+                await asyncio.sleep(random.uniform(0.005, 0.05))
+
+    def _entry(self, item: dict[str, Any], hold_id: str) -> dict[str, Any] | None:
+        entry: dict[str, Any] | None = item.get("holds", {}).get("M", {}).get(hold_id)
+        return entry
+
+    async def take(self, lowest: UserId, highest: UserId) -> _DynamoDbHold:
+        """Wait until no live hold overlaps lowest..highest, then hold it."""
+        hold_id = uuid.uuid4().hex
+
+        async def try_take(item: dict[str, Any], version: int) -> tuple[frozenset[UserId], frozenset[UserId]] | None:
+            now = time.time()
+            inherited = stored_ids(item.get("unsettled"))
+            inherited_removals = stored_ids(item.get("unsettled_removals"))
+            live: dict[str, Any] = {}
+            for other, entry in item.get("holds", {}).get("M", {}).items():
+                fields = entry["M"]
+                held_low, held_high = decode_key(fields["lo"]), decode_key(fields["hi"])
+                if lowest <= held_high and held_low <= highest:  # type: ignore[operator]  # ids of one kind
+                    if float(fields["expires"]["N"]) >= now:
+                        return None
+                    # Its holder died (or stalled past its lease): its intent is now ours to settle.
+                    inherited |= stored_ids(fields.get("writing"))
+                    inherited_removals |= stored_ids(fields.get("removing"))
+                    continue
+                # A hold of other users stays, expired or not: its holder, if alive, still
+                # settles it, and whoever next holds those users inherits it otherwise.
+                live[other] = entry
+            live[hold_id] = {
+                "M": {
+                    "lo": key_value(lowest),
+                    "hi": key_value(highest),
+                    "expires": {"N": f"{now + self._lease_seconds:.3f}"},
+                    "writing": _id_set(inherited),
+                    "removing": _id_set(inherited_removals),
+                }
+            }
+            await self._write(
+                version,
+                "SET holds = :holds, version = :next REMOVE unsettled, unsettled_removals",
+                {":holds": {"M": live}},
+            )
+            return frozenset(inherited), frozenset(inherited_removals)
+
+        deadline = time.monotonic() + self._wait_seconds
+        pause = 0.02
+        while (taken := await self._change(try_take)) is None:
+            if time.monotonic() > deadline:
+                raise TargetUnavailable(
+                    f"users {lowest}..{highest} stayed held by another process for {self._wait_seconds:.0f}s"
+                )
+            await asyncio.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 2, 1.0)
+        return _DynamoDbHold(self, hold_id, *taken)
+
+    async def intend(self, hold_id: str, user_ids: Collection[UserId], field: str = "writing") -> None:
+        """Record the ids about to be written (`removing`: deleted), and renew the lease."""
+
+        async def try_intend(item: dict[str, Any], version: int) -> None:
+            entry = self._entry(item, hold_id)
+            if entry is None:
+                raise TargetUnavailable("the hold on these users expired before writing; nothing was written")
+            ids = stored_ids(entry["M"].get(field)) | set(user_ids)
+            await self._write(
+                version,
+                "SET holds.#hold.#ids = :ids, holds.#hold.expires = :expires, version = :next",
+                {":ids": _id_set(ids), ":expires": {"N": f"{time.time() + self._lease_seconds:.3f}"}},
+                {"#hold": hold_id, "#ids": field},
+            )
+
+        await self._change(try_intend)
+
+    async def settle(self, hold_id: str, settlement: Settlement) -> None:
+        """Count what landed (and uncount what was removed), note the failing users, and release
+        the hold, exactly once."""
+        landed = settlement.landed
+
+        async def try_settle(item: dict[str, Any], version: int) -> None:
+            if self._entry(item, hold_id) is None:
+                # Either this settle was applied already (a re-sent request), or the lease expired
+                # and the next holder inherited these ids: in both cases they are counted once.
+                return
+            last = item.get("last_migrated_user_id")
+            highest = max([*landed, *([decode_key(last)] if last else [])], default=None)
+            count = int(item.get("migrated_users", {"N": "0"})["N"]) + len(landed) - len(settlement.removed)
+            codes = _codes_after(item, settlement)
+
+            def listed_size(ids: set[UserId]) -> int:  # `failed` and `failed_reasons` as stored
+                return len(encode_ids(ids)) + sum(len(encode_ids(each)) for each in _by_code(codes, ids).values())
+
+            listed, unlisted = failing_users(
+                stored_ids(item.get("failed")),
+                int(item.get("failed_unlisted", {"N": "0"})["N"]),
+                settlement.failed.keys(),
+                settlement.succeeded,
+                listed_size,
+            )
+            reasons = {"M": {code: _id_set(ids) for code, ids in sorted(_by_code(codes, listed).items())}}
+            values: dict[str, Any] = {
+                ":count": {"N": str(max(count, 0))},
+                ":unsettled": _id_set(stored_ids(item.get("unsettled")) | settlement.unsure),
+                ":unsettled_removals": _id_set(stored_ids(item.get("unsettled_removals")) | settlement.unsure_removed),
+                ":failed": _id_set(listed),
+                ":failed_unlisted": {"N": str(unlisted)},
+                ":failed_count": {"N": str(len(listed) + unlisted)},
+                ":failed_reasons": reasons,
+            }
+            update = (
+                "SET migrated_users = :count, unsettled = :unsettled, "
+                "unsettled_removals = :unsettled_removals, failed = :failed, failed_unlisted = :failed_unlisted, "
+                "failed_count = :failed_count, failed_reasons = :failed_reasons, version = :next"
+            )
+            if highest is not None:
+                values[":last"] = key_value(highest)
+                update += ", last_migrated_user_id = :last"
+            await self._write(version, update + " REMOVE holds.#hold", values, {"#hold": hold_id})
+
+        await self._change(try_settle)
+
+    async def abandon(self, hold_id: str) -> None:
+        """Release a hold that did not settle: what it meant to write becomes `unsettled`."""
+
+        async def try_abandon(item: dict[str, Any], version: int) -> None:
+            entry = self._entry(item, hold_id)
+            if entry is None:
+                return
+            unsettled = stored_ids(item.get("unsettled")) | stored_ids(entry["M"].get("writing"))
+            removals = stored_ids(item.get("unsettled_removals")) | stored_ids(entry["M"].get("removing"))
+            await self._write(
+                version,
+                "SET unsettled = :unsettled, unsettled_removals = :removals, version = :next REMOVE holds.#hold",
+                {":unsettled": _id_set(unsettled), ":removals": _id_set(removals)},
+                {"#hold": hold_id},
+            )
+
+        await self._change(try_abandon)
+
+    @asynccontextmanager
+    async def hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
+        """Hold lowest..highest until exit; without a settle, hand the intent on."""
+        hold = await self.take(lowest, highest)
+        try:
+            yield hold
+        finally:
+            if not hold.settled:
+                # If DynamoDB cannot be reached now, the lease expires and the next holder inherits.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.abandon(hold.hold_id))

@@ -1,0 +1,180 @@
+"""Segment leases in the state table, on each segment's own item (`segment#NNNNN`), beside its
+holds and counters but in attributes of their own (`lease_*`), changed only by conditional
+updates on `lease_counter`, which every change raises by one (the KCL's lease table; see
+`ports.segment_leases`). A change whose answer was lost and which botocore sent again fails its
+condition the second time; it is then read back: the lease as this change would have left it
+means the first one applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from botocore.exceptions import ClientError
+
+from user_migration.adapters.dynamodb.codec import decode_key, key_value
+from user_migration.adapters.dynamodb.errors import error_code, target_errors
+from user_migration.adapters.dynamodb.plan import PlanStore, segment_key
+from user_migration.adapters.dynamodb.state import read_items
+from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
+from user_migration.domain.keys import UserId
+from user_migration.domain.parallel.segments import SegmentLease, SegmentPlan
+from user_migration.ports.segment_leases import LeaseActivity, SegmentLeases
+
+
+@attrs.frozen
+class LeaseNames:
+    """The attributes that hold one kind of lease on the segments' items, and the plan item's
+    attribute with that kind's run number: the migration's runs (`lease_*`, `run`), verify's passes
+    (`verify_lease_*`, `verify_run`) and `sync --workers`' passes (`sync_lease_*`, `sync_run`) keep
+    leases of their own on the same segments."""
+
+    prefix: str = "lease_"
+    run_attribute: str = "run"
+
+    def __getattr__(self, name: str) -> str:
+        # owner, counter, checkpoint, done, takes, steals, run: each the prefix and the name.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.prefix + name
+
+    @property
+    def fields(self) -> str:
+        return ", ".join(self.prefix + name for name in ("run", "owner", "counter", "checkpoint", "done"))
+
+
+MIGRATION_LEASES = LeaseNames()
+VERIFY_LEASES = LeaseNames("verify_lease_", "verify_run")
+SYNC_LEASES = LeaseNames("sync_lease_", "sync_run")
+
+
+def _lease(
+    plan: SegmentPlan, index: int, run: int, item: dict[str, Any] | None, names: LeaseNames = MIGRATION_LEASES
+) -> SegmentLease:
+    segment = plan[index]
+    item = item or {}
+    counter = int(item[names.counter]["N"]) if names.counter in item else 0
+    if names.run not in item or int(item[names.run]["N"]) != run:
+        return SegmentLease(segment, run, None, counter)  # not worked on in this run yet
+    return SegmentLease(
+        segment,
+        run,
+        item[names.owner]["S"] if names.owner in item else None,
+        counter,
+        decode_key(item[names.checkpoint]) if names.checkpoint in item else segment.lowest,
+        bool(item.get(names.done, {}).get("BOOL", False)),
+    )
+
+
+class DynamoDbSegmentLeases(SegmentLeases):
+    """The lease table of a run, in the migration's state table."""
+
+    def __init__(self, client: Any, table: str, plans: PlanStore, names: LeaseNames = MIGRATION_LEASES) -> None:
+        self._client = client
+        self._table = table
+        self._plans = plans
+        self._names = names
+
+    async def plan(self) -> SegmentPlan:
+        return await self._plans.plan()
+
+    async def run_number(self) -> int:
+        return await self._plans.run_number(self._names.run_attribute)
+
+    async def restart(self, seen_run: int) -> int:
+        return await self._plans.restart(seen_run, self._names.run_attribute)
+
+    async def leases(self) -> list[SegmentLease]:
+        plan, run = await self.plan(), await self.run_number()
+        keys = [segment_key(s.index) for s in plan]
+        items = await read_items(self._client, self._table, keys, self._names.fields)
+        by_index = {int(item[STATE_KEY_ATTRIBUTE]["S"].partition("#")[2]): item for item in items}
+        return [_lease(plan, segment.index, run, by_index.get(segment.index), self._names) for segment in plan]
+
+    async def _read(self, lease: SegmentLease) -> SegmentLease:
+        async with target_errors("reading a segment lease", table=self._table):
+            response = await self._client.get_item(
+                TableName=self._table, Key=segment_key(lease.segment.index), ConsistentRead=True
+            )
+        plan = await self.plan()
+        return _lease(plan, lease.segment.index, lease.run, response.get("Item"), self._names)
+
+    async def _change(
+        self, seen: SegmentLease, wanted: SegmentLease, owned: bool, stolen: bool | None = None
+    ) -> SegmentLease | None:
+        """Move the lease from `seen` to `wanted` (counter + 1) if it is still as seen; with
+        `owned`, only while `seen.owner` owns it in `seen.run`. A take (`stolen` not None) is
+        added to the segment's tallies in the same write."""
+        names = self._names
+        values: dict[str, Any] = {
+            ":next": {"N": str(wanted.counter)},
+            ":run": {"N": str(wanted.run)},
+            ":checkpoint": key_value(wanted.checkpoint),
+            ":done": {"BOOL": wanted.done},
+        }
+        update = (
+            f"SET {names.counter} = :next, {names.run} = :run, {names.checkpoint} = :checkpoint, {names.done} = :done"
+        )
+        if wanted.owner is not None:
+            update += f", {names.owner} = :owner"
+            values[":owner"] = {"S": wanted.owner}
+        else:
+            update += f" REMOVE {names.owner}"
+        if stolen is not None:
+            update += f" ADD {names.takes} :one, {names.steals} :stolen"
+            values[":one"] = {"N": "1"}
+            values[":stolen"] = {"N": "1" if stolen else "0"}
+        if seen.counter == 0:
+            condition = f"attribute_not_exists({names.counter})"
+        else:
+            condition = f"{names.counter} = :seen"
+            values[":seen"] = {"N": str(seen.counter)}
+        if owned:
+            condition += f" AND {names.owner} = :me AND {names.run} = :run"
+            values[":me"] = {"S": seen.owner or ""}
+        async with target_errors("changing a segment lease", table=self._table):
+            try:
+                await self._client.update_item(
+                    TableName=self._table,
+                    Key=segment_key(seen.segment.index),
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise
+                # Changed by someone else, or by this very change sent twice (its answer lost).
+                return wanted if await self._read(seen) == wanted else None
+        return wanted
+
+    async def take(self, lease: SegmentLease, worker: str) -> SegmentLease | None:
+        wanted = attrs.evolve(lease, owner=worker, counter=lease.counter + 1)
+        return await self._change(lease, wanted, owned=False, stolen=lease.owner not in (None, worker))
+
+    async def renew(self, lease: SegmentLease) -> SegmentLease | None:
+        return await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1), owned=True)
+
+    async def checkpoint(self, lease: SegmentLease, next_user_id: UserId, done: bool = False) -> SegmentLease | None:
+        wanted = attrs.evolve(
+            lease,
+            counter=lease.counter + 1,
+            checkpoint=next_user_id,
+            done=done,
+            owner=None if done else lease.owner,
+        )
+        return await self._change(lease, wanted, owned=True)
+
+    async def release(self, lease: SegmentLease) -> None:
+        await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1, owner=None), owned=True)
+
+    async def activity(self) -> LeaseActivity:
+        plan = await self.plan()
+        names = self._names
+        keys = [segment_key(s.index) for s in plan]
+        items = await read_items(self._client, self._table, keys, f"{names.takes}, {names.steals}")
+        return LeaseActivity(
+            sum(int(item.get(names.takes, {"N": "0"})["N"]) for item in items),
+            sum(int(item.get(names.steals, {"N": "0"})["N"]) for item in items),
+        )

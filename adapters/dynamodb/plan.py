@@ -1,0 +1,147 @@
+"""The segment plan in the state table: one `segments` item with the segments' lowest ids and
+the number of the current run. Made once, by whoever needs it first (a conditional put: all
+processes agree on the first one written), and never changed, since the counters kept per
+segment must go on meaning the same ids."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from user_migration.adapters.dynamodb.errors import error_code, target_errors
+from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
+from user_migration.domain.errors import SetupError, TargetUnavailable
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.parallel.segments import SegmentPlan
+
+PLAN_KEY = {STATE_KEY_ATTRIBUTE: {"S": "segments"}}
+Propose = Callable[[], Awaitable[Sequence[UserId]]]
+# A plan's item stays well below DynamoDB's 400 KB for an item, whatever the length of text ids.
+MOST_PLAN_BYTES = 300_000
+
+
+def segment_key(index: int) -> dict[str, Any]:
+    """The key of a segment's item: its holds, counters and lease."""
+    return {STATE_KEY_ATTRIBUTE: {"S": f"segment#{index:05d}"}}
+
+
+def _fitting(samples: list[UserId]) -> list[UserId]:
+    """The samples, every other one dropped until their plan fits in one item (only long text ids need it)."""
+    while len(samples) > 1 and sum(len(str(sample).encode("utf-8", "surrogatepass")) + 8 for sample in samples) > (
+        MOST_PLAN_BYTES
+    ):
+        samples = samples[1::2]
+    return samples
+
+
+def _starts(plan: SegmentPlan) -> dict[str, Any]:
+    if plan.kind is KeyKind.INTEGER:
+        return {"starts": {"S": ",".join(str(start) for start in plan.starts)}}
+    return {"start_ids": {"L": [{"S": str(start)} for start in plan.starts]}}
+
+
+class PlanStore:
+    """Reads (and, the first time, makes) the plan; the plan is cached, the run number is not."""
+
+    def __init__(
+        self, client: Any, table: str, propose: Propose | None = None, kind: KeyKind = KeyKind.INTEGER
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._kind = kind
+        # Boundaries from the source's distribution; without it, one segment (e.g. a state used
+        # on its own, in a test).
+        self._propose = propose
+        self._plan: SegmentPlan | None = None
+        self._making = asyncio.Lock()
+
+    async def _read(self) -> dict[str, Any] | None:
+        async with target_errors("reading the segment plan", table=self._table):
+            response = await self._client.get_item(TableName=self._table, Key=PLAN_KEY, ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    async def plan(self) -> SegmentPlan:
+        """The plan, made from the proposed boundaries if the table has none yet."""
+        if self._plan is not None:
+            return self._plan
+        async with self._making:
+            if self._plan is None:
+                item = await self._read()
+                if item is None:
+                    samples = list(await self._propose()) if self._propose is not None else []
+                    await self._adopt(SegmentPlan.from_samples(_fitting(samples), self._kind))
+                    item = await self._read()
+                if item is None:
+                    raise RuntimeError("the segment plan was written but cannot be read back")
+                self._plan = self._plan_of(item)
+            return self._plan
+
+    def _plan_of(self, item: dict[str, Any]) -> SegmentPlan:
+        """The plan an item holds: integer starts as one text (as always), uuid or text starts as a list."""
+        if "starts" in item:
+            plan = SegmentPlan(tuple(int(start) for start in item["starts"]["S"].split(",")))
+        else:
+            plan = SegmentPlan(tuple(str(start["S"]) for start in item["start_ids"]["L"]))
+        if plan.kind is not self._kind:
+            raise SetupError(
+                [
+                    f"the state table {self._table!r} holds a segment plan of {plan.kind.value} ids, but the "
+                    f"mapping's key is {self._kind.value}: use another DYNAMODB_STATE_TABLE for this source"
+                ],
+                "the state table belongs to another source",
+            )
+        return plan
+
+    async def _adopt(self, plan: SegmentPlan) -> None:
+        try:
+            await self._put(plan)
+        except TargetUnavailable:
+            # The answer may be what was lost: a plan that is there now (this one, or another
+            # process's) is the plan; only if there is none did the put fail.
+            if await self._read() is None:
+                raise
+
+    async def _put(self, plan: SegmentPlan) -> None:
+        async with target_errors("recording the segment plan", table=self._table):
+            try:
+                await self._client.put_item(
+                    TableName=self._table,
+                    Item={**PLAN_KEY, **_starts(plan), "run": {"N": "1"}},
+                    ConditionExpression="attribute_not_exists(#key)",
+                    ExpressionAttributeNames={"#key": STATE_KEY_ATTRIBUTE},
+                )
+            except ClientError as error:
+                if error_code(error) != "ConditionalCheckFailedException":  # made meanwhile by another
+                    raise
+
+    async def run_number(self, attribute: str = "run") -> int:
+        """The current run (1 until the first restart) of the runs counted in `attribute` (the
+        migration's; verify's passes count theirs apart)."""
+        await self.plan()
+        item = await self._read()
+        return int(item[attribute]["N"]) if item is not None and attribute in item else 1
+
+    async def restart(self, seen_run: int, attribute: str = "run") -> int:
+        """Move to run `seen_run + 1` unless another process moved it first; the current run."""
+        await self.plan()
+        async with target_errors("starting a new run", table=self._table):
+            try:
+                await self._client.update_item(
+                    TableName=self._table,
+                    Key=PLAN_KEY,
+                    UpdateExpression="SET #run = :next",
+                    # A run number never written is 1 (a plan made before verify's passes had one).
+                    ConditionExpression="#run = :seen"
+                    if seen_run > 1
+                    else "attribute_not_exists(#run) OR #run = :seen",
+                    ExpressionAttributeNames={"#run": attribute},
+                    ExpressionAttributeValues={":seen": {"N": str(seen_run)}, ":next": {"N": str(seen_run + 1)}},
+                )
+            except ClientError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise
+        return await self.run_number(attribute)

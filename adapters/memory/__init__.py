@@ -1,0 +1,1 @@
+"""In-memory adapters of every port: unit tests and the public test harness."""

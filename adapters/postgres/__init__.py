@@ -1,0 +1,1 @@
+"""PostgreSQL (aiopg, psycopg2): the source, its plan and types, the change cursor, CDC."""

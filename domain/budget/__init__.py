@@ -1,0 +1,1 @@
+"""The table's write capacity, shared between writers."""

@@ -1,0 +1,1 @@
+"""A row into a user, a user into an item's values: mapping, rules, values, versions, limits."""

@@ -1,0 +1,1 @@
+"""The batch and single-user use cases, a whole-table run, their requests and reports."""

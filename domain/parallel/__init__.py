@@ -1,0 +1,1 @@
+"""Segments, leases and the leased workers that share a table between machines."""

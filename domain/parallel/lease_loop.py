@@ -1,0 +1,152 @@
+"""The loop every worker of a run (or pass) goes through: look at the leases, take a free or
+expired one, work its segment, and again, until every segment is done (see `ports.segment_leases`).
+
+What "work" means is the caller's: migrating the segment's pages (`domain.parallel.migrate_worker`), or verifying
+its rows and its part of the scan for extra items (`domain.parallel.verify_worker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
+
+import attrs
+
+from user_migration.domain.parallel.leases import LeaseObserver, OwnLease, choose_lease
+from user_migration.domain.parallel.segments import SegmentLease
+from user_migration.ports.segment_leases import SegmentLeases
+
+# How working a segment ended: finished; stopped on request; its lease lost; or its writes failed
+# (the worker leaves that segment to the others, or to a later run of the command).
+SegmentOutcome = Literal["done", "stopped", "lost", "failed"]
+
+Done = TypeVar("Done")
+
+
+@attrs.frozen
+class LeaseTally:
+    """What one worker's loop did with the leases, and what was left of the run when it ended."""
+
+    run: int
+    segments_done: int
+    lease_takes: int
+    lease_steals: int  # of those, taken after another worker's lease expired
+    leases_lost: int
+    at_end: list[SegmentLease]
+
+    @property
+    def unfinished_segments(self) -> int:
+        return sum(not lease.done for lease in self.at_end)
+
+    def stopped_early(self, stop: asyncio.Event | None) -> bool:
+        """Whether `stop` ended the loop with segments of the run still to do."""
+        return stop is not None and stop.is_set() and self.unfinished_segments > 0
+
+
+async def work_leases(
+    leases: SegmentLeases,
+    worker: str,
+    lease_seconds: float,
+    clock: Callable[[], float],
+    work: Callable[[OwnLease], Awaitable[SegmentOutcome]],
+    restart: bool = False,
+    stop: asyncio.Event | None = None,
+    rng: random.Random | None = None,
+) -> LeaseTally:
+    """Take and `work` segments until the run is finished, or `stop`; segments whose work failed
+    in this worker are not tried again by it."""
+    run = await leases.run_number()
+    if restart:
+        run = await leases.restart(run)
+    chance = rng if rng is not None else random.Random()
+    observer = LeaseObserver(lease_seconds)
+    counts = {"done": 0, "takes": 0, "steals": 0, "lost": 0}
+    failed_here: set[int] = set()
+    while stop is None or not stop.is_set():
+        seen = [lease for lease in await leases.leases() if lease.segment.index not in failed_here]
+        now = clock()
+        observer.observe(seen, now)
+        if all(lease.done for lease in seen):
+            break
+        chosen = choose_lease(seen, observer, worker, now, chance)
+        if chosen is None:
+            # Only live leases of other workers: wait for them to finish (or to expire).
+            await sleep_or_stop(lease_seconds / 3, stop)
+            continue
+        sent = clock()
+        taken = await leases.take(chosen, worker)
+        if taken is None:
+            continue  # another worker was quicker
+        counts["takes"] += 1
+        counts["steals"] += chosen.owner not in (None, worker)
+        own = OwnLease(taken, lease_seconds)
+        own.renewed(taken, sent)
+        outcome = await work(own)
+        if outcome == "done":
+            counts["done"] += 1
+        elif outcome == "lost":
+            counts["lost"] += 1
+        elif outcome == "failed":
+            failed_here.add(taken.segment.index)
+    return LeaseTally(run, counts["done"], counts["takes"], counts["steals"], counts["lost"], await leases.leases())
+
+
+async def sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
+    """Sleep, or less if `stop` is set meanwhile."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def under_lease(
+    leases: SegmentLeases,
+    own: OwnLease,
+    lease_seconds: float,
+    clock: Callable[[], float],
+    stop: asyncio.Event | None,
+    job: Callable[[asyncio.Event], Awaitable[Done]],
+) -> tuple[Done, bool]:
+    """Run `job(segment_stop)` on the segment of `own` while renewing its lease every third of
+    a lease period; `segment_stop` is set when the lease is lost (the job must stop writing) or
+    when `stop` is. What the job returned, and whether the lease was lost meanwhile (or is too
+    old now, by this worker's clock, to be relied on)."""
+    lost = asyncio.Event()
+    segment_stop = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def renew_now_and_then() -> None:
+        # Ends between renewals once the job is finished (never in the middle of one, so the
+        # lease the caller's final checkpoint starts from is the one DynamoDB holds).
+        while True:
+            await sleep_or_stop(lease_seconds / 3, finished)
+            if finished.is_set():
+                return
+            sent = clock()
+            renewed = await leases.renew(own.lease)
+            if renewed is None or not own.valid(clock()):
+                lost.set()
+                segment_stop.set()
+                return
+            own.renewed(renewed, sent)
+
+    async def stopping() -> None:
+        if stop is not None:
+            await stop.wait()
+            segment_stop.set()
+
+    renewer, watcher = asyncio.create_task(renew_now_and_then()), asyncio.create_task(stopping())
+    try:
+        result = await job(segment_stop)
+    except BaseException:
+        renewer.cancel()
+        raise
+    finally:
+        finished.set()
+        watcher.cancel()
+        await asyncio.gather(renewer, watcher, return_exceptions=True)
+    return result, lost.is_set() or not own.valid(clock())

@@ -1,0 +1,230 @@
+"""A worker of a run: takes segment leases one after the other and migrates each segment.
+
+Every `migrate --all` process on the same tables is a worker of the same run. A worker takes a
+free (or expired) segment, pumps its pages from the segment's checkpoint through the page engine,
+and after each page records the checkpoint under its lease (which renews it); a background task
+renews the lease between pages. A worker that could not renew in time stops writing before any
+other worker could take the segment (`OwnLease.valid`, asked right before each write). Its summary
+claims the pages it checkpointed and the pages in hand whose writes it settled before it found
+its lease lost (the counters have them, and a next holder that reads them again finds them
+stored): the workers' summaries add up to the users moved. What it wrote but did not settle is
+counted once, in the counters, by the next holder of those ids (the holds' inheritance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from user_migration.domain.engine.pump import PagePump
+from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.keys import UserId
+from user_migration.domain.migrate.migration import Migration, next_start_after
+from user_migration.domain.migrate.report import BatchOutcome
+from user_migration.domain.migrate.run import PageCheckpoints, ProgressCallback, RunSummary, RunTally
+from user_migration.domain.model import SourceUser
+from user_migration.domain.parallel.lease_loop import SegmentOutcome, work_leases
+from user_migration.domain.parallel.leases import OwnLease
+from user_migration.domain.parallel.segments import SegmentLease, resume_point, segments_for
+from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.user_source import UserSource
+
+DEFAULT_LEASE_SECONDS = 10.0  # the KCL's failover time
+
+
+class LeaseLost(Exception):
+    """This worker may no longer write its segment: its lease could not be renewed in time."""
+
+
+FENCED = BatchOutcome()  # a page whose writes the fence stopped
+
+
+@attrs.frozen
+class WorkerSummary:
+    """What one worker did: the pages it checkpointed, and its leases."""
+
+    worker: str
+    run: int
+    summary: RunSummary
+    segments_done: int
+    lease_takes: int
+    lease_steals: int  # of those, taken after another worker's lease expired
+    leases_lost: int
+    unfinished_segments: int  # of the run, when this worker stopped
+
+
+class SegmentWorker:
+    """Works on the run's segments until none is left (or `stop`)."""
+
+    def __init__(
+        self,
+        source: UserSource,
+        leases: SegmentLeases,
+        migration: Migration,
+        worker: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        prefetch_pages: int = 2,
+        pages_in_flight: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._leases = leases
+        self._migration = migration
+        self.worker = worker if worker is not None else uuid.uuid4().hex[:12]
+        self._lease_seconds = lease_seconds
+        self._prefetch = prefetch_pages
+        self._in_flight = pages_in_flight
+        self._clock = clock
+        self._rng = random.Random()
+
+    async def run(
+        self,
+        batch_size: int,
+        restart: bool = False,
+        on_progress: ProgressCallback | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> WorkerSummary:
+        """Take and migrate segments until the run is finished, or only live leases of other
+        workers (and segments this worker already failed on) are left."""
+        await self._migration.mark_changes_from()
+        tally = RunTally()
+
+        async def work(own: OwnLease) -> SegmentOutcome:
+            return await self._work_segment(own, batch_size, tally, on_progress, stop)
+
+        leased = await work_leases(
+            self._leases, self.worker, self._lease_seconds, self._clock, work, restart, stop, self._rng
+        )
+        return WorkerSummary(
+            self.worker,
+            leased.run,
+            tally.summary(False, resume_point(leased.at_end), stopped_early=leased.stopped_early(stop)),
+            leased.segments_done,
+            leased.lease_takes,
+            leased.lease_steals,
+            leased.leases_lost,
+            leased.unfinished_segments,
+        )
+
+    async def _work_segment(
+        self,
+        own: OwnLease,
+        batch_size: int,
+        tally: RunTally,
+        on_progress: ProgressCallback | None,
+        stop: asyncio.Event | None,
+    ) -> SegmentOutcome:
+        """Migrate the segment from its checkpoint."""
+        segment = own.lease.segment
+        checkpoints = PageCheckpoints(self._source.key_kind)
+        lease_lock = asyncio.Lock()  # the renewer and the checkpoints change the lease one at a time
+        lost = asyncio.Event()
+        segment_stop = asyncio.Event()
+
+        def fence() -> None:
+            if lost.is_set() or not own.valid(self._clock()):
+                lost.set()
+                segment_stop.set()
+                raise LeaseLost(f"the lease on segment {segment.index} ran out")
+
+        async def change(step: Callable[[SegmentLease], Awaitable[SegmentLease | None]]) -> bool:
+            """Whether the change landed (the table checks it is still this worker's lease); the
+            lease is lost when it did not, or when its answer came too late to write on under it."""
+            async with lease_lock:
+                if lost.is_set():
+                    return False
+                sent = self._clock()
+                changed = await step(own.lease)
+                if changed is None or not own.valid(self._clock()):
+                    lost.set()
+                    segment_stop.set()
+                    return changed is not None
+                own.renewed(changed, sent)
+                return True
+
+        async def renew_now_and_then() -> None:
+            # A third of a lease after the last renew, the checkpoints' included: a worker whose
+            # pages checkpoint often enough never sends a renew of its own.
+            while not lost.is_set():
+                renewed_until = own.valid_until
+                await asyncio.sleep(max(own.valid_until - self._clock() - self._lease_seconds * 5 / 12, 0.01))
+                if own.valid_until == renewed_until:
+                    await change(self._leases.renew)
+
+        async def read_page(start: UserId) -> tuple[list[SourceUser], UserId | None]:
+            page = list(await self._source.read_page(start, batch_size, segment.highest))
+            following = next_start_after(page, batch_size, self._source.key_kind)
+            within = following is not None and following <= segment.highest  # type: ignore[operator]  # one kind
+            return page, following if within else None
+
+        async def migrate_page(page: list[SourceUser]) -> BatchOutcome:
+            try:
+                return await self._migration.migrate_users(page, False, fence=fence)
+            except LeaseLost:
+                return FENCED  # nothing written; the pages in hand still come to `finish`
+            except DependencyUnavailable:
+                if lost.is_set() or not own.valid(self._clock()):
+                    # Stalled past its lease (its hold may have expired too): the page is the
+                    # next holder's now, who inherits whatever this one left to settle.
+                    lost.set()
+                    segment_stop.set()
+                    return FENCED
+                raise
+
+        async def finish(page: list[SourceUser], outcome: BatchOutcome) -> None:
+            if not page:
+                return
+            if not lost.is_set():
+                position = checkpoints.after(page, outcome)
+                await change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
+            progress = tally.add(outcome)
+            if lost.is_set():
+                # Done and settled (counted), but not checkpointed (or not known to be): the next
+                # holder may read the page again, and finds its users stored. They are this worker's.
+                return
+            if on_progress is not None:
+                on_progress(progress)
+
+        async def stopping() -> None:
+            if stop is not None:
+                await stop.wait()
+                segment_stop.set()
+
+        renewer = asyncio.create_task(renew_now_and_then())
+        watcher = asyncio.create_task(stopping())
+        try:
+            pump: PagePump[UserId, list[SourceUser], Any] = PagePump(
+                read_page, migrate_page, finish, self._prefetch, self._in_flight
+            )
+            ended = await pump.run(own.lease.checkpoint, segment_stop)
+        finally:
+            renewer.cancel()
+            watcher.cancel()
+            await asyncio.gather(renewer, watcher, return_exceptions=True)
+        if lost.is_set():
+            return "lost"
+        if ended.stopped_early:
+            await self._leases.release(own.lease)
+            return "stopped"
+        if checkpoints.first_unwritten is not None:
+            await self._leases.release(own.lease)  # the checkpoint stays before the failed write
+            return "failed"
+        # Marked done under this lease (the table checked it), even when the answer came too
+        # late to go on writing: nobody else took the segment before.
+        done = await change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
+        return "done" if done else "lost"
+
+
+def boundaries_from(source: UserSource) -> Callable[[], Awaitable[list[UserId]]]:
+    """What a plan store asks for the first plan: the source split into `segments_for` its size."""
+
+    async def propose() -> list[UserId]:
+        return await source.segment_boundaries(segments_for(await source.count_users()))
+
+    return propose

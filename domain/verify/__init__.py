@@ -1,0 +1,1 @@
+"""Items compared with rows, the differences named, the verify requests."""

@@ -1,0 +1,70 @@
+"""The parameters of a verify, checked and typed: the id range of a whole run, and the query of
+one HTTP page (`GET /m2/migration/verify?start_user_id=&batch_size=`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import attrs
+
+from user_migration.domain.errors import InvalidParameter
+from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.migrate.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
+
+PAGE_PARAMETERS = ("start_user_id", "batch_size")
+_DIGITS = re.compile(r"[0-9]{1,30}")
+
+
+@attrs.frozen
+class VerifyRange:
+    """Verify the users with ids `start_user_id..end_user_id`, `batch_size` rows a page."""
+
+    start_user_id: UserId = 0
+    end_user_id: UserId = MAX_USER_ID
+    batch_size: int = MAX_BATCH_SIZE
+
+    def __attrs_post_init__(self) -> None:
+        BatchRequest(self.start_user_id, self.batch_size)  # the same ranges, the same messages
+        end = self.end_user_id
+        if isinstance(self.start_user_id, str):
+            if not isinstance(end, str) or end < self.start_user_id:
+                raise InvalidParameter("end_user_id", "end_user_id must not be below start_user_id")
+            return
+        if isinstance(end, bool) or not isinstance(end, int) or not self.start_user_id <= end <= MAX_USER_ID:
+            raise InvalidParameter(
+                "end_user_id", f"end_user_id must be an integer between start_user_id and {MAX_USER_ID}"
+            )
+
+
+@attrs.frozen
+class VerifyPageRequest:
+    """Verify one keyset page: up to `batch_size` rows with `id >= start_user_id`."""
+
+    start_user_id: UserId = 0
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    def __attrs_post_init__(self) -> None:
+        BatchRequest(self.start_user_id, self.batch_size)
+
+
+def _integer(parameter: str, text: str, lowest: int, highest: int) -> int:
+    if not _DIGITS.fullmatch(text) or not lowest <= int(text) <= highest:
+        raise InvalidParameter(parameter, f"{parameter} must be an integer between {lowest} and {highest}")
+    return int(text)
+
+
+def plan_verify_page(query: Iterable[tuple[str, str]], kind: KeyKind = KeyKind.INTEGER) -> VerifyPageRequest:
+    """Turn query parameters (name, value pairs, repeats kept) into a page request; an unknown or
+    repeated parameter is an error, as on the migration endpoint."""
+    given: dict[str, str] = {}
+    for name, value in query:
+        if name not in PAGE_PARAMETERS:
+            shown = name if len(name) <= 40 else name[:40] + "…"
+            raise InvalidParameter(shown, f"unknown parameter {shown!r} (expected one of {', '.join(PAGE_PARAMETERS)})")
+        if name in given:
+            raise InvalidParameter(name, f"parameter {name!r} is given more than once")
+        given[name] = value
+    start = kind.parse("start_user_id", given["start_user_id"]) if "start_user_id" in given else kind.first
+    size = _integer("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE) if "batch_size" in given else None
+    return VerifyPageRequest(start, DEFAULT_BATCH_SIZE if size is None else size)

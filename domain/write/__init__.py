@@ -1,0 +1,1 @@
+"""What guards every write: ranges held by one writer, writes in flight."""
