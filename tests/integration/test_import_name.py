@@ -22,7 +22,7 @@ HOST_SERVICE = textwrap.dedent(
     import asyncio
     from datetime import UTC, datetime
 
-    import user_migration.domain  # the host's own
+    import domain  # the host's own
     from user_migration.domain.model import User
     from user_migration.entrypoints.harness import InMemoryHarness
     import user_migration.domain.model as ours
@@ -71,7 +71,7 @@ def test_the_wheel_holds_one_top_level_name_and_imports_beside_a_host_domain_pac
         site = tmp_path / "site"
         archive.extractall(site)
     assert top_level == {"user_migration", wheel.name.split("-py3")[0] + ".dist-info"}
-    for needed in ("container.py", "user_migration/adapters/sql/schema.sql"):
+    for needed in ("user_migration/container.py", "user_migration/adapters/sql/schema.sql"):
         assert needed in names
     assert "user_migration/entrypoints/http/openapi.json" in names
     assert not any(name.startswith("user_migration/setup") for name in names)
