@@ -37,7 +37,8 @@ from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT, Migration
 from user_migration.domain.observe.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounter
 from user_migration.domain.observe.stall_watch import StallWatch
 from user_migration.domain.observe.statistics import Statistics
-from user_migration.domain.parallel.migrate_worker import DEFAULT_LEASE_SECONDS, SegmentWorker, boundaries_from
+from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS
+from user_migration.domain.parallel.migrate_worker import SegmentWorker, boundaries_from
 from user_migration.domain.parallel.sync_worker import SyncWorker
 from user_migration.domain.parallel.verify_worker import VerifyWorker
 from user_migration.domain.sync.poll import ChangeSync

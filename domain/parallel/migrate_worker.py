@@ -14,13 +14,9 @@ counted once, in the counters, by the next holder of those ids (the holds' inher
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-import attrs
+from typing import Any, TypeAlias
 
 from user_migration.domain.engine.pump import PagePump
 from user_migration.domain.errors import DependencyUnavailable
@@ -29,13 +25,12 @@ from user_migration.domain.migrate.migration import Migration, next_start_after
 from user_migration.domain.migrate.report import BatchOutcome
 from user_migration.domain.migrate.run import PageCheckpoints, ProgressCallback, RunSummary, RunTally
 from user_migration.domain.model import SourceUser
-from user_migration.domain.parallel.lease_loop import SegmentOutcome, work_leases
+from user_migration.domain.parallel.lease_loop import SegmentOutcome
+from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
 from user_migration.domain.parallel.segments import SegmentLease, resume_point, segments_for
 from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.user_source import UserSource
-
-DEFAULT_LEASE_SECONDS = 10.0  # the KCL's failover time
 
 
 class LeaseLost(Exception):
@@ -44,19 +39,8 @@ class LeaseLost(Exception):
 
 FENCED = BatchOutcome()  # a page whose writes the fence stopped
 
-
-@attrs.frozen
-class WorkerSummary:
-    """What one worker did: the pages it checkpointed, and its leases."""
-
-    worker: str
-    run: int
-    summary: RunSummary
-    segments_done: int
-    lease_takes: int
-    lease_steals: int  # of those, taken after another worker's lease expired
-    leases_lost: int
-    unfinished_segments: int  # of the run, when this worker stopped
+# What one worker did: the pages it checkpointed, and its leases.
+WorkerSummary: TypeAlias = LeasedPassSummary[RunSummary, None]
 
 
 class SegmentWorker:
@@ -74,14 +58,14 @@ class SegmentWorker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
+        self._pass = LeasedPass(leases, worker, lease_seconds, clock)
         self._leases = leases
         self._migration = migration
-        self.worker = worker if worker is not None else uuid.uuid4().hex[:12]
+        self.worker = self._pass.worker
         self._lease_seconds = lease_seconds
         self._prefetch = prefetch_pages
         self._in_flight = pages_in_flight
         self._clock = clock
-        self._rng = random.Random()
 
     async def run(
         self,
@@ -98,18 +82,9 @@ class SegmentWorker:
         async def work(own: OwnLease) -> SegmentOutcome:
             return await self._work_segment(own, batch_size, tally, on_progress, stop)
 
-        leased = await work_leases(
-            self._leases, self.worker, self._lease_seconds, self._clock, work, restart, stop, self._rng
-        )
-        return WorkerSummary(
-            self.worker,
-            leased.run,
-            tally.summary(False, resume_point(leased.at_end), stopped_early=leased.stopped_early(stop)),
-            leased.segments_done,
-            leased.lease_takes,
-            leased.lease_steals,
-            leased.leases_lost,
-            leased.unfinished_segments,
+        leased = await self._pass.work(work, restart, stop)
+        return self._pass.summary(
+            leased, tally.summary(False, resume_point(leased.at_end), stopped_early=leased.stopped_early(stop))
         )
 
     async def _work_segment(

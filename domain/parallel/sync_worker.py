@@ -21,20 +21,17 @@ again (a no-op, unless the worker that finished it was killed first): so the wor
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-
-import attrs
+from typing import TypeAlias
 
 from user_migration.domain.errors import DependencyUnavailable
 from user_migration.domain.migrate.request import MAX_BATCH_SIZE, check_batch_size
 from user_migration.domain.model import ChangeCursor
-from user_migration.domain.parallel.lease_loop import LeaseTally, SegmentOutcome, under_lease, work_leases
+from user_migration.domain.parallel.lease_loop import LeaseTally, SegmentOutcome
+from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
-from user_migration.domain.parallel.migrate_worker import DEFAULT_LEASE_SECONDS
 from user_migration.domain.parallel.segments import ScanPart
 from user_migration.domain.sync.poll import (
     ChangeSync,
@@ -49,35 +46,9 @@ from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.sync_passes import SyncPass, SyncPasses
 from user_migration.ports.user_source import UserSource
 
-
-@attrs.frozen
-class SyncWorkerSummary:
-    """What one worker carried (the segments it worked on) in one or more passes, and its leases."""
-
-    worker: str
-    sync_pass: int  # the latest pass it worked in
-    summary: SyncSummary
-    segments_done: int
-    lease_takes: int
-    lease_steals: int
-    leases_lost: int
-    unfinished_segments: int  # of its latest pass, when this worker stopped
-    # What every segment of the latest pass applied together, once that pass is finished; else None.
-    pass_applied: int | None = None
-
-    def then(self, later: SyncWorkerSummary) -> SyncWorkerSummary:
-        """This worker's passes followed by a later one (`--follow`'s totals)."""
-        return SyncWorkerSummary(
-            self.worker,
-            later.sync_pass,
-            self.summary.then(later.summary),
-            self.segments_done + later.segments_done,
-            self.lease_takes + later.lease_takes,
-            self.lease_steals + later.lease_steals,
-            self.leases_lost + later.leases_lost,
-            later.unfinished_segments,
-            later.pass_applied,
-        )
+# What one worker carried (the segments it worked on) in one or more passes, and its leases; the
+# whole pass's items written or deleted by all its workers, once that pass is finished.
+SyncWorkerSummary: TypeAlias = LeasedPassSummary[SyncSummary, int]
 
 
 def _wall_clock() -> datetime:
@@ -104,11 +75,9 @@ class SyncWorker:
         self._state = state
         self._leases = leases
         self._passes = passes
-        self.worker = worker if worker is not None else uuid.uuid4().hex[:12]
-        self._lease_seconds = lease_seconds
-        self._clock = clock
+        self._pass_of_leases = LeasedPass(leases, worker, lease_seconds, clock)
+        self.worker = self._pass_of_leases.worker
         self._now = now if now is not None else _wall_clock
-        self._rng = random.Random()
         self._begun: dict[int, SyncPass] = {}
 
     async def run_pass(
@@ -143,9 +112,7 @@ class SyncWorker:
         async def work(own: OwnLease) -> SegmentOutcome:
             return await self._carry_segment(own, segments, batch_size, total, progress_of, stop)
 
-        leased = await work_leases(
-            self._leases, self.worker, self._lease_seconds, self._clock, work, False, stop, self._rng
-        )
+        leased = await self._pass_of_leases.work(work, False, stop)
         return await self._summary(leased, total, stop)
 
     async def follow(
@@ -208,7 +175,7 @@ class SyncWorker:
                 ScanPart(segment.index, segments),
             )
 
-        (tally, stopped), lost = await under_lease(self._leases, own, self._lease_seconds, self._clock, stop, carry)
+        (tally, stopped), lost = await self._pass_of_leases.under_lease(own, stop, carry)
         if lost:
             return "lost"  # the segment's next owner carries it again, and counts it
         total.include(tally)
@@ -232,14 +199,4 @@ class SyncWorker:
         lag = (self._now() - taken_at).total_seconds() if taken_at is not None else None
         full_pass = latest is not None and latest.since is None
         summary = total.summary(lag, full_pass=full_pass, caught_up=finished, stopped=leased.stopped_early(stop))
-        return SyncWorkerSummary(
-            self.worker,
-            leased.run,
-            summary,
-            leased.segments_done,
-            leased.lease_takes,
-            leased.lease_steals,
-            leased.leases_lost,
-            leased.unfinished_segments,
-            applied,
-        )
+        return self._pass_of_leases.summary(leased, summary, applied)

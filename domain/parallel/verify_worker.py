@@ -16,44 +16,29 @@ both leave it right.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeAlias
 
-import attrs
-
-from user_migration.domain.parallel.lease_loop import SegmentOutcome, under_lease, work_leases
+from user_migration.domain.parallel.lease_loop import SegmentOutcome
+from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
-from user_migration.domain.parallel.migrate_worker import DEFAULT_LEASE_SECONDS
 from user_migration.domain.parallel.segments import ScanPart
 from user_migration.domain.verify.differences import Difference, VerifyCounts, VerifyProgress, VerifySummary
 from user_migration.domain.verify.verification import DifferenceCallback, Verification, VerifyProgressCallback
 from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.verify_results import VerifyResults
 
+# What one worker verified (the segments it finished), and its leases; the whole pass's counts
+# (every segment's recorded result) once it is finished.
+VerifyWorkerSummary: TypeAlias = LeasedPassSummary[VerifySummary, VerifyCounts]
 
-@attrs.frozen
-class VerifyWorkerSummary:
-    """What one worker verified (the segments it finished), and its leases."""
 
-    worker: str
-    verify_pass: int
-    summary: VerifySummary
-    segments_done: int
-    lease_takes: int
-    lease_steals: int
-    leases_lost: int
-    unfinished_segments: int  # of the pass, when this worker stopped
-    # The whole pass's counts (every segment's recorded result) once it is finished; else None.
-    pass_counts: VerifyCounts | None = None
-
-    @property
-    def clean(self) -> bool:
-        """Whether the pass is finished and found nothing failing (after a repair: nothing remains)."""
-        if self.pass_counts is None:
-            return False
-        return (self.pass_counts.not_repaired if self.summary.repair else self.pass_counts.failing) == 0
+def is_clean(worked: VerifyWorkerSummary) -> bool:
+    """Whether the pass is finished and found nothing failing (after a repair: nothing remains)."""
+    if worked.whole_pass is None:
+        return False
+    return (worked.whole_pass.not_repaired if worked.summary.repair else worked.whole_pass.failing) == 0
 
 
 class VerifyWorker:
@@ -71,10 +56,8 @@ class VerifyWorker:
         self._verification = verification
         self._leases = leases
         self._results = results
-        self.worker = worker if worker is not None else uuid.uuid4().hex[:12]
-        self._lease_seconds = lease_seconds
-        self._clock = clock
-        self._rng = random.Random()
+        self._pass = LeasedPass(leases, worker, lease_seconds, clock)
+        self.worker = self._pass.worker
 
     async def run(
         self,
@@ -111,24 +94,12 @@ class VerifyWorker:
                         on_difference(difference)
             return outcome
 
-        leased = await work_leases(
-            self._leases, self.worker, self._lease_seconds, self._clock, work, restart, stop, self._rng
-        )
+        leased = await self._pass.work(work, restart, stop)
         summary = VerifySummary(total, repair, time.perf_counter() - started, leased.stopped_early(stop))
         finished = leased.unfinished_segments == 0
         pass_counts = await self._pass_counts(leased.run, segments) if finished else None
         self._verification.record_latest(pass_counts if pass_counts is not None else total)
-        return VerifyWorkerSummary(
-            self.worker,
-            leased.run,
-            summary,
-            leased.segments_done,
-            leased.lease_takes,
-            leased.lease_steals,
-            leased.leases_lost,
-            leased.unfinished_segments,
-            pass_counts,
-        )
+        return self._pass.summary(leased, summary, pass_counts)
 
     async def _pass_counts(self, verify_pass: int, segments: int) -> VerifyCounts | None:
         """The sum of every segment's result in the pass; None when one is missing (not expected:
@@ -163,7 +134,7 @@ class VerifyWorker:
                 extras_in=ScanPart(segment.index, segments),
             )
 
-        summary, lost = await under_lease(self._leases, own, self._lease_seconds, self._clock, stop, verify)
+        summary, lost = await self._pass.under_lease(own, stop, verify)
         if lost:
             return "lost", summary.counts
         if summary.stopped_early:

@@ -252,7 +252,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
         print_worker_summary(worked, fields, arguments.json, await migration.budget_snapshot(), arguments.failed_out)
         if summary.stopped_early:
             return EXIT_INTERRUPTED
-        return EXIT_USERS_FAILED if summary.failed or worked.unfinished_segments else EXIT_OK
+        return EXIT_USERS_FAILED if summary.failed or worked.leases.unfinished_segments else EXIT_OK
     else:
         given = given_id(kind, "--start-user-id", arguments.start_user_id)
         start = await migration.resume_point() if arguments.resume else (kind.first if given is None else given)

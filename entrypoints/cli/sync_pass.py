@@ -11,21 +11,17 @@ from typing import Any
 from user_migration.domain.errors import DependencyUnavailable
 from user_migration.domain.parallel.sync_worker import SyncWorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, lease_json, run_worker_processes
 
 
 def pass_fields(worked: SyncWorkerSummary) -> dict[str, Any]:
     """One worker's pass and leases, as `--json` adds them to its summary (the sync's fields)."""
     return {
         "worker": worked.worker,
-        "sync_pass": worked.sync_pass,
-        "segments_done": worked.segments_done,
-        "lease_takes": worked.lease_takes,
-        "lease_steals": worked.lease_steals,
-        "leases_lost": worked.leases_lost,
-        "unfinished_segments": worked.unfinished_segments,
+        "sync_pass": worked.number,
+        **lease_json(worked.leases),
         # What all the pass's workers applied together, once it is finished; null before.
-        "pass_applied": worked.pass_applied,
+        "pass_applied": worked.whole_pass,
     }
 
 

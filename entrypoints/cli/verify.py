@@ -11,7 +11,7 @@ from typing import TextIO
 from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId, given_id
 from user_migration.domain.migrate.request import MAX_USER_ID
-from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary
+from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary, is_clean
 from user_migration.domain.verify.differences import VerifyProgress
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.migrate import id_argument, stop_on_signals
@@ -137,5 +137,5 @@ async def verify(migration: UserMigration, arguments: argparse.Namespace) -> int
     if summary.stopped_early:
         return EXIT_INTERRUPTED
     if worked is not None:  # the pass's verdict: every worker's, once finished
-        return EXIT_OK if worked.clean else EXIT_USERS_FAILED
+        return EXIT_OK if is_clean(worked) else EXIT_USERS_FAILED
     return EXIT_OK if summary.clean else EXIT_USERS_FAILED

@@ -10,7 +10,7 @@ from typing import Any
 from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.cli.verify_output import Differences, print_summary
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, lease_json, run_worker_processes
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.verify_json import counts_json
 
@@ -21,14 +21,10 @@ def pass_json(worked: VerifyWorkerSummary) -> dict[str, Any]:
         **counts_json(worked.summary.counts, worked.summary.repair),
         "stopped_early": worked.summary.stopped_early,
         "worker": worked.worker,
-        "verify_pass": worked.verify_pass,
-        "segments_done": worked.segments_done,
-        "lease_takes": worked.lease_takes,
-        "lease_steals": worked.lease_steals,
-        "leases_lost": worked.leases_lost,
-        "unfinished_segments": worked.unfinished_segments,
+        "verify_pass": worked.number,
+        **lease_json(worked.leases),
         # The verdict of the whole pass (all workers), once it is finished; null before.
-        "pass_counts": None if worked.pass_counts is None else counts_json(worked.pass_counts, worked.summary.repair),
+        "pass_counts": None if worked.whole_pass is None else counts_json(worked.whole_pass, worked.summary.repair),
     }
 
 

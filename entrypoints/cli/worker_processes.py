@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
+
+from user_migration.domain.parallel.leased_pass import LeaseCounts
+
 CLI = [sys.executable, "-c", "from user_migration.entrypoints.cli.main import main; raise SystemExit(main())"]
 
 
@@ -71,11 +75,13 @@ def latest_of(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return min(summaries, key=lambda s: s.get("unfinished_segments", 0), default={})
 
 
+def lease_json(leases: LeaseCounts) -> dict[str, int]:
+    """A worker's lease counts as its `--json` summary carries them."""
+    return attrs.asdict(leases)
+
+
 def lease_fields(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The workers' lease counts added up, with the run and its unfinished segments."""
-    names = ("segments_done", "lease_takes", "lease_steals", "leases_lost")
-    return {
-        **{name: sum(s.get(name, 0) for s in summaries) for name in names},
-        "unfinished_segments": latest_of(summaries).get("unfinished_segments", 0),
-        "workers": summaries,
-    }
+    """The workers' lease counts added up (`LeaseCounts.added_up`), with their summaries."""
+    names = [field.name for field in attrs.fields(LeaseCounts)]
+    counts = [LeaseCounts(**{name: int(s.get(name, 0)) for name in names}) for s in summaries]
+    return {**lease_json(LeaseCounts.added_up(counts)), "workers": summaries}

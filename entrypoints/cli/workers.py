@@ -16,7 +16,7 @@ from user_migration.domain.budget.bucket import BudgetSnapshot
 from user_migration.domain.parallel.migrate_worker import WorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.cli.failures_shown import print_failures
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, lease_json, run_worker_processes
 from user_migration.entrypoints.library import UserMigration
 
 
@@ -37,12 +37,8 @@ def worker_json(
         **spent,
         **summary_json,
         "worker": worked.worker,
-        "run": worked.run,
-        "segments_done": worked.segments_done,
-        "lease_takes": worked.lease_takes,
-        "lease_steals": worked.lease_steals,
-        "leases_lost": worked.leases_lost,
-        "unfinished_segments": worked.unfinished_segments,
+        "run": worked.number,
+        **lease_json(worked.leases),
     }
 
 

@@ -55,11 +55,11 @@ async def test_the_dashboard_shows_the_harness_migration(aiohttp_client):
         # A verify pass of its workers (here one, in-process) shows with its verdict.
         async with harness.library() as migration:
             worked = await migration.verify_as_worker(batch_size=10)
-        assert worked.pass_counts is not None
+        assert worked.whole_pass is not None
         await page.wait_for("document.querySelector('[data-field=\"verify_pass.finished\"]')?.textContent === 'yes'")
         overview = await shown_overview(page, capture)
-        assert overview["verify_pass"]["counts"]["checked"] == worked.pass_counts.checked
-        assert overview["verify_pass"]["counts"]["missing"] == worked.pass_counts.missing == 1  # user 7, refused
+        assert overview["verify_pass"]["counts"]["checked"] == worked.whole_pass.checked
+        assert overview["verify_pass"]["counts"]["missing"] == worked.whole_pass.missing == 1  # user 7, refused
 
         # A refused token brings the sign-in back, saying why.
         await page.evaluate(f"sessionStorage.setItem('{TOKEN_KEY}', 'wrong'); location.reload()")

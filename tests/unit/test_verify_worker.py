@@ -9,7 +9,7 @@ import asyncio
 from tests.unit.test_verification import EVERY_KIND, every_kind_of_difference
 from user_migration.adapters.memory.leases import InMemorySegmentLeases
 from user_migration.adapters.memory.verify_results import InMemoryVerifyResults
-from user_migration.domain.parallel.verify_worker import VerifyWorker
+from user_migration.domain.parallel.verify_worker import VerifyWorker, is_clean
 from user_migration.domain.verify.differences import Difference
 
 
@@ -37,15 +37,15 @@ async def test_workers_of_one_pass_find_what_one_verify_finds_each_once():
     for other in summaries[1:]:
         total.include(other.summary.counts)
     assert total == alone
-    assert sum(s.segments_done for s in summaries) == 4
-    assert all(s.unfinished_segments == 0 for s in summaries)
-    assert all(s.pass_counts == alone for s in summaries)  # each ended with the pass finished
+    assert sum(s.leases.segments_done for s in summaries) == 4
+    assert all(s.leases.unfinished_segments == 0 for s in summaries)
+    assert all(s.whole_pass == alone for s in summaries)  # each ended with the pass finished
     # The pass is finished: another worker verifies nothing, but tells the pass's verdict.
     again = await VerifyWorker(w.verification, leases, results, worker="d").run(batch_size=3)
-    assert (again.summary.counts.checked, again.segments_done) == (0, 0)
-    assert (again.pass_counts, again.clean) == (alone, False)
+    assert (again.summary.counts.checked, again.leases.segments_done) == (0, 0)
+    assert (again.whole_pass, is_clean(again)) == (alone, False)
     restarted = await VerifyWorker(w.verification, leases, results, worker="d").run(batch_size=50, restart=True)
-    assert (restarted.verify_pass, restarted.summary.counts) == (2, alone)
+    assert (restarted.number, restarted.summary.counts) == (2, alone)
 
 
 async def test_a_segment_whose_lease_ran_out_is_verified_again_and_reported_once():
@@ -68,8 +68,8 @@ async def test_a_segment_whose_lease_ran_out_is_verified_again_and_reported_once
     w.verification.verify = verify_then_stall  # type: ignore[method-assign]
     found: list[Difference] = []
     summary = await asyncio.wait_for(worker.run(batch_size=4, on_difference=found.append), 10)
-    assert (summary.leases_lost, summary.segments_done, summary.unfinished_segments) == (1, 2, 0)
+    assert (summary.leases.leases_lost, summary.leases.segments_done, summary.leases.unfinished_segments) == (1, 2, 0)
     # The lost segment's findings were dropped, and it was verified again: each difference once.
     assert sorted(found, key=lambda d: d.user_id) == sorted(EVERY_KIND, key=lambda d: d.user_id)
     assert summary.summary.counts == alone
-    assert summary.pass_counts == alone  # the lost segment's dropped findings are not in the verdict
+    assert summary.whole_pass == alone  # the lost segment's dropped findings are not in the verdict

@@ -75,8 +75,8 @@ async def test_four_workers_read_each_user_once_and_count_exactly():
     assert sum(s.summary.users_read for s in summaries) == len(user_ids)
     assert sum(s.summary.migrated for s in summaries) == len(user_ids) == len(target.items)
     assert (await state.read_progress()).migrated_users == len(user_ids)
-    assert sum(s.segments_done for s in summaries) == 16
-    assert all(s.unfinished_segments == 0 for s in summaries)
+    assert sum(s.leases.segments_done for s in summaries) == 16
+    assert all(s.leases.unfinished_segments == 0 for s in summaries)
     assert all(lease.done for lease in await leases.leases())
 
 
@@ -85,9 +85,9 @@ async def test_a_finished_run_is_not_walked_again_unless_restarted():
     await SegmentWorker(source, leases, migration).run(batch_size=50)
     again = await SegmentWorker(source, leases, migration).run(batch_size=50)
     assert again.summary.users_read == 0
-    assert again.run == 1
+    assert again.number == 1
     restarted = await SegmentWorker(source, leases, migration).run(batch_size=50, restart=True)
-    assert (restarted.run, restarted.summary.users_read, restarted.summary.skipped) == (2, 500, 500)
+    assert (restarted.number, restarted.summary.users_read, restarted.summary.skipped) == (2, 500, 500)
     assert (await state.read_progress()).migrated_users == 500
 
 
@@ -110,7 +110,7 @@ async def test_a_worker_that_lost_its_lease_writes_nothing_more_and_claims_only_
     # Pages 1 and 2 were written and checkpointed; page 3 was fenced off before its write (40
     # items when the lease was found lost); the worker then took the segment again through the
     # lease table, like any other worker would, and finished it from its checkpoint, once.
-    assert (result.leases_lost, result.lease_takes, result.segments_done) == (1, 2, 1)
+    assert (result.leases.leases_lost, result.leases.lease_takes, result.leases.segments_done) == (1, 2, 1)
     assert result.summary.migrated == 200 == len(target.items)
     assert (await state.read_progress()).migrated_users == 200
 
@@ -136,7 +136,7 @@ async def test_a_worker_paused_after_its_writes_claims_them_and_the_summaries_ad
 
     migration.migrate_users = write_then_pause  # type: ignore[method-assign]
     result = await asyncio.wait_for(stale.run(batch_size=20), 5)
-    assert result.leases_lost == 1
+    assert result.leases.leases_lost == 1
     assert result.summary.skipped > 0  # the pages read again found what the lost lease wrote
     assert result.summary.migrated == 200 == len(target.items)
     assert (await state.read_progress()).migrated_users == 200
@@ -161,7 +161,7 @@ async def test_a_page_that_fails_after_the_lease_ran_out_is_left_to_the_next_hol
 
     migration.migrate_users = stall_then_fail  # type: ignore[method-assign]
     result = await asyncio.wait_for(stale.run(batch_size=20), 5)
-    assert result.leases_lost == 1
+    assert result.leases.leases_lost == 1
     assert result.summary.migrated == 200 == len(target.items)
     assert (await state.read_progress()).migrated_users == 200
     # The same failure while the lease is valid is an outage: raised, as ever.
@@ -193,7 +193,7 @@ async def test_a_segment_marked_done_under_its_lease_is_done_even_when_the_answe
     leases.checkpoint = late_done  # type: ignore[method-assign]
     worker = SegmentWorker(source, leases, migration, lease_seconds=10, clock=lambda: now[0])
     result = await asyncio.wait_for(worker.run(batch_size=20), 5)
-    assert (result.segments_done, result.leases_lost, result.unfinished_segments) == (1, 0, 0)
+    assert (result.leases.segments_done, result.leases.leases_lost, result.leases.unfinished_segments) == (1, 0, 0)
     assert result.summary.migrated == 100
 
 
@@ -236,12 +236,12 @@ async def test_the_metrics_show_segments_by_state_and_the_lease_takes_and_steals
         summary = await asyncio.wait_for(survivor.run(batch_size=100), 5)
     finally:
         ticking.cancel()
-    assert (summary.lease_steals, summary.segments_done) == (1, 4)
+    assert (summary.leases.lease_steals, summary.leases.segments_done) == (1, 4)
     await collector.refresh(leases)
     values = metric_values(collector)
     assert values["user_migration_segments"] == {"pending": 0, "leased": 0, "done": 4}
     # The dead worker's take, and the survivor's (a lease of its own that ran out at the jump included).
-    assert values["user_migration_lease_takes"] == 1 + summary.lease_takes
+    assert values["user_migration_lease_takes"] == 1 + summary.leases.lease_takes
     assert values["user_migration_lease_steals"] == 1
     assert values["user_migration_run"] == 1
 
