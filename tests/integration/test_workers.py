@@ -69,9 +69,16 @@ async def summary_of(process: asyncio.subprocess.Process) -> dict[str, Any]:
     return summary
 
 
+# The tests' own reads of what was stored wait longer than a worker would: moto answers one request
+# at a time, and on a loaded machine the workers' last requests may still be queued before them.
+READ_TIMEOUT_SECONDS = 60.0
+
+
 async def stored(env: dict[str, str]) -> tuple[dict[int, dict[str, Any]], int]:
     """(the items of the users table by id, the migrated_users counter)."""
-    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+    async with dynamodb_client(
+        env["DYNAMODB_ENDPOINT_URL"], "us-east-1", timeout_seconds=READ_TIMEOUT_SECONDS
+    ) as client:
         target = DynamoDbUserTarget(client, env["DYNAMODB_TABLE"])
         ids = [i async for page in target.scan_user_ids(0, MAX_USER_ID) for i in page]
         items = await target.read_items(ids)
@@ -80,7 +87,9 @@ async def stored(env: dict[str, str]) -> tuple[dict[int, dict[str, Any]], int]:
 
 
 async def counter(env: dict[str, str]) -> int:
-    async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
+    async with dynamodb_client(
+        env["DYNAMODB_ENDPOINT_URL"], "us-east-1", timeout_seconds=READ_TIMEOUT_SECONDS
+    ) as client:
         return (await DynamoDbMigrationState(client, env["DYNAMODB_STATE_TABLE"]).read_progress()).migrated_users
 
 
