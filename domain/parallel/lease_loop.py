@@ -8,13 +8,13 @@ its rows and its part of the scan for extra items (`domain.parallel.verify_worke
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
 import attrs
 
+from user_migration.domain.parallel.held_lease import HeldLease, sleep_or_stop
 from user_migration.domain.parallel.leases import LeaseObserver, OwnLease, choose_lease
 from user_migration.domain.parallel.segments import SegmentLease
 from user_migration.ports.segment_leases import SegmentLeases
@@ -94,15 +94,6 @@ async def work_leases(
     return LeaseTally(run, counts["done"], counts["takes"], counts["steals"], counts["lost"], await leases.leases())
 
 
-async def sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
-    """Sleep, or less if `stop` is set meanwhile."""
-    if stop is None:
-        await asyncio.sleep(seconds)
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
 async def under_lease(
     leases: SegmentLeases,
     own: OwnLease,
@@ -111,42 +102,11 @@ async def under_lease(
     stop: asyncio.Event | None,
     job: Callable[[asyncio.Event], Awaitable[Done]],
 ) -> tuple[Done, bool]:
-    """Run `job(segment_stop)` on the segment of `own` while renewing its lease every third of
-    a lease period; `segment_stop` is set when the lease is lost (the job must stop writing) or
-    when `stop` is. What the job returned, and whether the lease was lost meanwhile (or is too
-    old now, by this worker's clock, to be relied on)."""
-    lost = asyncio.Event()
-    segment_stop = asyncio.Event()
-    finished = asyncio.Event()
-
-    async def renew_now_and_then() -> None:
-        # Ends between renewals once the job is finished (never in the middle of one, so the
-        # lease the caller's final checkpoint starts from is the one DynamoDB holds).
-        while True:
-            await sleep_or_stop(lease_seconds / 3, finished)
-            if finished.is_set():
-                return
-            sent = clock()
-            renewed = await leases.renew(own.lease)
-            if renewed is None or not own.valid(clock()):
-                lost.set()
-                segment_stop.set()
-                return
-            own.renewed(renewed, sent)
-
-    async def stopping() -> None:
-        if stop is not None:
-            await stop.wait()
-            segment_stop.set()
-
-    renewer, watcher = asyncio.create_task(renew_now_and_then()), asyncio.create_task(stopping())
-    try:
-        result = await job(segment_stop)
-    except BaseException:
-        renewer.cancel()
-        raise
-    finally:
-        finished.set()
-        watcher.cancel()
-        await asyncio.gather(renewer, watcher, return_exceptions=True)
-    return result, lost.is_set() or not own.valid(clock())
+    """Run `job(segment_stop)` on the segment of `own` while its lease is kept (`HeldLease`);
+    `segment_stop` is set when the lease is lost (the job must stop writing) or when `stop` is.
+    What the job returned, and whether the lease was lost meanwhile (or is too old now, by this
+    worker's clock, to be relied on)."""
+    held = HeldLease(leases, own, lease_seconds, clock)
+    async with held.kept(stop):
+        result = await job(held.segment_stop)
+    return result, not held.still_valid()

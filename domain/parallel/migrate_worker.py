@@ -25,10 +25,11 @@ from user_migration.domain.migrate.migration import Migration, next_start_after
 from user_migration.domain.migrate.report import BatchOutcome
 from user_migration.domain.migrate.run import PageCheckpoints, ProgressCallback, RunSummary, RunTally
 from user_migration.domain.model import SourceUser
+from user_migration.domain.parallel.held_lease import HeldLease
 from user_migration.domain.parallel.lease_loop import SegmentOutcome
 from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
-from user_migration.domain.parallel.segments import SegmentLease, resume_point, segments_for
+from user_migration.domain.parallel.segments import resume_point, segments_for
 from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.user_source import UserSource
 
@@ -98,39 +99,11 @@ class SegmentWorker:
         """Migrate the segment from its checkpoint."""
         segment = own.lease.segment
         checkpoints = PageCheckpoints(self._source.key_kind)
-        lease_lock = asyncio.Lock()  # the renewer and the checkpoints change the lease one at a time
-        lost = asyncio.Event()
-        segment_stop = asyncio.Event()
+        held = HeldLease(self._leases, own, self._lease_seconds, self._clock)
 
         def fence() -> None:
-            if lost.is_set() or not own.valid(self._clock()):
-                lost.set()
-                segment_stop.set()
+            if not held.still_valid():
                 raise LeaseLost(f"the lease on segment {segment.index} ran out")
-
-        async def change(step: Callable[[SegmentLease], Awaitable[SegmentLease | None]]) -> bool:
-            """Whether the change landed (the table checks it is still this worker's lease); the
-            lease is lost when it did not, or when its answer came too late to write on under it."""
-            async with lease_lock:
-                if lost.is_set():
-                    return False
-                sent = self._clock()
-                changed = await step(own.lease)
-                if changed is None or not own.valid(self._clock()):
-                    lost.set()
-                    segment_stop.set()
-                    return changed is not None
-                own.renewed(changed, sent)
-                return True
-
-        async def renew_now_and_then() -> None:
-            # A third of a lease after the last renew, the checkpoints' included: a worker whose
-            # pages checkpoint often enough never sends a renew of its own.
-            while not lost.is_set():
-                renewed_until = own.valid_until
-                await asyncio.sleep(max(own.valid_until - self._clock() - self._lease_seconds * 5 / 12, 0.01))
-                if own.valid_until == renewed_until:
-                    await change(self._leases.renew)
 
         async def read_page(start: UserId) -> tuple[list[SourceUser], UserId | None]:
             page = list(await self._source.read_page(start, batch_size, segment.highest))
@@ -144,45 +117,32 @@ class SegmentWorker:
             except LeaseLost:
                 return FENCED  # nothing written; the pages in hand still come to `finish`
             except DependencyUnavailable:
-                if lost.is_set() or not own.valid(self._clock()):
+                if not held.still_valid():
                     # Stalled past its lease (its hold may have expired too): the page is the
                     # next holder's now, who inherits whatever this one left to settle.
-                    lost.set()
-                    segment_stop.set()
                     return FENCED
                 raise
 
         async def finish(page: list[SourceUser], outcome: BatchOutcome) -> None:
             if not page:
                 return
-            if not lost.is_set():
+            if not held.lost.is_set():
                 position = checkpoints.after(page, outcome)
-                await change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
+                await held.change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
             progress = tally.add(outcome)
-            if lost.is_set():
+            if held.lost.is_set():
                 # Done and settled (counted), but not checkpointed (or not known to be): the next
                 # holder may read the page again, and finds its users stored. They are this worker's.
                 return
             if on_progress is not None:
                 on_progress(progress)
 
-        async def stopping() -> None:
-            if stop is not None:
-                await stop.wait()
-                segment_stop.set()
-
-        renewer = asyncio.create_task(renew_now_and_then())
-        watcher = asyncio.create_task(stopping())
-        try:
+        async with held.kept(stop):
             pump: PagePump[UserId, list[SourceUser], Any] = PagePump(
                 read_page, migrate_page, finish, self._prefetch, self._in_flight
             )
-            ended = await pump.run(own.lease.checkpoint, segment_stop)
-        finally:
-            renewer.cancel()
-            watcher.cancel()
-            await asyncio.gather(renewer, watcher, return_exceptions=True)
-        if lost.is_set():
+            ended = await pump.run(own.lease.checkpoint, held.segment_stop)
+        if held.lost.is_set():
             return "lost"
         if ended.stopped_early:
             await self._leases.release(own.lease)
@@ -192,7 +152,7 @@ class SegmentWorker:
             return "failed"
         # Marked done under this lease (the table checked it), even when the answer came too
         # late to go on writing: nobody else took the segment before.
-        done = await change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
+        done = await held.change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
         return "done" if done else "lost"
 
 
