@@ -1,5 +1,5 @@
 """The passes of `sync --workers`: what every worker of one pass carries (the same cursors for
-all), and what each segment's worker applied, kept beside the segments so that whoever sees the
+all), and what each segment's worker applied (`ports.segment_results`), so that whoever sees the
 pass finished records its cursor and its count once."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import abc
 import attrs
 
 from user_migration.domain.model import ChangeCursor
-from user_migration.domain.parallel.segments import SegmentLease
+from user_migration.ports.segment_results import SegmentResults
 
 
 @attrs.frozen
@@ -22,21 +22,10 @@ class SyncPass:
     cursor: ChangeCursor
 
 
-class SyncPasses(abc.ABC):
-    """The passes' parameters and their segments' results."""
+class SyncPasses(SegmentResults[int], abc.ABC):
+    """The passes' parameters, and how many items each segment wrote or deleted in its pass (its result)."""
 
     @abc.abstractmethod
     async def begin(self, proposed: SyncPass) -> SyncPass:
         """The pass numbered `proposed.number` as its first worker began it: `proposed` when no
         worker did yet, else the one that did (or, when a later pass began meanwhile, that one)."""
-
-    @abc.abstractmethod
-    async def record(self, lease: SegmentLease, applied: int) -> bool:
-        """Keep how many items the segment of `lease` wrote or deleted in its pass (replacing an
-        earlier pass's), only while `lease` is still as its owner last saw it; False when it is
-        not (the lease was lost: nothing recorded)."""
-
-    @abc.abstractmethod
-    async def applied(self, number: int) -> dict[int, int]:
-        """What each segment applied in pass `number`, by segment index (segments without a
-        result left out)."""

@@ -66,8 +66,8 @@ class DynamoDbSyncPasses(SyncPasses):
             ChangeCursor(item["sync_cursor"]["S"], datetime.fromisoformat(item["sync_cursor_taken_at"]["S"])),
         )
 
-    async def record(self, lease: SegmentLease, applied: int) -> bool:
-        return await self._store.record(lease, {"applied": applied})
+    async def record(self, lease: SegmentLease, result: int) -> bool:
+        return await self._store.record(lease, {"applied": result})
 
-    async def applied(self, number: int) -> dict[int, int]:
+    async def read(self, number: int) -> dict[int, int]:
         return {index: int(result["applied"]) for index, result in (await self._store.read(number)).items()}

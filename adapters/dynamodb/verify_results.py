@@ -23,9 +23,9 @@ class DynamoDbVerifyResults(VerifyResults):
     def __init__(self, client: Any, table: str, plans: PlanStore) -> None:
         self._store = SegmentResultStore(client, table, plans, VERIFY_LEASES, RESULT_ATTRIBUTE)
 
-    async def record(self, lease: SegmentLease, counts: VerifyCounts) -> bool:
-        return await self._store.record(lease, {"counts": attrs.asdict(counts)})
+    async def record(self, lease: SegmentLease, result: VerifyCounts) -> bool:
+        return await self._store.record(lease, {"counts": attrs.asdict(result)})
 
-    async def read(self, verify_pass: int) -> dict[int, VerifyCounts]:
-        stored = await self._store.read(verify_pass)
+    async def read(self, number: int) -> dict[int, VerifyCounts]:
+        stored = await self._store.read(number)
         return {index: VerifyCounts(**result["counts"]) for index, result in stored.items()}

@@ -8,11 +8,12 @@ from typing import Generic, TypeVar
 
 from user_migration.domain.parallel.segments import SegmentLease
 from user_migration.ports.segment_leases import SegmentLeases
+from user_migration.ports.segment_results import SegmentResults
 
 Result = TypeVar("Result")
 
 
-class InMemorySegmentResults(Generic[Result]):
+class InMemorySegmentResults(SegmentResults[Result], Generic[Result]):
     """The latest result of each segment, with its pass."""
 
     def __init__(self, leases: SegmentLeases) -> None:
@@ -25,5 +26,5 @@ class InMemorySegmentResults(Generic[Result]):
         self._results[lease.segment.index] = (lease.run, copy.copy(result))
         return True
 
-    async def read(self, run: int) -> dict[int, Result]:
-        return {index: copy.copy(result) for index, (recorded, result) in self._results.items() if recorded == run}
+    async def read(self, number: int) -> dict[int, Result]:
+        return {index: copy.copy(result) for index, (recorded, result) in self._results.items() if recorded == number}

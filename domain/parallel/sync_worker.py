@@ -141,7 +141,7 @@ class SyncWorker:
     async def _finish(self, number: int) -> int:
         """Record finished pass `number` (unless that was done already); what it applied."""
         finished = await self._pass(number)
-        applied = await self._passes.applied(number)
+        applied = await self._passes.read(number)
         # Every done segment recorded its result first; a missing one (never expected) counts 0.
         total = sum(applied.values())
         if finished.number == number:

@@ -33,15 +33,15 @@ async def test_a_segment_count_is_kept_for_its_pass_and_only_under_its_lease(mak
     mine = await leases.take((await leases.leases())[2], "slow-worker")
     assert mine is not None
     assert await passes.record(mine, 7)
-    assert await passes.applied(1) == {2: 7}
+    assert await passes.read(1) == {2: 7}
     theirs = await leases.take(mine, "other-worker")  # it expired, and another worker took it
     assert theirs is not None
     assert not await passes.record(mine, 9)
     assert await passes.record(theirs, 5)
-    assert await passes.applied(1) == {2: 5}
+    assert await passes.read(1) == {2: 5}
     assert await leases.restart(1) == 2
-    assert await passes.applied(2) == {}
+    assert await passes.read(2) == {}
     again = await leases.take((await leases.leases())[0], "worker-c")
     assert again is not None
     assert await passes.record(again, 0)
-    assert (await passes.applied(1), await passes.applied(2)) == ({2: 5}, {0: 0})
+    assert (await passes.read(1), await passes.read(2)) == ({2: 5}, {0: 0})

@@ -38,7 +38,7 @@ async def test_a_sync_pass_as_workers_on_in_memory_adapters():
         worked = await migration.sync_as_worker(batch_size=10)
         assert (worked.number, worked.leases.unfinished_segments, worked.whole_pass) == (1, 0, 2)
         assert (worked.summary.written, worked.summary.deleted) == (1, 1)
-        assert (await harness.sync_leases.run_number(), await harness.sync_passes.applied(1)) == (1, {0: 2})
+        assert (await harness.sync_leases.run_number(), await harness.sync_passes.read(1)) == (1, {0: 2})
     assert sorted(harness.target.items) == [*range(1, 5), *range(6, 30), 40]
 
 
