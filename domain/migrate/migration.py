@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-import attrs
-
-from user_migration.domain.convert.mapping import MIGRATION_DIGEST
-from user_migration.domain.convert.rules import Reason, Rejection, UserPreparer, reason_code
+from user_migration.domain.convert.rules import Rejection, UserPreparer
 from user_migration.domain.convert.versions import stored_version
 from user_migration.domain.errors import SetupError, UserNotFound
 from user_migration.domain.keys import KeyKind, UserId
@@ -19,19 +14,18 @@ from user_migration.domain.migrate.report import BatchOutcome, ChangeOutcome, Mi
 from user_migration.domain.migrate.request import BatchRequest, MigrationRequest, SingleUserRequest
 from user_migration.domain.model import (
     ChangeCursor,
-    ConditionalWriteOutcome,
     DeleteOutcome,
     PreparedUser,
     RewriteOutcome,
     SourceUser,
-    WriteOutcome,
     WriteRule,
 )
 from user_migration.domain.observe.source_count import SourceCounter
 from user_migration.domain.observe.statistics import Statistics
+from user_migration.domain.write.ledger import Attempt, Fence, WriteLedger, no_fence, write_failures
 from user_migration.domain.write.range_locks import UserRangeLocks
 from user_migration.domain.write.writes_in_flight import WritesInFlight
-from user_migration.ports.migration_state import MigrationState, UsersHold
+from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
 from user_migration.ports.user_target import UserTarget
 
@@ -44,52 +38,6 @@ def _utc_now() -> datetime:
 NEWER_IN_TARGET = "newer in DynamoDB than its row (written after the row was read): left as it is"
 UNVERSIONED_ROW = "the row has no version: its item is only written where none exists"
 GONE_WHILE_WRITING = "deleted from DynamoDB while it was being written: left to the next pass"
-
-
-WRITE_FAILED = "write_failed"
-
-
-def _write_failures(failed: Mapping[UserId, str]) -> dict[UserId, tuple[str, ...]]:
-    """Users whose write failed, each with the reason as a report shows it."""
-    return {user_id: (Reason(WRITE_FAILED, f"Write failed: {reason}"),) for user_id, reason in failed.items()}
-
-
-@attrs.frozen
-class _Inherited:
-    """What an earlier holder that died before settling left: the deletes that happened (looked
-    at when the hold is taken, before this holder writes any of those users again); its writes
-    to users outside this hold's range that landed (looked at then too: once the hold is taken,
-    another holder may write them); and its writes within the range, looked at before settling."""
-
-    removed: set[UserId]
-    landed_outside: set[UserId] = attrs.Factory(set)
-    inside: frozenset[UserId] = frozenset()
-
-
-Fence = Callable[[], None]  # raises when the caller may no longer write (e.g. its lease was lost)
-
-
-def _no_fence() -> None:
-    return None
-
-
-@attrs.frozen
-class _Attempt:
-    """The users of one step: those prepared for writing, and those that failed validation (with
-    their reasons)."""
-
-    user_ids: Sequence[UserId]
-    invalid: Mapping[UserId, Collection[str]]
-
-    def failing(self, write_failed: Collection[UserId]) -> dict[str, Any]:
-        """`settle`'s `failed` (with reason codes) and `succeeded` once these writes failed."""
-        failed = {**failing_codes(self.invalid), **dict.fromkeys(write_failed, (WRITE_FAILED,))}
-        return {"failed": failed, "succeeded": set(self.user_ids) - set(failed)}
-
-
-def failing_codes(failures: Mapping[UserId, Collection[str]]) -> dict[UserId, tuple[str, ...]]:
-    """Failed users with the distinct codes of their reasons, sorted (as `settle` notes them)."""
-    return {user_id: tuple(sorted({reason_code(r) for r in reasons})) for user_id, reasons in failures.items()}
 
 
 def next_start_after(page: Sequence[SourceUser], batch_size: int, kind: KeyKind = KeyKind.INTEGER) -> UserId | None:
@@ -131,9 +79,9 @@ class Migration:
         self._source = source
         self._target = target
         self._state = state
-        self._locks = locks if locks is not None else UserRangeLocks()
         self._clock = clock
-        self._in_flight = in_flight if in_flight is not None else WritesInFlight()
+        self._ledger = WriteLedger(target, state, locks, in_flight)
+        self._in_flight = self._ledger.in_flight
 
     @property
     def key_kind(self) -> KeyKind:
@@ -186,7 +134,7 @@ class Migration:
         return await Statistics(SourceCounter(self._source, self._clock), self._state).read()
 
     async def migrate_users(
-        self, users: Sequence[SourceUser], dry_run: bool, rewrite: bool = False, fence: Fence = _no_fence
+        self, users: Sequence[SourceUser], dry_run: bool, rewrite: bool = False, fence: Fence = no_fence
     ) -> BatchOutcome:
         """Validate, prepare, check existence and write (unless `dry_run`) the given users;
         with `rewrite`, users already stored are rewritten where the migration may. `fence` is
@@ -194,34 +142,28 @@ class Migration:
         failures, prepared = self._prepare(users, self._clock())
         if not prepared:
             if not dry_run and failures:
-                await self._note_failing(failures)
+                await self._ledger.note_failing(failures)
             return BatchOutcome(read=len(users), failures=failures)
         user_ids = [user.user_id for user in prepared]
         if dry_run:
             existing = await self._target.existing_user_ids(user_ids)
             return BatchOutcome(len(users), len(prepared) - len(existing), len(existing), failures)
-        invalid = dict(failures)
-        async with self._holding([*user_ids, *invalid]) as (hold, before):
-            # Once writing starts, the counters must follow the items: a caller that goes away
-            # (a cancelled request, a shutdown) does not stop this step half-way.
+        attempt = Attempt(user_ids, dict(failures))
+        async with self._ledger.hold([*user_ids, *attempt.invalid]) as step:
             if self._offline:
                 existing = await self._target.existing_user_ids(user_ids)
                 to_write = [user for user in prepared if user.user_id not in existing]
-                written = await self._in_flight.run(
-                    self._write_and_settle(hold, to_write, before, _Attempt(user_ids, invalid), fence)
-                )
+                written = await step.write_over(to_write, attempt, fence)
             else:
-                written, existing = await self._in_flight.run(
-                    self._write_new_and_settle(hold, prepared, before, _Attempt(user_ids, invalid), fence)
-                )
+                written, existing = await step.write_new(prepared, attempt, fence)
             to_rewrite = [user for user in prepared if user.user_id in existing] if rewrite else []
             # Rewritten items were counted when first written: they are never intended or settled.
             rewritten = await self._in_flight.run(self._target.rewrite_users(to_rewrite)) if to_rewrite else None
-        failures.update(_write_failures(written.failed))
+        failures.update(write_failures(written.failed))
         write_failed = set(written.failed)
         if rewritten is None:
             return BatchOutcome(len(users), len(written.written), len(existing), failures, frozenset(write_failed))
-        failures.update(_write_failures(rewritten.failed))
+        failures.update(write_failures(rewritten.failed))
         write_failed.update(rewritten.failed)
         return BatchOutcome(
             len(users),
@@ -248,11 +190,11 @@ class Migration:
         failures, prepared = self._prepare(users, self._clock())
         if not prepared:
             if failures:
-                await self._note_failing(failures)
+                await self._ledger.note_failing(failures)
             return ChangeOutcome(read=len(users), failures=failures)
-        attempt = _Attempt([user.user_id for user in prepared], dict(failures))
-        async with self._holding([*attempt.user_ids, *attempt.invalid]) as (hold, before):
-            created, replaced = await self._in_flight.run(self._apply_and_settle(hold, prepared, before, rule, attempt))
+        attempt = Attempt([user.user_id for user in prepared], dict(failures))
+        async with self._ledger.hold([*attempt.user_ids, *attempt.invalid]) as step:
+            created, replaced = await step.apply(prepared, rule, attempt)
         refused = sorted(set(replaced.refused))
         stored = await self._target.read_items(refused) if refused else {}
         by_id = {user.user_id: user for user in prepared}
@@ -270,7 +212,7 @@ class Migration:
                 kept[user_id] = NEWER_IN_TARGET
         compared = await self._in_flight.run(self._target.rewrite_users(by_content)) if by_content else RewriteOutcome()
         write_failed = {**created.failed, **replaced.failed, **compared.failed}
-        failures.update(_write_failures(write_failed))
+        failures.update(write_failures(write_failed))
         kept.update(compared.kept)
         return ChangeOutcome(
             read=len(users),
@@ -282,32 +224,6 @@ class Migration:
             same_version_written=len(compared.rewritten),
         )
 
-    async def _apply_and_settle(
-        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, rule: WriteRule, attempt: _Attempt
-    ) -> tuple[ConditionalWriteOutcome, ConditionalWriteOutcome]:
-        stored = await self._target.existing_user_ids([user.user_id for user in users])
-        new = [user for user in users if user.user_id not in stored]
-        created = ConditionalWriteOutcome()
-        if new:
-            # Only users without an item are intended: an inherited intent found stored is counted
-            # as landed, and an item that existed was counted when it was first written.
-            await hold.intend([user.user_id for user in new])
-            created = await self._target.write_users_if(new, WriteRule.ABSENT)
-        replacing = stored | set(created.refused)  # an application may have written some meanwhile
-        replaced = ConditionalWriteOutcome()
-        if replacing:
-            older = [user for user in users if user.user_id in replacing]
-            replaced = await self._target.write_users_if(older, rule)
-        # An item deleted since the existence check is created by the second write: counted too.
-        landed = await self._inherited_landed(before) | set(created.written) | set(replaced.created)
-        await hold.settle(
-            landed,
-            unsure=created.failed.keys(),
-            removed=before.removed,
-            **attempt.failing({**created.failed, **replaced.failed}),
-        )
-        return created, replaced
-
     async def remove_users(self, user_ids: Collection[UserId]) -> DeleteOutcome:
         """Delete the items of these users that the migration wrote and nobody changed since
         (checked by the delete itself), and take them off the counters; the others are kept,
@@ -315,54 +231,8 @@ class Migration:
         wanted = sorted(set(user_ids))
         if not wanted:
             return DeleteOutcome()
-        async with self._holding(wanted) as (hold, before):
-            return await self._in_flight.run(self._remove_and_settle(hold, wanted, before))
-
-    async def _remove_and_settle(self, hold: UsersHold, user_ids: list[UserId], before: _Inherited) -> DeleteOutcome:
-        await hold.intend_removal(user_ids)
-        outcome = await self._target.delete_unchanged(user_ids)
-        removed = before.removed | set(outcome.deleted)
-        landed = await self._inherited_landed(before)
-        # A user deleted from the source is no longer failing.
-        await hold.settle(landed, removed=removed, unsure_removed=outcome.failed.keys(), succeeded=outcome.deleted)
-        return outcome
-
-    @asynccontextmanager
-    async def _holding(self, user_ids: Sequence[UserId]) -> AsyncIterator[tuple[UsersHold, _Inherited]]:
-        """Hold the range of these ids (in-process range locks first, they are cheap, then the
-        hold other processes respect too), with what an earlier holder left to settle."""
-        lowest, highest = min(user_ids), max(user_ids)
-        async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
-            removals = hold.inherited_removals
-            removed = set(removals) - await self._target.existing_user_ids(removals) if removals else set()
-            inside = frozenset(
-                user_id
-                for user_id in hold.inherited
-                if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
-            )
-            yield hold, _Inherited(removed, await self._landed(hold.inherited - inside), inside)
-
-    async def _inherited_landed(self, before: _Inherited) -> set[UserId]:
-        """Of the writes an earlier holder left unsettled, those that landed. Those within this
-        hold's range are looked at just before it settles, after its own writes, so that a late
-        write of a holder that stalled (rather than died) is counted too, once; no other holder
-        can write them meanwhile."""
-        return before.landed_outside | await self._landed(before.inside)
-
-    async def _landed(self, user_ids: Collection[UserId]) -> set[UserId]:
-        # Landed means stored *and* written by the migration: an application may have written a
-        # user whose put here failed without an answer.
-        stored = await self._target.read_items(user_ids) if user_ids else {}
-        return {user_id for user_id, item in stored.items() if MIGRATION_DIGEST in item}
-
-    async def _note_failing(self, failures: Mapping[UserId, Collection[str]]) -> None:
-        """Note users that failed validation (a page with nobody to write)."""
-        async with self._holding(list(failures)) as (hold, before):
-            await self._in_flight.run(
-                hold.settle(
-                    await self._inherited_landed(before), removed=before.removed, failed=failing_codes(failures)
-                )
-            )
+        async with self._ledger.hold(wanted) as step:
+            return await step.remove(wanted)
 
     def _prepare(
         self, users: Sequence[SourceUser], migrated_at: datetime
@@ -376,42 +246,6 @@ class Migration:
             else:
                 prepared.append(outcome)
         return failures, prepared
-
-    async def _write_and_settle(
-        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, attempt: _Attempt, fence: Fence
-    ) -> WriteOutcome:
-        written = WriteOutcome()
-        if users:
-            await hold.intend([user.user_id for user in users])
-            fence()
-            written = await self._target.write_users(users)
-        landed = await self._inherited_landed(before) | set(written.written)
-        await hold.settle(
-            landed, unsure=written.failed.keys(), removed=before.removed, **attempt.failing(written.failed)
-        )
-        return written
-
-    async def _write_new_and_settle(
-        self, hold: UsersHold, users: list[PreparedUser], before: _Inherited, attempt: _Attempt, fence: Fence
-    ) -> tuple[WriteOutcome, set[UserId]]:
-        """The live-safe write: each item only where none exists, decided by the target itself, so
-        an item an application writes meanwhile is never replaced. Returns what was written and
-        the users found stored already.
-
-        Only the users not stored yet are intended: whoever inherits the intent of a holder that
-        died counts those of them it then finds stored, which must not be users counted before."""
-        stored = await self._target.existing_user_ids([user.user_id for user in users])
-        absent = [user for user in users if user.user_id not in stored]
-        outcome = ConditionalWriteOutcome()
-        if absent:
-            await hold.intend([user.user_id for user in absent])
-            fence()
-            outcome = await self._target.write_users_if(absent, WriteRule.ABSENT)
-        landed = await self._inherited_landed(before) | set(outcome.written)
-        await hold.settle(
-            landed, unsure=outcome.failed.keys(), removed=before.removed, **attempt.failing(outcome.failed)
-        )
-        return WriteOutcome(outcome.written, outcome.failed), stored | set(outcome.refused)
 
     @staticmethod
     def _report(

@@ -1,0 +1,248 @@
+"""The write ledger: the one unit of work every write of users goes through, so that the items and
+the counters agree whoever writes, whenever a writer dies.
+
+A step holds the range of its users (in-process range locks first, they are cheap, then the hold
+other processes respect too), takes in what an earlier holder that died before settling left,
+notes which users it intends to write before it sends anything, asks its fence (a worker whose
+lease ran out stops there), writes under the target's condition, looks at what landed, and
+settles the counters and the failing users once. The backfill's pages (live-safe or offline), the
+batch endpoint, a single user, a retry, sync's and the stream's changes, repairs and deletes are
+each one of the ledger's writes:
+
+    async with ledger.hold(user_ids) as held:
+        written, stored = await held.write_new(users, attempt, fence)
+
+Once writing starts the counters must follow the items: each write runs to its settle even when its
+caller goes away (a cancelled request, a shutdown), through `WritesInFlight`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+
+from user_migration.domain.convert.mapping import MIGRATION_DIGEST
+from user_migration.domain.convert.rules import Reason, reason_code
+from user_migration.domain.keys import UserId
+from user_migration.domain.model import (
+    ConditionalWriteOutcome,
+    DeleteOutcome,
+    PreparedUser,
+    WriteOutcome,
+    WriteRule,
+)
+from user_migration.domain.write.range_locks import UserRangeLocks
+from user_migration.domain.write.writes_in_flight import WritesInFlight
+from user_migration.ports.migration_state import MigrationState, UsersHold
+from user_migration.ports.user_target import UserTarget
+
+WRITE_FAILED = "write_failed"
+
+Fence = Callable[[], None]  # raises when the caller may no longer write (e.g. its lease was lost)
+
+
+def no_fence() -> None:
+    return None
+
+
+def write_failures(failed: Mapping[UserId, str]) -> dict[UserId, tuple[str, ...]]:
+    """Users whose write failed, each with the reason as a report shows it."""
+    return {user_id: (Reason(WRITE_FAILED, f"Write failed: {reason}"),) for user_id, reason in failed.items()}
+
+
+def failing_codes(failures: Mapping[UserId, Collection[str]]) -> dict[UserId, tuple[str, ...]]:
+    """Failed users with the distinct codes of their reasons, sorted (as `settle` notes them)."""
+    return {user_id: tuple(sorted({reason_code(r) for r in reasons})) for user_id, reasons in failures.items()}
+
+
+@attrs.frozen
+class Attempt:
+    """The users of one step: those prepared for writing, and those that failed validation (with
+    their reasons)."""
+
+    user_ids: Sequence[UserId]
+    invalid: Mapping[UserId, Collection[str]]
+
+    def failing(self, write_failed: Collection[UserId]) -> dict[str, Any]:
+        """`settle`'s `failed` (with reason codes) and `succeeded` once these writes failed."""
+        failed = {**failing_codes(self.invalid), **dict.fromkeys(write_failed, (WRITE_FAILED,))}
+        return {"failed": failed, "succeeded": set(self.user_ids) - set(failed)}
+
+
+@attrs.frozen
+class _Inherited:
+    """What an earlier holder that died before settling left: the deletes that happened (looked
+    at when the hold is taken, before this holder writes any of those users again); its writes
+    to users outside this hold's range that landed (looked at then too: once the hold is taken,
+    another holder may write them); and its writes within the range, looked at before settling."""
+
+    removed: set[UserId]
+    landed_outside: set[UserId] = attrs.Factory(set)
+    inside: frozenset[UserId] = frozenset()
+
+
+class WriteLedger:
+    """Holds ranges of users for one step of writes each; see the module's docstring."""
+
+    def __init__(
+        self,
+        target: UserTarget,
+        state: MigrationState,
+        locks: UserRangeLocks | None = None,
+        in_flight: WritesInFlight | None = None,
+    ) -> None:
+        self._target = target
+        self._state = state
+        self._locks = locks if locks is not None else UserRangeLocks()
+        self.in_flight = in_flight if in_flight is not None else WritesInFlight()
+
+    @asynccontextmanager
+    async def hold(self, user_ids: Sequence[UserId]) -> AsyncIterator[LedgerStep]:
+        """The range of these ids held, with what an earlier holder left to settle."""
+        lowest, highest = min(user_ids), max(user_ids)
+        async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
+            removals = hold.inherited_removals
+            removed = set(removals) - await self._target.existing_user_ids(removals) if removals else set()
+            inside = frozenset(
+                user_id
+                for user_id in hold.inherited
+                if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
+            )
+            before = _Inherited(removed, await landed(self._target, hold.inherited - inside), inside)
+            yield LedgerStep(self._target, hold, before, self.in_flight)
+
+    async def note_failing(self, failures: Mapping[UserId, Collection[str]]) -> None:
+        """Note users that failed validation (a page with nobody to write)."""
+        async with self.hold(list(failures)) as step:
+            await step.settle_failing(failures)
+
+
+async def landed(target: UserTarget, user_ids: Collection[UserId]) -> set[UserId]:
+    """Of these users, those stored *and* written by the migration: an application may have written
+    a user whose write here failed without an answer."""
+    stored = await target.read_items(user_ids) if user_ids else {}
+    return {user_id for user_id, item in stored.items() if MIGRATION_DIGEST in item}
+
+
+class LedgerStep:
+    """One step's writes under its hold: each intended before it is sent, fenced, checked for
+    what landed and settled once."""
+
+    def __init__(self, target: UserTarget, hold: UsersHold, before: _Inherited, in_flight: WritesInFlight) -> None:
+        self._target = target
+        self._hold = hold
+        self._before = before
+        self._in_flight = in_flight
+
+    async def write_new(
+        self, users: list[PreparedUser], attempt: Attempt, fence: Fence
+    ) -> tuple[WriteOutcome, set[UserId]]:
+        """The live-safe write: each item only where none exists, decided by the target itself, so
+        an item an application writes meanwhile is never replaced. Returns what was written and
+        the users found stored already.
+
+        Only the users not stored yet are intended: whoever inherits the intent of a holder that
+        died counts those of them it then finds stored, which must not be users counted before."""
+        return await self._in_flight.run(self._write_new(users, attempt, fence))
+
+    async def write_over(self, users: list[PreparedUser], attempt: Attempt, fence: Fence) -> WriteOutcome:
+        """The offline write: unconditional, of users the caller found absent."""
+        return await self._in_flight.run(self._write_over(users, attempt, fence))
+
+    async def apply(
+        self, users: list[PreparedUser], rule: WriteRule, attempt: Attempt
+    ) -> tuple[ConditionalWriteOutcome, ConditionalWriteOutcome]:
+        """Changed rows: users without an item created as the backfill does (and counted), stored
+        items replaced where `rule` allows. What was created, and what was replaced or refused."""
+        return await self._in_flight.run(self._apply(users, rule, attempt))
+
+    async def remove(self, user_ids: list[UserId]) -> DeleteOutcome:
+        """Delete the items of these users that the migration wrote and nobody changed since."""
+        return await self._in_flight.run(self._remove(user_ids))
+
+    async def settle_failing(self, failures: Mapping[UserId, Collection[str]]) -> None:
+        """Settle a step with nobody to write: only failing users."""
+        await self._in_flight.run(
+            self._hold.settle(await self._landed_before(), removed=self._before.removed, failed=failing_codes(failures))
+        )
+
+    async def _write_new(
+        self, users: list[PreparedUser], attempt: Attempt, fence: Fence
+    ) -> tuple[WriteOutcome, set[UserId]]:
+        stored = await self._target.existing_user_ids([user.user_id for user in users])
+        absent = [user for user in users if user.user_id not in stored]
+        outcome = ConditionalWriteOutcome()
+        if absent:
+            await self._hold.intend([user.user_id for user in absent])
+            fence()
+            outcome = await self._target.write_users_if(absent, WriteRule.ABSENT)
+        await self._settle(set(outcome.written), outcome.failed, attempt)
+        return WriteOutcome(outcome.written, outcome.failed), stored | set(outcome.refused)
+
+    async def _write_over(self, users: list[PreparedUser], attempt: Attempt, fence: Fence) -> WriteOutcome:
+        written = WriteOutcome()
+        if users:
+            await self._hold.intend([user.user_id for user in users])
+            fence()
+            written = await self._target.write_users(users)
+        await self._settle(set(written.written), written.failed, attempt)
+        return written
+
+    async def _apply(
+        self, users: list[PreparedUser], rule: WriteRule, attempt: Attempt
+    ) -> tuple[ConditionalWriteOutcome, ConditionalWriteOutcome]:
+        stored = await self._target.existing_user_ids([user.user_id for user in users])
+        new = [user for user in users if user.user_id not in stored]
+        created = ConditionalWriteOutcome()
+        if new:
+            # Only users without an item are intended: an inherited intent found stored is counted
+            # as landed, and an item that existed was counted when it was first written.
+            await self._hold.intend([user.user_id for user in new])
+            created = await self._target.write_users_if(new, WriteRule.ABSENT)
+        replacing = stored | set(created.refused)  # an application may have written some meanwhile
+        replaced = ConditionalWriteOutcome()
+        if replacing:
+            older = [user for user in users if user.user_id in replacing]
+            replaced = await self._target.write_users_if(older, rule)
+        # An item deleted since the existence check is created by the second write: counted too.
+        # Only the first write's failures are unsure: the second replaces items counted before.
+        landed_now = set(created.written) | set(replaced.created)
+        await self._settle(landed_now, {**created.failed, **replaced.failed}, attempt, unsure=created.failed.keys())
+        return created, replaced
+
+    async def _remove(self, user_ids: list[UserId]) -> DeleteOutcome:
+        await self._hold.intend_removal(user_ids)
+        outcome = await self._target.delete_unchanged(user_ids)
+        removed = self._before.removed | set(outcome.deleted)
+        # A user deleted from the source is no longer failing.
+        await self._hold.settle(
+            await self._landed_before(),
+            removed=removed,
+            unsure_removed=outcome.failed.keys(),
+            succeeded=outcome.deleted,
+        )
+        return outcome
+
+    async def _settle(
+        self,
+        landed_now: set[UserId],
+        failed: Mapping[UserId, str],
+        attempt: Attempt,
+        unsure: Collection[UserId] | None = None,
+    ) -> None:
+        await self._hold.settle(
+            await self._landed_before() | landed_now,
+            unsure=failed.keys() if unsure is None else unsure,
+            removed=self._before.removed,
+            **attempt.failing(failed),
+        )
+
+    async def _landed_before(self) -> set[UserId]:
+        """Of the writes an earlier holder left unsettled, those that landed. Those within this
+        hold's range are looked at just before it settles, after its own writes, so that a late
+        write of a holder that stalled (rather than died) is counted too, once; no other holder
+        can write them meanwhile."""
+        return self._before.landed_outside | await landed(self._target, self._before.inside)
