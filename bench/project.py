@@ -130,12 +130,15 @@ def run_project(
     state_table: str,
     concurrency: int | None = None,
     offline: bool = False,
+    mapping_file: str | None = None,
 ) -> ProjectRun:
     """Run the migration of the whole source table in a child process and wait for it: in the
     default live-safe mode (a conditional PutItem per user), or with `offline` in the opt-in
     offline mode (`OFFLINE_WRITES=true`: an existence check, then BatchWriteItem)."""
     environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
     environment["OFFLINE_WRITES"] = "true" if offline else "false"
+    if mapping_file is not None:
+        environment["MAPPING_FILE"] = mapping_file
     if concurrency is not None:
         environment["DYNAMODB_CONCURRENCY"] = str(concurrency)
     run = run_command(["migrate", "--all", "--json"], environment)
