@@ -137,6 +137,45 @@ def seed_source(dsn: str, table: str, count: int, chunk: int = 20_000) -> None:
         connection.close()
 
 
+# The documented layout's attributes, mapped from a copy of a table whose key is a uuid.
+UUID_MAPPING = """[source]
+table = "{table}"
+key = "id"
+key_type = "uuid"
+version = "updated_at"
+
+[attributes]
+username = "username"
+email = "email"
+display_name = "display_name"
+created_at = "created_at"
+updated_at = "updated_at"
+status = "status"
+profile = "profile"
+
+[other_columns]
+carry = false
+"""
+
+
+def seed_uuid_copy(dsn: str, source: str, table: str) -> None:
+    """(Re)create `table` as `source`'s users with a random uuid key (v4, the Supabase way) instead of
+    their integer id: the same rows, so that only the key's kind differs."""
+    quoted, copied = quote_table_name(table), quote_table_name(source)
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {quoted}")
+            cursor.execute(
+                f"CREATE TABLE {quoted} AS SELECT gen_random_uuid() AS id, username, email, display_name, status,"
+                f" created_at, updated_at, profile FROM {copied}"
+            )
+            cursor.execute(f"ALTER TABLE {quoted} ADD PRIMARY KEY (id)")
+            cursor.execute(f"ANALYZE {quoted}")
+    finally:
+        connection.close()
+
+
 def change_source(dsn: str, table: str, count: int, percent: tuple[int, int, int] = (8, 1, 1)) -> dict[str, int]:
     """Change `table` (users 1..count) as an application would, in one transaction: update, insert
     and delete the given percentages of `count` rows. Updated rows get a new email and

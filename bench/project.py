@@ -135,6 +135,7 @@ def run_project(
     concurrency: int | None = None,
     offline: bool = False,
     write_path: str | None = None,
+    mapping_file: str | None = None,
 ) -> ProjectRun:
     """Run the migration of the whole source table in a child process and wait for it: in the
     default live-safe mode (a conditional PutItem per user), or with `offline` in the opt-in
@@ -143,6 +144,8 @@ def run_project(
     environment["OFFLINE_WRITES"] = "true" if offline else "false"
     if write_path is not None:
         environment["DYNAMODB_WRITE_PATH"] = write_path
+    if mapping_file is not None:
+        environment["MAPPING_FILE"] = mapping_file
     if concurrency is not None:
         environment["DYNAMODB_CONCURRENCY"] = str(concurrency)
     run = run_command(["migrate", "--all", "--json"], environment)

@@ -8,11 +8,18 @@ from typing import Any
 
 # Each group: its ceiling first, then what is measured against it.
 OFFLINE_CONTENDERS = ("ceiling", "project_offline", "naive", "batch_writer")
-LIVE_CONTENDERS = ("conditional_ceiling", "project_live")
+LIVE_CONTENDERS = ("conditional_ceiling", "project_live", "project_live_uuid")
 READ_CONTENDERS = ("read_ceiling", "verify")
 GROUPS = {group[0]: group for group in (OFFLINE_CONTENDERS, LIVE_CONTENDERS, READ_CONTENDERS)}
 ALL_CONTENDERS = (*OFFLINE_CONTENDERS, *LIVE_CONTENDERS, *READ_CONTENDERS)
-PROJECT_DETAILS = ("project_offline_rss", "project_offline_wall", "project_live_rss", "project_live_wall")
+PROJECT_DETAILS = (
+    "project_offline_rss",
+    "project_offline_wall",
+    "project_live_rss",
+    "project_live_wall",
+    "project_live_uuid_rss",
+    "project_live_uuid_wall",
+)
 SWEEPS = tuple(GROUPS)
 SCENARIOS = ("local", "latency_5ms")
 # verify and its ceiling run in these scenarios only (see bench/run.py: the time budget).
@@ -24,6 +31,7 @@ LABELS = {
     "batch_writer": "batch_writer (boto3 script)",
     "conditional_ceiling": "conditional_ceiling (raw conditional PutItem)",
     "project_live": "project, live-safe default (migrate --all)",
+    "project_live_uuid": "project, live-safe, the same users keyed by uuid",
     "read_ceiling": "read_ceiling (keyset pages + consistent BatchGetItem)",
     "verify": "project verify (whole table)",
 }
@@ -53,6 +61,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     for scenario in SCENARIOS:
         ratio = _ratio(results, scenario, "project_live")
         checks.append(_at_least(f"live-safe project/conditional_ceiling ≥ 0.8 ({scenario})", ratio, 0.8))
+    for scenario in SCENARIOS:
+        ratio = results.get("uuid_versus_integer", {}).get(scenario)
+        checks.append(_at_least(f"uuid key users/s ≥ 0.9 of the integer key's (live, {scenario})", ratio, 0.9))
     for scenario in SCENARIOS:
         ratio = _ratio(results, scenario, "project_offline")
         checks.append(_at_least(f"offline project/ceiling ≥ 0.75 ({scenario})", ratio, 0.75))
@@ -436,6 +447,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         "batch_writer": "#ff7f0e",
         "conditional_ceiling": "#9e9e9e",
         "project_live": "#2ca02c",
+        "project_live_uuid": "#98df8a",
         "read_ceiling": "#9e9e9e",
         "verify": "#9467bd",
     }

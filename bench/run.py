@@ -78,6 +78,7 @@ from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedP
 RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
 SOURCE_TABLE = "bench_users"
 LIVE_TABLE = "bench_users_live"
+LIVE_UUID_TABLE = "bench_users_live_uuid"
 MEMORY_TABLE = "bench_users_memory"
 CHANGES_TABLE = "bench_users_changes"
 DELAY_MS = 5.0
@@ -126,9 +127,9 @@ class Tables:
         self._client.delete_table(TableName=name)
 
     @contextmanager
-    def fresh(self, prefix: str, expected: int) -> Iterator[str]:
+    def fresh(self, prefix: str, expected: int, key_type: str = "N") -> Iterator[str]:
         """A new users table; afterwards checks it holds `expected` items, then drops it."""
-        name = self.create(prefix)
+        name = self.create(prefix, key_type=key_type)
         try:
             yield name
             held = self.count(name)
@@ -192,6 +193,7 @@ class Bench:
         self.live_users = live_users
         self.naive_users = naive_users
         self.project_concurrency = concurrency
+        self.uuid_mapping: str | None = None  # the mapping file of LIVE_UUID_TABLE
         self.tables = Tables(endpoints["local"])
         self.items = ready_items(users)
         names = (*report.ALL_CONTENDERS, *report.PROJECT_DETAILS)
@@ -275,14 +277,23 @@ class Bench:
         _log(f"{scenario}: {name:<19} {moved:>7,} users in {seconds:6.2f} s = {moved / seconds:8,.0f} users/s")
 
     def run_project(
-        self, scenario: str, source_table: str, users: int, offline: bool, time_stats: bool = False
+        self,
+        scenario: str,
+        source_table: str,
+        users: int,
+        offline: bool,
+        time_stats: bool = False,
+        mapping_file: str | None = None,
     ) -> ProjectRun:
         endpoint = self.endpoints[scenario]
         concurrency = self.concurrency_of("ceiling" if offline else "conditional_ceiling", scenario)
-        with self.tables.fresh("project", users) as table:
+        key_type = "N" if mapping_file is None else "S"
+        with self.tables.fresh("project", users, key_type) as table:
             state_table = self.tables.create("state", key="state_id", key_type="S")
             try:
-                run = run_project(self.dsn, source_table, endpoint, table, state_table, concurrency, offline)
+                run = run_project(
+                    self.dsn, source_table, endpoint, table, state_table, concurrency, offline, mapping_file
+                )
                 if time_stats:
                     self.stats, self.stats_ms = time_statistics(self.dsn, source_table, endpoint, table, state_table)
             finally:
@@ -394,6 +405,9 @@ class Bench:
             )
         self._record(scenario, "conditional_ceiling", moved, seconds)
         self._record_project(scenario, "project_live", self.run_project(scenario, LIVE_TABLE, self.live_users, False))
+        # The same users keyed by uuid (issue 29): within 10% of the integer key's users/s.
+        uuid_run = self.run_project(scenario, LIVE_UUID_TABLE, self.live_users, False, mapping_file=self.uuid_mapping)
+        self._record_project(scenario, "project_live_uuid", uuid_run)
 
         if scenario in report.READ_SCENARIOS:
             self.run_reads(scenario)
@@ -462,6 +476,11 @@ def _results(bench: Bench, memory_run: ProjectRun, domain: dict[str, float], set
                 for mode in ("project_offline", "project_live")
                 for name in ("naive", "batch_writer")
             }
+            for scenario in report.SCENARIOS
+        },
+        # The live-safe mode on the same users keyed by uuid, against the integer key (paired by round).
+        "uuid_versus_integer": {
+            scenario: _rounded(bench.paired_ratio(scenario, "project_live_uuid", "project_live"), 3)
             for scenario in report.SCENARIOS
         },
         "ceiling_versus_batch_writer": {
@@ -557,9 +576,16 @@ def main() -> int:
                 (MEMORY_TABLE, memory_users),
             ):
                 _timed(f"seeded {count:,} users ({table})", partial(data.seed_source, postgres.dsn, table, count))
+            _timed(
+                f"copied {live_users:,} users keyed by uuid ({LIVE_UUID_TABLE})",
+                partial(data.seed_uuid_copy, postgres.dsn, LIVE_TABLE, LIVE_UUID_TABLE),
+            )
+            uuid_mapping = Path(data_dir) / "uuid_mapping.toml"
+            uuid_mapping.write_text(data.UUID_MAPPING.format(table=LIVE_UUID_TABLE))
             with latency_proxy(dynamodb.port, DELAY_MS) as proxy_url:
                 endpoints = {"local": dynamodb.endpoint_url, "latency_5ms": proxy_url}
                 bench = Bench(postgres.dsn, endpoints, users, live_users, naive_users, concurrency)
+                bench.uuid_mapping = str(uuid_mapping)
                 gc.collect()
                 gc.freeze()  # the ready items stay alive all along: keep them out of every collection
                 for scenario in report.SCENARIOS:

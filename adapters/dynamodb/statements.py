@@ -48,7 +48,8 @@ from user_migration.domain.keys import UserId
 from user_migration.domain.model import Item
 from user_migration.ports.write_budget import WriteBudget
 
-log = logging.getLogger(__name__)
+# The write path chosen for the process: the service's logs; the CLI prints it on stderr.
+log = logging.getLogger("user_migration.writes")
 
 # What became of one statement, beside DynamoDB's own answer.
 LANDED = "Landed"  # the request failed or was re-sent, and the item stored is the one sent
@@ -245,7 +246,9 @@ class StatementBatches:
             elif answer.code == "DuplicateItem" and resent:
                 unsure.append(user_id)
                 ends[user_id] = Sent(answer)
-            elif answer.code == "ValidationError":
+            elif answer.code in ("ValidationError", "AccessDenied"):
+                # A statement DynamoDB will not take here (or not from this role: PartiQLInsert and
+                # PartiQLUpdate are permissions of their own): its PutItem decides.
                 ends[user_id] = Sent(Answer(FALLBACK, answer.reason))
             elif answer.code in ("", "ConditionalCheckFailed", "DuplicateItem", *RETRIED_CODES):
                 ends[user_id] = Sent(answer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK,
 from user_migration.entrypoints.cli.stalls import watched
 from user_migration.entrypoints.http.serve import serve as serve_api
 from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.logs import JsonLines
 from user_migration.entrypoints.settings import (
     ConfigurationError,
     Settings,
@@ -163,6 +165,30 @@ def serve(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _StderrLines(logging.Handler):
+    """Each record as a line on the stderr of the moment (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+        sys.stderr.flush()
+
+
+_WRITE_PATH_LINES = _StderrLines()
+
+
+def say_write_path(command: str, json_lines: bool) -> None:
+    """Print how live-safe writes go out (PartiQL batches or PutItems, probed at the first write), as
+    the stall lines are printed: `user-migration COMMAND: ...`, or a JSON line."""
+    _WRITE_PATH_LINES.setFormatter(
+        JsonLines() if json_lines else logging.Formatter(f"user-migration {command}: %(message)s")
+    )
+    writes = logging.getLogger("user_migration.writes")
+    if _WRITE_PATH_LINES not in writes.handlers:
+        writes.addHandler(_WRITE_PATH_LINES)
+    writes.setLevel(logging.INFO)
+    writes.propagate = False
+
+
 def _with_library(
     command: Callable[[UserMigration, argparse.Namespace], Awaitable[int]], check_tables: bool = True
 ) -> Callable[[argparse.Namespace], int]:
@@ -178,6 +204,7 @@ def _with_library(
         notices = StallNotices(library.container.stall_watch(), settings.dependency_patience_seconds)
         json_lines = environ.get("LOG_FORMAT", "").strip().lower() == "json"
         say = StallPrinter(arguments.command, settings.dependency_patience_seconds, json_lines)
+        say_write_path(arguments.command, json_lines)
 
         async def main() -> int:
             async with library as migration:

@@ -221,3 +221,16 @@ async def test_partiql_batches_on_dynamodb_local_carry_uuid_and_text_keys(
     assert await table.emails() == table.source_emails()
     verified = ok(cli(table.env, "verify", "--json"))
     assert (verified["checked"], verified["matching"], verified["extra"]) == (40, 40, 0)
+
+
+async def test_a_walk_from_a_start_id_then_resumed(keyed: KeyedTable):
+    ordered = sorted(keyed.ids)
+    start = ordered[10]
+    walked = ok(cli(keyed.env, "migrate", "--all", "--start-user-id", start, "--json"))
+    assert walked["migrated_count"] == 30  # the ids from `start` on, in the key's order
+    assert sorted(await keyed.items()) == ordered[10:]
+    assert walked["resume_from_user_id"] > ordered[-1]  # the walk's checkpoint: past its last id
+    # `--all --resume` is the leased run over the whole table (as for an integer key): it finds 30 stored.
+    resumed = ok(cli(keyed.env, "migrate", "--all", "--resume", "--json"))
+    assert (resumed["migrated_count"], resumed["skipped_count"]) == (10, 30)
+    assert sorted(await keyed.items()) == ordered

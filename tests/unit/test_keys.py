@@ -1,4 +1,5 @@
-"""The key kinds: ids read from text, the id space's ends, the least id after one (pure)."""
+"""The key kinds: ids read from text, the id space's ends, the least id after one; sets of string ids
+as the state table stores them, plans split at sampled ids, and the OpenAPI document by key kind."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import uuid
 
 import pytest
 
+from user_migration.adapters.dynamodb.id_ranges import decode_ids, encode_ids
 from user_migration.domain.convert.mapping import parse_mapping
 from user_migration.domain.errors import InvalidParameter, MappingError
 from user_migration.domain.keys import FIRST_UUID, LAST_UUID, MAX_INTEGER_ID, TEXT_END, KeyKind
+from user_migration.domain.parallel.segments import SegmentPlan
 
 
 def test_integer_ids_read_as_before():
@@ -73,3 +76,39 @@ def test_the_mapping_reads_key_type():
     assert parse_mapping({"source": {"table": "t"}}, "m.toml").key_kind is KeyKind.INTEGER
     with pytest.raises(MappingError, match="'serial' is not a key type"):
         parse_mapping({"source": {"table": "t", "key_type": "serial"}}, "m.toml")
+
+
+def test_string_id_sets_are_a_json_list_and_integer_sets_keep_their_runs():
+    texts = {"b", "a,b", "Zoë", "[x]"}
+    encoded = encode_ids(texts)
+    assert encoded == '["Zoë","[x]","a,b","b"]'
+    assert decode_ids(encoded) == texts
+    assert encode_ids({1, 2, 3, 7}) == "1..3,7"
+    with pytest.raises(ValueError, match="two kinds"):
+        encode_ids({1, "a"})
+
+
+def test_an_integer_keys_openapi_document_is_the_file_as_it_is():
+    from importlib import resources
+
+    from user_migration.entrypoints.http.openapi import openapi_document
+
+    assert (
+        openapi_document(KeyKind.INTEGER)
+        == resources.files("user_migration.entrypoints.http").joinpath("openapi.json").read_bytes()
+    )
+    uuid_document = openapi_document(KeyKind.UUID).decode()
+    assert '"format": "uuid"' in uuid_document
+
+
+@pytest.mark.parametrize("kind", [KeyKind.UUID, KeyKind.TEXT])
+def test_a_plan_from_samples_ends_each_segment_at_a_sample(kind: KeyKind):
+    samples = [str(uuid.uuid4()) for _ in range(5)] if kind is KeyKind.UUID else ["b", "d\u0001", "m", "Ω"]
+    plan = SegmentPlan.from_samples(samples, kind)
+    assert [segment.highest for segment in plan][:-1] == sorted(samples)
+    assert plan[0].lowest == kind.first
+    assert plan[len(plan) - 1].highest == kind.last
+    assert plan.samples() == sorted(samples)
+    assert SegmentPlan.from_boundaries(plan.starts[1:], kind) == plan
+    for sample in samples:
+        assert plan.index_of(sample) == sorted(samples).index(sample)
