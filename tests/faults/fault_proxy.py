@@ -363,8 +363,14 @@ class FaultProxy:
         """Plain pass-through again: every fault and every HTTP rule removed."""
 
         async def heal() -> None:
+            swallowed = self._blackhole
             self._delay, self._blackhole, self._budget = 0.0, False, None
             self._rules.clear()
+            if swallowed:
+                # A connection that lost bytes to the blackhole cannot go on; its upstream side may
+                # hold a server that answers one connection at a time (moto, serial) waiting for
+                # them. Dropped, so the server and the client both see it end.
+                await self._drop_all()
             await self._listen()
 
         self._call(heal())

@@ -191,10 +191,10 @@ def dependency_timeouts(metrics: str) -> dict[str, float]:
 async def test_metrics_count_the_timeouts_of_each_dependency(world: World, app_client):
     world.seed([valid_user(i) for i in range(1, 11)])
     client = await app_client(dynamodb_timeout_seconds=1.0, dynamodb_retries=0, source_query_timeout=1.0)
-    status, body = await get(client, batch_size=10)  # both answer: nothing timed out
+    status, body = await get(client, batch_size=10)  # both answer
     assert status == 200, body
-    metrics = await (await client.get("/metrics", headers=AUTH)).text()
-    assert dependency_timeouts(metrics) == {"dynamodb": 0, "postgresql": 0}, metrics
+    # Counted from here: on a loaded machine a 1 s request may already have come late once.
+    before = dependency_timeouts(await (await client.get("/metrics", headers=AUTH)).text())
 
     world.dynamodb_proxy.blackhole()
     async with asyncio.timeout(30):
@@ -202,6 +202,8 @@ async def test_metrics_count_the_timeouts_of_each_dependency(world: World, app_c
     assert (status, body["error"]) == (503, "target_unavailable"), body
     assert f"DynamoDB is unavailable at {world.dynamodb_proxy.url} (" in body["message"], body
     world.dynamodb_proxy.heal()
+    after_dynamodb = dependency_timeouts(await (await client.get("/metrics", headers=AUTH)).text())
+    assert after_dynamodb["dynamodb"] > before["dynamodb"], (before, after_dynamodb)
 
     world.postgres_proxy.blackhole()
     async with asyncio.timeout(30):
@@ -211,9 +213,8 @@ async def test_metrics_count_the_timeouts_of_each_dependency(world: World, app_c
     world.postgres_proxy.heal()
 
     metrics = await (await client.get("/metrics", headers=AUTH)).text()
-    timeouts = dependency_timeouts(metrics)
-    assert timeouts["dynamodb"] >= 1, metrics
-    assert timeouts["postgresql"] >= 1, metrics
+    after_postgresql = dependency_timeouts(metrics)
+    assert after_postgresql["postgresql"] > after_dynamodb["postgresql"], metrics
 
 
 async def test_the_service_logs_a_silent_dynamodb_as_a_json_line_within_15_s(world: World, serve_process):
