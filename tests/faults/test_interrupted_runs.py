@@ -98,8 +98,10 @@ async def cut_and_resume(world: World, server: str, cut_at: int) -> None:
     """One interrupted run, its resumption and a plain re-run, with every check."""
     proxy = world.dynamodb_proxy if server == "dynamodb" else world.postgres_proxy
     proxy.cut_after(cut_at)
-    # A server cut away is waited for, retrying, for the patience (10 minutes by default): 3 s here.
-    cut_env = world.environment(DEPENDENCY_PATIENCE_SECONDS="3")
+    # A server cut away is waited for, retrying, for the patience (10 minutes by default): 15 s here.
+    # Not less: four runs share one moto that answers a request at a time, and on a loaded machine a
+    # 3 s patience ended runs before their cut (seen in CI: "the cut ... never happened").
+    cut_env = world.environment(DEPENDENCY_PATIENCE_SECONDS="15")
     interrupted = await cli(cut_env, "migrate", "--all", "--batch-size", BATCH, "--json")
     assert proxy.cuts == 1, f"the cut at byte {cut_at} never happened"
     assert interrupted.returncode in (1, 3), interrupted.stderr
