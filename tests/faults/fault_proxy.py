@@ -509,6 +509,11 @@ class FaultProxy:
         return await asyncio.open_connection(*self.target)
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._listening:
+            # Accepted just before the proxy stopped listening (its task started after `_refuse`
+            # dropped the links): dropped too, as refused, so no transport is left open.
+            writer.close()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
