@@ -140,6 +140,15 @@ class ConditionalWriteOutcome:
     refused: frozenset[UserId] = frozenset()
     failed: Mapping[UserId, str] = attrs.field(factory=dict)
 
+    def joined(self, other: ConditionalWriteOutcome) -> ConditionalWriteOutcome:
+        """This outcome and `other`'s, of other users, as one."""
+        return ConditionalWriteOutcome(
+            self.written + other.written,
+            self.created | other.created,
+            self.refused | other.refused,
+            {**self.failed, **other.failed},
+        )
+
 
 @attrs.frozen
 class DeleteOutcome:
@@ -160,6 +169,15 @@ class RewriteOutcome:
     unchanged: tuple[UserId, ...] = ()
     kept: Mapping[UserId, str] = attrs.field(factory=dict)
     failed: Mapping[UserId, str] = attrs.field(factory=dict)
+
+    def joined(self, other: RewriteOutcome) -> RewriteOutcome:
+        """This outcome and `other`'s, of other users, as one."""
+        return RewriteOutcome(
+            self.rewritten + other.rewritten,
+            self.unchanged + other.unchanged,
+            {**self.kept, **other.kept},
+            {**self.failed, **other.failed},
+        )
 
 
 @attrs.frozen

@@ -20,9 +20,9 @@ from typing import Any
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from user_migration.adapters.dynamodb.batched import BatchedWrites
+from user_migration.adapters.dynamodb.batched import BatchedOutcome, BatchedWrites
 from user_migration.adapters.dynamodb.codec import encode_user, is_own_write, key_of, why_not_rewritten
-from user_migration.adapters.dynamodb.counters import TargetCounters
+from user_migration.adapters.dynamodb.counters import TargetCounters, pause_after_throttling
 from user_migration.adapters.dynamodb.errors import describe, error_code, is_throttling, target_errors, was_resent
 from user_migration.adapters.dynamodb.rewrite import unchanged_condition
 from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spending
@@ -89,35 +89,33 @@ class ConditionalWriter:
 
     async def write(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
         """Put each user's item where `rule` allows it; see the module's docstring."""
-        latest = {user.user_id: user for user in users}  # one request per key, the last one given
+        latest = tuple({user.user_id: user for user in users}.values())  # one request per key, the last one given
+        batched = BatchedOutcome(ConditionalWriteOutcome(), latest, {})
+        if self._batched is not None and await self._batched.usable(latest):
+            batched = await self._batched.write(latest, rule)  # what it leaves over goes as PutItems
         written: list[UserId] = []
         created: set[UserId] = set()
         refused: set[UserId] = set()
         failed: dict[UserId, str] = {}
-        unavailable: dict[UserId, DependencyUnavailable] = {}
-        if self._batched is not None and await self._batched.usable(list(latest.values())):
-            batched = await self._batched.write(list(latest.values()), rule)
-            written.extend(batched.outcome.written)
-            created.update(batched.outcome.created)
-            refused.update(batched.outcome.refused)
-            failed.update(batched.outcome.failed)
-            unavailable.update(batched.unavailable)
-            latest = {user.user_id: user for user in batched.leftover}  # the users sent as PutItems
-        puts = await asyncio.gather(*(self._put(user, rule) for user in latest.values()))
-        for user_id, put in zip(latest, puts, strict=True):
+        unavailable = dict(batched.unavailable)
+        puts = await asyncio.gather(*(self._put(user, rule) for user in batched.leftover))
+        for user, put in zip(batched.leftover, puts, strict=True):
             if put.what == "written":
-                written.append(user_id)
+                written.append(user.user_id)
                 if put.created:
-                    created.add(user_id)
+                    created.add(user.user_id)
             elif put.what == "refused":
-                refused.add(user_id)
+                refused.add(user.user_id)
             else:
-                failed[user_id] = put.reason
+                failed[user.user_id] = put.reason
                 if put.unavailable is not None:
-                    unavailable[user_id] = put.unavailable
-        if failed and len(unavailable) == len(failed) and not written and not refused:
+                    unavailable[user.user_id] = put.unavailable
+        outcome = batched.outcome.joined(
+            ConditionalWriteOutcome(tuple(written), frozenset(created), frozenset(refused), failed)
+        )
+        if outcome.failed and len(unavailable) == len(outcome.failed) and not outcome.written and not outcome.refused:
             raise next(iter(unavailable.values()))  # nothing could be written at all: a dependency failure
-        return ConditionalWriteOutcome(tuple(written), frozenset(created), frozenset(refused), failed)
+        return outcome
 
     async def _put(self, user: PreparedUser, rule: WriteRule) -> _Put:
         item = encode_user(user, self._key_attribute)
@@ -144,13 +142,10 @@ class ConditionalWriter:
                         return _Put("written", created=rule is WriteRule.ABSENT)
                     return _Put("refused")
                 if is_throttling(error):
-                    self._counters.throttles += 1
                     attempt += 1
-                    if attempt < self._backoff.attempts:
-                        self._counters.retries += 1
-                        await self._backoff.pause(attempt)
+                    reason = await pause_after_throttling(error, attempt, self._backoff, self._counters)
+                    if reason is None:
                         continue
-                    reason = f"throttled by DynamoDB after {attempt} attempts ({describe(error)})"
                     return _Put("failed", reason=reason, unavailable=TargetThrottled(reason))
                 if code == "ResourceNotFoundException":
                     raise TargetTableMissing(self._table) from error

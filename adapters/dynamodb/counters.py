@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import attrs
+from botocore.exceptions import ClientError
+
+from user_migration.adapters.dynamodb.errors import describe
+from user_migration.adapters.retry import Backoff
 
 
 @attrs.define
@@ -16,3 +20,16 @@ class TargetCounters:
     # PartiQL write batches sent, and the statements they carried (`adapters.dynamodb.statements`).
     statement_batches: int = 0
     statements: int = 0
+
+
+async def pause_after_throttling(
+    error: ClientError, attempt: int, backoff: Backoff, counters: TargetCounters
+) -> str | None:
+    """After DynamoDB throttled attempt number `attempt` of a request: counted, and paused before the next
+    attempt (None); or, when `backoff`'s attempts are spent, the reason the request's users fail with."""
+    counters.throttles += 1
+    if attempt < backoff.attempts:
+        counters.retries += 1
+        await backoff.pause(attempt)
+        return None
+    return f"throttled by DynamoDB after {attempt} attempts ({describe(error)})"

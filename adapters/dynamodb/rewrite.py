@@ -149,22 +149,20 @@ class ItemRewriter:
         """Rewrite each user's item where the migration may; see the module's docstring. Where the
         endpoint runs PartiQL batches, they carry the rewrites (`adapters.dynamodb.batched`), and
         only what cannot go as a statement is read and put here, one user at a time."""
-        done: dict[str, list[UserId]] = {"rewritten": [], "unchanged": []}
-        reasons: dict[str, dict[UserId, str]] = {"kept": {}, "failed": {}}
+        batched, leftover = RewriteOutcome(), users
         if self._batched is not None and await self._batched.usable(users):
             batched, leftover = await self._batched.rewrite(users)
-            done["rewritten"].extend(batched.rewritten)
-            done["unchanged"].extend(batched.unchanged)
-            reasons["kept"].update(batched.kept)
-            reasons["failed"].update(batched.failed)
-            users = leftover
-        outcomes = await asyncio.gather(*(self._rewrite_one(user) for user in users))
-        for user, (what, why) in zip(users, outcomes, strict=True):
+        done: dict[str, list[UserId]] = {"rewritten": [], "unchanged": []}
+        reasons: dict[str, dict[UserId, str]] = {"kept": {}, "failed": {}}
+        outcomes = await asyncio.gather(*(self._rewrite_one(user) for user in leftover))
+        for user, (what, why) in zip(leftover, outcomes, strict=True):
             if what in done:
                 done[what].append(user.user_id)
             else:
                 reasons[what][user.user_id] = why
-        return RewriteOutcome(tuple(done["rewritten"]), tuple(done["unchanged"]), reasons["kept"], reasons["failed"])
+        return batched.joined(
+            RewriteOutcome(tuple(done["rewritten"]), tuple(done["unchanged"]), reasons["kept"], reasons["failed"])
+        )
 
     async def _holds_exactly(self, key: Item, item: Item) -> bool:
         async with target_errors("reading a rewritten item", table=self._table):

@@ -29,7 +29,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from user_migration.adapters.dynamodb.codec import is_own_write
-from user_migration.adapters.dynamodb.counters import TargetCounters
+from user_migration.adapters.dynamodb.counters import TargetCounters, pause_after_throttling
 from user_migration.adapters.dynamodb.errors import describe, error_code, is_throttling
 from user_migration.adapters.dynamodb.partiql import (
     MAX_STATEMENTS,
@@ -188,13 +188,10 @@ class StatementBatches:
                     spent.charged = estimated - sum(units[statement.user_id] for statement in retried)
             except ClientError as error:
                 if is_throttling(error):
-                    self._counters.throttles += 1
                     attempt += 1
-                    if attempt < self._backoff.attempts:
-                        self._counters.retries += 1
-                        await self._backoff.pause(attempt)
+                    reason = await pause_after_throttling(error, attempt, self._backoff, self._counters)
+                    if reason is None:
                         continue
-                    reason = f"throttled by DynamoDB after {attempt} attempts ({describe(error)})"
                     ends.update(self._failed(pending, reason, TargetThrottled(reason)))
                     return ends
                 if error_code(error) == "ResourceNotFoundException":

@@ -21,7 +21,7 @@ from user_migration.adapters.dynamodb.batched import BatchedWrites
 from user_migration.adapters.dynamodb.codec import decode_key, encode_user, key_of, key_value
 from user_migration.adapters.dynamodb.compare import compare_users
 from user_migration.adapters.dynamodb.conditional import ConditionalWriter
-from user_migration.adapters.dynamodb.counters import TargetCounters
+from user_migration.adapters.dynamodb.counters import TargetCounters, pause_after_throttling
 from user_migration.adapters.dynamodb.errors import describe, error_code, is_throttling, target_errors
 from user_migration.adapters.dynamodb.partiql import WritePath
 from user_migration.adapters.dynamodb.rewrite import ItemRewriter
@@ -279,13 +279,10 @@ class DynamoDbUserTarget(UserTarget):
                     spent.charged = estimated - sum(item_units[user_id] for user_id in self._unprocessed(response))
             except ClientError as error:
                 if is_throttling(error):
-                    self.counters.throttles += 1
                     attempt += 1
-                    if attempt < self._backoff.attempts:
-                        self.counters.retries += 1
-                        await self._backoff.pause(attempt)
+                    reason = await pause_after_throttling(error, attempt, self._backoff, self.counters)
+                    if reason is None:
                         continue
-                    reason = f"throttled by DynamoDB after {attempt} attempts ({describe(error)})"
                     return self._give_up(result, pending, reason, TargetThrottled(reason))
                 if error_code(error) == "ValidationException" and len(pending) > 1:
                     # One item DynamoDB refuses must not fail its neighbours: write each alone.
