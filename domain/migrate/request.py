@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import attrs
 
 from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.query import boolean_parameter, given_parameters, integer_parameter
 
 DEFAULT_BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000
 MAX_USER_ID = 2**63 - 1
 PARAMETERS = ("batch_size", "start_user_id", "user_id", "dry_run", "rewrite")
-_DIGITS = re.compile(r"[0-9]{1,30}")
-_TRUE = ("true", "1")
-_FALSE = ("false", "0")
 
 
 def _check_range(parameter: str, value: int, lowest: int, highest: int) -> int:
@@ -78,39 +75,19 @@ class SingleUserRequest:
 MigrationRequest = BatchRequest | SingleUserRequest
 
 
-def _integer(parameter: str, text: str, lowest: int, highest: int) -> int:
-    if not _DIGITS.fullmatch(text):
-        raise InvalidParameter(parameter, f"{parameter} must be an integer between {lowest} and {highest}")
-    return _check_range(parameter, int(text), lowest, highest)
-
-
-def _boolean(parameter: str, text: str) -> bool:
-    lowered = text.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise InvalidParameter(parameter, f"{parameter} must be one of true, false, 1, 0")
-
-
 def plan_batch(query: Iterable[tuple[str, str]], kind: KeyKind = KeyKind.INTEGER) -> MigrationRequest:
     """Turn query parameters (name, value pairs, repeats kept) into a request, ids read as the key's `kind`.
 
     A repeated or unknown parameter is an error, so that a mistyped `dryrun=true` never runs a
     real migration. `user_id` overrides the batch parameters, which are still checked.
     """
-    given: dict[str, str] = {}
-    for name, value in query:
-        if name not in PARAMETERS:
-            shown = name if len(name) <= 40 else name[:40] + "…"
-            raise InvalidParameter(shown, f"unknown parameter {shown!r} (expected one of {', '.join(PARAMETERS)})")
-        if name in given:
-            raise InvalidParameter(name, f"parameter {name!r} is given more than once")
-        given[name] = value
-    dry_run = _boolean("dry_run", given["dry_run"]) if "dry_run" in given else False
-    rewrite = _boolean("rewrite", given["rewrite"]) if "rewrite" in given else False
+    given = given_parameters(query, PARAMETERS)
+    dry_run = boolean_parameter("dry_run", given["dry_run"]) if "dry_run" in given else False
+    rewrite = boolean_parameter("rewrite", given["rewrite"]) if "rewrite" in given else False
     batch_size = (
-        _integer("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE) if "batch_size" in given else DEFAULT_BATCH_SIZE
+        integer_parameter("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE)
+        if "batch_size" in given
+        else DEFAULT_BATCH_SIZE
     )
     start_user_id = kind.parse("start_user_id", given["start_user_id"]) if "start_user_id" in given else kind.first
     if "user_id" in given:

@@ -3,7 +3,6 @@ one HTTP page (`GET /m2/migration/verify?start_user_id=&batch_size=`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import attrs
@@ -11,9 +10,9 @@ import attrs
 from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.migrate.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
+from user_migration.domain.query import given_parameters, integer_parameter
 
 PAGE_PARAMETERS = ("start_user_id", "batch_size")
-_DIGITS = re.compile(r"[0-9]{1,30}")
 
 
 @attrs.frozen
@@ -48,23 +47,10 @@ class VerifyPageRequest:
         BatchRequest(self.start_user_id, self.batch_size)
 
 
-def _integer(parameter: str, text: str, lowest: int, highest: int) -> int:
-    if not _DIGITS.fullmatch(text) or not lowest <= int(text) <= highest:
-        raise InvalidParameter(parameter, f"{parameter} must be an integer between {lowest} and {highest}")
-    return int(text)
-
-
 def plan_verify_page(query: Iterable[tuple[str, str]], kind: KeyKind = KeyKind.INTEGER) -> VerifyPageRequest:
     """Turn query parameters (name, value pairs, repeats kept) into a page request; an unknown or
     repeated parameter is an error, as on the migration endpoint."""
-    given: dict[str, str] = {}
-    for name, value in query:
-        if name not in PAGE_PARAMETERS:
-            shown = name if len(name) <= 40 else name[:40] + "…"
-            raise InvalidParameter(shown, f"unknown parameter {shown!r} (expected one of {', '.join(PAGE_PARAMETERS)})")
-        if name in given:
-            raise InvalidParameter(name, f"parameter {name!r} is given more than once")
-        given[name] = value
+    given = given_parameters(query, PAGE_PARAMETERS)
     start = kind.parse("start_user_id", given["start_user_id"]) if "start_user_id" in given else kind.first
-    size = _integer("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE) if "batch_size" in given else None
+    size = integer_parameter("batch_size", given["batch_size"], 1, MAX_BATCH_SIZE) if "batch_size" in given else None
     return VerifyPageRequest(start, DEFAULT_BATCH_SIZE if size is None else size)
