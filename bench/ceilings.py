@@ -23,8 +23,8 @@ from typing import Any
 import attrs
 
 from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.adapters.dynamodb.partiql import insert_statement
-from user_migration.domain.model import Item
 
 REGION = "us-east-1"
 CHUNK = 25

@@ -28,8 +28,8 @@ import psycopg2
 from botocore.config import Config
 
 from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.adapters.postgres.source import quote_table_name
-from user_migration.domain.model import Item
 
 REGION = "us-east-1"
 WRITE_CHUNK = 25

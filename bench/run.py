@@ -69,10 +69,10 @@ from bench.project import (
     verify_available,
 )
 from user_migration.adapters.dynamodb.codec import encode_user
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.domain.convert.rules import Rejection, prepare_user
 from user_migration.domain.migrate.request import MAX_BATCH_SIZE
 from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT
-from user_migration.domain.model import Item
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres, free_port
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results")

@@ -42,9 +42,9 @@ from aiohttp import ClientSession, web
 
 from bench import data
 from bench.proxy_thread import serving
+from user_migration.adapters.dynamodb.item_size import write_units_of
 from user_migration.adapters.dynamodb.spending import units_consumed
 from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
-from user_migration.domain.budget.bucket import write_units_of
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent

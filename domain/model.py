@@ -17,10 +17,6 @@ from user_migration.domain.keys import UserId
 # on the way in from the source), objects are dicts with string keys.
 JsonValue: TypeAlias = bool | int | float | Decimal | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
-# One DynamoDB attribute value in the low-level wire format, e.g. {"S": "alice"} or {"N": "42"}.
-AttributeValue: TypeAlias = dict[str, Any]
-Item: TypeAlias = dict[str, AttributeValue]
-
 
 @attrs.frozen
 class UnreadableValue:
@@ -178,6 +174,16 @@ class RewriteOutcome:
             {**self.kept, **other.kept},
             {**self.failed, **other.failed},
         )
+
+
+@attrs.frozen
+class StoredUser:
+    """What the target holds of a user, in the migration's words: the source version the item was
+    written from (None: written without one, or by someone else) and whether the migration wrote it
+    (an application's item, or one it rewrote whole, is not the migration's)."""
+
+    version: int | None
+    by_migration: bool
 
 
 @attrs.frozen

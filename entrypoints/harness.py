@@ -17,6 +17,7 @@ import attrs
 from aiohttp import web
 from dependency_injector import providers
 
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.adapters.memory.budget import InMemoryBudgetShares
 from user_migration.adapters.memory.changes import InMemoryChangeStream
 from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
@@ -25,7 +26,7 @@ from user_migration.adapters.memory.sync_passes import InMemorySyncPasses
 from user_migration.adapters.memory.verify_results import InMemoryVerifyResults
 from user_migration.container import Container
 from user_migration.domain.convert.mapping import UserMapping
-from user_migration.domain.model import Item, SourceUser, User
+from user_migration.domain.model import SourceUser, User
 from user_migration.domain.parallel.migrate_worker import boundaries_from
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.library import UserMigration

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Collection, Sequence
+from typing import Any
 
 from user_migration.domain.keys import UserId
 from user_migration.domain.model import (
     ConditionalWriteOutcome,
     DeleteOutcome,
-    Item,
     PreparedUser,
     RewriteOutcome,
+    StoredUser,
     WriteOutcome,
     WriteRule,
 )
@@ -47,8 +48,9 @@ class UserTarget(abc.ABC):
         (checked again by the delete itself); keep the others, with the reason."""
 
     @abc.abstractmethod
-    async def read_items(self, user_ids: Collection[UserId]) -> dict[UserId, Item]:
-        """The stored items of these users (consistent reads), by id; absent ones are left out."""
+    async def read_stored(self, user_ids: Collection[UserId]) -> dict[UserId, StoredUser]:
+        """What is stored of these users (consistent reads), by id: the version each item was written
+        from and whether the migration wrote it; absent ones are left out."""
 
     @abc.abstractmethod
     async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[UserId, StoredComparison]:
@@ -79,8 +81,9 @@ class UserTarget(abc.ABC):
         the reason. An item whose content would not change is left as it is (`unchanged`)."""
 
     @abc.abstractmethod
-    async def read_item(self, user_id: UserId) -> Item | None:
-        """The stored item of one user, or None."""
+    async def read_item(self, user_id: UserId) -> dict[str, Any] | None:
+        """The stored item of one user as the target holds it (DynamoDB's attribute values), or None:
+        for inspection and tests; the migration itself reads `read_stored`."""
 
     @abc.abstractmethod
     async def count_users(self) -> int:

@@ -25,16 +25,16 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from user_migration.adapters.dynamodb.codec import REPLACE, encode_user, rewrite_choice
+from user_migration.adapters.dynamodb.codec import REPLACE, encode_user, rewrite_choice, stored_version
+from user_migration.adapters.dynamodb.item_size import Item, write_units_of
 from user_migration.adapters.dynamodb.partiql import Statement, insert_statement, update_statement
 from user_migration.adapters.dynamodb.rewrite import CHANGED_WHILE_REWRITING
 from user_migration.adapters.dynamodb.statements import FALLBACK, ReadItems, Sent, StatementBatches
-from user_migration.domain.budget.bucket import write_units_for, write_units_of
+from user_migration.domain.budget.bucket import write_units_for
 from user_migration.domain.convert.mapping import MIGRATION_DIGEST, MIGRATION_VERSION
-from user_migration.domain.convert.versions import stored_version
 from user_migration.domain.errors import DependencyUnavailable
 from user_migration.domain.keys import UserId
-from user_migration.domain.model import ConditionalWriteOutcome, Item, PreparedUser, RewriteOutcome, WriteRule
+from user_migration.domain.model import ConditionalWriteOutcome, PreparedUser, RewriteOutcome, WriteRule
 
 ROUNDS = 3  # decisions of one user on what is stored, before it goes as a PutItem
 

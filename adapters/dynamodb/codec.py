@@ -15,10 +15,10 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from user_migration.adapters.dynamodb.item_size import AttributeValue, Item
 from user_migration.domain.convert.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
-from user_migration.domain.convert.versions import stored_version
 from user_migration.domain.keys import KeyKind, UserId
-from user_migration.domain.model import AttributeValue, Item, PreparedUser, PreparedValue
+from user_migration.domain.model import PreparedUser, PreparedValue, StoredUser
 
 # The migration's own bookkeeping: not content, so neither digested nor compared by `verify`.
 BOOKKEEPING = frozenset({MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION})
@@ -206,3 +206,22 @@ def decode_key(value: AttributeValue) -> UserId:
     if "S" in value:
         return str(value["S"])
     raise ValueError(f"not a user id: {value!r}")
+
+
+def stored_version(item: Item | None) -> int | None:
+    """The source version a stored item was written from (its `migration_version`, in DynamoDB's
+    wire format); None when it has none (written by someone else, or absent)."""
+    if item is None:
+        return None
+    value = item.get(MIGRATION_VERSION)
+    if value is None or "N" not in value:
+        return None
+    try:
+        return int(value["N"])
+    except ValueError:
+        return None
+
+
+def stored_user(item: Item) -> StoredUser:
+    """A stored item in the migration's words: its version, and whether the migration wrote it."""
+    return StoredUser(stored_version(item), MIGRATION_DIGEST in item)

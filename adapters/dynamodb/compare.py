@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 
-from user_migration.adapters.dynamodb.codec import BOOKKEEPING, decode_value, encode_user
-from user_migration.domain.convert.versions import stored_version
+from user_migration.adapters.dynamodb.codec import BOOKKEEPING, decode_value, encode_user, stored_version
+from user_migration.adapters.dynamodb.item_size import AttributeValue, Item
 from user_migration.domain.keys import UserId
-from user_migration.domain.model import AttributeValue, Item, PreparedUser
+from user_migration.domain.model import PreparedUser
 from user_migration.domain.verify.differences import MATCHING, Problem, StoredComparison
 
 MISSING = StoredComparison(Problem.MISSING)

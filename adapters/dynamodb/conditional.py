@@ -24,14 +24,15 @@ from user_migration.adapters.dynamodb.batched import BatchedOutcome, BatchedWrit
 from user_migration.adapters.dynamodb.codec import encode_user, is_own_write, key_of, why_not_rewritten
 from user_migration.adapters.dynamodb.counters import TargetCounters, pause_after_throttling
 from user_migration.adapters.dynamodb.errors import describe, error_code, is_throttling, target_errors, was_resent
+from user_migration.adapters.dynamodb.item_size import Item, write_units_of
 from user_migration.adapters.dynamodb.rewrite import unchanged_condition
 from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spending
 from user_migration.adapters.retry import Backoff
-from user_migration.domain.budget.bucket import TokenBucketBudget, write_units_for, write_units_of
+from user_migration.domain.budget.bucket import TokenBucketBudget, write_units_for
 from user_migration.domain.convert.mapping import MIGRATION_VERSION
 from user_migration.domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
 from user_migration.domain.keys import UserId
-from user_migration.domain.model import ConditionalWriteOutcome, DeleteOutcome, Item, PreparedUser, WriteRule
+from user_migration.domain.model import ConditionalWriteOutcome, DeleteOutcome, PreparedUser, WriteRule
 from user_migration.ports.write_budget import WriteBudget
 
 CONDITION_FAILED = "ConditionalCheckFailedException"

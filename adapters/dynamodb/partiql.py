@@ -24,9 +24,9 @@ from typing import Any
 
 import attrs
 
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.domain.convert.mapping import MIGRATION_VERSION
 from user_migration.domain.keys import UserId
-from user_migration.domain.model import Item
 
 MAX_STATEMENTS = 25
 MAX_STATEMENT_CHARS = 8192

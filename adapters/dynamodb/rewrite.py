@@ -18,12 +18,13 @@ from botocore.exceptions import ClientError
 
 from user_migration.adapters.dynamodb.codec import REPLACE, encode_user, is_own_write, key_of, rewrite_choice
 from user_migration.adapters.dynamodb.errors import error_code, target_errors, was_resent
+from user_migration.adapters.dynamodb.item_size import Item, write_units_of
 from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spending
-from user_migration.domain.budget.bucket import TokenBucketBudget, write_units_of
+from user_migration.domain.budget.bucket import TokenBucketBudget
 from user_migration.domain.convert.mapping import MIGRATED_AT, MIGRATION_DIGEST
 from user_migration.domain.errors import DependencyUnavailable
 from user_migration.domain.keys import UserId
-from user_migration.domain.model import Item, PreparedUser, RewriteOutcome
+from user_migration.domain.model import PreparedUser, RewriteOutcome
 from user_migration.ports.write_budget import WriteBudget
 
 if TYPE_CHECKING:

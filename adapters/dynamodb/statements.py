@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from user_migration.adapters.dynamodb.codec import is_own_write
 from user_migration.adapters.dynamodb.counters import TargetCounters, pause_after_throttling
 from user_migration.adapters.dynamodb.errors import describe, error_code, is_throttling
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.adapters.dynamodb.partiql import (
     MAX_STATEMENTS,
     RETRIED_CODES,
@@ -45,7 +46,6 @@ from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spendin
 from user_migration.adapters.retry import Backoff
 from user_migration.domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
 from user_migration.domain.keys import UserId
-from user_migration.domain.model import Item
 from user_migration.ports.write_budget import WriteBudget
 
 # The write path chosen for the process: the service's logs; the CLI prints it on stderr.

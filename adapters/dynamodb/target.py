@@ -18,27 +18,28 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from user_migration.adapters.dynamodb.batched import BatchedWrites
-from user_migration.adapters.dynamodb.codec import decode_key, encode_user, key_of, key_value
+from user_migration.adapters.dynamodb.codec import decode_key, encode_user, key_of, key_value, stored_user
 from user_migration.adapters.dynamodb.compare import compare_users
 from user_migration.adapters.dynamodb.conditional import ConditionalWriter
 from user_migration.adapters.dynamodb.counters import TargetCounters, pause_after_throttling
 from user_migration.adapters.dynamodb.errors import describe, error_code, is_throttling, target_errors
+from user_migration.adapters.dynamodb.item_size import Item, write_units_of
 from user_migration.adapters.dynamodb.partiql import WritePath
 from user_migration.adapters.dynamodb.rewrite import ItemRewriter
 from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spending
 from user_migration.adapters.dynamodb.statements import PartiqlSupport, StatementBatches
 from user_migration.adapters.dynamodb.tables import ensure_table_active
 from user_migration.adapters.retry import Backoff
-from user_migration.domain.budget.bucket import TokenBucketBudget, write_units_for, write_units_of
+from user_migration.domain.budget.bucket import TokenBucketBudget, write_units_for
 from user_migration.domain.convert.mapping import DEFAULT_KEY_ATTRIBUTE
 from user_migration.domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
 from user_migration.domain.keys import TEXT_END, UserId
 from user_migration.domain.model import (
     ConditionalWriteOutcome,
     DeleteOutcome,
-    Item,
     PreparedUser,
     RewriteOutcome,
+    StoredUser,
     WriteOutcome,
     WriteRule,
 )
@@ -129,7 +130,12 @@ class DynamoDbUserTarget(UserTarget):
     async def _existing_in(self, user_ids: Sequence[UserId]) -> set[UserId]:
         return set(await self._items_in(user_ids, keys_only=True))
 
+    async def read_stored(self, user_ids: Collection[UserId]) -> dict[UserId, StoredUser]:
+        return {user_id: stored_user(item) for user_id, item in (await self.read_items(user_ids)).items()}
+
     async def read_items(self, user_ids: Collection[UserId]) -> dict[UserId, Item]:
+        """The stored items of these users (consistent reads, one BatchGetItem per 100), by id; absent ones
+        are left out."""
         unique = sorted(set(user_ids))
         found = await _run_all(self._items_in(chunk, keys_only=False) for chunk in _chunks(unique, GET_CHUNK))
         return {user_id: item for chunk in found for user_id, item in chunk.items()}

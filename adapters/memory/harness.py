@@ -20,9 +20,12 @@ from user_migration.adapters.dynamodb.codec import (
     encode_user,
     key_attribute_type,
     rewrite_choice,
+    stored_user,
+    stored_version,
     why_not_rewritten,
 )
 from user_migration.adapters.dynamodb.compare import compare_users
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.domain.convert.mapping import (
     DEFAULT_KEY_ATTRIBUTE,
     PlannedColumn,
@@ -30,18 +33,18 @@ from user_migration.domain.convert.mapping import (
     UserMapping,
     default_mapping,
 )
-from user_migration.domain.convert.versions import may_replace, stored_version, version_of
+from user_migration.domain.convert.versions import may_replace, version_of
 from user_migration.domain.errors import MappingError
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.model import (
     ChangeCursor,
     ConditionalWriteOutcome,
     DeleteOutcome,
-    Item,
     MigrationProgress,
     PreparedUser,
     RewriteOutcome,
     SourceUser,
+    StoredUser,
     User,
     WriteOutcome,
     WriteRule,
@@ -219,7 +222,11 @@ class InMemoryUserTarget(UserTarget):
                 deleted.append(user_id)
         return DeleteOutcome(tuple(deleted), kept, failed)
 
+    async def read_stored(self, user_ids: Collection[UserId]) -> dict[UserId, StoredUser]:
+        return {user_id: stored_user(item) for user_id, item in (await self.read_items(user_ids)).items()}
+
     async def read_items(self, user_ids: Collection[UserId]) -> dict[UserId, Item]:
+        """The stored items of these users, by id (copies); absent ones are left out."""
         return {user_id: copy.deepcopy(self.items[user_id]) for user_id in set(user_ids) if user_id in self.items}
 
     async def compare_with_stored(self, users: Sequence[PreparedUser]) -> dict[UserId, StoredComparison]:

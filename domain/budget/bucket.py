@@ -30,8 +30,6 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from user_migration.domain.convert.limits import item_bytes
-from user_migration.domain.model import Item
 from user_migration.ports.write_budget import WriteBudget
 
 Clock = Callable[[], float]
@@ -52,11 +50,6 @@ _PAID_BACK = -1e-9
 def write_units_for(size_bytes: int) -> int:
     """The write units DynamoDB charges for writing an item of `size_bytes`."""
     return max(1, -(-size_bytes // WRITE_UNIT_BYTES))
-
-
-def write_units_of(item: Item) -> int:
-    """The write units DynamoDB charges for putting or deleting `item` (a failed condition costs as much)."""
-    return write_units_for(item_bytes(item))
 
 
 @attrs.frozen

@@ -1,4 +1,5 @@
-"""DynamoDB's documented limits that decide whether a value can be stored exactly.
+"""The target's documented limits that decide whether a value can be stored exactly, as data (DynamoDB's:
+the domain computes sizes from prepared values; the wire format's sizes are `adapters.dynamodb.item_size`).
 
 See the DynamoDB developer guide, "Supported data types and naming rules" and "Item sizes".
 """
@@ -6,7 +7,6 @@ See the DynamoDB developer guide, "Supported data types and naming rules" and "I
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_NESTING_LEVELS = 32
@@ -57,35 +57,3 @@ def number_bytes(text: str) -> int:
 def text_bytes(text: str) -> int:
     """UTF-8 length of a string (the size of an S value or of a name)."""
     return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def attribute_value_bytes(value: dict[str, Any]) -> int:
-    """Size of one attribute value by DynamoDB's item-size rules (name not included)."""
-    # Plain loops, no generators: this runs for every value of every item.
-    for kind, payload in value.items():
-        if kind == "S":
-            return text_bytes(payload)
-        if kind == "N":
-            return number_bytes(payload)
-        if kind == "M":
-            # 3 bytes for the map itself; per element 1 byte of overhead, its key and its value.
-            total = 3
-            for key, element in payload.items():
-                total += 1 + text_bytes(key) + attribute_value_bytes(element)
-            return total
-        if kind == "L":
-            total = 3
-            for element in payload:
-                total += 1 + attribute_value_bytes(element)
-            return total
-        if kind == "B":
-            return len(payload)
-        if kind in ("BOOL", "NULL"):
-            return 1
-        raise ValueError(f"unsupported attribute type {kind!r}")
-    raise ValueError("an attribute value needs a type")
-
-
-def item_bytes(item: dict[str, dict[str, Any]]) -> int:
-    """Size of a whole item: attribute names plus their values."""
-    return sum(len(name.encode("utf-8")) + attribute_value_bytes(value) for name, value in item.items())

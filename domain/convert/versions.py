@@ -8,11 +8,7 @@ is NULL or not a finite moment has none: its item can only ever be written where
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-from user_migration.domain.convert.mapping import MIGRATION_VERSION
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -38,17 +34,3 @@ def may_replace(stored: int | None, row: int | None) -> bool:
     if stored is None or row is None:
         return False
     return row > stored
-
-
-def stored_version(item: Mapping[str, Mapping[str, Any]] | None) -> int | None:
-    """The source version a stored item was written from (its `migration_version`, in DynamoDB's
-    wire format); None when it has none (written by someone else, or absent)."""
-    if item is None:
-        return None
-    value = item.get(MIGRATION_VERSION)
-    if value is None or "N" not in value:
-        return None
-    try:
-        return int(value["N"])
-    except ValueError:
-        return None

@@ -7,7 +7,6 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 from user_migration.domain.convert.rules import Rejection, UserPreparer
-from user_migration.domain.convert.versions import stored_version
 from user_migration.domain.errors import SetupError, UserNotFound
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.migrate.report import BatchOutcome, ChangeOutcome, MigrationReport, MigrationStats
@@ -196,15 +195,16 @@ class Migration:
         async with self._ledger.hold([*attempt.user_ids, *attempt.invalid]) as step:
             created, replaced = await step.apply(prepared, rule, attempt)
         refused = sorted(set(replaced.refused))
-        stored = await self._target.read_items(refused) if refused else {}
+        stored = await self._target.read_stored(refused) if refused else {}
         by_id = {user.user_id: user for user in prepared}
         kept: dict[UserId, str] = {}
         by_content: list[PreparedUser] = []  # as new as their row, or unversioned: the content decides
         for user_id in refused:
-            version, row_version = stored_version(stored.get(user_id)), by_id[user_id].version
             if user_id not in stored:
                 kept[user_id] = GONE_WHILE_WRITING
-            elif version is None or version == row_version:
+                continue
+            version, row_version = stored[user_id].version, by_id[user_id].version
+            if version is None or version == row_version:
                 by_content.append(by_id[user_id])
             elif row_version is None:
                 kept[user_id] = UNVERSIONED_ROW

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 
 import attrs
 
-from user_migration.domain.convert.versions import stored_version
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable
 from user_migration.domain.migrate.migration import Migration
 from user_migration.domain.migrate.report import ChangeOutcome
@@ -296,12 +295,12 @@ class StreamSync:
         changes = await self._migration.apply_changes(versioned, WriteRule.OLDER) if versioned else ChangeOutcome()
         deletes = DeleteOutcome()
         if net.deletes:
-            stored = await self._target.read_items(list(net.deletes))
+            stored = await self._target.read_stored(list(net.deletes))
             older = [
                 user_id
                 for user_id, position in net.deletes.items()
                 if user_id in stored
-                and ((version := stored_version(stored[user_id])) is None or version < stream_version(position))
+                and ((version := stored[user_id].version) is None or version < stream_version(position))
             ]
             deletes = await self._migration.remove_users(older) if older else DeleteOutcome()
         return _Applied(changes, deletes)

@@ -24,7 +24,6 @@ from typing import Any
 
 import attrs
 
-from user_migration.domain.convert.mapping import MIGRATION_DIGEST
 from user_migration.domain.convert.rules import Reason, reason_code
 from user_migration.domain.keys import UserId
 from user_migration.domain.model import (
@@ -123,8 +122,8 @@ class WriteLedger:
 async def landed(target: UserTarget, user_ids: Collection[UserId]) -> set[UserId]:
     """Of these users, those stored *and* written by the migration: an application may have written
     a user whose write here failed without an answer."""
-    stored = await target.read_items(user_ids) if user_ids else {}
-    return {user_id for user_id, item in stored.items() if MIGRATION_DIGEST in item}
+    stored = await target.read_stored(user_ids) if user_ids else {}
+    return {user_id for user_id, user in stored.items() if user.by_migration}
 
 
 class LedgerStep:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from tests.factories import prepared_user, to_item, valid_user
-from user_migration.domain.convert.versions import stored_version
+from user_migration.adapters.dynamodb.codec import stored_version
 from user_migration.domain.migrate.request import MAX_USER_ID
 from user_migration.domain.model import WriteRule
 from user_migration.domain.parallel.segments import ScanPart

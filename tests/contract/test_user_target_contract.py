@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from tests.factories import from_item, prepared_user, to_item, valid_user
 from user_migration.adapters.dynamodb.codec import (
     CHANGED_SINCE_WRITTEN,
@@ -13,7 +15,7 @@ from user_migration.adapters.dynamodb.codec import (
     decode_item,
     unchanged_since_written,
 )
-from user_migration.domain.model import PreparedUser, RewriteOutcome, WriteOutcome
+from user_migration.domain.model import PreparedUser, RewriteOutcome, StoredUser, WriteOutcome
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 LATER = datetime(2027, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -193,3 +195,19 @@ async def test_another_key_attribute_works_end_to_end(make_target):
     assert after is not None
     assert decode_item(after)["display_name"] == "Fixed"
     assert after["uid"] == {"N": "2"}
+
+
+async def test_what_is_stored_is_told_in_the_migration_s_words(make_target, put_foreign_item):
+    target = await make_target()
+    await target.write_users([attrs.evolve(item_of(1), version=7), attrs.evolve(item_of(2), version=None)])
+    foreign = to_item(valid_user(3), NOW)
+    del foreign["migration_digest"], foreign["migration_version"]  # an application's own item
+    await put_foreign_item(target, foreign)
+
+    stored = await target.read_stored([1, 2, 3, 4])
+
+    assert stored == {
+        1: StoredUser(version=7, by_migration=True),
+        2: StoredUser(version=None, by_migration=True),
+        3: StoredUser(version=None, by_migration=False),
+    }

@@ -35,13 +35,14 @@ from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables, create_source_table, insert_users, unique_name
 from user_migration.adapters.dynamodb.client import dynamodb_client
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
 from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.adapters.postgres.source import PostgresUserSource, create_pool
 from user_migration.container import build_container
 from user_migration.domain.convert.mapping import default_mapping
 from user_migration.domain.convert.rules import Rejection, prepare_user
-from user_migration.domain.model import Item, MigrationProgress, SourceUser, User
+from user_migration.domain.model import MigrationProgress, SourceUser, User
 from user_migration.entrypoints.demo.embedded import free_port
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.settings import Settings

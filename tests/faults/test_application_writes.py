@@ -51,9 +51,10 @@ from tests.faults.conftest import STATS, USERS, World, both_write_modes, get, is
 from tests.faults.fault_proxy import HttpMessage, request_user_ids
 from tests.real_adapters import execute
 from user_migration.adapters.dynamodb.codec import encode_user
+from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.domain.convert.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
 from user_migration.domain.convert.rules import prepare_user
-from user_migration.domain.model import Item, PreparedUser, SourceUser, as_source_user
+from user_migration.domain.model import PreparedUser, SourceUser, as_source_user
 from user_migration.entrypoints.library import UserMigration
 
 # Every 41st user is invalid: never written by the migration, though the application may write it.

@@ -18,11 +18,12 @@ import pytest
 from tests.factories import from_item, to_item, valid_user
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
 from user_migration.adapters.dynamodb.codec import unchanged_since_written
+from user_migration.adapters.dynamodb.item_size import item_bytes
 from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
 from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.adapters.postgres.source import PostgresUserSource, create_pool, quote_table_name
 from user_migration.adapters.retry import Backoff
-from user_migration.domain.convert.limits import MAX_ITEM_BYTES, item_bytes
+from user_migration.domain.convert.limits import MAX_ITEM_BYTES
 from user_migration.domain.convert.mapping import UserMapping, default_mapping
 from user_migration.domain.convert.rules import UserPreparer, user_problems
 from user_migration.domain.convert.timestamps import format_timestamp, parse_timestamp

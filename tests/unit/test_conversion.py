@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from tests.factories import from_item, to_item, valid_user
 from tests.unit.test_profile_rules import mostly, odd_profiles, sizable
 from user_migration.adapters.dynamodb.codec import encode_user, encode_value, item_digest
-from user_migration.domain.convert.limits import item_bytes, significant_digits
+from user_migration.adapters.dynamodb.item_size import item_bytes
+from user_migration.domain.convert.limits import significant_digits
 from user_migration.domain.convert.rules import Rejection, prepare_user, user_problems
 from user_migration.domain.convert.timestamps import format_timestamp, parse_timestamp
 from user_migration.domain.convert.values import checked_value

@@ -1,4 +1,4 @@
-"""domain/ and ports/ stay free of I/O libraries and of the outer layers."""
+"""domain/ and ports/ stay free of I/O libraries, of the outer layers and of DynamoDB's wire format."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ FORBIDDEN = {
     "socket",
     "requests",
 }
+# DynamoDB's attribute type tags ({"S": ...}, {"N": ...}): the target's wire format is the adapter's.
+TYPE_TAGS = {"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"}
 # The outer layers, by the import name the project installs under.
 OUTER = {"user_migration.adapters", "user_migration.entrypoints", "user_migration.container"}
 
@@ -43,6 +45,27 @@ def imported_modules(path: Path) -> set[str]:
 )
 def test_pure_layers_import_no_io_library(path):
     assert imported_modules(path) & (FORBIDDEN | OUTER) == set()
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "domain").rglob("*.py")) + sorted((ROOT / "ports").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_pure_layers_speak_no_dynamodb_type_tags(path):
+    """No string in domain/ or ports/ is a DynamoDB type tag: they speak of versions and users, not items."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    tags = [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in TYPE_TAGS
+    ]
+    assert tags == []
+
+
+def test_the_tag_check_sees_a_type_tag():
+    tree = ast.parse('def version(item): return int(item["version"]["N"])')
+    assert {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)} & TYPE_TAGS == {"N"}
 
 
 def test_the_layers_are_imported_by_the_project_s_own_name():

@@ -26,7 +26,7 @@ from user_migration.adapters.dynamodb.codec import (
     unchanged_since_written,
     written_by_migration,
 )
-from user_migration.domain.convert.limits import item_bytes
+from user_migration.adapters.dynamodb.item_size import item_bytes
 from user_migration.domain.model import PreparedUser
 
 attribute_names = st.text(min_size=1, max_size=10).filter(lambda name: name not in ("migrated_at", "migration_digest"))

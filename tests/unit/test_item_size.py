@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tests.factories import to_item, valid_user
-from user_migration.domain.convert.limits import MAX_ITEM_BYTES, attribute_value_bytes, item_bytes
+from user_migration.adapters.dynamodb.item_size import attribute_value_bytes, item_bytes
+from user_migration.domain.convert.limits import MAX_ITEM_BYTES
 from user_migration.domain.convert.mapping import DIGEST_BYTES
 from user_migration.domain.convert.rules import Rejection, prepare_user
 from user_migration.domain.model import PreparedUser

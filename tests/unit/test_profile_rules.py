@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from tests.factories import valid_user
 from user_migration.adapters.dynamodb.codec import encode_value
+from user_migration.adapters.dynamodb.item_size import attribute_value_bytes
 from user_migration.adapters.postgres.types import parse_profile
-from user_migration.domain.convert.limits import attribute_value_bytes
 from user_migration.domain.convert.rules import Reason, user_problems
 from user_migration.domain.convert.values import LookCloser, checked_value, quick_value
 from user_migration.domain.model import UnreadableValue

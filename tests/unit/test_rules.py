@@ -13,7 +13,8 @@ from tests.factories import valid_user
 from tests.unit.test_mapping import DJANGO
 from tests.unit.test_profile_rules import sizable
 from user_migration.adapters.dynamodb.codec import encode_user
-from user_migration.domain.convert.limits import MAX_ITEM_BYTES, item_bytes
+from user_migration.adapters.dynamodb.item_size import item_bytes
+from user_migration.domain.convert.limits import MAX_ITEM_BYTES
 from user_migration.domain.convert.mapping import UserMapping, parse_mapping
 from user_migration.domain.convert.rules import Reason, Rejection, UserPreparer, failure_text, prepare_user
 from user_migration.domain.model import Json, PreparedUser, SourceUser, UnreadableValue

@@ -13,9 +13,9 @@ import attrs
 import pytest
 
 from tests.factories import from_item, valid_user
+from user_migration.adapters.dynamodb.codec import stored_version
 from user_migration.adapters.memory.changes import InMemoryChangeStream
 from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
-from user_migration.domain.convert.versions import stored_version
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable, SourceUnavailable
 from user_migration.domain.migrate.migration import Migration
 from user_migration.domain.migrate.run import MigrationRun

@@ -13,13 +13,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from user_migration.adapters.dynamodb.item_size import write_units_of
 from user_migration.adapters.memory.budget import InMemoryBudgetShares
-from user_migration.domain.budget.bucket import (
-    FLOOR_UNITS_PER_SECOND,
-    TokenBucketBudget,
-    write_units_for,
-    write_units_of,
-)
+from user_migration.domain.budget.bucket import FLOOR_UNITS_PER_SECOND, TokenBucketBudget, write_units_for
 from user_migration.domain.budget.shares import (
     LIVE_SECONDS,
     PublishedRate,
