@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from user_migration.domain.migrate.report import MigrationStats
+from user_migration.domain.verify.request import VerifyRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -217,7 +218,7 @@ def run_verify(
     async def measure() -> VerifyRun:
         async with UserMigration.from_env(environment) as migration:
             started = time.perf_counter()
-            summary = await migration.verify(batch_size=batch_size)
+            summary = await migration.verify(VerifyRequest(batch_size=batch_size))
             seconds = time.perf_counter() - started
         return VerifyRun(counts_json(summary.counts), seconds, bool(summary.clean))
 

@@ -39,6 +39,7 @@ from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.adapters.dynamodb.tables import ensure_tables
 from user_migration.adapters.postgres.plan import quote_table_name
 from user_migration.container import resolve
+from user_migration.domain.sync.request import StreamRequest
 from user_migration.domain.sync.row_changes import stream_version
 from user_migration.domain.sync.stream import StreamProgress
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
@@ -125,7 +126,7 @@ async def _follow_until(migration: UserMigration, done: Any, progress: list[Stre
         if done(report):
             stop.set()
 
-    await migration.stream_changes(stop, batch_size=1000, on_progress=watch)
+    await migration.stream_changes(StreamRequest(stop, batch_size=1000, on_progress=watch))
 
 
 async def measure(dsn: str, endpoint_url: str, users: int, changes: int, rate: int, seconds: int) -> StreamRow:

@@ -9,7 +9,7 @@ It returns the same typed reports the API serializes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -25,11 +25,16 @@ from user_migration.container import Container, build_container, resolve
 from user_migration.domain.budget.bucket import BudgetSnapshot, TokenBucketBudget
 from user_migration.domain.convert.mapping import SourcePlan, UserMapping
 from user_migration.domain.convert.rules import UserPreparer
-from user_migration.domain.errors import DependencyUnavailable, InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.migrate.migration import Migration
 from user_migration.domain.migrate.report import MigrationReport, MigrationStats
-from user_migration.domain.migrate.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, BatchRequest, SingleUserRequest
+from user_migration.domain.migrate.request import (
+    DEFAULT_BATCH_SIZE,
+    MAX_BATCH_SIZE,
+    BatchRequest,
+    RunRequest,
+    SingleUserRequest,
+)
 from user_migration.domain.migrate.run import MigrationRun, ProgressCallback, RunSummary
 from user_migration.domain.model import ChangeCursor
 from user_migration.domain.observe.source_count import CountMode
@@ -37,11 +42,12 @@ from user_migration.domain.observe.statistics import Statistics, count_mode
 from user_migration.domain.parallel.migrate_worker import SegmentWorker, WorkerSummary
 from user_migration.domain.parallel.sync_worker import SyncWorker, SyncWorkerSummary
 from user_migration.domain.parallel.verify_worker import VerifyWorker, VerifyWorkerSummary
-from user_migration.domain.sync.poll import ChangeSync, SyncProgressCallback, SyncSummary
-from user_migration.domain.sync.stream import StreamProgressCallback, StreamSummary, StreamSync, backfill_pending_mark
+from user_migration.domain.sync.poll import ChangeSync, SyncSummary
+from user_migration.domain.sync.request import FollowRequest, StreamRequest, SyncRequest
+from user_migration.domain.sync.stream import StreamSummary, StreamSync, backfill_pending_mark
 from user_migration.domain.verify.differences import VerifyPage, VerifySummary
-from user_migration.domain.verify.request import VerifyPageRequest
-from user_migration.domain.verify.verification import DifferenceCallback, Verification, VerifyProgressCallback
+from user_migration.domain.verify.request import VerifyPageRequest, VerifyRequest
+from user_migration.domain.verify.verification import Verification
 from user_migration.entrypoints.settings import load_settings
 from user_migration.ports.segment_leases import SegmentLeases
 
@@ -165,28 +171,11 @@ class UserMigration:
             raise RuntimeError("use `async with UserMigration...` before calling it")
         return await self._statistics.read(count_mode(postgres_count))
 
-    async def migrate_all(
-        self,
-        batch_size: int = MAX_BATCH_SIZE,
-        start_user_id: UserId | None = None,
-        dry_run: bool = False,
-        resume: bool = False,
-        on_progress: ProgressCallback | None = None,
-        stop: asyncio.Event | None = None,
-        rewrite: bool = False,
-    ) -> RunSummary:
-        """Migrate the whole source, `PAGES_IN_FLIGHT` pages side by side (the next ones are read
-        while these are written), progress and checkpoints in page order.
-
-        `resume=True` starts at the checkpoint the last run recorded instead of `start_user_id`;
-        setting `stop` ends the run cleanly after the pages in hand. `rewrite=True` also rewrites
-        the items this tool wrote in an earlier run (so that a corrected mapping reaches them),
-        never an item someone else wrote or changed since: those are kept and listed.
-        """
-        if resume and start_user_id is not None:
-            raise InvalidParameter("start_user_id", "start_user_id and resume cannot be combined")
-        start = await self._whole_run.resume_point() if resume else start_user_id
-        return await self._whole_run.migrate_all(start, batch_size, dry_run, on_progress, stop, rewrite)
+    async def migrate_all(self, request: RunRequest | None = None) -> RunSummary:
+        """Migrate the whole source as `request` says (`RunRequest`; by default from the beginning,
+        `MAX_BATCH_SIZE` users a page), `PAGES_IN_FLIGHT` pages side by side (the next ones are read
+        while these are written), progress and checkpoints in page order."""
+        return await self._whole_run.migrate_all(request if request is not None else RunRequest())
 
     async def work(
         self,
@@ -235,74 +224,38 @@ class UserMigration:
         """Migrate exactly these users (e.g. an earlier run's failures, after fixing their rows)."""
         return await self._whole_run.retry(user_ids, dry_run, on_progress=on_progress, rewrite=rewrite)
 
-    async def sync_once(
-        self,
-        batch_size: int = MAX_BATCH_SIZE,
-        stop: asyncio.Event | None = None,
-        on_progress: SyncProgressCallback | None = None,
-    ) -> SyncSummary:
+    async def sync_once(self, request: SyncRequest | None = None) -> SyncSummary:
         """Carry every change committed in the source so far into the target (updated, inserted
         and deleted rows; see `domain.sync.poll`), never replacing an item newer than its row; the
         source's change cursor moves only when everything was carried over."""
-        return await self._change_sync.catch_up(batch_size, stop, on_progress)
+        return await self._change_sync.catch_up(request if request is not None else SyncRequest())
 
-    async def sync_follow(
-        self,
-        interval_seconds: float,
-        stop: asyncio.Event,
-        batch_size: int = MAX_BATCH_SIZE,
-        on_pass: Callable[[SyncSummary], None] | None = None,
-        on_progress: SyncProgressCallback | None = None,
-        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
-    ) -> SyncSummary:
+    async def sync_follow(self, request: FollowRequest[SyncSummary]) -> SyncSummary:
         """`sync_once` again and again, `interval_seconds` apart, until `stop` is set; the totals.
         With `on_unavailable`, a pass that finds a dependency down is told to it and tried again
         after the interval; without, that error ends the follow."""
-        return await self._change_sync.follow(interval_seconds, stop, batch_size, on_pass, on_progress, on_unavailable)
+        return await self._change_sync.follow(request)
 
-    async def sync_as_worker(
-        self,
-        batch_size: int = MAX_BATCH_SIZE,
-        stop: asyncio.Event | None = None,
-        on_progress: SyncProgressCallback | None = None,
-    ) -> SyncWorkerSummary:
+    async def sync_as_worker(self, request: SyncRequest | None = None) -> SyncWorkerSummary:
         """Be a worker of the current pass of `sync --workers`: take segments under leases of the
         passes' own and carry each one's changes and deletes (see `domain.parallel.sync_worker`); returns
         when the pass is finished (its cursor recorded once, by whichever worker saw it first)."""
         worker: SyncWorker = await resolve(self.container.sync_worker())
-        return await worker.run_pass(batch_size, stop, on_progress)
+        return await worker.run_pass(request if request is not None else SyncRequest())
 
-    async def sync_follow_as_worker(
-        self,
-        interval_seconds: float,
-        stop: asyncio.Event,
-        batch_size: int = MAX_BATCH_SIZE,
-        on_pass: Callable[[SyncWorkerSummary], None] | None = None,
-        on_progress: SyncProgressCallback | None = None,
-        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
-    ) -> SyncWorkerSummary:
+    async def sync_follow_as_worker(self, request: FollowRequest[SyncWorkerSummary]) -> SyncWorkerSummary:
         """`sync_as_worker` pass after pass, `interval_seconds` apart, until `stop`; the totals."""
         worker: SyncWorker = await resolve(self.container.sync_worker())
-        return await worker.follow(interval_seconds, stop, batch_size, on_pass, on_progress, on_unavailable)
+        return await worker.follow(request)
 
-    async def stream_changes(
-        self,
-        stop: asyncio.Event,
-        batch_size: int = MAX_BATCH_SIZE,
-        max_retained_wal: int | None = None,
-        on_progress: StreamProgressCallback | None = None,
-        on_backfill_progress: SyncProgressCallback | None = None,
-        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
-    ) -> StreamSummary:
+    async def stream_changes(self, request: StreamRequest) -> StreamSummary:
         """Stream the source's changes (the slot `cdc setup` made) into the target until `stop`
         is set: a backfill first when this slot's was not finished, then every committed
         transaction in commit order, acknowledged once stored (see `domain.sync.stream`)."""
         if self._sync is None:
             raise RuntimeError("use `async with UserMigration...` before calling it")
         stream_sync: StreamSync = await resolve(self.container.stream_sync())
-        return await stream_sync.follow(
-            stop, batch_size, max_retained_wal, on_progress, on_backfill_progress, on_unavailable
-        )
+        return await stream_sync.follow(request)
 
     async def change_capture_problems(self) -> list[str]:
         """Every setting and privilege change capture lacks on the source ([] when none)."""
@@ -337,35 +290,17 @@ class UserMigration:
         verification: Verification = await resolve(self.container.verification())
         return verification
 
-    async def verify(
-        self,
-        start_user_id: UserId | None = None,
-        end_user_id: UserId | None = None,
-        batch_size: int = MAX_BATCH_SIZE,
-        repair: bool = False,
-        on_difference: DifferenceCallback | None = None,
-        on_progress: VerifyProgressCallback | None = None,
-        stop: asyncio.Event | None = None,
-    ) -> VerifySummary:
-        """Compare every row with an id in `start_user_id..end_user_id` (through the mapping)
-        with its item, and every item in that range with its row; each difference goes to
-        `on_difference` once it was checked again (see `domain.verify.verification`). `repair=True`
-        writes missing items, replaces different ones that are not newer than their row, deletes
-        extra items this tool wrote, and checks each again. Raises `InvalidParameter` for a bad
-        range."""
+    async def verify(self, request: VerifyRequest | None = None) -> VerifySummary:
+        """Compare every row with an id in the request's range (through the mapping) with its item,
+        and every item in that range with its row; each difference goes to `on_difference` once it
+        was checked again (see `domain.verify.verification`). `repair=True` writes missing items,
+        replaces different ones that are not newer than their row, deletes extra items this tool
+        wrote, and checks each again. Raises `InvalidParameter` for a bad range."""
         verification = await self._verification()
-        return await verification.verify(
-            start_user_id, end_user_id, batch_size, repair, on_difference, on_progress, stop
-        )
+        return await verification.verify(request if request is not None else VerifyRequest())
 
     async def verify_as_worker(
-        self,
-        batch_size: int = MAX_BATCH_SIZE,
-        repair: bool = False,
-        on_difference: DifferenceCallback | None = None,
-        on_progress: VerifyProgressCallback | None = None,
-        stop: asyncio.Event | None = None,
-        restart: bool = False,
+        self, request: VerifyRequest | None = None, restart: bool = False
     ) -> VerifyWorkerSummary:
         """Be a worker of the verify pass over the whole id space: take segments under leases of
         verify's own, and verify each one's rows and its part of the scan for extra items (see
@@ -373,7 +308,7 @@ class UserMigration:
         finished pass is verified again only with `restart=True`."""
         await self._verification()  # inside `async with`
         worker: VerifyWorker = await resolve(self.container.verify_worker())
-        return await worker.run(batch_size, repair, on_difference, on_progress, stop, restart)
+        return await worker.run(request if request is not None else VerifyRequest(), restart)
 
     async def restart_verify_pass(self) -> int:
         """Begin a new verify pass (unless another process just did): its number."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 
 from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.query import boolean_parameter, given_parameters, integer_parameter
+
+if TYPE_CHECKING:
+    from user_migration.domain.migrate.run import ProgressCallback
 
 DEFAULT_BATCH_SIZE = 100
 MAX_BATCH_SIZE = 1000
@@ -73,6 +78,27 @@ class SingleUserRequest:
 
 
 MigrationRequest = BatchRequest | SingleUserRequest
+
+
+@attrs.frozen
+class RunRequest:
+    """A run over the whole source (`migrate --all`): `batch_size` users a page from `start_user_id`
+    (the beginning when None) or, with `resume`, from the checkpoint the last run recorded. Each page's
+    progress goes to `on_progress`; setting `stop` ends the run cleanly after the pages in hand.
+    `rewrite` also rewrites the items the migration wrote in an earlier run (so that a corrected
+    mapping reaches them), never an item someone else wrote or changed since."""
+
+    batch_size: int = MAX_BATCH_SIZE
+    start_user_id: UserId | None = None
+    dry_run: bool = False
+    resume: bool = False
+    on_progress: ProgressCallback | None = None
+    stop: asyncio.Event | None = None
+    rewrite: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.resume and self.start_user_id is not None:
+            raise InvalidParameter("start_user_id", "start_user_id and resume cannot be combined")
 
 
 def plan_batch(query: Iterable[tuple[str, str]], kind: KeyKind = KeyKind.INTEGER) -> MigrationRequest:

@@ -9,7 +9,6 @@ retries it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from user_migration.domain.engine.pump import PagePump
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.migrate.migration import Migration, next_start_after
 from user_migration.domain.migrate.report import BatchOutcome
-from user_migration.domain.migrate.request import MAX_BATCH_SIZE, BatchRequest
+from user_migration.domain.migrate.request import MAX_BATCH_SIZE, BatchRequest, RunRequest
 from user_migration.domain.model import SourceUser
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
@@ -158,17 +157,9 @@ class MigrationRun:
         recorded = progress.resume_from_user_id
         return recorded if recorded is not None and recorded != 0 else self._source.key_kind.first
 
-    async def migrate_all(
-        self,
-        start_user_id: UserId | None = None,
-        batch_size: int = MAX_BATCH_SIZE,
-        dry_run: bool = False,
-        on_progress: ProgressCallback | None = None,
-        stop: asyncio.Event | None = None,
-        rewrite: bool = False,
-    ) -> RunSummary:
-        """Migrate every user with `id >= start_user_id`, page after page (with `rewrite`, the
-        items the migration wrote earlier are rewritten where nobody changed them).
+    async def migrate_all(self, request: RunRequest) -> RunSummary:
+        """Migrate every user from the request's start (or its resume point), page after page (with
+        `rewrite`, the items the migration wrote earlier are rewritten where nobody changed them).
 
         Up to `pages_in_flight` pages are migrated side by side (their id ranges never overlap),
         so that DynamoDB is kept busy while a page is checked, accounted or read; their outcomes
@@ -176,7 +167,14 @@ class MigrationRun:
         Setting `stop` ends the run cleanly after the pages in hand, their checkpoints recorded.
         """
         kind = self._source.key_kind
-        start = kind.first if start_user_id is None else start_user_id
+        batch_size, dry_run, rewrite, on_progress = (
+            request.batch_size,
+            request.dry_run,
+            request.rewrite,
+            request.on_progress,
+        )
+        start = await self.resume_point() if request.resume else request.start_user_id
+        start = kind.first if start is None else start
         BatchRequest(start, batch_size, dry_run, rewrite)  # checks the parameters
         if not dry_run:
             await self._migration.mark_changes_from()
@@ -200,7 +198,7 @@ class MigrationRun:
         pump: PagePump[UserId, list[SourceUser], Any] = PagePump(
             read_page, migrate_page, finish, self._prefetch_pages, self._pages_in_flight
         )
-        ended = await pump.run(start, stop)
+        ended = await pump.run(start, request.stop)
         return tally.summary(dry_run, checkpoints.latest, stopped_early=ended.stopped_early, rewrite=rewrite)
 
     async def retry(

@@ -26,8 +26,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeAlias
 
-from user_migration.domain.errors import DependencyUnavailable
-from user_migration.domain.migrate.request import MAX_BATCH_SIZE, check_batch_size
+from user_migration.domain.migrate.request import check_batch_size
 from user_migration.domain.model import ChangeCursor
 from user_migration.domain.parallel.lease_loop import LeaseTally, SegmentOutcome
 from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
@@ -41,6 +40,7 @@ from user_migration.domain.sync.poll import (
     SyncTally,
     follow_passes,
 )
+from user_migration.domain.sync.request import FollowRequest, SyncRequest
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.sync_passes import SyncPass, SyncPasses
@@ -80,14 +80,10 @@ class SyncWorker:
         self._now = now if now is not None else _wall_clock
         self._begun: dict[int, SyncPass] = {}
 
-    async def run_pass(
-        self,
-        batch_size: int = MAX_BATCH_SIZE,
-        stop: asyncio.Event | None = None,
-        on_progress: SyncProgressCallback | None = None,
-    ) -> SyncWorkerSummary:
+    async def run_pass(self, request: SyncRequest) -> SyncWorkerSummary:
         """Work the current pass's segments until it is finished (or `stop`); a pass found
         finished on arrival is recorded and the next one worked instead."""
+        batch_size, stop, on_progress = request.batch_size, request.stop, request.on_progress
         check_batch_size(batch_size)
         self._sync.check_versioned()
         seen = await self._leases.leases()
@@ -115,19 +111,9 @@ class SyncWorker:
         leased = await self._pass_of_leases.work(work, False, stop)
         return await self._summary(leased, total, stop)
 
-    async def follow(
-        self,
-        interval_seconds: float,
-        stop: asyncio.Event,
-        batch_size: int = MAX_BATCH_SIZE,
-        on_pass: Callable[[SyncWorkerSummary], None] | None = None,
-        on_progress: SyncProgressCallback | None = None,
-        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
-    ) -> SyncWorkerSummary:
+    async def follow(self, request: FollowRequest[SyncWorkerSummary]) -> SyncWorkerSummary:
         """Pass after pass, `interval_seconds` apart, until `stop`; the totals (as `ChangeSync.follow`)."""
-        return await follow_passes(
-            lambda: self.run_pass(batch_size, stop, on_progress), interval_seconds, stop, on_pass, on_unavailable
-        )
+        return await follow_passes(lambda: self.run_pass(request.each_pass()), request)
 
     async def _pass(self, number: int) -> SyncPass:
         """Pass `number` as its first worker began it (this one, when it is the first)."""

@@ -20,12 +20,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
+from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.parallel.lease_loop import SegmentOutcome
 from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
 from user_migration.domain.parallel.segments import ScanPart
 from user_migration.domain.verify.differences import Difference, VerifyCounts, VerifyProgress, VerifySummary
-from user_migration.domain.verify.verification import DifferenceCallback, Verification, VerifyProgressCallback
+from user_migration.domain.verify.request import VerifyRequest
+from user_migration.domain.verify.verification import Verification, VerifyProgressCallback
 from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.verify_results import VerifyResults
 
@@ -59,16 +61,12 @@ class VerifyWorker:
         self._pass = LeasedPass(leases, worker, lease_seconds, clock)
         self.worker = self._pass.worker
 
-    async def run(
-        self,
-        batch_size: int,
-        repair: bool = False,
-        on_difference: DifferenceCallback | None = None,
-        on_progress: VerifyProgressCallback | None = None,
-        stop: asyncio.Event | None = None,
-        restart: bool = False,
-    ) -> VerifyWorkerSummary:
-        """Take and verify segments until the pass is finished; `restart` begins a new pass."""
+    async def run(self, request: VerifyRequest, restart: bool = False) -> VerifyWorkerSummary:
+        """Take and verify segments until the pass is finished; `restart` begins a new pass. The
+        segments are the id ranges: a request for a range of its own is refused."""
+        if request.start_user_id is not None or request.end_user_id is not None:
+            raise InvalidParameter("start_user_id", "a verify pass's workers verify the whole id space")
+        on_difference, on_progress, stop = request.on_difference, request.on_progress, request.stop
         started = time.perf_counter()
         total = VerifyCounts()
         segments = len(await self._leases.plan())
@@ -86,7 +84,7 @@ class VerifyWorker:
 
         async def work(own: OwnLease) -> SegmentOutcome:
             found: list[Difference] = []
-            outcome, counts = await self._verify_segment(own, segments, batch_size, repair, found, progress_of, stop)
+            outcome, counts = await self._verify_segment(own, segments, request, found, progress_of)
             if outcome == "done":
                 total.include(counts)
                 if on_difference is not None:
@@ -95,7 +93,7 @@ class VerifyWorker:
             return outcome
 
         leased = await self._pass.work(work, restart, stop)
-        summary = VerifySummary(total, repair, time.perf_counter() - started, leased.stopped_early(stop))
+        summary = VerifySummary(total, request.repair, time.perf_counter() - started, leased.stopped_early(stop))
         finished = leased.unfinished_segments == 0
         pass_counts = await self._pass_counts(leased.run, segments) if finished else None
         self._verification.record_latest(pass_counts if pass_counts is not None else total)
@@ -113,28 +111,26 @@ class VerifyWorker:
         self,
         own: OwnLease,
         segments: int,
-        batch_size: int,
-        repair: bool,
+        request: VerifyRequest,
         found: list[Difference],
         on_progress: VerifyProgressCallback,
-        stop: asyncio.Event | None,
     ) -> tuple[SegmentOutcome, VerifyCounts]:
         """Verify the segment's rows and its part of the scan; its lease renewed meanwhile."""
         segment = own.lease.segment
 
         def verify(segment_stop: asyncio.Event) -> Awaitable[VerifySummary]:
-            return self._verification.verify(
+            segment_request = VerifyRequest(
                 segment.lowest,
                 segment.highest,
-                batch_size,
-                repair,
+                request.batch_size,
+                request.repair,
                 found.append,
                 on_progress,
                 segment_stop,
-                extras_in=ScanPart(segment.index, segments),
             )
+            return self._verification.verify(segment_request, extras_in=ScanPart(segment.index, segments))
 
-        summary, lost = await self._pass.under_lease(own, stop, verify)
+        summary, lost = await self._pass.under_lease(own, request.stop, verify)
         if lost:
             return "lost", summary.counts
         if summary.stopped_early:

@@ -35,6 +35,7 @@ from user_migration.domain.migrate.report import ChangeOutcome
 from user_migration.domain.migrate.request import MAX_BATCH_SIZE, check_batch_size
 from user_migration.domain.model import ChangeCursor, DeleteOutcome, SourceUser
 from user_migration.domain.parallel.segments import ScanPart
+from user_migration.domain.sync.request import FollowRequest, SyncRequest
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
 from user_migration.ports.user_target import UserTarget
@@ -220,22 +221,17 @@ class ChangeSync:
                 "sync needs a version column",
             )
 
-    async def catch_up(
-        self,
-        batch_size: int = MAX_BATCH_SIZE,
-        stop: asyncio.Event | None = None,
-        on_progress: SyncProgressCallback | None = None,
-    ) -> SyncSummary:
+    async def catch_up(self, request: SyncRequest) -> SyncSummary:
         """One pass: every change committed before it started is in the target when it returns
         (unless `stop` ended it early, or some users failed: then the cursor stays, and the next
         pass does their work again)."""
-        check_batch_size(batch_size)
+        check_batch_size(request.batch_size)
         self.check_versioned()
         recorded = (await self._state.read_progress()).change_cursor
         position = await self._source.change_cursor()
         cursor = ChangeCursor(position, self._clock())
         since = recorded.position if recorded is not None else None
-        tally, stopped = await self.carry(since, None, batch_size, stop, on_progress)
+        tally, stopped = await self.carry(since, None, request.batch_size, request.stop, request.on_progress)
         caught_up = not stopped and tally.unfinished == 0
         if caught_up:
             await self._state.record_change_cursor(cursor, applied=tally.written + tally.deleted)
@@ -327,23 +323,13 @@ class ChangeSync:
         deletes = PagePump(next_scanned_page, remove_gone, finish_deletes, prefetch=1, in_flight=self._pages_in_flight)
         return (await deletes.run(pages, stop)).stopped_early
 
-    async def follow(
-        self,
-        interval_seconds: float,
-        stop: asyncio.Event,
-        batch_size: int = MAX_BATCH_SIZE,
-        on_pass: Callable[[SyncSummary], None] | None = None,
-        on_progress: SyncProgressCallback | None = None,
-        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
-    ) -> SyncSummary:
+    async def follow(self, request: FollowRequest[SyncSummary]) -> SyncSummary:
         """Pass after pass, `interval_seconds` apart, until `stop` is set; the totals of all (a bad
         `batch_size` is an `InvalidParameter` of the first pass). A
         pass that finds PostgreSQL or DynamoDB unavailable is told to `on_unavailable` and tried
         again after the interval (the cursor stayed, so nothing is lost); the operator's mistakes
         (a `SetupError`) end it."""
-        return await follow_passes(
-            lambda: self.catch_up(batch_size, stop, on_progress), interval_seconds, stop, on_pass, on_unavailable
-        )
+        return await follow_passes(lambda: self.catch_up(request.each_pass()), request)
 
 
 class Pass(Protocol):
@@ -355,16 +341,11 @@ class Pass(Protocol):
 Summary = TypeVar("Summary", bound=Pass)
 
 
-async def follow_passes(
-    one_pass: Callable[[], Awaitable[Summary]],
-    interval_seconds: float,
-    stop: asyncio.Event,
-    on_pass: Callable[[Summary], None] | None = None,
-    on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
-) -> Summary:
+async def follow_passes(one_pass: Callable[[], Awaitable[Summary]], request: FollowRequest[Summary]) -> Summary:
     """`one_pass` after another, `interval_seconds` apart, until `stop` is set; the totals of
     all (`Summary.then`). A pass that finds PostgreSQL or DynamoDB unavailable is told to
     `on_unavailable` and tried again after the interval; any other error ends it."""
+    stop, on_pass, on_unavailable = request.stop, request.on_pass, request.on_unavailable
     total: Summary | None = None
     last_error: DependencyUnavailable | None = None
     while True:
@@ -381,7 +362,7 @@ async def follow_passes(
                 on_pass(summary)
         if not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+                await asyncio.wait_for(stop.wait(), timeout=request.interval_seconds)
         if stop.is_set():
             if total is None:  # stopped before any pass got through: that is how it ended
                 assert last_error is not None

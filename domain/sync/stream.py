@@ -34,9 +34,10 @@ import attrs
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable
 from user_migration.domain.migrate.migration import Migration
 from user_migration.domain.migrate.report import ChangeOutcome
-from user_migration.domain.migrate.request import MAX_BATCH_SIZE, check_batch_size
+from user_migration.domain.migrate.request import check_batch_size
 from user_migration.domain.model import ChangeCursor, DeleteOutcome, WriteRule
-from user_migration.domain.sync.poll import ChangeSync, SyncProgressCallback, SyncSummary, SyncTally
+from user_migration.domain.sync.poll import ChangeSync, SyncSummary, SyncTally
+from user_migration.domain.sync.request import StreamRequest
 from user_migration.domain.sync.row_changes import ChangeBatch, StreamHealth, net_changes, stream_version
 from user_migration.ports.change_stream import ChangeStream
 from user_migration.ports.migration_state import MigrationState
@@ -144,20 +145,13 @@ class StreamSync:
         cursor = await self._state.read_change_cursor()
         return cursor is None or cursor.position != backfilled_mark(self._name)
 
-    async def follow(
-        self,
-        stop: asyncio.Event,
-        batch_size: int = MAX_BATCH_SIZE,
-        max_retained_wal: int | None = None,
-        on_progress: StreamProgressCallback | None = None,
-        on_backfill_progress: SyncProgressCallback | None = None,
-        on_unavailable: Callable[[DependencyUnavailable], None] | None = None,
-    ) -> StreamSummary:
+    async def follow(self, request: StreamRequest) -> StreamSummary:
         """Backfill when needed, then stream until `stop` is set. A batch that could not be stored
         whole (DynamoDB or PostgreSQL unavailable) is told to `on_unavailable` and applied again
         after a pause, never acknowledged before; a stream another consumer holds is told at once
         and opened again after each pause until it is free; without `on_unavailable` either error
         ends it."""
+        stop, batch_size, on_unavailable = request.stop, request.batch_size, request.on_unavailable
         check_batch_size(batch_size)
         started = time.perf_counter()
         summary = StreamSummary()
@@ -169,7 +163,7 @@ class StreamSync:
             if await self.needs_backfill():
                 position = await self._stream.confirmed_position()  # every commit before it is seen now
                 summary.backfill = await self._change_sync.backfill(
-                    stream_version(position), batch_size, stop, on_backfill_progress
+                    stream_version(position), batch_size, stop, request.on_backfill_progress
                 )
                 if not summary.backfill.caught_up:
                     summary.stopped_early = summary.backfill.stopped_early
@@ -179,7 +173,9 @@ class StreamSync:
                     ChangeCursor(backfilled_mark(self._name), self._clock()), applied
                 )
                 summary.acknowledged = position
-            await self._stream_until(stop, batch_size, max_retained_wal, summary, started, on_progress, on_unavailable)
+            await self._stream_until(
+                stop, batch_size, request.max_retained_wal, summary, started, request.on_progress, on_unavailable
+            )
         finally:
             summary.elapsed_seconds = time.perf_counter() - started
             await self._stream.close()

@@ -3,7 +3,9 @@ one HTTP page (`GET /m2/migration/verify?start_user_id=&batch_size=`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -11,6 +13,9 @@ from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.migrate.request import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_USER_ID, BatchRequest
 from user_migration.domain.query import given_parameters, integer_parameter
+
+if TYPE_CHECKING:
+    from user_migration.domain.verify.verification import DifferenceCallback, VerifyProgressCallback
 
 PAGE_PARAMETERS = ("start_user_id", "batch_size")
 
@@ -34,6 +39,23 @@ class VerifyRange:
             raise InvalidParameter(
                 "end_user_id", f"end_user_id must be an integer between start_user_id and {MAX_USER_ID}"
             )
+
+
+@attrs.frozen
+class VerifyRequest:
+    """Verify the rows and stored items with ids in `start_user_id..end_user_id` (the whole id space
+    when None), `batch_size` rows a page. Each difference goes to `on_difference` once checked again,
+    each page's progress to `on_progress`; `repair` writes missing items, replaces different ones not
+    newer than their row and deletes extra items the migration wrote; `stop` ends it after the pages
+    in hand. A worker of a verify pass (`VerifyWorker`) takes its ranges from its leases."""
+
+    start_user_id: UserId | None = None
+    end_user_id: UserId | None = None
+    batch_size: int = MAX_BATCH_SIZE
+    repair: bool = False
+    on_difference: DifferenceCallback | None = None
+    on_progress: VerifyProgressCallback | None = None
+    stop: asyncio.Event | None = None
 
 
 @attrs.frozen

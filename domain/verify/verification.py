@@ -24,7 +24,6 @@ from user_migration.domain.convert.rules import UserPreparer
 from user_migration.domain.engine.pump import PagePump, next_scanned_page
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.migrate.migration import Migration, next_start_after
-from user_migration.domain.migrate.request import MAX_BATCH_SIZE
 from user_migration.domain.model import SourceUser
 from user_migration.domain.parallel.segments import ScanPart
 from user_migration.domain.verify.differences import (
@@ -35,7 +34,7 @@ from user_migration.domain.verify.differences import (
     VerifyProgress,
     VerifySummary,
 )
-from user_migration.domain.verify.request import VerifyPageRequest, VerifyRange
+from user_migration.domain.verify.request import VerifyPageRequest, VerifyRange, VerifyRequest
 from user_migration.domain.verify.step import Findings, VerifyStep
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
@@ -109,17 +108,7 @@ class Verification:
         beyond = await self._source.count_users(following) if following is not None else 0
         return await self._source.count_users(start) - beyond
 
-    async def verify(
-        self,
-        start_user_id: UserId | None = None,
-        end_user_id: UserId | None = None,
-        batch_size: int = MAX_BATCH_SIZE,
-        repair: bool = False,
-        on_difference: DifferenceCallback | None = None,
-        on_progress: VerifyProgressCallback | None = None,
-        stop: asyncio.Event | None = None,
-        extras_in: ScanPart | None = None,
-    ) -> VerifySummary:
+    async def verify(self, request: VerifyRequest, extras_in: ScanPart | None = None) -> VerifySummary:
         """Verify every row and every stored item with an id in `start_user_id..end_user_id`.
 
         Each difference goes to `on_difference` (in id order within a page, pages in order);
@@ -131,9 +120,10 @@ class Verification:
         part of a scan of the whole target (every id, in or out of the range): how the workers of
         a verify pass split both searches (`domain.parallel.verify_worker`).
         """
-        kind = self._source.key_kind
-        start = kind.first if start_user_id is None else start_user_id
-        wanted = VerifyRange(start, kind.last if end_user_id is None else end_user_id, batch_size)
+        kind, batch_size, repair = self._source.key_kind, request.batch_size, request.repair
+        on_difference, on_progress, stop = request.on_difference, request.on_progress, request.stop
+        start = kind.first if request.start_user_id is None else request.start_user_id
+        wanted = VerifyRange(start, kind.last if request.end_user_id is None else request.end_user_id, batch_size)
         scanned = wanted if extras_in is None else VerifyRange(kind.first, kind.last, batch_size)
         tally = _Tally()
 

@@ -16,6 +16,7 @@ from typing import Any
 from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import UserNotFound
 from user_migration.domain.keys import UserId, given_id
+from user_migration.domain.migrate.request import RunRequest
 from user_migration.domain.migrate.run import RunSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES, print_failures
@@ -262,12 +263,14 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
         try:
             with stop_on_signals() as stop:
                 summary = await migration.migrate_all(
-                    batch_size=arguments.batch_size,
-                    start_user_id=start,
-                    dry_run=arguments.dry_run,
-                    on_progress=bar,
-                    stop=stop,
-                    rewrite=arguments.rewrite,
+                    RunRequest(
+                        batch_size=arguments.batch_size,
+                        start_user_id=start,
+                        dry_run=arguments.dry_run,
+                        on_progress=bar,
+                        stop=stop,
+                        rewrite=arguments.rewrite,
+                    )
                 )
         finally:
             bar.close()

@@ -13,6 +13,7 @@ from typing import Any
 from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable
 from user_migration.domain.sync.poll import SyncProgress
+from user_migration.domain.sync.request import StreamRequest
 from user_migration.domain.sync.stream import StreamProgress, StreamSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES
@@ -140,12 +141,14 @@ async def stream(migration: Any, arguments: argparse.Namespace) -> int:
     try:
         with stop_on_signals() as stop:
             summary: StreamSummary = await migration.stream_changes(
-                stop,
-                arguments.batch_size,
-                arguments.max_retained_wal,
-                on_progress=reports,
-                on_backfill_progress=reports.backfill,
-                on_unavailable=_unavailable(reports, 5.0),
+                StreamRequest(
+                    stop,
+                    arguments.batch_size,
+                    arguments.max_retained_wal,
+                    on_progress=reports,
+                    on_backfill_progress=reports.backfill,
+                    on_unavailable=_unavailable(reports, 5.0),
+                )
             )
     finally:
         reports.bar.close()

@@ -11,6 +11,7 @@ from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import DependencyUnavailable
 from user_migration.domain.parallel.sync_worker import SyncWorkerSummary
 from user_migration.domain.sync.poll import SyncProgress, SyncSummary
+from user_migration.domain.sync.request import FollowRequest, SyncRequest
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES
 from user_migration.entrypoints.cli.migrate import stop_on_signals
@@ -141,7 +142,7 @@ async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
     try:
         with stop_on_signals() as stop:
             if arguments.once:
-                summary = await migration.sync_once(arguments.batch_size, stop=stop, on_progress=bar)
+                summary = await migration.sync_once(SyncRequest(arguments.batch_size, stop=stop, on_progress=bar))
             else:
 
                 def on_pass(summary: SyncSummary) -> None:
@@ -154,12 +155,14 @@ async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
                     print(unavailable_line(error, arguments.interval), file=sys.stderr)
 
                 summary = await migration.sync_follow(
-                    arguments.interval,
-                    stop,
-                    arguments.batch_size,
-                    on_pass=on_pass,
-                    on_progress=bar,
-                    on_unavailable=on_unavailable,
+                    FollowRequest(
+                        arguments.interval,
+                        stop,
+                        arguments.batch_size,
+                        on_pass=on_pass,
+                        on_progress=bar,
+                        on_unavailable=on_unavailable,
+                    )
                 )
     finally:
         bar.close()
@@ -181,7 +184,7 @@ async def _sync_as_worker(migration: UserMigration, arguments: argparse.Namespac
     try:
         with stop_on_signals() as stop:
             if arguments.once:
-                worked = await migration.sync_as_worker(arguments.batch_size, stop=stop, on_progress=bar)
+                worked = await migration.sync_as_worker(SyncRequest(arguments.batch_size, stop=stop, on_progress=bar))
             else:
 
                 def on_pass(worked: SyncWorkerSummary) -> None:
@@ -194,7 +197,7 @@ async def _sync_as_worker(migration: UserMigration, arguments: argparse.Namespac
                     print(unavailable_line(error, arguments.interval), file=sys.stderr)
 
                 worked = await migration.sync_follow_as_worker(
-                    arguments.interval, stop, arguments.batch_size, on_pass, bar, on_unavailable
+                    FollowRequest(arguments.interval, stop, arguments.batch_size, on_pass, bar, on_unavailable)
                 )
     finally:
         bar.close()

@@ -13,6 +13,7 @@ from user_migration.domain.keys import KeyKind, UserId, given_id
 from user_migration.domain.migrate.request import MAX_USER_ID
 from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary, is_clean
 from user_migration.domain.verify.differences import VerifyProgress
+from user_migration.domain.verify.request import VerifyRequest
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.migrate import id_argument, stop_on_signals
 from user_migration.entrypoints.cli.progress import StatusLine, bar_text
@@ -117,15 +118,22 @@ async def verify(migration: UserMigration, arguments: argparse.Namespace) -> int
     worked: VerifyWorkerSummary | None = None
     try:
         with stop_on_signals() as stop:
+            # A worker of a pass takes its ranges from its leases (`--workers` refuses a range of its own).
+            alone = arguments.workers is None
+            request = VerifyRequest(
+                start if alone else None,
+                end if alone else None,
+                arguments.batch_size,
+                arguments.repair,
+                differences,
+                bar,
+                stop,
+            )
             if arguments.workers is not None:
-                worked = await migration.verify_as_worker(
-                    arguments.batch_size, arguments.repair, differences, bar, stop, arguments.restart
-                )
+                worked = await migration.verify_as_worker(request, arguments.restart)
                 summary = worked.summary
             else:
-                summary = await migration.verify(
-                    start, end, arguments.batch_size, arguments.repair, differences, on_progress=bar, stop=stop
-                )
+                summary = await migration.verify(request)
     finally:
         bar.close()
         if out is not None:

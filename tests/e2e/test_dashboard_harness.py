@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.browser import chromium_page
 from tests.dashboard_page import TOKEN_KEY, open_dashboard, shown_overview, sign_in
 from tests.factories import valid_user
+from user_migration.domain.verify.request import VerifyRequest
 from user_migration.entrypoints.harness import InMemoryHarness
 
 
@@ -54,7 +55,7 @@ async def test_the_dashboard_shows_the_harness_migration(aiohttp_client):
 
         # A verify pass of its workers (here one, in-process) shows with its verdict.
         async with harness.library() as migration:
-            worked = await migration.verify_as_worker(batch_size=10)
+            worked = await migration.verify_as_worker(VerifyRequest(batch_size=10))
         assert worked.whole_pass is not None
         await page.wait_for("document.querySelector('[data-field=\"verify_pass.finished\"]')?.textContent === 'yes'")
         overview = await shown_overview(page, capture)

@@ -54,7 +54,10 @@ from user_migration.adapters.dynamodb.codec import encode_user
 from user_migration.adapters.dynamodb.item_size import Item
 from user_migration.domain.convert.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
 from user_migration.domain.convert.rules import prepare_user
+from user_migration.domain.migrate.request import RunRequest
 from user_migration.domain.model import PreparedUser, SourceUser, as_source_user
+from user_migration.domain.sync.request import SyncRequest
+from user_migration.domain.verify.request import VerifyRequest
 from user_migration.entrypoints.library import UserMigration
 
 # Every 41st user is invalid: never written by the migration, though the application may write it.
@@ -303,7 +306,7 @@ async def failed_by_an_earlier_run(world: World) -> list[int]:
     table = world.source_table
     execute(world.dsn, f"UPDATE {table} SET email = 'broken' WHERE mod(id, 5) <> 0 AND mod(id, {INVALID_EVERY}) <> 0")
     async with UserMigration.from_env(before_the_application(world)) as migration:
-        summary = await migration.migrate_all(batch_size=100)
+        summary = await migration.migrate_all(RunRequest(batch_size=100))
     execute(world.dsn, f"UPDATE {table} SET email = 'fixed' || id || '@example.com' WHERE email = 'broken'")
     return [user_id for user_id in summary.failures if user_id % INVALID_EVERY != 0]
 
@@ -317,7 +320,7 @@ async def retry_failed(run: Run) -> Outcome:
 async def migrated_then_rows_changed(world: World) -> None:
     """An earlier run wrote every valid user; then every row changed (a newer `updated_at`)."""
     async with UserMigration.from_env(before_the_application(world)) as migration:
-        await migration.migrate_all(batch_size=100)
+        await migration.migrate_all(RunRequest(batch_size=100))
     execute(
         world.dsn,
         f"UPDATE {world.source_table} SET display_name = 'Changed ' || id, updated_at = updated_at + interval '1 s'",
@@ -327,13 +330,13 @@ async def migrated_then_rows_changed(world: World) -> None:
 async def rewrite(run: Run) -> Outcome:
     """`migrate --all --rewrite`, through the library."""
     async with UserMigration.from_env(run.world.environment()) as migration:
-        return library_outcome(await migration.migrate_all(batch_size=100, rewrite=True))
+        return library_outcome(await migration.migrate_all(RunRequest(batch_size=100, rewrite=True)))
 
 
 async def sync_once(run: Run) -> Outcome:
     """`sync --once` after every row changed: the library's `sync_once`."""
     async with UserMigration.from_env(run.world.environment()) as migration:
-        summary = await migration.sync_once(batch_size=100)
+        summary = await migration.sync_once(SyncRequest(batch_size=100))
     assert summary.caught_up
     assert summary.deleted == 0
     return Outcome(summary.written, summary.skipped_newer + summary.unchanged, frozenset(summary.failures))
@@ -351,7 +354,7 @@ async def verify_repair(run: Run) -> Outcome:
             failed.add(difference.user_id)
 
     async with UserMigration.from_env(run.world.environment()) as migration:
-        summary = await migration.verify(batch_size=100, repair=True, on_difference=on_difference)
+        summary = await migration.verify(VerifyRequest(batch_size=100, repair=True, on_difference=on_difference))
     return Outcome(len(repaired), summary.counts.checked - len(repaired), frozenset(failed))
 
 

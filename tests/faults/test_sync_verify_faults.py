@@ -17,6 +17,9 @@ from tests.faults.conftest import World, refuse_writes_of, run_cli
 from tests.faults.test_dynamodb_faults import once_per_user
 from tests.real_adapters import execute
 from user_migration.domain.errors import SourceUnavailable, TargetUnavailable
+from user_migration.domain.migrate.request import RunRequest
+from user_migration.domain.sync.request import SyncRequest
+from user_migration.domain.verify.request import VerifyRequest
 from user_migration.entrypoints.library import UserMigration
 
 LATER = UPDATED + timedelta(days=1)
@@ -28,7 +31,7 @@ async def migrated(world: World) -> None:
     and users 100..104 inserted: 30 changes for `sync` to carry."""
     world.seed([valid_user(i) for i in range(1, USERS + 1)])
     async with UserMigration.from_env(world.environment()) as migration:
-        assert (await migration.migrate_all(batch_size=25)).migrated == USERS
+        assert (await migration.migrate_all(RunRequest(batch_size=25))).migrated == USERS
     table = world.source_table
     execute(
         world.dsn, f"UPDATE {table} SET email = 'new' || id || '@example.com', updated_at = %s WHERE id <= 20", (LATER,)
@@ -48,7 +51,7 @@ async def assert_equal_to_the_source(world: World) -> None:
 
 async def sync_once(world: World) -> object:
     async with UserMigration.from_env(world.environment()) as migration:
-        return await migration.sync_once(batch_size=10)
+        return await migration.sync_once(SyncRequest(batch_size=10))
 
 
 async def test_writes_that_keep_failing_fail_their_users_keep_the_cursor_and_the_next_pass_finishes(world: World):
@@ -106,7 +109,7 @@ async def test_verify_is_exact_under_unprocessed_keys_and_throttled_reads(world:
     world.dynamodb_proxy.throttle("BatchGetItem", times=2)
     async with UserMigration.from_env(world.environment()) as migration:
         found = []
-        summary = await migration.verify(batch_size=10, on_difference=found.append)
+        summary = await migration.verify(VerifyRequest(batch_size=10, on_difference=found.append))
     counts = summary.counts
     assert (counts.missing, counts.different, counts.extra) == (5, 20, 5)
     assert sorted(d.user_id for d in found if d.problem.value == "missing") == list(range(100, 105))
@@ -118,7 +121,7 @@ async def test_verify_repair_with_lost_answers_repairs_and_counts_once(world: Wo
     world.dynamodb_proxy.lose_response("PutItem", when=once_per_user())
     world.dynamodb_proxy.lose_response("DeleteItem", when=once_per_user())
     async with UserMigration.from_env(world.environment()) as migration:
-        summary = await migration.verify(batch_size=10, repair=True)
+        summary = await migration.verify(VerifyRequest(batch_size=10, repair=True))
     assert (summary.counts.repaired, summary.counts.not_repaired) == (30, 0)
     await assert_equal_to_the_source(world)
 

@@ -31,6 +31,7 @@ from user_migration.domain.migrate.migration import Migration
 from user_migration.domain.migrate.report import MigrationReport, MigrationStats
 from user_migration.domain.migrate.request import BatchRequest
 from user_migration.domain.model import JsonValue, User, as_source_user
+from user_migration.domain.verify.request import VerifyRequest
 from user_migration.domain.verify.verification import Verification
 
 BIG = 12345678901234567890123456789012345678  # 38 digits, DynamoDB's maximum precision
@@ -358,7 +359,7 @@ async def test_char_n_arrives_padded_as_postgresql_prints_it_and_verifies_as_mat
     assert second["word"] == {"S": "ab  "}
     assert third["code"] == {"S": "abcde"}
 
-    summary = await Verification(source, stack.target, stack.state, migration, preparer).verify()
+    summary = await Verification(source, stack.target, stack.state, migration, preparer).verify(VerifyRequest())
 
     assert (summary.counts.checked, summary.counts.matching, summary.counts.different) == (3, 3, 0)
     assert summary.counts.failing == 0

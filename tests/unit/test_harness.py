@@ -12,7 +12,9 @@ from user_migration.adapters.memory.harness import InMemoryUserSource
 from user_migration.container import Container
 from user_migration.domain.convert.mapping import parse_mapping
 from user_migration.domain.errors import UserNotFound
+from user_migration.domain.migrate.request import RunRequest
 from user_migration.domain.model import SourceUser
+from user_migration.domain.sync.request import SyncRequest
 from user_migration.entrypoints.harness import InMemoryHarness
 
 
@@ -32,10 +34,10 @@ async def test_library_on_in_memory_adapters():
 async def test_a_sync_pass_as_workers_on_in_memory_adapters():
     harness = InMemoryHarness.with_users([valid_user(i) for i in range(1, 30)])
     async with harness.library() as migration:
-        await migration.migrate_all(batch_size=10)
+        await migration.migrate_all(RunRequest(batch_size=10))
         harness.source.put(valid_user(40))
         harness.source.delete(5)
-        worked = await migration.sync_as_worker(batch_size=10)
+        worked = await migration.sync_as_worker(SyncRequest(batch_size=10))
         assert (worked.number, worked.leases.unfinished_segments, worked.whole_pass) == (1, 0, 2)
         assert (worked.summary.written, worked.summary.deleted) == (1, 1)
         assert (await harness.sync_leases.run_number(), await harness.sync_passes.read(1)) == (1, {0: 2})

@@ -10,6 +10,7 @@ from tests.factories import valid_user
 from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from user_migration.domain.errors import InvalidParameter, SourceUnavailable, TargetUnavailable
 from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.request import RunRequest
 from user_migration.domain.migrate.run import NOT_IN_SOURCE, MigrationRun
 
 
@@ -26,7 +27,7 @@ async def test_a_whole_run_migrates_every_page_and_reports_every_failure():
     users[54] = valid_user(55, status="gone")
     run, _, target, state = wired(users)
     seen = []
-    summary = await run.migrate_all(batch_size=7, on_progress=seen.append)
+    summary = await run.migrate_all(RunRequest(batch_size=7, on_progress=seen.append))
     assert (summary.users_read, summary.migrated, summary.skipped, summary.failed) == (100, 98, 0, 2)
     assert summary.failures == {10: ("Missing required field 'username'",), 55: ("Invalid status 'gone'",)}
     assert len(target.items) == 98
@@ -37,7 +38,7 @@ async def test_a_whole_run_migrates_every_page_and_reports_every_failure():
 
 async def test_a_dry_run_writes_nothing_and_records_no_checkpoint():
     run, _, target, state = wired([valid_user(i) for i in range(1, 11)])
-    summary = await run.migrate_all(batch_size=3, dry_run=True)
+    summary = await run.migrate_all(RunRequest(batch_size=3, dry_run=True))
     assert (summary.migrated, summary.dry_run, summary.resume_from_user_id) == (10, True, None)
     assert target.items == {}
     assert (await state.read_progress()).resume_from_user_id is None
@@ -47,11 +48,11 @@ async def test_the_checkpoint_never_passes_a_user_that_was_not_written():
     target = InMemoryUserTarget()
     target.refuse = {5: "throttled"}
     run, _, _, state = wired([valid_user(i) for i in range(1, 21)], target=target)
-    summary = await run.migrate_all(batch_size=4)
+    summary = await run.migrate_all(RunRequest(batch_size=4))
     assert summary.failures == {5: ("Write failed: throttled",)}
     assert summary.resume_from_user_id == 5
     target.refuse = {}
-    resumed = await run.migrate_all(start_user_id=await run.resume_point(), batch_size=4)
+    resumed = await run.migrate_all(RunRequest(start_user_id=await run.resume_point(), batch_size=4))
     assert (resumed.migrated, resumed.skipped) == (1, 15)
     assert sorted(target.items) == list(range(1, 21))
     assert (await state.read_progress()).resume_from_user_id == 21
@@ -69,11 +70,11 @@ async def test_an_interrupted_run_resumes_where_it_stopped():
     run, source, target, state = wired([valid_user(i) for i in range(1, 31)], source_class=FailingSource)
     source.fail_from = 13
     with pytest.raises(SourceUnavailable):
-        await run.migrate_all(batch_size=4)
+        await run.migrate_all(RunRequest(batch_size=4))
     assert await run.resume_point() == 13
     assert sorted(target.items) == list(range(1, 13))
     source.fail_from = None
-    summary = await run.migrate_all(start_user_id=await run.resume_point(), batch_size=4)
+    summary = await run.migrate_all(RunRequest(start_user_id=await run.resume_point(), batch_size=4))
     assert summary.migrated == 18
     assert sorted(target.items) == list(range(1, 31))
     assert (await state.read_progress()).migrated_users == 30
@@ -97,7 +98,7 @@ async def test_pages_are_read_ahead_but_only_a_bounded_number():
     target = SlowTarget()
     run = MigrationRun(source, state, Migration(source, target, state), prefetch_pages=2, pages_in_flight=2)
     reads_when_page_done = []
-    await run.migrate_all(batch_size=10, on_progress=lambda _: reads_when_page_done.append(source.reads))
+    await run.migrate_all(RunRequest(batch_size=10, on_progress=lambda _: reads_when_page_done.append(source.reads)))
     # When page n is done, the reader is ahead by at most the other page in flight (1), the
     # pages waiting (prefetch, 2) and the one being read (1).
     assert all(reads - done <= 4 for done, reads in enumerate(reads_when_page_done, start=1))
@@ -108,7 +109,7 @@ async def test_retry_migrates_exactly_the_given_users():
     users = [valid_user(i) for i in range(1, 11)]
     users[2] = valid_user(3, email="broken")
     run, source, target, _ = wired(users)
-    first = await run.migrate_all(batch_size=100)
+    first = await run.migrate_all(RunRequest(batch_size=100))
     assert list(first.failures) == [3]
     source.put(valid_user(3))
     retried = await run.retry([3, 4, 999], batch_size=2)
@@ -126,7 +127,7 @@ def from_item_ok(target, user_id):
 async def test_bad_run_parameters_are_refused():
     run, *_ = wired([])
     with pytest.raises(InvalidParameter, match="batch_size"):
-        await run.migrate_all(batch_size=0)
+        await run.migrate_all(RunRequest(batch_size=0))
 
 
 class _PacedTarget(InMemoryUserTarget):
@@ -165,7 +166,9 @@ async def test_pages_are_migrated_side_by_side_and_taken_in_page_order():
         await original(resume_from_user_id)
 
     state.record_checkpoint = record
-    summary = await run.migrate_all(batch_size=10, on_progress=lambda progress: seen.append(progress.users_read))
+    summary = await run.migrate_all(
+        RunRequest(batch_size=10, on_progress=lambda progress: seen.append(progress.users_read))
+    )
     assert target.most_at_once == 3
     assert seen == [10, 20, 30, 35]  # the slow first page is reported first all the same
     assert checkpoints == [11, 21, 31, 36]
@@ -176,12 +179,12 @@ async def test_a_page_that_fails_stops_the_run_and_the_checkpoint_stays_before_i
     target = _PacedTarget(fail_page_of=25)
     run, _, _, state = wired([valid_user(i) for i in range(1, 61)], target=target)
     with pytest.raises(TargetUnavailable):
-        await run.migrate_all(batch_size=10)
+        await run.migrate_all(RunRequest(batch_size=10))
     assert await run.resume_point() == 21
     assert set(range(1, 21)) <= set(target.items)
     assert not set(range(21, 31)) & set(target.items)
     target.fail_page_of = None
-    resumed = await run.migrate_all(start_user_id=await run.resume_point(), batch_size=10)
+    resumed = await run.migrate_all(RunRequest(start_user_id=await run.resume_point(), batch_size=10))
     assert sorted(target.items) == list(range(1, 61))
     assert resumed.migrated + resumed.skipped == 40
     assert (await state.read_progress()).migrated_users == 60  # pages written past the failure counted once
@@ -191,7 +194,7 @@ async def test_a_stop_finishes_the_pages_in_hand_and_starts_no_more():
     target = _PacedTarget()
     run, *_ = wired([valid_user(i) for i in range(1, 101)], target=target)
     stop = asyncio.Event()
-    summary = await run.migrate_all(batch_size=10, stop=stop, on_progress=lambda _: stop.set())
+    summary = await run.migrate_all(RunRequest(batch_size=10, stop=stop, on_progress=lambda _: stop.set()))
     assert summary.stopped_early
     # Set when page 1 was reported: pages 2 and 3 had started by then (two in flight), no more.
     assert summary.users_read == 30

@@ -18,9 +18,11 @@ from user_migration.adapters.memory.changes import InMemoryChangeStream
 from user_migration.adapters.memory.harness import InMemoryMigrationState, InMemoryUserSource, InMemoryUserTarget
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable, SourceUnavailable
 from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.migrate.request import RunRequest
 from user_migration.domain.migrate.run import MigrationRun
 from user_migration.domain.model import ChangeCursor
 from user_migration.domain.sync.poll import ChangeSync
+from user_migration.domain.sync.request import StreamRequest
 from user_migration.domain.sync.row_changes import (
     STREAM_VERSION_BASE,
     ChangeBatch,
@@ -82,7 +84,9 @@ async def follow_until(world: World, done: Callable[[StreamProgress], bool], **o
         if done(progress):
             stop.set()
 
-    return await asyncio.wait_for(world.sync.follow(stop, batch_size=7, on_progress=watch, **options), 5.0)
+    return await asyncio.wait_for(
+        world.sync.follow(StreamRequest(stop, batch_size=7, on_progress=watch, **options)), 5.0
+    )
 
 
 def acknowledged_through(position: int) -> Callable[[StreamProgress], bool]:
@@ -197,10 +201,10 @@ async def test_a_delete_delivered_again_keeps_the_newer_item_of_a_user_inserted_
 
 async def test_a_backfill_cut_short_is_done_again_and_a_polling_item_is_replaced(world: World) -> None:
     # An earlier polling backfill wrote every user with its row's timestamp version.
-    await MigrationRun(world.source, world.state, world.migration).migrate_all(batch_size=5)
+    await MigrationRun(world.source, world.state, world.migration).migrate_all(RunRequest(batch_size=5))
     stop = asyncio.Event()
     stop.set()
-    summary = await world.sync.follow(stop)
+    summary = await world.sync.follow(StreamRequest(stop))
     assert summary.backfill is not None
     assert not summary.backfill.caught_up
     assert await world.sync.needs_backfill()
@@ -296,12 +300,12 @@ async def test_a_stream_another_consumer_holds_is_told_at_once_and_starts_once_i
     # Without `on_unavailable` (a library call that asked for no retries) it is the caller's to handle.
     world.sync = _with_stream(world, _HeldStream(held=1))
     with pytest.raises(ChangeStreamInUse):
-        await world.sync.follow(asyncio.Event())
+        await world.sync.follow(StreamRequest(asyncio.Event()))
     # A stop while it waits ends the wait.
     held = _HeldStream(held=1_000)
     world.sync = _with_stream(world, held)
     stop = asyncio.Event()
-    waiting = asyncio.ensure_future(world.sync.follow(stop, on_unavailable=lambda error: stop.set()))
+    waiting = asyncio.ensure_future(world.sync.follow(StreamRequest(stop, on_unavailable=lambda error: stop.set())))
     summary = await asyncio.wait_for(waiting, 5.0)
     assert summary.stopped_early
     assert held.held == 999

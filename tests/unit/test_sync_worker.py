@@ -13,6 +13,7 @@ from tests.unit.test_sync import LATER, NOW, World, backfilled, make_world
 from user_migration.adapters.memory.leases import InMemorySegmentLeases
 from user_migration.adapters.memory.sync_passes import InMemorySyncPasses
 from user_migration.domain.parallel.sync_worker import SyncWorker
+from user_migration.domain.sync.request import FollowRequest, SyncRequest
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ async def test_workers_of_one_pass_carry_each_change_once_and_record_the_cursor_
     changes(world)
     leases, passes = await pass_over(world, segments=4)
     workers = [sync_worker(world, leases, passes, name, lease_seconds=1.0) for name in ("a", "b", "c")]
-    summaries = await asyncio.gather(*(worker.run_pass(batch_size=3) for worker in workers))
+    summaries = await asyncio.gather(*(worker.run_pass(SyncRequest(batch_size=3)) for worker in workers))
     assert sum(s.summary.written for s in summaries) == 2
     assert sum(s.summary.deleted for s in summaries) == 2
     assert sum(s.leases.segments_done for s in summaries) == 4
@@ -60,14 +61,14 @@ async def test_workers_of_one_pass_carry_each_change_once_and_record_the_cursor_
     assert progress.change_cursor != before
     assert await leases.run_number() == 1  # the next pass is begun by the next worker to come
     # The next pass goes on from the recorded cursor: nothing more to carry.
-    again = await sync_worker(world, leases, passes, "d").run_pass(batch_size=3)
+    again = await sync_worker(world, leases, passes, "d").run_pass(SyncRequest(batch_size=3))
     assert (again.number, again.summary.changes_seen, again.whole_pass) == (2, 0, 0)
     assert not again.summary.full_pass
 
 
 async def test_without_a_recorded_cursor_the_pass_reads_every_row(world):
     leases, passes = await pass_over(world, segments=3)
-    summary = await sync_worker(world, leases, passes, "a").run_pass(batch_size=4)
+    summary = await sync_worker(world, leases, passes, "a").run_pass(SyncRequest(batch_size=4))
     assert summary.summary.full_pass
     assert (summary.summary.written, summary.whole_pass) == (20, 20)
     assert (await world.state.read_progress()).migrated_users == 20
@@ -90,7 +91,7 @@ async def test_a_worker_whose_lease_ran_out_claims_nothing_of_that_segment(world
         return carried
 
     world.sync.carry = carry_then_stall  # type: ignore[method-assign]
-    summary = await asyncio.wait_for(worker.run_pass(batch_size=4), 10)
+    summary = await asyncio.wait_for(worker.run_pass(SyncRequest(batch_size=4)), 10)
     assert (summary.leases.leases_lost, summary.leases.segments_done, summary.leases.unfinished_segments) == (1, 2, 0)
     # The lost segment was carried again; what it wrote the first time is not claimed twice.
     assert summary.summary.written + summary.summary.deleted <= 4
@@ -106,14 +107,14 @@ async def test_a_failed_write_leaves_the_pass_unfinished_and_the_cursor_where_it
     changes(world)
     leases, passes = await pass_over(world, segments=2)
     world.target.refuse[12] = "ProvisionedThroughputExceededException"
-    first = await sync_worker(world, leases, passes, "a").run_pass(batch_size=4)
+    first = await sync_worker(world, leases, passes, "a").run_pass(SyncRequest(batch_size=4))
     assert first.leases.unfinished_segments >= 1
     assert first.whole_pass is None
     assert not first.summary.caught_up
     assert first.summary.failures == {12: first.summary.failures[12]}
     assert (await world.state.read_progress()).change_cursor == before
     del world.target.refuse[12]
-    second = await sync_worker(world, leases, passes, "b").run_pass(batch_size=4)
+    second = await sync_worker(world, leases, passes, "b").run_pass(SyncRequest(batch_size=4))
     assert (second.number, second.leases.unfinished_segments) == (1, 0)
     assert from_item(world.target.items[12]).email == "changed@example.com"
     assert (await world.state.read_progress()).change_cursor != before
@@ -133,7 +134,7 @@ async def test_follow_runs_pass_after_pass_until_stopped(world):
         else:
             stop.set()
 
-    total = await asyncio.wait_for(worker.follow(0.01, stop, batch_size=5, on_pass=on_pass), 10)
+    total = await asyncio.wait_for(worker.follow(FollowRequest(0.01, stop, batch_size=5, on_pass=on_pass)), 10)
     assert [s.number for s in seen] == [1, 2]
     assert (total.summary.passes, total.summary.written, total.leases.segments_done) == (2, 1, 4)
     assert 40 in world.target.items

@@ -18,7 +18,7 @@ from user_migration.domain.migrate.migration import Migration
 from user_migration.domain.migrate.request import MAX_USER_ID
 from user_migration.domain.model import WriteRule
 from user_migration.domain.verify.differences import Difference, Problem, VerifyCounts
-from user_migration.domain.verify.request import VerifyPageRequest, VerifyRange, plan_verify_page
+from user_migration.domain.verify.request import VerifyPageRequest, VerifyRange, VerifyRequest, plan_verify_page
 from user_migration.domain.verify.verification import Verification
 from user_migration.entrypoints.harness import InMemoryHarness
 from user_migration.entrypoints.http.app import init_app
@@ -39,7 +39,7 @@ class World:
 
     async def verify(self, **options) -> tuple[list[Difference], VerifyCounts]:
         found: list[Difference] = []
-        summary = await self.verification.verify(on_difference=found.append, **options)
+        summary = await self.verification.verify(VerifyRequest(on_difference=found.append, **options))
         return found, summary.counts
 
 
@@ -98,7 +98,7 @@ async def test_a_faithful_target_verifies_clean():
     w = world([valid_user(i) for i in range(1, 31)] + [valid_user(40, email=None)])
     await w.migration.migrate_users(await w.source.read_page(0, 100), dry_run=False)
     progress = []
-    summary = await w.verification.verify(batch_size=7, on_progress=progress.append)
+    summary = await w.verification.verify(VerifyRequest(batch_size=7, on_progress=progress.append))
     assert summary.clean
     assert (summary.counts.checked, summary.counts.matching, summary.counts.invalid_in_source) == (31, 30, 1)
     assert [p.rows_checked for p in progress] == [7, 14, 21, 28, 31, 31]  # five pages of rows, one of ids
@@ -254,7 +254,7 @@ async def test_stop_ends_the_run_after_the_pages_in_hand():
         seen.append(at)
         stop.set()
 
-    summary = await w.verification.verify(batch_size=10, on_progress=progress, stop=stop)
+    summary = await w.verification.verify(VerifyRequest(batch_size=10, on_progress=progress, stop=stop))
     assert summary.stopped_early
     assert summary.counts.checked < 100
 
@@ -360,7 +360,7 @@ async def test_the_library_and_the_app_of_one_container_share_the_latest_verify(
     auth = {"Authorization": f"Bearer {harness.token}"}
     assert "user_migration_verify_differences" not in await (await client.get("/metrics", headers=auth)).text()
     async with UserMigration(container) as migration:
-        summary = await migration.verify(batch_size=2)
+        summary = await migration.verify(VerifyRequest(batch_size=2))
         assert (summary.counts.missing, summary.clean) == (5, False)
         page = await migration.verify_page(start_user_id=3, batch_size=2)
         assert [d.user_id for d in page.differences] == [3, 4]

@@ -11,6 +11,7 @@ from user_migration.adapters.memory.leases import InMemorySegmentLeases
 from user_migration.adapters.memory.verify_results import InMemoryVerifyResults
 from user_migration.domain.parallel.verify_worker import VerifyWorker, is_clean
 from user_migration.domain.verify.differences import Difference
+from user_migration.domain.verify.request import VerifyRequest
 
 
 async def pass_over(w, segments: int) -> InMemorySegmentLeases:
@@ -31,7 +32,9 @@ async def test_workers_of_one_pass_find_what_one_verify_finds_each_once():
     workers = [
         VerifyWorker(w.verification, leases, results, worker=name, lease_seconds=1.0) for name in ("a", "b", "c")
     ]
-    summaries = await asyncio.gather(*(worker.run(batch_size=3, on_difference=found.append) for worker in workers))
+    summaries = await asyncio.gather(
+        *(worker.run(VerifyRequest(batch_size=3, on_difference=found.append)) for worker in workers)
+    )
     assert sorted(found, key=lambda d: d.user_id) == sorted(EVERY_KIND, key=lambda d: d.user_id)
     total = summaries[0].summary.counts
     for other in summaries[1:]:
@@ -41,10 +44,12 @@ async def test_workers_of_one_pass_find_what_one_verify_finds_each_once():
     assert all(s.leases.unfinished_segments == 0 for s in summaries)
     assert all(s.whole_pass == alone for s in summaries)  # each ended with the pass finished
     # The pass is finished: another worker verifies nothing, but tells the pass's verdict.
-    again = await VerifyWorker(w.verification, leases, results, worker="d").run(batch_size=3)
+    again = await VerifyWorker(w.verification, leases, results, worker="d").run(VerifyRequest(batch_size=3))
     assert (again.summary.counts.checked, again.leases.segments_done) == (0, 0)
     assert (again.whole_pass, is_clean(again)) == (alone, False)
-    restarted = await VerifyWorker(w.verification, leases, results, worker="d").run(batch_size=50, restart=True)
+    restarted = await VerifyWorker(w.verification, leases, results, worker="d").run(
+        VerifyRequest(batch_size=50), restart=True
+    )
     assert (restarted.number, restarted.summary.counts) == (2, alone)
 
 
@@ -67,7 +72,7 @@ async def test_a_segment_whose_lease_ran_out_is_verified_again_and_reported_once
 
     w.verification.verify = verify_then_stall  # type: ignore[method-assign]
     found: list[Difference] = []
-    summary = await asyncio.wait_for(worker.run(batch_size=4, on_difference=found.append), 10)
+    summary = await asyncio.wait_for(worker.run(VerifyRequest(batch_size=4, on_difference=found.append)), 10)
     assert (summary.leases.leases_lost, summary.leases.segments_done, summary.leases.unfinished_segments) == (1, 2, 0)
     # The lost segment's findings were dropped, and it was verified again: each difference once.
     assert sorted(found, key=lambda d: d.user_id) == sorted(EVERY_KIND, key=lambda d: d.user_id)
