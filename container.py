@@ -45,6 +45,8 @@ from user_migration.domain.sync.poll import ChangeSync
 from user_migration.domain.sync.stream import StreamSync
 from user_migration.domain.verify.differences import LatestVerification
 from user_migration.domain.verify.verification import Verification
+from user_migration.domain.write.changes import ChangeWrites
+from user_migration.domain.write.ledger import WriteLedger
 from user_migration.domain.write.range_locks import UserRangeLocks
 from user_migration.domain.write.writes_in_flight import WritesInFlight
 from user_migration.ports import BudgetShares, ChangeStream, MigrationState, TableCapacity, UserSource, UserTarget
@@ -289,6 +291,12 @@ class Container(containers.DeclarativeContainer):
         preparer=preparer,
         offline=config.offline_writes.as_(bool),
     )
+    # The writes of changed and deleted rows (sync, the stream, verify's repair): the same locks and
+    # writes in flight as the backfill's.
+    write_ledger = providers.Factory(
+        WriteLedger, target=user_target, state=migration_state, locks=range_locks, in_flight=writes_in_flight
+    )
+    change_writes = providers.Factory(ChangeWrites, ledger=write_ledger, preparer=preparer)
     migration_run = providers.Factory(
         MigrationRun,
         source=user_source,
@@ -322,7 +330,7 @@ class Container(containers.DeclarativeContainer):
         source=user_source,
         target=user_target,
         state=migration_state,
-        migration=migration,
+        changes=change_writes,
         preparer=preparer,
         pages_in_flight=config.pages_in_flight.as_int(),
         latest=latest_verification,
@@ -346,7 +354,7 @@ class Container(containers.DeclarativeContainer):
         source=user_source,
         target=user_target,
         state=migration_state,
-        migration=migration,
+        changes=change_writes,
         versioned=providers.Callable(has_version, mapping),
         pages_in_flight=config.pages_in_flight.as_int(),
     )
@@ -381,7 +389,7 @@ class Container(containers.DeclarativeContainer):
         source=user_source,
         target=user_target,
         state=migration_state,
-        migration=migration,
+        changes=change_writes,
         change_sync=change_sync,
     )
 

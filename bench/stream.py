@@ -8,7 +8,7 @@ steady stream of changes.
 BENCH_STREAM_USERS (2,000) users are seeded, a slot is set up and the stream's backfill done
 (through the library, in this process). Then:
 - `conditional`: BENCH_STREAM_CHANGES (2,000) rows are read again and written by
-  `Migration.apply_changes` with newer versions, a page of 500 at a time: the conditional writes
+  `ChangeWrites.apply` with newer versions, a page of 500 at a time: the conditional writes
   alone, no stream;
 - `stream`: as many rows are updated in PostgreSQL (transactions of 10 rows), then the stream is
   followed until it has acknowledged the last of them: changes applied per second;
@@ -142,12 +142,12 @@ async def measure(dsn: str, endpoint_url: str, users: int, changes: int, rate: i
         await _follow_until(migration, lambda report: True, progress)  # the backfill, then one report
 
         source = await _resolve(migration.container.user_source())
-        use_case = await _resolve(migration.container.migration())
+        use_case = await _resolve(migration.container.change_writes())
         started = time.perf_counter()
         for start in range(0, len(ids), PAGE):
             rows = await source.read_users(ids[start : start + PAGE])
             newer = [attrs.evolve(row, version=stream_version(2**62)) for row in rows]
-            await use_case.apply_changes(newer)
+            await use_case.apply(newer)
         conditional = len(ids) / (time.perf_counter() - started)
 
         _update(dsn, ids, per_transaction=10)

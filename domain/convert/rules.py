@@ -8,7 +8,7 @@ checked for what the target requires by the one walker (`domain.convert.values`)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import attrs
@@ -140,6 +140,20 @@ class UserPreparer:
         if moment is not self._last_moment:
             self._last_moment, self._last_text = moment, format_timestamp(moment)
         return self._last_text
+
+    def prepare_all(
+        self, users: Sequence[SourceUser], migrated_at: datetime
+    ) -> tuple[dict[UserId, tuple[str, ...]], list[PreparedUser]]:
+        """Each user prepared: the reasons of those rejected, by id, and the prepared ones in order."""
+        failures: dict[UserId, tuple[str, ...]] = {}
+        prepared: list[PreparedUser] = []
+        for user in users:
+            outcome = self.prepare(user, migrated_at)
+            if isinstance(outcome, Rejection):
+                failures[user.id] = outcome.reasons
+            else:
+                prepared.append(outcome)
+        return failures, prepared
 
     def prepare(self, user: SourceUser | User, migrated_at: datetime) -> PreparedUser | Rejection:
         """Validate one source user and, when it passes, prepare what will be written for it."""

@@ -30,7 +30,7 @@ def may_replace(stored: int | None, row: int | None) -> bool:
     """Whether a row of version `row` may replace a stored item of version `stored`: only when
     the row is newer. An item without a version was written by someone else and is never
     replaced; a row without one replaces nothing. (An item as new as its row is judged by its
-    content: `Migration.apply_changes`.)"""
+    content: `ChangeWrites.apply`.)"""
     if stored is None or row is None:
         return False
     return row > stored

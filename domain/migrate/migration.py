@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from user_migration.domain.convert.rules import Rejection, UserPreparer
+from user_migration.domain.convert.rules import UserPreparer
 from user_migration.domain.errors import SetupError, UserNotFound
 from user_migration.domain.keys import KeyKind, UserId
-from user_migration.domain.migrate.report import BatchOutcome, ChangeOutcome, MigrationReport, MigrationStats
+from user_migration.domain.migrate.report import BatchOutcome, MigrationReport, MigrationStats
 from user_migration.domain.migrate.request import BatchRequest, MigrationRequest, SingleUserRequest
 from user_migration.domain.model import (
     ChangeCursor,
-    DeleteOutcome,
-    PreparedUser,
-    RewriteOutcome,
     SourceUser,
-    WriteRule,
 )
 from user_migration.domain.observe.source_count import SourceCounter
 from user_migration.domain.observe.statistics import Statistics
@@ -31,12 +27,6 @@ from user_migration.ports.user_target import UserTarget
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-# Why a changed row's item was left as it is.
-NEWER_IN_TARGET = "newer in DynamoDB than its row (written after the row was read): left as it is"
-UNVERSIONED_ROW = "the row has no version: its item is only written where none exists"
-GONE_WHILE_WRITING = "deleted from DynamoDB while it was being written: left to the next pass"
 
 
 def next_start_after(page: Sequence[SourceUser], batch_size: int, kind: KeyKind = KeyKind.INTEGER) -> UserId | None:
@@ -138,7 +128,7 @@ class Migration:
         """Validate, prepare, check existence and write (unless `dry_run`) the given users;
         with `rewrite`, users already stored are rewritten where the migration may. `fence` is
         asked right before the writes, and stops them by raising (a worker whose lease ran out)."""
-        failures, prepared = self._prepare(users, self._clock())
+        failures, prepared = self._preparer.prepare_all(users, self._clock())
         if not prepared:
             if not dry_run and failures:
                 await self._ledger.note_failing(failures)
@@ -173,79 +163,6 @@ class Migration:
             rewritten=len(rewritten.rewritten),
             kept=dict(rewritten.kept),
         )
-
-    async def apply_changes(self, users: Sequence[SourceUser], rule: WriteRule = WriteRule.OLDER) -> ChangeOutcome:
-        """Carry changed rows over (`sync`, the stream, `verify --repair`): a user without an item
-        is written as the backfill writes it (and counted); a stored item is replaced where `rule`
-        allows it, a condition the target checks atomically with the write.
-
-        A row whose version did not move (an `update_column`, an admin's SQL) is judged by its
-        content: where it converts to something else than the item as new as it holds, and that
-        item is the migration's own, unchanged since it wrote it, the item is replaced,
-        conditional on exactly what was read (`same_version_written`). The same goes for an item
-        the migration wrote without a version (its row had none then). Items holding what their
-        row converts to stay (`unchanged`); newer ones, or someone else's, are kept (`kept`,
-        with the reason)."""
-        failures, prepared = self._prepare(users, self._clock())
-        if not prepared:
-            if failures:
-                await self._ledger.note_failing(failures)
-            return ChangeOutcome(read=len(users), failures=failures)
-        attempt = Attempt([user.user_id for user in prepared], dict(failures))
-        async with self._ledger.hold([*attempt.user_ids, *attempt.invalid]) as step:
-            created, replaced = await step.apply(prepared, rule, attempt)
-        refused = sorted(set(replaced.refused))
-        stored = await self._target.read_stored(refused) if refused else {}
-        by_id = {user.user_id: user for user in prepared}
-        kept: dict[UserId, str] = {}
-        by_content: list[PreparedUser] = []  # as new as their row, or unversioned: the content decides
-        for user_id in refused:
-            if user_id not in stored:
-                kept[user_id] = GONE_WHILE_WRITING
-                continue
-            version, row_version = stored[user_id].version, by_id[user_id].version
-            if version is None or version == row_version:
-                by_content.append(by_id[user_id])
-            elif row_version is None:
-                kept[user_id] = UNVERSIONED_ROW
-            else:
-                kept[user_id] = NEWER_IN_TARGET
-        compared = await self._in_flight.run(self._target.rewrite_users(by_content)) if by_content else RewriteOutcome()
-        write_failed = {**created.failed, **replaced.failed, **compared.failed}
-        failures.update(write_failures(write_failed))
-        kept.update(compared.kept)
-        return ChangeOutcome(
-            read=len(users),
-            written=len(created.written) + len(replaced.written) + len(compared.rewritten),
-            unchanged=len(compared.unchanged),
-            kept={user_id: kept[user_id] for user_id in sorted(kept)},
-            failures=failures,
-            write_failed=frozenset(write_failed),
-            same_version_written=len(compared.rewritten),
-        )
-
-    async def remove_users(self, user_ids: Collection[UserId]) -> DeleteOutcome:
-        """Delete the items of these users that the migration wrote and nobody changed since
-        (checked by the delete itself), and take them off the counters; the others are kept,
-        with the reason (e.g. an item the application wrote)."""
-        wanted = sorted(set(user_ids))
-        if not wanted:
-            return DeleteOutcome()
-        async with self._ledger.hold(wanted) as step:
-            return await step.remove(wanted)
-
-    def _prepare(
-        self, users: Sequence[SourceUser], migrated_at: datetime
-    ) -> tuple[dict[UserId, tuple[str, ...]], list[PreparedUser]]:
-        failures: dict[UserId, tuple[str, ...]] = {}
-        prepared: list[PreparedUser] = []
-        for user in users:
-            outcome = self._preparer.prepare(user, migrated_at)
-            if isinstance(outcome, Rejection):
-                failures[user.id] = outcome.reasons
-            else:
-                prepared.append(outcome)
-        return failures, prepared
 
     @staticmethod
     def _report(

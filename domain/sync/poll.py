@@ -5,11 +5,11 @@ One pass, on the page engine (`domain.engine.pump`):
    every later one by the next pass (a row may be carried twice; its version decides, so that is
    harmless).
 2. The rows changed since the recorded cursor (all rows when none is recorded: a full pass) are
-   read in keyset pages and carried over by `Migration.apply_changes`: written where the item is
+   read in keyset pages and carried over by `ChangeWrites.apply`: written where the item is
    absent (and counted), replacing an item only when it is older than its row.
 3. Deletes, which the source does not tell: the stored ids are scanned page by page, and an item
    whose row is gone is deleted only if the migration wrote it and nobody changed it since
-   (`Migration.remove_users`); an item the application wrote is kept and reported.
+   (`ChangeWrites.remove`); an item the application wrote is kept and reported.
 4. Only then, and only if no valid row failed to be written or deleted, the new cursor is
    recorded. A pass that is killed or fails is simply done again by the next one: nothing is
    lost, and the holds' accounting counts nothing twice.
@@ -30,12 +30,13 @@ from user_migration.domain.convert.rules import Reason, reason_code
 from user_migration.domain.engine.pump import PagePump, next_scanned_page
 from user_migration.domain.errors import DependencyUnavailable, SetupError
 from user_migration.domain.keys import UserId
-from user_migration.domain.migrate.migration import Migration, next_start_after
+from user_migration.domain.migrate.migration import next_start_after
 from user_migration.domain.migrate.report import ChangeOutcome
 from user_migration.domain.migrate.request import MAX_BATCH_SIZE, check_batch_size
 from user_migration.domain.model import ChangeCursor, DeleteOutcome, SourceUser
 from user_migration.domain.parallel.segments import ScanPart
 from user_migration.domain.sync.request import FollowRequest, SyncRequest
+from user_migration.domain.write.changes import ChangeWrites
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
 from user_migration.ports.user_target import UserTarget
@@ -196,7 +197,7 @@ class ChangeSync:
         source: UserSource,
         target: UserTarget,
         state: MigrationState,
-        migration: Migration,
+        changes: ChangeWrites,
         versioned: bool = True,
         clock: Callable[[], datetime] = _utc_now,
         pages_in_flight: int = DEFAULT_SYNC_PAGES_IN_FLIGHT,
@@ -204,7 +205,7 @@ class ChangeSync:
         self._source = source
         self._target = target
         self._state = state
-        self._migration = migration
+        self._changes = changes
         # Without a version, an item could never be told older than its row.
         self._versioned = versioned
         self._clock = clock
@@ -288,7 +289,7 @@ class ChangeSync:
             report()
 
         changes: PagePump[UserId, list[SourceUser], Any] = PagePump(
-            read_changed, self._migration.apply_changes, finish_changes, in_flight=self._pages_in_flight
+            read_changed, self._changes.apply, finish_changes, in_flight=self._pages_in_flight
         )
         first = self._source.key_kind.first if lowest is None else lowest
         stopped = (await changes.run(first, stop)).stopped_early
@@ -313,7 +314,7 @@ class ChangeSync:
             if not stored:
                 return DeleteOutcome()
             gone = set(stored) - await self._source.existing_user_ids(stored)
-            return await self._migration.remove_users(gone) if gone else DeleteOutcome()
+            return await self._changes.remove(gone) if gone else DeleteOutcome()
 
         async def finish_deletes(page: list[UserId], outcome: DeleteOutcome) -> None:
             tally.add_deletes(outcome)

@@ -11,11 +11,11 @@ slot), carried into the target in commit order, each position acknowledged only 
    short is done again from the start (the mark that it finished is recorded only at its end).
 2. Then batch after batch of whole transactions: per user the last change wins (`net_changes`).
    An inserted or updated row is read again from the source and written with the position of its
-   last change as its version, where the stored item is older (`Migration.apply_changes`): the
+   last change as its version, where the stored item is older (`ChangeWrites.apply`): the
    read is at least as new as that change, also for large values the stream leaves out as
    unchanged (TOAST). A row found gone was deleted later: that delete is further on in the
    stream. A deleted row's item is deleted where it is the migration's own, unchanged, and older
-   than the delete (`Migration.remove_users`).
+   than the delete (`ChangeWrites.remove`).
 3. Only when every change of the batch is stored is its end acknowledged to the source. A sync
    killed at any point is delivered the unacknowledged transactions again: applying them again
    writes nothing that is not newer, and the holds count every user once.
@@ -32,13 +32,13 @@ from datetime import UTC, datetime
 import attrs
 
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable
-from user_migration.domain.migrate.migration import Migration
 from user_migration.domain.migrate.report import ChangeOutcome
 from user_migration.domain.migrate.request import check_batch_size
 from user_migration.domain.model import ChangeCursor, DeleteOutcome, WriteRule
 from user_migration.domain.sync.poll import ChangeSync, SyncSummary, SyncTally
 from user_migration.domain.sync.request import StreamRequest
 from user_migration.domain.sync.row_changes import ChangeBatch, StreamHealth, net_changes, stream_version
+from user_migration.domain.write.changes import ChangeWrites
 from user_migration.ports.change_stream import ChangeStream
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
@@ -123,7 +123,7 @@ class StreamSync:
         source: UserSource,
         target: UserTarget,
         state: MigrationState,
-        migration: Migration,
+        changes: ChangeWrites,
         change_sync: ChangeSync,
         clock: Callable[[], datetime] = _utc_now,
         health_seconds: float = DEFAULT_HEALTH_SECONDS,
@@ -134,7 +134,7 @@ class StreamSync:
         self._source = source
         self._target = target
         self._state = state
-        self._migration = migration
+        self._changes = changes
         self._change_sync = change_sync
         self._clock = clock
         self._health_seconds = health_seconds
@@ -288,7 +288,7 @@ class StreamSync:
         net = net_changes(batch.transactions)
         rows = await self._source.read_users(list(net.upserts)) if net.upserts else []
         versioned = [attrs.evolve(row, version=stream_version(net.upserts[row.id])) for row in rows]
-        changes = await self._migration.apply_changes(versioned, WriteRule.OLDER) if versioned else ChangeOutcome()
+        changes = await self._changes.apply(versioned, WriteRule.OLDER) if versioned else ChangeOutcome()
         deletes = DeleteOutcome()
         if net.deletes:
             stored = await self._target.read_stored(list(net.deletes))
@@ -298,7 +298,7 @@ class StreamSync:
                 if user_id in stored
                 and ((version := stored[user_id].version) is None or version < stream_version(position))
             ]
-            deletes = await self._migration.remove_users(older) if older else DeleteOutcome()
+            deletes = await self._changes.remove(older) if older else DeleteOutcome()
         return _Applied(changes, deletes)
 
     @staticmethod

@@ -16,9 +16,9 @@ import attrs
 
 from user_migration.domain.convert.rules import Rejection, UserPreparer
 from user_migration.domain.keys import UserId
-from user_migration.domain.migrate.migration import Migration
 from user_migration.domain.model import PreparedUser, SourceUser, WriteRule
 from user_migration.domain.verify.differences import FAILING, Difference, Problem, VerifyCounts
+from user_migration.domain.write.changes import ChangeWrites
 from user_migration.ports.user_source import UserSource
 from user_migration.ports.user_target import UserTarget
 
@@ -57,13 +57,13 @@ class VerifyStep:
         self,
         source: UserSource,
         target: UserTarget,
-        migration: Migration,
+        changes: ChangeWrites,
         preparer: UserPreparer,
         clock: Callable[[], datetime],
     ) -> None:
         self._source = source
         self._target = target
-        self._migration = migration
+        self._changes = changes
         self._preparer = preparer
         self._clock = clock
 
@@ -99,7 +99,7 @@ class VerifyStep:
         if not repair or not extra:
             differences = [Difference(user_id, Problem.EXTRA) for user_id in extra]
         else:
-            outcome = await self._migration.remove_users(extra)
+            outcome = await self._changes.remove(extra)
             why = {**outcome.kept, **outcome.failed}
             remaining = set(await self._still_extra(extra))
             differences = [
@@ -145,7 +145,7 @@ class VerifyStep:
             # One path for both, sync's: a missing item is written where none exists (and
             # counted), a different one replaced where it is older than the row, or as new as
             # the row (or unversioned) and the migration's own, unchanged since it wrote it.
-            outcome = await self._migration.apply_changes(rows, rule=WriteRule.OLDER)
+            outcome = await self._changes.apply(rows, rule=WriteRule.OLDER)
             why.update(outcome.kept)
             why.update({user_id: "; ".join(reasons) for user_id, reasons in outcome.failures.items()})
         repaired = [look.user_id for look in found if look.problem in FAILING]

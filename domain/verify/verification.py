@@ -23,7 +23,7 @@ import attrs
 from user_migration.domain.convert.rules import UserPreparer
 from user_migration.domain.engine.pump import PagePump, next_scanned_page
 from user_migration.domain.keys import KeyKind, UserId
-from user_migration.domain.migrate.migration import Migration, next_start_after
+from user_migration.domain.migrate.migration import next_start_after
 from user_migration.domain.model import SourceUser
 from user_migration.domain.parallel.segments import ScanPart
 from user_migration.domain.verify.differences import (
@@ -36,6 +36,7 @@ from user_migration.domain.verify.differences import (
 )
 from user_migration.domain.verify.request import VerifyPageRequest, VerifyRange, VerifyRequest
 from user_migration.domain.verify.step import Findings, VerifyStep
+from user_migration.domain.write.changes import ChangeWrites
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
 from user_migration.ports.user_target import UserTarget
@@ -77,7 +78,7 @@ class Verification:
         source: UserSource,
         target: UserTarget,
         state: MigrationState,
-        migration: Migration,
+        changes: ChangeWrites,
         preparer: UserPreparer | None = None,
         clock: Callable[[], datetime] = _utc_now,
         prefetch_pages: int = 2,
@@ -88,7 +89,7 @@ class Verification:
         self._source = source
         self._target = target
         self._state = state
-        self._step = VerifyStep(source, target, migration, preparer or UserPreparer(), clock)
+        self._step = VerifyStep(source, target, changes, preparer or UserPreparer(), clock)
         self._clock = clock
         self._prefetch_pages = prefetch_pages
         self._pages_in_flight = pages_in_flight

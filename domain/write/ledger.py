@@ -93,7 +93,7 @@ class WriteLedger:
         locks: UserRangeLocks | None = None,
         in_flight: WritesInFlight | None = None,
     ) -> None:
-        self._target = target
+        self.target = target
         self._state = state
         self._locks = locks if locks is not None else UserRangeLocks()
         self.in_flight = in_flight if in_flight is not None else WritesInFlight()
@@ -104,14 +104,14 @@ class WriteLedger:
         lowest, highest = min(user_ids), max(user_ids)
         async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
             removals = hold.inherited_removals
-            removed = set(removals) - await self._target.existing_user_ids(removals) if removals else set()
+            removed = set(removals) - await self.target.existing_user_ids(removals) if removals else set()
             inside = frozenset(
                 user_id
                 for user_id in hold.inherited
                 if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
             )
-            before = _Inherited(removed, await landed(self._target, hold.inherited - inside), inside)
-            yield LedgerStep(self._target, hold, before, self.in_flight)
+            before = _Inherited(removed, await landed(self.target, hold.inherited - inside), inside)
+            yield LedgerStep(self.target, hold, before, self.in_flight)
 
     async def note_failing(self, failures: Mapping[UserId, Collection[str]]) -> None:
         """Note users that failed validation (a page with nobody to write)."""
@@ -131,7 +131,7 @@ class LedgerStep:
     what landed and settled once."""
 
     def __init__(self, target: UserTarget, hold: UsersHold, before: _Inherited, in_flight: WritesInFlight) -> None:
-        self._target = target
+        self.target = target
         self._hold = hold
         self._before = before
         self._in_flight = in_flight
@@ -171,13 +171,13 @@ class LedgerStep:
     async def _write_new(
         self, users: list[PreparedUser], attempt: Attempt, fence: Fence
     ) -> tuple[WriteOutcome, set[UserId]]:
-        stored = await self._target.existing_user_ids([user.user_id for user in users])
+        stored = await self.target.existing_user_ids([user.user_id for user in users])
         absent = [user for user in users if user.user_id not in stored]
         outcome = ConditionalWriteOutcome()
         if absent:
             await self._hold.intend([user.user_id for user in absent])
             fence()
-            outcome = await self._target.write_users_if(absent, WriteRule.ABSENT)
+            outcome = await self.target.write_users_if(absent, WriteRule.ABSENT)
         await self._settle(set(outcome.written), outcome.failed, attempt)
         return WriteOutcome(outcome.written, outcome.failed), stored | set(outcome.refused)
 
@@ -186,26 +186,26 @@ class LedgerStep:
         if users:
             await self._hold.intend([user.user_id for user in users])
             fence()
-            written = await self._target.write_users(users)
+            written = await self.target.write_users(users)
         await self._settle(set(written.written), written.failed, attempt)
         return written
 
     async def _apply(
         self, users: list[PreparedUser], rule: WriteRule, attempt: Attempt
     ) -> tuple[ConditionalWriteOutcome, ConditionalWriteOutcome]:
-        stored = await self._target.existing_user_ids([user.user_id for user in users])
+        stored = await self.target.existing_user_ids([user.user_id for user in users])
         new = [user for user in users if user.user_id not in stored]
         created = ConditionalWriteOutcome()
         if new:
             # Only users without an item are intended: an inherited intent found stored is counted
             # as landed, and an item that existed was counted when it was first written.
             await self._hold.intend([user.user_id for user in new])
-            created = await self._target.write_users_if(new, WriteRule.ABSENT)
+            created = await self.target.write_users_if(new, WriteRule.ABSENT)
         replacing = stored | set(created.refused)  # an application may have written some meanwhile
         replaced = ConditionalWriteOutcome()
         if replacing:
             older = [user for user in users if user.user_id in replacing]
-            replaced = await self._target.write_users_if(older, rule)
+            replaced = await self.target.write_users_if(older, rule)
         # An item deleted since the existence check is created by the second write: counted too.
         # Only the first write's failures are unsure: the second replaces items counted before.
         landed_now = set(created.written) | set(replaced.created)
@@ -214,7 +214,7 @@ class LedgerStep:
 
     async def _remove(self, user_ids: list[UserId]) -> DeleteOutcome:
         await self._hold.intend_removal(user_ids)
-        outcome = await self._target.delete_unchanged(user_ids)
+        outcome = await self.target.delete_unchanged(user_ids)
         removed = self._before.removed | set(outcome.deleted)
         # A user deleted from the source is no longer failing.
         await self._hold.settle(
@@ -244,4 +244,4 @@ class LedgerStep:
         hold's range are looked at just before it settles, after its own writes, so that a late
         write of a holder that stalled (rather than died) is counted too, once; no other holder
         can write them meanwhile."""
-        return self._before.landed_outside | await landed(self._target, self._before.inside)
+        return self._before.landed_outside | await landed(self.target, self._before.inside)

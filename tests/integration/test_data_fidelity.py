@@ -33,6 +33,8 @@ from user_migration.domain.migrate.request import BatchRequest
 from user_migration.domain.model import JsonValue, User, as_source_user
 from user_migration.domain.verify.request import VerifyRequest
 from user_migration.domain.verify.verification import Verification
+from user_migration.domain.write.changes import ChangeWrites
+from user_migration.domain.write.ledger import WriteLedger
 
 BIG = 12345678901234567890123456789012345678  # 38 digits, DynamoDB's maximum precision
 PRECISE = Decimal("0.1000000000000000000000000000000000001")  # 37 significant digits
@@ -359,7 +361,9 @@ async def test_char_n_arrives_padded_as_postgresql_prints_it_and_verifies_as_mat
     assert second["word"] == {"S": "ab  "}
     assert third["code"] == {"S": "abcde"}
 
-    summary = await Verification(source, stack.target, stack.state, migration, preparer).verify(VerifyRequest())
+    summary = await Verification(
+        source, stack.target, stack.state, ChangeWrites(WriteLedger(stack.target, stack.state)), preparer
+    ).verify(VerifyRequest())
 
     assert (summary.counts.checked, summary.counts.matching, summary.counts.different) == (3, 3, 0)
     assert summary.counts.failing == 0

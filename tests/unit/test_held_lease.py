@@ -42,7 +42,7 @@ def held(table: Any, lease_seconds: float = 0.3) -> HeldLease:
 
 async def test_a_job_ending_during_a_renew_waits_for_it_so_its_last_step_starts_from_the_lease_the_table_holds():
     table = SlowRenews()
-    lease = held(table)
+    lease = held(table, lease_seconds=1.5)  # long enough that a loaded machine's pauses do not expire it
     async with lease.kept(None):
         await asyncio.wait_for(table.renew_sent.wait(), 5)  # a third of a lease after the take
         asyncio.get_running_loop().call_later(0.05, table.answer.set)
@@ -65,7 +65,7 @@ async def test_a_refused_renew_loses_the_lease_and_stops_the_job():
 
 async def test_checkpoints_renew_the_lease_so_no_renew_of_its_own_is_sent():
     table = SlowRenews()
-    lease = held(table, lease_seconds=0.6)
+    lease = held(table, lease_seconds=3.0)  # a renew of its own would go after 1 s: far beyond these steps
     async with lease.kept(None):
         for position in range(10, 60, 10):
             await asyncio.sleep(0.05)

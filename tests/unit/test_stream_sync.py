@@ -32,6 +32,8 @@ from user_migration.domain.sync.row_changes import (
     stream_version,
 )
 from user_migration.domain.sync.stream import StreamProgress, StreamSummary, StreamSync, backfilled_mark
+from user_migration.domain.write.changes import ChangeWrites
+from user_migration.domain.write.ledger import WriteLedger
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -69,11 +71,17 @@ def world() -> World:
     state = InMemoryMigrationState()
     stream = InMemoryChangeStream()
     migration = Migration(source, target, state, clock=lambda: NOW)
-    change_sync = ChangeSync(source, target, state, migration, clock=lambda: NOW)
+    changes = ChangeWrites(WriteLedger(target, state), clock=lambda: NOW)
+    change_sync = ChangeSync(source, target, state, changes, clock=lambda: NOW)
     sync = StreamSync(
-        stream, "slot", source, target, state, migration, change_sync, clock=lambda: NOW, retry_seconds=0.01
+        stream, "slot", source, target, state, changes, change_sync, clock=lambda: NOW, retry_seconds=0.01
     )
     return World(source, target, state, stream, sync, migration)
+
+
+def world_changes(world: World) -> ChangeWrites:
+    """The writes of changed and deleted rows on the world's target and state."""
+    return ChangeWrites(WriteLedger(world.target, world.state), clock=lambda: NOW)
 
 
 async def follow_until(world: World, done: Callable[[StreamProgress], bool], **options: Any) -> StreamSummary:
@@ -254,8 +262,8 @@ async def test_a_lost_connection_opens_the_stream_again_from_the_acknowledged_po
         world.source,
         world.target,
         world.state,
-        world.migration,
-        ChangeSync(world.source, world.target, world.state, world.migration, clock=lambda: NOW),
+        world_changes(world),
+        ChangeSync(world.source, world.target, world.state, world_changes(world), clock=lambda: NOW),
         clock=lambda: NOW,
         retry_seconds=0.01,
     )
@@ -283,9 +291,9 @@ class _HeldStream(InMemoryChangeStream):
 
 
 def _with_stream(world: World, stream: InMemoryChangeStream) -> StreamSync:
-    change_sync = ChangeSync(world.source, world.target, world.state, world.migration, clock=lambda: NOW)
+    change_sync = ChangeSync(world.source, world.target, world.state, world_changes(world), clock=lambda: NOW)
     return StreamSync(
-        stream, "slot", world.source, world.target, world.state, world.migration, change_sync, retry_seconds=0.01
+        stream, "slot", world.source, world.target, world.state, world_changes(world), change_sync, retry_seconds=0.01
     )
 
 

@@ -17,6 +17,8 @@ from user_migration.domain.migrate.request import BatchRequest, RunRequest
 from user_migration.domain.migrate.run import MigrationRun
 from user_migration.domain.sync.poll import ChangeSync
 from user_migration.domain.sync.request import FollowRequest, SyncRequest
+from user_migration.domain.write.changes import ChangeWrites
+from user_migration.domain.write.ledger import WriteLedger
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 LATER = UPDATED + timedelta(days=1)
@@ -39,7 +41,16 @@ def make_world() -> World:
     state = InMemoryMigrationState()
     migration = Migration(source, target, state, clock=lambda: NOW)
     run = MigrationRun(source, state, migration)
-    return World(source, target, state, migration, run, ChangeSync(source, target, state, migration, clock=lambda: NOW))
+    return World(
+        source,
+        target,
+        state,
+        migration,
+        run,
+        ChangeSync(
+            source, target, state, ChangeWrites(WriteLedger(target, state), clock=lambda: NOW), clock=lambda: NOW
+        ),
+    )
 
 
 @pytest.fixture
@@ -205,7 +216,9 @@ async def test_follow_passes_until_stopped(world):
 
 
 async def test_sync_needs_a_version(world):
-    unversioned = ChangeSync(world.source, world.target, world.state, world.migration, versioned=False)
+    unversioned = ChangeSync(
+        world.source, world.target, world.state, ChangeWrites(WriteLedger(world.target, world.state)), versioned=False
+    )
     with pytest.raises(SetupError, match=r"\[source\] version"):
         await unversioned.catch_up(SyncRequest())
 

@@ -20,6 +20,8 @@ from user_migration.domain.model import WriteRule
 from user_migration.domain.verify.differences import Difference, Problem, VerifyCounts
 from user_migration.domain.verify.request import VerifyPageRequest, VerifyRange, VerifyRequest, plan_verify_page
 from user_migration.domain.verify.verification import Verification
+from user_migration.domain.write.changes import ChangeWrites
+from user_migration.domain.write.ledger import WriteLedger
 from user_migration.entrypoints.harness import InMemoryHarness
 from user_migration.entrypoints.http.app import init_app
 from user_migration.entrypoints.library import UserMigration
@@ -48,7 +50,13 @@ def world(users, source_class=InMemoryUserSource, target_class=InMemoryUserTarge
     target = target_class()
     state = InMemoryMigrationState()
     migration = Migration(source, target, state)
-    return World(source, target, state, migration, Verification(source, target, state, migration, **options))
+    return World(
+        source,
+        target,
+        state,
+        migration,
+        Verification(source, target, state, ChangeWrites(WriteLedger(target, state)), **options),
+    )
 
 
 def foreign_item(user_id: int, **changes) -> dict:
