@@ -103,10 +103,10 @@ def time_statistics(
             stats = await migration.stats()
             return stats, time.perf_counter() - started
 
-    from user_migration.entrypoints.json_views import report_json
+    from user_migration.entrypoints.views import view
 
     stats, seconds = asyncio.run(measure())
-    return report_json(stats), seconds * 1000
+    return view(stats), seconds * 1000
 
 
 def run_command(arguments: list[str], environment: dict[str, str]) -> CommandRun:
@@ -209,7 +209,7 @@ def run_verify(
     """`UserMigration.verify` of the whole table (pages of `batch_size`), in this process; timed
     from the call, the connections having been opened (and the setup checked) on entering."""
     from user_migration.entrypoints.library import UserMigration
-    from user_migration.entrypoints.verify_json import counts_json
+    from user_migration.entrypoints.views import counts_view
 
     environment = _environment(database_url, source_table, endpoint_url, users_table, state_table)
     if concurrency is not None:
@@ -220,6 +220,6 @@ def run_verify(
             started = time.perf_counter()
             summary = await migration.verify(VerifyRequest(batch_size=batch_size))
             seconds = time.perf_counter() - started
-        return VerifyRun(counts_json(summary.counts), seconds, bool(summary.clean))
+        return VerifyRun(counts_view(summary.counts), seconds, bool(summary.clean))
 
     return asyncio.run(measure())

@@ -11,7 +11,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import UserNotFound
@@ -23,8 +22,8 @@ from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES, print_
 from user_migration.entrypoints.cli.progress import ProgressBar
 from user_migration.entrypoints.cli.workers import is_worker_run, print_worker_summary, run_workers
 from user_migration.entrypoints.heap import freeze_long_lived_objects
-from user_migration.entrypoints.json_views import report_json
 from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.views import view
 
 _ID_DIGITS = re.compile(r"-?[0-9]{1,30}")
 
@@ -104,35 +103,9 @@ def _write_failures(path: Path, summary: RunSummary) -> None:
             out.write(json.dumps({"user_id": user_id, "reasons": list(reasons)}) + "\n")
 
 
-def _summary_json(summary: RunSummary) -> dict[str, Any]:
-    return {
-        "users_read": summary.users_read,
-        "migrated_count": summary.migrated,
-        "skipped_count": summary.skipped,
-        "failed_count": summary.failed,
-        "failed_user_ids": list(summary.failures),
-        "errors": [failure_text(user_id, list(reasons)) for user_id, reasons in summary.failures.items()],
-        "dry_run": summary.dry_run,
-        "processing_time_ms": round(summary.elapsed_seconds * 1000),
-        "resume_from_user_id": summary.resume_from_user_id,
-        "stopped_early": summary.stopped_early,
-        **_rewrite_json(summary),
-    }
-
-
-def _rewrite_json(summary: RunSummary) -> dict[str, Any]:
-    if not summary.rewrite:
-        return {}
-    return {
-        "rewritten_count": summary.rewritten,
-        "not_rewritten_user_ids": list(summary.kept),
-        "not_rewritten": [failure_text(user_id, [why]) for user_id, why in summary.kept.items()],
-    }
-
-
 def _print_summary(summary: RunSummary, arguments: argparse.Namespace) -> None:
     if arguments.json:
-        print(json.dumps(_summary_json(summary)))
+        print(json.dumps(view(summary)))
         return
     rate = summary.users_read / summary.elapsed_seconds if summary.elapsed_seconds > 0 else 0
     verb = "Would migrate" if summary.dry_run else "Migrated"
@@ -216,7 +189,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
             print(json.dumps({"error": error.code, "message": str(error)}) if arguments.json else str(error))
             return EXIT_USERS_FAILED
         if arguments.json:
-            print(json.dumps(report_json(report)))
+            print(json.dumps(view(report)))
         else:
             print(
                 f"{'Would migrate' if report.dry_run else 'Migrated'} {report.migrated_count}, "
@@ -249,7 +222,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
         summary = worked.summary
         if arguments.failed_out is not None:
             _write_failures(arguments.failed_out, summary)
-        fields = _summary_json(summary)
+        fields = view(summary)
         print_worker_summary(worked, fields, arguments.json, await migration.budget_snapshot(), arguments.failed_out)
         if summary.stopped_early:
             return EXIT_INTERRUPTED

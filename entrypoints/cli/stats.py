@@ -7,14 +7,14 @@ import json
 
 from user_migration.domain.migrate.report import MigrationStats
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
-from user_migration.entrypoints.json_views import report_json
 from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.views import view
 
 
 def stats_lines(current: MigrationStats) -> list[str]:
     """One line per figure, the source's total with the moment it holds for (or that it is an
     estimate)."""
-    shown = report_json(current)
+    shown = view(current)
     how = "exact" if current.total_postgres_users_exact else "estimated"
     moment = f"({how} as of {shown['total_postgres_users_as_of']})"
     lines = []
@@ -31,7 +31,7 @@ async def stats(migration: UserMigration, arguments: argparse.Namespace) -> int:
     STATS_POSTGRES_COUNT=estimate)."""
     current = await migration.stats()
     if arguments.json:
-        print(json.dumps(report_json(current)))
+        print(json.dumps(view(current)))
     else:
         print("\n".join(stats_lines(current)))
     return EXIT_OK

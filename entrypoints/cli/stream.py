@@ -19,6 +19,7 @@ from user_migration.entrypoints.cli.exit_codes import EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES
 from user_migration.entrypoints.cli.migrate import stop_on_signals
 from user_migration.entrypoints.cli.progress import StatusLine, count_line
+from user_migration.entrypoints.views import view
 
 _UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
@@ -47,23 +48,6 @@ def written_text(written: int, same_version_written: int) -> str:
     if not same_version_written:
         return f"{written:,}"
     return f"{written:,} ({same_version_written:,} of them rows changed without a new version)"
-
-
-def progress_json(progress: StreamProgress) -> dict[str, Any]:
-    """A progress report as `--json` prints it."""
-    health = progress.health
-    return {
-        "transactions": progress.transactions,
-        "changes_seen": progress.changes_seen,
-        "written": progress.written,
-        "deleted": progress.deleted,
-        "failed_count": progress.failed,
-        "acknowledged_position": progress.acknowledged,
-        "lag_seconds": round(progress.lag_seconds, 3),
-        "retained_wal_bytes": None if health is None else health.retained_wal_bytes,
-        "lag_bytes": None if health is None else health.lag_bytes,
-        "over_max_retained_wal": progress.over_limit,
-    }
 
 
 def progress_text(progress: StreamProgress) -> str:
@@ -106,7 +90,7 @@ class _Reports:
             self._reported = now
             self.bar.close()
             if self._arguments.json:
-                print(json.dumps(progress_json(progress)), flush=True)
+                print(json.dumps(view(progress)), flush=True)
             else:
                 print(progress_text(progress), flush=True)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import DependencyUnavailable
@@ -25,6 +24,7 @@ from user_migration.entrypoints.cli.sync_pass import (
     worker_exit_code,
 )
 from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.views import view
 
 
 def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,32 +76,9 @@ def check_sync_arguments(arguments: argparse.Namespace) -> str | None:
     return None
 
 
-def summary_json(summary: SyncSummary) -> dict[str, Any]:
-    """The summary as `--json` prints it."""
-    return {
-        "changes_seen": summary.changes_seen,
-        "written": summary.written,
-        "same_version_written": summary.same_version_written,
-        "deleted": summary.deleted,
-        "skipped_newer": summary.skipped_newer,
-        "unchanged": summary.unchanged,
-        "failed_count": summary.failed,
-        "failed_user_ids": list(summary.failures),
-        "errors": [failure_text(user_id, list(reasons)) for user_id, reasons in summary.failures.items()],
-        "not_deleted_user_ids": list(summary.not_deleted),
-        "not_deleted": [failure_text(user_id, [why]) for user_id, why in summary.not_deleted.items()],
-        "lag_seconds": None if summary.lag_seconds is None else round(summary.lag_seconds, 3),
-        "full_pass": summary.full_pass,
-        "caught_up": summary.caught_up,
-        "passes": summary.passes,
-        "processing_time_ms": round(summary.elapsed_seconds * 1000),
-        "stopped_early": summary.stopped_early,
-    }
-
-
 def _print_pass(summary: SyncSummary, arguments: argparse.Namespace, worked: SyncWorkerSummary | None = None) -> None:
     if arguments.json:
-        fields = summary_json(summary) | (pass_fields(worked) if worked is not None else {})
+        fields = view(summary) | (pass_fields(worked) if worked is not None else {})
         print(json.dumps(fields), flush=True)
         return
     lag = "-" if summary.lag_seconds is None else f"{summary.lag_seconds:.1f} s"
@@ -169,7 +146,7 @@ async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
     if arguments.once:
         _print_pass(summary, arguments)
     elif arguments.json:
-        print(json.dumps({"totals": summary_json(summary)}))
+        print(json.dumps({"totals": view(summary)}))
     else:
         print(f"Stopped after {summary.passes:,} passes. In all:", end=" ")
         _print_pass(summary, arguments)
@@ -204,7 +181,7 @@ async def _sync_as_worker(migration: UserMigration, arguments: argparse.Namespac
     if arguments.once:
         _print_pass(worked.summary, arguments, worked)
     elif arguments.json:
-        print(json.dumps({"totals": summary_json(worked.summary) | pass_fields(worked)}))
+        print(json.dumps({"totals": view(worked.summary) | pass_fields(worked)}))
     else:
         print(f"Stopped after {worked.summary.passes:,} passes. In all:", end=" ")
         _print_pass(worked.summary, arguments, worked)

@@ -11,7 +11,8 @@ from typing import Any
 from user_migration.domain.errors import DependencyUnavailable
 from user_migration.domain.parallel.sync_worker import SyncWorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, lease_json, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.views import view
 
 
 def pass_fields(worked: SyncWorkerSummary) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def pass_fields(worked: SyncWorkerSummary) -> dict[str, Any]:
     return {
         "worker": worked.worker,
         "sync_pass": worked.number,
-        **lease_json(worked.leases),
+        **view(worked.leases),
         # What all the pass's workers applied together, once it is finished; null before.
         "pass_applied": worked.whole_pass,
     }

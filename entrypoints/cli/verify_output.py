@@ -9,7 +9,7 @@ import sys
 from typing import TextIO
 
 from user_migration.domain.verify.differences import FAILING, Difference, VerifySummary
-from user_migration.entrypoints.verify_json import counts_json, difference_json
+from user_migration.entrypoints.views import view
 
 SHOWN_DIFFERENCES = 20
 
@@ -37,7 +37,7 @@ class Differences:
 
     def __call__(self, difference: Difference) -> None:
         if self._out is not None:
-            self._out.write(json.dumps(difference_json(difference)) + "\n")
+            self._out.write(json.dumps(view(difference)) + "\n")
         if difference.problem in FAILING:
             self.failing += 1
             if len(self.shown) < SHOWN_DIFFERENCES:
@@ -47,7 +47,7 @@ class Differences:
 def print_summary(summary: VerifySummary, differences: Differences, arguments: argparse.Namespace) -> None:
     counts = summary.counts
     if arguments.json:
-        print(json.dumps(counts_json(counts, summary.repair)))
+        print(json.dumps(view(summary)))
         return
     print(
         f"Checked {counts.checked:,} users in {summary.elapsed_seconds:.1f} s: {counts.matching:,} matching, "

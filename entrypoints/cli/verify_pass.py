@@ -10,21 +10,21 @@ from typing import Any
 from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.cli.verify_output import Differences, print_summary
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, lease_json, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
 from user_migration.entrypoints.library import UserMigration
-from user_migration.entrypoints.verify_json import counts_json
+from user_migration.entrypoints.views import counts_view, view
 
 
 def pass_json(worked: VerifyWorkerSummary) -> dict[str, Any]:
     """One worker's summary as JSON: its counts, with its pass and its leases."""
     return {
-        **counts_json(worked.summary.counts, worked.summary.repair),
+        **view(worked.summary),
         "stopped_early": worked.summary.stopped_early,
         "worker": worked.worker,
         "verify_pass": worked.number,
-        **lease_json(worked.leases),
+        **view(worked.leases),
         # The verdict of the whole pass (all workers), once it is finished; null before.
-        "pass_counts": None if worked.whole_pass is None else counts_json(worked.whole_pass, worked.summary.repair),
+        "pass_counts": None if worked.whole_pass is None else counts_view(worked.whole_pass, worked.summary.repair),
     }
 
 

@@ -75,13 +75,8 @@ def latest_of(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return min(summaries, key=lambda s: s.get("unfinished_segments", 0), default={})
 
 
-def lease_json(leases: LeaseCounts) -> dict[str, int]:
-    """A worker's lease counts as its `--json` summary carries them."""
-    return attrs.asdict(leases)
-
-
 def lease_fields(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """The workers' lease counts added up (`LeaseCounts.added_up`), with their summaries."""
     names = [field.name for field in attrs.fields(LeaseCounts)]
     counts = [LeaseCounts(**{name: int(s.get(name, 0)) for name in names}) for s in summaries]
-    return {**lease_json(LeaseCounts.added_up(counts)), "workers": summaries}
+    return {**attrs.asdict(LeaseCounts.added_up(counts)), "workers": summaries}

@@ -16,8 +16,9 @@ from user_migration.domain.budget.bucket import BudgetSnapshot
 from user_migration.domain.parallel.migrate_worker import WorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.cli.failures_shown import print_failures
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, lease_json, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
 from user_migration.entrypoints.library import UserMigration
+from user_migration.entrypoints.views import view
 
 
 def is_worker_run(arguments: argparse.Namespace) -> bool:
@@ -38,7 +39,7 @@ def worker_json(
         **summary_json,
         "worker": worked.worker,
         "run": worked.number,
-        **lease_json(worked.leases),
+        **view(worked.leases),
     }
 
 

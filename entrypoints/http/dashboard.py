@@ -15,7 +15,7 @@ from importlib import resources
 from aiohttp import web
 
 from user_migration.entrypoints.http.keys import DEPENDENCIES, OVERVIEW
-from user_migration.entrypoints.json_views import overview_json
+from user_migration.entrypoints.views import view
 
 DASHBOARD_PATH = "/m2/migration/dashboard"
 SCRIPT_PATH = f"{DASHBOARD_PATH}/dashboard.js"
@@ -55,7 +55,7 @@ async def dashboard_style(request: web.Request) -> web.Response:
 async def migration_overview(request: web.Request) -> web.Response:
     """GET /m2/migration/overview: everything the dashboard shows, read at one moment."""
     overview = await request.app[OVERVIEW].read()
-    return web.json_response(overview_json(overview), headers={"Cache-Control": "no-store"})
+    return web.json_response(view(overview), headers={"Cache-Control": "no-store"})
 
 
 async def failing_users(request: web.Request) -> web.Response:

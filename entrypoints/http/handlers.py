@@ -12,9 +12,8 @@ from user_migration.domain.observe.statistics import plan_statistics
 from user_migration.domain.verify.request import plan_verify_page
 from user_migration.domain.verify.verification import Verification
 from user_migration.entrypoints.http.keys import CONTAINER, METRICS, MIGRATION, STATISTICS
-from user_migration.entrypoints.json_views import report_json
 from user_migration.entrypoints.logs import fields
-from user_migration.entrypoints.verify_json import page_json
+from user_migration.entrypoints.views import view
 
 log = logging.getLogger("user_migration.batch")
 verify_log = logging.getLogger("user_migration.verify")
@@ -40,14 +39,14 @@ async def migrate_users(request: web.Request) -> web.Response:
             duration_ms=report.processing_time_ms,
         ),
     )
-    return web.json_response(report_json(report))
+    return web.json_response(view(report))
 
 
 async def migration_stats(request: web.Request) -> web.Response:
     """GET /m2/migration/stats: how far the migration has come, the source's count from memory
     (`postgres_count=exact`, as of the moment it states) or the planner's (`estimate`)."""
     stats = await request.app[STATISTICS].read(plan_statistics(request.query.items()))
-    return web.json_response(report_json(stats))
+    return web.json_response(view(stats))
 
 
 async def verify_page(request: web.Request) -> web.Response:
@@ -73,4 +72,4 @@ async def verify_page(request: web.Request) -> web.Response:
             next_start_user_id=page.next_start_user_id,
         ),
     )
-    return web.json_response(page_json(page))
+    return web.json_response(view(page))
