@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from user_migration.domain.errors import DependencyUnavailable
 from user_migration.domain.parallel.sync_worker import SyncWorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_and_add_up
 from user_migration.entrypoints.views import view
 
 
@@ -52,23 +51,20 @@ async def run_sync_workers(arguments: argparse.Namespace) -> int:
     """Start `--workers` sync worker processes with these options, wait, add up."""
     command = ["sync", "--json", "--workers", "1", "--batch-size", str(arguments.batch_size)]
     command += ["--once"] if arguments.once else ["--follow", "--interval", str(arguments.interval)]
-    if arguments.mapping:
-        command += ["--mapping", str(arguments.mapping)]
-    summaries, exit_code = await run_worker_processes(command, arguments.workers, "--out")
     # A `--follow` worker's last line is its totals.
-    parts = [s.get("totals", s) for s in summaries]
-    total = _added_up(parts)
-    if arguments.json:
-        print(json.dumps(total))
-    else:
-        print(
-            "These workers saw {changes_seen:,} changes: wrote {written:,}, deleted {deleted:,}, kept "
-            "{skipped_newer:,} newer in DynamoDB, failed {failed_count:,}.".format(**total)
-        )
-        for error in total["errors"][:20]:
-            print(f"  {error}", file=sys.stderr)
-        print_pass_line(total)
-    return exit_code or EXIT_OK
+    return await run_and_add_up(
+        command, arguments, lambda summaries: _added_up([s.get("totals", s) for s in summaries]), _print_totals, "--out"
+    )
+
+
+def _print_totals(total: dict[str, Any]) -> None:
+    print(
+        "These workers saw {changes_seen:,} changes: wrote {written:,}, deleted {deleted:,}, kept "
+        "{skipped_newer:,} newer in DynamoDB, failed {failed_count:,}.".format(**total)
+    )
+    for error in total["errors"][:20]:
+        print(f"  {error}", file=sys.stderr)
+    print_pass_line(total)
 
 
 def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:

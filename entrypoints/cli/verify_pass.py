@@ -8,9 +8,8 @@ import json
 from typing import Any
 
 from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary
-from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.cli.verify_output import Differences, print_summary
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_and_add_up
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.views import counts_view, view
 
@@ -63,19 +62,15 @@ async def run_verify_workers(migration: UserMigration, arguments: argparse.Names
     command = ["verify", "--json", "--workers", "1", "--batch-size", str(arguments.batch_size)]
     if arguments.repair:
         command.append("--repair")
-    if arguments.mapping:
-        command += ["--mapping", str(arguments.mapping)]
-    summaries, exit_code = await run_worker_processes(command, arguments.workers, "--out", arguments.out)
-    total = _added_up(summaries)
-    if arguments.json:
-        print(json.dumps(total))
-    else:
-        print(
-            "These workers checked {checked:,} users: {matching:,} matching, {missing:,} missing, "
-            "{different:,} different, {extra:,} extra.".format(**total)
-        )
-        _print_pass(total)
-    return exit_code or EXIT_OK
+    return await run_and_add_up(command, arguments, _added_up, _print_totals, "--out", arguments.out)
+
+
+def _print_totals(total: dict[str, Any]) -> None:
+    print(
+        "These workers checked {checked:,} users: {matching:,} matching, {missing:,} missing, "
+        "{different:,} different, {extra:,} extra.".format(**total)
+    )
+    _print_pass(total)
 
 
 def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -5,16 +5,19 @@ of them once (a terminal's Ctrl-C reaches only this process), so each stops as i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from user_migration.domain.parallel.leased_pass import LeaseCounts
+from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 
 CLI = [sys.executable, "-c", "from user_migration.entrypoints.cli.main import main; raise SystemExit(main())"]
 
@@ -60,6 +63,27 @@ async def run_worker_processes(
     if out is not None and parts:
         join_parts(out, parts)
     return summaries, max([process.returncode or 0 for process in processes], default=0)
+
+
+async def run_and_add_up(
+    command: list[str],
+    arguments: argparse.Namespace,
+    added_up: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    print_human: Callable[[dict[str, Any]], None],
+    out_option: str,
+    out: Path | None = None,
+) -> int:
+    """Run `arguments.workers` copies of a job's `--workers 1 --json` command (with the mapping file
+    given), add their summaries up and print the totals, as JSON with `--json`; the highest exit code."""
+    if arguments.mapping:
+        command = [*command, "--mapping", str(arguments.mapping)]
+    summaries, exit_code = await run_worker_processes(command, arguments.workers, out_option, out)
+    total = added_up(summaries)
+    if arguments.json:
+        print(json.dumps(total))
+    else:
+        print_human(total)
+    return exit_code or EXIT_OK
 
 
 def join_parts(path: Path, parts: list[Path]) -> None:

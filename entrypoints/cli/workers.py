@@ -14,9 +14,8 @@ from typing import Any
 
 from user_migration.domain.budget.bucket import BudgetSnapshot
 from user_migration.domain.parallel.migrate_worker import WorkerSummary
-from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 from user_migration.entrypoints.cli.failures_shown import print_failures
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_worker_processes
+from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_and_add_up
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.views import view
 
@@ -97,15 +96,14 @@ async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -
     if arguments.restart:
         await migration.restart_run()
     command = ["migrate", "--all", "--json", "--workers", "1", "--batch-size", str(arguments.batch_size)]
-    if arguments.mapping:
-        command += ["--mapping", str(arguments.mapping)]
-    summaries, exit_code = await run_worker_processes(command, arguments.workers, "--failed-out", arguments.failed_out)
-    total = _added_up(summaries)
-    if arguments.json:
-        print(json.dumps(total))
-    else:
-        _print_human(total, arguments.failed_out)
-    return exit_code or EXIT_OK
+    return await run_and_add_up(
+        command,
+        arguments,
+        _added_up,
+        lambda total: _print_human(total, arguments.failed_out),
+        "--failed-out",
+        arguments.failed_out,
+    )
 
 
 def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
