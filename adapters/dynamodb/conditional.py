@@ -20,20 +20,19 @@ from typing import Any
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from user_migration.adapters.dynamodb.batched import BatchedOutcome, BatchedWrites
+from user_migration.adapters.dynamodb.batched import BatchedOutcome
 from user_migration.adapters.dynamodb.codec import encode_user, is_own_write, key_of, why_not_rewritten
-from user_migration.adapters.dynamodb.counters import TargetCounters, pause_after_throttling
+from user_migration.adapters.dynamodb.counters import pause_after_throttling
 from user_migration.adapters.dynamodb.errors import describe, error_code, is_throttling, target_errors, was_resent
 from user_migration.adapters.dynamodb.item_size import Item, write_units_of
 from user_migration.adapters.dynamodb.rewrite import unchanged_condition
 from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spending
-from user_migration.adapters.retry import Backoff
-from user_migration.domain.budget.bucket import TokenBucketBudget, write_units_for
+from user_migration.adapters.dynamodb.table_writes import TableWrites
+from user_migration.domain.budget.bucket import write_units_for
 from user_migration.domain.convert.mapping import MIGRATION_VERSION
 from user_migration.domain.errors import DependencyUnavailable, TargetTableMissing, TargetThrottled, TargetUnavailable
 from user_migration.domain.keys import UserId
 from user_migration.domain.model import ConditionalWriteOutcome, DeleteOutcome, PreparedUser, WriteRule
-from user_migration.ports.write_budget import WriteBudget
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 CHANGED_WHILE_DELETING = "changed in DynamoDB while it was being deleted: left as it is"
@@ -68,32 +67,15 @@ class _Put:
 class ConditionalWriter:
     """Conditional puts and deletes of one table, bounded by the target's write bound and budget."""
 
-    def __init__(
-        self,
-        client: Any,
-        table: str,
-        key_attribute: str,
-        writes_in_flight: asyncio.Semaphore,
-        backoff: Backoff,
-        counters: TargetCounters,
-        budget: WriteBudget | None = None,
-        batched: BatchedWrites | None = None,
-    ) -> None:
-        self._client = client
-        self._batched = batched
-        self._table = table
-        self._key_attribute = key_attribute
-        self._writes_in_flight = writes_in_flight
-        self._backoff = backoff
-        self._counters = counters
-        self._budget = budget if budget is not None else TokenBucketBudget()
+    def __init__(self, writes: TableWrites) -> None:
+        self._writes = writes
 
     async def write(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:
         """Put each user's item where `rule` allows it; see the module's docstring."""
         latest = tuple({user.user_id: user for user in users}.values())  # one request per key, the last one given
         batched = BatchedOutcome(ConditionalWriteOutcome(), latest, {})
-        if self._batched is not None and await self._batched.usable(latest):
-            batched = await self._batched.write(latest, rule)  # what it leaves over goes as PutItems
+        if self._writes.batched is not None and await self._writes.batched.usable(latest):
+            batched = await self._writes.batched.write(latest, rule)  # what it leaves over goes as PutItems
         written: list[UserId] = []
         created: set[UserId] = set()
         refused: set[UserId] = set()
@@ -119,8 +101,8 @@ class ConditionalWriter:
         return outcome
 
     async def _put(self, user: PreparedUser, rule: WriteRule) -> _Put:
-        item = encode_user(user, self._key_attribute)
-        condition = write_condition(rule, user.version, self._key_attribute)
+        item = encode_user(user, self._writes.key_attribute)
+        condition = write_condition(rule, user.version, self._writes.key_attribute)
         # Whether an item was there before (an update, not a new user): asked of DynamoDB only
         # where the rule allows replacing one.
         returns = "NONE" if "ExpressionAttributeValues" not in condition else "ALL_OLD"
@@ -128,9 +110,9 @@ class ConditionalWriter:
         attempt = 0
         while True:
             try:
-                async with spending(self._budget, units) as spent, self._writes_in_flight:
-                    response = await self._client.put_item(
-                        TableName=self._table, Item=item, ReturnValues=returns, **condition, **CONSUMED_CAPACITY
+                async with spending(self._writes.budget, units) as spent, self._writes.writes_in_flight:
+                    response = await self._writes.client.put_item(
+                        TableName=self._writes.table, Item=item, ReturnValues=returns, **condition, **CONSUMED_CAPACITY
                     )
                     spent.answer = response
                 return _Put("written", created=returns == "NONE" or "Attributes" not in response)
@@ -144,12 +126,12 @@ class ConditionalWriter:
                     return _Put("refused")
                 if is_throttling(error):
                     attempt += 1
-                    reason = await pause_after_throttling(error, attempt, self._backoff, self._counters)
+                    reason = await pause_after_throttling(error, attempt, self._writes.backoff, self._writes.counters)
                     if reason is None:
                         continue
                     return _Put("failed", reason=reason, unavailable=TargetThrottled(reason))
                 if code == "ResourceNotFoundException":
-                    raise TargetTableMissing(self._table) from error
+                    raise TargetTableMissing(self._writes.table) from error
                 if code == "ValidationException":
                     return _Put("failed", reason=f"rejected by DynamoDB ({describe(error)})")
                 reason = f"DynamoDB refused the write ({describe(error)})"
@@ -162,7 +144,7 @@ class ConditionalWriter:
                 return _Put("failed", reason=reason, unavailable=TargetUnavailable(reason))
 
     async def _landed(self, item: Item) -> bool:
-        key = {self._key_attribute: item[self._key_attribute]}
+        key = {self._writes.key_attribute: item[self._writes.key_attribute]}
         try:
             current = await self._read(key)
         except DependencyUnavailable:
@@ -170,8 +152,8 @@ class ConditionalWriter:
         return is_own_write(current, item)
 
     async def _read(self, key: dict[str, Any]) -> Item | None:
-        async with target_errors("reading an item", table=self._table):
-            response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        async with target_errors("reading an item", table=self._writes.table):
+            response = await self._writes.client.get_item(TableName=self._writes.table, Key=key, ConsistentRead=True)
         item: Item | None = response.get("Item")
         return item
 
@@ -191,9 +173,9 @@ class ConditionalWriter:
         return DeleteOutcome(deleted, kept, failed)
 
     async def _delete_one(self, user_id: UserId) -> tuple[str, str, DependencyUnavailable | None]:
-        key = key_of(user_id, self._key_attribute)
+        key = key_of(user_id, self._writes.key_attribute)
         try:
-            async with self._writes_in_flight:
+            async with self._writes.writes_in_flight:
                 current = await self._read(key)
                 if current is None:
                     return "gone", "", None
@@ -201,11 +183,11 @@ class ConditionalWriter:
                     return "kept", why, None
                 try:
                     async with (
-                        target_errors("deleting an item", table=self._table),
-                        spending(self._budget, write_units_of(current)) as spent,
+                        target_errors("deleting an item", table=self._writes.table),
+                        spending(self._writes.budget, write_units_of(current)) as spent,
                     ):
-                        spent.answer = await self._client.delete_item(
-                            TableName=self._table, Key=key, **unchanged_condition(current), **CONSUMED_CAPACITY
+                        spent.answer = await self._writes.client.delete_item(
+                            TableName=self._writes.table, Key=key, **unchanged_condition(current), **CONSUMED_CAPACITY
                         )
                 except DependencyUnavailable as error:
                     cause = error.__cause__

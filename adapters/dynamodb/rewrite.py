@@ -20,15 +20,14 @@ from user_migration.adapters.dynamodb.codec import REPLACE, encode_user, is_own_
 from user_migration.adapters.dynamodb.errors import error_code, target_errors, was_resent
 from user_migration.adapters.dynamodb.item_size import Item, write_units_of
 from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spending
-from user_migration.domain.budget.bucket import TokenBucketBudget
+from user_migration.adapters.dynamodb.table_writes import TableWrites
 from user_migration.domain.convert.mapping import MIGRATED_AT, MIGRATION_DIGEST
 from user_migration.domain.errors import DependencyUnavailable
 from user_migration.domain.keys import UserId
 from user_migration.domain.model import PreparedUser, RewriteOutcome
-from user_migration.ports.write_budget import WriteBudget
 
 if TYPE_CHECKING:
-    from user_migration.adapters.dynamodb.batched import BatchedWrites
+    pass
 
 CHANGED_WHILE_REWRITING = "changed in DynamoDB while it was being rewritten: left as it is"
 # DynamoDB's limits on one expression: its length, and its operators and functions (each
@@ -130,29 +129,16 @@ def unchanged_condition(current: Item) -> dict[str, Any]:
 class ItemRewriter:
     """Rewrites users' items one conditional PutItem each, bounded by the target's write bound and budget."""
 
-    def __init__(
-        self,
-        client: Any,
-        table: str,
-        key_attribute: str,
-        writes_in_flight: asyncio.Semaphore,
-        budget: WriteBudget | None = None,
-        batched: BatchedWrites | None = None,
-    ) -> None:
-        self._client = client
-        self._batched = batched
-        self._table = table
-        self._key_attribute = key_attribute
-        self._writes_in_flight = writes_in_flight
-        self._budget = budget if budget is not None else TokenBucketBudget()
+    def __init__(self, writes: TableWrites) -> None:
+        self._writes = writes
 
     async def rewrite(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         """Rewrite each user's item where the migration may; see the module's docstring. Where the
         endpoint runs PartiQL batches, they carry the rewrites (`adapters.dynamodb.batched`), and
         only what cannot go as a statement is read and put here, one user at a time."""
         batched, leftover = RewriteOutcome(), users
-        if self._batched is not None and await self._batched.usable(users):
-            batched, leftover = await self._batched.rewrite(users)
+        if self._writes.batched is not None and await self._writes.batched.usable(users):
+            batched, leftover = await self._writes.batched.rewrite(users)
         done: dict[str, list[UserId]] = {"rewritten": [], "unchanged": []}
         reasons: dict[str, dict[UserId, str]] = {"kept": {}, "failed": {}}
         outcomes = await asyncio.gather(*(self._rewrite_one(user) for user in leftover))
@@ -166,18 +152,20 @@ class ItemRewriter:
         )
 
     async def _holds_exactly(self, key: Item, item: Item) -> bool:
-        async with target_errors("reading a rewritten item", table=self._table):
-            response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        async with target_errors("reading a rewritten item", table=self._writes.table):
+            response = await self._writes.client.get_item(TableName=self._writes.table, Key=key, ConsistentRead=True)
         return is_own_write(response.get("Item"), item)
 
     async def _rewrite_one(self, user: PreparedUser) -> tuple[str, str]:
-        key = key_of(user.user_id, self._key_attribute)
+        key = key_of(user.user_id, self._writes.key_attribute)
         try:
-            async with self._writes_in_flight:
-                async with target_errors("reading an item to rewrite", table=self._table):
-                    response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+            async with self._writes.writes_in_flight:
+                async with target_errors("reading an item to rewrite", table=self._writes.table):
+                    response = await self._writes.client.get_item(
+                        TableName=self._writes.table, Key=key, ConsistentRead=True
+                    )
                 current: Item | None = response.get("Item")
-                item = encode_user(user, self._key_attribute)
+                item = encode_user(user, self._writes.key_attribute)
                 what, why = rewrite_choice(current, item, user.version)
                 if what != REPLACE:
                     return what, why
@@ -186,11 +174,11 @@ class ItemRewriter:
                 units = max(write_units_of(item), write_units_of(current))
                 try:
                     async with (
-                        target_errors("rewriting an item", table=self._table),
-                        spending(self._budget, units) as spent,
+                        target_errors("rewriting an item", table=self._writes.table),
+                        spending(self._writes.budget, units) as spent,
                     ):
-                        spent.answer = await self._client.put_item(
-                            TableName=self._table, Item=item, **unchanged_condition(current), **CONSUMED_CAPACITY
+                        spent.answer = await self._writes.client.put_item(
+                            TableName=self._writes.table, Item=item, **unchanged_condition(current), **CONSUMED_CAPACITY
                         )
                 except DependencyUnavailable as error:
                     cause = error.__cause__

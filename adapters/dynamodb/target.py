@@ -28,6 +28,7 @@ from user_migration.adapters.dynamodb.partiql import WritePath
 from user_migration.adapters.dynamodb.rewrite import ItemRewriter
 from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spending
 from user_migration.adapters.dynamodb.statements import PartiqlSupport, StatementBatches
+from user_migration.adapters.dynamodb.table_writes import TableWrites
 from user_migration.adapters.dynamodb.tables import ensure_table_active
 from user_migration.adapters.retry import Backoff
 from user_migration.domain.budget.bucket import TokenBucketBudget, write_units_for
@@ -117,10 +118,11 @@ class DynamoDbUserTarget(UserTarget):
                 client, support, self._writes_in_flight, self._backoff, self.counters, self._budget, self.read_items
             )
             batched = BatchedWrites(statements, table, key_attribute, self.read_items)
-        self._rewriter = ItemRewriter(client, table, key_attribute, self._writes_in_flight, self._budget, batched)
-        self._conditional = ConditionalWriter(
+        writes = TableWrites(
             client, table, key_attribute, self._writes_in_flight, self._backoff, self.counters, self._budget, batched
         )
+        self._rewriter = ItemRewriter(writes)
+        self._conditional = ConditionalWriter(writes)
 
     async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         unique = sorted(set(user_ids))
