@@ -81,8 +81,10 @@ constraints:
 # but one of them would silently not run).
 TEST_WORKERS ?= 3
 
+# Every test's time is kept in build/test-times.xml (JUnit XML) besides the 20 slowest shown: where the next
+# minutes of the suite are.
 test: install
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --junitxml=build/test-times.xml
 
 test-unit: install
 	$(BIN)/pytest tests/unit
