@@ -1,7 +1,8 @@
 """A worker of a run: takes segment leases one after the other and migrates each segment.
 
 Every `migrate --all` process on the same tables is a worker of the same run. A worker takes a
-free (or expired) segment, pumps its pages from the segment's checkpoint through the page engine,
+free (or expired) segment (up to `segments_in_flight` of them side by side, each under its own
+lease), pumps its pages from the segment's checkpoint through the page engine,
 and after each page records the checkpoint under its lease (which renews it); a background task
 renews the lease between pages. A worker that could not renew in time stops writing before any
 other worker could take the segment (`OwnLease.valid`, asked right before each write). Its summary
@@ -57,6 +58,7 @@ class SegmentWorker:
         prefetch_pages: int = 2,
         pages_in_flight: int = 2,
         clock: Callable[[], float] = time.monotonic,
+        segments_in_flight: int = 1,
     ) -> None:
         self._source = source
         self._pass = LeasedPass(leases, worker, lease_seconds, clock)
@@ -66,6 +68,7 @@ class SegmentWorker:
         self._lease_seconds = lease_seconds
         self._prefetch = prefetch_pages
         self._in_flight = pages_in_flight
+        self._segments_in_flight = segments_in_flight
         self._clock = clock
 
     async def run(
@@ -83,7 +86,7 @@ class SegmentWorker:
         async def work(own: OwnLease) -> SegmentOutcome:
             return await self._work_segment(own, batch_size, tally, on_progress, stop)
 
-        leased = await self._pass.work(work, restart, stop)
+        leased = await self._pass.work(work, restart, stop, self._segments_in_flight)
         return self._pass.summary(
             leased, tally.summary(False, resume_point(leased.at_end), stopped_early=leased.stopped_early(stop))
         )

@@ -80,6 +80,74 @@ async def test_four_workers_read_each_user_once_and_count_exactly():
     assert all(lease.done for lease in await leases.leases())
 
 
+class SegmentsInFlight:
+    """Wraps `migrate_users` to count the segments whose pages are being migrated at once."""
+
+    def __init__(self, migration: Migration, leases: InMemorySegmentLeases) -> None:
+        self.now: dict[int, int] = {}
+        self.most = 0
+        self._migrate = migration.migrate_users
+        self._leases = leases
+        migration.migrate_users = self.migrate  # type: ignore[method-assign]
+
+    async def migrate(self, users, dry_run, rewrite=False, fence=lambda: None):
+        if not users:
+            return await self._migrate(users, dry_run, rewrite, fence)
+        plan = SegmentPlan.from_boundaries([lease.segment.lowest for lease in await self._leases.leases()])
+        (index,) = {plan.index_of(user.id) for user in users}
+        self.now[index] = self.now.get(index, 0) + 1
+        self.most = max(self.most, len(self.now))
+        try:
+            await asyncio.sleep(0.01)  # long enough for the other lanes to take their segments
+            return await self._migrate(users, dry_run, rewrite, fence)
+        finally:
+            self.now[index] -= 1
+            if not self.now[index]:
+                del self.now[index]
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+async def test_a_worker_migrates_up_to_its_segments_in_flight_side_by_side_each_once(lanes: int):
+    user_ids = list(range(1, 1601))
+    source, target, state, leases, migration = wired(user_ids, segments=8)
+    seen = SegmentsInFlight(migration, leases)
+    worker = SegmentWorker(source, leases, migration, worker="w", segments_in_flight=lanes)
+    summary = await asyncio.wait_for(worker.run(batch_size=50), 10)
+    assert seen.most == lanes
+    assert sorted(source.reads) == user_ids  # each page read once: no segment taken twice
+    assert summary.summary.migrated == len(user_ids) == len(target.items)
+    assert (await state.read_progress()).migrated_users == len(user_ids)
+    assert (summary.leases.segments_done, summary.leases.lease_takes, summary.leases.unfinished_segments) == (8, 8, 0)
+    assert all(lease.done for lease in await leases.leases())
+
+
+async def test_a_failure_in_one_segment_in_flight_stops_the_others_and_is_raised():
+    source, target, _state, leases, migration = wired(range(1, 801), segments=4)
+    real_migrate = migration.migrate_users
+    started = asyncio.Event()
+    cancelled = []
+
+    async def fail_one(users, dry_run, rewrite=False, fence=lambda: None):
+        if users[0].id == 1:
+            await started.wait()
+            raise TargetUnavailable("DynamoDB is unavailable")
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(users[0].id)
+            raise
+        return await real_migrate(users, dry_run, rewrite, fence)
+
+    migration.migrate_users = fail_one  # type: ignore[method-assign]
+    worker = SegmentWorker(source, leases, migration, segments_in_flight=4)
+    with pytest.raises(TargetUnavailable):
+        await asyncio.wait_for(worker.run(batch_size=50), 10)
+    assert cancelled  # the other lanes did not go on after the failure
+    assert not target.items
+    assert not any(lease.done for lease in await leases.leases())
+
+
 async def test_a_finished_run_is_not_walked_again_unless_restarted():
     source, _target, state, leases, migration = wired(range(1, 501))
     await SegmentWorker(source, leases, migration).run(batch_size=50)
