@@ -2,7 +2,7 @@
 
 Every `migrate --all` process on the same tables is a worker of the same run. A worker takes a
 free (or expired) segment (up to `segments_in_flight` of them side by side, each under its own
-lease), pumps its pages from the segment's checkpoint through the page engine,
+lease, sharing the worker's pages in flight), pumps its pages from the segment's checkpoint through the page engine,
 and after each page records the checkpoint under its lease (which renews it); a background task
 renews the lease between pages. A worker that could not renew in time stops writing before any
 other worker could take the segment (`OwnLease.valid`, asked right before each write). Its summary
@@ -66,8 +66,10 @@ class SegmentWorker:
         self._migration = migration
         self.worker = self._pass.worker
         self._lease_seconds = lease_seconds
-        self._prefetch = prefetch_pages
-        self._in_flight = pages_in_flight
+        # The pages in flight and read ahead are the worker's, shared by its segments in flight (at
+        # least one each), so its memory does not grow with the segments it works side by side.
+        self._prefetch = max(1, prefetch_pages // segments_in_flight)
+        self._in_flight = max(1, pages_in_flight // segments_in_flight)
         self._segments_in_flight = segments_in_flight
         self._clock = clock
 

@@ -86,6 +86,7 @@ class SegmentsInFlight:
     def __init__(self, migration: Migration, leases: InMemorySegmentLeases) -> None:
         self.now: dict[int, int] = {}
         self.most = 0
+        self.most_pages = 0
         self._migrate = migration.migrate_users
         self._leases = leases
         migration.migrate_users = self.migrate  # type: ignore[method-assign]
@@ -97,6 +98,7 @@ class SegmentsInFlight:
         (index,) = {plan.index_of(user.id) for user in users}
         self.now[index] = self.now.get(index, 0) + 1
         self.most = max(self.most, len(self.now))
+        self.most_pages = max(self.most_pages, sum(self.now.values()))
         try:
             await asyncio.sleep(0.01)  # long enough for the other lanes to take their segments
             return await self._migrate(users, dry_run, rewrite, fence)
@@ -114,6 +116,8 @@ async def test_a_worker_migrates_up_to_its_segments_in_flight_side_by_side_each_
     worker = SegmentWorker(source, leases, migration, worker="w", segments_in_flight=lanes)
     summary = await asyncio.wait_for(worker.run(batch_size=50), 10)
     assert seen.most == lanes
+    # The worker's pages in flight (2 by default) are shared by its segments, one each at least.
+    assert seen.most_pages == max(2, lanes)
     assert sorted(source.reads) == user_ids  # each page read once: no segment taken twice
     assert summary.summary.migrated == len(user_ids) == len(target.items)
     assert (await state.read_progress()).migrated_users == len(user_ids)
