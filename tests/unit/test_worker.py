@@ -125,6 +125,34 @@ async def test_a_worker_migrates_up_to_its_segments_in_flight_side_by_side_each_
     assert all(lease.done for lease in await leases.leases())
 
 
+async def test_segments_in_flight_hold_no_more_pages_read_and_unmigrated_than_the_worker_s_turns():
+    """A worker's memory does not grow with its segments in flight: the pages it has read and not
+    yet migrated are at most its pages in flight and read ahead (2 + 2), whatever the segments."""
+    source, target, _state, leases, migration = wired(range(1, 4001), segments=8)
+    unmigrated, most = [0], [0]
+    real_read, real_migrate = source.read_page, migration.migrate_users
+
+    async def read_page(start_user_id, limit, highest=2**63 - 1):
+        page = await real_read(start_user_id, limit, highest)
+        unmigrated[0] += 1
+        most[0] = max(most[0], unmigrated[0])
+        return page
+
+    async def slow_migrate(users, dry_run, rewrite=False, fence=lambda: None):
+        try:
+            await asyncio.sleep(0.005)
+            return await real_migrate(users, dry_run, rewrite, fence)
+        finally:
+            unmigrated[0] -= 1
+
+    source.read_page = read_page  # type: ignore[method-assign]
+    migration.migrate_users = slow_migrate  # type: ignore[method-assign]
+    worker = SegmentWorker(source, leases, migration, segments_in_flight=4, prefetch_pages=2, pages_in_flight=2)
+    summary = await asyncio.wait_for(worker.run(batch_size=50), 20)
+    assert summary.summary.migrated == 4000 == len(target.items)
+    assert most[0] == 4
+
+
 async def test_a_failure_in_one_segment_in_flight_stops_the_others_and_is_raised():
     source, target, _state, leases, migration = wired(range(1, 801), segments=4)
     real_migrate = migration.migrate_users
