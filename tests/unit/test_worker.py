@@ -172,7 +172,8 @@ async def test_a_failure_in_one_segment_in_flight_stops_the_others_and_is_raised
         return await real_migrate(users, dry_run, rewrite, fence)
 
     migration.migrate_users = fail_one  # type: ignore[method-assign]
-    worker = SegmentWorker(source, leases, migration, segments_in_flight=4)
+    # Turns enough that the three segments held up cannot take every one before the failing one reads.
+    worker = SegmentWorker(source, leases, migration, segments_in_flight=4, prefetch_pages=8, pages_in_flight=8)
     with pytest.raises(TargetUnavailable):
         await asyncio.wait_for(worker.run(batch_size=50), 10)
     assert cancelled  # the other lanes did not go on after the failure
