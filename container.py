@@ -151,6 +151,7 @@ class Container(containers.DeclarativeContainer):
         default={
             "pages_in_flight": DEFAULT_PAGES_IN_FLIGHT,
             "offline_writes": False,
+            "segments_in_flight": 1,
             "dynamodb_write_path": "auto",
             "hold_lease_seconds": 60.0,
             "segment_lease_seconds": DEFAULT_LEASE_SECONDS,
@@ -312,6 +313,7 @@ class Container(containers.DeclarativeContainer):
         worker=config.worker_name,
         lease_seconds=config.segment_lease_seconds.as_float(),
         pages_in_flight=config.pages_in_flight.as_int(),
+        segments_in_flight=config.segments_in_flight.as_int(),
     )
     # The source's count, kept for the statistics (renewed in the background by the HTTP app).
     source_counter = providers.Singleton(

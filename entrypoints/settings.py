@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from user_migration.adapters.postgres.source import quote_table_name
 from user_migration.domain.convert.mapping import UserMapping, default_mapping
-from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT
+from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT, OFFLINE_SEGMENTS_IN_FLIGHT
 from user_migration.domain.observe.source_count import DEFAULT_REFRESH_SECONDS
 from user_migration.entrypoints.http.auth import HASH_PREFIX, JwtRules
 from user_migration.entrypoints.logs import LogFormat
@@ -68,6 +68,9 @@ class Settings:
     metrics_public: bool = False
     # The offline mode: unconditional batch writes, safe only while nothing else writes the table.
     offline_writes: bool = False
+    # Segments a `migrate --all` worker migrates side by side, each under its own lease (by default 1, and
+    # OFFLINE_SEGMENTS_IN_FLIGHT in the offline mode, whose batched requests leave DynamoDB idle otherwise).
+    segments_in_flight: int = 1
     # How live-safe writes go out: PartiQL batches where the endpoint runs them (probed), or always, or
     # one conditional PutItem per user (`adapters.dynamodb.partiql.WritePath`).
     dynamodb_write_path: Literal["auto", "partiql", "putitem"] = "auto"
@@ -131,6 +134,7 @@ class Settings:
             "max_write_units": self.max_write_units,
             "write_capacity_percent": self.write_capacity_percent,
             "offline_writes": self.offline_writes,
+            "segments_in_flight": self.segments_in_flight,
             "dynamodb_write_path": self.dynamodb_write_path,
             "hold_lease_seconds": self.hold_lease_seconds,
             "segment_lease_seconds": self.segment_lease_seconds,
@@ -388,6 +392,7 @@ def load_settings(
             )
 
     max_write_units, write_capacity_percent = _write_budget(environ, problems)
+    offline = _choice(environ, "OFFLINE_WRITES", "false", ("true", "false"), problems) == "true"
     settings = Settings(
         database_url=database_url,
         source_table=mapping.table,
@@ -412,7 +417,10 @@ def load_settings(
         log_level=_choice(environ, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), problems),
         log_format="text" if _choice(environ, "LOG_FORMAT", "json", ("json", "text"), problems) == "text" else "json",
         metrics_public=_choice(environ, "METRICS_PUBLIC", "false", ("true", "false"), problems) == "true",
-        offline_writes=_choice(environ, "OFFLINE_WRITES", "false", ("true", "false"), problems) == "true",
+        offline_writes=offline,
+        segments_in_flight=_integer(
+            environ, "SEGMENTS_IN_FLIGHT", OFFLINE_SEGMENTS_IN_FLIGHT if offline else 1, 1, 16, problems
+        ),
         dynamodb_write_path=_write_path(environ, problems),
         hold_lease_seconds=_number(environ, "HOLD_LEASE_SECONDS", 60.0, 1, 3600, problems),
         segment_lease_seconds=_number(environ, "SEGMENT_LEASE_SECONDS", 10.0, 1, 3600, problems),

@@ -36,7 +36,12 @@ def encode_value(value: PreparedValue) -> AttributeValue:
     if kind is str:
         return {"S": value}
     if kind is dict:
-        return {"M": {key: encode_value(element) for key, element in value.items()}}
+        # Text, the most common member, without a call.
+        return {
+            "M": {
+                key: {"S": element} if type(element) is str else encode_value(element) for key, element in value.items()
+            }
+        }
     if kind is int or kind is Decimal:
         return {"N": str(value)}
     if kind is bool:
@@ -121,7 +126,7 @@ def encode_user(user: PreparedUser, key_attribute: str) -> Item:
     """The item to write for a prepared user, its digest included."""
     item: Item = key_of(user.user_id, key_attribute)
     for name, value in user.attributes.items():
-        item[name] = encode_value(value)
+        item[name] = {"S": value} if type(value) is str else encode_value(value)  # text without a call
     # The digest of what is sent, from the prepared values (one C-speed json.dumps, not a walk
     # of the item); `item_digest` of the item DynamoDB gives back reads the same.
     item[MIGRATION_DIGEST] = {"S": _content_digest({key_attribute: user.user_id, **user.attributes})}

@@ -108,6 +108,9 @@ class DynamoDbUserTarget(UserTarget):
         # waiting behind all of them.
         self._reads_in_flight = asyncio.Semaphore(concurrency)
         self._writes_in_flight = asyncio.Semaphore(concurrency)
+        # Chunks of `write_users` encoded and not yet answered: twice the writes in flight, so that
+        # the next ones are ready, and chunks pausing between attempts do not hold the writes back.
+        self._encoded_in_flight = asyncio.Semaphore(2 * concurrency)
         self.counters = TargetCounters()
         # Unlimited unless given: the process's budget (container.py), shared by all its writes.
         self._budget = budget if budget is not None else TokenBucketBudget()
@@ -183,11 +186,11 @@ class DynamoDbUserTarget(UserTarget):
         return found
 
     async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
-        latest = {user.user_id: encode_user(user, self._key_attribute) for user in users}
+        latest = {user.user_id: user for user in users}  # a user given twice: the last, once
         # The item sizes the domain measured, where it did (sizing an item again costs a walk of it).
         units = {user.user_id: write_units_for(user.size) for user in users if user.size}
         results = await _run_all(
-            self._write_chunk(chunk, units) for chunk in _chunks(list(latest.items()), WRITE_CHUNK)
+            self._encode_and_write(chunk, units) for chunk in _chunks(list(latest.values()), WRITE_CHUNK)
         )
         written = [user_id for result in results for user_id in result.written]
         failed = {user_id: reason for result in results for user_id, reason in result.failed.items()}
@@ -271,6 +274,13 @@ class DynamoDbUserTarget(UserTarget):
             if following is None:
                 return found
             arguments["ExclusiveStartKey"] = following
+
+    async def _encode_and_write(self, users: Sequence[PreparedUser], units: Mapping[UserId, int]) -> _ChunkResult:
+        """Encode a chunk's items only once its turn to be sent comes: an item takes about ten
+        times the memory of its prepared user, and the pages in flight wait for their turns."""
+        async with self._encoded_in_flight:
+            chunk = [(user.user_id, encode_user(user, self._key_attribute)) for user in users]
+            return await self._write_chunk(chunk, units)
 
     async def _write_chunk(self, chunk: Sequence[tuple[UserId, Item]], units: Mapping[UserId, int]) -> _ChunkResult:
         result = _ChunkResult()

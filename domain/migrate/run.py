@@ -28,6 +28,9 @@ from user_migration.ports.user_source import UserSource
 NOT_IN_SOURCE = Reason("not_in_source", "Not found in the source database")
 # Enough to keep DynamoDB busy while a page is read, checked or accounted (see `make bench`).
 DEFAULT_PAGES_IN_FLIGHT = 2
+# Segments a worker of the offline mode migrates side by side (`SEGMENTS_IN_FLIGHT`): its batched
+# requests are few and large, and one segment at a time leaves DynamoDB idle between its steps.
+OFFLINE_SEGMENTS_IN_FLIGHT = 4
 
 
 @attrs.frozen

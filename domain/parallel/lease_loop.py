@@ -55,9 +55,12 @@ async def work_leases(
     restart: bool = False,
     stop: asyncio.Event | None = None,
     rng: random.Random | None = None,
+    lanes: int = 1,
 ) -> LeaseTally:
     """Take and `work` segments until the run is finished, or `stop`; segments whose work failed
-    in this worker are not tried again by it."""
+    in this worker are not tried again by it. Up to `lanes` segments are worked side by side, each
+    under its own lease (a segment this worker is working on is never taken again by it); when one
+    of them fails, the others are cancelled and the failure is raised."""
     run = await leases.run_number()
     if restart:
         run = await leases.restart(run)
@@ -65,32 +68,55 @@ async def work_leases(
     observer = LeaseObserver(lease_seconds)
     counts = {"done": 0, "takes": 0, "steals": 0, "lost": 0}
     failed_here: set[int] = set()
-    while stop is None or not stop.is_set():
-        seen = [lease for lease in await leases.leases() if lease.segment.index not in failed_here]
-        now = clock()
-        observer.observe(seen, now)
-        if all(lease.done for lease in seen):
-            break
-        chosen = choose_lease(seen, observer, worker, now, chance)
-        if chosen is None:
-            # Only live leases of other workers: wait for them to finish (or to expire).
-            await sleep_or_stop(lease_seconds / 3, stop)
-            continue
-        sent = clock()
-        taken = await leases.take(chosen, worker)
-        if taken is None:
-            continue  # another worker was quicker
-        counts["takes"] += 1
-        counts["steals"] += chosen.owner not in (None, worker)
-        own = OwnLease(taken, lease_seconds)
-        own.renewed(taken, sent)
-        outcome = await work(own)
-        if outcome == "done":
-            counts["done"] += 1
-        elif outcome == "lost":
-            counts["lost"] += 1
-        elif outcome == "failed":
-            failed_here.add(taken.segment.index)
+    working: dict[asyncio.Task[SegmentOutcome], int] = {}
+
+    async def one_ended() -> None:
+        ended, _ = await asyncio.wait(working, return_when=asyncio.FIRST_COMPLETED)
+        for task in ended:
+            index = working.pop(task)
+            outcome = task.result()
+            if outcome == "done":
+                counts["done"] += 1
+            elif outcome == "lost":
+                counts["lost"] += 1
+            elif outcome == "failed":
+                failed_here.add(index)
+
+    try:
+        while stop is None or not stop.is_set():
+            if len(working) >= lanes:
+                await one_ended()
+                continue
+            busy = set(working.values())
+            seen = [lease for lease in await leases.leases() if lease.segment.index not in failed_here | busy]
+            now = clock()
+            observer.observe(seen, now)
+            finished = all(lease.done for lease in seen)
+            chosen = None if finished else choose_lease(seen, observer, worker, now, chance)
+            if chosen is None:
+                if working:
+                    await one_ended()  # what is left may be this worker's own segments' to finish
+                elif finished:
+                    break
+                else:
+                    # Only live leases of other workers: wait for them to finish (or to expire).
+                    await sleep_or_stop(lease_seconds / 3, stop)
+                continue
+            sent = clock()
+            taken = await leases.take(chosen, worker)
+            if taken is None:
+                continue  # another worker was quicker
+            counts["takes"] += 1
+            counts["steals"] += chosen.owner not in (None, worker)
+            own = OwnLease(taken, lease_seconds)
+            own.renewed(taken, sent)
+            working[asyncio.ensure_future(work(own))] = taken.segment.index
+        while working:
+            await one_ended()
+    finally:
+        for task in working:
+            task.cancel()
+        await asyncio.gather(*working, return_exceptions=True)
     return LeaseTally(run, counts["done"], counts["takes"], counts["steals"], counts["lost"], await leases.leases())
 
 

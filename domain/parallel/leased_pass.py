@@ -122,10 +122,11 @@ class LeasedPass:
         work: Callable[[OwnLease], Awaitable[SegmentOutcome]],
         restart: bool = False,
         stop: asyncio.Event | None = None,
+        lanes: int = 1,
     ) -> LeaseTally:
-        """Take and `work` segments until the pass is finished (or `stop`)."""
+        """Take and `work` segments until the pass is finished (or `stop`), up to `lanes` at once."""
         return await work_leases(
-            self.leases, self.worker, self.lease_seconds, self.clock, work, restart, stop, self._rng
+            self.leases, self.worker, self.lease_seconds, self.clock, work, restart, stop, self._rng, lanes
         )
 
     async def under_lease(

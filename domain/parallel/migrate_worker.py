@@ -1,7 +1,8 @@
 """A worker of a run: takes segment leases one after the other and migrates each segment.
 
 Every `migrate --all` process on the same tables is a worker of the same run. A worker takes a
-free (or expired) segment, pumps its pages from the segment's checkpoint through the page engine,
+free (or expired) segment (up to `segments_in_flight` of them side by side, each under its own
+lease, sharing the worker's pages in flight), pumps its pages from the segment's checkpoint through the page engine,
 and after each page records the checkpoint under its lease (which renews it); a background task
 renews the lease between pages. A worker that could not renew in time stops writing before any
 other worker could take the segment (`OwnLease.valid`, asked right before each write). Its summary
@@ -57,6 +58,7 @@ class SegmentWorker:
         prefetch_pages: int = 2,
         pages_in_flight: int = 2,
         clock: Callable[[], float] = time.monotonic,
+        segments_in_flight: int = 1,
     ) -> None:
         self._source = source
         self._pass = LeasedPass(leases, worker, lease_seconds, clock)
@@ -64,8 +66,18 @@ class SegmentWorker:
         self._migration = migration
         self.worker = self._pass.worker
         self._lease_seconds = lease_seconds
-        self._prefetch = prefetch_pages
-        self._in_flight = pages_in_flight
+        # The pages in flight and read ahead are the worker's, shared by its segments in flight (at
+        # least one each), so its memory does not grow with the segments it works side by side:
+        # each segment's pump gets its part, and a page read and not yet migrated holds one of the
+        # worker's turns (as many as one segment's pump holds pages, one a segment at least).
+        self._prefetch = max(1, prefetch_pages // segments_in_flight)
+        self._in_flight = max(1, pages_in_flight // segments_in_flight)
+        self._segments_in_flight = segments_in_flight
+        self._page_turns = (
+            asyncio.Semaphore(max(prefetch_pages + pages_in_flight, segments_in_flight))
+            if segments_in_flight > 1
+            else None
+        )
         self._clock = clock
 
     async def run(
@@ -83,7 +95,7 @@ class SegmentWorker:
         async def work(own: OwnLease) -> SegmentOutcome:
             return await self._work_segment(own, batch_size, tally, on_progress, stop)
 
-        leased = await self._pass.work(work, restart, stop)
+        leased = await self._pass.work(work, restart, stop, self._segments_in_flight)
         return self._pass.summary(
             leased, tally.summary(False, resume_point(leased.at_end), stopped_early=leased.stopped_early(stop))
         )
@@ -105,7 +117,10 @@ class SegmentWorker:
             if not held.still_valid():
                 raise LeaseLost(f"the lease on segment {segment.index} ran out")
 
+        turns = _PageTurns(self._page_turns)
+
         async def read_page(start: UserId) -> tuple[list[SourceUser], UserId | None]:
+            await turns.take()  # given back once the page is migrated (or the segment ends)
             page = list(await self._source.read_page(start, batch_size, segment.highest))
             following = next_start_after(page, batch_size, self._source.key_kind)
             within = following is not None and following <= segment.highest  # type: ignore[operator]  # one kind
@@ -122,6 +137,8 @@ class SegmentWorker:
                     # next holder's now, who inherits whatever this one left to settle.
                     return FENCED
                 raise
+            finally:
+                turns.give_back()  # before `finish`, which waits for the next page to start
 
         async def finish(page: list[SourceUser], outcome: BatchOutcome) -> None:
             if not page:
@@ -141,7 +158,10 @@ class SegmentWorker:
             pump: PagePump[UserId, list[SourceUser], Any] = PagePump(
                 read_page, migrate_page, finish, self._prefetch, self._in_flight
             )
-            ended = await pump.run(own.lease.checkpoint, held.segment_stop)
+            try:
+                ended = await pump.run(own.lease.checkpoint, held.segment_stop)
+            finally:
+                turns.give_all_back()  # of pages read and never migrated (a stop, a failure)
         if held.lost.is_set():
             return "lost"
         if ended.stopped_early:
@@ -154,6 +174,28 @@ class SegmentWorker:
         # late to go on writing: nobody else took the segment before.
         done = await held.change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
         return "done" if done else "lost"
+
+
+class _PageTurns:
+    """One segment's share of its worker's page turns (none to share: a worker of one segment)."""
+
+    def __init__(self, turns: asyncio.Semaphore | None) -> None:
+        self._turns = turns
+        self._held = 0
+
+    async def take(self) -> None:
+        if self._turns is not None:
+            await self._turns.acquire()
+            self._held += 1
+
+    def give_back(self) -> None:
+        if self._turns is not None and self._held:
+            self._held -= 1
+            self._turns.release()
+
+    def give_all_back(self) -> None:
+        while self._held:
+            self.give_back()
 
 
 def boundaries_from(source: UserSource) -> Callable[[], Awaitable[list[UserId]]]:

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from tests.factories import from_item, prepared_user, valid_user
 from tests.real_adapters import RacingClient, create_dynamodb_tables, unique_name
+from user_migration.adapters.dynamodb import target as target_module
 from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.adapters.dynamodb.plan import segment_key
 from user_migration.adapters.dynamodb.rewrite import CHANGED_WHILE_REWRITING, unchanged_condition
@@ -225,6 +226,33 @@ async def test_the_same_user_twice_in_one_call_is_never_sent_twice_in_one_reques
     assert stored is not None
     assert from_item(stored).display_name in ("User 1", "second copy")
     assert await target.count_users() == 2
+
+
+async def test_a_page_s_items_are_encoded_only_as_their_turn_to_be_sent_comes(flaky, tables, monkeypatch):
+    """An item takes about ten times the memory of its prepared user: a page's writes waiting for
+    their turn wait as prepared users, at most twice the writes in flight encoded at once."""
+    users_table, _ = tables
+    target = DynamoDbUserTarget(flaky, users_table, backoff=FAST, concurrency=2)
+    encoded, answered, most = [0], [0], [0]
+    real_encode, real_write = target_module.encode_user, flaky.batch_write_item
+
+    def counting_encode(user: PreparedUser, key_attribute: str) -> dict[str, Any]:
+        encoded[0] += 1
+        most[0] = max(most[0], encoded[0] - answered[0])
+        return real_encode(user, key_attribute)
+
+    async def counting_write(RequestItems: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        response = await real_write(RequestItems=RequestItems, **kwargs)
+        answered[0] += sum(len(requests) for requests in RequestItems.values())
+        return response
+
+    monkeypatch.setattr(target_module, "encode_user", counting_encode)
+    flaky.batch_write_item = counting_write  # type: ignore[method-assign]
+    outcome = await target.write_users([user_item(i) for i in range(1, 401)])  # 16 chunks of 25
+
+    assert sorted(outcome.written) == list(range(1, 401))
+    assert encoded[0] == 400
+    assert most[0] <= 2 * 2 * 25  # twice the 2 writes in flight, not the page's 400
 
 
 async def test_unprocessed_keys_of_the_existence_check_are_asked_again(flaky, tables):

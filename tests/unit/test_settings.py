@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from user_migration.domain.migrate.run import OFFLINE_SEGMENTS_IN_FLIGHT
 from user_migration.entrypoints.settings import ConfigurationError, Settings, load_settings
 
 GOOD = {
@@ -68,6 +69,18 @@ def test_everything_can_be_set():
     assert settings.aws_region == "us-west-2"
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert (settings.source_query_timeout, settings.dynamodb_concurrency, settings.pages_in_flight) == (2.5, 16, 4)
+
+
+def test_the_offline_mode_migrates_several_segments_side_by_side_unless_told_otherwise():
+    assert load_settings(GOOD).segments_in_flight == 1
+    offline = load_settings({**GOOD, "OFFLINE_WRITES": "true"})
+    assert offline.segments_in_flight == OFFLINE_SEGMENTS_IN_FLIGHT > 1
+    assert offline.container_config()["segments_in_flight"] == OFFLINE_SEGMENTS_IN_FLIGHT
+    assert load_settings({**GOOD, "OFFLINE_WRITES": "true", "SEGMENTS_IN_FLIGHT": "2"}).segments_in_flight == 2
+    assert load_settings({**GOOD, "SEGMENTS_IN_FLIGHT": "3"}).segments_in_flight == 3
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({**GOOD, "SEGMENTS_IN_FLIGHT": "0"})
+    assert raised.value.problems == ["SEGMENTS_IN_FLIGHT must be an integer between 1 and 16 (got '0')"]
 
 
 def test_every_problem_is_listed_at_once():

@@ -80,6 +80,107 @@ async def test_four_workers_read_each_user_once_and_count_exactly():
     assert all(lease.done for lease in await leases.leases())
 
 
+class SegmentsInFlight:
+    """Wraps `migrate_users` to count the segments whose pages are being migrated at once."""
+
+    def __init__(self, migration: Migration, leases: InMemorySegmentLeases) -> None:
+        self.now: dict[int, int] = {}
+        self.most = 0
+        self.most_pages = 0
+        self._migrate = migration.migrate_users
+        self._leases = leases
+        migration.migrate_users = self.migrate  # type: ignore[method-assign]
+
+    async def migrate(self, users, dry_run, rewrite=False, fence=lambda: None):
+        if not users:
+            return await self._migrate(users, dry_run, rewrite, fence)
+        plan = SegmentPlan.from_boundaries([lease.segment.lowest for lease in await self._leases.leases()])
+        (index,) = {plan.index_of(user.id) for user in users}
+        self.now[index] = self.now.get(index, 0) + 1
+        self.most = max(self.most, len(self.now))
+        self.most_pages = max(self.most_pages, sum(self.now.values()))
+        try:
+            await asyncio.sleep(0.01)  # long enough for the other lanes to take their segments
+            return await self._migrate(users, dry_run, rewrite, fence)
+        finally:
+            self.now[index] -= 1
+            if not self.now[index]:
+                del self.now[index]
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+async def test_a_worker_migrates_up_to_its_segments_in_flight_side_by_side_each_once(lanes: int):
+    user_ids = list(range(1, 1601))
+    source, target, state, leases, migration = wired(user_ids, segments=8)
+    seen = SegmentsInFlight(migration, leases)
+    worker = SegmentWorker(source, leases, migration, worker="w", segments_in_flight=lanes)
+    summary = await asyncio.wait_for(worker.run(batch_size=50), 10)
+    assert seen.most == lanes
+    # The worker's pages in flight (2 by default) are shared by its segments, one each at least.
+    assert seen.most_pages == max(2, lanes)
+    assert sorted(source.reads) == user_ids  # each page read once: no segment taken twice
+    assert summary.summary.migrated == len(user_ids) == len(target.items)
+    assert (await state.read_progress()).migrated_users == len(user_ids)
+    assert (summary.leases.segments_done, summary.leases.lease_takes, summary.leases.unfinished_segments) == (8, 8, 0)
+    assert all(lease.done for lease in await leases.leases())
+
+
+async def test_segments_in_flight_hold_no_more_pages_read_and_unmigrated_than_the_worker_s_turns():
+    """A worker's memory does not grow with its segments in flight: the pages it has read and not
+    yet migrated are at most its pages in flight and read ahead (2 + 2), whatever the segments."""
+    source, target, _state, leases, migration = wired(range(1, 4001), segments=8)
+    unmigrated, most = [0], [0]
+    real_read, real_migrate = source.read_page, migration.migrate_users
+
+    async def read_page(start_user_id, limit, highest=2**63 - 1):
+        page = await real_read(start_user_id, limit, highest)
+        unmigrated[0] += 1
+        most[0] = max(most[0], unmigrated[0])
+        return page
+
+    async def slow_migrate(users, dry_run, rewrite=False, fence=lambda: None):
+        try:
+            await asyncio.sleep(0.005)
+            return await real_migrate(users, dry_run, rewrite, fence)
+        finally:
+            unmigrated[0] -= 1
+
+    source.read_page = read_page  # type: ignore[method-assign]
+    migration.migrate_users = slow_migrate  # type: ignore[method-assign]
+    worker = SegmentWorker(source, leases, migration, segments_in_flight=4, prefetch_pages=2, pages_in_flight=2)
+    summary = await asyncio.wait_for(worker.run(batch_size=50), 20)
+    assert summary.summary.migrated == 4000 == len(target.items)
+    assert most[0] == 4
+
+
+async def test_a_failure_in_one_segment_in_flight_stops_the_others_and_is_raised():
+    source, target, _state, leases, migration = wired(range(1, 801), segments=4)
+    real_migrate = migration.migrate_users
+    started = asyncio.Event()
+    cancelled = []
+
+    async def fail_one(users, dry_run, rewrite=False, fence=lambda: None):
+        if users[0].id == 1:
+            await started.wait()
+            raise TargetUnavailable("DynamoDB is unavailable")
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(users[0].id)
+            raise
+        return await real_migrate(users, dry_run, rewrite, fence)
+
+    migration.migrate_users = fail_one  # type: ignore[method-assign]
+    # Turns enough that the three segments held up cannot take every one before the failing one reads.
+    worker = SegmentWorker(source, leases, migration, segments_in_flight=4, prefetch_pages=8, pages_in_flight=8)
+    with pytest.raises(TargetUnavailable):
+        await asyncio.wait_for(worker.run(batch_size=50), 10)
+    assert cancelled  # the other lanes did not go on after the failure
+    assert not target.items
+    assert not any(lease.done for lease in await leases.leases())
+
+
 async def test_a_finished_run_is_not_walked_again_unless_restarted():
     source, _target, state, leases, migration = wired(range(1, 501))
     await SegmentWorker(source, leases, migration).run(batch_size=50)
