@@ -292,7 +292,14 @@ class Bench:
             state_table = self.tables.create("state", key="state_id", key_type="S")
             try:
                 run = run_project(
-                    self.dsn, source_table, endpoint, table, state_table, concurrency, offline, mapping_file
+                    self.dsn,
+                    source_table,
+                    endpoint,
+                    table,
+                    state_table,
+                    concurrency,
+                    offline,
+                    mapping_file=mapping_file,
                 )
                 if time_stats:
                     self.stats, self.stats_ms = time_statistics(self.dsn, source_table, endpoint, table, state_table)

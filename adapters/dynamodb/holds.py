@@ -17,9 +17,10 @@ so every step is either applied once or not at all:
   lost response, the re-sent one fails its condition, the item is read again, and the hold is
   gone: it was applied, and nothing is counted twice.
 
-Id sets (`writing`, `unsettled`) are stored as compact runs (`adapters.dynamodb.id_ranges`), and each
-step starts from the item that the previous write of this process returned, so a page costs
-three small conditional writes and no reads while no other process touches the item.
+Id sets (`writing`, `unsettled`) are stored compactly (`adapters.dynamodb.id_ranges`: a string of
+runs for integer ids, a binary value for uuid and text ids), and each step starts from the item that
+the previous write of this process returned, so a page costs three small conditional writes and no
+reads while no other process touches the item.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def stored_ids(value: dict[str, Any] | None) -> set[UserId]:
         return set()
     if "S" in value:
         return decode_ids(value["S"])
+    if "B" in value:  # uuid and text ids
+        return decode_ids(value["B"])
     # Written by versions before the compact form: a list of numbers.
     return {decode_key(element) for element in value.get("L", [])}
 
@@ -100,7 +103,8 @@ def _lowest_that_fit(ordered: list[UserId], size_of: Callable[[set[UserId]], int
 
 
 def _id_set(user_ids: Collection[UserId]) -> dict[str, Any]:
-    return {"S": encode_ids(user_ids)}
+    encoded = encode_ids(user_ids)
+    return {"B": encoded} if isinstance(encoded, bytes) else {"S": encoded}
 
 
 class _Conflict(Exception):

@@ -1,5 +1,5 @@
-"""The key kinds: ids read from text, the id space's ends, the least id after one; sets of string ids
-as the state table stores them, plans split at sampled ids, and the OpenAPI document by key kind."""
+"""The key kinds: ids read from text, the id space's ends, the least id after one; plans split at
+sampled ids, and the OpenAPI document by key kind (sets of string ids: test_id_ranges.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from user_migration.adapters.dynamodb.id_ranges import decode_ids, encode_ids
 from user_migration.domain.convert.mapping import parse_mapping
 from user_migration.domain.errors import InvalidParameter, MappingError
 from user_migration.domain.keys import FIRST_UUID, LAST_UUID, MAX_INTEGER_ID, TEXT_END, KeyKind
@@ -76,16 +75,6 @@ def test_the_mapping_reads_key_type():
     assert parse_mapping({"source": {"table": "t"}}, "m.toml").key_kind is KeyKind.INTEGER
     with pytest.raises(MappingError, match="'serial' is not a key type"):
         parse_mapping({"source": {"table": "t", "key_type": "serial"}}, "m.toml")
-
-
-def test_string_id_sets_are_a_json_list_and_integer_sets_keep_their_runs():
-    texts = {"b", "a,b", "Zoë", "[x]"}
-    encoded = encode_ids(texts)
-    assert encoded == '["Zoë","[x]","a,b","b"]'
-    assert decode_ids(encoded) == texts
-    assert encode_ids({1, 2, 3, 7}) == "1..3,7"
-    with pytest.raises(ValueError, match="two kinds"):
-        encode_ids({1, "a"})
 
 
 def test_an_integer_keys_openapi_document_is_the_file_as_it_is():
