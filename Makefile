@@ -78,13 +78,15 @@ constraints:
 
 # The whole suite on TEST_WORKERS pytest-xdist workers, each starting the servers its tests need.
 # Not --dist loadgroup: its scheduler keys tests by node id, and schemathesis' tests share one (all
-# but one of them would silently not run).
+# but one of them would silently not run). --dist worksteal (it schedules by index, as the default does):
+# a worker that runs out takes tests still queued at another, so the slow tests queued last do not leave
+# two workers idle at the end.
 TEST_WORKERS ?= 3
 
 # Every test's time is kept in build/test-times.xml (JUnit XML) besides the 20 slowest shown: where the next
 # minutes of the suite are.
 test: install
-	$(BIN)/pytest -n $(TEST_WORKERS) --junitxml=build/test-times.xml
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --junitxml=build/test-times.xml
 
 test-unit: install
 	$(BIN)/pytest tests/unit
