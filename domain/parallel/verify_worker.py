@@ -20,6 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
+import attrs
+
 from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.parallel.lease_loop import SegmentOutcome
 from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
@@ -119,14 +121,13 @@ class VerifyWorker:
         segment = own.lease.segment
 
         def verify(segment_stop: asyncio.Event) -> Awaitable[VerifySummary]:
-            segment_request = VerifyRequest(
-                segment.lowest,
-                segment.highest,
-                request.batch_size,
-                request.repair,
-                found.append,
-                on_progress,
-                segment_stop,
+            segment_request = attrs.evolve(
+                request,
+                start_user_id=segment.lowest,
+                end_user_id=segment.highest,
+                on_difference=found.append,
+                on_progress=on_progress,
+                stop=segment_stop,
             )
             return self._verification.verify(segment_request, extras_in=ScanPart(segment.index, segments))
 
