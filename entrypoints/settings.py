@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlparse
 
 import attrs
@@ -25,6 +25,8 @@ from user_migration.entrypoints.mapping_file import read_mapping
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 Purpose = Literal["serve", "library", "tables"]
+
+_N = TypeVar("_N", int, float)
 
 
 class ConfigurationError(Exception):
@@ -148,29 +150,46 @@ class Settings:
 def _number(
     environ: Mapping[str, str], name: str, default: float, lowest: float, highest: float, problems: list[str]
 ) -> float:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not lowest <= value <= highest:
-        problems.append(f"{name} must be a number between {lowest:g} and {highest:g} (got {text!r})")
-        return default
-    return value
+    kind = f"a number between {lowest:g} and {highest:g}"
+    return _bounded(environ, name, default, (lowest, highest), _as_float, kind, problems)
 
 
 def _integer(
     environ: Mapping[str, str], name: str, default: int, lowest: int, highest: int, problems: list[str]
 ) -> int:
+    kind = f"an integer between {lowest} and {highest}"
+    return _bounded(environ, name, default, (lowest, highest), _as_integer, kind, problems)
+
+
+def _bounded(
+    environ: Mapping[str, str],
+    name: str,
+    default: _N,
+    bounds: tuple[_N, _N],
+    parse: Callable[[str], _N | None],
+    kind: str,
+    problems: list[str],
+) -> _N:
+    """The setting `name` parsed and within `bounds`; its default when unset, or when not (said in `problems`)."""
     text = environ.get(name, "").strip()
     if not text:
         return default
-    if not text.isascii() or not text.isdigit() or not lowest <= int(text) <= highest:
-        problems.append(f"{name} must be an integer between {lowest} and {highest} (got {text!r})")
+    value = parse(text)
+    if value is None or not bounds[0] <= value <= bounds[1]:
+        problems.append(f"{name} must be {kind} (got {text!r})")
         return default
-    return int(text)
+    return value
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _as_integer(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 MAX_WRITE_UNITS_LIMIT = 10_000_000

@@ -97,6 +97,10 @@ class Ignored:
 Message = Begin | Commit | Relation | Insert | Update | Delete | Truncate | Ignored
 
 
+# The protocol's integers, in network byte order.
+_INT16, _INT32, _UINT32, _INT64, _UINT64 = (struct.Struct(f"!{code}") for code in "hiIqQ")
+
+
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -114,23 +118,22 @@ class _Reader:
         return int(self.take(1)[0])
 
     def int16(self) -> int:
-        value: int = struct.unpack("!h", self.take(2))[0]
-        return value
+        return self._integer(_INT16)
 
     def int32(self) -> int:
-        value: int = struct.unpack("!i", self.take(4))[0]
-        return value
+        return self._integer(_INT32)
 
     def uint32(self) -> int:
-        value: int = struct.unpack("!I", self.take(4))[0]
-        return value
+        return self._integer(_UINT32)
 
     def int64(self) -> int:
-        value: int = struct.unpack("!q", self.take(8))[0]
-        return value
+        return self._integer(_INT64)
 
     def uint64(self) -> int:
-        value: int = struct.unpack("!Q", self.take(8))[0]
+        return self._integer(_UINT64)
+
+    def _integer(self, layout: struct.Struct) -> int:
+        value: int = layout.unpack(self.take(layout.size))[0]
         return value
 
     def string(self) -> str:

@@ -221,25 +221,20 @@ def _with_library(
     return run
 
 
-def _migrate(arguments: argparse.Namespace) -> int:
-    problem = cli_migrate.check_migrate_arguments(arguments)
-    if problem is not None:
-        raise InvalidParameter("arguments", problem)
-    return _with_library(cli_migrate.migrate)(arguments)
+def _checked(
+    check: Callable[[argparse.Namespace], str | None],
+    command: Callable[[UserMigration, argparse.Namespace], Awaitable[int]],
+) -> Callable[[argparse.Namespace], int]:
+    """`command` with the library, once `check` found nothing wrong in the arguments' combination."""
+    with_library = _with_library(command)
 
+    def run(arguments: argparse.Namespace) -> int:
+        problem = check(arguments)
+        if problem is not None:
+            raise InvalidParameter("arguments", problem)
+        return with_library(arguments)
 
-def _sync(arguments: argparse.Namespace) -> int:
-    problem = cli_sync.check_sync_arguments(arguments)
-    if problem is not None:
-        raise InvalidParameter("arguments", problem)
-    return _with_library(cli_sync.sync)(arguments)
-
-
-def _verify(arguments: argparse.Namespace) -> int:
-    problem = cli_verify.check_verify_arguments(arguments)
-    if problem is not None:
-        raise InvalidParameter("arguments", problem)
-    return _with_library(cli_verify.verify)(arguments)
+    return run
 
 
 def _demo(arguments: argparse.Namespace) -> int:
@@ -258,10 +253,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": serve,
     "init-tables": init_tables,
     "mapping": _with_library(cli_mapping.show_mapping, check_tables=False),
-    "migrate": _migrate,
-    "sync": _sync,
+    "migrate": _checked(cli_migrate.check_migrate_arguments, cli_migrate.migrate),
+    "sync": _checked(cli_sync.check_sync_arguments, cli_sync.sync),
     "cdc": _with_library(cli_cdc.cdc),
-    "verify": _verify,
+    "verify": _checked(cli_verify.check_verify_arguments, cli_verify.verify),
     "stats": _with_library(cli_stats.stats),
     "demo": _demo,
 }

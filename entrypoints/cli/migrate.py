@@ -19,7 +19,7 @@ from user_migration.domain.migrate.request import RunRequest
 from user_migration.domain.migrate.run import RunSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES, print_failures
-from user_migration.entrypoints.cli.progress import ProgressBar
+from user_migration.entrypoints.cli.progress import ProgressBar, progress_line
 from user_migration.entrypoints.cli.workers import is_worker_run, print_worker_summary, run_workers
 from user_migration.entrypoints.heap import freeze_long_lived_objects
 from user_migration.entrypoints.library import UserMigration
@@ -203,7 +203,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
     if arguments.retry_failed is not None:
         user_ids = _failed_ids_from(arguments.retry_failed)
         total = len(set(user_ids))
-        bar = ProgressBar(sys.stderr, total)
+        bar = ProgressBar(sys.stderr, total, progress_line)
         try:
             summary = await migration.retry_users(
                 user_ids, arguments.dry_run, on_progress=bar, rewrite=arguments.rewrite
@@ -213,7 +213,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
     elif is_worker_run(arguments):
         if (arguments.workers or 1) > 1:
             return await run_workers(migration, arguments)
-        bar = ProgressBar(sys.stderr, 0)
+        bar = ProgressBar(sys.stderr, 0, progress_line)
         try:
             with stop_on_signals() as stop:
                 worked = await migration.work(arguments.batch_size, arguments.restart, on_progress=bar, stop=stop)
@@ -232,7 +232,7 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
         start = await migration.resume_point() if arguments.resume else (kind.first if given is None else given)
         # The total is only for the bar; counting a huge table is not free, so only when it shows.
         total = await migration.users_to_migrate(start) if sys.stderr.isatty() else 0
-        bar = ProgressBar(sys.stderr, total)
+        bar = ProgressBar(sys.stderr, total, progress_line)
         try:
             with stop_on_signals() as stop:
                 summary = await migration.migrate_all(

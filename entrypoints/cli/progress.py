@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Generic, TextIO, TypeVar
 
 from user_migration.domain.migrate.run import RunProgress
 
 _WIDTH = 24
+P = TypeVar("P")
 LOG_INTERVAL_SECONDS = 30.0
 
 
@@ -110,12 +111,13 @@ class StatusLine:
             self._drawn = False
 
 
-class ProgressBar(StatusLine):
-    """The progress of a whole run, as a bar."""
+class ProgressBar(StatusLine, Generic[P]):
+    """A progress out of `total`, as a bar whose text is `line`'s (`progress_line` for a whole run)."""
 
-    def __init__(self, stream: TextIO, total: int) -> None:
+    def __init__(self, stream: TextIO, total: int, line: Callable[[P, int], str]) -> None:
         super().__init__(stream)
         self._total = total
+        self._line = line
 
-    def __call__(self, progress: RunProgress) -> None:
-        self.show(progress_line(progress, self._total))
+    def __call__(self, progress: P) -> None:
+        self.show(self._line(progress, self._total))

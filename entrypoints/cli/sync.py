@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from user_migration.domain.convert.rules import failure_text
 from user_migration.domain.errors import DependencyUnavailable
@@ -25,6 +27,9 @@ from user_migration.entrypoints.cli.sync_pass import (
 )
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.views import view
+
+# What a pass answers: its summary, or a worker's summary of its part of a shared pass.
+_Passed = TypeVar("_Passed", SyncSummary, SyncWorkerSummary)
 
 
 def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,75 +119,62 @@ async def sync(migration: UserMigration, arguments: argparse.Namespace) -> int:
     if arguments.changes == "logical":
         return await stream(migration, arguments)
     if arguments.workers is not None:
-        return await (run_sync_workers(arguments) if arguments.workers > 1 else _sync_as_worker(migration, arguments))
-    bar = _Progress(sys.stderr)
-    try:
-        with stop_on_signals() as stop:
-            if arguments.once:
-                summary = await migration.sync_once(SyncRequest(arguments.batch_size, stop=stop, on_progress=bar))
-            else:
-
-                def on_pass(summary: SyncSummary) -> None:
-                    bar.close()
-                    if summary.changes_seen or summary.failed:  # quiet passes print nothing
-                        _print_pass(summary, arguments)
-
-                def on_unavailable(error: DependencyUnavailable) -> None:
-                    bar.close()
-                    print(unavailable_line(error, arguments.interval), file=sys.stderr)
-
-                summary = await migration.sync_follow(
-                    FollowRequest(
-                        arguments.interval,
-                        stop,
-                        arguments.batch_size,
-                        on_pass=on_pass,
-                        on_progress=bar,
-                        on_unavailable=on_unavailable,
-                    )
-                )
-    finally:
-        bar.close()
-    if arguments.once:
-        _print_pass(summary, arguments)
-    elif arguments.json:
-        print(json.dumps({"totals": view(summary)}))
-    else:
-        print(f"Stopped after {summary.passes:,} passes. In all:", end=" ")
-        _print_pass(summary, arguments)
+        if arguments.workers > 1:
+            return await run_sync_workers(arguments)
+        # `sync --workers 1`: this process is one worker of the passes.
+        worked = await _passes(arguments, migration.sync_as_worker, migration.sync_follow_as_worker)
+        _print_totals(worked, arguments)
+        return worker_exit_code(worked, arguments.once)
+    summary = await _passes(arguments, migration.sync_once, migration.sync_follow)
+    _print_totals(summary, arguments)
     if arguments.once and summary.stopped_early:
         return EXIT_INTERRUPTED
     return EXIT_USERS_FAILED if summary.failed else EXIT_OK
 
 
-async def _sync_as_worker(migration: UserMigration, arguments: argparse.Namespace) -> int:
-    """`sync --workers 1`: this process is one worker of the passes."""
+async def _passes(
+    arguments: argparse.Namespace,
+    once: Callable[[SyncRequest], Awaitable[_Passed]],
+    follow: Callable[[FollowRequest[_Passed]], Awaitable[_Passed]],
+) -> _Passed:
+    """One pass (`--once`), or passes until a signal, each pass that carried something printed."""
     bar = _Progress(sys.stderr)
     try:
         with stop_on_signals() as stop:
             if arguments.once:
-                worked = await migration.sync_as_worker(SyncRequest(arguments.batch_size, stop=stop, on_progress=bar))
-            else:
+                return await once(SyncRequest(arguments.batch_size, stop=stop, on_progress=bar))
 
-                def on_pass(worked: SyncWorkerSummary) -> None:
-                    bar.close()
-                    if worked.summary.changes_seen or worked.summary.failed:  # quiet passes print nothing
-                        _print_pass(worked.summary, arguments, worked)
+            def on_pass(passed: _Passed) -> None:
+                bar.close()
+                summary, worked = _parts(passed)
+                if summary.changes_seen or summary.failed:  # quiet passes print nothing
+                    _print_pass(summary, arguments, worked)
 
-                def on_unavailable(error: DependencyUnavailable) -> None:
-                    bar.close()
-                    print(unavailable_line(error, arguments.interval), file=sys.stderr)
+            def on_unavailable(error: DependencyUnavailable) -> None:
+                bar.close()
+                print(unavailable_line(error, arguments.interval), file=sys.stderr)
 
-                worked = await migration.sync_follow_as_worker(
-                    FollowRequest(arguments.interval, stop, arguments.batch_size, on_pass, bar, on_unavailable)
-                )
+            return await follow(
+                FollowRequest(arguments.interval, stop, arguments.batch_size, on_pass, bar, on_unavailable)
+            )
     finally:
         bar.close()
+
+
+def _print_totals(passed: SyncSummary | SyncWorkerSummary, arguments: argparse.Namespace) -> None:
+    """The pass (`--once`), or the totals of the passes followed."""
+    summary, worked = _parts(passed)
     if arguments.once:
-        _print_pass(worked.summary, arguments, worked)
+        _print_pass(summary, arguments, worked)
     elif arguments.json:
-        print(json.dumps({"totals": view(worked.summary) | pass_fields(worked)}))
+        print(json.dumps({"totals": view(summary) | (pass_fields(worked) if worked is not None else {})}))
     else:
-        print(f"Stopped after {worked.summary.passes:,} passes. In all:", end=" ")
-        _print_pass(worked.summary, arguments, worked)
-    return worker_exit_code(worked, arguments.once)
+        print(f"Stopped after {summary.passes:,} passes. In all:", end=" ")
+        _print_pass(summary, arguments, worked)
+
+
+def _parts(passed: SyncSummary | SyncWorkerSummary) -> tuple[SyncSummary, SyncWorkerSummary | None]:
+    """The changes carried, and the worker's part when it was a worker's pass."""
+    if isinstance(passed, SyncSummary):
+        return passed, None
+    return passed.summary, passed

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.keys import KeyKind, UserId, given_id
@@ -16,7 +15,7 @@ from user_migration.domain.verify.differences import VerifyProgress
 from user_migration.domain.verify.request import VerifyRequest
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
 from user_migration.entrypoints.cli.migrate import id_argument, stop_on_signals
-from user_migration.entrypoints.cli.progress import StatusLine, bar_text
+from user_migration.entrypoints.cli.progress import ProgressBar, bar_text
 from user_migration.entrypoints.cli.verify_output import Differences, print_summary
 from user_migration.entrypoints.cli.verify_pass import print_pass_summary, run_verify_workers
 from user_migration.entrypoints.heap import freeze_long_lived_objects
@@ -79,17 +78,6 @@ def progress_line(progress: VerifyProgress, total: int) -> str:
     return bar_text(progress.rows_checked, total, counts, progress.elapsed_seconds)
 
 
-class VerifyProgressBar(StatusLine):
-    """The progress of a verify, as a bar."""
-
-    def __init__(self, stream: TextIO, total: int) -> None:
-        super().__init__(stream)
-        self._total = total
-
-    def __call__(self, progress: VerifyProgress) -> None:
-        self.show(progress_line(progress, self._total))
-
-
 def verify_range(kind: KeyKind, start: int | str, end: int | str) -> tuple[UserId, UserId]:
     """`--start-user-id` and `--end-user-id` as ids of the key's kind (the defaults: its whole id space)."""
     if kind is KeyKind.INTEGER:
@@ -114,7 +102,7 @@ async def verify(migration: UserMigration, arguments: argparse.Namespace) -> int
     except OSError as error:
         raise ValueError(f"--out {arguments.out}: {error.strerror}") from None
     differences = Differences(out)
-    bar = VerifyProgressBar(sys.stderr, total)
+    bar = ProgressBar(sys.stderr, total, progress_line)
     worked: VerifyWorkerSummary | None = None
     try:
         with stop_on_signals() as stop:

@@ -7,65 +7,54 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from user_migration.adapters.dynamodb.counters import TargetCounters
 from user_migration.domain.budget.bucket import BudgetSnapshot
 from user_migration.domain.migrate.report import MigrationReport
 from user_migration.domain.observe.stall_watch import StallWatch
 from user_migration.domain.verify.differences import LatestVerification, Problem
-from user_migration.entrypoints.http.budget_metrics import BudgetCollector
-from user_migration.entrypoints.http.dependency_metrics import DependencyCollector
+from user_migration.entrypoints.http.budget_metrics import budget_metrics
+from user_migration.entrypoints.http.dependency_metrics import dependency_metrics
+from user_migration.entrypoints.http.readings import Readings
 from user_migration.entrypoints.http.segment_metrics import SegmentsCollector
 from user_migration.entrypoints.http.stats_metrics import StatisticsCollector
 from user_migration.entrypoints.http.stream_metrics import StreamCollector
 from user_migration.entrypoints.http.sync_metrics import SyncCollector
 
 
-class _TargetCollector(Collector):
-    def __init__(self, counters: Callable[[], TargetCounters | None]) -> None:
-        self._counters = counters
-
-    def collect(self) -> Iterator[Metric]:
-        counters = self._counters() or TargetCounters()
-        for name, help_text, value in (
-            ("user_migration_dynamodb_retries", "DynamoDB requests retried", counters.retries),
-            ("user_migration_dynamodb_throttles", "DynamoDB throttling errors", counters.throttles),
-            (
-                "user_migration_dynamodb_unprocessed_items",
-                "items DynamoDB left unprocessed",
-                counters.unprocessed_items,
-            ),
-            ("user_migration_dynamodb_unprocessed_keys", "keys DynamoDB left unprocessed", counters.unprocessed_keys),
-        ):
-            yield CounterMetricFamily(name, help_text, value=value)
+def _target_metrics(counters: TargetCounters) -> Iterator[Metric]:
+    for name, help_text, value in (
+        ("user_migration_dynamodb_retries", "DynamoDB requests retried", counters.retries),
+        ("user_migration_dynamodb_throttles", "DynamoDB throttling errors", counters.throttles),
+        (
+            "user_migration_dynamodb_unprocessed_items",
+            "items DynamoDB left unprocessed",
+            counters.unprocessed_items,
+        ),
+        ("user_migration_dynamodb_unprocessed_keys", "keys DynamoDB left unprocessed", counters.unprocessed_keys),
+    ):
+        yield CounterMetricFamily(name, help_text, value=value)
 
 
-class _VerifyCollector(Collector):
+def _verify_metrics(latest: LatestVerification) -> Iterator[Metric]:
     """The counts of the last verify in this process (a whole run or an HTTP page); nothing
     before the first, so that no dashboard reads "no differences" from a verify never run."""
-
-    def __init__(self, latest: Callable[[], LatestVerification | None]) -> None:
-        self._latest = latest
-
-    def collect(self) -> Iterator[Metric]:
-        latest = self._latest()
-        if latest is None or latest.counts is None or latest.finished_at is None:
-            return
-        differences = GaugeMetricFamily(
-            "user_migration_verify_differences", "differences the last verify found, by class", labels=["problem"]
-        )
-        for problem in Problem:
-            differences.add_metric([problem.value], latest.counts.of(problem))
-        yield differences
-        yield GaugeMetricFamily(
-            "user_migration_verify_checked", "source rows the last verify compared", value=latest.counts.checked
-        )
-        yield GaugeMetricFamily(
-            "user_migration_verify_finished_timestamp_seconds",
-            "when the last verify finished (Unix time)",
-            value=latest.finished_at.timestamp(),
-        )
+    if latest.counts is None or latest.finished_at is None:
+        return
+    differences = GaugeMetricFamily(
+        "user_migration_verify_differences", "differences the last verify found, by class", labels=["problem"]
+    )
+    for problem in Problem:
+        differences.add_metric([problem.value], latest.counts.of(problem))
+    yield differences
+    yield GaugeMetricFamily(
+        "user_migration_verify_checked", "source rows the last verify compared", value=latest.counts.checked
+    )
+    yield GaugeMetricFamily(
+        "user_migration_verify_finished_timestamp_seconds",
+        "when the last verify finished (Unix time)",
+        value=latest.finished_at.timestamp(),
+    )
 
 
 class MigrationMetrics:
@@ -109,10 +98,10 @@ class MigrationMetrics:
         self.http_seconds = Histogram(
             "user_migration_http_request_duration_seconds", "HTTP request duration", ["route"], registry=self.registry
         )
-        self.registry.register(_TargetCollector(target_counters))
-        self.registry.register(_VerifyCollector(latest_verification))
-        self.registry.register(BudgetCollector(write_budget))
-        self.registry.register(DependencyCollector(stall_watch))
+        self.registry.register(Readings(lambda: target_counters() or TargetCounters(), _target_metrics))
+        self.registry.register(Readings(latest_verification, _verify_metrics))
+        self.registry.register(Readings(write_budget, budget_metrics))
+        self.registry.register(Readings(stall_watch, dependency_metrics))
         self.sync = SyncCollector()
         self.registry.register(self.sync)
         self.statistics = StatisticsCollector()
