@@ -22,7 +22,7 @@ from user_migration.domain.migrate.report import MigrationReport
 from user_migration.domain.migrate.run import RunSummary
 from user_migration.domain.parallel.leased_pass import LeaseCounts
 from user_migration.domain.sync.poll import SyncSummary
-from user_migration.domain.sync.stream import StreamProgress
+from user_migration.domain.sync.stream import StreamProgress, StreamSummary
 from user_migration.domain.verify.differences import Difference, Problem, VerifyCounts, VerifyPage, VerifySummary
 
 _json = make_converter()
@@ -115,6 +115,23 @@ def _stream_progress(progress: StreamProgress) -> dict[str, Any]:
     }
 
 
+def _stream_summary(summary: StreamSummary) -> dict[str, Any]:
+    tally = summary.tally
+    return {
+        "backfill_written": None if summary.backfill is None else summary.backfill.written,
+        "transactions": summary.transactions,
+        "changes_seen": summary.changes_seen,
+        "written": tally.written,
+        "same_version_written": tally.same_version_written,
+        "deleted": tally.deleted,
+        "skipped_newer": tally.skipped_newer,
+        "unchanged": tally.unchanged,
+        "failed_user_ids": list(summary.failures),
+        "errors": _errors(summary.failures),
+        "acknowledged_position": summary.acknowledged,
+    }
+
+
 def _difference(difference: Difference) -> dict[str, Any]:
     # `reasons` for a row that fails validation; after a repair `repaired` (and `why`, when known).
     shown: dict[str, Any] = {
@@ -154,6 +171,7 @@ _json.register_unstructure_hook(MigrationReport, _report)
 _json.register_unstructure_hook(RunSummary, _run_summary)
 _json.register_unstructure_hook(SyncSummary, _sync_summary)
 _json.register_unstructure_hook(StreamProgress, _stream_progress)
+_json.register_unstructure_hook(StreamSummary, _stream_summary)
 _json.register_unstructure_hook(Difference, _difference)
 _json.register_unstructure_hook(VerifySummary, lambda summary: counts_view(summary.counts, summary.repair))
 _json.register_unstructure_hook(VerifyPage, _verify_page)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 import attrs
 
 from user_migration.domain.errors import ChangeStreamInUse, DependencyUnavailable
+from user_migration.domain.keys import UserId
 from user_migration.domain.migrate.report import ChangeOutcome
 from user_migration.domain.migrate.request import check_batch_size
 from user_migration.domain.model import ChangeCursor, DeleteOutcome, WriteRule
@@ -98,6 +99,12 @@ class StreamSummary:
     health: StreamHealth | None = None
     elapsed_seconds: float = 0.0
     stopped_early: bool = False
+
+    @property
+    def failures(self) -> dict[UserId, tuple[str, ...]]:
+        """Every user that failed, in the backfill or in the stream (the stream's reasons last), by id."""
+        backfilled = self.backfill.failures if self.backfill is not None else {}
+        return dict(sorted({**backfilled, **self.tally.failures}.items()))
 
 
 StreamProgressCallback = Callable[[StreamProgress], None]

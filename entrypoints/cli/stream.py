@@ -137,22 +137,9 @@ async def stream(migration: Any, arguments: argparse.Namespace) -> int:
     finally:
         reports.bar.close()
     tally = summary.tally
-    failures = {**(summary.backfill.failures if summary.backfill is not None else {}), **tally.failures}
-    totals = {
-        "backfill_written": None if summary.backfill is None else summary.backfill.written,
-        "transactions": summary.transactions,
-        "changes_seen": summary.changes_seen,
-        "written": tally.written,
-        "same_version_written": tally.same_version_written,
-        "deleted": tally.deleted,
-        "skipped_newer": tally.skipped_newer,
-        "unchanged": tally.unchanged,
-        "failed_user_ids": sorted(failures),
-        "errors": [failure_text(user_id, list(reasons)) for user_id, reasons in sorted(failures.items())],
-        "acknowledged_position": summary.acknowledged,
-    }
+    failures = summary.failures
     if arguments.json:
-        print(json.dumps({"totals": totals}))
+        print(json.dumps({"totals": view(summary)}))
     else:
         backfill = "" if summary.backfill is None else f"backfilled {summary.backfill.written:,} users, then "
         print(
@@ -161,6 +148,6 @@ async def stream(migration: Any, arguments: argparse.Namespace) -> int:
             f"kept {tally.skipped_newer:,} newer in DynamoDB, "
             f"{tally.unchanged:,} already current, failed {len(failures):,} (backfill included)."
         )
-        for user_id, reasons in list(sorted(failures.items()))[:SHOWN_FAILURES]:
+        for user_id, reasons in list(failures.items())[:SHOWN_FAILURES]:
             print(f"  {failure_text(user_id, list(reasons))}", file=sys.stderr)
     return EXIT_USERS_FAILED if failures else EXIT_OK
