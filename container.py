@@ -37,7 +37,7 @@ from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT, Migration
 from user_migration.domain.observe.source_count import DEFAULT_REFRESH_SECONDS, CountMode, SourceCounter
 from user_migration.domain.observe.stall_watch import StallWatch
 from user_migration.domain.observe.statistics import Statistics
-from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS
+from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass
 from user_migration.domain.parallel.migrate_worker import SegmentWorker, boundaries_from
 from user_migration.domain.parallel.sync_worker import SyncWorker
 from user_migration.domain.parallel.verify_worker import VerifyWorker
@@ -308,10 +308,10 @@ class Container(containers.DeclarativeContainer):
     segment_worker = providers.Factory(
         SegmentWorker,
         source=user_source,
-        leases=segment_leases,
         migration=migration,
-        worker=config.worker_name,
-        lease_seconds=config.segment_lease_seconds.as_float(),
+        leased=providers.Factory(
+            LeasedPass, segment_leases, config.worker_name, config.segment_lease_seconds.as_float()
+        ),
         pages_in_flight=config.pages_in_flight.as_int(),
         segments_in_flight=config.segments_in_flight.as_int(),
     )
@@ -346,10 +346,10 @@ class Container(containers.DeclarativeContainer):
     verify_worker = providers.Factory(
         VerifyWorker,
         verification=verification,
-        leases=verify_leases,
         results=verify_results,
-        worker=config.worker_name,
-        lease_seconds=config.segment_lease_seconds.as_float(),
+        leased=providers.Factory(
+            LeasedPass, verify_leases, config.worker_name, config.segment_lease_seconds.as_float()
+        ),
     )
     change_sync = providers.Factory(
         ChangeSync,
@@ -371,10 +371,8 @@ class Container(containers.DeclarativeContainer):
         sync=change_sync,
         source=user_source,
         state=migration_state,
-        leases=sync_leases,
         passes=sync_passes,
-        worker=config.worker_name,
-        lease_seconds=config.segment_lease_seconds.as_float(),
+        leased=providers.Factory(LeasedPass, sync_leases, config.worker_name, config.segment_lease_seconds.as_float()),
     )
     # Change data capture: the slot and publication of the users table, and the stream through them.
     capture_names = providers.Singleton(CaptureNames, slot=config.cdc_slot, publication=config.cdc_publication)

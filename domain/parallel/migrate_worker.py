@@ -15,7 +15,6 @@ counted once, in the counters, by the next holder of those ids (the holds' inher
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
@@ -28,10 +27,9 @@ from user_migration.domain.migrate.run import PageCheckpoints, ProgressCallback,
 from user_migration.domain.model import SourceUser
 from user_migration.domain.parallel.held_lease import HeldLease
 from user_migration.domain.parallel.lease_loop import SegmentOutcome
-from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
+from user_migration.domain.parallel.leased_pass import LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
 from user_migration.domain.parallel.segments import resume_point, segments_for
-from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.user_source import UserSource
 
 
@@ -51,21 +49,17 @@ class SegmentWorker:
     def __init__(
         self,
         source: UserSource,
-        leases: SegmentLeases,
         migration: Migration,
-        worker: str | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        leased: LeasedPass,
         prefetch_pages: int = 2,
         pages_in_flight: int = 2,
-        clock: Callable[[], float] = time.monotonic,
         segments_in_flight: int = 1,
     ) -> None:
         self._source = source
-        self._pass = LeasedPass(leases, worker, lease_seconds, clock)
-        self._leases = leases
+        self._pass = leased
+        self._leases = leased.leases
         self._migration = migration
-        self.worker = self._pass.worker
-        self._lease_seconds = lease_seconds
+        self.worker = leased.worker
         # The pages in flight and read ahead are the worker's, shared by its segments in flight (at
         # least one each), so its memory does not grow with the segments it works side by side:
         # each segment's pump gets its part, and a page read and not yet migrated holds one of the
@@ -78,7 +72,6 @@ class SegmentWorker:
             if segments_in_flight > 1
             else None
         )
-        self._clock = clock
 
     async def run(
         self,
@@ -111,7 +104,7 @@ class SegmentWorker:
         """Migrate the segment from its checkpoint."""
         segment = own.lease.segment
         checkpoints = PageCheckpoints(self._source.key_kind)
-        held = HeldLease(self._leases, own, self._lease_seconds, self._clock)
+        held = HeldLease(self._leases, own, self._pass.lease_seconds, self._pass.clock)
 
         def fence() -> None:
             if not held.still_valid():

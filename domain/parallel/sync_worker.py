@@ -29,7 +29,7 @@ from typing import TypeAlias
 from user_migration.domain.migrate.request import check_batch_size
 from user_migration.domain.model import ChangeCursor
 from user_migration.domain.parallel.lease_loop import LeaseTally, SegmentOutcome
-from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
+from user_migration.domain.parallel.leased_pass import LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
 from user_migration.domain.parallel.segments import ScanPart
 from user_migration.domain.sync.poll import (
@@ -42,7 +42,6 @@ from user_migration.domain.sync.poll import (
 )
 from user_migration.domain.sync.request import FollowRequest, SyncRequest
 from user_migration.ports.migration_state import MigrationState
-from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.sync_passes import SyncPass, SyncPasses
 from user_migration.ports.user_source import UserSource
 
@@ -63,20 +62,17 @@ class SyncWorker:
         sync: ChangeSync,
         source: UserSource,
         state: MigrationState,
-        leases: SegmentLeases,
         passes: SyncPasses,
-        worker: str | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        leased: LeasedPass,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self._sync = sync
         self._source = source
         self._state = state
-        self._leases = leases
+        self._leases = leased.leases
         self._passes = passes
-        self._pass_of_leases = LeasedPass(leases, worker, lease_seconds, clock)
-        self.worker = self._pass_of_leases.worker
+        self._pass_of_leases = leased
+        self.worker = leased.worker
         self._now = now if now is not None else _wall_clock
         self._begun: dict[int, SyncPass] = {}
 

@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TypeAlias
 
 import attrs
 
 from user_migration.domain.errors import InvalidParameter
 from user_migration.domain.parallel.lease_loop import SegmentOutcome
-from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass, LeasedPassSummary
+from user_migration.domain.parallel.leased_pass import LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
 from user_migration.domain.parallel.segments import ScanPart
 from user_migration.domain.verify.differences import Difference, VerifyCounts, VerifyProgress, VerifySummary
 from user_migration.domain.verify.request import VerifyRequest
 from user_migration.domain.verify.verification import Verification, VerifyProgressCallback
-from user_migration.ports.segment_leases import SegmentLeases
 from user_migration.ports.verify_results import VerifyResults
 
 # What one worker verified (the segments it finished), and its leases; the whole pass's counts
@@ -51,17 +50,14 @@ class VerifyWorker:
     def __init__(
         self,
         verification: Verification,
-        leases: SegmentLeases,
         results: VerifyResults,
-        worker: str | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        leased: LeasedPass,
     ) -> None:
         self._verification = verification
-        self._leases = leases
         self._results = results
-        self._pass = LeasedPass(leases, worker, lease_seconds, clock)
-        self.worker = self._pass.worker
+        self._pass = leased
+        self._leases = leased.leases
+        self.worker = leased.worker
 
     async def run(self, request: VerifyRequest, restart: bool = False) -> VerifyWorkerSummary:
         """Take and verify segments until the pass is finished; `restart` begins a new pass. The

@@ -12,6 +12,7 @@ from tests.factories import from_item, valid_user
 from tests.unit.test_sync import LATER, NOW, World, backfilled, make_world
 from user_migration.adapters.memory.leases import InMemorySegmentLeases
 from user_migration.adapters.memory.sync_passes import InMemorySyncPasses
+from user_migration.domain.parallel.leased_pass import LeasedPass
 from user_migration.domain.parallel.sync_worker import SyncWorker
 from user_migration.domain.sync.request import FollowRequest, SyncRequest
 
@@ -30,8 +31,8 @@ async def pass_over(w: World, segments: int) -> tuple[InMemorySegmentLeases, InM
     return leases, InMemorySyncPasses(leases)
 
 
-def sync_worker(w: World, leases, passes, name: str, **options) -> SyncWorker:
-    return SyncWorker(w.sync, w.source, w.state, leases, passes, worker=name, now=lambda: NOW, **options)
+def sync_worker(w: World, leases, passes, name: str, **lease_options) -> SyncWorker:
+    return SyncWorker(w.sync, w.source, w.state, passes, LeasedPass(leases, name, **lease_options), now=lambda: NOW)
 
 
 def changes(w: World) -> None:

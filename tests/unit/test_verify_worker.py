@@ -9,6 +9,7 @@ import asyncio
 from tests.unit.test_verification import EVERY_KIND, every_kind_of_difference
 from user_migration.adapters.memory.leases import InMemorySegmentLeases
 from user_migration.adapters.memory.verify_results import InMemoryVerifyResults
+from user_migration.domain.parallel.leased_pass import LeasedPass
 from user_migration.domain.parallel.verify_worker import VerifyWorker, is_clean
 from user_migration.domain.verify.differences import Difference
 from user_migration.domain.verify.request import VerifyRequest
@@ -30,7 +31,8 @@ async def test_workers_of_one_pass_find_what_one_verify_finds_each_once():
     results = InMemoryVerifyResults(leases)
     found: list[Difference] = []
     workers = [
-        VerifyWorker(w.verification, leases, results, worker=name, lease_seconds=1.0) for name in ("a", "b", "c")
+        VerifyWorker(w.verification, results, LeasedPass(leases, worker=name, lease_seconds=1.0))
+        for name in ("a", "b", "c")
     ]
     summaries = await asyncio.gather(
         *(worker.run(VerifyRequest(batch_size=3, on_difference=found.append)) for worker in workers)
@@ -44,10 +46,10 @@ async def test_workers_of_one_pass_find_what_one_verify_finds_each_once():
     assert all(s.leases.unfinished_segments == 0 for s in summaries)
     assert all(s.whole_pass == alone for s in summaries)  # each ended with the pass finished
     # The pass is finished: another worker verifies nothing, but tells the pass's verdict.
-    again = await VerifyWorker(w.verification, leases, results, worker="d").run(VerifyRequest(batch_size=3))
+    again = await VerifyWorker(w.verification, results, LeasedPass(leases, worker="d")).run(VerifyRequest(batch_size=3))
     assert (again.summary.counts.checked, again.leases.segments_done) == (0, 0)
     assert (again.whole_pass, is_clean(again)) == (alone, False)
-    restarted = await VerifyWorker(w.verification, leases, results, worker="d").run(
+    restarted = await VerifyWorker(w.verification, results, LeasedPass(leases, worker="d")).run(
         VerifyRequest(batch_size=50), restart=True
     )
     assert (restarted.number, restarted.summary.counts) == (2, alone)
@@ -59,7 +61,9 @@ async def test_a_segment_whose_lease_ran_out_is_verified_again_and_reported_once
     leases = await pass_over(w, segments=2)
     results = InMemoryVerifyResults(leases)
     now = [0.0]
-    worker = VerifyWorker(w.verification, leases, results, worker="w", lease_seconds=10, clock=lambda: now[0])
+    worker = VerifyWorker(
+        w.verification, results, LeasedPass(leases, worker="w", lease_seconds=10, clock=lambda: now[0])
+    )
     original = w.verification.verify
     stalls = [1]
 

@@ -12,6 +12,7 @@ from user_migration.adapters.memory.harness import InMemoryMigrationState, InMem
 from user_migration.adapters.memory.leases import InMemorySegmentLeases
 from user_migration.domain.errors import TargetUnavailable
 from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.parallel.leased_pass import LeasedPass
 from user_migration.domain.parallel.leases import LeaseObserver, OwnLease, choose_lease
 from user_migration.domain.parallel.migrate_worker import SegmentWorker
 from user_migration.domain.parallel.segments import (
@@ -69,7 +70,7 @@ def test_a_plan_covers_every_id_once_and_splits_skewed_ids_evenly():
 async def test_four_workers_read_each_user_once_and_count_exactly():
     user_ids = [*range(1, 3001), *(2**40 + 7 * k for k in range(500))]
     source, target, state, leases, migration = wired(user_ids)
-    workers = [SegmentWorker(source, leases, migration, worker=f"w{n}") for n in range(4)]
+    workers = [SegmentWorker(source, migration, LeasedPass(leases, worker=f"w{n}")) for n in range(4)]
     summaries = await asyncio.gather(*(w.run(batch_size=100) for w in workers))
     assert sorted(source.reads) == sorted(user_ids)
     assert sum(s.summary.users_read for s in summaries) == len(user_ids)
@@ -113,7 +114,7 @@ async def test_a_worker_migrates_up_to_its_segments_in_flight_side_by_side_each_
     user_ids = list(range(1, 1601))
     source, target, state, leases, migration = wired(user_ids, segments=8)
     seen = SegmentsInFlight(migration, leases)
-    worker = SegmentWorker(source, leases, migration, worker="w", segments_in_flight=lanes)
+    worker = SegmentWorker(source, migration, LeasedPass(leases, worker="w"), segments_in_flight=lanes)
     summary = await asyncio.wait_for(worker.run(batch_size=50), 10)
     assert seen.most == lanes
     # The worker's pages in flight (2 by default) are shared by its segments, one each at least.
@@ -147,7 +148,9 @@ async def test_segments_in_flight_hold_no_more_pages_read_and_unmigrated_than_th
 
     source.read_page = read_page  # type: ignore[method-assign]
     migration.migrate_users = slow_migrate  # type: ignore[method-assign]
-    worker = SegmentWorker(source, leases, migration, segments_in_flight=4, prefetch_pages=2, pages_in_flight=2)
+    worker = SegmentWorker(
+        source, migration, LeasedPass(leases), segments_in_flight=4, prefetch_pages=2, pages_in_flight=2
+    )
     summary = await asyncio.wait_for(worker.run(batch_size=50), 20)
     assert summary.summary.migrated == 4000 == len(target.items)
     assert most[0] == 4
@@ -173,7 +176,9 @@ async def test_a_failure_in_one_segment_in_flight_stops_the_others_and_is_raised
 
     migration.migrate_users = fail_one  # type: ignore[method-assign]
     # Turns enough that the three segments held up cannot take every one before the failing one reads.
-    worker = SegmentWorker(source, leases, migration, segments_in_flight=4, prefetch_pages=8, pages_in_flight=8)
+    worker = SegmentWorker(
+        source, migration, LeasedPass(leases), segments_in_flight=4, prefetch_pages=8, pages_in_flight=8
+    )
     with pytest.raises(TargetUnavailable):
         await asyncio.wait_for(worker.run(batch_size=50), 10)
     assert cancelled  # the other lanes did not go on after the failure
@@ -183,11 +188,11 @@ async def test_a_failure_in_one_segment_in_flight_stops_the_others_and_is_raised
 
 async def test_a_finished_run_is_not_walked_again_unless_restarted():
     source, _target, state, leases, migration = wired(range(1, 501))
-    await SegmentWorker(source, leases, migration).run(batch_size=50)
-    again = await SegmentWorker(source, leases, migration).run(batch_size=50)
+    await SegmentWorker(source, migration, LeasedPass(leases)).run(batch_size=50)
+    again = await SegmentWorker(source, migration, LeasedPass(leases)).run(batch_size=50)
     assert again.summary.users_read == 0
     assert again.number == 1
-    restarted = await SegmentWorker(source, leases, migration).run(batch_size=50, restart=True)
+    restarted = await SegmentWorker(source, migration, LeasedPass(leases)).run(batch_size=50, restart=True)
     assert (restarted.number, restarted.summary.users_read, restarted.summary.skipped) == (2, 500, 500)
     assert (await state.read_progress()).migrated_users == 500
 
@@ -195,7 +200,9 @@ async def test_a_finished_run_is_not_walked_again_unless_restarted():
 async def test_a_worker_that_lost_its_lease_writes_nothing_more_and_claims_only_its_checkpoints():
     source, target, state, leases, migration = wired(range(1, 201), segments=1)
     now = [0.0]
-    worker = SegmentWorker(source, leases, migration, worker="stale", lease_seconds=10, clock=lambda: now[0])
+    worker = SegmentWorker(
+        source, migration, LeasedPass(leases, worker="stale", lease_seconds=10, clock=lambda: now[0])
+    )
     pages = 0
     real_migrate = migration.migrate_users
 
@@ -222,7 +229,7 @@ async def test_a_worker_paused_after_its_writes_claims_them_and_the_summaries_ad
     paused worker's summary still claims what it wrote, so the summaries add up to the users moved."""
     source, target, state, leases, migration = wired(range(1, 201), segments=1)
     now = [0.0]
-    stale = SegmentWorker(source, leases, migration, worker="stale", lease_seconds=10, clock=lambda: now[0])
+    stale = SegmentWorker(source, migration, LeasedPass(leases, worker="stale", lease_seconds=10, clock=lambda: now[0]))
     pages = 0
     real_migrate = migration.migrate_users
 
@@ -248,7 +255,7 @@ async def test_a_page_that_fails_after_the_lease_ran_out_is_left_to_the_next_hol
     report (the segment is someone else's now); the page is done again, once, by the next holder."""
     source, target, state, leases, migration = wired(range(1, 201), segments=1)
     now = [0.0]
-    stale = SegmentWorker(source, leases, migration, worker="stale", lease_seconds=10, clock=lambda: now[0])
+    stale = SegmentWorker(source, migration, LeasedPass(leases, worker="stale", lease_seconds=10, clock=lambda: now[0]))
     calls = 0
     real_migrate = migration.migrate_users
 
@@ -275,7 +282,7 @@ async def test_a_page_that_fails_after_the_lease_ran_out_is_left_to_the_next_hol
 
     migration.migrate_users = fail  # type: ignore[method-assign]
     with pytest.raises(TargetUnavailable):
-        await SegmentWorker(source, leases, migration, clock=lambda: now[0]).run(batch_size=20)
+        await SegmentWorker(source, migration, LeasedPass(leases, clock=lambda: now[0])).run(batch_size=20)
 
 
 async def test_a_segment_marked_done_under_its_lease_is_done_even_when_the_answer_came_late():
@@ -292,7 +299,7 @@ async def test_a_segment_marked_done_under_its_lease_is_done_even_when_the_answe
         return changed
 
     leases.checkpoint = late_done  # type: ignore[method-assign]
-    worker = SegmentWorker(source, leases, migration, lease_seconds=10, clock=lambda: now[0])
+    worker = SegmentWorker(source, migration, LeasedPass(leases, lease_seconds=10, clock=lambda: now[0]))
     result = await asyncio.wait_for(worker.run(batch_size=20), 5)
     assert (result.leases.segments_done, result.leases.leases_lost, result.leases.unfinished_segments) == (1, 0, 0)
     assert result.summary.migrated == 100
@@ -331,7 +338,9 @@ async def test_the_metrics_show_segments_by_state_and_the_lease_takes_and_steals
         # survivor's own leases too, in every page that takes longer than a tick, as on a busy machine).
         now[0] = 100.0
 
-    survivor = SegmentWorker(source, leases, migration, worker="survivor", lease_seconds=10, clock=lambda: now[0])
+    survivor = SegmentWorker(
+        source, migration, LeasedPass(leases, worker="survivor", lease_seconds=10, clock=lambda: now[0])
+    )
     ticking = asyncio.create_task(tick(later))
     try:
         summary = await asyncio.wait_for(survivor.run(batch_size=100), 5)
