@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import attrs
 from botocore.exceptions import ClientError
 
 from user_migration.adapters.dynamodb.codec import decode_key, key_value
@@ -111,15 +112,13 @@ class _Conflict(Exception):
     """The item changed since it was read: read it again."""
 
 
+@attrs.define(eq=False, slots=False)
 class _DynamoDbHold(UsersHold):
-    def __init__(
-        self, ledger: ProgressLedger, hold_id: str, inherited: frozenset[UserId], inherited_removals: frozenset[UserId]
-    ) -> None:
-        self._ledger = ledger
-        self.hold_id = hold_id
-        self.inherited = inherited
-        self.inherited_removals = inherited_removals
-        self.settled = False
+    _ledger: ProgressLedger
+    hold_id: str
+    inherited: frozenset[UserId]
+    inherited_removals: frozenset[UserId]
+    settled: bool = attrs.field(init=False, default=False)
 
     async def intend(self, user_ids: Collection[UserId]) -> None:
         await self._ledger.intend(self.hold_id, user_ids)

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import attrs
 from botocore.exceptions import ClientError
 
 from user_migration.adapters.dynamodb.errors import error_code, target_errors
@@ -43,20 +44,18 @@ def _starts(plan: SegmentPlan) -> dict[str, Any]:
     return {"start_ids": {"L": [{"S": str(start)} for start in plan.starts]}}
 
 
+@attrs.define(eq=False, slots=False)
 class PlanStore:
     """Reads (and, the first time, makes) the plan; the plan is cached, the run number is not."""
 
-    def __init__(
-        self, client: Any, table: str, propose: Propose | None = None, kind: KeyKind = KeyKind.INTEGER
-    ) -> None:
-        self._client = client
-        self._table = table
-        self._kind = kind
-        # Boundaries from the source's distribution; without it, one segment (e.g. a state used
-        # on its own, in a test).
-        self._propose = propose
-        self._plan: SegmentPlan | None = None
-        self._making = asyncio.Lock()
+    _client: Any
+    _table: str
+    # Boundaries from the source's distribution; without it, one segment (e.g. a state used
+    # on its own, in a test).
+    _propose: Propose | None = None
+    _kind: KeyKind = KeyKind.INTEGER
+    _plan: SegmentPlan | None = attrs.field(init=False, default=None)
+    _making: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock)
 
     async def _read(self) -> dict[str, Any] | None:
         async with target_errors("reading the segment plan", table=self._table):

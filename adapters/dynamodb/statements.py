@@ -137,26 +137,17 @@ class PartiqlSupport:
         return True
 
 
+@attrs.define(eq=False, slots=False)
 class StatementBatches:
     """Statements of one table sent in batches; see the module's docstring."""
 
-    def __init__(
-        self,
-        client: Any,
-        support: PartiqlSupport,
-        writes_in_flight: asyncio.Semaphore,
-        backoff: Backoff,
-        counters: TargetCounters,
-        budget: WriteBudget,
-        read_items: ReadItems,
-    ) -> None:
-        self._client = client
-        self.support = support
-        self._writes_in_flight = writes_in_flight
-        self._backoff = backoff
-        self._counters = counters
-        self._budget = budget
-        self._read_items = read_items
+    _client: Any
+    support: PartiqlSupport
+    _writes_in_flight: asyncio.Semaphore
+    _backoff: Backoff
+    _counters: TargetCounters
+    _budget: WriteBudget
+    _read_items: ReadItems
 
     async def send(
         self, statements: Sequence[Statement], sent: Mapping[UserId, Item], units: Mapping[UserId, float]

@@ -43,23 +43,16 @@ class PumpResult:
     stopped_early: bool
 
 
+@attrs.define(eq=False, slots=False)
 class PagePump(Generic[Start, Page, Outcome]):
     """Pumps pages from `read_page` through `step` into `finish`; see the module's docstring."""
 
-    def __init__(
-        self,
-        # The page at a position, and where the next one starts (None: no more pages).
-        read_page: Callable[[Start], Awaitable[tuple[Page, Start | None]]],
-        step: Callable[[Page], Coroutine[Any, Any, Outcome]],
-        finish: Callable[[Page, Outcome], Awaitable[None]],
-        prefetch: int = 2,
-        in_flight: int = 2,
-    ) -> None:
-        self._read_page = read_page
-        self._step = step
-        self._finish = finish
-        self._prefetch = prefetch
-        self._in_flight = in_flight
+    # The page at a position, and where the next one starts (None: no more pages).
+    _read_page: Callable[[Start], Awaitable[tuple[Page, Start | None]]]
+    _step: Callable[[Page], Coroutine[Any, Any, Outcome]]
+    _finish: Callable[[Page, Outcome], Awaitable[None]]
+    _prefetch: int = 2
+    _in_flight: int = 2
 
     async def run(self, first: Start, stop: asyncio.Event | None = None) -> PumpResult:
         """Pump every page from `first` on."""

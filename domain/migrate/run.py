@@ -133,22 +133,15 @@ class PageCheckpoints:
 ProgressCallback = Callable[[RunProgress], None]
 
 
+@attrs.define(eq=False, slots=False)
 class MigrationRun:
     """Runs the migration over the whole source, or over a list of user ids to retry."""
 
-    def __init__(
-        self,
-        source: UserSource,
-        state: MigrationState,
-        migration: Migration,
-        prefetch_pages: int = 2,
-        pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT,
-    ) -> None:
-        self._source = source
-        self._state = state
-        self._migration = migration
-        self._prefetch_pages = prefetch_pages
-        self._pages_in_flight = pages_in_flight
+    _source: UserSource
+    _state: MigrationState
+    _migration: Migration
+    _prefetch_pages: int = 2
+    _pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
 
     async def total_from(self, start_user_id: UserId | None) -> int:
         """How many users a run from `start_user_id` will read."""

@@ -208,34 +208,22 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@attrs.define(eq=False, slots=False)
 class MigrationOverview:
     """Reads the dashboard's data from the ports (all at once) and keeps the readings the pace is
     measured from: one per process, shared by whoever watches."""
 
-    def __init__(
-        self,
-        statistics: Statistics,
-        state: MigrationState,
-        leases: SegmentLeases,
-        shares: BudgetShares,
-        budget: Callable[[], BudgetSnapshot | None],
-        latest_verification: LatestVerification,
-        clock: Callable[[], datetime] = _utc_now,
-        monotonic: Callable[[], float] = time.monotonic,
-        verify_leases: SegmentLeases | None = None,
-        verify_results: VerifyResults | None = None,
-    ) -> None:
-        self._statistics = statistics
-        self._state = state
-        self._leases = leases
-        self._shares = shares
-        self._budget = budget
-        self._latest = latest_verification
-        self._clock = clock
-        self._monotonic = monotonic
-        self._rate = ProgressRate()
-        self._verify_leases = verify_leases
-        self._verify_results = verify_results
+    _statistics: Statistics
+    _state: MigrationState
+    _leases: SegmentLeases
+    _shares: BudgetShares
+    _budget: Callable[[], BudgetSnapshot | None]
+    _latest_verification: LatestVerification
+    _clock: Callable[[], datetime] = _utc_now
+    _monotonic: Callable[[], float] = time.monotonic
+    _verify_leases: SegmentLeases | None = None
+    _verify_results: VerifyResults | None = None
+    _rate: ProgressRate = attrs.field(init=False, factory=ProgressRate)
 
     async def read(self) -> Overview:
         """Everything, as it stands now."""
@@ -270,7 +258,7 @@ class MigrationOverview:
         return verify_pass_view(verify_pass, len(plan), await self._verify_results.read(verify_pass))
 
     def _verify_view(self) -> VerifyView | None:
-        latest = self._latest
+        latest = self._latest_verification
         if latest.counts is None or latest.finished_at is None:
             return None
         return VerifyView(latest.finished_at, attrs.evolve(latest.counts))

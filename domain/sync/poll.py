@@ -189,27 +189,18 @@ class SyncTally:
 SyncProgressCallback = Callable[[SyncProgress], None]
 
 
+@attrs.define(eq=False, slots=False)
 class ChangeSync:
     """Carries the source's changes into the target, pass after pass; see the module's docstring."""
 
-    def __init__(
-        self,
-        source: UserSource,
-        target: UserTarget,
-        state: MigrationState,
-        changes: ChangeWrites,
-        versioned: bool = True,
-        clock: Callable[[], datetime] = _utc_now,
-        pages_in_flight: int = DEFAULT_SYNC_PAGES_IN_FLIGHT,
-    ) -> None:
-        self._source = source
-        self._target = target
-        self._state = state
-        self._changes = changes
-        # Without a version, an item could never be told older than its row.
-        self._versioned = versioned
-        self._clock = clock
-        self._pages_in_flight = pages_in_flight
+    _source: UserSource
+    _target: UserTarget
+    _state: MigrationState
+    _changes: ChangeWrites
+    # Without a version, an item could never be told older than its row.
+    _versioned: bool = True
+    _clock: Callable[[], datetime] = _utc_now
+    _pages_in_flight: int = DEFAULT_SYNC_PAGES_IN_FLIGHT
 
     def check_versioned(self) -> None:
         """Raise `SetupError` when the mapping has no version (sync cannot tell newer from older)."""

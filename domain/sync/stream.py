@@ -120,37 +120,25 @@ class _Applied:
         return not self.changes.write_failed and not self.deletes.failed
 
 
+@attrs.define(eq=False, slots=False)
 class StreamSync:
     """Backfills once, then carries the stream's transactions over; see the module's docstring."""
 
-    def __init__(
-        self,
-        stream: ChangeStream,
-        stream_name: str,
-        source: UserSource,
-        target: UserTarget,
-        state: MigrationState,
-        changes: ChangeWrites,
-        change_sync: ChangeSync,
-        clock: Callable[[], datetime] = _utc_now,
-        health_seconds: float = DEFAULT_HEALTH_SECONDS,
-        retry_seconds: float = 5.0,
-    ) -> None:
-        self._stream = stream
-        self._name = stream_name
-        self._source = source
-        self._target = target
-        self._state = state
-        self._changes = changes
-        self._change_sync = change_sync
-        self._clock = clock
-        self._health_seconds = health_seconds
-        self._retry_seconds = retry_seconds
+    _stream: ChangeStream
+    _stream_name: str
+    _source: UserSource
+    _target: UserTarget
+    _state: MigrationState
+    _changes: ChangeWrites
+    _change_sync: ChangeSync
+    _clock: Callable[[], datetime] = _utc_now
+    _health_seconds: float = DEFAULT_HEALTH_SECONDS
+    _retry_seconds: float = 5.0
 
     async def needs_backfill(self) -> bool:
         """Whether this stream's backfill was not finished yet."""
         cursor = await self._state.read_change_cursor()
-        return cursor is None or cursor.position != backfilled_mark(self._name)
+        return cursor is None or cursor.position != backfilled_mark(self._stream_name)
 
     async def follow(self, request: StreamRequest) -> StreamSummary:
         """Backfill when needed, then stream until `stop` is set. A batch that could not be stored
@@ -177,7 +165,7 @@ class StreamSync:
                     return summary
                 applied = summary.backfill.written + summary.backfill.deleted
                 await self._state.record_change_cursor(
-                    ChangeCursor(backfilled_mark(self._name), self._clock()), applied
+                    ChangeCursor(backfilled_mark(self._stream_name), self._clock()), applied
                 )
                 summary.acknowledged = position
             await self._stream_until(

@@ -50,22 +50,15 @@ class _Look:
         return Difference(self.user_id, self.problem, self.fields, self.reasons, repaired, why)
 
 
+@attrs.define(eq=False, slots=False)
 class VerifyStep:
     """Compares, checks again and repairs; see the module's docstring."""
 
-    def __init__(
-        self,
-        source: UserSource,
-        target: UserTarget,
-        changes: ChangeWrites,
-        preparer: UserPreparer,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._source = source
-        self._target = target
-        self._changes = changes
-        self._preparer = preparer
-        self._clock = clock
+    _source: UserSource
+    _target: UserTarget
+    _changes: ChangeWrites
+    _preparer: UserPreparer
+    _clock: Callable[[], datetime]
 
     async def rows(self, rows: Sequence[SourceUser], repair: bool = False) -> Findings:
         """Verify these source rows against their items. A row deleted before it was checked
