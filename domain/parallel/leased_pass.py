@@ -10,6 +10,7 @@ losses are here, once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 import uuid
@@ -18,6 +19,7 @@ from typing import Generic, Protocol, Self, TypeVar
 
 import attrs
 
+from user_migration.domain.counts import counts_added
 from user_migration.domain.parallel.lease_loop import LeaseTally, SegmentOutcome, under_lease, work_leases
 from user_migration.domain.parallel.leases import OwnLease
 from user_migration.ports.segment_leases import SegmentLeases
@@ -56,24 +58,15 @@ class LeaseCounts:
 
     def then(self, later: LeaseCounts) -> LeaseCounts:
         """These leases followed by a later pass's: the counts added, the later pass's remainder."""
-        return LeaseCounts(
-            self.segments_done + later.segments_done,
-            self.lease_takes + later.lease_takes,
-            self.lease_steals + later.lease_steals,
-            self.leases_lost + later.leases_lost,
-            later.unfinished_segments,
-        )
+        return counts_added(self, later, unfinished_segments=later.unfinished_segments)
 
     @classmethod
     def added_up(cls, workers: Sequence[LeaseCounts]) -> LeaseCounts:
         """Several workers' counts of the same pass: added, with the remainder seen by the worker
         that saw the fewest unfinished segments (it looked last, so its view is the newest)."""
-        return cls(
-            sum(counts.segments_done for counts in workers),
-            sum(counts.lease_takes for counts in workers),
-            sum(counts.lease_steals for counts in workers),
-            sum(counts.leases_lost for counts in workers),
-            min((counts.unfinished_segments for counts in workers), default=0),
+        total = functools.reduce(counts_added, workers, cls())
+        return attrs.evolve(
+            total, unfinished_segments=min((counts.unfinished_segments for counts in workers), default=0)
         )
 
 

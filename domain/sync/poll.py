@@ -27,6 +27,7 @@ from typing import Any, Protocol, Self, TypeVar
 import attrs
 
 from user_migration.domain.convert.rules import Reason, reason_code
+from user_migration.domain.counts import counts_added
 from user_migration.domain.engine.pump import PagePump, next_scanned_page
 from user_migration.domain.errors import DependencyUnavailable, SetupError
 from user_migration.domain.keys import UserId
@@ -98,23 +99,16 @@ class SyncSummary:
 
     def then(self, later: SyncSummary) -> SyncSummary:
         """This summary followed by a later pass's (for `--follow`'s totals)."""
-        return SyncSummary(
-            self.changes_seen + later.changes_seen,
-            self.written + later.written,
-            self.deleted + later.deleted,
-            self.skipped_newer + later.skipped_newer,
-            self.unchanged + later.unchanged,
+        return counts_added(
+            self,
+            later,
             # A write or delete that failed is tried again by the next pass (the cursor stayed), so
             # only the later pass tells whether it still fails; an invalid row is not read again.
-            {**_invalid_rows(self.failures), **later.failures},
-            {**self.not_deleted, **later.not_deleted},
-            later.lag_seconds if later.lag_seconds is not None else self.lag_seconds,
-            self.elapsed_seconds + later.elapsed_seconds,
-            self.full_pass or later.full_pass,
-            later.caught_up,
-            later.stopped_early,
-            self.passes + later.passes,
-            self.same_version_written + later.same_version_written,
+            failures={**_invalid_rows(self.failures), **later.failures},
+            not_deleted={**self.not_deleted, **later.not_deleted},
+            lag_seconds=later.lag_seconds if later.lag_seconds is not None else self.lag_seconds,
+            elapsed_seconds=self.elapsed_seconds + later.elapsed_seconds,
+            full_pass=self.full_pass or later.full_pass,
         )
 
 
