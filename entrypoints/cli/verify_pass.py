@@ -57,12 +57,12 @@ def _print_pass(fields: dict[str, Any]) -> None:
 
 async def run_verify_workers(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Start `--workers` verify workers (after a `--restart` here, once), wait, add up."""
-    if arguments.restart:
-        await migration.restart_verify_pass()
     command = ["verify", "--json", "--workers", "1", "--batch-size", str(arguments.batch_size)]
     if arguments.repair:
         command.append("--repair")
-    return await run_and_add_up(command, arguments, _added_up, _print_totals, "--out", arguments.out)
+    return await run_and_add_up(
+        command, arguments, _added_up, _print_totals, "--out", arguments.out, migration.restart_verify_pass
+    )
 
 
 def _print_totals(total: dict[str, Any]) -> None:

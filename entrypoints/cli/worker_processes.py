@@ -10,7 +10,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +72,13 @@ async def run_and_add_up(
     print_human: Callable[[dict[str, Any]], None],
     out_option: str,
     out: Path | None = None,
+    restart: Callable[[], Awaitable[object]] | None = None,
 ) -> int:
     """Run `arguments.workers` copies of a job's `--workers 1 --json` command (with the mapping file
-    given), add their summaries up and print the totals, as JSON with `--json`; the highest exit code."""
+    given), after `restart` here, once, when `--restart` is asked; add their summaries up and print
+    the totals, as JSON with `--json`; the highest exit code."""
+    if restart is not None and arguments.restart:
+        await restart()
     if arguments.mapping:
         command = [*command, "--mapping", str(arguments.mapping)]
     summaries, exit_code = await run_worker_processes(command, arguments.workers, out_option, out)

@@ -93,8 +93,6 @@ def _print_human(fields: dict[str, Any], failed_out: Path | None = None) -> None
 
 async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Start `--workers` worker processes (after a `--restart` here, once), wait, add up."""
-    if arguments.restart:
-        await migration.restart_run()
     command = ["migrate", "--all", "--json", "--workers", "1", "--batch-size", str(arguments.batch_size)]
     return await run_and_add_up(
         command,
@@ -103,6 +101,7 @@ async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -
         lambda total: _print_human(total, arguments.failed_out),
         "--failed-out",
         arguments.failed_out,
+        migration.restart_run,
     )
 
 
