@@ -282,20 +282,19 @@ class Container(containers.DeclarativeContainer):
 
     range_locks = providers.Singleton(UserRangeLocks)
     writes_in_flight = providers.Singleton(WritesInFlight)
+    # Every write of users (the backfill, the endpoint's batches, sync, the stream, verify's repair) goes
+    # through a ledger over the same range locks and writes in flight.
+    write_ledger = providers.Factory(
+        WriteLedger, target=user_target, state=migration_state, locks=range_locks, in_flight=writes_in_flight
+    )
     migration = providers.Factory(
         Migration,
         source=user_source,
         target=user_target,
         state=migration_state,
-        locks=range_locks,
-        in_flight=writes_in_flight,
+        ledger=write_ledger,
         preparer=preparer,
         offline=config.offline_writes.as_(bool),
-    )
-    # The writes of changed and deleted rows (sync, the stream, verify's repair): the same locks and
-    # writes in flight as the backfill's.
-    write_ledger = providers.Factory(
-        WriteLedger, target=user_target, state=migration_state, locks=range_locks, in_flight=writes_in_flight
     )
     change_writes = providers.Factory(ChangeWrites, ledger=write_ledger, preparer=preparer)
     migration_run = providers.Factory(

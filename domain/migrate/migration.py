@@ -18,8 +18,6 @@ from user_migration.domain.model import (
 from user_migration.domain.observe.source_count import SourceCounter
 from user_migration.domain.observe.statistics import Statistics
 from user_migration.domain.write.ledger import Attempt, Fence, WriteLedger, no_fence, write_failures
-from user_migration.domain.write.range_locks import UserRangeLocks
-from user_migration.domain.write.writes_in_flight import WritesInFlight
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
 from user_migration.ports.user_target import UserTarget
@@ -55,9 +53,8 @@ class Migration:
         source: UserSource,
         target: UserTarget,
         state: MigrationState,
-        locks: UserRangeLocks | None = None,
+        ledger: WriteLedger | None = None,
         clock: Callable[[], datetime] = _utc_now,
-        in_flight: WritesInFlight | None = None,
         preparer: UserPreparer | None = None,
         offline: bool = False,
     ) -> None:
@@ -69,7 +66,9 @@ class Migration:
         self._target = target
         self._state = state
         self._clock = clock
-        self._ledger = WriteLedger(target, state, locks, in_flight)
+        # Every write goes through the ledger (over the same target and state; one of its own
+        # when none is given), sharing its range locks and writes in flight with whoever shares it.
+        self._ledger = ledger if ledger is not None else WriteLedger(target, state)
         self._in_flight = self._ledger.in_flight
 
     @property
