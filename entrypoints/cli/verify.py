@@ -103,7 +103,7 @@ def verify_range(kind: KeyKind, start: int | str, end: int | str) -> tuple[UserI
 
 async def verify(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Run `verify` with its options; returns the exit code."""
-    freeze_long_lived_objects()  # a whole run: worth the collection it costs
+    freeze_long_lived_objects()  # a whole run: what was wired is not scanned again
     if arguments.workers is not None and arguments.workers > 1:
         return await run_verify_workers(migration, arguments)
     start, end = verify_range(migration.key_kind, arguments.start_user_id, arguments.end_user_id)
