@@ -11,6 +11,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError
 
 from user_migration.adapters.dynamodb.errors import aws_setup_error
+from user_migration.adapters.dynamodb.lean_body import lean_bodies
 from user_migration.adapters.dynamodb.watch import watch_client
 from user_migration.domain.observe.stall_watch import StallWatch
 
@@ -38,7 +39,7 @@ async def dynamodb_client(
 
     botocore's own retries are kept short (standard mode, `retries` retries: 3, up to 4 tries, by default): the
     adapters retry unprocessed items and throttling themselves, per chunk, with jittered backoff. Each try waits
-    `timeout_seconds` for its answer.
+    `timeout_seconds` for its answer. Its PartiQL batches' bodies are written by `json.dumps` (`lean_body`).
 
     With a `watch`, every request is reported to it (`adapters.dynamodb.watch`), and a request that gets no
     answer at all is retried after botocore's tries until DynamoDB has been silent for `patience_seconds`
@@ -58,6 +59,7 @@ async def dynamodb_client(
         async with session.client(
             "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
         ) as client:
+            lean_bodies(client)
             if watch is not None:
                 watch_client(client, watch, endpoint_url, patience_seconds)
             yield client

@@ -36,12 +36,7 @@ def encode_value(value: PreparedValue) -> AttributeValue:
     if kind is str:
         return {"S": value}
     if kind is dict:
-        # Text, the most common member, without a call.
-        return {
-            "M": {
-                key: {"S": element} if type(element) is str else encode_value(element) for key, element in value.items()
-            }
-        }
+        return {"M": {key: _member(element) for key, element in value.items()}}
     if kind is int or kind is Decimal:
         return {"N": str(value)}
     if kind is bool:
@@ -49,10 +44,23 @@ def encode_value(value: PreparedValue) -> AttributeValue:
     if value is None:
         return {"NULL": True}
     if kind is list:
-        return {"L": [encode_value(element) for element in value]}
+        return {"L": [_member(element) for element in value]}
     if kind is bytes:
         return {"B": value}
     raise TypeError(f"not a prepared value: {kind.__name__}")
+
+
+def _member(value: PreparedValue) -> AttributeValue:
+    # A map's or list's member: text, numbers and booleans, the most common ones, without a
+    # second call (a profile holds a dozen).
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int:
+        return {"N": str(value)}
+    if kind is bool:
+        return {"BOOL": value}
+    return encode_value(value)
 
 
 def number_from_text(text: str) -> int | Decimal:
@@ -92,6 +100,9 @@ def _canonical(value: object) -> object:
     # integral one as the integer it is (DynamoDB may give back `5` for the `5.0` it was sent),
     # any other by its digits and exponent with trailing zeros trimmed (`12.50` and `12.5`).
     if isinstance(value, Decimal):
+        text = str(value)
+        if "E" not in text and value.is_finite():
+            return _plain_canonical(value, text)
         sign, digits, exponent = value.as_tuple()
         assert isinstance(exponent, int)  # the domain never prepares NaN or Infinity
         if not any(digits):
@@ -106,6 +117,21 @@ def _canonical(value: object) -> object:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return ["\u0000B", bytes(value).hex()]
     raise TypeError(f"not a prepared value: {type(value).__name__}")
+
+
+def _plain_canonical(value: Decimal, text: str) -> object:
+    # `_canonical` of a number written without exponent ("-23.550520"), from its text: its
+    # digits are the coefficient's (with leading zeros), its exponent minus the fraction's length.
+    negative = text[0] == "-"
+    whole, _, fraction = (text[1:] if negative else text).partition(".")
+    digits = (whole + fraction).lstrip("0")
+    if not digits:
+        return 0
+    trimmed = digits.rstrip("0")
+    exponent = len(digits) - len(trimmed) - len(fraction)
+    if exponent >= 0:
+        return int(value)
+    return ["\u0000N", f"{'-' if negative else ''}{trimmed}e{exponent}"]
 
 
 _DIGEST_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_canonical)

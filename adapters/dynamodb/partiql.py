@@ -19,6 +19,7 @@ that PartiQL cannot quote as written here (one holding a quote) makes its item g
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,13 +70,20 @@ def _quotable(name: str) -> bool:
     return "'" not in name and '"' not in name
 
 
+@functools.lru_cache(maxsize=1024)
+def _insert_text(table: str, names: tuple[str, ...]) -> str | None:
+    # Users of one mapping share a few sets of attribute names: each set's text is made once.
+    if not all(_quotable(name) for name in names):
+        return None
+    fields = ", ".join(f"'{name}': ?" for name in names)
+    text = f'INSERT INTO "{table}" VALUE {{{fields}}}'
+    return text if len(text) <= MAX_STATEMENT_CHARS else None
+
+
 def insert_statement(user_id: UserId, table: str, item: Item) -> Statement | None:
     """The insert-if-absent of `item`; None when it cannot go as a statement."""
-    if not all(_quotable(name) for name in item):
-        return None
-    fields = ", ".join(f"'{name}': ?" for name in item)
-    text = f'INSERT INTO "{table}" VALUE {{{fields}}}'
-    if len(text) > MAX_STATEMENT_CHARS:
+    text = _insert_text(table, tuple(item))
+    if text is None:
         return None
     return Statement(user_id, text, tuple(item.values()))
 

@@ -54,6 +54,12 @@ def number_bytes(text: str) -> int:
     return (digits + 1) // 2 + 1
 
 
+def integer_bytes(value: int) -> int:
+    """`number_bytes` of an integer's text, without parsing one: its digits but trailing zeros."""
+    digits = len(str(value).lstrip("-").rstrip("0")) or 1
+    return (digits + 1) // 2 + 1
+
+
 def text_bytes(text: str) -> int:
     """UTF-8 length of a string (the size of an S value or of a name)."""
     return len(text) if text.isascii() else len(text.encode("utf-8"))

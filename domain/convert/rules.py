@@ -13,7 +13,7 @@ from datetime import datetime
 
 import attrs
 
-from user_migration.domain.convert.limits import MAX_ITEM_BYTES, number_bytes, text_bytes
+from user_migration.domain.convert.limits import MAX_ITEM_BYTES, integer_bytes, number_bytes, text_bytes
 from user_migration.domain.convert.mapping import (
     DIGEST_BYTES,
     MIGRATED_AT,
@@ -204,7 +204,7 @@ class UserPreparer:
         attributes[MIGRATED_AT] = moment
         size += len(moment)
         if user.version is not None:
-            size += len(MIGRATION_VERSION) + number_bytes(str(user.version))
+            size += len(MIGRATION_VERSION) + integer_bytes(user.version)
         if size > MAX_ITEM_BYTES:
             return Rejection(
                 user.id, (Reason("item_too_large", f"Item too large: {size} bytes (limit {MAX_ITEM_BYTES})"),)

@@ -19,6 +19,7 @@ from typing import Any
 from user_migration.domain.convert.limits import (
     MAX_NESTING_LEVELS,
     MAX_SIGNIFICANT_DIGITS,
+    integer_bytes,
     number_bytes,
     number_problem,
     text_bytes,
@@ -64,8 +65,14 @@ def quick_value(value: SourceValue, depth: int = 1) -> tuple[PreparedValue, int]
         for key, element in value.items():
             if type(key) is not str or key == "":
                 raise LookCloser
-            if type(element) is str and element.isascii():  # the most common member, without a call
+            # The most common members (text, booleans, integers) without a call.
+            member = type(element)
+            if member is str and element.isascii():
                 element_size = len(element)
+            elif member is bool:
+                element_size = 1
+            elif member is int and -_SAFE_INT < element < _SAFE_INT:
+                element_size = integer_bytes(element)
             else:
                 converted, element_size = quick_value(element, depth + 1)
                 if converted is not element:
@@ -75,7 +82,7 @@ def quick_value(value: SourceValue, depth: int = 1) -> tuple[PreparedValue, int]
     if kind is int:
         if not -_SAFE_INT < value < _SAFE_INT:
             raise LookCloser
-        return value, number_bytes(str(value))
+        return value, integer_bytes(value)
     if kind is Json:
         return quick_value(value.value, depth)
     if kind is datetime:
@@ -93,7 +100,10 @@ def quick_value(value: SourceValue, depth: int = 1) -> tuple[PreparedValue, int]
         size = 3
         elements = None
         for index, element in enumerate(value):
-            converted, element_size = quick_value(element, depth + 1)
+            if type(element) is str and element.isascii():  # text without a call
+                converted, element_size = element, len(element)
+            else:
+                converted, element_size = quick_value(element, depth + 1)
             if converted is not element:
                 if elements is None:
                     elements = list(value[:index])

@@ -31,6 +31,7 @@ from user_migration.entrypoints.cli import sync as cli_sync
 from user_migration.entrypoints.cli import verify as cli_verify
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from user_migration.entrypoints.cli.stalls import watched
+from user_migration.entrypoints.heap import freeze_long_lived_objects
 from user_migration.entrypoints.http.serve import serve as serve_api
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.logs import JsonLines
@@ -193,6 +194,7 @@ def _with_library(
     command: Callable[[UserMigration, argparse.Namespace], Awaitable[int]], check_tables: bool = True
 ) -> Callable[[argparse.Namespace], int]:
     def run(arguments: argparse.Namespace) -> int:
+        freeze_long_lived_objects()  # what was imported: not scanned while the library is wired
         environ = dict(os.environ)
         if getattr(arguments, "offline", False):
             environ["OFFLINE_WRITES"] = "true"

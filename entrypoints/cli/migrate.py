@@ -21,7 +21,7 @@ from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK,
 from user_migration.entrypoints.cli.failures_shown import SHOWN_FAILURES, print_failures
 from user_migration.entrypoints.cli.progress import ProgressBar, progress_line
 from user_migration.entrypoints.cli.workers import is_worker_run, print_worker_summary, run_workers
-from user_migration.entrypoints.heap import freeze_long_lived_objects
+from user_migration.entrypoints.heap import collect_young_less_often, freeze_long_lived_objects
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.views import view
 
@@ -199,7 +199,8 @@ async def migrate(migration: UserMigration, arguments: argparse.Namespace) -> in
                 print(f"  {error_text}", file=sys.stderr)
         return EXIT_USERS_FAILED if report.failed_count else EXIT_OK
 
-    freeze_long_lived_objects()  # a whole run: worth the collection it costs (~70 ms)
+    freeze_long_lived_objects()  # a whole run: what was wired is not scanned again
+    collect_young_less_often()
     if arguments.retry_failed is not None:
         user_ids = _failed_ids_from(arguments.retry_failed)
         total = len(set(user_ids))

@@ -18,7 +18,7 @@ from user_migration.entrypoints.cli.migrate import id_argument, stop_on_signals
 from user_migration.entrypoints.cli.progress import ProgressBar, bar_text
 from user_migration.entrypoints.cli.verify_output import Differences, print_summary
 from user_migration.entrypoints.cli.verify_pass import print_pass_summary, run_verify_workers
-from user_migration.entrypoints.heap import freeze_long_lived_objects
+from user_migration.entrypoints.heap import collect_young_less_often, freeze_long_lived_objects
 from user_migration.entrypoints.library import UserMigration
 
 
@@ -91,7 +91,8 @@ def verify_range(kind: KeyKind, start: int | str, end: int | str) -> tuple[UserI
 
 async def verify(migration: UserMigration, arguments: argparse.Namespace) -> int:
     """Run `verify` with its options; returns the exit code."""
-    freeze_long_lived_objects()  # a whole run: worth the collection it costs
+    freeze_long_lived_objects()  # a whole run: what was wired is not scanned again
+    collect_young_less_often()
     if arguments.workers is not None and arguments.workers > 1:
         return await run_verify_workers(migration, arguments)
     start, end = verify_range(migration.key_kind, arguments.start_user_id, arguments.end_user_id)

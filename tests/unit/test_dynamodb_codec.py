@@ -116,6 +116,12 @@ def digest_of(**attributes: Any) -> str:
         ("-0", "0"),
         ("1.000E-5", "0.00001"),
         ("+7", "7"),
+        # Written without exponent (read from its text) and with one (read from its digits).
+        ("1500.0", "1.5E+3"),
+        ("-0.00", "0E+5"),
+        ("-23.550520", "-23.55052"),
+        ("0.000100", "1E-4"),
+        ("0.00000015", "1.50E-7"),
     ],
 )
 def test_numbers_written_differently_but_equal_have_one_digest(written, returned):
