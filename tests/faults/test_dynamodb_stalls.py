@@ -23,7 +23,10 @@ from tests.factories import valid_user
 from tests.faults.conftest import AUTH, STATS, World, cli_command, get, process_environment, run_cli
 from tests.faults.fault_proxy import FaultProxy
 
-USERS = 3000
+# 3 segments of 500 users (3,000 before: the users after the stall only cost time): at the stall
+# (300 written) the run is in its first segment, with pages still to read from PostgreSQL and
+# users still to write to DynamoDB.
+USERS = 1500
 # A progress line of a command without a terminal (`entrypoints.cli.progress.StatusLine`).
 PROGRESS_LINE = r"^(working for \d+:\d\d, no progress reported yet|[\d,]+ done \| migrated )"
 # Short per-request timeouts, so that a retry comes every few seconds while DynamoDB is silent.

@@ -33,13 +33,15 @@ from tests.real_adapters import create_dynamodb_tables, run_leases
 from user_migration.domain.model import as_source_user
 from user_migration.domain.parallel.segments import resume_point
 
-USERS = 400
-BATCH = "40"
+# 10 pages of 20 users (400 users in pages of 40 before: as many pages, twice the requests),
+# invalid users in the first, the third, the sixth and the last page.
+USERS = 200
+BATCH = "20"
 INVALID: dict[int, dict[str, Any]] = {
-    17: {"email": "nope"},
-    120: {"username": None},
-    233: {"status": "archived"},
-    399: {"email": None},
+    9: {"email": "nope"},
+    60: {"username": None},
+    117: {"status": "archived"},
+    199: {"email": None},
 }
 
 
@@ -165,7 +167,9 @@ async def test_a_run_with_unprocessed_items_keeps_its_checkpoint_before_them_and
     world.seed([valid_user(i, email="nope") if i == 17 else valid_user(i) for i in range(1, 31)])
     stuck = {7, 26}
     refuse_writes_of(world, stuck)  # on every attempt (offline: unprocessed; live: 500s)
-    first = run_cli(world.environment(), "migrate", "--all", "--batch-size", "10", "--json")
+    # Live, botocore retries each 500 (DYNAMODB_RETRIES, 3 by default, waiting up to 1 + 2 + 4 s): one
+    # retry is enough to prove that users failing on every attempt are failed and the checkpoint kept.
+    first = run_cli(world.environment(DYNAMODB_RETRIES="1"), "migrate", "--all", "--batch-size", "10", "--json")
     assert first.returncode == 1, first.stderr
     summary = summary_of(first)
     assert summary["failed_user_ids"] == [7, 17, 26]

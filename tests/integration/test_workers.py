@@ -145,7 +145,7 @@ async def test_four_workers_share_the_run_and_read_each_user_once(env):
 
 
 async def test_the_segments_of_a_worker_killed_with_sigkill_are_finished_by_the_others(env):
-    ids = list(range(1, 3_001))
+    ids = list(range(1, 2_001))  # 4 segments of 500: the doomed one's, and 3 for the others to start on
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
     doomed = await start_worker(env)
     await wait_for_counter(env, 400, doomed)
@@ -181,7 +181,7 @@ async def test_a_worker_stalled_past_its_lease_writes_and_counts_nothing_more(en
     """Stalled: every answer it gets from DynamoDB comes later than its lease lasts (as for a
     process paused by its host; SIGSTOP itself would stall the test's one-request-at-a-time moto
     server with the stopped process's open request)."""
-    ids = list(range(1, 3_001))
+    ids = list(range(1, 2_001))  # 4 segments of 500: the stalled one's, and 3 for the other to start on
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
     url = urlparse(env["DYNAMODB_ENDPOINT_URL"])
     with FaultProxy((url.hostname or "127.0.0.1", url.port or 80), http=True) as proxy:
