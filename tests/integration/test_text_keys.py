@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_cli_migrate import cli
+from tests.cli_runner import cli, run_process
 from tests.keyed_tables import ODD_TEXT_IDS, KeyedTable, keycloak_table, supabase_table, uuid7
 from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.adapters.postgres.source import PostgresUserSource
@@ -90,6 +90,6 @@ async def test_sync_workers_share_the_changes(keyed: KeyedTable):
         keyed.update_email(keyed.ids[index], f"w{index}@example.com")
     keyed.delete(keyed.ids[-1])
     keyed.insert(str(uuid.uuid4()), "worker-new@example.com")
-    synced = ok(cli(keyed.env, "sync", "--once", "--workers", "2", "--json"))
+    synced = ok(run_process(keyed.env, "sync", "--once", "--workers", "2", "--json"))
     assert synced["deleted"] == 1
     assert await keyed.emails() == keyed.source_emails()

@@ -1,12 +1,12 @@
 """Supabase's real `auth.users` (a uuid key) and Keycloak's `user_entity` (a varchar(36) key) through
 a mapping file, as a new user runs them: the key as it is, no view (real PostgreSQL, moto server,
-the CLI as a process)."""
+the CLI in the test process, and as a process where the process is the point: `--workers`, a stream
+stopped by SIGTERM)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_cli_migrate import cli, command
+from tests.cli_runner import cli, command, process_environment, run_process
 from tests.keyed_tables import KeyedTable, keycloak_table, supabase_table
 from tests.supabase_auth import supabase_mapping
 from user_migration.adapters.dynamodb.client import dynamodb_client
@@ -135,11 +135,11 @@ def test_a_malformed_uuid_is_exit_2_naming_the_option(postgres_dsn, dynamodb_end
 async def test_three_workers_share_the_table_by_sampled_split_points(keyed: KeyedTable):
     for index in range(40, 1540):  # enough users for three segments (500 a segment at least)
         keyed.insert(str(uuid.uuid4()), f"bulk{index}@example.com")
-    summary = ok(cli(keyed.env, "migrate", "--all", "--workers", "3", "--json"))
+    summary = ok(run_process(keyed.env, "migrate", "--all", "--workers", "3", "--json"))
     assert (summary["migrated_count"], summary["failed_count"], len(summary["workers"])) == (1540, 0, 3)
     assert summary["unfinished_segments"] == 0
     assert sorted(await keyed.items()) == sorted(keyed.ids)
-    verified = ok(cli(keyed.env, "verify", "--workers", "3", "--json"))
+    verified = ok(run_process(keyed.env, "verify", "--workers", "3", "--json"))
     assert (verified["checked"], verified["matching"]) == (1540, 1540)
 
 
@@ -165,10 +165,9 @@ async def test_the_logical_stream_carries_updates_inserts_and_deletes(
     table = make(logical_postgres_dsn, dynamodb_endpoint, tmp_path, 40)
     ok(cli(table.env, "init-tables"))
     ok(cli(table.env, "cdc", "setup"))
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_", "CDC_"))}
     process = subprocess.Popen(  # noqa: ASYNC220 (the stream runs beside the test)
         command("sync", "--follow", "--changes", "logical", "--batch-size", "50", "--json"),
-        env={**base, **table.env},
+        env=process_environment(table.env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
