@@ -136,3 +136,8 @@ def cli(env: Mapping[str, str], *arguments: str) -> subprocess.CompletedProcess[
         raise outcome["error"]  # type: ignore[misc]
     code = int(outcome["code"])  # type: ignore[arg-type]
     return subprocess.CompletedProcess(["user-migration", *arguments], code, stdout.getvalue(), stderr.getvalue())
+
+
+async def cli_beside(env: Mapping[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`cli` in a thread while the test's event loop goes on (its tasks run meanwhile, as beside a process)."""
+    return await asyncio.to_thread(cli, env, *arguments)
