@@ -22,12 +22,26 @@ from tests.supabase_auth import supabase_mapping
 from user_migration.adapters.dynamodb.client import dynamodb_client
 
 
-@pytest.fixture(params=["uuid", "text"])
-def keyed(request: pytest.FixtureRequest, postgres_dsn: str, dynamodb_endpoint: str, tmp_path: Path) -> KeyedTable:
-    make = supabase_table if request.param == "uuid" else keycloak_table
-    table = make(postgres_dsn, dynamodb_endpoint, tmp_path, 40)
+def keyed_table(kind: str, postgres_dsn: str, dynamodb_endpoint: str, folder: Path) -> KeyedTable:
+    """40 users in a Supabase (uuid) or Keycloak (text) table, and its DynamoDB tables made by `init-tables`."""
+    make = supabase_table if kind == "uuid" else keycloak_table
+    table = make(postgres_dsn, dynamodb_endpoint, folder, 40)
     assert cli(table.env, "init-tables").returncode == 0
     return table
+
+
+@pytest.fixture(params=["uuid", "text"])
+def keyed(request: pytest.FixtureRequest, postgres_dsn: str, dynamodb_endpoint: str, tmp_path: Path) -> KeyedTable:
+    """A stack of the test's own: for the tests that write."""
+    return keyed_table(request.param, postgres_dsn, dynamodb_endpoint, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["uuid", "text"])
+def read_only_keyed(
+    request: pytest.FixtureRequest, postgres_dsn: str, dynamodb_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> KeyedTable:
+    """One stack per key kind, shared by the tests that only read it (none migrates, syncs or changes a row)."""
+    return keyed_table(request.param, postgres_dsn, dynamodb_endpoint, tmp_path_factory.mktemp(request.param))
 
 
 def ok(result: Any) -> dict[str, Any]:
@@ -42,13 +56,16 @@ async def key_schema(env: dict[str, str]) -> Any:
     return description["Table"]["KeySchema"], description["Table"]["AttributeDefinitions"]
 
 
-async def test_init_tables_makes_the_key_a_string(keyed: KeyedTable):
-    schema, definitions = await key_schema(keyed.env)
+async def test_init_tables_makes_the_key_a_string(read_only_keyed: KeyedTable):
+    schema, definitions = await key_schema(read_only_keyed.env)
     assert schema == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert definitions == [{"AttributeName": "id", "AttributeType": "S"}]
 
 
-def test_a_table_whose_key_type_differs_from_the_mappings_is_exit_2_naming_both(keyed, tmp_path: Path):
+def test_a_table_whose_key_type_differs_from_the_mappings_is_exit_2_naming_both(
+    read_only_keyed: KeyedTable, tmp_path: Path
+):
+    keyed = read_only_keyed
     integer = tmp_path / "integer.toml"
     integer.write_text(Path(keyed.env["MAPPING_FILE"]).read_text().replace(f'key_type = "{keyed.kind}"\n', ""))
     result = cli(keyed.env, "init-tables", "--mapping", str(integer))
@@ -57,7 +74,8 @@ def test_a_table_whose_key_type_differs_from_the_mappings_is_exit_2_naming_both(
     assert "Traceback" not in result.stderr
 
 
-def test_a_key_without_key_type_is_named_with_what_to_write(keyed: KeyedTable, tmp_path: Path):
+def test_a_key_without_key_type_is_named_with_what_to_write(read_only_keyed: KeyedTable, tmp_path: Path):
+    keyed = read_only_keyed
     plain = tmp_path / "plain.toml"
     plain.write_text(Path(keyed.env["MAPPING_FILE"]).read_text().replace(f'key_type = "{keyed.kind}"\n', ""))
     result = cli(keyed.env, "mapping", "--mapping", str(plain))
@@ -76,8 +94,8 @@ def test_a_wrong_key_type_is_named(postgres_dsn, dynamodb_endpoint, tmp_path: Pa
     assert "[source] key_type: 'strange' is not a key type (expected one of 'integer', 'uuid', 'text')" in result.stderr
 
 
-async def test_the_mapping_shows_the_key_as_a_string(keyed: KeyedTable):
-    shown = ok(cli(keyed.env, "mapping", "--json", "--sample", "10"))
+async def test_the_mapping_shows_the_key_as_a_string(read_only_keyed: KeyedTable):
+    shown = ok(cli(read_only_keyed.env, "mapping", "--json", "--sample", "10"))
     key = next(column for column in shown["columns"] if column["role"] == "key")
     assert (key["attribute"], key["target_type"]) == ("id", "S")
 
