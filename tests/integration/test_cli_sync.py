@@ -95,8 +95,8 @@ async def test_a_sync_killed_with_minus_9_and_run_again_is_exact(env):
     assert cli(env, "migrate", "--all").returncode == 0
     change_rows(env, range(1, 601), "@second.example.com")
     execute(env["DATABASE_URL"], f"DELETE FROM {quoted(env['SOURCE_TABLE'])} WHERE id %% 97 = 0")
-    # A short lease, so that the rerun takes over the killed process's holds within seconds.
-    env = {**env, "HOLD_LEASE_SECONDS": "2"}
+    # Short leases, so that the rerun takes over the killed process's holds and segment within seconds.
+    env = {**env, "HOLD_LEASE_SECONDS": "2", "SEGMENT_LEASE_SECONDS": "2"}
     process = start_sync(env, "--once", "--batch-size", "20")
     deadline = time.monotonic() + 60
     async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
