@@ -47,8 +47,7 @@ async def test_uuid_split_points_follow_the_real_distribution(pool, postgres_dsn
     # Time-ordered (v7) uuids crowd in a sliver of the id space: an even split of the space would put
     # them all in one segment; sampled split points give each segment its share.
     table = supabase_table(postgres_dsn, dynamodb_endpoint, tmp_path, 0)
-    for index in range(600):
-        table.insert(uuid7(), f"u{index}@example.com")
+    table.insert_many([(uuid7(), f"u{index}@example.com") for index in range(600)])
     source = PostgresUserSource(pool, UserMapping(table=table.table, key="id", key_kind=KeyKind.UUID, carry=True))
     samples = await source.segment_boundaries(4)
     plan = SegmentPlan.from_samples(samples, KeyKind.UUID)

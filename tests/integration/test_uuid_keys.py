@@ -151,8 +151,8 @@ def test_a_malformed_uuid_is_exit_2_naming_the_option(postgres_dsn, dynamodb_end
 
 
 async def test_three_workers_share_the_table_by_sampled_split_points(keyed: KeyedTable):
-    for index in range(40, 1540):  # enough users for three segments (500 a segment at least)
-        keyed.insert(str(uuid.uuid4()), f"bulk{index}@example.com")
+    # Enough users for three segments (500 a segment at least).
+    keyed.insert_many([(str(uuid.uuid4()), f"bulk{index}@example.com") for index in range(40, 1540)])
     summary = ok(run_process(keyed.env, "migrate", "--all", "--workers", "3", "--json"))
     assert (summary["migrated_count"], summary["failed_count"], len(summary["workers"])) == (1540, 0, 3)
     assert summary["unfinished_segments"] == 0
