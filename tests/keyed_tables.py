@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,25 +48,33 @@ class KeyedTable:
     ids: list[str]
 
     def run_sql(self, sql: str, parameters: tuple[Any, ...] = ()) -> None:
+        self.run_sql_each(sql, [parameters])
+
+    def run_sql_each(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """`sql` once for each row of parameters, on one connection, in one transaction."""
         with psycopg2.connect(self.env["DATABASE_URL"]) as connection, connection.cursor() as cursor:
-            cursor.execute(sql, parameters)
+            cursor.executemany(sql, rows)
         connection.close()
 
     def insert(self, user_id: str, email: str) -> None:
+        self.insert_many([(user_id, email)])
+
+    def insert_many(self, users: Sequence[tuple[str, str]]) -> None:
+        """Users (id, email), in one transaction."""
         if self.kind == "uuid":
-            self.run_sql(
+            self.run_sql_each(
                 f"INSERT INTO {self.table} (instance_id, id, aud, role, email, encrypted_password, created_at,"
                 " updated_at, raw_user_meta_data) VALUES ('00000000-0000-0000-0000-000000000000', %s,"
                 " 'authenticated', 'authenticated', %s, 'x', now(), now(), %s)",
-                (user_id, email, json.dumps({"name": email})),
+                [(user_id, email, json.dumps({"name": email})) for user_id, email in users],
             )
         else:
-            self.run_sql(
+            self.run_sql_each(
                 f"INSERT INTO {self.table} (id, email, username, realm_id, enabled, created_timestamp, updated_at)"
                 " VALUES (%s, %s, %s, 'master', true, 1700000000000, now())",
-                (user_id, email, email),
+                [(user_id, email, email) for user_id, email in users],
             )
-        self.ids.append(user_id)
+        self.ids.extend(user_id for user_id, _ in users)
 
     def update_email(self, user_id: str, email: str) -> None:
         self.run_sql(f"UPDATE {self.table} SET email = %s, updated_at = now() WHERE id = %s", (email, user_id))
@@ -104,8 +113,9 @@ def supabase_table(dsn: str, dynamodb_endpoint: str, tmp_path: Path, count: int)
     table = KeyedTable("uuid", _env(dsn, dynamodb_endpoint, tmp_path, supabase_mapping(schema)), schema, "", [])
     table.table = f"{schema}.users"
     table.run_sql(f"CREATE SCHEMA {schema}; " + SUPABASE_AUTH_USERS.format(schema=schema))
-    for index in range(count):
-        table.insert(str(uuid.uuid4()) if index % 2 else uuid7(), f"user{index}@example.com")
+    table.insert_many(
+        [(str(uuid.uuid4()) if index % 2 else uuid7(), f"user{index}@example.com") for index in range(count)]
+    )
     return table
 
 
@@ -120,8 +130,8 @@ def keycloak_table(dsn: str, dynamodb_endpoint: str, tmp_path: Path, count: int)
         + KEYCLOAK_USER_ENTITY.format(schema=schema)
         + f"ALTER TABLE {schema}.user_entity ADD COLUMN updated_at timestamptz;"
     )
-    for index, user_id in enumerate([*ODD_TEXT_IDS, *(str(uuid.uuid4()) for _ in range(count - len(ODD_TEXT_IDS)))]):
-        table.insert(user_id, f"user{index}@example.com")
+    user_ids = [*ODD_TEXT_IDS, *(str(uuid.uuid4()) for _ in range(count - len(ODD_TEXT_IDS)))]
+    table.insert_many([(user_id, f"user{index}@example.com") for index, user_id in enumerate(user_ids)])
     return table
 
 

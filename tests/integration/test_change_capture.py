@@ -19,8 +19,9 @@ import psycopg2
 import psycopg2.extras
 import pytest
 
+from tests.cli_runner import cli, command, process_environment
 from tests.factories import valid_user
-from tests.integration.test_cli_migrate import cli, command, stored
+from tests.integration.test_cli_migrate import stored
 from tests.integration.test_cli_sync import dynamodb_users
 from tests.real_adapters import execute, fresh_environment, insert_users, json_text
 from tests.real_adapters import quote_table_name as quoted
@@ -75,10 +76,9 @@ def delete(env: dict[str, str], user_id: int) -> None:
 
 
 def start_stream(env: dict[str, str], *options: str) -> subprocess.Popen[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_", "CDC_"))}
     return subprocess.Popen(
         command("sync", "--follow", "--changes", "logical", "--batch-size", "50", "--json", *options),
-        env={**base, **env},
+        env=process_environment(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

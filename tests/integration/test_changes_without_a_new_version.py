@@ -1,6 +1,6 @@
 """Rows changed without their version moving (Rails' `update_column`/`update_all`, an admin's
 SQL: `updated_at` stays) reach DynamoDB by their content, through `sync --once`, `sync --follow`
-and the logical stream, run as real processes on the real servers; `verify` exits 0 after each."""
+and the logical stream (those two as real processes) on the real servers; `verify` exits 0 after each."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from tests.cli_runner import cli
 from tests.factories import valid_user
 from tests.integration.test_change_capture import start_stream, stop, until_equal
-from tests.integration.test_cli_migrate import cli, stored
+from tests.integration.test_cli_migrate import stored
 from tests.integration.test_cli_sync import dynamodb_users, start_sync
 from tests.real_adapters import execute, fresh_environment, insert_users
 from tests.real_adapters import quote_table_name as quoted

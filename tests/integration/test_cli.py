@@ -1,26 +1,12 @@
-"""The `user-migration` command, run as a real process."""
+"""The `user-migration` command: its exit codes and messages as a real process gives them, `serve` as a
+process; `init-tables` in the test process."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
+from tests.cli_runner import cli, command, process_environment, run_process
 from user_migration.adapters.dynamodb.tables import ensure_tables
-
-
-def run_cli(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {
-        key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "MIGRATION_", "DYNAMODB_"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "user_migration.entrypoints.cli", *arguments],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 async def test_init_tables_creates_both_tables_and_is_idempotent(dynamodb_endpoint, dynamodb):
@@ -30,10 +16,10 @@ async def test_init_tables_creates_both_tables_and_is_idempotent(dynamodb_endpoi
         "DYNAMODB_STATE_TABLE": "cli_state",
         "AWS_REGION": "us-east-1",
     }
-    first = run_cli("init-tables", env=env)
+    first = cli(env, "init-tables")
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == ["cli_users: created", "cli_state: created"]
-    second = run_cli("init-tables", env=env)
+    second = cli(env, "init-tables")
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines() == ["cli_users: already exists", "cli_state: already exists"]
     description = await dynamodb.describe_table(TableName="cli_users")
@@ -43,7 +29,7 @@ async def test_init_tables_creates_both_tables_and_is_idempotent(dynamodb_endpoi
 
 
 def test_init_tables_with_dynamodb_unreachable_exits_3():
-    result = run_cli("init-tables", env={"DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"})
+    result = run_process({"DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"}, "init-tables")
     assert result.returncode == 3
     # botocore's EndpointConnectionError: the message names where it could not connect.
     assert "DynamoDB is unavailable at http://127.0.0.1:9 (" in result.stderr, result.stderr
@@ -52,7 +38,7 @@ def test_init_tables_with_dynamodb_unreachable_exits_3():
 
 
 def test_serve_with_bad_configuration_lists_every_problem_and_starts_nothing():
-    result = run_cli("serve", env={"PORT": "http", "DATABASE_URL": "mysql://x"})
+    result = run_process({"PORT": "http", "DATABASE_URL": "mysql://x"}, "serve")
     assert result.returncode == 2
     assert "DATABASE_URL must be a postgresql:// URL" in result.stderr
     assert "MIGRATION_API_TOKENS is required" in result.stderr
@@ -78,7 +64,7 @@ def serve_environment(postgres_dsn: str, dynamodb_endpoint: str) -> dict[str, st
 
 
 def test_usage_errors_exit_2():
-    result = run_cli("frobnicate", env={})
+    result = run_process({}, "frobnicate")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
 
@@ -97,11 +83,10 @@ def test_serve_answers_both_endpoints_and_stops_on_sigterm(postgres_dsn, dynamod
     insert_users(postgres_dsn, table, [valid_user(i) for i in range(1, 6)])
     env = {**serve_environment(postgres_dsn, dynamodb_endpoint), "SOURCE_TABLE": table}
     port = int(env["PORT"])
-    assert run_cli("init-tables", env=env).returncode == 0
-    base = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "MIGRATION_"))}
+    assert cli(env, "init-tables").returncode == 0
     server = subprocess.Popen(
-        [sys.executable, "-m", "user_migration.entrypoints.cli", "serve"],
-        env={**base, **env},
+        command("serve"),
+        env=process_environment(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -141,8 +126,8 @@ def test_serve_refuses_to_start_on_a_mapping_that_does_not_fit(postgres_dsn, dyn
     mapping = tmp_path / "mapping.toml"
     mapping.write_text(f'[source]\ntable = "{unique_name("no_such_table")}"\n')
     env = serve_environment(postgres_dsn, dynamodb_endpoint)
-    assert run_cli("init-tables", env=env).returncode == 0
-    result = run_cli("serve", "--mapping", str(mapping), env=env)
+    assert cli(env, "init-tables").returncode == 0
+    result = run_process(env, "serve", "--mapping", str(mapping))
     assert result.returncode == 2, result.stderr
     assert "no_such_table" in result.stderr
     assert "does not exist" in result.stderr

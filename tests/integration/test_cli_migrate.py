@@ -1,4 +1,5 @@
-"""`user-migration migrate` and `stats`, run as real processes against the real servers."""
+"""`user-migration migrate` and `stats` against the real servers: in the test process (`tests.cli_runner`), and
+as real processes where the process is the point (a signal, `--workers`, a run the test changes the source under)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import cli, command, process_environment, run_process
 from tests.factories import from_item, valid_user
 from tests.real_adapters import (
     checkpointed,
@@ -39,17 +40,6 @@ async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
     return await fresh_environment(postgres_dsn, dynamodb_endpoint, dynamodb)
 
 
-def command(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "user_migration.entrypoints.cli", *arguments]
-
-
-def cli(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
-    return subprocess.run(
-        command(*arguments), env={**base, **env}, capture_output=True, text=True, timeout=180, check=False
-    )
-
-
 async def stored(env: dict[str, str]) -> tuple[int, int]:
     """(items in the users table, the migrated_users counter)."""
     async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
@@ -61,7 +51,7 @@ async def stored(env: dict[str, str]) -> tuple[int, int]:
 async def test_workers_here_add_up_their_summaries_and_join_their_failed_users_files(env, tmp_path: Path):
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(250))
     failed_file = tmp_path / "failed.jsonl"
-    result = cli(env, "migrate", "--all", "--workers", "2", "--json", "--failed-out", str(failed_file))
+    result = run_process(env, "migrate", "--all", "--workers", "2", "--json", "--failed-out", str(failed_file))
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["migrated_count"], summary["failed_user_ids"], len(summary["workers"])) == (247, [17, 120, 233], 2)
@@ -145,10 +135,9 @@ async def test_single_user(env):
 
 
 def start_migrating(env: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
     return subprocess.Popen(
         command("migrate", "--all", *arguments),
-        env={**base, **env},
+        env=process_environment(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

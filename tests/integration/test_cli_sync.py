@@ -1,12 +1,11 @@
-"""`user-migration sync`, run as real processes against the real servers: updates, inserts at low
-ids and deletes reach DynamoDB; a sync killed with -9 and run again is exact; `sync --workers`
-shares a pass; usage errors."""
+"""`user-migration sync` against the real servers (in the test process; as a real process for kill -9
+and `--workers`): updates, inserts at low ids and deletes reach DynamoDB; a sync killed with -9 and
+run again is exact; `sync --workers` shares a pass; usage errors."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -14,8 +13,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.cli_runner import cli, command, process_environment, run_process
 from tests.factories import UPDATED, from_item, valid_user
-from tests.integration.test_cli_migrate import cli, command, stored
+from tests.integration.test_cli_migrate import stored
 from tests.real_adapters import execute, fresh_environment, insert_users
 from tests.real_adapters import quote_table_name as quoted
 from user_migration.adapters.dynamodb.client import dynamodb_client
@@ -35,9 +35,10 @@ async def env(postgres_dsn, dynamodb_endpoint, dynamodb) -> dict[str, str]:
 
 def start_sync(env: dict[str, str], *arguments: str, output: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
     """`sync` as a process; `output=subprocess.PIPE` to read its stdout and stderr."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
     errors = subprocess.PIPE if output == subprocess.PIPE else None
-    return subprocess.Popen(command("sync", *arguments), env={**base, **env}, stdout=output, stderr=errors, text=True)
+    return subprocess.Popen(
+        command("sync", *arguments), env=process_environment(env), stdout=output, stderr=errors, text=True
+    )
 
 
 async def dynamodb_users(env: dict[str, str]) -> dict[int, object]:
@@ -94,8 +95,8 @@ async def test_a_sync_killed_with_minus_9_and_run_again_is_exact(env):
     assert cli(env, "migrate", "--all").returncode == 0
     change_rows(env, range(1, 601), "@second.example.com")
     execute(env["DATABASE_URL"], f"DELETE FROM {quoted(env['SOURCE_TABLE'])} WHERE id %% 97 = 0")
-    # A short lease, so that the rerun takes over the killed process's holds within seconds.
-    env = {**env, "HOLD_LEASE_SECONDS": "2"}
+    # Short leases, so that the rerun takes over the killed process's holds and segment within seconds.
+    env = {**env, "HOLD_LEASE_SECONDS": "2", "SEGMENT_LEASE_SECONDS": "2"}
     process = start_sync(env, "--once", "--batch-size", "20")
     deadline = time.monotonic() + 60
     async with dynamodb_client(env["DYNAMODB_ENDPOINT_URL"], "us-east-1") as client:
@@ -167,7 +168,7 @@ async def test_sync_workers_share_a_pass_carry_each_change_once_and_record_its_c
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in (1, 2, 3)])
     execute(env["DATABASE_URL"], f"DELETE FROM {quoted(env['SOURCE_TABLE'])} WHERE id IN (200, 201, 399)")
 
-    result = cli(env, "sync", "--once", "--workers", "2", "--json", "--batch-size", "50")
+    result = run_process(env, "sync", "--once", "--workers", "2", "--json", "--batch-size", "50")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert {key: summary[key] for key in ("changes_seen", "written", "deleted", "failed_count")} == {

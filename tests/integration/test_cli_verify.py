@@ -1,12 +1,11 @@
-"""`user-migration verify`, run as a real process against the real servers: each kind of
-difference found and nothing else, `--repair` fixing what the migration may fix and leaving the
-rest, ranges, interruption, and the exit codes."""
+"""`user-migration verify` against the real servers (in the test process; as a real process where
+signals or `--workers` are tested): each kind of difference found and nothing else, `--repair` fixing
+what the migration may fix and leaving the rest, ranges, interruption, and the exit codes."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import cli, command, process_environment, run_process
 from tests.factories import UPDATED, prepared_user, to_item, valid_user
-from tests.integration.test_cli_migrate import cli, command
 from tests.real_adapters import execute, fresh_environment, insert_users
 from tests.real_adapters import quote_table_name as quoted
 from user_migration.adapters.dynamodb.client import dynamodb_client
@@ -161,10 +160,9 @@ async def test_a_range_verifies_only_its_rows_and_items(env, dynamodb, tmp_path)
 
 
 def start_verifying(env: dict[str, str], *arguments: str) -> subprocess.Popen[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
     return subprocess.Popen(
         command("verify", *arguments),
-        env={**base, **env},
+        env=process_environment(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -224,7 +222,7 @@ async def test_verify_workers_share_one_pass_and_report_each_difference_once(env
     await PlanStore(dynamodb, env["DYNAMODB_STATE_TABLE"], propose=at_20_and_40).plan()
     await every_kind_of_difference(env, dynamodb)
     found = tmp_path / "found.jsonl"
-    result = cli(env, "verify", "--workers", "3", "--json", "--out", str(found), "--batch-size", "7")
+    result = run_process(env, "verify", "--workers", "3", "--json", "--out", str(found), "--batch-size", "7")
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
     assert {name: summary[name] for name in COUNTS} == COUNTS
@@ -239,7 +237,7 @@ async def test_verify_workers_share_one_pass_and_report_each_difference_once(env
     late_summary = json.loads(late.stdout)
     assert (late_summary["checked"], late_summary["pass_counts"]) == (0, COUNTS)
 
-    repaired = cli(env, "verify", "--workers", "2", "--restart", "--repair", "--json")
+    repaired = run_process(env, "verify", "--workers", "2", "--restart", "--repair", "--json")
     assert repaired.returncode == 1, repaired.stderr  # 8 and 70 are someone else's
     assert json.loads(repaired.stdout)["pass_counts"] == {**COUNTS, "repaired": 3, "not_repaired": 2}
     assert json.loads(repaired.stdout)["verify_pass"] == 2

@@ -13,8 +13,9 @@ from typing import Any
 import attrs
 import pytest
 
+from tests.cli_runner import cli
 from tests.factories import prepared_user, valid_user
-from tests.integration.test_cli_migrate import cli, stored
+from tests.integration.test_cli_migrate import stored
 from tests.integration.test_cli_sync import dynamodb_users
 from tests.integration.test_cli_verify import foreign_item
 from tests.real_adapters import RacingClient, create_dynamodb_tables, execute, fresh_environment, insert_users

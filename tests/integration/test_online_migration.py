@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import signal
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +19,7 @@ import attrs
 import psycopg2
 import pytest
 
+from tests.cli_runner import cli_beside, command, process_environment
 from tests.factories import to_item, valid_user
 from tests.integration.test_cli_sync import dynamodb_users
 from tests.real_adapters import execute, fresh_environment, insert_users
@@ -106,20 +105,15 @@ class Application:
 
 
 async def run_cli(env: dict[str, str], *arguments: str) -> tuple[int, str, str]:
-    process = await start_cli(env, *arguments)
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    """The command in the test process, while the application's task goes on writing."""
+    result = await cli_beside(env, *arguments)
+    return result.returncode, result.stdout, result.stderr
 
 
 async def start_cli(env: dict[str, str], *arguments: str) -> asyncio.subprocess.Process:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "user_migration.entrypoints.cli",
-        *arguments,
-        env={**base, **env},
+        *command(*arguments),
+        env=process_environment(env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -138,6 +132,9 @@ async def test_an_online_migration_end_to_end(env, dynamodb):
         assert during_backfill > 10, "the application must write during the backfill"
         # 2. sync --follow while the application keeps changing rows.
         follow = await start_cli(env, "sync", "--follow", "--interval", "0.2", "--json")
+        assert follow.stdout is not None
+        # Its first pass done (it runs, its signal handlers are in place: a loaded machine may take seconds).
+        first_pass = await asyncio.wait_for(follow.stdout.readline(), timeout=60)
         await asyncio.sleep(4)
         assert application.writes > during_backfill + 10
     finally:
@@ -147,7 +144,7 @@ async def test_an_online_migration_end_to_end(env, dynamodb):
     follow.send_signal(signal.SIGTERM)
     out, err = await follow.communicate()
     assert follow.returncode == 0, err.decode()
-    passes = [json.loads(line) for line in out.decode().splitlines()]
+    passes = [json.loads(line) for line in (first_pass + out).decode().splitlines()]
     totals = passes[-1]["totals"]
     assert totals["failed_count"] == 0
     assert totals["changes_seen"] > 0

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_cli_migrate import cli
+from tests.cli_runner import cli, run_process
 from tests.keyed_tables import ODD_TEXT_IDS, KeyedTable, keycloak_table, supabase_table, uuid7
 from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.adapters.postgres.source import PostgresUserSource
@@ -47,8 +47,7 @@ async def test_uuid_split_points_follow_the_real_distribution(pool, postgres_dsn
     # Time-ordered (v7) uuids crowd in a sliver of the id space: an even split of the space would put
     # them all in one segment; sampled split points give each segment its share.
     table = supabase_table(postgres_dsn, dynamodb_endpoint, tmp_path, 0)
-    for index in range(600):
-        table.insert(uuid7(), f"u{index}@example.com")
+    table.insert_many([(uuid7(), f"u{index}@example.com") for index in range(600)])
     source = PostgresUserSource(pool, UserMapping(table=table.table, key="id", key_kind=KeyKind.UUID, carry=True))
     samples = await source.segment_boundaries(4)
     plan = SegmentPlan.from_samples(samples, KeyKind.UUID)
@@ -90,6 +89,6 @@ async def test_sync_workers_share_the_changes(keyed: KeyedTable):
         keyed.update_email(keyed.ids[index], f"w{index}@example.com")
     keyed.delete(keyed.ids[-1])
     keyed.insert(str(uuid.uuid4()), "worker-new@example.com")
-    synced = ok(cli(keyed.env, "sync", "--once", "--workers", "2", "--json"))
+    synced = ok(run_process(keyed.env, "sync", "--once", "--workers", "2", "--json"))
     assert synced["deleted"] == 1
     assert await keyed.emails() == keyed.source_emails()

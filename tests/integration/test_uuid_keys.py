@@ -1,12 +1,12 @@
 """Supabase's real `auth.users` (a uuid key) and Keycloak's `user_entity` (a varchar(36) key) through
 a mapping file, as a new user runs them: the key as it is, no view (real PostgreSQL, moto server,
-the CLI as a process)."""
+the CLI in the test process, and as a process where the process is the point: `--workers`, a stream
+stopped by SIGTERM)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,18 +16,32 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_cli_migrate import cli, command
+from tests.cli_runner import cli, command, process_environment, run_process
 from tests.keyed_tables import KeyedTable, keycloak_table, supabase_table
 from tests.supabase_auth import supabase_mapping
 from user_migration.adapters.dynamodb.client import dynamodb_client
 
 
-@pytest.fixture(params=["uuid", "text"])
-def keyed(request: pytest.FixtureRequest, postgres_dsn: str, dynamodb_endpoint: str, tmp_path: Path) -> KeyedTable:
-    make = supabase_table if request.param == "uuid" else keycloak_table
-    table = make(postgres_dsn, dynamodb_endpoint, tmp_path, 40)
+def keyed_table(kind: str, postgres_dsn: str, dynamodb_endpoint: str, folder: Path) -> KeyedTable:
+    """40 users in a Supabase (uuid) or Keycloak (text) table, and its DynamoDB tables made by `init-tables`."""
+    make = supabase_table if kind == "uuid" else keycloak_table
+    table = make(postgres_dsn, dynamodb_endpoint, folder, 40)
     assert cli(table.env, "init-tables").returncode == 0
     return table
+
+
+@pytest.fixture(params=["uuid", "text"])
+def keyed(request: pytest.FixtureRequest, postgres_dsn: str, dynamodb_endpoint: str, tmp_path: Path) -> KeyedTable:
+    """A stack of the test's own: for the tests that write."""
+    return keyed_table(request.param, postgres_dsn, dynamodb_endpoint, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["uuid", "text"])
+def read_only_keyed(
+    request: pytest.FixtureRequest, postgres_dsn: str, dynamodb_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> KeyedTable:
+    """One stack per key kind, shared by the tests that only read it (none migrates, syncs or changes a row)."""
+    return keyed_table(request.param, postgres_dsn, dynamodb_endpoint, tmp_path_factory.mktemp(request.param))
 
 
 def ok(result: Any) -> dict[str, Any]:
@@ -42,13 +56,16 @@ async def key_schema(env: dict[str, str]) -> Any:
     return description["Table"]["KeySchema"], description["Table"]["AttributeDefinitions"]
 
 
-async def test_init_tables_makes_the_key_a_string(keyed: KeyedTable):
-    schema, definitions = await key_schema(keyed.env)
+async def test_init_tables_makes_the_key_a_string(read_only_keyed: KeyedTable):
+    schema, definitions = await key_schema(read_only_keyed.env)
     assert schema == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert definitions == [{"AttributeName": "id", "AttributeType": "S"}]
 
 
-def test_a_table_whose_key_type_differs_from_the_mappings_is_exit_2_naming_both(keyed, tmp_path: Path):
+def test_a_table_whose_key_type_differs_from_the_mappings_is_exit_2_naming_both(
+    read_only_keyed: KeyedTable, tmp_path: Path
+):
+    keyed = read_only_keyed
     integer = tmp_path / "integer.toml"
     integer.write_text(Path(keyed.env["MAPPING_FILE"]).read_text().replace(f'key_type = "{keyed.kind}"\n', ""))
     result = cli(keyed.env, "init-tables", "--mapping", str(integer))
@@ -57,7 +74,8 @@ def test_a_table_whose_key_type_differs_from_the_mappings_is_exit_2_naming_both(
     assert "Traceback" not in result.stderr
 
 
-def test_a_key_without_key_type_is_named_with_what_to_write(keyed: KeyedTable, tmp_path: Path):
+def test_a_key_without_key_type_is_named_with_what_to_write(read_only_keyed: KeyedTable, tmp_path: Path):
+    keyed = read_only_keyed
     plain = tmp_path / "plain.toml"
     plain.write_text(Path(keyed.env["MAPPING_FILE"]).read_text().replace(f'key_type = "{keyed.kind}"\n', ""))
     result = cli(keyed.env, "mapping", "--mapping", str(plain))
@@ -76,8 +94,8 @@ def test_a_wrong_key_type_is_named(postgres_dsn, dynamodb_endpoint, tmp_path: Pa
     assert "[source] key_type: 'strange' is not a key type (expected one of 'integer', 'uuid', 'text')" in result.stderr
 
 
-async def test_the_mapping_shows_the_key_as_a_string(keyed: KeyedTable):
-    shown = ok(cli(keyed.env, "mapping", "--json", "--sample", "10"))
+async def test_the_mapping_shows_the_key_as_a_string(read_only_keyed: KeyedTable):
+    shown = ok(cli(read_only_keyed.env, "mapping", "--json", "--sample", "10"))
     key = next(column for column in shown["columns"] if column["role"] == "key")
     assert (key["attribute"], key["target_type"]) == ("id", "S")
 
@@ -133,13 +151,13 @@ def test_a_malformed_uuid_is_exit_2_naming_the_option(postgres_dsn, dynamodb_end
 
 
 async def test_three_workers_share_the_table_by_sampled_split_points(keyed: KeyedTable):
-    for index in range(40, 1540):  # enough users for three segments (500 a segment at least)
-        keyed.insert(str(uuid.uuid4()), f"bulk{index}@example.com")
-    summary = ok(cli(keyed.env, "migrate", "--all", "--workers", "3", "--json"))
+    # Enough users for three segments (500 a segment at least).
+    keyed.insert_many([(str(uuid.uuid4()), f"bulk{index}@example.com") for index in range(40, 1540)])
+    summary = ok(run_process(keyed.env, "migrate", "--all", "--workers", "3", "--json"))
     assert (summary["migrated_count"], summary["failed_count"], len(summary["workers"])) == (1540, 0, 3)
     assert summary["unfinished_segments"] == 0
     assert sorted(await keyed.items()) == sorted(keyed.ids)
-    verified = ok(cli(keyed.env, "verify", "--workers", "3", "--json"))
+    verified = ok(run_process(keyed.env, "verify", "--workers", "3", "--json"))
     assert (verified["checked"], verified["matching"]) == (1540, 1540)
 
 
@@ -165,10 +183,9 @@ async def test_the_logical_stream_carries_updates_inserts_and_deletes(
     table = make(logical_postgres_dsn, dynamodb_endpoint, tmp_path, 40)
     ok(cli(table.env, "init-tables"))
     ok(cli(table.env, "cdc", "setup"))
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_", "CDC_"))}
     process = subprocess.Popen(  # noqa: ASYNC220 (the stream runs beside the test)
         command("sync", "--follow", "--changes", "logical", "--batch-size", "50", "--json"),
-        env={**base, **table.env},
+        env=process_environment(table.env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,5 +1,5 @@
 """A team's own table, as a new user would run it: Django's `auth_user` through a mapping file,
-with the CLI as real processes against the real PostgreSQL and moto servers."""
+with the CLI (in the test process) against the real PostgreSQL and moto servers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from tests.cli_runner import cli
 from tests.django_mapping import django_mapping
-from tests.integration.test_cli_migrate import cli
 from tests.real_adapters import create_dynamodb_tables, unique_name
 from tests.real_adapters import quote_table_name as quoted
 from user_migration.adapters.dynamodb.client import dynamodb_client
