@@ -89,6 +89,10 @@ class UsersHold(abc.ABC):
 
     inherited: frozenset[UserId]
     inherited_removals: frozenset[UserId] = frozenset()
+    # Whether no user of the range was ever written under a hold of this state (nor is inherited):
+    # every hold ever taken on those users' items was this process's own, each on other users.
+    # False wherever the state cannot tell; the offline mode then checks which users are stored.
+    untouched: bool = False
 
     @abc.abstractmethod
     async def intend(self, user_ids: Collection[UserId]) -> None:

@@ -107,18 +107,27 @@ def _id_set(user_ids: Collection[UserId]) -> dict[str, Any]:
     return {"B": encoded} if isinstance(encoded, bytes) else {"S": encoded}
 
 
+_Taken = tuple[frozenset[UserId], frozenset[UserId], bool]  # inherited, inherited removals, untouched
+
+
 class _Conflict(Exception):
     """The item changed since it was read: read it again."""
 
 
 class _DynamoDbHold(UsersHold):
     def __init__(
-        self, ledger: ProgressLedger, hold_id: str, inherited: frozenset[UserId], inherited_removals: frozenset[UserId]
+        self,
+        ledger: ProgressLedger,
+        hold_id: str,
+        inherited: frozenset[UserId],
+        inherited_removals: frozenset[UserId],
+        untouched: bool = False,
     ) -> None:
         self._ledger = ledger
         self.hold_id = hold_id
         self.inherited = inherited
         self.inherited_removals = inherited_removals
+        self.untouched = untouched
         self.settled = False
 
     async def intend(self, user_ids: Collection[UserId]) -> None:
@@ -185,6 +194,12 @@ class ProgressLedger:
         # next step needs no read first. Every write is conditional on the version: a snapshot
         # that another process made stale fails its condition, and the item is read again.
         self._snapshot: tuple[dict[str, Any], int] | None = None
+        # Whether every write to the item, ever, was this process's, made from its own snapshot:
+        # true while the item had no `version` (no hold ever) when this process first read it and
+        # no step of this process has had to read it again since (another process's write, or an
+        # answer lost). Then the ranges this process held (`_held`) are the only ones ever held.
+        self._only_ours: bool | None = None
+        self._held: list[tuple[UserId, UserId]] = []
 
     async def read(self) -> tuple[dict[str, Any], int]:
         """The item (empty when there is none yet) and its version."""
@@ -228,8 +243,10 @@ class ProgressLedger:
             try:
                 async with self._one_at_a_time:
                     snapshot, self._snapshot = self._snapshot, None  # set again only by a write that applied
-                    item, version = snapshot if snapshot is not None else await self.read()
-                    return await step(item, version)
+                    if snapshot is None:
+                        snapshot = await self.read()
+                        self._only_ours = self._only_ours is None and snapshot[1] == 0
+                    return await step(*snapshot)
             except _Conflict:
                 await asyncio.sleep(random.uniform(0.005, 0.05))
 
@@ -241,7 +258,7 @@ class ProgressLedger:
         """Wait until no live hold overlaps lowest..highest, then hold it."""
         hold_id = uuid.uuid4().hex
 
-        async def try_take(item: dict[str, Any], version: int) -> tuple[frozenset[UserId], frozenset[UserId]] | None:
+        async def try_take(item: dict[str, Any], version: int) -> _Taken | None:
             now = time.time()
             inherited = stored_ids(item.get("unsettled"))
             inherited_removals = stored_ids(item.get("unsettled_removals"))
@@ -273,7 +290,9 @@ class ProgressLedger:
                 "SET holds = :holds, version = :next REMOVE unsettled, unsettled_removals",
                 {":holds": {"M": live}},
             )
-            return frozenset(inherited), frozenset(inherited_removals)
+            untouched = self._untouched(lowest, highest) and not inherited and not inherited_removals
+            self._held.append((lowest, highest))
+            return frozenset(inherited), frozenset(inherited_removals), untouched
 
         deadline = time.monotonic() + self._wait_seconds
         pause = 0.02
@@ -285,6 +304,14 @@ class ProgressLedger:
             await asyncio.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 2, 1.0)
         return _DynamoDbHold(self, hold_id, *taken)
+
+    def _untouched(self, lowest: UserId, highest: UserId) -> bool:
+        """Whether no user of lowest..highest was ever written under a hold on this item: every
+        hold on it, ever, was this process's (see `_only_ours`), and none of them on these users."""
+        return bool(self._only_ours) and not any(
+            lowest <= held_high and held_low <= highest  # type: ignore[operator]  # ids of one kind
+            for held_low, held_high in self._held
+        )
 
     async def intend(self, hold_id: str, user_ids: Collection[UserId], field: str = "writing") -> None:
         """Record the ids about to be written (`removing`: deleted), and renew the lease."""

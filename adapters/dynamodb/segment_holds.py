@@ -26,6 +26,7 @@ class SegmentsHold(UsersHold):
         self._holds = dict(holds)
         self.inherited = frozenset().union(*(hold.inherited for hold in self._holds.values()))
         self.inherited_removals = frozenset().union(*(hold.inherited_removals for hold in self._holds.values()))
+        self.untouched = all(hold.untouched for hold in self._holds.values())
 
     def _split(self, user_ids: Collection[UserId]) -> dict[int, list[UserId]]:
         return self._plan.group(user_ids)

@@ -172,6 +172,9 @@ class InMemoryUserTarget(UserTarget):
     async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         return {user_id for user_id in user_ids if user_id in self.items}
 
+    async def holds_no_items(self) -> bool:
+        return not self.items
+
     async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
         self.write_calls += 1
         written: list[UserId] = []

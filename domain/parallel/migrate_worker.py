@@ -90,6 +90,7 @@ class SegmentWorker:
         """Take and migrate segments until the run is finished, or only live leases of other
         workers (and segments this worker already failed on) are left."""
         await self._migration.mark_changes_from()
+        await self._migration.look_whether_target_empty()
         tally = RunTally()
 
         async def work(own: OwnLease) -> SegmentOutcome:

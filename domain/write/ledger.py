@@ -136,6 +136,12 @@ class LedgerStep:
         self._before = before
         self._in_flight = in_flight
 
+    @property
+    def untouched(self) -> bool:
+        """Whether no user of this step's range was ever written under a hold of the state, nor
+        is left to settle (`UsersHold.untouched`)."""
+        return self._hold.untouched and not self._hold.inherited and not self._hold.inherited_removals
+
     async def write_new(
         self, users: list[PreparedUser], attempt: Attempt, fence: Fence
     ) -> tuple[WriteOutcome, set[UserId]]:
