@@ -35,9 +35,12 @@ from user_migration.ports.migration_state import MigrationState, UsersHold
 BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
 
 
-async def read_items(client: Any, table: str, keys: list[dict[str, Any]], projection: str) -> list[dict[str, Any]]:
+async def read_items(
+    client: Any, table: str, keys: list[dict[str, Any]], projection: str, names: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The items with these keys (consistent reads, 100 keys a request, the requests at once),
-    only the attributes in `projection`; keys without an item are left out."""
+    only the attributes in `projection` (which may name attributes as in `names`); keys without an
+    item are left out."""
 
     async def chunk(part: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -46,7 +49,7 @@ async def read_items(client: Any, table: str, keys: list[dict[str, Any]], projec
                 "Keys": part,
                 "ConsistentRead": True,
                 "ProjectionExpression": f"#key, {projection}",
-                "ExpressionAttributeNames": {"#key": STATE_KEY_ATTRIBUTE},
+                "ExpressionAttributeNames": {**(names or {}), "#key": STATE_KEY_ATTRIBUTE},
             }
         }
         pause = 0.02
