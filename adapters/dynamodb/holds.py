@@ -107,7 +107,8 @@ def _id_set(user_ids: Collection[UserId]) -> dict[str, Any]:
     return {"B": encoded} if isinstance(encoded, bytes) else {"S": encoded}
 
 
-_Taken = tuple[frozenset[UserId], frozenset[UserId], bool]  # inherited, inherited removals, untouched
+# inherited, inherited removals, untouched, intended by the take
+_Taken = tuple[frozenset[UserId], frozenset[UserId], bool, frozenset[UserId]]
 
 
 class _Conflict(Exception):
@@ -122,12 +123,14 @@ class _DynamoDbHold(UsersHold):
         inherited: frozenset[UserId],
         inherited_removals: frozenset[UserId],
         untouched: bool = False,
+        intended_by_take: frozenset[UserId] = frozenset(),
     ) -> None:
         self._ledger = ledger
         self.hold_id = hold_id
         self.inherited = inherited
         self.inherited_removals = inherited_removals
         self.untouched = untouched
+        self.intended_by_take = intended_by_take
         self.settled = False
 
     async def intend(self, user_ids: Collection[UserId]) -> None:
@@ -254,8 +257,11 @@ class ProgressLedger:
         entry: dict[str, Any] | None = item.get("holds", {}).get("M", {}).get(hold_id)
         return entry
 
-    async def take(self, lowest: UserId, highest: UserId) -> _DynamoDbHold:
-        """Wait until no live hold overlaps lowest..highest, then hold it."""
+    async def take(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> _DynamoDbHold:
+        """Wait until no live hold overlaps lowest..highest, then hold it; an untouched hold's
+        `writing` starts with `intend_if_untouched` (one write for the take and the intent)."""
         hold_id = uuid.uuid4().hex
 
         async def try_take(item: dict[str, Any], version: int) -> _Taken | None:
@@ -276,12 +282,14 @@ class ProgressLedger:
                 # A hold of other users stays, expired or not: its holder, if alive, still
                 # settles it, and whoever next holds those users inherits it otherwise.
                 live[other] = entry
+            untouched = self._untouched(lowest, highest) and not inherited and not inherited_removals
+            intended = frozenset(intend_if_untouched) if untouched else frozenset()
             live[hold_id] = {
                 "M": {
                     "lo": key_value(lowest),
                     "hi": key_value(highest),
                     "expires": {"N": f"{now + self._lease_seconds:.3f}"},
-                    "writing": _id_set(inherited),
+                    "writing": _id_set(inherited | intended),
                     "removing": _id_set(inherited_removals),
                 }
             }
@@ -290,9 +298,8 @@ class ProgressLedger:
                 "SET holds = :holds, version = :next REMOVE unsettled, unsettled_removals",
                 {":holds": {"M": live}},
             )
-            untouched = self._untouched(lowest, highest) and not inherited and not inherited_removals
             self._held.append((lowest, highest))
-            return frozenset(inherited), frozenset(inherited_removals), untouched
+            return frozenset(inherited), frozenset(inherited_removals), untouched, intended
 
         deadline = time.monotonic() + self._wait_seconds
         pause = 0.02
@@ -396,9 +403,11 @@ class ProgressLedger:
         await self._change(try_abandon)
 
     @asynccontextmanager
-    async def hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
+    async def hold(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> AsyncIterator[UsersHold]:
         """Hold lowest..highest until exit; without a settle, hand the intent on."""
-        hold = await self.take(lowest, highest)
+        hold = await self.take(lowest, highest, intend_if_untouched)
         try:
             yield hold
         finally:

@@ -14,7 +14,7 @@ fetched together), never a scan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -114,16 +114,21 @@ class DynamoDbMigrationState(MigrationState):
             }
         return self._ledgers
 
-    def hold_users(self, lowest: UserId, highest: UserId) -> AbstractAsyncContextManager[UsersHold]:
-        return self._hold(lowest, highest)
+    def hold_users(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> AbstractAsyncContextManager[UsersHold]:
+        return self._hold(lowest, highest, intend_if_untouched)
 
     @asynccontextmanager
-    async def _hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
+    async def _hold(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId]
+    ) -> AsyncIterator[UsersHold]:
         plan = await self._plans.plan()
         if self._earlier_leftovers is None:
             self._earlier_leftovers = has_leftovers((await self._progress.read())[0])
         if not self._earlier_leftovers:
-            async with hold_across(plan, self._ledgers_of(plan), lowest, highest) as hold:
+            ledgers = self._ledgers_of(plan)
+            async with hold_across(plan, ledgers, lowest, highest, intend_if_untouched) as hold:
                 yield hold
             return
         async with (

@@ -361,7 +361,9 @@ class InMemoryMigrationState(MigrationState):
                     self.unsettled.update(hold.intended)
                     self.unsettled_removals.update(hold.removing)
 
-    def hold_users(self, lowest: UserId, highest: UserId) -> AbstractAsyncContextManager[UsersHold]:
+    def hold_users(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> AbstractAsyncContextManager[UsersHold]:
         return self._hold(lowest, highest)
 
     async def record_checkpoint(self, resume_from_user_id: UserId) -> None:

@@ -148,7 +148,9 @@ class Migration:
             existing = await self._target.existing_user_ids(user_ids)
             return BatchOutcome(len(users), len(prepared) - len(existing), len(existing), failures)
         attempt = Attempt(user_ids, dict(failures))
-        async with self._ledger.hold([*user_ids, *attempt.invalid]) as step:
+        # On a table found empty, an untouched hold's take also records the intent (see below).
+        known_absent_if_untouched = user_ids if self._offline and self._empty_when_looked else []
+        async with self._ledger.hold([*user_ids, *attempt.invalid], known_absent_if_untouched) as step:
             if self._offline:
                 known_absent = self._empty_when_looked and step.untouched
                 existing = set() if known_absent else await self._target.existing_user_ids(user_ids)

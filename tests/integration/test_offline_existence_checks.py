@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.factories import to_item, valid_user
 from tests.real_adapters import create_dynamodb_tables
+from user_migration.adapters.dynamodb.holds import ProgressLedger
 from user_migration.adapters.dynamodb.leases import DynamoDbSegmentLeases
 from user_migration.adapters.dynamodb.plan import PlanStore
 from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
@@ -117,3 +118,33 @@ async def test_a_hold_inheriting_an_intent_is_not_untouched(dynamodb):
         assert hold.inherited == frozenset({3})
         assert not hold.untouched
         await hold.settle([])
+
+
+async def test_an_untouched_hold_intends_in_its_take_what_it_was_given_and_hands_it_on(dynamodb):
+    _, state_table = await create_dynamodb_tables(dynamodb)
+    ours = DynamoDbMigrationState(dynamodb, state_table)
+    with contextlib.suppress(RuntimeError):
+        async with ours.hold_users(1, 10, intend_if_untouched=[2, 4]) as hold:
+            assert (hold.untouched, hold.intended_by_take) == (True, frozenset({2, 4}))
+            raise RuntimeError("killed before writing")
+    async with ours.hold_users(1, 10, intend_if_untouched=[2, 4]) as hold:  # users held before: touched
+        assert (hold.untouched, hold.intended_by_take, hold.inherited) == (False, frozenset(), frozenset({2, 4}))
+        await hold.settle([])
+
+
+async def test_an_offline_worker_on_an_empty_table_sends_no_intent_of_its_own(dynamodb):
+    users_table, state_table = await create_dynamodb_tables(dynamodb)
+    intents: list[object] = []
+    real_intend = ProgressLedger.intend
+
+    async def intend(self: ProgressLedger, *arguments: Any, **keywords: Any) -> None:
+        intents.append(arguments)
+        await real_intend(self, *arguments, **keywords)
+
+    ProgressLedger.intend = intend  # type: ignore[method-assign]
+    try:
+        _, state = await offline_run(dynamodb, users_table, state_table)
+    finally:
+        ProgressLedger.intend = real_intend  # type: ignore[method-assign]
+    assert intents == []
+    assert (await state.read_progress()).migrated_users == USERS
