@@ -89,6 +89,13 @@ class UsersHold(abc.ABC):
 
     inherited: frozenset[UserId]
     inherited_removals: frozenset[UserId] = frozenset()
+    # Whether no user of the range was ever written under a hold of this state (nor is inherited):
+    # every hold ever taken on those users' items was this process's own, each on other users.
+    # False wherever the state cannot tell; the offline mode then checks which users are stored.
+    untouched: bool = False
+    # The users an untouched hold recorded as about to be written in the take itself (those the
+    # holder asked for: `hold_users`' `intend_if_untouched`); none otherwise.
+    intended_by_take: frozenset[UserId] = frozenset()
 
     @abc.abstractmethod
     async def intend(self, user_ids: Collection[UserId]) -> None:
@@ -125,11 +132,14 @@ class MigrationState(abc.ABC):
     id ranges, so that processes sharing the same tables never write or count a user twice."""
 
     @abc.abstractmethod
-    def hold_users(self, lowest: UserId, highest: UserId) -> AbstractAsyncContextManager[UsersHold]:
+    def hold_users(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> AbstractAsyncContextManager[UsersHold]:
         """Hold ids lowest..highest against every other holder (other processes included) until
         exit; waits while another holder has any of them. Raises `DependencyUnavailable` when the
         hold cannot be had in reasonable time. Leaving without `settle` (an error) hands what was
-        intended to the next holder."""
+        intended to the next holder. Where the hold is `untouched`, the take itself also intends
+        `intend_if_untouched` (which the caller must know not stored then) and says so in `intended_by_take`."""
 
     @abc.abstractmethod
     async def record_checkpoint(self, resume_from_user_id: UserId) -> None:

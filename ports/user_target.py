@@ -32,6 +32,11 @@ class UserTarget(abc.ABC):
     async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         """The subset of `user_ids` already stored (duplicates in the input are allowed)."""
 
+    async def holds_no_items(self) -> bool:
+        """Whether the target holds no item at all now (a consistent look at one item at most);
+        False where it cannot tell so cheaply."""
+        return False
+
     @abc.abstractmethod
     async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
         """Store the users whatever is stored (the offline mode: nobody else may write the table);

@@ -108,6 +108,10 @@ def _id_set(user_ids: Collection[UserId]) -> dict[str, Any]:
     return {"B": encoded} if isinstance(encoded, bytes) else {"S": encoded}
 
 
+# inherited, inherited removals, untouched, intended by the take
+_Taken = tuple[frozenset[UserId], frozenset[UserId], bool, frozenset[UserId]]
+
+
 class _Conflict(Exception):
     """The item changed since it was read: read it again."""
 
@@ -118,6 +122,8 @@ class _DynamoDbHold(UsersHold):
     hold_id: str
     inherited: frozenset[UserId]
     inherited_removals: frozenset[UserId]
+    untouched: bool = False
+    intended_by_take: frozenset[UserId] = frozenset()
     settled: bool = attrs.field(init=False, default=False)
 
     async def intend(self, user_ids: Collection[UserId]) -> None:
@@ -184,6 +190,12 @@ class ProgressLedger:
         # next step needs no read first. Every write is conditional on the version: a snapshot
         # that another process made stale fails its condition, and the item is read again.
         self._snapshot: tuple[dict[str, Any], int] | None = None
+        # Whether every write to the item, ever, was this process's, made from its own snapshot:
+        # true while the item had no `version` (no hold ever) when this process first read it and
+        # no step of this process has had to read it again since (another process's write, or an
+        # answer lost). Then the ranges this process held (`_held`) are the only ones ever held.
+        self._only_ours: bool | None = None
+        self._held: list[tuple[UserId, UserId]] = []
 
     async def read(self) -> tuple[dict[str, Any], int]:
         """The item (empty when there is none yet) and its version."""
@@ -227,8 +239,10 @@ class ProgressLedger:
             try:
                 async with self._one_at_a_time:
                     snapshot, self._snapshot = self._snapshot, None  # set again only by a write that applied
-                    item, version = snapshot if snapshot is not None else await self.read()
-                    return await step(item, version)
+                    if snapshot is None:
+                        snapshot = await self.read()
+                        self._only_ours = self._only_ours is None and snapshot[1] == 0
+                    return await step(*snapshot)
             except _Conflict:
                 await asyncio.sleep(random.uniform(0.005, 0.05))
 
@@ -236,11 +250,14 @@ class ProgressLedger:
         entry: dict[str, Any] | None = item.get("holds", {}).get("M", {}).get(hold_id)
         return entry
 
-    async def take(self, lowest: UserId, highest: UserId) -> _DynamoDbHold:
-        """Wait until no live hold overlaps lowest..highest, then hold it."""
+    async def take(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> _DynamoDbHold:
+        """Wait until no live hold overlaps lowest..highest, then hold it; an untouched hold's
+        `writing` starts with `intend_if_untouched` (one write for the take and the intent)."""
         hold_id = uuid.uuid4().hex
 
-        async def try_take(item: dict[str, Any], version: int) -> tuple[frozenset[UserId], frozenset[UserId]] | None:
+        async def try_take(item: dict[str, Any], version: int) -> _Taken | None:
             now = time.time()
             inherited = stored_ids(item.get("unsettled"))
             inherited_removals = stored_ids(item.get("unsettled_removals"))
@@ -258,12 +275,14 @@ class ProgressLedger:
                 # A hold of other users stays, expired or not: its holder, if alive, still
                 # settles it, and whoever next holds those users inherits it otherwise.
                 live[other] = entry
+            untouched = self._untouched(lowest, highest) and not inherited and not inherited_removals
+            intended = frozenset(intend_if_untouched) if untouched else frozenset()
             live[hold_id] = {
                 "M": {
                     "lo": key_value(lowest),
                     "hi": key_value(highest),
                     "expires": {"N": f"{now + self._lease_seconds:.3f}"},
-                    "writing": _id_set(inherited),
+                    "writing": _id_set(inherited | intended),
                     "removing": _id_set(inherited_removals),
                 }
             }
@@ -272,7 +291,8 @@ class ProgressLedger:
                 "SET holds = :holds, version = :next REMOVE unsettled, unsettled_removals",
                 {":holds": {"M": live}},
             )
-            return frozenset(inherited), frozenset(inherited_removals)
+            self._held.append((lowest, highest))
+            return frozenset(inherited), frozenset(inherited_removals), untouched, intended
 
         deadline = time.monotonic() + self._wait_seconds
         pause = 0.02
@@ -284,6 +304,14 @@ class ProgressLedger:
             await asyncio.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 2, 1.0)
         return _DynamoDbHold(self, hold_id, *taken)
+
+    def _untouched(self, lowest: UserId, highest: UserId) -> bool:
+        """Whether no user of lowest..highest was ever written under a hold on this item: every
+        hold on it, ever, was this process's (see `_only_ours`), and none of them on these users."""
+        return bool(self._only_ours) and not any(
+            lowest <= held_high and held_low <= highest  # type: ignore[operator]  # ids of one kind
+            for held_low, held_high in self._held
+        )
 
     async def intend(self, hold_id: str, user_ids: Collection[UserId], field: str = "writing") -> None:
         """Record the ids about to be written (`removing`: deleted), and renew the lease."""
@@ -368,9 +396,11 @@ class ProgressLedger:
         await self._change(try_abandon)
 
     @asynccontextmanager
-    async def hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
+    async def hold(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> AsyncIterator[UsersHold]:
         """Hold lowest..highest until exit; without a settle, hand the intent on."""
-        hold = await self.take(lowest, highest)
+        hold = await self.take(lowest, highest, intend_if_untouched)
         try:
             yield hold
         finally:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from user_migration.adapters.dynamodb.codec import decode_key, key_value
 from user_migration.adapters.dynamodb.errors import error_code, target_errors
-from user_migration.adapters.dynamodb.plan import PlanStore, segment_key
+from user_migration.adapters.dynamodb.plan import PLAN_KEY, PlanStore, run_of, segment_key
 from user_migration.adapters.dynamodb.state import read_items
 from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
 from user_migration.domain.keys import UserId
@@ -86,9 +86,14 @@ class DynamoDbSegmentLeases(SegmentLeases):
         return await self._plans.restart(seen_run, self._names.run_attribute)
 
     async def leases(self) -> list[SegmentLease]:
-        plan, run = await self.plan(), await self.run_number()
-        keys = [segment_key(s.index) for s in plan]
-        items = await read_items(self._client, self._table, keys, self._names.fields)
+        plan = await self.plan()
+        # The run number is read with the leases, from the plan's item, in the same consistent reads.
+        keys = [PLAN_KEY, *(segment_key(s.index) for s in plan)]
+        projection = f"{self._names.fields}, #run"
+        items = await read_items(self._client, self._table, keys, projection, {"#run": self._names.run_attribute})
+        planned = [item for item in items if item[STATE_KEY_ATTRIBUTE] == PLAN_KEY[STATE_KEY_ATTRIBUTE]]
+        run = run_of(planned[0] if planned else None, self._names.run_attribute)
+        items = [item for item in items if item[STATE_KEY_ATTRIBUTE] != PLAN_KEY[STATE_KEY_ATTRIBUTE]]
         by_index = {int(item[STATE_KEY_ATTRIBUTE]["S"].partition("#")[2]): item for item in items}
         return [_lease(plan, segment.index, run, by_index.get(segment.index), self._names) for segment in plan]
 

@@ -44,6 +44,11 @@ def _starts(plan: SegmentPlan) -> dict[str, Any]:
     return {"start_ids": {"L": [{"S": str(start)} for start in plan.starts]}}
 
 
+def run_of(plan_item: dict[str, Any] | None, attribute: str = "run") -> int:
+    """The current run of the runs counted in `attribute` of the plan's item (1 until the first restart)."""
+    return int(plan_item[attribute]["N"]) if plan_item is not None and attribute in plan_item else 1
+
+
 @attrs.define(eq=False, slots=False)
 class PlanStore:
     """Reads (and, the first time, makes) the plan; the plan is cached, the run number is not."""
@@ -121,8 +126,7 @@ class PlanStore:
         """The current run (1 until the first restart) of the runs counted in `attribute` (the
         migration's; verify's passes count theirs apart)."""
         await self.plan()
-        item = await self._read()
-        return int(item[attribute]["N"]) if item is not None and attribute in item else 1
+        return run_of(await self._read(), attribute)
 
     async def restart(self, seen_run: int, attribute: str = "run") -> int:
         """Move to run `seen_run + 1` unless another process moved it first; the current run."""

@@ -26,6 +26,8 @@ class SegmentsHold(UsersHold):
         self._holds = dict(holds)
         self.inherited = frozenset().union(*(hold.inherited for hold in self._holds.values()))
         self.inherited_removals = frozenset().union(*(hold.inherited_removals for hold in self._holds.values()))
+        self.untouched = all(hold.untouched for hold in self._holds.values())
+        self.intended_by_take = frozenset().union(*(hold.intended_by_take for hold in self._holds.values()))
 
     def _split(self, user_ids: Collection[UserId]) -> dict[int, list[UserId]]:
         return self._plan.group(user_ids)
@@ -52,14 +54,21 @@ class SegmentsHold(UsersHold):
 
 @asynccontextmanager
 async def hold_across(
-    plan: SegmentPlan, ledgers: dict[UserId, ProgressLedger], lowest: UserId, highest: UserId
+    plan: SegmentPlan,
+    ledgers: dict[UserId, ProgressLedger],
+    lowest: UserId,
+    highest: UserId,
+    intend_if_untouched: Collection[UserId] = (),
 ) -> AsyncIterator[UsersHold]:
-    """Hold lowest..highest in every segment it touches, until exit."""
+    """Hold lowest..highest in every segment it touches, until exit (each segment's part of
+    `intend_if_untouched` intended by its take where that segment's hold is untouched)."""
+    intents = plan.group(intend_if_untouched)
     async with AsyncExitStack() as stack:
         holds: list[tuple[int, UsersHold]] = []
         for segment in plan.covering(lowest, highest):
+            low, high = max(lowest, segment.lowest), min(highest, segment.highest)
             hold = await stack.enter_async_context(
-                ledgers[segment.index].hold(max(lowest, segment.lowest), min(highest, segment.highest))
+                ledgers[segment.index].hold(low, high, intents.get(segment.index, ()))
             )
             holds.append((segment.index, hold))
         if len(holds) == 1:

@@ -14,7 +14,7 @@ fetched together), never a scan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -35,9 +35,12 @@ from user_migration.ports.migration_state import MigrationState, UsersHold
 BATCH_GET_KEYS = 100  # DynamoDB's limit per BatchGetItem
 
 
-async def read_items(client: Any, table: str, keys: list[dict[str, Any]], projection: str) -> list[dict[str, Any]]:
+async def read_items(
+    client: Any, table: str, keys: list[dict[str, Any]], projection: str, names: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The items with these keys (consistent reads, 100 keys a request, the requests at once),
-    only the attributes in `projection`; keys without an item are left out."""
+    only the attributes in `projection` (which may name attributes as in `names`); keys without an
+    item are left out."""
 
     async def chunk(part: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -46,7 +49,7 @@ async def read_items(client: Any, table: str, keys: list[dict[str, Any]], projec
                 "Keys": part,
                 "ConsistentRead": True,
                 "ProjectionExpression": f"#key, {projection}",
-                "ExpressionAttributeNames": {"#key": STATE_KEY_ATTRIBUTE},
+                "ExpressionAttributeNames": {**(names or {}), "#key": STATE_KEY_ATTRIBUTE},
             }
         }
         pause = 0.02
@@ -111,16 +114,21 @@ class DynamoDbMigrationState(MigrationState):
             }
         return self._ledgers
 
-    def hold_users(self, lowest: UserId, highest: UserId) -> AbstractAsyncContextManager[UsersHold]:
-        return self._hold(lowest, highest)
+    def hold_users(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> AbstractAsyncContextManager[UsersHold]:
+        return self._hold(lowest, highest, intend_if_untouched)
 
     @asynccontextmanager
-    async def _hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
+    async def _hold(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId]
+    ) -> AsyncIterator[UsersHold]:
         plan = await self._plans.plan()
         if self._earlier_leftovers is None:
             self._earlier_leftovers = has_leftovers((await self._progress.read())[0])
         if not self._earlier_leftovers:
-            async with hold_across(plan, self._ledgers_of(plan), lowest, highest) as hold:
+            ledgers = self._ledgers_of(plan)
+            async with hold_across(plan, ledgers, lowest, highest, intend_if_untouched) as hold:
                 yield hold
             return
         async with (

@@ -200,6 +200,14 @@ class DynamoDbUserTarget(UserTarget):
             raise unavailable[0]
         return WriteOutcome(tuple(written), failed)
 
+    async def holds_no_items(self) -> bool:
+        # A scan that reads one item at most; one that stops on no item with more to read (space
+        # left by deleted items) is not taken for an empty table.
+        arguments = {"TableName": self._table, "Limit": 1, "ConsistentRead": True, "ProjectionExpression": "#k"}
+        async with self._reads_in_flight, target_errors("looking whether the table is empty", table=self._table):
+            response = await self._client.scan(**arguments, ExpressionAttributeNames={"#k": self._key_attribute})
+        return not response.get("Items") and "LastEvaluatedKey" not in response
+
     async def rewrite_users(self, users: Sequence[PreparedUser]) -> RewriteOutcome:
         return await self._rewriter.rewrite(users)
 

@@ -172,6 +172,9 @@ class InMemoryUserTarget(UserTarget):
     async def existing_user_ids(self, user_ids: Collection[UserId]) -> set[UserId]:
         return {user_id for user_id in user_ids if user_id in self.items}
 
+    async def holds_no_items(self) -> bool:
+        return not self.items
+
     async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
         self.write_calls += 1
         written: list[UserId] = []
@@ -358,7 +361,9 @@ class InMemoryMigrationState(MigrationState):
                     self.unsettled.update(hold.intended)
                     self.unsettled_removals.update(hold.removing)
 
-    def hold_users(self, lowest: UserId, highest: UserId) -> AbstractAsyncContextManager[UsersHold]:
+    def hold_users(
+        self, lowest: UserId, highest: UserId, intend_if_untouched: Collection[UserId] = ()
+    ) -> AbstractAsyncContextManager[UsersHold]:
         return self._hold(lowest, highest)
 
     async def record_checkpoint(self, resume_from_user_id: UserId) -> None:

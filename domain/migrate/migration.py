@@ -61,6 +61,8 @@ class Migration:
         # The offline mode: an existence check, then unconditional batch writes. Faster where
         # every request costs, but safe only while nothing else writes the table.
         self._offline = offline
+        # Whether the target held no item at all when this process looked (`look_whether_target_empty`).
+        self._empty_when_looked = False
         self._preparer = preparer if preparer is not None else UserPreparer()
         self._source = source
         self._target = target
@@ -116,6 +118,14 @@ class Migration:
             return
         await self._state.record_change_cursor(ChangeCursor(position, self._clock()))
 
+    async def look_whether_target_empty(self) -> None:
+        """In the offline mode, look (once, before writing anything) whether the target holds no item
+        at all. If it does not, a page whose users no hold of the state was ever taken on (the
+        holds' `untouched`) needs no existence check: nothing else writes the table during an
+        offline run, and every write of the project's own goes through a hold."""
+        if self._offline:
+            self._empty_when_looked = await self._target.holds_no_items()
+
     async def statistics(self) -> MigrationStats:
         """Totals on both sides, the source counted exactly now (`domain.observe.statistics.Statistics`,
         wired in the container, keeps the count instead)."""
@@ -137,9 +147,12 @@ class Migration:
             existing = await self._target.existing_user_ids(user_ids)
             return BatchOutcome(len(users), len(prepared) - len(existing), len(existing), failures)
         attempt = Attempt(user_ids, dict(failures))
-        async with self._ledger.hold([*user_ids, *attempt.invalid]) as step:
+        # On a table found empty, an untouched hold's take also records the intent (see below).
+        known_absent_if_untouched = user_ids if self._offline and self._empty_when_looked else []
+        async with self._ledger.hold([*user_ids, *attempt.invalid], known_absent_if_untouched) as step:
             if self._offline:
-                existing = await self._target.existing_user_ids(user_ids)
+                known_absent = self._empty_when_looked and step.untouched
+                existing = set() if known_absent else await self._target.existing_user_ids(user_ids)
                 to_write = [user for user in prepared if user.user_id not in existing]
                 written = await step.write_over(to_write, attempt, fence)
             else:

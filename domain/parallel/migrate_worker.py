@@ -83,6 +83,7 @@ class SegmentWorker:
         """Take and migrate segments until the run is finished, or only live leases of other
         workers (and segments this worker already failed on) are left."""
         await self._migration.mark_changes_from()
+        await self._migration.look_whether_target_empty()
         tally = RunTally()
 
         async def work(own: OwnLease) -> SegmentOutcome:
@@ -111,12 +112,16 @@ class SegmentWorker:
                 raise LeaseLost(f"the lease on segment {segment.index} ran out")
 
         turns = _PageTurns(self._page_turns)
+        last_page: list[list[SourceUser]] = []  # the segment's last page, once read
+        marked_done: list[bool] = []  # whether the last page's checkpoint marked the segment done
 
         async def read_page(start: UserId) -> tuple[list[SourceUser], UserId | None]:
             await turns.take()  # given back once the page is migrated (or the segment ends)
             page = list(await self._source.read_page(start, batch_size, segment.highest))
             following = next_start_after(page, batch_size, self._source.key_kind)
             within = following is not None and following <= segment.highest  # type: ignore[operator]  # one kind
+            if not within:
+                last_page.append(page)
             return page, following if within else None
 
         async def migrate_page(page: list[SourceUser]) -> BatchOutcome:
@@ -138,7 +143,12 @@ class SegmentWorker:
                 return
             if not held.lost.is_set():
                 position = checkpoints.after(page, outcome)
-                await held.change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
+                if last_page and page is last_page[0] and checkpoints.first_unwritten is None:
+                    # The segment's last page, every user of it handled: its checkpoint is the done mark.
+                    done = await held.change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
+                    marked_done.append(done)
+                else:
+                    await held.change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
             progress = tally.add(outcome)
             if held.lost.is_set():
                 # Done and settled (counted), but not checkpointed (or not known to be): the next
@@ -155,6 +165,10 @@ class SegmentWorker:
                 ended = await pump.run(own.lease.checkpoint, held.segment_stop)
             finally:
                 turns.give_all_back()  # of pages read and never migrated (a stop, a failure)
+        if marked_done:
+            # Marked done under this lease (the table checked it), even when the answer came too
+            # late to go on writing: nobody else took the segment before.
+            return "done" if marked_done[0] else "lost"
         if held.lost.is_set():
             return "lost"
         if ended.stopped_early:

@@ -99,10 +99,15 @@ class WriteLedger:
         self.in_flight = in_flight if in_flight is not None else WritesInFlight()
 
     @asynccontextmanager
-    async def hold(self, user_ids: Sequence[UserId]) -> AsyncIterator[LedgerStep]:
-        """The range of these ids held, with what an earlier holder left to settle."""
+    async def hold(
+        self, user_ids: Sequence[UserId], intend_if_untouched: Collection[UserId] = ()
+    ) -> AsyncIterator[LedgerStep]:
+        """The range of these ids held, with what an earlier holder left to settle; where the hold
+        is untouched, `intend_if_untouched` (users the caller knows are not stored then, if so) is
+        intended by the take itself."""
         lowest, highest = min(user_ids), max(user_ids)
-        async with self._locks.hold(lowest, highest), self._state.hold_users(lowest, highest) as hold:
+        holding = self._state.hold_users(lowest, highest, intend_if_untouched)
+        async with self._locks.hold(lowest, highest), holding as hold:
             removals = hold.inherited_removals
             removed = set(removals) - await self.target.existing_user_ids(removals) if removals else set()
             inside = frozenset(
@@ -135,6 +140,12 @@ class LedgerStep:
         self._hold = hold
         self._before = before
         self._in_flight = in_flight
+
+    @property
+    def untouched(self) -> bool:
+        """Whether no user of this step's range was ever written under a hold of the state, nor
+        is left to settle (`UsersHold.untouched`)."""
+        return self._hold.untouched and not self._hold.inherited and not self._hold.inherited_removals
 
     async def write_new(
         self, users: list[PreparedUser], attempt: Attempt, fence: Fence
@@ -184,7 +195,9 @@ class LedgerStep:
     async def _write_over(self, users: list[PreparedUser], attempt: Attempt, fence: Fence) -> WriteOutcome:
         written = WriteOutcome()
         if users:
-            await self._hold.intend([user.user_id for user in users])
+            unintended = [user.user_id for user in users if user.user_id not in self._hold.intended_by_take]
+            if unintended:
+                await self._hold.intend(unintended)
             fence()
             written = await self.target.write_users(users)
         await self._settle(set(written.written), written.failed, attempt)

@@ -33,6 +33,15 @@ async def test_an_empty_target(make_target):
     assert await target.count_users() == 0
 
 
+async def test_a_target_holds_no_items_until_anyone_writes_one(make_target, put_foreign_item):
+    target, foreign = await make_target(), await make_target()
+    assert await target.holds_no_items()
+    await target.write_users([item_of(1)])
+    assert not await target.holds_no_items()
+    await put_foreign_item(foreign, to_item(valid_user(7), NOW))
+    assert not await foreign.holds_no_items()
+
+
 async def test_written_users_exist_and_read_back_equal(make_target):
     target = await make_target()
     outcome = await target.write_users([item_of(1), item_of(2)])

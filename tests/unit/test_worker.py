@@ -396,3 +396,33 @@ def test_the_resume_point_is_the_lowest_checkpoint_of_an_unfinished_segment():
     leases = [attrs.evolve(done, checkpoint=100, done=True), attrs.evolve(halfway, checkpoint=150), untouched]
     assert resume_point(leases) == 150
     assert resume_point([leases[0], attrs.evolve(halfway, checkpoint=200, done=True)]) is None
+
+
+async def test_a_segment_s_last_page_checkpoint_is_its_done_mark():
+    # About 295 users a segment: 3 pages each, the last one short (a full last page is known to be
+    # the last only when the next read finds nothing, and the done mark then goes on its own).
+    source, target, state, leases, migration = wired(range(1, 1181), segments=4)
+    checkpoints: list[tuple[int, bool]] = []
+    real_checkpoint = leases.checkpoint
+
+    async def checkpoint(lease, next_user_id, done=False):
+        checkpoints.append((lease.segment.index, done))
+        return await real_checkpoint(lease, next_user_id, done)
+
+    leases.checkpoint = checkpoint  # type: ignore[method-assign]
+    summary = await SegmentWorker(source, leases, migration, segments_in_flight=2).run(batch_size=100)
+    assert summary.leases.segments_done == 4
+    assert sorted(checkpoints) == sorted(
+        [(i, False) for i in range(4) for _ in range(2)] + [(i, True) for i in range(4)]
+    )
+    assert all(lease.done and lease.owner is None for lease in await leases.leases())
+    assert (await state.read_progress()).migrated_users == 1180 == len(target.items)
+
+
+async def test_a_segment_whose_last_page_failed_is_released_not_done():
+    source, target, _state, leases, migration = wired(range(1, 401), segments=2)
+    target.refuse[400] = "throttled"
+    summary = await SegmentWorker(source, leases, migration).run(batch_size=100)
+    assert summary.leases.segments_done == 1
+    last = (await leases.leases())[1]
+    assert (last.done, last.owner, last.checkpoint) == (False, None, 400)
