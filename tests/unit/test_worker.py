@@ -410,7 +410,7 @@ async def test_a_segment_s_last_page_checkpoint_is_its_done_mark():
         return await real_checkpoint(lease, next_user_id, done)
 
     leases.checkpoint = checkpoint  # type: ignore[method-assign]
-    summary = await SegmentWorker(source, leases, migration, segments_in_flight=2).run(batch_size=100)
+    summary = await SegmentWorker(source, migration, LeasedPass(leases), segments_in_flight=2).run(batch_size=100)
     assert summary.leases.segments_done == 4
     assert sorted(checkpoints) == sorted(
         [(i, False) for i in range(4) for _ in range(2)] + [(i, True) for i in range(4)]
@@ -422,7 +422,7 @@ async def test_a_segment_s_last_page_checkpoint_is_its_done_mark():
 async def test_a_segment_whose_last_page_failed_is_released_not_done():
     source, target, _state, leases, migration = wired(range(1, 401), segments=2)
     target.refuse[400] = "throttled"
-    summary = await SegmentWorker(source, leases, migration).run(batch_size=100)
+    summary = await SegmentWorker(source, migration, LeasedPass(leases)).run(batch_size=100)
     assert summary.leases.segments_done == 1
     last = (await leases.leases())[1]
     assert (last.done, last.owner, last.checkpoint) == (False, None, 400)
