@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import os
 import subprocess
@@ -96,6 +97,18 @@ def _environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+@contextlib.contextmanager
+def _collector_as_it_was() -> Iterator[None]:
+    """The garbage collector as the test process had it: a CLI run freezes what it holds and collects
+    the youngest generation less often (`entrypoints.heap`), which a process of its own keeps to itself."""
+    thresholds = gc.get_threshold()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
 def cli(env: Mapping[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
     """`user-migration ARGUMENTS` in this process, under `env` (and the test process's environment without its
     own settings); its exit code, stdout and stderr."""
@@ -117,6 +130,7 @@ def cli(env: Mapping[str, str], *arguments: str) -> subprocess.CompletedProcess[
 
     with (
         _environment(env),
+        _collector_as_it_was(),
         contextlib.redirect_stdout(stdout),
         contextlib.redirect_stderr(stderr),
         mock.patch.object(os, "_exit", _exit),
