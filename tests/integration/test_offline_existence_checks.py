@@ -22,6 +22,7 @@ from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.adapters.memory.harness import InMemoryUserSource
 from user_migration.domain.keys import UserId
 from user_migration.domain.migrate.migration import Migration
+from user_migration.domain.parallel.leased_pass import LeasedPass
 from user_migration.domain.parallel.migrate_worker import SegmentWorker
 
 USERS = 1_200
@@ -52,7 +53,8 @@ async def offline_run(client: Any, users_table: str, state_table: str) -> tuple[
     target = CheckedTarget(client, users_table)
     state = DynamoDbMigrationState(client, state_table, plans=plans)
     migration = Migration(source, target, state, offline=True)
-    worker = SegmentWorker(source, DynamoDbSegmentLeases(client, state_table, plans), migration, segments_in_flight=4)
+    leased = LeasedPass(DynamoDbSegmentLeases(client, state_table, plans))
+    worker = SegmentWorker(source, migration, leased, segments_in_flight=4)
     summary = await asyncio.wait_for(worker.run(batch_size=BATCH), 60)
     assert summary.leases.unfinished_segments == 0
     return target, state
