@@ -81,6 +81,8 @@ constraints:
 # but one of them would silently not run). --dist worksteal (it schedules by index, as the default does):
 # a worker that runs out takes tests still queued at another, so the slow tests queued last do not leave
 # two workers idle at the end.
+# 4 were no faster on 2 cores (fresh clones, 2026-12-07: 516.8 s of pytest on 4, 521.8 s on 3): the suite is
+# bound by the CPU, not by its waits.
 TEST_WORKERS ?= 3
 
 # Every test's time is kept in build/test-times.xml (JUnit XML) besides the 20 slowest shown: where the next
