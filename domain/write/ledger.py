@@ -245,12 +245,11 @@ class LedgerStep:
         attempt: Attempt,
         unsure: Collection[UserId] | None = None,
     ) -> None:
-        await self._hold.settle(
-            await self._landed_before() | landed_now,
-            unsure=failed.keys() if unsure is None else unsure,
-            removed=self._before.removed,
-            **attempt.failing(failed),
-        )
+        landed = await self._landed_before() | landed_now
+        # A user counted now is not left unsure: an inherited write may have landed while this
+        # step's own write of the same user got no answer, and the next holder would count it again.
+        unsure_now = set(failed.keys() if unsure is None else unsure) - landed
+        await self._hold.settle(landed, unsure=unsure_now, removed=self._before.removed, **attempt.failing(failed))
 
     async def _landed_before(self) -> set[UserId]:
         """Of the writes an earlier holder left unsettled, those that landed. Those within this
