@@ -7,10 +7,14 @@ import argparse
 import sys
 from typing import Any
 
+import attrs
+
 from user_migration.domain.errors import DependencyUnavailable
+from user_migration.domain.keys import UserId
 from user_migration.domain.parallel.sync_worker import SyncWorkerSummary
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USERS_FAILED
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_and_add_up
+from user_migration.entrypoints.cli.worker_processes import run_and_add_up
+from user_migration.entrypoints.cli.worker_totals import ALL, ANY, HIGHEST, IDS, LATEST, SUM, TEXTS, added_up, adds
 from user_migration.entrypoints.views import view
 
 
@@ -53,7 +57,11 @@ async def run_sync_workers(arguments: argparse.Namespace) -> int:
     command += ["--once"] if arguments.once else ["--follow", "--interval", str(arguments.interval)]
     # A `--follow` worker's last line is its totals.
     return await run_and_add_up(
-        command, arguments, lambda summaries: _added_up([s.get("totals", s) for s in summaries]), _print_totals, "--out"
+        command,
+        arguments,
+        lambda summaries: added_up(SyncTotals, [s.get("totals", s) for s in summaries]),
+        _print_totals,
+        "--out",
     )
 
 
@@ -67,19 +75,26 @@ def _print_totals(total: dict[str, Any]) -> None:
     print_pass_line(total)
 
 
-def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    names = ("changes_seen", "written", "same_version_written", "deleted", "skipped_newer", "unchanged", "failed_count")
-    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in names}
-    for listed in ("failed_user_ids", "not_deleted_user_ids"):
-        total[listed] = sorted(i for s in summaries for i in s.get(listed, []))
-    for listed in ("errors", "not_deleted"):
-        total[listed] = [text for s in summaries for text in s.get(listed, [])]
-    total["processing_time_ms"] = max((s.get("processing_time_ms", 0) for s in summaries), default=0)
-    total["sync_pass"] = max((s.get("sync_pass", 0) for s in summaries), default=0)
-    total["pass_applied"] = latest_of(summaries).get("pass_applied")
-    total["caught_up"] = bool(summaries) and all(s.get("caught_up") for s in summaries)
-    total["stopped_early"] = any(s.get("stopped_early") for s in summaries)
-    return {**total, **lease_fields(summaries)}
+@attrs.frozen
+class SyncTotals:
+    """What `sync --workers N` prints: the workers' summaries (a `--follow` worker's totals) added up."""
+
+    changes_seen: int = adds(SUM)
+    written: int = adds(SUM)
+    same_version_written: int = adds(SUM)
+    deleted: int = adds(SUM)
+    skipped_newer: int = adds(SUM)
+    unchanged: int = adds(SUM)
+    failed_count: int = adds(SUM)
+    failed_user_ids: list[UserId] = adds(IDS, [])
+    not_deleted_user_ids: list[UserId] = adds(IDS, [])
+    errors: list[str] = adds(TEXTS, [])
+    not_deleted: list[str] = adds(TEXTS, [])
+    processing_time_ms: int = adds(HIGHEST)
+    sync_pass: int = adds(HIGHEST)
+    pass_applied: int | None = adds(LATEST, None)
+    caught_up: bool = adds(ALL, False)
+    stopped_early: bool = adds(ANY, False)
 
 
 def unavailable_line(error: DependencyUnavailable, interval: float) -> str:

@@ -7,9 +7,12 @@ import argparse
 import json
 from typing import Any
 
+import attrs
+
 from user_migration.domain.parallel.verify_worker import VerifyWorkerSummary
 from user_migration.entrypoints.cli.verify_output import Differences, print_summary
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_and_add_up
+from user_migration.entrypoints.cli.worker_processes import run_and_add_up
+from user_migration.entrypoints.cli.worker_totals import ANY, HIGHEST, LATEST, SUM, added_up, adds
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.views import counts_view, view
 
@@ -61,7 +64,13 @@ async def run_verify_workers(migration: UserMigration, arguments: argparse.Names
     if arguments.repair:
         command.append("--repair")
     return await run_and_add_up(
-        command, arguments, _added_up, _print_totals, "--out", arguments.out, migration.restart_verify_pass
+        command,
+        arguments,
+        lambda summaries: added_up(VerifyTotals, summaries),
+        _print_totals,
+        "--out",
+        arguments.out,
+        migration.restart_verify_pass,
     )
 
 
@@ -73,13 +82,20 @@ def _print_totals(total: dict[str, Any]) -> None:
     _print_pass(total)
 
 
-def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    counted = {
-        name for s in summaries for name, value in s.items() if isinstance(value, int) and not isinstance(value, bool)
-    }
-    counted -= {"verify_pass", "segments_done", "lease_takes", "lease_steals", "leases_lost", "unfinished_segments"}
-    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in sorted(counted)}
-    total["verify_pass"] = max((s.get("verify_pass", 0) for s in summaries), default=0)
-    total["pass_counts"] = latest_of(summaries).get("pass_counts")
-    total["stopped_early"] = any(s.get("stopped_early") for s in summaries)
-    return {**total, **lease_fields(summaries)}
+@attrs.frozen
+class VerifyTotals:
+    """What `verify --workers N` prints: the workers' counts added up (`repaired` and
+    `not_repaired` with `--repair`), the pass's verdict once it is finished."""
+
+    checked: int = adds(SUM)
+    matching: int = adds(SUM)
+    missing: int = adds(SUM)
+    different: int = adds(SUM)
+    extra: int = adds(SUM)
+    newer_in_dynamodb: int = adds(SUM)
+    invalid_in_source: int = adds(SUM)
+    repaired: int | None = adds(SUM, optional=True)
+    not_repaired: int | None = adds(SUM, optional=True)
+    verify_pass: int = adds(HIGHEST)
+    pass_counts: dict[str, int] | None = adds(LATEST, None)
+    stopped_early: bool = adds(ANY, False)

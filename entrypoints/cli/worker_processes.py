@@ -14,9 +14,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
-
-from user_migration.domain.parallel.leased_pass import LeaseCounts
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 
 CLI = [sys.executable, "-c", "from user_migration.entrypoints.cli.main import main; raise SystemExit(main())"]
@@ -95,16 +92,3 @@ def join_parts(path: Path, parts: list[Path]) -> None:
     path.write_text("".join(part.read_text() for part in parts if part.exists()))
     for part in parts:
         part.unlink(missing_ok=True)
-
-
-def latest_of(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The summary of the worker that saw the fewest unfinished segments: it looked last, so its
-    view of the run is the newest."""
-    return min(summaries, key=lambda s: s.get("unfinished_segments", 0), default={})
-
-
-def lease_fields(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The workers' lease counts added up (`LeaseCounts.added_up`), with their summaries."""
-    names = [field.name for field in attrs.fields(LeaseCounts)]
-    counts = [LeaseCounts(**{name: int(s.get(name, 0)) for name in names}) for s in summaries]
-    return {**attrs.asdict(LeaseCounts.added_up(counts)), "workers": summaries}

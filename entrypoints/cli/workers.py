@@ -12,10 +12,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from user_migration.domain.budget.bucket import BudgetSnapshot
+from user_migration.domain.keys import UserId
 from user_migration.domain.parallel.migrate_worker import WorkerSummary
 from user_migration.entrypoints.cli.failures_shown import print_failures
-from user_migration.entrypoints.cli.worker_processes import latest_of, lease_fields, run_and_add_up
+from user_migration.entrypoints.cli.worker_processes import run_and_add_up
+from user_migration.entrypoints.cli.worker_totals import (
+    ANY,
+    HIGHEST,
+    IDS_ONCE,
+    LATEST,
+    SUM,
+    TEXTS_ONCE,
+    CountOf,
+    added_up,
+    adds,
+)
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.views import view
 
@@ -97,7 +111,7 @@ async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -
     return await run_and_add_up(
         command,
         arguments,
-        _added_up,
+        lambda summaries: added_up(MigrateTotals, summaries),
         lambda total: _print_human(total, arguments.failed_out),
         "--failed-out",
         arguments.failed_out,
@@ -105,17 +119,20 @@ async def run_workers(migration: UserMigration, arguments: argparse.Namespace) -
     )
 
 
-def _added_up(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    names = ("users_read", "migrated_count", "skipped_count", "write_units_spent", "write_throttled")
-    total: dict[str, Any] = {name: sum(s.get(name, 0) for s in summaries) for name in names}
-    # A page done by a worker that then lost its lease may be done again by the next one: a
-    # failing user is listed once.
-    total["failed_user_ids"] = sorted({i for s in summaries for i in s.get("failed_user_ids", [])})
-    total["failed_count"] = len(total["failed_user_ids"])
-    total["errors"] = list(dict.fromkeys(error for s in summaries for error in s.get("errors", [])))
-    total["processing_time_ms"] = max((s.get("processing_time_ms", 0) for s in summaries), default=0)
-    total["run"] = max((s.get("run", 0) for s in summaries), default=0)
-    total["resume_from_user_id"] = latest_of(summaries).get("resume_from_user_id")
-    total["dry_run"] = False
-    total["stopped_early"] = any(s.get("stopped_early") for s in summaries)
-    return {**total, **lease_fields(summaries)}
+@attrs.frozen
+class MigrateTotals:
+    """What `migrate --all --workers N` prints: the workers' summaries added up."""
+
+    users_read: int = adds(SUM)
+    migrated_count: int = adds(SUM)
+    skipped_count: int = adds(SUM)
+    write_units_spent: int = adds(SUM)
+    write_throttled: int = adds(SUM)
+    failed_user_ids: list[UserId] = adds(IDS_ONCE, [])
+    failed_count: int = adds(CountOf("failed_user_ids"))
+    errors: list[str] = adds(TEXTS_ONCE, [])
+    processing_time_ms: int = adds(HIGHEST)
+    run: int = adds(HIGHEST)
+    resume_from_user_id: UserId | None = adds(LATEST, None)
+    dry_run: bool = adds(ANY, False)
+    stopped_early: bool = adds(ANY, False)
