@@ -81,10 +81,15 @@ class UsersHold(abc.ABC):
 
     Writing goes: `intend` (the ids about to be written are recorded first), the write itself,
     then `settle` (the ids that landed are counted, the intent cleared, in one idempotent step).
-    A holder that dies between the two leaves its intent behind; the next holder inherits those
-    ids (`inherited`), looks which of them landed, and settles them with its own. Deleting goes
-    the same way: `intend_removal`, the deletes, then `settle(removed=...)`; what a dead holder
+    A holder that dies between the two leaves its intent behind; the next holder of those ids
+    inherits them (`inherited`), looks which of them landed, and settles them with its own. Deleting
+    goes the same way: `intend_removal`, the deletes, then `settle(removed=...)`; what a dead holder
     meant to delete is inherited as `inherited_removals`, for the next holder to look which are gone.
+
+    A hold inherits only ids of its own range, the others stay left for the holder of theirs: an
+    id outside it may be held, written and counted by another holder meanwhile, and passed on
+    again (this hold abandoned, or expired) it would be counted a second time by whoever next
+    inherited it and found it stored.
     """
 
     inherited: frozenset[UserId]

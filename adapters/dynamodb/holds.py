@@ -5,9 +5,10 @@ Everything lives in one item of the state table (each segment of the id space ha
 so every step is either applied once or not at all:
 
 - take: add `holds.<id> = {lo, hi, expires, writing}` if no live hold overlaps lo..hi.
-  Overlapping holds that expired (their process died) are dropped, and the ids they were
-  writing — with the `unsettled` ids — pass to the new hold as `inherited`, for it to look at
-  and count. Expired holds of other ranges stay for their holder to settle (it may only be slow).
+  Overlapping holds that expired (their process died) are dropped, and the ids of lo..hi they
+  were writing — with the `unsettled` ids of lo..hi — pass to the new hold as `inherited`, for it
+  to look at and count; their other ids are left in `unsettled` (see `_within`). Expired holds of
+  other ranges stay for their holder to settle (it may only be slow).
 - intend: append the ids about to be written to `holds.<id>.writing` (and renew the lease).
 - intend a removal: append the ids whose items are about to be deleted to `holds.<id>.removing`;
   they pass on like `writing` (as `unsettled_removals`, inherited as `inherited_removals`).
@@ -106,6 +107,26 @@ def _lowest_that_fit(ordered: list[UserId], size_of: Callable[[set[UserId]], int
 def _id_set(user_ids: Collection[UserId]) -> dict[str, Any]:
     encoded = encode_ids(user_ids)
     return {"B": encoded} if isinstance(encoded, bytes) else {"S": encoded}
+
+
+def _within(user_ids: set[UserId], lowest: UserId, highest: UserId) -> tuple[set[UserId], set[UserId]]:
+    """The ids of lowest..highest, which a hold on that range inherits, and the others, which stay
+    unsettled.
+
+    A hold inherits only ids it holds: no other holder can write them until it settles, so whether
+    they landed is looked at once, by it, after its own writes. An id outside its range may be held
+    by another holder at that very moment (one that took its hold before the id was left unsettled),
+    which may write and count it; passed on again by this hold (on an abandon, or when its lease
+    expires), the id was then counted twice by whoever next inherited it and found it stored: a
+    whole page over, when a page re-read after a lease was taken over inherited the next page's
+    intent and failed after that page was written (the `migrated_users` over-count with several
+    workers)."""
+    inside = {
+        user_id
+        for user_id in user_ids
+        if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
+    }
+    return inside, user_ids - inside
 
 
 # inherited, inherited removals, untouched, intended by the take
@@ -259,8 +280,9 @@ class ProgressLedger:
 
         async def try_take(item: dict[str, Any], version: int) -> _Taken | None:
             now = time.time()
-            inherited = stored_ids(item.get("unsettled"))
-            inherited_removals = stored_ids(item.get("unsettled_removals"))
+            # What was left unsettled stays where it is, but for the ids of lowest..highest (see `_within`).
+            unsettled = stored_ids(item.get("unsettled"))
+            unsettled_removals = stored_ids(item.get("unsettled_removals"))
             live: dict[str, Any] = {}
             for other, entry in item.get("holds", {}).get("M", {}).items():
                 fields = entry["M"]
@@ -268,13 +290,16 @@ class ProgressLedger:
                 if lowest <= held_high and held_low <= highest:  # type: ignore[operator]  # ids of one kind
                     if float(fields["expires"]["N"]) >= now:
                         return None
-                    # Its holder died (or stalled past its lease): its intent is now ours to settle.
-                    inherited |= stored_ids(fields.get("writing"))
-                    inherited_removals |= stored_ids(fields.get("removing"))
+                    # Its holder died (or stalled past its lease): its intent is now ours to settle,
+                    # the part of it within lowest..highest; the rest is left unsettled.
+                    unsettled |= stored_ids(fields.get("writing"))
+                    unsettled_removals |= stored_ids(fields.get("removing"))
                     continue
                 # A hold of other users stays, expired or not: its holder, if alive, still
                 # settles it, and whoever next holds those users inherits it otherwise.
                 live[other] = entry
+            inherited, unsettled = _within(unsettled, lowest, highest)
+            inherited_removals, unsettled_removals = _within(unsettled_removals, lowest, highest)
             untouched = self._untouched(lowest, highest) and not inherited and not inherited_removals
             intended = frozenset(intend_if_untouched) if untouched else frozenset()
             live[hold_id] = {
@@ -286,11 +311,14 @@ class ProgressLedger:
                     "removing": _id_set(inherited_removals),
                 }
             }
-            await self._write(
-                version,
-                "SET holds = :holds, version = :next REMOVE unsettled, unsettled_removals",
-                {":holds": {"M": live}},
-            )
+            left = {"unsettled": unsettled, "unsettled_removals": unsettled_removals}
+            kept = [name for name, ids in left.items() if ids]
+            update = "SET holds = :holds, version = :next" + "".join(f", {name} = :{name}" for name in kept)
+            removed = [name for name in left if name not in kept]
+            if removed:
+                update += " REMOVE " + ", ".join(removed)
+            values = {":holds": {"M": live}, **{f":{name}": _id_set(left[name]) for name in kept}}
+            await self._write(version, update, values)
             self._held.append((lowest, highest))
             return frozenset(inherited), frozenset(inherited_removals), untouched, intended
 

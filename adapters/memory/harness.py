@@ -317,6 +317,13 @@ class _InMemoryHold(UsersHold):
         self.settled = True
 
 
+def _taken_within(user_ids: set[UserId], lowest: UserId, highest: UserId) -> set[UserId]:
+    """The ids of lowest..highest, taken out of `user_ids`."""
+    inside = {user_id for user_id in user_ids if lowest <= user_id <= highest}  # type: ignore[operator]  # one kind
+    user_ids -= inside
+    return inside
+
+
 class InMemoryMigrationState(MigrationState):
     """Counters held in memory; holds are range locks within this process."""
 
@@ -350,9 +357,9 @@ class InMemoryMigrationState(MigrationState):
     @asynccontextmanager
     async def _hold(self, lowest: UserId, highest: UserId) -> AsyncIterator[UsersHold]:
         async with self._holds.hold(lowest, highest):
-            inherited, removals = frozenset(self.unsettled), frozenset(self.unsettled_removals)
-            self.unsettled.clear()
-            self.unsettled_removals.clear()
+            # Only the ids of the range, as the DynamoDB state (`adapters.dynamodb.holds._within`).
+            inherited = frozenset(_taken_within(self.unsettled, lowest, highest))
+            removals = frozenset(_taken_within(self.unsettled_removals, lowest, highest))
             hold = _InMemoryHold(self, inherited, removals)
             try:
                 yield hold

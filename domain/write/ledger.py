@@ -73,13 +73,12 @@ class Attempt:
 
 @attrs.frozen
 class _Inherited:
-    """What an earlier holder that died before settling left: the deletes that happened (looked
-    at when the hold is taken, before this holder writes any of those users again); its writes
-    to users outside this hold's range that landed (looked at then too: once the hold is taken,
-    another holder may write them); and its writes within the range, looked at before settling."""
+    """What an earlier holder that died before settling left in this hold's range (a hold inherits
+    nothing else: see `UsersHold.inherited`): the deletes that happened (looked at when the hold
+    is taken, before this holder writes any of those users again); and its writes, looked at
+    before settling."""
 
     removed: set[UserId]
-    landed_outside: set[UserId] = attrs.Factory(set)
     inside: frozenset[UserId] = frozenset()
 
 
@@ -110,12 +109,7 @@ class WriteLedger:
         async with self._locks.hold(lowest, highest), holding as hold:
             removals = hold.inherited_removals
             removed = set(removals) - await self.target.existing_user_ids(removals) if removals else set()
-            inside = frozenset(
-                user_id
-                for user_id in hold.inherited
-                if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
-            )
-            before = _Inherited(removed, await landed(self.target, hold.inherited - inside), inside)
+            before = _Inherited(removed, hold.inherited)
             yield LedgerStep(self.target, hold, before, self.in_flight)
 
     async def note_failing(self, failures: Mapping[UserId, Collection[str]]) -> None:
@@ -252,8 +246,8 @@ class LedgerStep:
         await self._hold.settle(landed, unsure=unsure_now, removed=self._before.removed, **attempt.failing(failed))
 
     async def _landed_before(self) -> set[UserId]:
-        """Of the writes an earlier holder left unsettled, those that landed. Those within this
-        hold's range are looked at just before it settles, after its own writes, so that a late
-        write of a holder that stalled (rather than died) is counted too, once; no other holder
-        can write them meanwhile."""
-        return self._before.landed_outside | await landed(self.target, self._before.inside)
+        """Of the writes an earlier holder left unsettled in this hold's range, those that landed,
+        looked at just before it settles, after its own writes, so that a late write of a holder
+        that stalled (rather than died) is counted too, once; no other holder can write them
+        meanwhile."""
+        return await landed(self.target, self._before.inside)

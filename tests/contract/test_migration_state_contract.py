@@ -54,9 +54,12 @@ async def test_a_hold_left_without_settling_hands_its_intent_to_the_next_holder(
             assert hold.inherited == frozenset()
             await hold.intend([4, 5, 6])
             raise RuntimeError("the write failed half-way")
-    async with asyncio.timeout(5), state.hold_users(5, 10) as hold:  # a holder of some of those ids
-        assert hold.inherited == frozenset({4, 5, 6})
-        await hold.settle([4, 6])  # of those, 4 and 6 turned out to be stored
+    async with asyncio.timeout(5), state.hold_users(5, 10) as hold:  # a holder of some of those ids: its own
+        assert hold.inherited == frozenset({5, 6})
+        await hold.settle([6])  # of those, 6 turned out to be stored
+    async with state.hold_users(1, 100) as hold:  # 4 waited for a holder of its range
+        assert hold.inherited == frozenset({4})
+        await hold.settle([4])
     async with state.hold_users(1, 100) as hold:
         assert hold.inherited == frozenset()
         await hold.settle([])

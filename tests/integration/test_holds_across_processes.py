@@ -48,7 +48,7 @@ async def test_the_writes_of_a_process_that_died_are_counted_by_the_next_one(dyn
     dead = await crashed.take(1, 100)  # a process that took the hold, announced its writes, and died
     await dead.intend([5, 6, 7])
     started = time.monotonic()
-    async with survivor.hold_users(50, 150) as hold:
+    async with survivor.hold_users(5, 150) as hold:  # it inherits the ids of its range
         waited = time.monotonic() - started
         assert hold.inherited == frozenset({5, 6, 7})
         await hold.settle([5, 7])  # what the survivor found stored of them

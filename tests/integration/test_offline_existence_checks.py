@@ -116,7 +116,7 @@ async def test_a_hold_inheriting_an_intent_is_not_untouched(dynamodb):
             assert hold.untouched
             await hold.intend([3])
             raise RuntimeError("the write failed half-way")
-    async with ours.hold_users(100, 110) as hold:  # other users, but the intent left is theirs to settle
+    async with ours.hold_users(2, 4) as hold:  # the intent left is this range's to settle
         assert hold.inherited == frozenset({3})
         assert not hold.untouched
         await hold.settle([])
