@@ -60,8 +60,8 @@ class Settings:
     # then its unanswered requests are retried (the CLI's container only: a library call or an HTTP request
     # gets botocore's retries alone).
     dependency_patience_seconds: float = 600.0
-    # A CLI command says a dependency's silence on stderr once it has lasted this long (the promise: within 15 s
-    # by default); settable so that the tests of the notice need not wait for the default.
+    # A CLI command (on stderr) and the service (in its log) say a dependency's silence once it has lasted this
+    # long (the promise: within 15 s by default); settable so that the tests of the notice need not wait for it.
     stall_notice_seconds: float = NOTICE_SECONDS
     dynamodb_concurrency: int = 32
     pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT

@@ -246,7 +246,7 @@ async def test_metrics_count_the_timeouts_of_each_dependency(world: World, app_c
 
 async def test_the_service_logs_a_silent_dynamodb_as_a_json_line_within_15_s(world: World, serve_process):
     world.seed([valid_user(i) for i in range(1, 11)])
-    server = serve_process(world.environment(DYNAMODB_TIMEOUT_SECONDS="3"))
+    server = serve_process(world.environment(DYNAMODB_TIMEOUT_SECONDS="3", STALL_NOTICE_SECONDS=str(NOTICE)))
     await asyncio.to_thread(server.wait_until_listening)
     async with aiohttp.ClientSession(server.url, headers=AUTH) as session:
         async with session.get(STATS) as response:
@@ -265,6 +265,7 @@ async def test_the_service_logs_a_silent_dynamodb_as_a_json_line_within_15_s(wor
                 "DynamoDB",
                 world.dynamodb_proxy.url,
             ), stall
+            assert stall["silent_seconds"] >= NOTICE, stall
         finally:
             world.dynamodb_proxy.heal()
             async with asyncio.timeout(60):
