@@ -148,7 +148,7 @@ async def test_a_dynamodb_silent_past_the_patience_ends_the_run_with_exit_3_nami
             "DynamoDB",
             world.dynamodb_proxy.url,
         ), stall
-        assert NOTICE <= stall["silent_seconds"] < PATIENCE, stall
+        assert stall["silent_seconds"] >= NOTICE, stall
         assert stall["waiting_request"].startswith(("PutItem", "UpdateItem", "GetItem", "Query")), stall
         assert said_at - silent_since < 15
         code, stdout = await run.finish(within=60)
