@@ -18,6 +18,7 @@ from user_migration.adapters.postgres.source import quote_table_name
 from user_migration.domain.convert.mapping import UserMapping, default_mapping
 from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT, OFFLINE_SEGMENTS_IN_FLIGHT
 from user_migration.domain.observe.source_count import DEFAULT_REFRESH_SECONDS
+from user_migration.domain.observe.stall_watch import NOTICE_SECONDS
 from user_migration.entrypoints.http.auth import HASH_PREFIX, JwtRules
 from user_migration.entrypoints.logs import LogFormat
 from user_migration.entrypoints.mapping_file import read_mapping
@@ -59,6 +60,9 @@ class Settings:
     # then its unanswered requests are retried (the CLI's container only: a library call or an HTTP request
     # gets botocore's retries alone).
     dependency_patience_seconds: float = 600.0
+    # A CLI command (on stderr) and the service (in its log) say a dependency's silence once it has lasted this
+    # long (the promise: within 15 s by default); settable so that the tests of the notice need not wait for it.
+    stall_notice_seconds: float = NOTICE_SECONDS
     dynamodb_concurrency: int = 32
     pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT
     # The write budget (domain.write_budget): units per second for all processes together, or a percentage of
@@ -429,6 +433,7 @@ def load_settings(
         dynamodb_timeout_seconds=_number(environ, "DYNAMODB_TIMEOUT_SECONDS", 10.0, 1, 300, problems),
         dynamodb_retries=_integer(environ, "DYNAMODB_RETRIES", 3, 0, 10, problems),
         dependency_patience_seconds=_number(environ, "DEPENDENCY_PATIENCE_SECONDS", 600.0, 1, 86400, problems),
+        stall_notice_seconds=_number(environ, "STALL_NOTICE_SECONDS", NOTICE_SECONDS, 1, 3600, problems),
         dynamodb_concurrency=_integer(environ, "DYNAMODB_CONCURRENCY", 32, 1, 256, problems),
         pages_in_flight=_integer(environ, "PAGES_IN_FLIGHT", DEFAULT_PAGES_IN_FLIGHT, 1, 16, problems),
         max_write_units=max_write_units,

@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-from user_migration.domain.observe.stall_watch import Notice, NoticeKind, StallNotices, StallWatch
+from user_migration.domain.observe.stall_watch import NOTICE_SECONDS, Notice, NoticeKind, StallNotices, StallWatch
 from user_migration.entrypoints.logs import JsonLines, fields
 
 stall_log = logging.getLogger("user_migration.stalls")
@@ -58,10 +58,13 @@ def level_of(notice: Notice) -> int:
     return logging.INFO if notice.kind is NoticeKind.ANSWERS_AGAIN else logging.WARNING
 
 
-async def log_stalls(watch: StallWatch, check_seconds: float = 1.0) -> AsyncIterator[None]:
-    """While the service runs: each stall of a dependency as a log line (the requests waiting on it answer
-    503 when their own timeouts and retries are spent; the service never gives up)."""
-    notices = StallNotices(watch)
+async def log_stalls(
+    watch: StallWatch, notice_seconds: float = NOTICE_SECONDS, check_seconds: float = 1.0
+) -> AsyncIterator[None]:
+    """While the service runs: each stall of a dependency as a log line once it lasts `notice_seconds` (the
+    requests waiting on it answer 503 when their own timeouts and retries are spent; the service never gives
+    up)."""
+    notices = StallNotices(watch, notice_seconds=notice_seconds)
 
     async def say() -> None:
         while True:

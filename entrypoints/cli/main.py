@@ -203,7 +203,11 @@ def _with_library(
         # The CLI waits for a dependency that stops answering (retrying, out loud) up to the patience.
         config = {**settings.container_config(), "dependency_patience_seconds": settings.dependency_patience_seconds}
         library = UserMigration(build_container(config), check_tables)
-        notices = StallNotices(library.container.stall_watch(), settings.dependency_patience_seconds)
+        notices = StallNotices(
+            library.container.stall_watch(),
+            settings.dependency_patience_seconds,
+            notice_seconds=settings.stall_notice_seconds,
+        )
         json_lines = environ.get("LOG_FORMAT", "").strip().lower() == "json"
         say = StallPrinter(arguments.command, settings.dependency_patience_seconds, json_lines)
         say_write_path(arguments.command, json_lines)

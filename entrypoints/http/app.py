@@ -104,10 +104,10 @@ def _overview_lifecycle(
     return watch
 
 
-def _stall_lifecycle(container: Container) -> Callable[[web.Application], AsyncIterator[None]]:
+def _stall_lifecycle(container: Container, notice_seconds: float) -> Callable[[web.Application], AsyncIterator[None]]:
     def stalls_logged(app: web.Application) -> AsyncIterator[None]:
         del app
-        return log_stalls(container.stall_watch())
+        return log_stalls(container.stall_watch(), notice_seconds)
 
     return stalls_logged
 
@@ -151,5 +151,5 @@ async def init_app(settings: Settings, container: Container | None = None) -> we
     app.cleanup_ctx.append(_lifecycle(container, settings.shutdown_grace_seconds))
     app.cleanup_ctx.append(_source_count_lifecycle(container))
     app.cleanup_ctx.append(_overview_lifecycle(container, write_budget))
-    app.cleanup_ctx.append(_stall_lifecycle(container))
+    app.cleanup_ctx.append(_stall_lifecycle(container, settings.stall_notice_seconds))
     return app

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from tests.cli_runner import cli_beside
 from tests.factories import from_item, valid_user
 from tests.faults.conftest import (
     World,
@@ -136,7 +137,9 @@ async def test_runs_cut_at_random_moments_and_resumed_hold_exactly_the_valid_use
     with contextlib.ExitStack() as stack:
         # A clean run first: how many bytes a whole run moves through each proxy.
         clean = await fresh_world(world, stack)
-        result = await cli(clean.environment(), "migrate", "--all", "--batch-size", BATCH, "--json")
+        # In this process (tests.cli_runner); the runs side by side below are processes (one environment
+        # each: an in-process run sets the test process's own).
+        result = await cli_beside(clean.environment(), "migrate", "--all", "--batch-size", BATCH, "--json")
         assert result.returncode == 1, result.stderr
         await assert_exactly_the_valid_users(clean)
         total = {"dynamodb": clean.dynamodb_proxy.bytes_forwarded, "postgres": clean.postgres_proxy.bytes_forwarded}
@@ -169,7 +172,10 @@ async def test_a_run_with_unprocessed_items_keeps_its_checkpoint_before_them_and
     refuse_writes_of(world, stuck)  # on every attempt (offline: unprocessed; live: 500s)
     # Live, botocore retries each 500 (DYNAMODB_RETRIES, 3 by default, waiting up to 1 + 2 + 4 s): one
     # retry is enough to prove that users failing on every attempt are failed and the checkpoint kept.
-    first = run_cli(world.environment(DYNAMODB_RETRIES="1"), "migrate", "--all", "--batch-size", "10", "--json")
+    # In this process (tests.cli_runner): what the runs leave is the point, not a process of their own.
+    first = await cli_beside(
+        world.environment(DYNAMODB_RETRIES="1"), "migrate", "--all", "--batch-size", "10", "--json"
+    )
     assert first.returncode == 1, first.stderr
     summary = summary_of(first)
     assert summary["failed_user_ids"] == [7, 17, 26]
@@ -180,7 +186,7 @@ async def test_a_run_with_unprocessed_items_keeps_its_checkpoint_before_them_and
     assert await world.count_and_counter() == (27, 27)
 
     world.dynamodb_proxy.heal()
-    resumed = run_cli(world.environment(), "migrate", "--all", "--resume", "--batch-size", "10", "--json")
+    resumed = await cli_beside(world.environment(), "migrate", "--all", "--resume", "--batch-size", "10", "--json")
     summary = summary_of(resumed)
     assert summary["migrated_count"] == 2, summary
     assert summary["failed_user_ids"] == [17]
@@ -223,6 +229,7 @@ async def test_a_run_stopped_at_once_mid_write_by_a_second_sigterm_resumes_to_ex
     # The documented exit for an interrupted run (cli.py): 130, a message, no traceback.
     assert (process.returncode, b"Traceback" in err) == (130, False), err.decode()
 
-    resumed = await cli(world.environment(), "migrate", "--all", "--resume", "--batch-size", BATCH, "--json")
+    # The resumed run in this process (tests.cli_runner): the signals were the point of the one above.
+    resumed = await cli_beside(world.environment(), "migrate", "--all", "--resume", "--batch-size", BATCH, "--json")
     assert resumed.returncode == 1, resumed.stderr
     await assert_exactly_the_valid_users(world)

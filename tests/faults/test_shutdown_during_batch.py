@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.factories import valid_user
-from tests.faults.conftest import AUTH, World
+from tests.faults.conftest import AUTH, World, get
 
 
 def fire(url: str, result: dict[str, Any]) -> threading.Thread:
@@ -60,7 +60,7 @@ def refuses_connections(port: int) -> bool:
     ids=["grace-long-enough-to-finish", "grace-shorter-than-the-batch"],
 )
 async def test_sigterm_mid_batch_exits_in_bounded_time_with_counters_equal_to_the_items(
-    world: World, serve_process, grace: float, delay: float, hold: str
+    world: World, serve_process, app_client, grace: float, delay: float, hold: str
 ):
     world.seed([valid_user(i) for i in range(1, 201)])  # offline: 8 write chunks of 25; live: 200 puts
     server = serve_process(
@@ -110,12 +110,11 @@ async def test_sigterm_mid_batch_exits_in_bounded_time_with_counters_equal_to_th
     if progress.last_migrated_user_id is not None:
         assert progress.last_migrated_user_id in items
 
-    # And whatever was abandoned, the same request later writes exactly the rest.
-    later = serve_process(world.environment())
-    later.wait_until_listening()
-    retry: dict[str, Any] = {}
-    fire(f"{later.url}/m2/migration/users?batch_size=200", retry).join(timeout=60)
-    status, report = retry["response"]
+    # And whatever was abandoned, the same request later writes exactly the rest: to the service in this
+    # process (the signalled process was the point above).
+    later = await app_client()
+    async with asyncio.timeout(60):
+        status, report = await get(later, batch_size=200)
     assert status == 200, report
     assert (report["migrated_count"], report["skipped_count"]) == (200 - len(items), len(items))
     assert await world.count_and_counter() == (200, 200)

@@ -2,7 +2,8 @@
 DynamoDB requests, and PostgreSQL or DynamoDB going away, never lose a change, never count one
 twice, and end with the exit code (or error) that names what happened.
 
-Live mode only: `sync` and `verify --repair` always write with conditional requests.
+Live mode only: `sync` and `verify --repair` always write with conditional requests. The commands run in
+this process (`tests.cli_runner`): their exit codes and output are what is proven, not a process of their own.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.cli_runner import cli
 from tests.factories import UPDATED, from_item, valid_user
-from tests.faults.conftest import World, refuse_writes_of, run_cli
+from tests.faults.conftest import World, refuse_writes_of
 from tests.faults.test_dynamodb_faults import once_per_user
 from tests.real_adapters import execute
 from user_migration.domain.errors import SourceUnavailable, TargetUnavailable
@@ -87,12 +89,12 @@ async def test_dynamodb_unreachable_is_exit_3_and_loses_nothing(world: World):
     cursor = (await world.progress()).change_cursor
     world.dynamodb_proxy.fail("PutItem")
     world.dynamodb_proxy.fail("DeleteItem")
-    result = run_cli(world.environment(**ONE_RETRY), "sync", "--once", "--json")
+    result = cli(world.environment(**ONE_RETRY), "sync", "--once", "--json")
     assert result.returncode == 3, result.stderr
     assert json.loads(result.stdout)["error"] == "target_unavailable"
     assert (await world.progress()).change_cursor == cursor
     world.dynamodb_proxy.heal()
-    assert run_cli(world.environment(), "sync", "--once").returncode == 0
+    assert cli(world.environment(), "sync", "--once").returncode == 0
     await assert_equal_to_the_source(world)
 
 
@@ -132,7 +134,7 @@ async def test_verify_repair_with_lost_answers_repairs_and_counts_once(world: Wo
 async def test_verify_with_dynamodb_unreachable_is_exit_3(world: World):
     await migrated(world)
     world.dynamodb_proxy.refuse()
-    result = run_cli(world.environment(**ONE_RETRY), "verify", "--json")
+    result = cli(world.environment(**ONE_RETRY), "verify", "--json")
     assert result.returncode == 3, result.stderr
     with pytest.raises(TargetUnavailable):
         async with UserMigration.from_env(world.environment(**ONE_RETRY), check_tables=False) as migration:
