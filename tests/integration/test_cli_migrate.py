@@ -156,6 +156,9 @@ async def wait_for_a_checkpoint(env: dict[str, str], process: subprocess.Popen[s
 async def test_resume_after_the_source_went_away_mid_run(env):
     """The source table vanishes during a run: exit 2 (the schema no longer fits the mapping: the
     operator's to fix, not an outage); once it is back, --resume finishes the job."""
+    # The ended run leaves its segment leased: the resumed run takes it over once the lease has run out
+    # (10 s by default; short here, still far longer than a page of 25 takes).
+    env = {**env, "SEGMENT_LEASE_SECONDS": "4"}
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], [valid_user(i) for i in range(1, 1201)])
     table, hidden = quoted(env["SOURCE_TABLE"]), quoted(env["SOURCE_TABLE"] + "_away")
     process = start_migrating(env, "--batch-size", "25")

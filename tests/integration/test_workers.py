@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.cli_runner import cli_beside
 from tests.factories import valid_user
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import fresh_environment, insert_users
@@ -41,20 +42,17 @@ def users(ids: list[int]) -> list:
     return [valid_user(i, **INVALID.get(i, {})) for i in ids]
 
 
+def worker_arguments(*extra: str) -> tuple[str, ...]:
+    return ("migrate", "--all", "--workers", "1", "--batch-size", str(BATCH), "--json", *extra)
+
+
 async def start_worker(env: dict[str, str], *extra: str) -> asyncio.subprocess.Process:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DYNAMODB_", "SOURCE_"))}
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "user_migration.entrypoints.cli",
-        "migrate",
-        "--all",
-        "--workers",
-        "1",
-        "--batch-size",
-        str(BATCH),
-        "--json",
-        *extra,
+        *worker_arguments(*extra),
         env={**base, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -66,6 +64,16 @@ async def summary_of(process: asyncio.subprocess.Process) -> dict[str, Any]:
         out, err = await process.communicate()
     assert process.returncode in (0, 1), err.decode()[-2000:]
     summary: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return summary
+
+
+async def summary_here(env: dict[str, str], *extra: str) -> dict[str, Any]:
+    """The summary of a worker run in the test process (`tests.cli_runner`), which spares a process's
+    start: for a worker whose process is not the point, the only one in this process (a pass leases
+    under an owner id of its own, not the process's)."""
+    result = await cli_beside(env, *worker_arguments(*extra))
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return summary
 
 
@@ -136,9 +144,9 @@ async def test_four_workers_share_the_run_and_read_each_user_once(env):
     # What each spent of the write budget (unlimited here: counted, never waited for).
     assert sum(summary["write_units_spent"] for summary in summaries) >= len(ids) - len(INVALID)
 
-    again = await summary_of(await start_worker(env))  # the run is finished: nothing to read
+    again = await summary_here(env)  # the run is finished: nothing to read
     assert (again["users_read"], again["segments_done"]) == (0, 0)
-    restarted = await summary_of(await start_worker(env, "--restart"))
+    restarted = await summary_here(env, "--restart")
     assert (restarted["run"], restarted["users_read"], restarted["migrated_count"]) == (2, len(ids), 0)
     assert restarted["skipped_count"] == len(ids) - len(INVALID)
     await assert_exactly(env, ids)
@@ -196,7 +204,7 @@ async def test_a_worker_stalled_past_its_lease_writes_and_counts_nothing_more(en
         stale = await start_worker({**env, "DYNAMODB_ENDPOINT_URL": proxy.url})
         await wait_for_counter(env, 300, stale)
         proxy.delay(SEGMENT_LEASE + 2)
-        other = await summary_of(await start_worker(env))
+        other = await summary_here(env)  # the stalled one is the process
         assert other["lease_steals"] >= 1, other
         before = await assert_exactly(env, ids)
         proxy.heal()
