@@ -12,36 +12,24 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-from pathlib import Path
 
-from bench import data
+from bench.local_servers import seeded_servers
 from bench.project import run_project
 from bench.run import Tables
 from bench.scale_out import counting_proxy
-from tests.dynamodb_servers import DynamoDbLocal
-from user_migration.entrypoints.demo.embedded import EmbeddedPostgres
 
 SOURCE_TABLE = "bench_offline_requests"
 
 
 def main() -> int:
     users = int(os.environ.get("BENCH_LOCAL_USERS") or 10_000)
-    data.fake_aws()
-    with tempfile.TemporaryDirectory(prefix="bench-offline-pg-") as folder:
-        postgres = EmbeddedPostgres(Path(folder)).start()
-        local = DynamoDbLocal().start()
-        try:
-            data.seed_source(postgres.dsn, SOURCE_TABLE, users)
-            tables = Tables(local.endpoint_url)
-            table = tables.create("users")
-            state = tables.create("state", key="state_id", key_type="S")
-            with counting_proxy(local.endpoint_url) as (url, proxy):
-                run = run_project(postgres.dsn, SOURCE_TABLE, url, table, state, 16, offline=True)
-            held = tables.count(table)
-        finally:
-            local.stop()
-            postgres.stop()
+    with seeded_servers(SOURCE_TABLE, users) as (dsn, endpoint):
+        tables = Tables(endpoint)
+        table = tables.create("users")
+        state = tables.create("state", key="state_id", key_type="S")
+        with counting_proxy(endpoint) as (url, proxy):
+            run = run_project(dsn, SOURCE_TABLE, url, table, state, 16, offline=True)
+        held = tables.count(table)
     if run.migrated != users or held != users or run.failed:
         print(f"migrated {run.migrated}, {held} items, {run.failed} failed of {users}", file=sys.stderr)
         return 1
