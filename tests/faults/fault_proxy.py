@@ -511,7 +511,14 @@ class FaultProxy:
 
     @staticmethod
     async def _let_callbacks_run() -> None:
-        for _ in range(3):
+        # A connection accepted just before the refusal needs several turns of the loop before its
+        # `_on_client` runs (the accept task, the transport's `connection_made`, the stream
+        # protocol's task): 3 turns were not always enough on a loaded machine (the ResourceWarning
+        # came back in a fresh-clone CI run), so a few more, then a moment for what the kernel holds.
+        for _ in range(20):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        for _ in range(5):
             await asyncio.sleep(0)
 
     async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
