@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
+from collections.abc import Iterable
 from typing import TypeAlias
 
 from user_migration.domain.errors import InvalidParameter
@@ -124,6 +125,11 @@ class KeyKind(enum.Enum):
         if not self.holds(value):
             raise InvalidParameter(parameter, f"{parameter} must be an integer")
         return value  # type: ignore[return-value]  # an int, checked just above
+
+
+def ids_within(user_ids: Iterable[UserId], lowest: UserId, highest: UserId) -> set[UserId]:
+    """The ids of lowest..highest (ids of one kind)."""
+    return {user_id for user_id in user_ids if lowest <= user_id <= highest}  # type: ignore[operator]  # one kind
 
 
 def id_text(user_id: UserId) -> str:

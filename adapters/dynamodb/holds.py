@@ -43,7 +43,7 @@ from user_migration.adapters.dynamodb.errors import error_code, target_errors
 from user_migration.adapters.dynamodb.id_ranges import decode_ids, encode_ids
 from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
 from user_migration.domain.errors import TargetUnavailable
-from user_migration.domain.keys import UserId
+from user_migration.domain.keys import UserId, ids_within
 from user_migration.ports.migration_state import UNRECORDED_REASON, Settlement, UsersHold
 
 PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
@@ -121,11 +121,7 @@ def _within(user_ids: set[UserId], lowest: UserId, highest: UserId) -> tuple[set
     whole page over, when a page re-read after a lease was taken over inherited the next page's
     intent and failed after that page was written (the `migrated_users` over-count with several
     workers)."""
-    inside = {
-        user_id
-        for user_id in user_ids
-        if lowest <= user_id <= highest  # type: ignore[operator]  # ids of one kind
-    }
+    inside = ids_within(user_ids, lowest, highest)
     return inside, user_ids - inside
 
 

@@ -35,7 +35,7 @@ from user_migration.domain.convert.mapping import (
 )
 from user_migration.domain.convert.versions import may_replace, version_of
 from user_migration.domain.errors import MappingError
-from user_migration.domain.keys import KeyKind, UserId
+from user_migration.domain.keys import KeyKind, UserId, ids_within
 from user_migration.domain.model import (
     ChangeCursor,
     ConditionalWriteOutcome,
@@ -319,7 +319,7 @@ class _InMemoryHold(UsersHold):
 
 def _taken_within(user_ids: set[UserId], lowest: UserId, highest: UserId) -> set[UserId]:
     """The ids of lowest..highest, taken out of `user_ids`."""
-    inside = {user_id for user_id in user_ids if lowest <= user_id <= highest}  # type: ignore[operator]  # one kind
+    inside = ids_within(user_ids, lowest, highest)
     user_ids -= inside
     return inside
 
