@@ -39,6 +39,7 @@ from user_migration.domain.observe.stall_watch import StallWatch
 from user_migration.domain.observe.statistics import Statistics
 from user_migration.domain.parallel.leased_pass import DEFAULT_LEASE_SECONDS, LeasedPass
 from user_migration.domain.parallel.migrate_worker import SegmentWorker, boundaries_from
+from user_migration.domain.parallel.segments import FEWEST_USERS_PER_SEGMENT
 from user_migration.domain.parallel.sync_worker import SyncWorker
 from user_migration.domain.parallel.verify_worker import VerifyWorker
 from user_migration.domain.sync.poll import ChangeSync
@@ -155,6 +156,7 @@ class Container(containers.DeclarativeContainer):
             "dynamodb_write_path": "auto",
             "hold_lease_seconds": 60.0,
             "segment_lease_seconds": DEFAULT_LEASE_SECONDS,
+            "segment_min_users": FEWEST_USERS_PER_SEGMENT,
             "worker_name": None,
             "stats_refresh_seconds": DEFAULT_REFRESH_SECONDS,
             "stats_postgres_count": CountMode.EXACT.value,
@@ -238,7 +240,7 @@ class Container(containers.DeclarativeContainer):
         PlanStore,
         client=dynamodb_client,
         table=config.dynamodb_state_table,
-        propose=providers.Callable(boundaries_from, user_source),
+        propose=providers.Callable(boundaries_from, user_source, config.segment_min_users.as_int()),
         kind=mapping.provided.key_kind,
     )
     migration_state = providers.Dependency(

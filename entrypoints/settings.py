@@ -19,6 +19,7 @@ from user_migration.domain.convert.mapping import UserMapping, default_mapping
 from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT, OFFLINE_SEGMENTS_IN_FLIGHT
 from user_migration.domain.observe.source_count import DEFAULT_REFRESH_SECONDS
 from user_migration.domain.observe.stall_watch import NOTICE_SECONDS
+from user_migration.domain.parallel.segments import FEWEST_USERS_PER_SEGMENT
 from user_migration.entrypoints.http.auth import HASH_PREFIX, JwtRules
 from user_migration.entrypoints.logs import LogFormat
 from user_migration.entrypoints.mapping_file import read_mapping
@@ -84,6 +85,8 @@ class Settings:
     hold_lease_seconds: float = 60.0
     # How long a worker's segment lease lasts without a renew (the KCL's failover time).
     segment_lease_seconds: float = 10.0
+    # The fewest users a segment of a new plan gets (a source of fewer than 16 times this has fewer segments).
+    segment_min_users: int = FEWEST_USERS_PER_SEGMENT
     shutdown_drain_seconds: float = 0.0
     shutdown_grace_seconds: float = 30.0
     # The statistics: how often the service counts the source again, and the count a request gets by default.
@@ -144,6 +147,7 @@ class Settings:
             "dynamodb_write_path": self.dynamodb_write_path,
             "hold_lease_seconds": self.hold_lease_seconds,
             "segment_lease_seconds": self.segment_lease_seconds,
+            "segment_min_users": self.segment_min_users,
             "stats_refresh_seconds": self.stats_refresh_seconds,
             "stats_postgres_count": self.stats_postgres_count,
             "cdc_slot": self.cdc_slot,
@@ -197,6 +201,8 @@ def _as_integer(text: str) -> int | None:
 
 
 MAX_WRITE_UNITS_LIMIT = 10_000_000
+# A segment's floor above which even a plan's MIN_SEGMENTS would leave segments of 16 million users.
+MOST_SEGMENT_MIN_USERS = 1_000_000
 
 
 def parse_max_write_units(text: str) -> float | None:
@@ -448,6 +454,9 @@ def load_settings(
         dynamodb_write_path=_write_path(environ, problems),
         hold_lease_seconds=_number(environ, "HOLD_LEASE_SECONDS", 60.0, 1, 3600, problems),
         segment_lease_seconds=_number(environ, "SEGMENT_LEASE_SECONDS", 10.0, 1, 3600, problems),
+        segment_min_users=_integer(
+            environ, "SEGMENT_MIN_USERS", FEWEST_USERS_PER_SEGMENT, 1, MOST_SEGMENT_MIN_USERS, problems
+        ),
         shutdown_drain_seconds=_number(environ, "SHUTDOWN_DRAIN_SECONDS", 0.0, 0, 300, problems),
         shutdown_grace_seconds=_number(environ, "SHUTDOWN_GRACE_SECONDS", 30.0, 0, 3600, problems),
         stats_refresh_seconds=_number(environ, "STATS_REFRESH_SECONDS", DEFAULT_REFRESH_SECONDS, 1, 3600, problems),

@@ -29,7 +29,7 @@ from user_migration.domain.parallel.held_lease import HeldLease
 from user_migration.domain.parallel.lease_loop import SegmentOutcome
 from user_migration.domain.parallel.leased_pass import LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
-from user_migration.domain.parallel.segments import resume_point, segments_for
+from user_migration.domain.parallel.segments import FEWEST_USERS_PER_SEGMENT, resume_point, segments_for
 from user_migration.ports.user_source import UserSource
 
 
@@ -205,10 +205,13 @@ class _PageTurns:
             self.give_back()
 
 
-def boundaries_from(source: UserSource) -> Callable[[], Awaitable[list[UserId]]]:
-    """What a plan store asks for the first plan: the source split into `segments_for` its size."""
+def boundaries_from(
+    source: UserSource, fewest_users: int = FEWEST_USERS_PER_SEGMENT
+) -> Callable[[], Awaitable[list[UserId]]]:
+    """What a plan store asks for the first plan: the source split into `segments_for` its size,
+    none of fewer than `fewest_users` users."""
 
     async def propose() -> list[UserId]:
-        return await source.segment_boundaries(segments_for(await source.count_users()))
+        return await source.segment_boundaries(segments_for(await source.count_users(), fewest_users))
 
     return propose

@@ -25,16 +25,17 @@ MIN_SEGMENTS = 16
 MAX_SEGMENTS = 1024
 USERS_PER_SEGMENT = 50_000
 # Fewer segments than `MIN_SEGMENTS` for a small source: a page of users (up to 1,000) should
-# mostly fall in one segment, since a page over several holds each of them in turn.
+# mostly fall in one segment, since a page over several holds each of them in turn (the default of
+# the `SEGMENT_MIN_USERS` setting).
 FEWEST_USERS_PER_SEGMENT = 500
 
 
-def segments_for(total_users: int) -> int:
+def segments_for(total_users: int, fewest_users: int = FEWEST_USERS_PER_SEGMENT) -> int:
     """How many segments a source of `total_users` gets: about `USERS_PER_SEGMENT` each, at least
-    `MIN_SEGMENTS` and at most `MAX_SEGMENTS`, but none of fewer than `FEWEST_USERS_PER_SEGMENT`
-    users (a small source has fewer segments, at least one)."""
+    `MIN_SEGMENTS` and at most `MAX_SEGMENTS`, but none of fewer than `fewest_users` users (a small
+    source has fewer segments, at least one)."""
     wanted = min(MAX_SEGMENTS, max(MIN_SEGMENTS, math.ceil(total_users / USERS_PER_SEGMENT)))
-    return max(1, min(wanted, total_users // FEWEST_USERS_PER_SEGMENT))
+    return max(1, min(wanted, total_users // max(1, fewest_users)))
 
 
 @attrs.frozen

@@ -24,13 +24,13 @@ from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
 from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.domain.migrate.request import MAX_USER_ID
 
-USERS = 3_000  # 6 segments of 500 users
-BATCH = 50  # 10 pages a segment
-INVALID = {17: {"email": "nope"}, 1_500: {"status": "archived"}}
+USERS = 1_200  # 6 segments of 200 users (SEGMENT_MIN_USERS)
+BATCH = 20  # 10 pages a segment
+INVALID = {17: {"email": "nope"}, 600: {"status": "archived"}}
 # Written by an application before the run: the offline mode finds them stored and leaves them.
-APPLICATION_ITEMS = {5: "app-5@example.com", 1_234: "app-1234@example.com", 2_999: "app-2999@example.com"}
+APPLICATION_ITEMS = {5: "app-5@example.com", 534: "app-534@example.com", 1_199: "app-1199@example.com"}
 # Short leases: the killed worker's segments and holds pass on within seconds.
-LEASES = {"SEGMENT_LEASE_SECONDS": "4", "HOLD_LEASE_SECONDS": "6"}
+LEASES = {"SEGMENT_LEASE_SECONDS": "4", "HOLD_LEASE_SECONDS": "6", "SEGMENT_MIN_USERS": "200"}
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ async def test_an_offline_run_killed_with_several_segments_in_flight_resumes_to_
         doomed = await start_migrate({**env, "DYNAMODB_ENDPOINT_URL": proxy.url})
         most_held = 0
         async with asyncio.timeout(120):
-            while most_held < 2 or await counter(local, env) < 300:
+            while most_held < 2 or await counter(local, env) < USERS // 4:
                 assert doomed.returncode is None, "the run ended before it was killed"
                 most_held = max(most_held, await held_segments(local, env))
                 await asyncio.sleep(0.05)

@@ -151,14 +151,15 @@ def test_a_malformed_uuid_is_exit_2_naming_the_option(postgres_dsn, dynamodb_end
 
 
 async def test_three_workers_share_the_table_by_sampled_split_points(keyed: KeyedTable):
-    # Enough users for three segments (500 a segment at least).
-    keyed.insert_many([(str(uuid.uuid4()), f"bulk{index}@example.com") for index in range(40, 1540)])
-    summary = ok(run_process(keyed.env, "migrate", "--all", "--workers", "3", "--json"))
-    assert (summary["migrated_count"], summary["failed_count"], len(summary["workers"])) == (1540, 0, 3)
-    assert summary["unfinished_segments"] == 0
+    # Enough users for three segments of 100 (SEGMENT_MIN_USERS), split at sampled ids.
+    keyed.insert_many([(str(uuid.uuid4()), f"bulk{index}@example.com") for index in range(40, 340)])
+    env = {**keyed.env, "SEGMENT_MIN_USERS": "100"}
+    summary = ok(run_process(env, "migrate", "--all", "--workers", "3", "--batch-size", "25", "--json"))
+    assert (summary["migrated_count"], summary["failed_count"], len(summary["workers"])) == (340, 0, 3)
+    assert (summary["segments_done"], summary["unfinished_segments"]) == (3, 0)
     assert sorted(await keyed.items()) == sorted(keyed.ids)
-    verified = ok(run_process(keyed.env, "verify", "--workers", "3", "--json"))
-    assert (verified["checked"], verified["matching"]) == (1540, 1540)
+    verified = ok(run_process(env, "verify", "--workers", "3", "--json"))
+    assert (verified["checked"], verified["matching"]) == (340, 340)
 
 
 async def test_sync_carries_updates_inserts_and_deletes(keyed: KeyedTable):

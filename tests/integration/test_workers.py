@@ -28,9 +28,17 @@ from user_migration.domain.migrate.request import MAX_USER_ID
 # Short leases, so that a dead worker's segments and holds pass on within seconds (a page's
 # writes take well under the holds' lease, even with 8 workers on one moto server).
 SEGMENT_LEASE = 4.0
-LEASES = {"SEGMENT_LEASE_SECONDS": str(SEGMENT_LEASE), "HOLD_LEASE_SECONDS": "10"}
-BATCH = 100
-INVALID = {17: {"email": "nope"}, 1_500: {"status": "archived"}}
+# Segments of 100 users (`SEGMENT_MIN_USERS`), so that 400 users make the plan's 4 segments of the
+# default floor's 2,000, in pages of 25: every step of the protocol, at a fifth of the requests.
+SEGMENT_USERS = 100
+LEASES = {
+    "SEGMENT_LEASE_SECONDS": str(SEGMENT_LEASE),
+    "HOLD_LEASE_SECONDS": "10",
+    "SEGMENT_MIN_USERS": str(SEGMENT_USERS),
+}
+BATCH = 25
+USERS = 4 * SEGMENT_USERS
+INVALID = {17: {"email": "nope"}, 350: {"status": "archived"}}
 
 
 @pytest.fixture
@@ -124,7 +132,7 @@ def rereads_allowed(summaries: list[dict]) -> int:
 
 
 async def test_four_workers_share_the_run_and_read_each_user_once(env):
-    ids = list(range(1, 2_001))
+    ids = list(range(1, USERS + 1))
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
     processes = [await start_worker(env) for _ in range(4)]
     summaries = [await summary_of(process) for process in processes]
@@ -138,7 +146,7 @@ async def test_four_workers_share_the_run_and_read_each_user_once(env):
     assert len(ids) - len(INVALID) <= claimed <= read - len(INVALID)
     assert sum(summary["migrated_count"] for summary in summaries) == len(ids) - len(INVALID)
     assert sorted(i for summary in summaries for i in summary["failed_user_ids"]) == sorted(INVALID)
-    assert sum(summary["segments_done"] for summary in summaries) == 4  # 2,000 users: 4 segments
+    assert sum(summary["segments_done"] for summary in summaries) == 4  # 400 users: 4 segments
     assert all(summary["unfinished_segments"] == 0 for summary in summaries)
     assert sum(summary["segments_done"] > 0 for summary in summaries) >= 2  # the work was shared
     # What each spent of the write budget (unlimited here: counted, never waited for).
@@ -153,10 +161,10 @@ async def test_four_workers_share_the_run_and_read_each_user_once(env):
 
 
 async def test_the_segments_of_a_worker_killed_with_sigkill_are_finished_by_the_others(env):
-    ids = list(range(1, 2_001))  # 4 segments of 500: the doomed one's, and 3 for the others to start on
+    ids = list(range(1, USERS + 1))  # 4 segments: the doomed one's, and 3 for the others to start on
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
     doomed = await start_worker(env)
-    await wait_for_counter(env, 400, doomed)
+    await wait_for_counter(env, SEGMENT_USERS - 20, doomed)
     survivors = [await start_worker(env) for _ in range(2)]
     doomed.kill()
     await doomed.wait()
@@ -173,14 +181,14 @@ async def test_the_segments_of_a_worker_killed_with_sigkill_are_finished_by_the_
 
 async def test_eight_workers_over_sparse_64_bit_ids(env):
     rng = random.Random(64)
-    ids = sorted(rng.sample(range(1, 2**63 - 1), 2_000))
+    ids = sorted(rng.sample(range(1, 2**63 - 1), USERS))
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
     processes = [await start_worker(env) for _ in range(8)]
     summaries = [await summary_of(process) for process in processes]
     valid = set(ids) - set(INVALID)
     items, migrated = await stored(env)
     assert set(items) == valid  # every valid user stored, and no other
-    # Boundaries from the ids themselves: 4 segments of about 500 users, not 4 slices of the id
+    # Boundaries from the ids themselves: 4 segments of about 100 users, not 4 slices of the id
     # space (which would put every user in one).
     assert sum(summary["segments_done"] for summary in summaries) == 4
     read = sum(summary["users_read"] for summary in summaries)
@@ -192,12 +200,12 @@ async def test_a_worker_stalled_past_its_lease_writes_and_counts_nothing_more(en
     """Stalled: every answer it gets from DynamoDB comes later than its lease lasts (as for a
     process paused by its host; SIGSTOP itself would stall the test's one-request-at-a-time moto
     server with the stopped process's open request)."""
-    ids = list(range(1, 2_001))  # 4 segments of 500: the stalled one's, and 3 for the other to start on
+    ids = list(range(1, USERS + 1))  # 4 segments: the stalled one's, and 3 for the other to start on
     insert_users(env["DATABASE_URL"], env["SOURCE_TABLE"], users(ids))
     url = urlparse(env["DYNAMODB_ENDPOINT_URL"])
     with FaultProxy((url.hostname or "127.0.0.1", url.port or 80), http=True) as proxy:
         stale = await start_worker({**env, "DYNAMODB_ENDPOINT_URL": proxy.url})
-        await wait_for_counter(env, 300, stale)
+        await wait_for_counter(env, SEGMENT_USERS // 2, stale)
         proxy.delay(SEGMENT_LEASE + 2)
         other = await summary_here(env)  # the stalled one is the process
         assert other["lease_steals"] >= 1, other

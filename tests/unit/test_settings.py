@@ -83,6 +83,16 @@ def test_the_offline_mode_migrates_several_segments_side_by_side_unless_told_oth
     assert raised.value.problems == ["SEGMENTS_IN_FLIGHT must be an integer between 1 and 16 (got '0')"]
 
 
+def test_a_new_plan_s_fewest_users_a_segment_is_a_setting():
+    assert load_settings(GOOD).segment_min_users == 500
+    small = load_settings({**GOOD, "SEGMENT_MIN_USERS": "50"})
+    assert (small.segment_min_users, small.container_config()["segment_min_users"]) == (50, 50)
+    for wrong in ("0", "1.5", "many", "1000001"):
+        with pytest.raises(ConfigurationError) as raised:
+            load_settings({**GOOD, "SEGMENT_MIN_USERS": wrong})
+        assert raised.value.problems == [f"SEGMENT_MIN_USERS must be an integer between 1 and 1000000 (got {wrong!r})"]
+
+
 def test_every_problem_is_listed_at_once():
     with pytest.raises(ConfigurationError) as raised:
         load_settings(

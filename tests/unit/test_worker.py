@@ -65,6 +65,11 @@ def test_a_plan_covers_every_id_once_and_splits_skewed_ids_evenly():
     assert segments_for(100_000) == 16
     assert segments_for(10_000_000) == 200
     assert segments_for(10**9) == 1024
+    # A smaller floor (SEGMENT_MIN_USERS) splits a small source into more segments, never more than 16.
+    assert segments_for(2_000, 100) == 16
+    assert segments_for(400, 100) == 4
+    assert segments_for(99, 100) == 1
+    assert segments_for(10**9, 1) == 1024
 
 
 async def test_four_workers_read_each_user_once_and_count_exactly():
