@@ -146,16 +146,41 @@ class EmbeddedDynamoDb:
 
 
 def serve_moto_serially(port: int) -> None:
-    """moto's DynamoDB on loopback, handling one request at a time (see `EmbeddedDynamoDb.serial`)."""
+    """moto's DynamoDB on loopback, handling one request at a time (see `EmbeddedDynamoDb.serial`).
+
+    A DynamoDB request goes straight to moto's `DynamoHandler`, as moto's own Flask view would send it,
+    without moto's dispatcher (which finds the service among all of moto's by the request's host and
+    signature) and Flask around it: the same answers, status and headers (but CORS', which no DynamoDB
+    client reads), at about a third less of the server's CPU a request (1,500 conditional puts and 15
+    batch reads: 4.5 -> 2.9 CPU-s, two rounds each). Only moto's own `/moto-api/` goes through its
+    dispatcher; other AWS services are not served."""
+    from botocore.exceptions import ClientError
     from moto.core.model_instances import reset_model_data
+    from moto.core.request import Request
+    from moto.dynamodb.responses import DynamoHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
+    from werkzeug.wrappers import Response
 
     dispatcher = DomainDispatcherApplication(create_backend_app)
 
+    class ServerRequest(Request):
+        from_wsgi_server = True  # as moto's server marks its requests (`BackendRequest`)
+
+    def answer(environ: dict[str, Any], start_response: Any) -> Any:
+        request = ServerRequest(environ)
+        try:
+            result = DynamoHandler.dispatch(request, request.raw_url, dict(request.headers))
+        except ClientError as error:  # as moto's Flask view (`convert_to_flask_response`) answers it
+            result = 400, {}, error.response["Error"]["Message"]
+        status, headers, content = result if len(result) == 3 else (200, {}, result)
+        return Response(response=content, status=status, headers=headers)(environ, start_response)
+
     def application(environ: dict[str, Any], start_response: Any) -> Any:
         try:
-            return dispatcher(environ, start_response)
+            if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+                return dispatcher(environ, start_response)
+            return answer(environ, start_response)
         finally:
             # moto keeps every model object it ever made (every item written, deleted tables'
             # included) for its dashboard, which is never used here: without this, a long run

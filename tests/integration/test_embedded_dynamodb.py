@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
+from botocore.exceptions import ClientError
 
 from tests.real_adapters import create_dynamodb_tables
 from user_migration.adapters.dynamodb.client import dynamodb_client
@@ -26,3 +29,103 @@ async def test_items_written_are_not_kept_by_moto_beyond_their_table():
         server.stop()
     assert tracked["Item"] == []
     assert tracked["Table"] == []
+
+
+KEY = {"user_id": {"N": "1"}}
+CREATE = {
+    "KeySchema": [{"AttributeName": "user_id", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "user_id", "AttributeType": "N"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+# What the project and its tests ask of DynamoDB, with the errors they must tell apart.
+CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("create_table", {"TableName": "t", **CREATE}),
+    ("create_table", {"TableName": "t", **CREATE}),
+    (
+        "put_item",
+        {"TableName": "t", "Item": {**KEY, "v": {"N": "1"}}, "ConditionExpression": "attribute_not_exists(user_id)"},
+    ),
+    (
+        "put_item",
+        {
+            "TableName": "t",
+            "Item": {**KEY, "v": {"N": "2"}},
+            "ConditionExpression": "attribute_not_exists(user_id)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        },
+    ),
+    ("put_item", {"TableName": "missing", "Item": KEY}),
+    ("put_item", {"TableName": "t", "Item": {"other": {"S": "1"}}}),
+    (
+        "update_item",
+        {
+            "TableName": "t",
+            "Key": KEY,
+            "UpdateExpression": "ADD c :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+            "ReturnValues": "ALL_NEW",
+        },
+    ),
+    ("get_item", {"TableName": "t", "Key": KEY, "ConsistentRead": True}),
+    (
+        "batch_write_item",
+        {"RequestItems": {"t": [{"PutRequest": {"Item": {"user_id": {"N": str(i)}}}} for i in (2, 3)]}},
+    ),
+    ("batch_get_item", {"RequestItems": {"t": {"Keys": [KEY, {"user_id": {"N": "4"}}]}}}),
+    (
+        "transact_write_items",
+        {
+            "TransactItems": [
+                {
+                    "ConditionCheck": {
+                        "TableName": "t",
+                        "Key": KEY,
+                        "ConditionExpression": "attribute_not_exists(user_id)",
+                    }
+                }
+            ]
+        },
+    ),
+    ("execute_statement", {"Statement": 'SELECT * FROM "t" WHERE user_id = 1'}),
+    (
+        "query",
+        {"TableName": "t", "KeyConditionExpression": "user_id = :u", "ExpressionAttributeValues": {":u": {"N": "1"}}},
+    ),
+    ("scan", {"TableName": "t", "Select": "COUNT"}),
+    ("delete_item", {"TableName": "t", "Key": KEY, "ReturnValues": "ALL_OLD"}),
+    ("delete_table", {"TableName": "missing"}),
+]
+# What differs from one answer to the next whoever answers (and CORS', which moto's Flask app adds).
+VARYING = {"requestid", "x-amzn-requestid", "date", "x-amz-crc32", "content-length", "access-control-allow-origin"}
+VARYING |= {"creationdatetime", "tablearn", "tableid", "retryattempts"}
+
+
+def _steady(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _steady(inner) for key, inner in value.items() if key.lower() not in VARYING}
+    if isinstance(value, list):
+        return [_steady(inner) for inner in value]
+    return value
+
+
+async def _answers(server: EmbeddedDynamoDb) -> list[tuple[str, Any]]:
+    answers: list[tuple[str, Any]] = []
+    server.start()
+    try:
+        async with dynamodb_client(server.endpoint_url, "us-east-1") as client:
+            for operation, arguments in CALLS:
+                try:
+                    answers.append(("answer", _steady(await getattr(client, operation)(**arguments))))
+                except ClientError as error:
+                    answers.append(("error", _steady(error.response)))
+    finally:
+        server.stop()
+    return answers
+
+
+async def test_the_serial_server_answers_as_moto_s_own_server():
+    # The serial server sends DynamoDB's requests to moto's handler without moto's dispatcher and
+    # Flask: every answer (status, headers, body, errors) is what moto's own server gives.
+    lean, own = await _answers(EmbeddedDynamoDb()), await _answers(EmbeddedDynamoDb(serial=False))
+    assert [kind for kind, _ in lean].count("error") == 6
+    assert lean == own
