@@ -138,7 +138,9 @@ class DynamoDbSegmentLeases(SegmentLeases):
         if owned:
             condition += f" AND {names.owner} = :me AND {names.run} = :run"
             values[":me"] = {"S": seen.owner or ""}
-        returned = {"ReturnValues": "ALL_NEW"} if stolen is not None else {}
+        # A migration's take gets the whole item back for the segment's ledger (verify's and sync's
+        # passes hold fewer pages, and their items would only be kept).
+        returned = {"ReturnValues": "ALL_NEW"} if stolen is not None and names is MIGRATION_LEASES else {}
         async with target_errors("changing a segment lease", table=self._table):
             try:
                 response = await self._client.update_item(

@@ -14,14 +14,18 @@ from typing import Any
 
 
 class SegmentItems:
-    """The latest item a lease take of this process got back, per segment, until used."""
+    """The latest item a lease take of this process got back, per segment, until its ledger asks
+    (once: a ledger starts once, and an item noted after that would only be kept for nothing)."""
 
     def __init__(self) -> None:
         self._items: dict[int, dict[str, Any]] = {}
+        self._asked: set[int] = set()
 
     def note(self, index: int, item: dict[str, Any]) -> None:
-        self._items[index] = item
+        if index not in self._asked:
+            self._items[index] = item
 
     def take(self, index: int) -> dict[str, Any] | None:
-        """The item noted for segment `index`, once (None when none was)."""
+        """The item noted for segment `index` (None when none was); later notes of it are dropped."""
+        self._asked.add(index)
         return self._items.pop(index, None)

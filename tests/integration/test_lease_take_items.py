@@ -13,6 +13,7 @@ from tests.real_adapters import create_dynamodb_tables
 from user_migration.adapters.dynamodb.holds import ProgressLedger
 from user_migration.adapters.dynamodb.leases import DynamoDbSegmentLeases
 from user_migration.adapters.dynamodb.plan import PlanStore
+from user_migration.adapters.dynamodb.segment_items import SegmentItems
 from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
 from user_migration.adapters.dynamodb.target import DynamoDbUserTarget
 from user_migration.adapters.memory.harness import InMemoryUserSource
@@ -84,3 +85,12 @@ async def test_a_take_item_made_stale_by_another_process_is_read_again_and_the_h
         await hold.intend([11])
         await hold.settle([11])
     assert (await ours.read_progress()).migrated_users == 2
+
+
+def test_a_take_item_is_kept_only_until_its_ledger_has_asked_once():
+    items = SegmentItems()
+    items.note(3, {"version": {"N": "1"}})
+    assert items.take(3) == {"version": {"N": "1"}}
+    items.note(3, {"version": {"N": "2"}})  # a later take of the same segment: its ledger has started
+    assert items.take(3) is None
+    assert items.take(4) is None
