@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from user_migration.adapters.dynamodb.item_size import AttributeValue, Item
+from user_migration.adapters.dynamodb.json_text import c_encoder
 from user_migration.domain.convert.mapping import MIGRATED_AT, MIGRATION_DIGEST, MIGRATION_VERSION
 from user_migration.domain.keys import KeyKind, UserId
 from user_migration.domain.model import PreparedUser, PreparedValue, StoredUser
@@ -135,12 +136,19 @@ def _plain_canonical(value: Decimal, text: str) -> object:
 
 
 _DIGEST_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_canonical)
+# The same encoder's C core, made once: `JSONEncoder.encode` builds it again at every call (about
+# 1.5 µs of a digest's 8). No check for circular values, which prepared values never are.
+_DIGEST_TEXT = c_encoder(_canonical)
+
+
+def digest_text(content: dict[str, PreparedValue]) -> str:
+    """The canonical JSON text that the digest hashes: exactly `_DIGEST_ENCODER.encode(content)`."""
+    return "".join(_DIGEST_TEXT(content, 0)) if _DIGEST_TEXT is not None else _DIGEST_ENCODER.encode(content)
 
 
 def _content_digest(values: dict[str, PreparedValue]) -> str:
     content = {name: value for name, value in values.items() if name not in _NOT_DIGESTED}
-    text = _DIGEST_ENCODER.encode(content)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return hashlib.blake2b(digest_text(content).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def item_digest(item: Item) -> str:

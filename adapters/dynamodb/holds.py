@@ -129,6 +129,11 @@ def _within(user_ids: set[UserId], lowest: UserId, highest: UserId) -> tuple[set
 _Taken = tuple[frozenset[UserId], frozenset[UserId], bool, frozenset[UserId]]
 
 
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class _Conflict(Exception):
     """The item changed since it was read: read it again."""
 
@@ -194,8 +199,11 @@ class ProgressLedger:
         lease_seconds: float = 60.0,
         wait_seconds: float = 90.0,
         key: dict[str, Any] | None = None,
+        first_item: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
         self._client = client
+        # The item as this process last saw it before its first step (a lease take's answer), if any.
+        self._first_item = first_item
         self._table = table
         self._key = key if key is not None else PROGRESS_KEY
         self._lease_seconds = lease_seconds
@@ -220,6 +228,10 @@ class ProgressLedger:
             response = await self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
         item: dict[str, Any] = response.get("Item", {})
         return item, int(item["version"]["N"]) if "version" in item else 0
+
+    @staticmethod
+    def _seen(item: dict[str, Any] | None) -> tuple[dict[str, Any], int] | None:
+        return None if item is None else (item, int(item["version"]["N"]) if "version" in item else 0)
 
     async def _write(
         self, version: int, update: str, values: dict[str, Any], names: dict[str, str] | None = None
@@ -257,7 +269,8 @@ class ProgressLedger:
                 async with self._one_at_a_time:
                     snapshot, self._snapshot = self._snapshot, None  # set again only by a write that applied
                     if snapshot is None:
-                        snapshot = await self.read()
+                        first = self._first_item() if self._only_ours is None and self._first_item else None
+                        snapshot = self._seen(first) or await self.read()
                         self._only_ours = self._only_ours is None and snapshot[1] == 0
                     return await step(*snapshot)
             except _Conflict:
@@ -430,5 +443,9 @@ class ProgressLedger:
         finally:
             if not hold.settled:
                 # If DynamoDB cannot be reached now, the lease expires and the next holder inherits.
+                abandoning = asyncio.ensure_future(self.abandon(hold.hold_id))
+                # Its failure is expected and handled so (the lease expires): looked at even when this
+                # task is cancelled while it waits, never an exception left unretrieved.
+                abandoning.add_done_callback(_retrieved)
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.abandon(hold.hold_id))
+                    await asyncio.shield(abandoning)

@@ -138,20 +138,27 @@ class DynamoDbSegmentLeases(SegmentLeases):
         if owned:
             condition += f" AND {names.owner} = :me AND {names.run} = :run"
             values[":me"] = {"S": seen.owner or ""}
+        # A migration's take gets the whole item back for the segment's ledger (verify's and sync's
+        # passes hold fewer pages, and their items would only be kept).
+        returned = {"ReturnValues": "ALL_NEW"} if stolen is not None and names is MIGRATION_LEASES else {}
         async with target_errors("changing a segment lease", table=self._table):
             try:
-                await self._client.update_item(
+                response = await self._client.update_item(
                     TableName=self._table,
                     Key=segment_key(seen.segment.index),
                     UpdateExpression=update,
                     ConditionExpression=condition,
                     ExpressionAttributeValues=values,
+                    **returned,
                 )
             except ClientError as error:
                 if error_code(error) != "ConditionalCheckFailedException":
                     raise
                 # Changed by someone else, or by this very change sent twice (its answer lost).
                 return wanted if await self._read(seen) == wanted else None
+        if "Attributes" in response:
+            # A take's answer is the whole item: the segment's ledger starts from it (no read).
+            self._plans.segment_items.note(seen.segment.index, response["Attributes"])
         return wanted
 
     async def take(self, lease: SegmentLease, worker: str) -> SegmentLease | None:

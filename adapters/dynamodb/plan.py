@@ -13,6 +13,7 @@ import attrs
 from botocore.exceptions import ClientError
 
 from user_migration.adapters.dynamodb.errors import error_code, target_errors
+from user_migration.adapters.dynamodb.segment_items import SegmentItems
 from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
 from user_migration.domain.errors import SetupError, TargetUnavailable
 from user_migration.domain.keys import KeyKind, UserId
@@ -60,6 +61,8 @@ class PlanStore:
     _propose: Propose | None = None
     _kind: KeyKind = KeyKind.INTEGER
     _plan: SegmentPlan | None = attrs.field(init=False, default=None)
+    # The segments' items as this process's lease takes got them back, for their ledgers.
+    segment_items: SegmentItems = attrs.field(init=False, factory=SegmentItems)
     _making: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock)
 
     async def _read(self) -> dict[str, Any] | None:
@@ -70,19 +73,24 @@ class PlanStore:
 
     async def plan(self) -> SegmentPlan:
         """The plan, made from the proposed boundaries if the table has none yet."""
+        return (await self._loaded())[0]
+
+    async def _loaded(self) -> tuple[SegmentPlan, dict[str, Any] | None]:
+        """The plan, and its item when this very call read (or put) it; None when it was known."""
         if self._plan is not None:
-            return self._plan
+            return self._plan, None
         async with self._making:
-            if self._plan is None:
-                item = await self._read()
-                if item is None:
-                    samples = list(await self._propose()) if self._propose is not None else []
-                    await self._adopt(SegmentPlan.from_samples(_fitting(samples), self._kind))
-                    item = await self._read()
-                if item is None:
-                    raise RuntimeError("the segment plan was written but cannot be read back")
-                self._plan = self._plan_of(item)
-            return self._plan
+            if self._plan is not None:
+                return self._plan, None
+            item = await self._read()
+            if item is None:
+                samples = list(await self._propose()) if self._propose is not None else []
+                # The item this process put, when its put applied: no read back.
+                item = await self._adopt(SegmentPlan.from_samples(_fitting(samples), self._kind))
+            if item is None:
+                raise RuntimeError("the segment plan was written but cannot be read back")
+            self._plan = self._plan_of(item)
+            return self._plan, item
 
     def _plan_of(self, item: dict[str, Any]) -> SegmentPlan:
         """The plan an item holds: integer starts as one text (as always), uuid or text starts as a list."""
@@ -100,33 +108,42 @@ class PlanStore:
             )
         return plan
 
-    async def _adopt(self, plan: SegmentPlan) -> None:
+    async def _adopt(self, plan: SegmentPlan) -> dict[str, Any] | None:
+        """The plan's item after proposing `plan`: this one's if its put applied, else as read."""
         try:
-            await self._put(plan)
+            put = await self._put(plan)
         except TargetUnavailable:
             # The answer may be what was lost: a plan that is there now (this one, or another
             # process's) is the plan; only if there is none did the put fail.
-            if await self._read() is None:
+            item = await self._read()
+            if item is None:
                 raise
+            return item
+        return put if put is not None else await self._read()
 
-    async def _put(self, plan: SegmentPlan) -> None:
+    async def _put(self, plan: SegmentPlan) -> dict[str, Any] | None:
+        """The item put, or None when another process's plan was there first."""
+        item = {**PLAN_KEY, **_starts(plan), "run": {"N": "1"}}
         async with target_errors("recording the segment plan", table=self._table):
             try:
                 await self._client.put_item(
                     TableName=self._table,
-                    Item={**PLAN_KEY, **_starts(plan), "run": {"N": "1"}},
+                    Item=item,
                     ConditionExpression="attribute_not_exists(#key)",
                     ExpressionAttributeNames={"#key": STATE_KEY_ATTRIBUTE},
                 )
             except ClientError as error:
                 if error_code(error) != "ConditionalCheckFailedException":  # made meanwhile by another
                     raise
+                return None
+        return item
 
     async def run_number(self, attribute: str = "run") -> int:
         """The current run (1 until the first restart) of the runs counted in `attribute` (the
         migration's; verify's passes count theirs apart)."""
-        await self.plan()
-        return run_of(await self._read(), attribute)
+        # When this call read (or put) the plan just now, its item tells the run: no second read.
+        _, item = await self._loaded()
+        return run_of(item if item is not None else await self._read(), attribute)
 
     async def restart(self, seen_run: int, attribute: str = "run") -> int:
         """Move to run `seen_run + 1` unless another process moved it first; the current run."""

@@ -14,6 +14,7 @@ fetched together), never a scan.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -108,7 +109,11 @@ class DynamoDbMigrationState(MigrationState):
         if not self._ledgers:
             self._ledgers = {
                 segment.index: ProgressLedger(
-                    self._client, self._table, lease_seconds=self._lease_seconds, key=segment_key(segment.index)
+                    self._client,
+                    self._table,
+                    lease_seconds=self._lease_seconds,
+                    key=segment_key(segment.index),
+                    first_item=functools.partial(self._plans.segment_items.take, segment.index),
                 )
                 for segment in plan
             }

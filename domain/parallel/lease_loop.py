@@ -1,6 +1,13 @@
 """The loop every worker of a run (or pass) goes through: look at the leases, take a free or
 expired one, work its segment, and again, until every segment is done (see `ports.segment_leases`).
 
+As the Kinesis Client Library's lease taker, a worker reads the lease table once and takes from
+that list, reading it again only when the list has nothing more to offer it, a take failed (someone
+else changed that lease), or one of its segments ended other than done. A list read a while ago is
+safe to take from: every take is conditional on the counter seen, so a lease changed since fails
+its take; and an expiry is judged from when this worker read the counter, never from the list's
+age.
+
 What "work" means is the caller's: migrating the segment's pages (`domain.parallel.migrate_worker`), or verifying
 its rows and its part of the scan for extra items (`domain.parallel.verify_worker`).
 """
@@ -15,6 +22,7 @@ from typing import Literal, TypeVar
 import attrs
 
 from user_migration.domain.parallel.held_lease import HeldLease, sleep_or_stop
+from user_migration.domain.parallel.lease_list import LeaseList
 from user_migration.domain.parallel.leases import LeaseObserver, OwnLease, choose_lease
 from user_migration.domain.parallel.segments import SegmentLease
 from user_migration.ports.segment_leases import SegmentLeases
@@ -69,12 +77,15 @@ async def work_leases(
     counts = {"done": 0, "takes": 0, "steals": 0, "lost": 0}
     failed_here: set[int] = set()
     working: dict[asyncio.Task[SegmentOutcome], int] = {}
+    listed = LeaseList()
+    at_end: list[SegmentLease] | None = None
 
     async def one_ended() -> None:
         ended, _ = await asyncio.wait(working, return_when=asyncio.FIRST_COMPLETED)
         for task in ended:
             index = working.pop(task)
             outcome = task.result()
+            listed.ended(index, outcome)
             if outcome == "done":
                 counts["done"] += 1
             elif outcome == "lost":
@@ -88,24 +99,34 @@ async def work_leases(
                 await one_ended()
                 continue
             busy = set(working.values())
-            seen = [lease for lease in await leases.leases() if lease.segment.index not in failed_here | busy]
+            if listed.leases is None:
+                listed.read(await leases.leases())
+                observer.observe(listed.leases or [], clock())
+            seen = [lease for lease in listed.leases or [] if lease.segment.index not in failed_here | busy]
             now = clock()
-            observer.observe(seen, now)
             finished = all(lease.done for lease in seen)
             chosen = None if finished else choose_lease(seen, observer, worker, now, chance)
             if chosen is None:
                 if working:
                     await one_ended()  # what is left may be this worker's own segments' to finish
-                elif finished:
+                    if listed.pending_besides(busy | failed_here):
+                        listed.forget()  # others' leases to look at again (finished, or expired)
+                elif finished and listed.fresh:
+                    at_end = listed.leases  # read just now, every segment done: the run as it ended
                     break
+                elif finished:
+                    listed.forget()  # done as far as this worker knows: make sure, from the table
                 else:
                     # Only live leases of other workers: wait for them to finish (or to expire).
                     await sleep_or_stop(lease_seconds / 3, stop)
+                    listed.forget()
                 continue
             sent = clock()
             taken = await leases.take(chosen, worker)
             if taken is None:
-                continue  # another worker was quicker
+                listed.forget()  # another worker was quicker: read the leases again
+                continue
+            listed.taken(taken)
             counts["takes"] += 1
             counts["steals"] += chosen.owner not in (None, worker)
             own = OwnLease(taken, lease_seconds)
@@ -117,7 +138,9 @@ async def work_leases(
         for task in working:
             task.cancel()
         await asyncio.gather(*working, return_exceptions=True)
-    return LeaseTally(run, counts["done"], counts["takes"], counts["steals"], counts["lost"], await leases.leases())
+    if at_end is None:
+        at_end = await leases.leases()
+    return LeaseTally(run, counts["done"], counts["takes"], counts["steals"], counts["lost"], at_end)
 
 
 async def under_lease(

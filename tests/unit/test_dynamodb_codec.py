@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import json
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -16,8 +18,10 @@ from tests.factories import CREATED, prepared_user
 from tests.unit.test_profile_rules import sizable
 from tests.unit.test_values import prepared_keys, prepared_values, same
 from user_migration.adapters.dynamodb.codec import (
+    _canonical,
     decode_item,
     decode_value,
+    digest_text,
     encode_user,
     encode_value,
     item_digest,
@@ -250,3 +254,38 @@ def test_an_item_without_digest_was_not_written_by_the_migration():
     assert not written_by_migration(item)
     assert not unchanged_since_written(item)
     assert not unchanged_since_written({**item, "migration_digest": {"S": "0" * 32}})
+
+
+# The digest's text before the C encoder was kept: `JSONEncoder.encode`, as the digests of every
+# item written so far were made. They must keep reading the same.
+_ENCODER_AS_BEFORE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_canonical)
+
+
+def _digest_as_before(user: PreparedUser, key_attribute: str) -> str:
+    values = {key_attribute: user.user_id, **user.attributes}
+    content = {name: value for name, value in values.items() if name not in ("migrated_at", "migration_digest")}
+    text = _ENCODER_AS_BEFORE.encode(content)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@settings(max_examples=500, deadline=None)
+@given(user=prepared_users, key_attribute=st.sampled_from(["user_id", "uid"]))
+def test_the_digest_text_is_the_json_encoder_s_as_before(user, key_attribute):
+    content = {key_attribute: user.user_id, **user.attributes}
+    assert digest_text(content) == _ENCODER_AS_BEFORE.encode(content)
+    assert encode_user(user, key_attribute)["migration_digest"]["S"] == _digest_as_before(user, key_attribute)
+
+
+def test_the_digest_of_a_realistic_user_is_unchanged():
+    user = PreparedUser(
+        7,
+        {
+            "username": "zoë.o'brien",
+            "profile": {"plan": "pro", "tags": ["a", "ü"], "balance": Decimal("12.50"), "lat": Decimal("-0.5")},
+            "avatar": b"\x00\xff",
+            "score": Decimal("1E+3"),
+            "flags": [True, None, 2**70 - 1],
+            "migrated_at": "2026-12-07T00:00:00Z",
+        },
+    )
+    assert encode_user(user, "user_id")["migration_digest"]["S"] == _digest_as_before(user, "user_id")
