@@ -8,11 +8,13 @@ only when a server is started, so the service itself never needs them.
 from __future__ import annotations
 
 import gc
+import io
 import socket
 import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -148,18 +150,55 @@ class EmbeddedDynamoDb:
 def serve_moto_serially(port: int) -> None:
     """moto's DynamoDB on loopback, handling one request at a time (see `EmbeddedDynamoDb.serial`).
 
-    A DynamoDB request goes straight to moto's `DynamoHandler`, as moto's own Flask view would send it,
-    without moto's dispatcher (which finds the service among all of moto's by the request's host and
-    signature) and Flask around it: the same answers, status and headers (but CORS', which no DynamoDB
-    client reads), at about a third less of the server's CPU a request (1,500 conditional puts and 15
-    batch reads: 4.5 -> 2.9 CPU-s, two rounds each). Only moto's own `/moto-api/` goes through its
+    An aiohttp server on one event loop, whose handler calls moto synchronously (so one request at
+    a time, and connections kept alive between requests, where werkzeug's one-threaded server closes
+    each). A DynamoDB request goes straight to moto's `DynamoHandler`, as moto's own Flask view sends
+    it, without moto's dispatcher (which finds the service among all of moto's by the request's host
+    and signature) and Flask around it: the same answers, status and headers (but CORS', which no
+    DynamoDB client reads; `tests/integration/test_embedded_dynamodb.py` compares them with moto's own
+    server). The server's CPU for 1,500 conditional puts and 15 batch reads: 4.5 CPU-s behind moto's
+    dispatcher and werkzeug, 2.9 without the dispatcher, 1.7 to 2.2 on aiohttp (the client's 1.5 to
+    1.9 against 1.9 to 3.1, its connections kept). Only moto's own `/moto-api/` goes through its
     dispatcher; other AWS services are not served."""
+    from aiohttp import web
+
+    application = _moto_application()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            started[:] = [status, headers]
+
+        content = b"".join(application(_environ_of(request, body, port), start_response))
+        status, headers = started
+        kept = [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
+        return web.Response(body=content, status=int(status.split(" ", 1)[0]), headers=kept)
+
+    app = web.Application(client_max_size=_LARGEST_REQUEST)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    # moto allocates many short-lived objects per request and keeps every item: with the default
+    # thresholds its collector ran often over the whole table (a ceiling run of 20,000 items:
+    # ~2,650 -> ~3,000 writes/s with these, medians of 6; +2 MB).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, shutdown_timeout=1)
+
+
+# Set by the server for its own connection, not by moto's answer.
+_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
+# DynamoDB's largest request is a BatchWriteItem of 25 items of 400 KB (about 10 MB).
+_LARGEST_REQUEST = 32 * 1024 * 1024
+
+
+def _moto_application() -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
+    """A WSGI application: DynamoDB's requests straight to moto's handler, `/moto-api/` to its dispatcher."""
     from botocore.exceptions import ClientError
     from moto.core.model_instances import reset_model_data
     from moto.core.request import Request
     from moto.dynamodb.responses import DynamoHandler
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import run_simple
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.wrappers import Response
 
     dispatcher = DomainDispatcherApplication(create_backend_app)
@@ -167,32 +206,57 @@ def serve_moto_serially(port: int) -> None:
     class ServerRequest(Request):
         from_wsgi_server = True  # as moto's server marks its requests (`BackendRequest`)
 
-    def answer(environ: dict[str, Any], start_response: Any) -> Any:
+    def answer(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = ServerRequest(environ)
         try:
             result = DynamoHandler.dispatch(request, request.raw_url, dict(request.headers))
         except ClientError as error:  # as moto's Flask view (`convert_to_flask_response`) answers it
             result = 400, {}, error.response["Error"]["Message"]
         status, headers, content = result if len(result) == 3 else (200, {}, result)
-        return Response(response=content, status=status, headers=headers)(environ, start_response)
+        response: Iterable[bytes] = Response(response=content, status=status, headers=headers)(environ, start_response)
+        return response
 
-    def application(environ: dict[str, Any], start_response: Any) -> Any:
+    def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         try:
-            if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
-                return dispatcher(environ, start_response)
-            return answer(environ, start_response)
+            if str(environ["PATH_INFO"]).startswith("/moto-api"):
+                return list(dispatcher(environ, start_response))
+            return list(answer(environ, start_response))
         finally:
             # moto keeps every model object it ever made (every item written, deleted tables'
             # included) for its dashboard, which is never used here: without this, a long run
             # grows by ~3.7 KB per item written and slows down as its heap grows.
             reset_model_data()
 
-    # moto allocates many short-lived objects per request and keeps every item: with the default
-    # thresholds its collector ran often over the whole table (a ceiling run of 20,000 items:
-    # ~2,650 -> ~3,000 writes/s with these, medians of 6; +2 MB).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    run_simple("127.0.0.1", port, application, threaded=False, request_handler=MotoRequestHandler)
+    return application
+
+
+def _environ_of(request: Any, body: bytes, port: int) -> dict[str, Any]:
+    """The WSGI environ of an aiohttp request whose body was read."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": request.path,
+        "QUERY_STRING": request.query_string,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": f"HTTP/{request.version.major}.{request.version.minor}",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in request.headers.items():
+        key = name.upper().replace("-", "_")
+        if key == "CONTENT_TYPE":
+            environ[key] = value
+        elif key != "CONTENT_LENGTH":
+            environ[f"HTTP_{key}"] = value
+    return environ
 
 
 if __name__ == "__main__":

@@ -95,8 +95,10 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("delete_item", {"TableName": "t", "Key": KEY, "ReturnValues": "ALL_OLD"}),
     ("delete_table", {"TableName": "missing"}),
 ]
-# What differs from one answer to the next whoever answers (and CORS', which moto's Flask app adds).
+# What differs from one answer to the next whoever answers, CORS' (which moto's Flask app adds) and
+# the connection's own headers (the embedded server keeps connections alive, werkzeug's closes them).
 VARYING = {"requestid", "x-amzn-requestid", "date", "x-amz-crc32", "content-length", "access-control-allow-origin"}
+VARYING |= {"connection", "keep-alive"}
 VARYING |= {"creationdatetime", "tablearn", "tableid", "retryattempts"}
 
 
