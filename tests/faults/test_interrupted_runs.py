@@ -34,16 +34,15 @@ from tests.real_adapters import create_dynamodb_tables, run_leases
 from user_migration.domain.model import as_source_user
 from user_migration.domain.parallel.segments import resume_point
 
-# 10 pages of 10 users (200 users in pages of 20, 400 in pages of 40 before: as many pages, and a cut
-# can still fall in any request of any page; each user is a request of its own in the live mode),
+# 10 pages of 20 users (400 users in pages of 40 before: as many pages, twice the requests),
 # invalid users in the first, the third, the sixth and the last page.
-USERS = 100
-BATCH = "10"
+USERS = 200
+BATCH = "20"
 INVALID: dict[int, dict[str, Any]] = {
-    5: {"email": "nope"},
-    30: {"username": None},
-    59: {"status": "archived"},
-    99: {"email": None},
+    9: {"email": "nope"},
+    60: {"username": None},
+    117: {"status": "archived"},
+    199: {"email": None},
 }
 
 
