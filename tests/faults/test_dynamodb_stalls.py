@@ -29,16 +29,23 @@ from tests.faults.fault_proxy import FaultProxy
 from user_migration.domain.observe.stall_watch import NOTICE_SECONDS
 from user_migration.entrypoints.settings import ConfigurationError, load_settings
 
-# 2 segments of 500 users (3,000, then 1,500 before: the users after the stall only cost time): at the stall
-# (300 written) the run is in its first segment, with pages still to read from PostgreSQL and
-# users still to write to DynamoDB.
-USERS = 1000
+# 2 segments of 200 users (SEGMENT_MIN_USERS; 1,000 users in segments of 500 before, 3,000 and 1,500 before
+# that: the users after the stall only cost time): at the stall (`STALL_AFTER` written) the run is in its
+# first segment, with pages still to read from PostgreSQL and users still to write to DynamoDB.
+USERS = 400
+SEGMENT_USERS = 200
+STALL_AFTER = 120  # users written before DynamoDB or PostgreSQL goes silent (300 of 1,000 before)
 # A progress line of a command without a terminal (`entrypoints.cli.progress.StatusLine`).
 PROGRESS_LINE = r"^(working for \d+:\d\d, no progress reported yet|[\d,]+ done \| migrated )"
 # A stall is said after this many seconds of silence (STALL_NOTICE_SECONDS; 10 by default).
 NOTICE = 2
 # Short per-request timeouts, so that a retry comes every few seconds while DynamoDB is silent.
-STALL_ENV = {"DYNAMODB_TIMEOUT_SECONDS": "2", "DYNAMODB_RETRIES": "1", "STALL_NOTICE_SECONDS": str(NOTICE)}
+STALL_ENV = {
+    "DYNAMODB_TIMEOUT_SECONDS": "2",
+    "DYNAMODB_RETRIES": "1",
+    "STALL_NOTICE_SECONDS": str(NOTICE),
+    "SEGMENT_MIN_USERS": str(SEGMENT_USERS),
+}
 # Giving up this long after the stall began (DEPENDENCY_PATIENCE_SECONDS): well past the notice.
 PATIENCE = 5
 
@@ -102,7 +109,7 @@ async def migrate_all(world: World, **env: str) -> AsyncIterator[Run]:
 async def stop_answering_mid_run(world: World, run: Run, proxy: FaultProxy | None = None) -> float:
     """Wait for the run to write some users, then make DynamoDB (or `proxy`'s server) silent; returns when."""
     async with asyncio.timeout(60):
-        while sum(world.dynamodb_proxy.puts.values()) < 300:
+        while sum(world.dynamodb_proxy.puts.values()) < STALL_AFTER:
             assert run.process.returncode is None, run.stderr
             await asyncio.sleep(0.02)
     (proxy or world.dynamodb_proxy).blackhole()
@@ -175,7 +182,9 @@ async def test_a_dynamodb_silent_past_the_patience_ends_the_run_with_exit_3_nami
 
 async def test_a_silent_postgresql_is_said_and_its_reads_are_retried_until_it_answers(world: World):
     world.seed([valid_user(i) for i in range(1, USERS + 1)])
-    async with migrate_all(world, LOG_FORMAT="text", SOURCE_QUERY_TIMEOUT="2") as run:
+    # A query times out after 1 s, before the notice at 2 s (NOTICE): the notice then names its retry. With
+    # 2 s both came at once, and a notice said first read "still waiting for its answer" (seen once).
+    async with migrate_all(world, LOG_FORMAT="text", SOURCE_QUERY_TIMEOUT="1") as run:
         silent_since = await stop_answering_mid_run(world, run, world.postgres_proxy)
         _, line = await run.first_line_with("has not answered", silent_since, within=15)
         assert int(re.search(r"has not answered for (\d+) s", line)[1]) >= NOTICE, line

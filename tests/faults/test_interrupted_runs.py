@@ -14,6 +14,7 @@ import contextlib
 import json
 import random
 import signal
+import subprocess
 from typing import Any
 
 import attrs
@@ -27,7 +28,6 @@ from tests.faults.conftest import (
     is_valid,
     process_environment,
     refuse_writes_of,
-    run_cli,
 )
 from tests.faults.fault_proxy import FaultProxy
 from tests.real_adapters import create_dynamodb_tables, run_leases
@@ -79,10 +79,6 @@ def summary_of(result) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-async def cli(env: dict[str, str], *arguments: str):
-    return await asyncio.to_thread(run_cli, env, *arguments)
-
-
 async def fresh_world(world: World, stack: contextlib.ExitStack) -> World:
     """The same source table, with DynamoDB tables and proxies of its own."""
     users_table, state_table = await create_dynamodb_tables(world.dynamodb)
@@ -97,27 +93,47 @@ async def fresh_world(world: World, stack: contextlib.ExitStack) -> World:
     )
 
 
-async def cut_and_resume(world: World, server: str, cut_at: int) -> None:
-    """One interrupted run, its resumption and a plain re-run, with every check."""
+def cut_environment(world: World) -> dict[str, str]:
+    """The whole environment of an interrupted run's process. A server cut away is waited for, retrying, for
+    the patience (10 minutes by default): 15 s here. Not less: four runs share one moto that answers a request
+    at a time, and on a loaded machine a 3 s patience ended runs before their cut (seen in CI: "the cut ...
+    never happened")."""
+    return process_environment(world.environment(DEPENDENCY_PATIENCE_SECONDS="15"))
+
+
+async def cut_and_resume(
+    world: World, server: str, cut_at: int, cut_env: dict[str, str], one_at_a_time: asyncio.Lock
+) -> None:
+    """One interrupted run, its resumption and a plain re-run, with every check.
+
+    The interrupted run is a process of its own (`cut_env`, made before any run in this process changes the
+    test process's environment); the resumed run and the re-run run in this process (tests.cli_runner),
+    one at a time (`one_at_a_time`: an in-process run sets the test process's environment)."""
     proxy = world.dynamodb_proxy if server == "dynamodb" else world.postgres_proxy
     proxy.cut_after(cut_at)
-    # A server cut away is waited for, retrying, for the patience (10 minutes by default): 15 s here.
-    # Not less: four runs share one moto that answers a request at a time, and on a loaded machine a
-    # 3 s patience ended runs before their cut (seen in CI: "the cut ... never happened").
-    cut_env = world.environment(DEPENDENCY_PATIENCE_SECONDS="15")
-    interrupted = await cli(cut_env, "migrate", "--all", "--batch-size", BATCH, "--json")
+    interrupted = await asyncio.to_thread(
+        subprocess.run,
+        cli_command("migrate", "--all", "--batch-size", BATCH, "--json"),
+        env=cut_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
     assert proxy.cuts == 1, f"the cut at byte {cut_at} never happened"
     assert interrupted.returncode in (1, 3), interrupted.stderr
     assert "Traceback" not in interrupted.stderr, interrupted.stderr
     await assert_checkpoint_is_not_past_an_unwritten_user(world)
     proxy.heal()
 
-    resumed = await cli(world.environment(), "migrate", "--all", "--resume", "--batch-size", BATCH, "--json")
+    async with one_at_a_time:
+        resumed = await cli_beside(world.environment(), "migrate", "--all", "--resume", "--batch-size", BATCH, "--json")
     assert resumed.returncode == 1, resumed.stderr  # only the invalid users remain failed
     assert set(summary_of(resumed)["failed_user_ids"]) <= set(INVALID)
     await assert_exactly_the_valid_users(world)
 
-    again = await cli(world.environment(), "migrate", "--all", "--restart", "--batch-size", BATCH, "--json")
+    async with one_at_a_time:
+        again = await cli_beside(world.environment(), "migrate", "--all", "--restart", "--batch-size", BATCH, "--json")
     summary = summary_of(again)
     assert (summary["migrated_count"], summary["skipped_count"]) == (0, USERS - len(INVALID)), summary
     assert summary["failed_user_ids"] == sorted(INVALID)
@@ -129,16 +145,16 @@ async def cut_and_resume(world: World, server: str, cut_at: int) -> None:
 async def test_runs_cut_at_random_moments_and_resumed_hold_exactly_the_valid_users(world: World):
     """Several runs, each cut at a random byte of its DynamoDB or PostgreSQL traffic (seeded).
 
-    They run side by side, each on tables and proxies of its own: a run cut inside a hold leaves
+    They are cut side by side, each on tables and proxies of its own: a run cut inside a hold leaves
     its lease to expire (`HOLD_LEASE_SECONDS`) before the resumed run can take it, and waiting for those one after
-    the other would take minutes.
+    the other would take minutes (the leases expire meanwhile; the resumed runs then take turns).
     """
     world.seed(source())
     with contextlib.ExitStack() as stack:
         # A clean run first: how many bytes a whole run moves through each proxy.
         clean = await fresh_world(world, stack)
-        # In this process (tests.cli_runner); the runs side by side below are processes (one environment
-        # each: an in-process run sets the test process's own).
+        # In this process (tests.cli_runner); the interrupted runs side by side below are processes (one
+        # environment each: an in-process run sets the test process's own), their resumptions are not.
         result = await cli_beside(clean.environment(), "migrate", "--all", "--batch-size", BATCH, "--json")
         assert result.returncode == 1, result.stderr
         await assert_exactly_the_valid_users(clean)
@@ -147,11 +163,13 @@ async def test_runs_cut_at_random_moments_and_resumed_hold_exactly_the_valid_use
         cases = [("dynamodb", 1), ("dynamodb", 2), ("dynamodb", 3), ("postgres", 4)]
         worlds = [await fresh_world(world, stack) for _ in cases]
         cuts = [random.Random(seed).randrange(1, total[server]) for server, seed in cases]
-        async with asyncio.timeout(150):
+        cut_envs = [cut_environment(each) for each in worlds]
+        one_at_a_time = asyncio.Lock()
+        async with asyncio.timeout(240):
             outcomes = await asyncio.gather(
                 *(
-                    cut_and_resume(each, server, cut)
-                    for each, (server, _), cut in zip(worlds, cases, cuts, strict=True)
+                    cut_and_resume(each, server, cut, cut_env, one_at_a_time)
+                    for each, (server, _), cut, cut_env in zip(worlds, cases, cuts, cut_envs, strict=True)
                 ),
                 return_exceptions=True,
             )
