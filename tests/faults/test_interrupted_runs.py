@@ -128,8 +128,11 @@ async def cut_and_resume(
 
     async with one_at_a_time:
         resumed = await cli_beside(world.environment(), "migrate", "--all", "--resume", "--batch-size", BATCH, "--json")
-    assert resumed.returncode == 1, resumed.stderr  # only the invalid users remain failed
-    assert set(summary_of(resumed)["failed_user_ids"]) <= set(INVALID)
+    # Only invalid users remain failed: those of the pages it read again (none when the cut came after
+    # the last of their pages was checkpointed, seen at byte 501,238 of 504,618), and exit 1 with them.
+    failed = summary_of(resumed)["failed_user_ids"]
+    assert set(failed) <= set(INVALID)
+    assert resumed.returncode == (1 if failed else 0), resumed.stderr
     await assert_exactly_the_valid_users(world)
 
     async with one_at_a_time:
