@@ -10,7 +10,6 @@ start, the tests that need it fail loudly; none are skipped.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -21,17 +20,8 @@ from typing import Any
 import pytest
 
 from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS, Dynalite, DynamoDbLocal
-from tests.worker_shares import in_worker_shares
 from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, each worker's share starts with its part of the slowest tests (`tests.worker_shares`)."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
-    seconds = json.loads((Path(__file__).parent / "slow_tests.json").read_text())
-    items[:] = in_worker_shares(items, workers, seconds)
-
 
 # Never let a test reach real AWS with someone's real credentials.
 os.environ.update(
