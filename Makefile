@@ -87,9 +87,11 @@ constraints:
 # but one of them would silently not run). --dist worksteal (it schedules by index, as the default does):
 # a worker that runs out takes tests still queued at another, so the slow tests queued last do not leave
 # two workers idle at the end.
-# 4 were no faster on 2 cores (fresh clones, 2026-12-07: 516.8 s of pytest on 4, 521.8 s on 3): the suite is
-# bound by the CPU, not by its waits.
-TEST_WORKERS ?= 3
+# 4 were no faster on 2 cores while the suite was bound by the CPU (fresh clones, 2026-12-07 morning: 516.8 s
+# of pytest on 4, 521.8 s on 3). Once its CPU was cut (about 1,024 -> 853 CPU-s and less since), its tail
+# was tests waiting on real time (stalls, leases running out), which a fourth worker overlaps: 404.5 s on 4
+# against 458.5 s on 3 (fresh clones of 91f720d, one run each; `make test` 417 s on 4).
+TEST_WORKERS ?= 4
 
 # Every test's time is kept in build/test-times.xml (JUnit XML) besides the 20 slowest shown: where the next
 # minutes of the suite are.
