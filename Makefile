@@ -88,10 +88,12 @@ constraints:
 # a worker that runs out takes tests still queued at another, so the slow tests queued last do not leave
 # two workers idle at the end.
 # 4 were no faster on 2 cores while the suite was bound by the CPU (fresh clones, 2026-12-07 morning: 516.8 s
-# of pytest on 4, 521.8 s on 3). Once its CPU was cut (about 1,024 -> 853 CPU-s and less since), its tail
-# was tests waiting on real time (stalls, leases running out), which a fourth worker overlaps: 404.5 s on 4
-# against 458.5 s on 3 (fresh clones of 91f720d, one run each; `make test` 417 s on 4).
-TEST_WORKERS ?= 4
+# of pytest on 4, 521.8 s on 3). Once its CPU was cut (about 1,024 -> 853 CPU-s and less since), a fourth
+# worker overlapped the tail's waits: 404.5 and 398.7 s of pytest on 4 against 458.5 s on 3 (fresh clones,
+# one run each), but in the second run on 4 a fault test whose DynamoDB client times out after 2 s
+# (tests/faults/conftest.py, impatient_dynamodb) failed 16 users with four servers sharing 2 cores. Kept at 3
+# until that test's timing does not depend on the load.
+TEST_WORKERS ?= 3
 
 # Every test's time is kept in build/test-times.xml (JUnit XML) besides the 20 slowest shown: where the next
 # minutes of the suite are.
