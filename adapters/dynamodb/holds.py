@@ -129,6 +129,11 @@ def _within(user_ids: set[UserId], lowest: UserId, highest: UserId) -> tuple[set
 _Taken = tuple[frozenset[UserId], frozenset[UserId], bool, frozenset[UserId]]
 
 
+def _versioned(item: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The item (empty when there is none yet) and its version."""
+    return item, int(item["version"]["N"]) if "version" in item else 0
+
+
 def _retrieved(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -226,12 +231,7 @@ class ProgressLedger:
         """The item (empty when there is none yet) and its version."""
         async with target_errors("reading progress", table=self._table):
             response = await self._client.get_item(TableName=self._table, Key=self._key, ConsistentRead=True)
-        item: dict[str, Any] = response.get("Item", {})
-        return item, int(item["version"]["N"]) if "version" in item else 0
-
-    @staticmethod
-    def _seen(item: dict[str, Any] | None) -> tuple[dict[str, Any], int] | None:
-        return None if item is None else (item, int(item["version"]["N"]) if "version" in item else 0)
+        return _versioned(response.get("Item", {}))
 
     async def _write(
         self, version: int, update: str, values: dict[str, Any], names: dict[str, str] | None = None
@@ -270,7 +270,7 @@ class ProgressLedger:
                     snapshot, self._snapshot = self._snapshot, None  # set again only by a write that applied
                     if snapshot is None:
                         first = self._first_item() if self._only_ours is None and self._first_item else None
-                        snapshot = self._seen(first) or await self.read()
+                        snapshot = _versioned(first) if first is not None else await self.read()
                         self._only_ours = self._only_ours is None and snapshot[1] == 0
                     return await step(*snapshot)
             except _Conflict:

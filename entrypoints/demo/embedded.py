@@ -171,7 +171,7 @@ def serve_moto_serially(port: int) -> None:
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
             started[:] = [status, headers]
 
-        content = b"".join(application(_environ_of(request, body, port), start_response))
+        content = application(_environ_of(request, body, port), start_response)
         status, headers = started
         kept = [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
         return web.Response(body=content, status=int(status.split(" ", 1)[0]), headers=kept)
@@ -192,8 +192,9 @@ _HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "k
 _LARGEST_REQUEST = 32 * 1024 * 1024
 
 
-def _moto_application() -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
-    """A WSGI application: DynamoDB's requests straight to moto's handler, `/moto-api/` to its dispatcher."""
+def _moto_application() -> Callable[[dict[str, Any], Any], bytes]:
+    """A WSGI application whose answer is read whole (before moto's model data is dropped): DynamoDB's
+    requests straight to moto's handler, `/moto-api/` to its dispatcher."""
     from botocore.exceptions import ClientError
     from moto.core.model_instances import reset_model_data
     from moto.core.request import Request
@@ -216,11 +217,10 @@ def _moto_application() -> Callable[[dict[str, Any], Any], Iterable[bytes]]:
         response: Iterable[bytes] = Response(response=content, status=status, headers=headers)(environ, start_response)
         return response
 
-    def application(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def application(environ: dict[str, Any], start_response: Any) -> bytes:
         try:
-            if str(environ["PATH_INFO"]).startswith("/moto-api"):
-                return list(dispatcher(environ, start_response))
-            return list(answer(environ, start_response))
+            served = dispatcher if str(environ["PATH_INFO"]).startswith("/moto-api") else answer
+            return b"".join(served(environ, start_response))
         finally:
             # moto keeps every model object it ever made (every item written, deleted tables'
             # included) for its dashboard, which is never used here: without this, a long run
