@@ -33,6 +33,12 @@ FLAGS = (
 )
 START_SECONDS = 30.0
 Listener = Callable[[dict[str, Any]], None]
+# DevTools' errors of a command sent to a page that was meanwhile navigated or reloaded.
+_NAVIGATED = ("Inspected target navigated or closed", "Execution context was destroyed", "Cannot find context")
+
+
+class PageNavigated(AssertionError):
+    """A command reached a page that went away (navigated, reloaded) before it answered."""
 
 
 def chromium_path() -> str:
@@ -84,6 +90,8 @@ class Page:
         await self._socket.send_json({"id": command_id, "method": method, "params": params})
         data = await asyncio.wait_for(answer, 30)
         if "error" in data:
+            if any(words in str(data["error"].get("message")) for words in _NAVIGATED):
+                raise PageNavigated(f"{method} failed: {data['error']}")
             raise AssertionError(f"{method} failed: {data['error']}")
         result: dict[str, Any] = data.get("result", {})
         return result
@@ -99,9 +107,10 @@ class Page:
         """The value of `expression` once it is truthy; fails after `seconds`."""
         async with asyncio.timeout(seconds):
             while True:
-                value = await self.evaluate(expression)
-                if value:
-                    return value
+                with contextlib.suppress(PageNavigated):  # asked while the page was loading again: ask the new one
+                    value = await self.evaluate(expression)
+                    if value:
+                        return value
                 await asyncio.sleep(pause)
 
     async def open(self, url: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS, Dynalite, DynamoDbLocal
+from tests.shared_servers import session_server, start_sharing, stop_sharing
 from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
@@ -73,28 +74,34 @@ def dynamodb_endpoint() -> Iterator[str]:
     yield from _dynamodb_server(EmbeddedDynamoDb(), "TEST_DYNAMODB_ENDPOINT_URL")
 
 
-def _dynamodb_server(server: EmbeddedDynamoDb, variable: str) -> Iterator[str]:
-    """The endpoint in `variable` when set, otherwise `server`'s, started for the session."""
+def _dynamodb_server(server: EmbeddedDynamoDb, variable: str, shared_as: str | None = None) -> Iterator[str]:
+    """The endpoint in `variable` when set, otherwise `server`'s, started for the session (under xdist, once
+    for every worker when `shared_as` names it: tests/shared_servers.py)."""
     if os.environ.get(variable):
         yield os.environ[variable]
         return
-    server.start()
-    try:
-        yield server.endpoint_url
-    finally:
-        server.stop()
+    with session_server(server, shared_as) as endpoint:
+        yield endpoint
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    start_sharing(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_sharing(config)
 
 
 @pytest.fixture(scope="session")
 def dynalite_endpoint() -> Iterator[str]:
     """dynalite (DynamoDB on Node.js, in memory) for the whole test session."""
-    yield from _dynamodb_server(Dynalite(), "TEST_DYNALITE_ENDPOINT_URL")
+    yield from _dynamodb_server(Dynalite(), "TEST_DYNALITE_ENDPOINT_URL", shared_as="dynalite")
 
 
 @pytest.fixture(scope="session")
 def dynamodb_local_endpoint() -> Iterator[str]:
     """DynamoDB Local (AWS's, on Java, in memory) for the whole test session."""
-    yield from _dynamodb_server(DynamoDbLocal(), "TEST_DYNAMODB_LOCAL_ENDPOINT_URL")
+    yield from _dynamodb_server(DynamoDbLocal(), "TEST_DYNAMODB_LOCAL_ENDPOINT_URL", shared_as="dynamodb-local")
 
 
 @pytest.fixture(params=list(DYNAMODB_IMPLEMENTATIONS))

@@ -115,6 +115,11 @@ class EmbeddedDynamoDb:
         """The HTTP endpoint to give to a DynamoDB client."""
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id; None when it is not started."""
+        return None if self._process is None else self._process.pid
+
     def command(self) -> list[str]:
         """The server's command line."""
         if self.serial:

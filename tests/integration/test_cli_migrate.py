@@ -176,7 +176,7 @@ async def test_resume_after_the_source_went_away_mid_run(env):
         failed = (await DynamoDbMigrationState(client, env["DYNAMODB_STATE_TABLE"]).read_progress()).failed_users
         target = DynamoDbUserTarget(client, env["DYNAMODB_TABLE"])
         stored_ids = {i async for page in target.scan_user_ids(0, MAX_USER_ID) for i in page}
-    read_again = 0
+    read_again = to_read = 0
     for lease in (lease for lease in leases if not lease.done):
         ids = range(max(1, lease.segment.lowest), min(1200, lease.segment.highest) + 1)
         first_missing = min((i for i in ids if i not in stored_ids), default=ids.stop)  # all stored: its end
@@ -188,13 +188,19 @@ async def test_resume_after_the_source_went_away_mid_run(env):
         if failed == 0:
             assert first_missing - 25 <= lease.checkpoint, (lease, first_missing)
         read_again += sum(1 for i in ids if i >= lease.checkpoint and i in stored_ids)
+        to_read += sum(1 for i in ids if i >= lease.checkpoint)
 
     execute(env["DATABASE_URL"], f"ALTER TABLE {hidden} RENAME TO {table}")
     resumed = cli(env, "migrate", "--all", "--resume", "--batch-size", "500", "--json")
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
-    # Read again and found stored: exactly the users stored from their segment's checkpoint on.
-    assert summary["skipped_count"] == read_again, (read_again, summary)
+    # Read again and found stored: exactly the users stored from their segment's checkpoint on. Unless the
+    # resumed run lost a lease of its own (its 4 s renewals late on a loaded machine: seen at a load of 10,
+    # 1,748 users read): then it read that segment again from its checkpoint, and what it had written of it
+    # since is found stored too.
+    read_twice = summary["users_read"] - to_read
+    assert read_twice >= 0, (to_read, summary)
+    assert read_again <= summary["skipped_count"] <= read_again + read_twice, (read_again, to_read, summary)
     assert summary["migrated_count"] == 1200 - count
     assert await stored(env) == (1200, 1200)
 
