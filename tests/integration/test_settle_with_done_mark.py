@@ -192,12 +192,15 @@ async def test_a_hold_settled_by_its_next_holder_leaves_the_done_mark_to_the_wor
     assert (await ours.state.read_progress()).migrated_users == 0
 
 
-async def test_an_offline_worker_marks_each_segment_done_with_its_last_settle(client):
+async def _offline_world(client: Any) -> tuple[Recording, Process, InMemoryUserSource, DynamoDbUserTarget]:
+    """Fresh tables, a process recording its state writes, its source and target (for a worker)."""
     users_table, table = await create_dynamodb_tables(client)
     recording = Recording(client)
-    process = Process(recording, table)
-    source = _source()
-    target = DynamoDbUserTarget(recording, users_table)
+    return recording, Process(recording, table), _source(), DynamoDbUserTarget(recording, users_table)
+
+
+async def test_an_offline_worker_marks_each_segment_done_with_its_last_settle(client):
+    recording, process, source, target = await _offline_world(client)
     worker = SegmentWorker(source, Migration(source, target, process.state, offline=True), LeasedPass(process.leases))
     # One page a segment, shorter than a batch: the last page read (a full one would be followed by
     # an empty read in the last segment, whose done mark is then sent alone).
@@ -241,3 +244,24 @@ async def test_a_worker_whose_lease_is_taken_before_its_last_settle_counts_it_on
     assert all(lease.done and lease.owner is None for lease in await process.leases.leases())
     assert await target.count_users() == USERS
     assert (await process.state.read_progress()).migrated_users == USERS  # the lost segment's users once
+
+
+async def test_a_last_page_settled_before_an_earlier_page_is_checkpointed_leaves_the_done_mark_alone(client):
+    recording, process, source, target = await _offline_world(client)
+    migration = Migration(source, target, process.state, offline=True)
+    real_migrate = migration.migrate_users
+
+    async def first_pages_slow(users, dry_run, rewrite=False, fence=lambda: None, closing=None):  # type: ignore[no-untyped-def]
+        if users and users[0].id in (1, 101):
+            await asyncio.sleep(0.5)  # the segment's last page settles meanwhile, its first not yet checkpointed
+        return await real_migrate(users, dry_run, rewrite, fence, closing)
+
+    migration.migrate_users = first_pages_slow  # type: ignore[method-assign]
+    worker = SegmentWorker(source, migration, LeasedPass(process.leases), pages_in_flight=2)
+    summary = await asyncio.wait_for(worker.run(batch_size=60), 60)  # pages of 60 and 40 a segment
+    assert (summary.leases.segments_done, summary.leases.unfinished_segments) == (SEGMENTS, 0)
+    assert sum(_settle_and_done(update) for update in recording.updates) == 0
+    assert recording.done_alone == SEGMENTS  # each after its first page's checkpoint, as before
+    assert all(lease.done and lease.owner is None for lease in await process.leases.leases())
+    assert await target.count_users() == USERS
+    assert (await process.state.read_progress()).migrated_users == USERS
