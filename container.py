@@ -19,7 +19,8 @@ from user_migration.adapters.dynamodb.budget_shares import DynamoDbBudgetShares
 from user_migration.adapters.dynamodb.capacity import DynamoDbTableCapacity
 from user_migration.adapters.dynamodb.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_SECONDS, dynamodb_client
 from user_migration.adapters.dynamodb.codec import key_attribute_type
-from user_migration.adapters.dynamodb.leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb.lease_writes import SYNC_LEASES, VERIFY_LEASES
+from user_migration.adapters.dynamodb.leases import DynamoDbSegmentLeases
 from user_migration.adapters.dynamodb.plan import PlanStore
 from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
 from user_migration.adapters.dynamodb.sync_passes import DynamoDbSyncPasses

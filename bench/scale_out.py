@@ -95,9 +95,10 @@ def tables_of(operation: str, request: dict[str, Any]) -> set[str]:
 def write_kind(operation: str, request: dict[str, Any], last_checkpoints: dict[str, str]) -> str:
     """What a write to the state table is for, from its expression (the adapters' own wording):
     the run's plan, a segment lease's take, renew, checkpoint, done or release, a hold's take,
-    intent, settle or abandon, or the change cursor that `sync` starts from. A renew and a
-    checkpoint write the same expression: a renew keeps the segment's `lease_checkpoint` as the
-    last lease write to it left it (`last_checkpoints`, kept by the caller per key)."""
+    intent, settle (a segment's last one with its done mark) or abandon, or the change cursor that
+    `sync` starts from. A renew and a checkpoint write the same expression: a renew keeps the
+    segment's `lease_checkpoint` as the last lease write to it left it (`last_checkpoints`, kept by
+    the caller per key)."""
     if operation != "UpdateItem":
         return "plan" if operation == "PutItem" else operation
     update = str(request.get("UpdateExpression", ""))
@@ -108,6 +109,8 @@ def write_kind(operation: str, request: dict[str, Any], last_checkpoints: dict[s
         before, last_checkpoints[key] = last_checkpoints.get(key), checkpoint
         if "lease_takes" in update:
             return "lease take"
+        if "migrated_users = :count" in update:
+            return "hold settle + lease done"  # a segment's last settle, its done mark in the same write
         if values.get(":done", {}).get("BOOL"):
             return "lease done"
         if "REMOVE lease_owner" in update:

@@ -12,6 +12,7 @@ import attrs
 
 from user_migration.domain.keys import UserId
 from user_migration.domain.model import ChangeCursor, MigrationProgress
+from user_migration.ports.segment_leases import LeaseChange
 
 # A failing user's reason codes (`missing_email`, `write_failed`...), by user id.
 FailingUsers = Mapping[UserId, Collection[str]]
@@ -130,6 +131,12 @@ class UsersHold(abc.ABC):
     @abc.abstractmethod
     async def apply(self, settlement: Settlement) -> None:
         """Settle, in one idempotent step: see `settle`."""
+
+    async def apply_with_lease(self, settlement: Settlement, change: LeaseChange) -> None:
+        """Settle, and make `change` to the lease of this hold's segment in the same write where the
+        state can (see `LeaseChange.made`); the settle is made whatever becomes of the change. This
+        state cannot: it settles alone and leaves `change.made` None."""
+        await self.apply(settlement)
 
 
 class MigrationState(abc.ABC):

@@ -25,6 +25,23 @@ class LeaseActivity:
     steals: int = 0
 
 
+@attrs.define
+class LeaseChange:
+    """A change of a segment's lease, from `seen` to `wanted` (as `SegmentLeases.checkpoint` makes
+    it), to be made in the same write as the settle of a hold in that segment where the state keeps
+    both in one item (`UsersHold.apply_with_lease`). That write checks both conditions: the hold's,
+    and the lease's (still at `seen`'s counter, owned by `seen.owner` in `seen.run`).
+
+    `made`, once the settle is done: True when the change was made (by that write, or found made
+    after its answer was lost and the write sent again); False when the lease was no longer as seen
+    (another worker took it: the settle was made on its own); None when the state did not fold it
+    (the caller makes the change on its own, as `SegmentLeases.checkpoint`)."""
+
+    seen: SegmentLease
+    wanted: SegmentLease
+    made: bool | None = None
+
+
 class SegmentLeases(abc.ABC):
     """The lease table of the runs over one pair of tables."""
 

@@ -41,10 +41,13 @@ from botocore.exceptions import ClientError
 from user_migration.adapters.dynamodb.codec import decode_key, key_value
 from user_migration.adapters.dynamodb.errors import error_code, target_errors
 from user_migration.adapters.dynamodb.id_ranges import decode_ids, encode_ids
+from user_migration.adapters.dynamodb.lease_writes import lease_in, lease_write
+from user_migration.adapters.dynamodb.plan import segment_key
 from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
 from user_migration.domain.errors import TargetUnavailable
 from user_migration.domain.keys import UserId, ids_within
 from user_migration.ports.migration_state import UNRECORDED_REASON, Settlement, UsersHold
+from user_migration.ports.segment_leases import LeaseChange
 
 PROGRESS_KEY = {STATE_KEY_ATTRIBUTE: {"S": "progress"}}
 T = TypeVar("T")
@@ -163,6 +166,10 @@ class _DynamoDbHold(UsersHold):
         await self._ledger.settle(self.hold_id, settlement)
         self.settled = True
 
+    async def apply_with_lease(self, settlement: Settlement, change: LeaseChange) -> None:
+        await self._ledger.settle(self.hold_id, settlement, change)
+        self.settled = True
+
 
 def failing_of(item: dict[str, Any]) -> dict[UserId, tuple[str, ...]]:
     """The failing users an item lists, with their reason codes (`failed_reasons`: code -> ids;
@@ -234,10 +241,18 @@ class ProgressLedger:
         return _versioned(response.get("Item", {}))
 
     async def _write(
-        self, version: int, update: str, values: dict[str, Any], names: dict[str, str] | None = None
+        self,
+        version: int,
+        update: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+        also: str | None = None,
     ) -> None:
-        """Apply `update` only if the item is still at `version`; raise `_Conflict` otherwise."""
+        """Apply `update` only if the item is still at `version` (and `also` holds); raise
+        `_Conflict` otherwise."""
         condition = "attribute_not_exists(version)" if version == 0 else "version = :version"
+        if also is not None:
+            condition = f"{condition} AND {also}"
         values = {**values, ":next": {"N": str(version + 1)}}
         if version:
             values[":version"] = {"N": str(version)}
@@ -367,12 +382,24 @@ class ProgressLedger:
 
         await self._change(try_intend)
 
-    async def settle(self, hold_id: str, settlement: Settlement) -> None:
+    async def settle(self, hold_id: str, settlement: Settlement, change: LeaseChange | None = None) -> None:
         """Count what landed (and uncount what was removed), note the failing users, and release
-        the hold, exactly once."""
+        the hold, exactly once; with `change`, a change of this segment's lease made in the same
+        write, under both conditions (see `LeaseChange`)."""
         landed = settlement.landed
+        lease = change if change is not None and segment_key(change.seen.segment.index) == self._key else None
+        sent_with_lease = False  # a write carrying the lease change failed its condition once at least
 
         async def try_settle(item: dict[str, Any], version: int) -> None:
+            nonlocal sent_with_lease
+            if lease is not None and lease.made is None:
+                # After a failed condition the item is as read since (or as this process's next
+                # write left it), never older: a lease neither as seen nor as wanted was taken.
+                found = lease_in(lease.seen.segment, lease.seen.run, item)
+                if found == lease.wanted:
+                    lease.made = True  # this very write, its answer lost and sent again
+                elif sent_with_lease and found != lease.seen:
+                    lease.made = False  # lost to another worker: the settle goes on alone
             if self._entry(item, hold_id) is None:
                 # Either this settle was applied already (a re-sent request), or the lease expired
                 # and the next holder inherited these ids: in both cases they are counted once.
@@ -410,8 +437,17 @@ class ProgressLedger:
             if highest is not None:
                 values[":last"] = key_value(highest)
                 update += ", last_migrated_user_id = :last"
-            await self._write(version, update + " REMOVE holds.#hold", values, {"#hold": hold_id})
+            if lease is None or lease.made is not None:
+                await self._write(version, update + " REMOVE holds.#hold", values, {"#hold": hold_id})
+                return
+            write = lease_write(lease.seen, lease.wanted, owned=True)
+            update = ", ".join([update, *write.sets]) + " REMOVE " + ", ".join(["holds.#hold", *write.removes])
+            sent_with_lease = True
+            await self._write(version, update, {**values, **write.values}, {"#hold": hold_id}, write.condition)
+            lease.made = True
 
+        # Left None (the caller changes the lease alone) when the hold was found settled by its next
+        # holder (this one stalled past it) while the lease was still as seen.
         await self._change(try_settle)
 
     async def abandon(self, hold_id: str) -> None:

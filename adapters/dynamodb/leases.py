@@ -13,8 +13,8 @@ from typing import Any
 import attrs
 from botocore.exceptions import ClientError
 
-from user_migration.adapters.dynamodb.codec import decode_key, key_value
 from user_migration.adapters.dynamodb.errors import error_code, target_errors
+from user_migration.adapters.dynamodb.lease_writes import MIGRATION_LEASES, LeaseNames, lease_in, lease_write
 from user_migration.adapters.dynamodb.plan import PLAN_KEY, PlanStore, run_of, segment_key
 from user_migration.adapters.dynamodb.state import read_items
 from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE
@@ -23,48 +23,10 @@ from user_migration.domain.parallel.segments import SegmentLease, SegmentPlan
 from user_migration.ports.segment_leases import LeaseActivity, SegmentLeases
 
 
-@attrs.frozen
-class LeaseNames:
-    """The attributes that hold one kind of lease on the segments' items, and the plan item's
-    attribute with that kind's run number: the migration's runs (`lease_*`, `run`), verify's passes
-    (`verify_lease_*`, `verify_run`) and `sync --workers`' passes (`sync_lease_*`, `sync_run`) keep
-    leases of their own on the same segments."""
-
-    prefix: str = "lease_"
-    run_attribute: str = "run"
-
-    def __getattr__(self, name: str) -> str:
-        # owner, counter, checkpoint, done, takes, steals, run: each the prefix and the name.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self.prefix + name
-
-    @property
-    def fields(self) -> str:
-        return ", ".join(self.prefix + name for name in ("run", "owner", "counter", "checkpoint", "done"))
-
-
-MIGRATION_LEASES = LeaseNames()
-VERIFY_LEASES = LeaseNames("verify_lease_", "verify_run")
-SYNC_LEASES = LeaseNames("sync_lease_", "sync_run")
-
-
 def _lease(
     plan: SegmentPlan, index: int, run: int, item: dict[str, Any] | None, names: LeaseNames = MIGRATION_LEASES
 ) -> SegmentLease:
-    segment = plan[index]
-    item = item or {}
-    counter = int(item[names.counter]["N"]) if names.counter in item else 0
-    if names.run not in item or int(item[names.run]["N"]) != run:
-        return SegmentLease(segment, run, None, counter)  # not worked on in this run yet
-    return SegmentLease(
-        segment,
-        run,
-        item[names.owner]["S"] if names.owner in item else None,
-        counter,
-        decode_key(item[names.checkpoint]) if names.checkpoint in item else segment.lowest,
-        bool(item.get(names.done, {}).get("BOOL", False)),
-    )
+    return lease_in(plan[index], run, item, names)
 
 
 class DynamoDbSegmentLeases(SegmentLeases):
@@ -112,32 +74,8 @@ class DynamoDbSegmentLeases(SegmentLeases):
         `owned`, only while `seen.owner` owns it in `seen.run`. A take (`stolen` not None) is
         added to the segment's tallies in the same write."""
         names = self._names
-        values: dict[str, Any] = {
-            ":next": {"N": str(wanted.counter)},
-            ":run": {"N": str(wanted.run)},
-            ":checkpoint": key_value(wanted.checkpoint),
-            ":done": {"BOOL": wanted.done},
-        }
-        update = (
-            f"SET {names.counter} = :next, {names.run} = :run, {names.checkpoint} = :checkpoint, {names.done} = :done"
-        )
-        if wanted.owner is not None:
-            update += f", {names.owner} = :owner"
-            values[":owner"] = {"S": wanted.owner}
-        else:
-            update += f" REMOVE {names.owner}"
-        if stolen is not None:
-            update += f" ADD {names.takes} :one, {names.steals} :stolen"
-            values[":one"] = {"N": "1"}
-            values[":stolen"] = {"N": "1" if stolen else "0"}
-        if seen.counter == 0:
-            condition = f"attribute_not_exists({names.counter})"
-        else:
-            condition = f"{names.counter} = :seen"
-            values[":seen"] = {"N": str(seen.counter)}
-        if owned:
-            condition += f" AND {names.owner} = :me AND {names.run} = :run"
-            values[":me"] = {"S": seen.owner or ""}
+        write = lease_write(seen, wanted, owned, stolen, names)
+        update, condition, values = write.update(), write.condition, write.values
         # A migration's take gets the whole item back for the segment's ledger (verify's and sync's
         # passes hold fewer pages, and their items would only be kept).
         returned = {"ReturnValues": "ALL_NEW"} if stolen is not None and names is MIGRATION_LEASES else {}
@@ -169,14 +107,7 @@ class DynamoDbSegmentLeases(SegmentLeases):
         return await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1), owned=True)
 
     async def checkpoint(self, lease: SegmentLease, next_user_id: UserId, done: bool = False) -> SegmentLease | None:
-        wanted = attrs.evolve(
-            lease,
-            counter=lease.counter + 1,
-            checkpoint=next_user_id,
-            done=done,
-            owner=None if done else lease.owner,
-        )
-        return await self._change(lease, wanted, owned=True)
+        return await self._change(lease, lease.checkpointed(next_user_id, done), owned=True)
 
     async def release(self, lease: SegmentLease) -> None:
         await self._change(lease, attrs.evolve(lease, counter=lease.counter + 1, owner=None), owned=True)

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from user_migration.adapters.dynamodb.errors import error_code, target_errors
-from user_migration.adapters.dynamodb.leases import LeaseNames
+from user_migration.adapters.dynamodb.lease_writes import LeaseNames
 from user_migration.adapters.dynamodb.plan import PlanStore, segment_key
 from user_migration.adapters.dynamodb.state import read_items
 from user_migration.adapters.dynamodb.tables import STATE_KEY_ATTRIBUTE

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from user_migration.adapters.dynamodb.errors import error_code, target_errors
-from user_migration.adapters.dynamodb.leases import SYNC_LEASES
+from user_migration.adapters.dynamodb.lease_writes import SYNC_LEASES
 from user_migration.adapters.dynamodb.plan import PLAN_KEY, PlanStore
 from user_migration.adapters.dynamodb.segment_results import SegmentResultStore
 from user_migration.domain.model import ChangeCursor

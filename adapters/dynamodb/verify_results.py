@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from user_migration.adapters.dynamodb.leases import VERIFY_LEASES
+from user_migration.adapters.dynamodb.lease_writes import VERIFY_LEASES
 from user_migration.adapters.dynamodb.plan import PlanStore
 from user_migration.adapters.dynamodb.segment_results import SegmentResultStore
 from user_migration.domain.parallel.segments import SegmentLease

@@ -76,10 +76,7 @@ class InMemorySegmentLeases(SegmentLeases):
         return self._change(lease, attrs.evolve(lease, counter=lease.counter + 1), owned=True)
 
     async def checkpoint(self, lease: SegmentLease, next_user_id: UserId, done: bool = False) -> SegmentLease | None:
-        wanted = attrs.evolve(
-            lease, counter=lease.counter + 1, checkpoint=next_user_id, done=done, owner=None if done else lease.owner
-        )
-        return self._change(lease, wanted, owned=True)
+        return self._change(lease, lease.checkpointed(next_user_id, done), owned=True)
 
     async def release(self, lease: SegmentLease) -> None:
         self._change(lease, attrs.evolve(lease, counter=lease.counter + 1, owner=None), owned=True)

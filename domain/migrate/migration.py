@@ -17,7 +17,7 @@ from user_migration.domain.model import (
 )
 from user_migration.domain.observe.source_count import SourceCounter
 from user_migration.domain.observe.statistics import Statistics
-from user_migration.domain.write.ledger import Attempt, Fence, WriteLedger, no_fence, write_failures
+from user_migration.domain.write.ledger import Attempt, Closing, Fence, WriteLedger, no_fence, write_failures
 from user_migration.ports.migration_state import MigrationState
 from user_migration.ports.user_source import UserSource
 from user_migration.ports.user_target import UserTarget
@@ -132,11 +132,17 @@ class Migration:
         return await Statistics(SourceCounter(self._source, self._clock), self._state).read()
 
     async def migrate_users(
-        self, users: Sequence[SourceUser], dry_run: bool, rewrite: bool = False, fence: Fence = no_fence
+        self,
+        users: Sequence[SourceUser],
+        dry_run: bool,
+        rewrite: bool = False,
+        fence: Fence = no_fence,
+        closing: Closing | None = None,
     ) -> BatchOutcome:
         """Validate, prepare, check existence and write (unless `dry_run`) the given users;
         with `rewrite`, users already stored are rewritten where the migration may. `fence` is
-        asked right before the writes, and stops them by raising (a worker whose lease ran out)."""
+        asked right before the writes, and stops them by raising (a worker whose lease ran out);
+        `closing` makes the settle of writes none of which failed (`domain.write.ledger.Closing`)."""
         failures, prepared = self._preparer.prepare_all(users, self._clock())
         if not prepared:
             if not dry_run and failures:
@@ -154,9 +160,9 @@ class Migration:
                 known_absent = self._empty_when_looked and step.untouched
                 existing = set() if known_absent else await self._target.existing_user_ids(user_ids)
                 to_write = [user for user in prepared if user.user_id not in existing]
-                written = await step.write_over(to_write, attempt, fence)
+                written = await step.write_over(to_write, attempt, fence, closing)
             else:
-                written, existing = await step.write_new(prepared, attempt, fence)
+                written, existing = await step.write_new(prepared, attempt, fence, closing)
             to_rewrite = [user for user in prepared if user.user_id in existing] if rewrite else []
             # Rewritten items were counted when first written: they are never intended or settled.
             rewritten = await self._in_flight.run(self._target.rewrite_users(to_rewrite)) if to_rewrite else None

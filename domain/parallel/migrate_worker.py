@@ -29,7 +29,14 @@ from user_migration.domain.parallel.held_lease import HeldLease
 from user_migration.domain.parallel.lease_loop import SegmentOutcome
 from user_migration.domain.parallel.leased_pass import LeasedPass, LeasedPassSummary
 from user_migration.domain.parallel.leases import OwnLease
-from user_migration.domain.parallel.segments import FEWEST_USERS_PER_SEGMENT, resume_point, segments_for
+from user_migration.domain.parallel.segments import (
+    FEWEST_USERS_PER_SEGMENT,
+    SegmentLease,
+    resume_point,
+    segments_for,
+)
+from user_migration.domain.write.ledger import Settle
+from user_migration.ports.segment_leases import LeaseChange
 from user_migration.ports.user_source import UserSource
 
 
@@ -114,19 +121,44 @@ class SegmentWorker:
         turns = _PageTurns(self._page_turns)
         last_page: list[list[SourceUser]] = []  # the segment's last page, once read
         marked_done: list[bool] = []  # whether the last page's checkpoint marked the segment done
+        pages = {"read": 0, "finished": 0}
 
         async def read_page(start: UserId) -> tuple[list[SourceUser], UserId | None]:
             await turns.take()  # given back once the page is migrated (or the segment ends)
             page = list(await self._source.read_page(start, batch_size, segment.highest))
+            pages["read"] += 1
             following = next_start_after(page, batch_size, self._source.key_kind)
             within = following is not None and following <= segment.highest  # type: ignore[operator]  # one kind
             if not within:
                 last_page.append(page)
             return page, following if within else None
 
+        async def close_segment(settle: Settle) -> None:
+            """The last page's settle (none of its writes failed), with the segment's done mark in
+            the same write where the state keeps both in one item. The settle is made whatever
+            becomes of the mark: a lease lost meanwhile leaves it to be made alone."""
+            settled = False
+
+            async def settle_and_mark(lease: SegmentLease) -> SegmentLease | None:
+                nonlocal settled
+                change = LeaseChange(lease, lease.checkpointed(segment.highest, done=True))
+                await settle(change)
+                settled = True
+                if change.made is None:  # not folded: the done mark on its own
+                    return await self._leases.checkpoint(lease, segment.highest, done=True)
+                return change.wanted if change.made else None
+
+            # Only once every earlier page is checkpointed, none short of a user: the done mark is
+            # then what this page's checkpoint would be.
+            if pages["finished"] == pages["read"] - 1 and checkpoints.first_unwritten is None:
+                marked_done.append(await held.change(settle_and_mark))
+            if not settled:
+                await settle(None)
+
         async def migrate_page(page: list[SourceUser]) -> BatchOutcome:
+            closing = close_segment if last_page and page is last_page[0] else None
             try:
-                return await self._migration.migrate_users(page, False, fence=fence)
+                return await self._migration.migrate_users(page, False, fence=fence, closing=closing)
             except LeaseLost:
                 return FENCED  # nothing written; the pages in hand still come to `finish`
             except DependencyUnavailable:
@@ -139,20 +171,26 @@ class SegmentWorker:
                 turns.give_back()  # before `finish`, which waits for the next page to start
 
         async def finish(page: list[SourceUser], outcome: BatchOutcome) -> None:
+            pages["finished"] += 1
             if not page:
                 return
             if not held.lost.is_set():
                 position = checkpoints.after(page, outcome)
                 if last_page and page is last_page[0] and checkpoints.first_unwritten is None:
-                    # The segment's last page, every user of it handled: its checkpoint is the done mark.
-                    done = await held.change(lambda lease: self._leases.checkpoint(lease, segment.highest, done=True))
-                    marked_done.append(done)
+                    # The segment's last page, every user of it handled: its checkpoint is the done
+                    # mark (made already when its settle carried it).
+                    if not marked_done:
+                        done = await held.change(
+                            lambda lease: self._leases.checkpoint(lease, segment.highest, done=True)
+                        )
+                        marked_done.append(done)
                 else:
                     await held.change(lambda lease: self._leases.checkpoint(lease, position))  # also renews
             progress = tally.add(outcome)
-            if held.lost.is_set():
+            if held.lost.is_set() and marked_done[:1] != [True]:
                 # Done and settled (counted), but not checkpointed (or not known to be): the next
                 # holder may read the page again, and finds its users stored. They are this worker's.
+                # (Marked done, the segment is finished: nobody reads it again.)
                 return
             if on_progress is not None:
                 on_progress(progress)

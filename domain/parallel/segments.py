@@ -140,6 +140,12 @@ class SegmentLease:
     checkpoint: UserId = attrs.field(default=attrs.Factory(lambda self: self.segment.lowest, takes_self=True))
     done: bool = False
 
+    def checkpointed(self, next_user_id: UserId, done: bool = False) -> SegmentLease:
+        """This lease as its checkpoint at `next_user_id` leaves it (counter + 1); `done` lets it go."""
+        return attrs.evolve(
+            self, counter=self.counter + 1, checkpoint=next_user_id, done=done, owner=None if done else self.owner
+        )
+
     @property
     def state(self) -> str:
         """`done`, `leased` (a worker owns it; perhaps one that died, until another takes it) or `pending`."""

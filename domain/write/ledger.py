@@ -18,7 +18,7 @@ caller goes away (a cancelled request, a shutdown), through `WritesInFlight`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,12 +35,18 @@ from user_migration.domain.model import (
 )
 from user_migration.domain.write.range_locks import UserRangeLocks
 from user_migration.domain.write.writes_in_flight import WritesInFlight
-from user_migration.ports.migration_state import MigrationState, UsersHold
+from user_migration.ports.migration_state import MigrationState, Settlement, UsersHold
+from user_migration.ports.segment_leases import LeaseChange
 from user_migration.ports.user_target import UserTarget
 
 WRITE_FAILED = "write_failed"
 
 Fence = Callable[[], None]  # raises when the caller may no longer write (e.g. its lease was lost)
+# A step's settle, given the settle to make (`settle(change)`: with a change of the segment's lease
+# to make in the same write where the state can, or None), which it must make once whatever else
+# it does: the migration worker's last page of a segment folds the segment's done mark into it.
+Settle = Callable[[LeaseChange | None], Awaitable[None]]
+Closing = Callable[[Settle], Awaitable[None]]
 
 
 def no_fence() -> None:
@@ -142,7 +148,7 @@ class LedgerStep:
         return self._hold.untouched and not self._hold.inherited and not self._hold.inherited_removals
 
     async def write_new(
-        self, users: list[PreparedUser], attempt: Attempt, fence: Fence
+        self, users: list[PreparedUser], attempt: Attempt, fence: Fence, closing: Closing | None = None
     ) -> tuple[WriteOutcome, set[UserId]]:
         """The live-safe write: each item only where none exists, decided by the target itself, so
         an item an application writes meanwhile is never replaced. Returns what was written and
@@ -150,11 +156,14 @@ class LedgerStep:
 
         Only the users not stored yet are intended: whoever inherits the intent of a holder that
         died counts those of them it then finds stored, which must not be users counted before."""
-        return await self._in_flight.run(self._write_new(users, attempt, fence))
+        return await self._in_flight.run(self._write_new(users, attempt, fence, closing))
 
-    async def write_over(self, users: list[PreparedUser], attempt: Attempt, fence: Fence) -> WriteOutcome:
-        """The offline write: unconditional, of users the caller found absent."""
-        return await self._in_flight.run(self._write_over(users, attempt, fence))
+    async def write_over(
+        self, users: list[PreparedUser], attempt: Attempt, fence: Fence, closing: Closing | None = None
+    ) -> WriteOutcome:
+        """The offline write: unconditional, of users the caller found absent. Where no write
+        failed, `closing` makes the settle (see `Closing`)."""
+        return await self._in_flight.run(self._write_over(users, attempt, fence, closing))
 
     async def apply(
         self, users: list[PreparedUser], rule: WriteRule, attempt: Attempt
@@ -174,7 +183,7 @@ class LedgerStep:
         )
 
     async def _write_new(
-        self, users: list[PreparedUser], attempt: Attempt, fence: Fence
+        self, users: list[PreparedUser], attempt: Attempt, fence: Fence, closing: Closing | None
     ) -> tuple[WriteOutcome, set[UserId]]:
         stored = await self.target.existing_user_ids([user.user_id for user in users])
         absent = [user for user in users if user.user_id not in stored]
@@ -183,10 +192,12 @@ class LedgerStep:
             await self._hold.intend([user.user_id for user in absent])
             fence()
             outcome = await self.target.write_users_if(absent, WriteRule.ABSENT)
-        await self._settle(set(outcome.written), outcome.failed, attempt)
+        await self._settle(set(outcome.written), outcome.failed, attempt, closing=closing)
         return WriteOutcome(outcome.written, outcome.failed), stored | set(outcome.refused)
 
-    async def _write_over(self, users: list[PreparedUser], attempt: Attempt, fence: Fence) -> WriteOutcome:
+    async def _write_over(
+        self, users: list[PreparedUser], attempt: Attempt, fence: Fence, closing: Closing | None
+    ) -> WriteOutcome:
         written = WriteOutcome()
         if users:
             unintended = [user.user_id for user in users if user.user_id not in self._hold.intended_by_take]
@@ -194,7 +205,7 @@ class LedgerStep:
                 await self._hold.intend(unintended)
             fence()
             written = await self.target.write_users(users)
-        await self._settle(set(written.written), written.failed, attempt)
+        await self._settle(set(written.written), written.failed, attempt, closing=closing)
         return written
 
     async def _apply(
@@ -238,12 +249,24 @@ class LedgerStep:
         failed: Mapping[UserId, str],
         attempt: Attempt,
         unsure: Collection[UserId] | None = None,
+        closing: Closing | None = None,
     ) -> None:
         landed = await self._landed_before() | landed_now
         # A user counted now is not left unsure: an inherited write may have landed while this
         # step's own write of the same user got no answer, and the next holder would count it again.
         unsure_now = set(failed.keys() if unsure is None else unsure) - landed
-        await self._hold.settle(landed, unsure=unsure_now, removed=self._before.removed, **attempt.failing(failed))
+        settlement = Settlement(landed, unsure_now, self._before.removed, **attempt.failing(failed))
+        if closing is None or failed:
+            await self._hold.apply(settlement)
+            return
+
+        async def settle(change: LeaseChange | None) -> None:
+            if change is None:
+                await self._hold.apply(settlement)
+            else:
+                await self._hold.apply_with_lease(settlement, change)
+
+        await closing(settle)
 
     async def _landed_before(self) -> set[UserId]:
         """Of the writes an earlier holder left unsettled in this hold's range, those that landed,

@@ -17,7 +17,8 @@ import pytest
 from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS
 from tests.real_adapters import create_dynamodb_tables, create_source_table, execute, insert_users, unique_name
 from user_migration.adapters.dynamodb.client import dynamodb_client
-from user_migration.adapters.dynamodb.leases import SYNC_LEASES, VERIFY_LEASES, DynamoDbSegmentLeases
+from user_migration.adapters.dynamodb.lease_writes import SYNC_LEASES, VERIFY_LEASES
+from user_migration.adapters.dynamodb.leases import DynamoDbSegmentLeases
 from user_migration.adapters.dynamodb.plan import PlanStore
 from user_migration.adapters.dynamodb.state import DynamoDbMigrationState
 from user_migration.adapters.dynamodb.sync_passes import DynamoDbSyncPasses

@@ -254,3 +254,27 @@ async def test_a_run_stopped_at_once_mid_write_by_a_second_sigterm_resumes_to_ex
     resumed = await cli_beside(world.environment(), "migrate", "--all", "--resume", "--batch-size", BATCH, "--json")
     assert resumed.returncode == 1, resumed.stderr
     await assert_exactly_the_valid_users(world)
+
+
+def _settle_with_done_mark(body: dict[str, Any]) -> bool:
+    update = str(body.get("UpdateExpression", ""))
+    return "migrated_users = :count" in update and "lease_counter" in update
+
+
+@both_write_modes
+async def test_a_lost_answer_to_a_segments_last_settle_with_its_done_mark_is_found_made_and_counted_once(
+    world: World,
+):
+    """The settle that carries the segment's done mark applies, its answer is lost, botocore sends
+    it again and that one fails its condition: the item read back shows both made."""
+    world.seed([valid_user(i) for i in range(1, 61)])
+    lost = world.dynamodb_proxy.lose_response("UpdateItem", times=1, when=_settle_with_done_mark)
+    # One page of the whole segment, shorter than a batch: its settle carries the done mark.
+    result = await cli_beside(world.environment(), "migrate", "--all", "--batch-size", "100", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = summary_of(result)
+    assert (summary["migrated_count"], summary["failed_count"]) == (60, 0), summary
+    assert lost.hits == 1
+    leases = await run_leases(world.dynamodb, world.state_table)
+    assert all(lease.done and lease.owner is None for lease in leases)
+    await assert_exactly_the_valid_users(world)

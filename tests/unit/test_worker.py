@@ -97,9 +97,9 @@ class SegmentsInFlight:
         self._leases = leases
         migration.migrate_users = self.migrate  # type: ignore[method-assign]
 
-    async def migrate(self, users, dry_run, rewrite=False, fence=lambda: None):
+    async def migrate(self, users, dry_run, rewrite=False, fence=lambda: None, closing=None):
         if not users:
-            return await self._migrate(users, dry_run, rewrite, fence)
+            return await self._migrate(users, dry_run, rewrite, fence, closing)
         plan = SegmentPlan.from_boundaries([lease.segment.lowest for lease in await self._leases.leases()])
         (index,) = {plan.index_of(user.id) for user in users}
         self.now[index] = self.now.get(index, 0) + 1
@@ -107,7 +107,7 @@ class SegmentsInFlight:
         self.most_pages = max(self.most_pages, sum(self.now.values()))
         try:
             await asyncio.sleep(0.01)  # long enough for the other lanes to take their segments
-            return await self._migrate(users, dry_run, rewrite, fence)
+            return await self._migrate(users, dry_run, rewrite, fence, closing)
         finally:
             self.now[index] -= 1
             if not self.now[index]:
@@ -144,10 +144,10 @@ async def test_segments_in_flight_hold_no_more_pages_read_and_unmigrated_than_th
         most[0] = max(most[0], unmigrated[0])
         return page
 
-    async def slow_migrate(users, dry_run, rewrite=False, fence=lambda: None):
+    async def slow_migrate(users, dry_run, rewrite=False, fence=lambda: None, closing=None):
         try:
             await asyncio.sleep(0.005)
-            return await real_migrate(users, dry_run, rewrite, fence)
+            return await real_migrate(users, dry_run, rewrite, fence, closing)
         finally:
             unmigrated[0] -= 1
 
@@ -167,7 +167,7 @@ async def test_a_failure_in_one_segment_in_flight_stops_the_others_and_is_raised
     started = asyncio.Event()
     cancelled = []
 
-    async def fail_one(users, dry_run, rewrite=False, fence=lambda: None):
+    async def fail_one(users, dry_run, rewrite=False, fence=lambda: None, closing=None):
         if users[0].id == 1:
             await started.wait()
             raise TargetUnavailable("DynamoDB is unavailable")
@@ -177,7 +177,7 @@ async def test_a_failure_in_one_segment_in_flight_stops_the_others_and_is_raised
         except asyncio.CancelledError:
             cancelled.append(users[0].id)
             raise
-        return await real_migrate(users, dry_run, rewrite, fence)
+        return await real_migrate(users, dry_run, rewrite, fence, closing)
 
     migration.migrate_users = fail_one  # type: ignore[method-assign]
     # Turns enough that the three segments held up cannot take every one before the failing one reads.
@@ -211,12 +211,12 @@ async def test_a_worker_that_lost_its_lease_writes_nothing_more_and_claims_only_
     pages = 0
     real_migrate = migration.migrate_users
 
-    async def migrate_then_pause(users, dry_run, rewrite=False, fence=lambda: None):
+    async def migrate_then_pause(users, dry_run, rewrite=False, fence=lambda: None, closing=None):
         nonlocal pages
         pages += 1
         if pages == 3:
             now[0] += 60  # paused past its lease before the third page's write
-        return await real_migrate(users, dry_run, rewrite, fence)
+        return await real_migrate(users, dry_run, rewrite, fence, closing)
 
     migration.migrate_users = migrate_then_pause  # type: ignore[method-assign]
     result = await asyncio.wait_for(worker.run(batch_size=20), 5)
@@ -238,11 +238,11 @@ async def test_a_worker_paused_after_its_writes_claims_them_and_the_summaries_ad
     pages = 0
     real_migrate = migration.migrate_users
 
-    async def write_then_pause(users, dry_run, rewrite=False, fence=lambda: None):
+    async def write_then_pause(users, dry_run, rewrite=False, fence=lambda: None, closing=None):
         nonlocal pages
         pages += 1
         page = pages
-        outcome = await real_migrate(users, dry_run, rewrite, fence)
+        outcome = await real_migrate(users, dry_run, rewrite, fence, closing)
         if page == 3:
             now[0] += 60  # paused past its lease after the third page's write and settle
         return outcome
@@ -264,13 +264,13 @@ async def test_a_page_that_fails_after_the_lease_ran_out_is_left_to_the_next_hol
     calls = 0
     real_migrate = migration.migrate_users
 
-    async def stall_then_fail(users, dry_run, rewrite=False, fence=lambda: None):
+    async def stall_then_fail(users, dry_run, rewrite=False, fence=lambda: None, closing=None):
         nonlocal calls
         calls += 1
         if calls == 3:
             now[0] += 60
             raise TargetUnavailable("the hold on these users expired before writing; nothing was written")
-        return await real_migrate(users, dry_run, rewrite, fence)
+        return await real_migrate(users, dry_run, rewrite, fence, closing)
 
     migration.migrate_users = stall_then_fail  # type: ignore[method-assign]
     result = await asyncio.wait_for(stale.run(batch_size=20), 5)
@@ -282,7 +282,7 @@ async def test_a_page_that_fails_after_the_lease_ran_out_is_left_to_the_next_hol
     calls = 0
     real_migrate = migration.migrate_users
 
-    async def fail(users, dry_run, rewrite=False, fence=lambda: None):
+    async def fail(users, dry_run, rewrite=False, fence=lambda: None, closing=None):
         raise TargetUnavailable("DynamoDB is unavailable")
 
     migration.migrate_users = fail  # type: ignore[method-assign]
