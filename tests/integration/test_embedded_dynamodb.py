@@ -87,6 +87,26 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("execute_statement", {"Statement": 'SELECT * FROM "t" WHERE user_id = 1'}),
+    # A statement is run over the tables it names only (`_statements_see_their_own_tables`): a read of
+    # another table, a write, the project's probe of PartiQL support (which moto refuses), a missing table.
+    ("create_table", {"TableName": "t2", **CREATE}),
+    ("put_item", {"TableName": "t2", "Item": {**KEY, "w": {"S": "in t2"}}}),
+    ("execute_statement", {"Statement": 'SELECT * FROM "t2" WHERE user_id = ?', "Parameters": [KEY["user_id"]]}),
+    (
+        "batch_execute_statement",
+        {
+            "Statements": [
+                {"Statement": "SELECT * FROM t2 WHERE user_id = ?", "Parameters": [KEY["user_id"]]},
+                {"Statement": "UPDATE t SET w = ? WHERE user_id = ?", "Parameters": [{"S": "set"}, KEY["user_id"]]},
+                {
+                    "Statement": 'UPDATE "t" SET "v" = ? WHERE "user_id" = ? AND "v" < ?',
+                    "Parameters": [{"N": "0"}, KEY["user_id"], {"N": "-1E+125"}],
+                },
+                {"Statement": "SELECT * FROM missing WHERE user_id = ?", "Parameters": [KEY["user_id"]]},
+            ]
+        },
+    ),
+    ("get_item", {"TableName": "t", "Key": KEY, "ConsistentRead": True}),
     (
         "query",
         {"TableName": "t", "KeyConditionExpression": "user_id = :u", "ExpressionAttributeValues": {":u": {"N": "1"}}},
