@@ -82,18 +82,17 @@ constraints:
 	mv $(CONSTRAINTS).new $(CONSTRAINTS); \
 	echo "$(CONSTRAINTS): $$(grep -c '==' $(CONSTRAINTS)) pins"
 
-# The whole suite on TEST_WORKERS pytest-xdist workers, each starting the servers its tests need.
+# The whole suite on TEST_WORKERS pytest-xdist workers, each starting the moto and PostgreSQL its tests need.
 # Not --dist loadgroup: its scheduler keys tests by node id, and schemathesis' tests share one (all
 # but one of them would silently not run). --dist worksteal (it schedules by index, as the default does):
 # a worker that runs out takes tests still queued at another, so the slow tests queued last do not leave
 # two workers idle at the end.
 # 4 were no faster on 2 cores while the suite was bound by the CPU (fresh clones, 2026-12-07 morning: 516.8 s
-# of pytest on 4, 521.8 s on 3). Once its CPU was cut (about 1,024 -> 853 CPU-s and less since), a fourth
-# worker overlapped the tail's waits: 404.5 and 398.7 s of pytest on 4 against 458.5 s on 3 (fresh clones,
-# one run each), but in the second run on 4 a fault test whose DynamoDB client times out after 2 s
-# (tests/faults/conftest.py, impatient_dynamodb) failed 16 users with four servers sharing 2 cores. Kept at 3
-# until that test's timing does not depend on the load.
-TEST_WORKERS ?= 3
+# of pytest on 4, 521.8 s on 3). Once its CPU was cut, a fourth worker overlapped the tail's waits (404.5 and
+# 398.7 s of pytest on 4 against 458.5 s on 3), but a fault test whose DynamoDB client timed out after 2 s
+# failed under that load; it keeps botocore's timeouts now, and the workers share one DynamoDB Local and one
+# dynalite (tests/shared_servers.py). docs/testing.md has the figures.
+TEST_WORKERS ?= 4
 
 # Every test's time is kept in build/test-times.xml (JUnit XML) besides the 20 slowest shown: where the next
 # minutes of the suite are.
