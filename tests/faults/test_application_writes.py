@@ -24,7 +24,9 @@ both orders must have happened during the run: users it wrote before the migrati
 (the migration must skip or keep them) and users it wrote after the migration had (the
 application's write wins). Half of its writes go to users that the migration's latest requests
 carried (the proxy's `seen_user_ids`): the users being checked or written at that moment, where
-a check-then-write migration loses them. (Run against the offline mode instead, this test finds
+a check-then-write migration loses them; a quarter to users the migration has written in this
+run (`put_order`), so that its write must win, and half its share waits for the first of those (so
+that both orders happen on a slow server too). (Run against the offline mode instead, this test finds
 replaced items on every creating path: 16 of 120, 10 of 75, 1 to 2 of ~200, 4 to 5 of ~33 in
 two runs; with a rewrite that ignored ownership or versions, 42 of 71 and 11 of 68.)
 
@@ -130,6 +132,7 @@ class Application:
     _signups: Iterator[int] = attrs.field(init=False)
     _last_signup: float = 0.0
     _seen_before: int = 0
+    _puts_before: int = 0
 
     def __attrs_post_init__(self) -> None:
         self._left = set(self.user_ids)
@@ -138,6 +141,7 @@ class Application:
 
     def start(self) -> None:
         self._seen_before = len(self.world.dynamodb_proxy.seen_user_ids)
+        self._puts_before = len(self.world.dynamodb_proxy.put_order)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -163,16 +167,30 @@ class Application:
         source does not have), so that it goes on writing until it is stopped."""
         seen = self.world.dynamodb_proxy.seen_user_ids
         pace = WRITES_BEFORE + (len(seen) - self._seen_before) // SEEN_PER_WRITE
-        if len(self._chosen) >= min(pace, self._share) or not self._left:
+        # Half its share is kept until the migration's first write of this run has landed: its reads count
+        # in the pace too, and a `--rewrite` on DynamoDB Local read every user two or three times (535 ids)
+        # before its first batch landed, by when the whole share had gone to users it had not reached.
+        share = self._share if len(self.world.dynamodb_proxy.put_order) > self._puts_before else self._share // 2
+        if len(self._chosen) >= min(pace, share) or not self._left:
             if time.monotonic() - self._last_signup < SIGNUP_EVERY:
                 return None
             self._last_signup = time.monotonic()
             return next(self._signups)
         recent = seen[-40:]
         near = sorted(set(recent) & self._left)
-        # Half the time one of the users the migration's latest requests carried: the users it
-        # is checking or writing right now, where a check-then-write migration would lose them.
-        user_id = self.rng.choice(near) if near and self.rng.random() < 0.5 else self.rng.choice(sorted(self._left))
+        landed = sorted(set(self.world.dynamodb_proxy.put_order[self._puts_before :]) & self._left)
+        draw = self.rng.random()
+        if near and draw < 0.5:
+            # Half the time one of the users the migration's latest requests carried: the users it
+            # is checking or writing right now, where a check-then-write migration would lose them.
+            user_id = self.rng.choice(near)
+        elif landed and draw < 0.75:
+            # A quarter, one the migration has written in this run: its write must then win. (Without
+            # these, on a slow server the writes to users "right now" all landed before the migration's,
+            # and the pace, which counts the ids of its reads too, ran out before its writes landed.)
+            user_id = self.rng.choice(landed)
+        else:
+            user_id = self.rng.choice(sorted(self._left))
         self._left.discard(user_id)
         self._chosen.add(user_id)
         return user_id

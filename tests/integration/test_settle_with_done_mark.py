@@ -236,11 +236,14 @@ async def test_a_worker_whose_lease_is_taken_before_its_last_settle_counts_it_on
     process = Process(stealing, table)
     source = _source()
     target = DynamoDbUserTarget(stealing, users_table)
-    # w2 never works the segment: its lease expires after a second, and this worker takes it back.
-    leased = LeasedPass(process.leases, "w1", lease_seconds=1.0)
+    # w2 never works the segment: its lease expires after 2 s, and this worker takes it back.
+    leased = LeasedPass(process.leases, "w1", lease_seconds=2.0)
     worker = SegmentWorker(source, Migration(source, target, process.state, offline=True), leased)
     summary = await asyncio.wait_for(worker.run(batch_size=USERS // SEGMENTS + 50), 60)
-    assert (summary.leases.segments_done, summary.leases.leases_lost, summary.leases.lease_steals) == (SEGMENTS, 1, 1)
+    assert (summary.leases.segments_done, summary.leases.lease_steals) == (SEGMENTS, 1)
+    # The stolen lease is lost; on a loaded machine a renewal of this short lease can come late too (seen
+    # with a 1 s lease and four test workers on 2 cores: 2 lost), which the counters below must survive.
+    assert summary.leases.leases_lost >= 1
     assert all(lease.done and lease.owner is None for lease in await process.leases.leases())
     assert await target.count_users() == USERS
     assert (await process.state.read_progress()).migrated_users == USERS  # the lost segment's users once
