@@ -74,14 +74,12 @@ def _running(pid: int) -> bool:
     """Whether the process runs: not gone, and not a zombie (its parent, the worker that started it, has
     exited, and whoever inherited it may reap it late or never)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    except OSError:  # no /proc here: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc here: running, as far as the kernel says
         return True
     return stat.rpartition(")")[2].split()[0] != "Z"
 

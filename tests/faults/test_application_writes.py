@@ -185,9 +185,8 @@ class Application:
             # is checking or writing right now, where a check-then-write migration would lose them.
             user_id = self.rng.choice(near)
         elif landed and draw < 0.75:
-            # A quarter, one the migration has written in this run: its write must then win. (Without
-            # these, on a slow server the writes to users "right now" all landed before the migration's,
-            # and the pace, which counts the ids of its reads too, ran out before its writes landed.)
+            # A quarter, one the migration has written in this run: its write must then win (on a slow
+            # server the writes to users "right now" can all land before the migration's).
             user_id = self.rng.choice(landed)
         else:
             user_id = self.rng.choice(sorted(self._left))
