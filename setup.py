@@ -40,5 +40,5 @@ setup(
             "mypy>=1.10",
         ],
     },
-    entry_points={"console_scripts": ["user-migration=user_migration.entrypoints.cli.main:main"]},
+    entry_points={"console_scripts": ["user-migration=user_migration.entrypoints.cli.command:run"]},
 )

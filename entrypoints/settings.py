@@ -12,7 +12,6 @@ from urllib.parse import urlparse
 import attrs
 import botocore.session
 from botocore.exceptions import BotoCoreError
-from cryptography.hazmat.primitives import serialization
 
 from user_migration.adapters.postgres.source import quote_table_name
 from user_migration.domain.convert.mapping import UserMapping, default_mapping
@@ -20,7 +19,7 @@ from user_migration.domain.migrate.run import DEFAULT_PAGES_IN_FLIGHT, OFFLINE_S
 from user_migration.domain.observe.source_count import DEFAULT_REFRESH_SECONDS
 from user_migration.domain.observe.stall_watch import NOTICE_SECONDS
 from user_migration.domain.parallel.segments import FEWEST_USERS_PER_SEGMENT
-from user_migration.entrypoints.http.auth import HASH_PREFIX, JwtRules
+from user_migration.entrypoints.http.auth_rules import HASH_PREFIX, JwtRules
 from user_migration.entrypoints.logs import LogFormat
 from user_migration.entrypoints.mapping_file import read_mapping
 
@@ -288,6 +287,8 @@ def _jwt_rules(environ: Mapping[str, str], problems: list[str]) -> JwtRules | No
             return None
         return JwtRules("HS256", secret, issuer, audience)
     if public_key:
+        from cryptography.hazmat.primitives import serialization  # only where a key is configured
+
         try:
             serialization.load_pem_public_key(public_key.encode())
         except (ValueError, TypeError):

@@ -1,7 +1,5 @@
 """`python -m user_migration.entrypoints.cli`."""
 
-import sys
+from user_migration.entrypoints.cli.command import run
 
-from user_migration.entrypoints.cli.main import main
-
-sys.exit(main())
+run()

@@ -32,7 +32,6 @@ from user_migration.entrypoints.cli import verify as cli_verify
 from user_migration.entrypoints.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from user_migration.entrypoints.cli.stalls import watched
 from user_migration.entrypoints.heap import freeze_long_lived_objects
-from user_migration.entrypoints.http.serve import serve as serve_api
 from user_migration.entrypoints.library import UserMigration
 from user_migration.entrypoints.logs import JsonLines
 from user_migration.entrypoints.settings import (
@@ -162,6 +161,8 @@ def init_tables(arguments: argparse.Namespace) -> int:
 
 def serve(arguments: argparse.Namespace) -> int:
     """Serve the API until SIGINT/SIGTERM, then shut down gracefully."""
+    from user_migration.entrypoints.http.serve import serve as serve_api  # the web server, only for this command
+
     serve_api(load_settings(purpose="serve", mapping_file=arguments.mapping))
     return EXIT_OK
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from user_migration.entrypoints.cli.exit_codes import EXIT_OK
 
-CLI = [sys.executable, "-c", "from user_migration.entrypoints.cli.main import main; raise SystemExit(main())"]
+CLI = [sys.executable, "-c", "from user_migration.entrypoints.cli.command import run; run()"]
 
 
 async def run_worker_processes(

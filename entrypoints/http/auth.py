@@ -15,21 +15,11 @@ from collections.abc import Iterable
 import attrs
 import jwt
 
+from user_migration.entrypoints.http.auth_rules import HASH_PREFIX, JwtRules
+
 READ_SCOPE = "migration:read"
 WRITE_SCOPE = "migration:write"
 ALL_SCOPES = frozenset({READ_SCOPE, WRITE_SCOPE})
-HASH_PREFIX = "sha256:"
-
-
-@attrs.frozen
-class JwtRules:
-    """How JWTs are verified: the key, its algorithm, and the expected issuer and audience."""
-
-    algorithm: str  # "HS256" or "RS256"
-    key: str = attrs.field(repr=False)
-    issuer: str | None = None
-    audience: str | None = None
-    leeway_seconds: int = 30
 
 
 @attrs.frozen

@@ -76,7 +76,7 @@ def test_the_wheel_holds_one_top_level_name_and_imports_beside_a_host_domain_pac
     assert "user_migration/entrypoints/http/openapi.json" in names
     assert not any(name.startswith("user_migration/setup") for name in names)
     entry_points = (site / (wheel.name.split("-py3")[0] + ".dist-info") / "entry_points.txt").read_text()
-    assert "user-migration = user_migration.entrypoints.cli.main:main" in entry_points
+    assert "user-migration = user_migration.entrypoints.cli.command:run" in entry_points
 
     host = tmp_path / "host"
     (host / "domain").mkdir(parents=True)
