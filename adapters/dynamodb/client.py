@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError
+from botocore.loaders import Loader, create_loader
 
 from user_migration.adapters.dynamodb.errors import aws_setup_error
 from user_migration.adapters.dynamodb.lean_body import lean_bodies
@@ -55,7 +58,7 @@ async def dynamodb_client(
         parameter_validation=False,
     )
     async with _setup_errors():
-        session = aioboto3.Session()
+        session = _session()
         async with session.client(
             "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
         ) as client:
@@ -63,6 +66,33 @@ async def dynamodb_client(
             if watch is not None:
                 watch_client(client, watch, endpoint_url, patience_seconds)
             yield client
+
+
+# botocore reads its data files (DynamoDB's model, the endpoints and their rules: about 1 MB of JSON) into the
+# loader of each session, and each client here has a session of its own (its credentials and region looked up
+# afresh). The process's sessions share one loader per data path (AWS_DATA_PATH), whose cache keeps each file
+# read once: a host making many clients, or the test suite, read them again for each (a sixth of the test
+# workers' CPU).
+_loaders: dict[str | None, Loader] = {}
+_loaders_lock = threading.Lock()
+
+
+def _session() -> aioboto3.Session:
+    """A new aioboto3 session whose botocore session reads its data files through the process's shared loader."""
+    botocore_session = get_session()
+    data_path = botocore_session.get_config_variable("data_path")
+    with _loaders_lock:
+        loader = _loaders.get(data_path)
+        if loader is None:
+            loader = _loaders[data_path] = create_loader(data_path)
+        botocore_session.register_component("data_loader", loader)
+        searched = list(loader.search_paths)
+        session = aioboto3.Session(botocore_session=botocore_session)
+        # boto3 adds its own data folder to the loader of every session it makes: once is enough.
+        loader.search_paths[len(searched) :] = [
+            path for path in loader.search_paths[len(searched) :] if path not in searched
+        ]
+    return session
 
 
 @asynccontextmanager
