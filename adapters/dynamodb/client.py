@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import aioboto3
 from aiobotocore.config import AioConfig
@@ -60,12 +62,32 @@ async def dynamodb_client(
     async with _setup_errors():
         session = _session()
         async with session.client(
-            "dynamodb", endpoint_url=endpoint_url, region_name=region_name, config=config
+            "dynamodb",
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            config=config,
+            verify=False if _plain_http_on_this_machine(endpoint_url) else None,
         ) as client:
             lean_bodies(client)
             if watch is not None:
                 watch_client(client, watch, endpoint_url, patience_seconds)
             yield client
+
+
+def _plain_http_on_this_machine(endpoint_url: str | None) -> bool:
+    """An `http://` endpoint on loopback (DynamoDB Local, moto, the demo's): no TLS to verify. botocore would still
+    make an SSL context and load the CA bundle into it for each client's connections (about 20 ms of CPU)."""
+    if endpoint_url is None:
+        return False
+    url = urlsplit(endpoint_url)
+    if url.scheme.lower() != "http" or url.hostname is None:
+        return False
+    if url.hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(url.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 # botocore reads its data files (DynamoDB's model, the endpoints and their rules: about 1 MB of JSON) into the
