@@ -23,12 +23,6 @@ from user_migration.domain.parallel.segments import SegmentLease, SegmentPlan
 from user_migration.ports.segment_leases import LeaseActivity, SegmentLeases
 
 
-def _lease(
-    plan: SegmentPlan, index: int, run: int, item: dict[str, Any] | None, names: LeaseNames = MIGRATION_LEASES
-) -> SegmentLease:
-    return lease_in(plan[index], run, item, names)
-
-
 class DynamoDbSegmentLeases(SegmentLeases):
     """The lease table of a run, in the migration's state table."""
 
@@ -57,15 +51,14 @@ class DynamoDbSegmentLeases(SegmentLeases):
         run = run_of(planned[0] if planned else None, self._names.run_attribute)
         items = [item for item in items if item[STATE_KEY_ATTRIBUTE] != PLAN_KEY[STATE_KEY_ATTRIBUTE]]
         by_index = {int(item[STATE_KEY_ATTRIBUTE]["S"].partition("#")[2]): item for item in items}
-        return [_lease(plan, segment.index, run, by_index.get(segment.index), self._names) for segment in plan]
+        return [lease_in(segment, run, by_index.get(segment.index), self._names) for segment in plan]
 
     async def _read(self, lease: SegmentLease) -> SegmentLease:
         async with target_errors("reading a segment lease", table=self._table):
             response = await self._client.get_item(
                 TableName=self._table, Key=segment_key(lease.segment.index), ConsistentRead=True
             )
-        plan = await self.plan()
-        return _lease(plan, lease.segment.index, lease.run, response.get("Item"), self._names)
+        return lease_in(lease.segment, lease.run, response.get("Item"), self._names)
 
     async def _change(
         self, seen: SegmentLease, wanted: SegmentLease, owned: bool, stolen: bool | None = None
