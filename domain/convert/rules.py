@@ -161,7 +161,8 @@ class UserPreparer:
             user = as_source_user(user)
         problems: list[Reason] = []
         attributes: dict[str, object] = {}
-        size = self._fixed_bytes + number_bytes(str(user.id))
+        # The key as the item holds it: an integer as N, a uuid or text as S (its UTF-8 length).
+        size = self._fixed_bytes + (number_bytes(str(user.id)) if isinstance(user.id, int) else text_bytes(user.id))
         values = user.values
         for name, value in values.items():
             rules = self._rules_of(name)

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,6 +118,15 @@ def test_prepare_user_prepares_a_valid_user():
     assert prepared.user_id == 5
     assert encode_user(prepared, "user_id") == to_item(valid_user(5), MIGRATED_AT)
     assert prepared.size == item_bytes(to_item(valid_user(5), MIGRATED_AT))
+
+
+@pytest.mark.parametrize("user_id", [5, 10**18, "550e8400-e29b-41d4-a716-446655440000", "alice", "1e5", "clé-ünïcode"])
+def test_a_prepared_users_size_is_its_items_whatever_its_key(user_id: int | str):
+    # A uuid or text key is an S value: its UTF-8 length, not the size of a number (a uuid's "e"
+    # once made it a number's exponent: 3 bytes for 36).
+    prepared = prepare_user(attrs.evolve(valid_user(1), id=user_id), MIGRATED_AT)
+    assert isinstance(prepared, PreparedUser)
+    assert prepared.size == item_bytes(encode_user(prepared, "user_id"))
 
 
 def test_prepared_attributes_are_target_neutral_and_in_the_rows_order():
