@@ -13,16 +13,17 @@ from user_migration.entrypoints.demo.embedded import EmbeddedPostgres
 
 
 @contextmanager
-def seeded_servers(source_table: str, users: int) -> Iterator[tuple[str, str]]:
+def seeded_servers(source_table: str, users: int) -> Iterator[tuple[str, str, int]]:
     """Both servers up, `users` users in `source_table`; yields (PostgreSQL's DSN, DynamoDB Local's
-    URL) and stops both afterwards."""
+    URL, DynamoDB Local's process id) and stops both afterwards."""
     data.fake_aws()
     with tempfile.TemporaryDirectory(prefix="bench-offline-pg-") as folder:
         postgres = EmbeddedPostgres(Path(folder)).start()
         local = DynamoDbLocal().start()
         try:
             data.seed_source(postgres.dsn, source_table, users)
-            yield postgres.dsn, local.endpoint_url
+            assert local.pid is not None
+            yield postgres.dsn, local.endpoint_url, local.pid
         finally:
             local.stop()
             postgres.stop()

@@ -23,7 +23,7 @@ SOURCE_TABLE = "bench_offline_requests"
 
 def main() -> int:
     users = int(os.environ.get("BENCH_LOCAL_USERS") or 10_000)
-    with seeded_servers(SOURCE_TABLE, users) as (dsn, endpoint):
+    with seeded_servers(SOURCE_TABLE, users) as (dsn, endpoint, _):
         tables = Tables(endpoint)
         table = tables.create("users")
         state = tables.create("state", key="state_id", key_type="S")

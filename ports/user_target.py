@@ -39,8 +39,9 @@ class UserTarget(abc.ABC):
 
     @abc.abstractmethod
     async def write_users(self, users: Sequence[PreparedUser]) -> WriteOutcome:
-        """Store the users whatever is stored (the offline mode: nobody else may write the table);
-        every user ends up either in `written` or in `failed` with a reason."""
+        """Store the users whatever is stored (the offline mode: nobody else may write the table, and
+        the caller found them absent, so each costs its own item's write units); every user ends up
+        either in `written` or in `failed` with a reason."""
 
     @abc.abstractmethod
     async def write_users_if(self, users: Sequence[PreparedUser], rule: WriteRule) -> ConditionalWriteOutcome:

@@ -24,9 +24,10 @@ from user_migration.adapters.dynamodb.conditional import ConditionalWriter
 from user_migration.adapters.dynamodb.counters import TargetCounters, pause_after_throttling
 from user_migration.adapters.dynamodb.errors import describe, error_code, is_throttling, target_errors
 from user_migration.adapters.dynamodb.item_size import Item, write_units_of
+from user_migration.adapters.dynamodb.known_charge import KnownCharge
 from user_migration.adapters.dynamodb.partiql import WritePath
 from user_migration.adapters.dynamodb.rewrite import ItemRewriter
-from user_migration.adapters.dynamodb.spending import CONSUMED_CAPACITY, spending
+from user_migration.adapters.dynamodb.spending import spending
 from user_migration.adapters.dynamodb.statements import PartiqlSupport, StatementBatches
 from user_migration.adapters.dynamodb.table_writes import TableWrites
 from user_migration.adapters.dynamodb.tables import ensure_table_active
@@ -114,6 +115,7 @@ class DynamoDbUserTarget(UserTarget):
         self.counters = TargetCounters()
         # Unlimited unless given: the process's budget (container.py), shared by all its writes.
         self._budget = budget if budget is not None else TokenBucketBudget()
+        self._known_charge = KnownCharge(client, table)
         batched = None
         if write_path is not WritePath.PUTITEM:
             support = PartiqlSupport(client, table, key_attribute, write_path)
@@ -294,13 +296,15 @@ class DynamoDbUserTarget(UserTarget):
         result = _ChunkResult()
         pending = dict(chunk)
         item_units = {user_id: units.get(user_id) or write_units_of(item) for user_id, item in chunk}
+        # The users were found absent: without secondary indexes, their charge is their items' units.
+        asking = await self._known_charge.arguments()
         attempt = 0
         while pending:
             request = {self._table: [{"PutRequest": {"Item": item}} for item in pending.values()]}
             try:
                 estimated = sum(item_units[user_id] for user_id in pending)
                 async with spending(self._budget, estimated) as spent, self._writes_in_flight:
-                    response = await self._client.batch_write_item(RequestItems=request, **CONSUMED_CAPACITY)
+                    response = await self._client.batch_write_item(RequestItems=request, **asking)
                     spent.answer = response
                     spent.charged = estimated - sum(item_units[user_id] for user_id in self._unprocessed(response))
             except ClientError as error:
