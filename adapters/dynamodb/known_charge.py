@@ -53,6 +53,11 @@ class KnownCharge:
         self._next_look: float | None = None
         self._looking = asyncio.Lock()
 
+    def seen(self, table: Mapping[str, Any]) -> None:
+        """A DescribeTable answer's `Table` that someone else read: it counts as this period's look."""
+        self._asking = CONSUMED_CAPACITY if has_secondary_indexes(table) else {}
+        self._next_look = self._clock() + self._every
+
     async def arguments(self) -> Mapping[str, str]:
         """Nothing where the table has no secondary index; otherwise `ReturnConsumedCapacity="TOTAL"`."""
         if self._next_look is not None and self._clock() < self._next_look:
@@ -70,6 +75,4 @@ class KnownCharge:
             # The write itself will meet the same trouble, or not: either way it asks DynamoDB.
             log.debug("describing %s failed (%s): writes ask DynamoDB what they consumed", self._table, error)
             return CONSUMED_CAPACITY
-        if has_secondary_indexes(description.get("Table", {})):
-            return CONSUMED_CAPACITY
-        return {}
+        return CONSUMED_CAPACITY if has_secondary_indexes(description.get("Table", {})) else {}

@@ -73,9 +73,10 @@ async def ensure_tables(
     return created
 
 
-async def ensure_table_active(client: Any, table: str, key: tuple[str, str] | None = None) -> None:
+async def ensure_table_active(client: Any, table: str, key: tuple[str, str] | None = None) -> dict[str, Any]:
     """Raise `TargetTableMissing` when `table` does not exist, `TargetUnavailable` unless it is ACTIVE,
-    and `SetupError` when `key` (attribute, DynamoDB type) is given and the table's key is of another type.
+    and `SetupError` when `key` (attribute, DynamoDB type) is given and the table's key is of another type;
+    otherwise return the table's description (DescribeTable's `Table`).
 
     A missing table is the operator's set-up (`user-migration init-tables` creates it), not an outage.
     """
@@ -86,3 +87,5 @@ async def ensure_table_active(client: Any, table: str, key: tuple[str, str] | No
     status = description["Table"].get("TableStatus", "ACTIVE")
     if status not in ("ACTIVE", "UPDATING"):
         raise TargetUnavailable(f"DynamoDB table {table!r} is {status}")
+    described: dict[str, Any] = description["Table"]
+    return described

@@ -381,7 +381,8 @@ class DynamoDbUserTarget(UserTarget):
         return result
 
     async def check_ready(self) -> None:
-        await ensure_table_active(self._client, self._table, (self._key_attribute, self._key_type))
+        table = await ensure_table_active(self._client, self._table, (self._key_attribute, self._key_type))
+        self._known_charge.seen(table)  # no second DescribeTable before the first offline write
 
     async def read_item(self, user_id: UserId) -> Item | None:
         async with target_errors("reading an item", table=self._table):

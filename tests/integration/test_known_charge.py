@@ -26,9 +26,14 @@ class Recording:
     def __init__(self, client: Any) -> None:
         self._client = client
         self.arguments: list[dict[str, Any]] = []
+        self.described = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
+
+    async def describe_table(self, **kwargs: Any) -> Any:
+        self.described += 1
+        return await self._client.describe_table(**kwargs)
 
     async def batch_write_item(self, **kwargs: Any) -> Any:
         self.arguments.append({name: value for name, value in kwargs.items() if name != "RequestItems"})
@@ -55,9 +60,12 @@ async def test_without_secondary_indexes_the_items_own_units_are_debited_unasked
     table = unique_name("users")
     await ensure_tables(client, table, unique_name("state"))
     recording, budget = Recording(client), TokenBucketBudget(10_000)
-    outcome = await DynamoDbUserTarget(recording, table, budget=budget).write_users(users())
+    target = DynamoDbUserTarget(recording, table, budget=budget)
+    await target.check_ready()
+    outcome = await target.write_users(users())
     assert sorted(outcome.written) == [1, 2, 3, 4]
     assert recording.arguments == [{}]  # no ReturnConsumedCapacity
+    assert recording.described == 1  # the readiness check's description served the write too
     assert budget.snapshot().units_spent == 1 + 2 + 1 + 1
     assert budget.snapshot().units_spent == sum(write_units_of(encode_user(user, "user_id")) for user in users())
 
@@ -85,6 +93,7 @@ async def test_with_a_global_secondary_index_dynamodb_is_asked(client, request):
     outcome = await DynamoDbUserTarget(recording, table, budget=budget).write_users(users())
     assert sorted(outcome.written) == [1, 2, 3, 4]
     assert recording.arguments == [{"ReturnConsumedCapacity": "TOTAL"}]
+    assert recording.described == 1  # looked at before the first write
     spent = budget.snapshot().units_spent
     if request.node.callspec.params["any_dynamodb_endpoint"] == "dynamodb-local":
         # AWS's own server counts the index's writes: the three items it holds, two units for the

@@ -61,6 +61,17 @@ async def test_a_table_without_indexes_is_not_asked_and_described_once_a_period(
     assert client.calls == 2
 
 
+async def test_a_description_read_elsewhere_counts_as_the_periods_look():
+    client, clock = Describing({"TableName": "users", "GlobalSecondaryIndexes": [INDEX]}), Clock()
+    charge = KnownCharge(client, "users", every_seconds=300, clock=clock)
+    charge.seen({"TableName": "users"})  # the target's readiness check described it
+    assert await charge.arguments() == {}
+    assert client.calls == 0
+    clock.now += 300
+    assert await charge.arguments() == ASK
+    assert client.calls == 1
+
+
 async def test_a_table_with_an_index_is_asked():
     charge = KnownCharge(Describing({"TableName": "users", "GlobalSecondaryIndexes": [INDEX]}), "users")
     assert await charge.arguments() == ASK
