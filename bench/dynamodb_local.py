@@ -14,7 +14,10 @@ each contender into an empty table, users/s and the client's CPU µs per user:
 - the project (`user-migration migrate --all --json` in a child process; its CPU from the call of
   its main, `bench.peak_rss_cli`): live-safe (`DYNAMODB_WRITE_PATH=auto`, PartiQL batches here),
   live-safe forced to one PutItem per user, and the offline mode; and `sync --once` after 10% of
-  the rows changed (its changes applied per second and CPU per change: the replace-if-older path).
+  the rows changed (its changes applied per second and CPU per change: the replace-if-older path);
+- on the table sync brought up to date, `verify` of the whole table (through the library, in this
+  process: its CPU is this process's while it runs) against the read ceiling (`bench.contenders`:
+  keyset pages of PostgreSQL and a consistent BatchGetItem of each 100 keys, 16 in flight).
 
 The project is compared with the ceiling of the requests it sends; a ceiling it beats by more than
 10% measures something else than its bound and is reported as a mistake of the benchmark. The
@@ -44,9 +47,10 @@ from typing import Any
 
 from bench import ceilings, data
 from bench.ceilings import Measured
+from bench.contenders import read_ceiling
 from bench.offline_rounds import offline_rounds
-from bench.project import run_project, run_sync
-from bench.run import RESULTS, Tables, ready_items
+from bench.project import run_project, run_sync, run_verify
+from bench.run import RESULTS, VERIFY_PAGE, Tables, ready_items
 from tests.dynamodb_servers import DynamoDbLocal
 from user_migration.entrypoints.demo.embedded import EmbeddedDynamoDb, EmbeddedPostgres
 
@@ -57,6 +61,7 @@ PUTITEM_SWEEP = (8, 16, 32, 64)
 BATCH_SWEEP = (4, 8, 16)
 WARM_UP_USERS = 3000
 OFFLINE_ROUNDS = 5  # alternating rounds of the offline pair (BENCH_LOCAL_OFFLINE_ROUNDS)
+READS_IN_FLIGHT = 16  # the read ceiling's requests in flight, and verify's DYNAMODB_CONCURRENCY
 BEATEN_BY = 1.10  # a ceiling the project beats by more than this is a mistake of the benchmark
 _STARTED = time.perf_counter()
 
@@ -101,9 +106,11 @@ class Server:
             raise RuntimeError(f"project migrated {run.migrated} of {users} users, {run.failed} failed")
         return Measured(run.users, run.processing_seconds, run.cpu_seconds)
 
-    def sync(self, source: str, users: int) -> Measured:
+    def sync_then_reads(self, source: str, users: int) -> tuple[Measured, Measured, Measured]:
         """`sync --once` after 10% of the rows changed (8% updated, 1% inserted, 1% deleted), on a
-        table the offline mode filled: the replace-if-older writes (read, then INSERT or UPDATE)."""
+        table the offline mode filled: the replace-if-older writes (read, then INSERT or UPDATE).
+        Then, of the table it brought up to date, the read ceiling and `verify` (which must find it
+        clean). Returns the three: sync's changes applied, the ceiling's and verify's rows."""
         table = self.tables.create("synced")
         state = self.tables.create("synced_state", key="state_id", key_type="S")
         try:
@@ -112,13 +119,21 @@ class Server:
                 raise RuntimeError(f"sync's table: migrated {migrated.migrated} of {users}")
             changed = data.change_source(self.dsn, source, users)
             run = run_sync(self.dsn, source, self.endpoint, table, state, 16)
+            cpu = time.process_time()
+            rows, found, seconds = read_ceiling(self.dsn, source, self.endpoint, table, VERIFY_PAGE, READS_IN_FLIGHT)
+            ceiling = Measured(rows, seconds, time.process_time() - cpu)
+            cpu = time.process_time()
+            verified = run_verify(self.dsn, source, self.endpoint, table, state, READS_IN_FLIGHT, VERIFY_PAGE)
+            verify = Measured(verified.counts["checked"], verified.seconds, time.process_time() - cpu)
         finally:
             self.tables.drop(table)
             self.tables.drop(state)
         applied = run.written + run.deleted
         if run.failed or run.written != changed["updated"] + changed["inserted"] or run.deleted != changed["deleted"]:
             raise RuntimeError(f"sync applied {run.summary} for {changed}")
-        return Measured(applied, run.processing_seconds, run.cpu_seconds)
+        if found != rows or not verified.clean or verified.counts["checked"] != rows:
+            raise RuntimeError(f"reads: {found} items for {rows} rows; verify {verified.counts}")
+        return Measured(applied, run.processing_seconds, run.cpu_seconds), ceiling, verify
 
 
 def warm_up(local: Server) -> None:
@@ -161,7 +176,10 @@ def measure_dynamodb_local(local: Server, users: int) -> dict[str, Any]:
             f"({each['ceiling_in_flight']} in flight), project {each['project_users_per_second']:,.0f}/s: "
             f"{each['ratio']}"
         )
-    rows.append(_row("project sync --once (changes applied)", local.sync(CHANGES_TABLE, users), kind="project"))
+    synced, read, verify = local.sync_then_reads(CHANGES_TABLE, users)
+    rows.append(_row("project sync --once (changes applied)", synced, kind="project"))
+    rows.append(_row(f"ceiling read (keyset pages + BatchGetItem, {READS_IN_FLIGHT} in flight)", read, kind="read"))
+    rows.append(_row("project verify (whole table)", verify, kind="project"))
 
     def best(runs: dict[int, Measured]) -> Measured:
         return max(runs.values(), key=lambda run: run.users_per_second)
@@ -175,6 +193,7 @@ def measure_dynamodb_local(local: Server, users: int) -> dict[str, Any]:
         "offline_of_check_then_write_ceiling": round(offline.users_per_second / best(checked).users_per_second, 3),
         "live_of_partiql_ceiling": round(live.users_per_second / best(partiql).users_per_second, 3),
         "live_putitem_of_putitem_ceiling": round(live_putitem.users_per_second / best(putitem).users_per_second, 3),
+        "verify_of_read_ceiling": round(verify.users_per_second / read.users_per_second, 3),
     }
     targets = {
         "live CPU/user <= 0.35 of bare PutItem": ratios["live_cpu_of_bare_putitem"] <= 0.35,
@@ -191,6 +210,7 @@ def measure_dynamodb_local(local: Server, users: int) -> dict[str, Any]:
             ("project offline", ratios["offline_of_batch_write_ceiling"]),
             ("project offline (median of rounds)", ratios["offline_of_batch_write_ceiling_median_of_rounds"]),
             *((f"project offline (round {r['round']})", r["ratio"]) for r in paired["rounds"]),
+            ("project verify", ratios["verify_of_read_ceiling"]),
         )
         if ratio > BEATEN_BY
     ]
