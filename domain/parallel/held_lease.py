@@ -89,13 +89,15 @@ class HeldLease:
         self.segment_stop.set()
 
     async def _renew_now_and_then(self) -> None:
-        while not self.lost.is_set():
+        # A lease marked done is nobody's (the table let it go): a renew of it would be refused, and
+        # nothing is written under it any more.
+        while not self.lost.is_set() and not self.own.lease.done:
             renewed_until = self.own.valid_until
             left = self.own.valid_until - self._clock() - self._lease_seconds * RENEW_WITH_LEFT
             await sleep_or_stop(max(left, 0.01), self._finished)
             if self._finished.is_set():
                 return
-            if self.own.valid_until == renewed_until:  # no checkpoint renewed it meanwhile
+            if self.own.valid_until == renewed_until and not self.own.lease.done:  # no checkpoint since
                 await self.change(self._leases.renew)
 
     async def _stopping(self, stop: asyncio.Event | None) -> None:

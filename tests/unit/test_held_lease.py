@@ -73,6 +73,18 @@ async def test_checkpoints_renew_the_lease_so_no_renew_of_its_own_is_sent():
     assert (table.renew_sent.is_set(), lease.own.lease.checkpoint, lease.still_valid()) == (False, 50, True)
 
 
+async def test_a_lease_marked_done_is_not_renewed_while_the_job_ends():
+    # The segment's last settle carried its done mark, and the job takes longer than a renew period
+    # to end: a renew of the done lease (nobody's now) would be refused and the lease taken for lost.
+    table = SlowRenews()
+    table.answer.set()
+    lease = held(table, lease_seconds=0.3)  # a renew would go out after 0.1 s
+    async with lease.kept(None):
+        assert await lease.change(lambda current: table.checkpoint(current, 99, done=True))
+        await asyncio.sleep(0.5)
+    assert (table.renew_sent.is_set(), lease.lost.is_set(), lease.own.lease.done) == (False, False, True)
+
+
 async def test_stop_stops_the_job_without_losing_the_lease():
     stop = asyncio.Event()
     lease = held(SlowRenews(), lease_seconds=5.0)
