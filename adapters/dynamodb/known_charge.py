@@ -35,6 +35,10 @@ def has_secondary_indexes(table: Mapping[str, Any]) -> bool:
     return bool(table.get("GlobalSecondaryIndexes") or table.get("LocalSecondaryIndexes"))
 
 
+def _arguments_for(table: Mapping[str, Any]) -> Mapping[str, str]:
+    return CONSUMED_CAPACITY if has_secondary_indexes(table) else {}
+
+
 class KnownCharge:
     """The `ReturnConsumedCapacity` argument of a write of absent items to one table."""
 
@@ -55,7 +59,7 @@ class KnownCharge:
 
     def seen(self, table: Mapping[str, Any]) -> None:
         """A DescribeTable answer's `Table` that someone else read: it counts as this period's look."""
-        self._asking = CONSUMED_CAPACITY if has_secondary_indexes(table) else {}
+        self._asking = _arguments_for(table)
         self._next_look = self._clock() + self._every
 
     async def arguments(self) -> Mapping[str, str]:
@@ -75,4 +79,4 @@ class KnownCharge:
             # The write itself will meet the same trouble, or not: either way it asks DynamoDB.
             log.debug("describing %s failed (%s): writes ask DynamoDB what they consumed", self._table, error)
             return CONSUMED_CAPACITY
-        return CONSUMED_CAPACITY if has_secondary_indexes(description.get("Table", {})) else {}
+        return _arguments_for(description.get("Table", {}))

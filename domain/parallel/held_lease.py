@@ -56,9 +56,10 @@ class HeldLease:
     async def change(self, step: Callable[[SegmentLease], Awaitable[SegmentLease | None]]) -> bool:
         """Whether `step` (a renew or checkpoint, which the table makes only while the lease is
         this worker's) landed; the lease is lost when it did not, or when its answer came too late
-        to write on under it."""
+        to write on under it. A lease marked done is nobody's (the done mark lets it go): nothing
+        is sent for it any more, and it is not lost."""
         async with self._changing:
-            if self.lost.is_set():
+            if self.lost.is_set() or self.own.lease.done:
                 return False
             sent = self._clock()
             changed = await step(self.own.lease)
@@ -89,16 +90,14 @@ class HeldLease:
         self.segment_stop.set()
 
     async def _renew_now_and_then(self) -> None:
-        # A lease marked done is nobody's (the table let it go): a renew of it would be refused, and
-        # nothing is written under it any more.
         while not self.lost.is_set() and not self.own.lease.done:
             renewed_until = self.own.valid_until
             left = self.own.valid_until - self._clock() - self._lease_seconds * RENEW_WITH_LEFT
             await sleep_or_stop(max(left, 0.01), self._finished)
             if self._finished.is_set():
                 return
-            if self.own.valid_until == renewed_until and not self.own.lease.done:  # no checkpoint since
-                await self.change(self._leases.renew)
+            if self.own.valid_until == renewed_until:  # no checkpoint renewed it meanwhile
+                await self.change(self._leases.renew)  # not sent once the lease is marked done
 
     async def _stopping(self, stop: asyncio.Event | None) -> None:
         if stop is not None:

@@ -83,6 +83,9 @@ async def test_a_lease_marked_done_is_not_renewed_while_the_job_ends():
         assert await lease.change(lambda current: table.checkpoint(current, 99, done=True))
         await asyncio.sleep(0.5)
     assert (table.renew_sent.is_set(), lease.lost.is_set(), lease.own.lease.done) == (False, False, True)
+    # A renew that waited for the done mark's change to end (its turn after it) is not sent either.
+    assert not await lease.change(table.renew)
+    assert (table.renew_sent.is_set(), lease.lost.is_set()) == (False, False)
 
 
 async def test_stop_stops_the_job_without_losing_the_lease():
